@@ -1,0 +1,157 @@
+"""The one typed settings object (SPEC 3.1), read from the environment, ``.env`` or CLI flags.
+
+Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly. Secrets are
+``SecretStr``: they print as ``**********`` and reach the wire only through ``get_secret_value()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    omnitron_url: str | None = Field(
+        None,
+        validation_alias=_env("OMNITRON_URL", "omnitron_url"),
+        description="base URL of the Omnitron instance, e.g. https://brand.omnitron.akinon.net",
+    )
+    omnitron_token: SecretStr | None = Field(
+        None, validation_alias=_env("OMNITRON_TOKEN", "omnitron_token")
+    )
+    omnitron_username: str | None = Field(
+        None, validation_alias=_env("OMNITRON_USERNAME", "omnitron_username")
+    )
+    omnitron_password: SecretStr | None = Field(
+        None, validation_alias=_env("OMNITRON_PASSWORD", "omnitron_password")
+    )
+    state_url: SecretStr = Field(
+        SecretStr("sqlite:///.omnisync/state.db"),
+        validation_alias=_env("OMNISYNC_STATE_URL", "state_url"),
+        description="SQLAlchemy URL of the state database (may hold a password: kept secret)",
+    )
+    lake: str = Field(
+        "./lake",
+        validation_alias=_env("OMNISYNC_LAKE", "lake"),
+        description="root of the Parquet lake: a path or an fsspec URL (s3://...)",
+    )
+    page_size: int = Field(
+        1000, ge=1, le=10_000, validation_alias=_env("OMNISYNC_PAGE_SIZE", "page_size")
+    )
+    lag_seconds: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=_env("OMNISYNC_LAG_SECONDS", "lag_seconds"),
+        description="changes younger than this are left for the next run",
+    )
+    lookback_seconds: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_env("OMNISYNC_LOOKBACK_SECONDS", "lookback_seconds"),
+        description="each run re-reads this far behind the watermark",
+    )
+    max_rps: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("OMNISYNC_MAX_RPS", "max_rps"),
+        description="requests per second, per process",
+    )
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias=_env("OMNISYNC_CONCURRENCY", "concurrency"),
+        description="requests in flight, per process",
+    )
+    timeout_seconds: float = Field(
+        30.0, gt=0, le=600, validation_alias=_env("OMNISYNC_TIMEOUT_SECONDS", "timeout_seconds")
+    )
+    retry_attempts: int = Field(
+        8, ge=1, le=50, validation_alias=_env("OMNISYNC_RETRY_ATTEMPTS", "retry_attempts")
+    )
+    retry_max_seconds: float = Field(
+        120.0,
+        gt=0,
+        validation_alias=_env("OMNISYNC_RETRY_MAX_SECONDS", "retry_max_seconds"),
+        description="total time budget of one request's retries",
+    )
+    verify_tls: bool = Field(True, validation_alias=_env("OMNISYNC_VERIFY_TLS", "verify_tls"))
+
+    @field_validator("omnitron_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> Settings:
+        if (self.omnitron_username is None) != (self.omnitron_password is None):
+            raise ValueError("OMNITRON_USERNAME and OMNITRON_PASSWORD must be set together")
+        return self
+
+    @property
+    def lake_path(self) -> Path | None:
+        """The lake as a local path, or None for a remote fsspec URL."""
+        return (
+            None
+            if "://" in self.lake and not self.lake.startswith("file://")
+            else Path(self.lake.removeprefix("file://"))
+        )
+
+
+class SettingsError(Exception):
+    """Configuration a user must fix; the message names the setting and the bad value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and ``.env``, with ``overrides`` (CLI flags) on top.
+
+    Raises SettingsError with a one-line message per bad setting instead of pydantic's report.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "settings"
+            name = _ENV_NAMES.get(where, where)
+            value = error.get("input")
+            shown = (
+                ""
+                if "secret" in where or "password" in where or "token" in where
+                else (f" (got {value!r})" if not isinstance(value, dict) else "")
+            )
+            lines.append(f"{name}: {error['msg']}{shown}")
+        raise SettingsError("; ".join(lines)) from None
+
+
+_ENV_NAMES = {
+    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+    for name, field in Settings.model_fields.items()
+}
+_ENV_NAMES.update({alias: alias for alias in _ENV_NAMES.values()})

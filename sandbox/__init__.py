@@ -1,0 +1,27 @@
+"""The sandbox: a local, Omnitron-compatible customers API for the demo, tests and benchmarks.
+
+It reproduces the Customers endpoints of ``../shared/seeds/omnitron-customers-api.txt`` (fields,
+filters, DRF formats and error bodies) over an in-memory store, and adds test modes (live writers,
+bulk-update ties, shuffled ties, late commits, date-only filters, expiring tokens, injected faults)
+that are switched at start or at run time through the ``/_sandbox/`` admin API.
+
+Production code never imports this package; only the CLI's ``sandbox`` and ``demo`` commands, the
+tests and the benchmarks do.
+
+Modules:
+    records   field names, DRF value formats, one customer's stored form
+    seed      deterministic, realistic seed customers
+    store     the in-memory store with its sorted indexes and late-commit queue
+    queries   django-filter style filters, sort and pagination over the store
+    serializer  DRF-style validation for POST, PUT and PATCH bodies
+    modes     the switchable test modes
+    faults    fault injection as an ASGI middleware
+    app       the FastAPI application: API, auth and admin routes
+    server    running the app in the foreground or in a background thread
+"""
+
+from sandbox.app import create_app
+from sandbox.modes import FaultModes, SandboxModes
+from sandbox.server import SandboxServer
+
+__all__ = ["FaultModes", "SandboxModes", "SandboxServer", "create_app"]

@@ -1,0 +1,44 @@
+"""The sandbox's test modes, set at start (CLI flags) or at run time (``PATCH /_sandbox/modes``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FaultKind = Literal["429", "500", "502", "503", "drop", "slow"]
+ALL_FAULTS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "drop", "slow")
+
+
+class FaultModes(BaseModel):
+    """Random faults on ``/api/`` requests. ``502`` has an HTML body, as a proxy's would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(0.0, ge=0.0, le=1.0, description="share of API requests that fail")
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(ALL_FAULTS))
+    retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with 429 and 503")
+    slow_seconds: float = Field(2.0, ge=0.0, description="delay of a 'slow' fault")
+    seed: int = 0
+
+
+class SandboxModes(BaseModel):
+    """Everything that makes the sandbox harder to sync from than a quiet server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    writers_per_second: float = Field(
+        0.0, ge=0.0, description="live writer operations per second (modify or create)"
+    )
+    writer_create_share: float = Field(0.2, ge=0.0, le=1.0)
+    shuffle_ties: bool = Field(False, description="random order among equal sort keys, per request")
+    late_commit_seconds: float = Field(
+        0.0, ge=0.0, description="writer changes become visible this long after their modified_date"
+    )
+    date_only_filters: bool = Field(False, description="answer 400 to datetime date filters")
+    token_max_requests: int | None = Field(
+        None, ge=1, description="a token stops working after this many requests"
+    )
+    max_limit: int = Field(1000, ge=1, description="server-side cap on ?limit=")
+    default_limit: int = Field(20, ge=1)
+    faults: FaultModes = Field(default_factory=FaultModes)

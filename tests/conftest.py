@@ -1,0 +1,50 @@
+"""Shared fixtures: real sandbox servers over real HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox import SandboxModes, SandboxServer
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def quiet_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox nobody reconfigures: read-only tests share it."""
+    with SandboxServer(customers=3000, seed=7) as server:
+        yield server
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandboxes with their own data and modes; all are stopped after the test."""
+    started: list[SandboxServer] = []
+
+    def start(customers: int = 500, seed: int = 7, **modes: Any) -> SandboxServer:
+        server = SandboxServer(customers=customers, seed=seed, modes=SandboxModes(**modes))
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def login(server: SandboxServer, client: httpx.Client | None = None) -> dict[str, str]:
+    client = client or httpx.Client(base_url=server.url)
+    key = client.post("/api/v1/auth/login/", json={"username": "sandbox", "password": "sandbox"})
+    key.raise_for_status()
+    return {"Authorization": f"Token {key.json()['key']}"}
+
+
+def truth(server: SandboxServer) -> list[dict[str, Any]]:
+    response = server.admin.get("truth")
+    response.raise_for_status()
+    rows: list[dict[str, Any]] = response.json()["results"]
+    return rows

@@ -1,0 +1,173 @@
+"""Each test mode of the sandbox does what the tests of the sync rely on, over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from sandbox import SandboxServer
+from sandbox.seed import seed_customers
+from tests.conftest import login, truth
+
+Make = Callable[..., SandboxServer]
+
+
+def client_for(server: SandboxServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers=login(server), timeout=10)
+
+
+def test_date_only_mode_rejects_datetimes_and_accepts_dates(make_sandbox: Make) -> None:
+    server = make_sandbox(date_only_filters=True)
+    client = client_for(server)
+    bad = client.get("/api/v1/customers/", params={"modified_date__gte": "2024-01-01T10:00:00Z"})
+    assert bad.status_code == 400
+    assert bad.json() == {"modified_date__gte": ["Enter a valid date."]}
+    good = client.get("/api/v1/customers/", params={"modified_date__gte": "2024-01-01"})
+    assert good.status_code == 200
+    assert all(r["modified_date"] >= "2024-01-01" for r in good.json()["results"])
+
+
+def test_tokens_expire_after_n_requests(make_sandbox: Make) -> None:
+    server = make_sandbox(token_max_requests=3)
+    client = client_for(server)
+    assert [client.get("/api/v1/customers/1/").status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        401,
+    ]
+    assert client.get("/api/v1/customers/1/").json() == {"detail": "Invalid token."}
+    client.headers.update(login(server))
+    assert client.get("/api/v1/customers/1/").status_code == 200
+
+
+def test_queued_faults_come_back_in_order(make_sandbox: Make) -> None:
+    server = make_sandbox(faults={"retry_after_seconds": 2, "slow_seconds": 0.3})
+    client = client_for(server)
+    server.admin.post("faults/next", json={"kinds": ["429", "500", "502", "503", "drop", "slow"]})
+    throttled = client.get("/api/v1/customers/")
+    assert throttled.status_code == 429 and throttled.headers["retry-after"] == "2"
+    assert client.get("/api/v1/customers/").status_code == 500
+    html = client.get("/api/v1/customers/")
+    assert html.status_code == 502 and html.text.startswith("<html>")
+    assert client.get("/api/v1/customers/").status_code == 503
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get("/api/v1/customers/")
+    started = time.monotonic()
+    assert client.get("/api/v1/customers/").status_code == 200
+    assert time.monotonic() - started >= 0.3
+    assert client.get("/api/v1/customers/").status_code == 200
+    stats = server.admin.get("stats").json()
+    assert stats["faults_injected"] == dict.fromkeys(
+        ("429", "500", "502", "503", "drop", "slow"), 1
+    )
+
+
+def test_random_faults_hit_about_the_configured_share(make_sandbox: Make) -> None:
+    server = make_sandbox(faults={"rate": 0.3, "kinds": ["500", "503"]})
+    client = client_for(server)
+    codes = [client.get("/api/v1/customers/1/").status_code for _ in range(200)]
+    failed = sum(code >= 500 for code in codes)
+    assert 30 <= failed <= 90
+
+
+def test_admin_routes_are_never_faulted(make_sandbox: Make) -> None:
+    server = make_sandbox(faults={"rate": 1.0})
+    assert all(server.admin.get("stats").status_code == 200 for _ in range(20))
+
+
+def test_live_writers_modify_and_create_while_clients_read(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=200, writers_per_second=200, writer_create_share=0.5)
+    before = {r["pk"]: r for r in truth(server)}
+    time.sleep(0.5)
+    server.admin.post("quiesce")
+    after = {r["pk"]: r for r in truth(server)}
+    assert len(after) > len(before)
+    assert any(after[pk] != row for pk, row in before.items())
+
+
+def test_bulk_update_gives_more_customers_one_timestamp_than_fit_on_a_page(
+    make_sandbox: Make,
+) -> None:
+    server = make_sandbox(customers=3000, max_limit=1000)
+    result = server.admin.post("modify", json={"count": 2500, "same_timestamp": True}).json()
+    assert len(result["modified_dates"]) == 1
+    client = client_for(server)
+    body = client.get(
+        "/api/v1/customers/", params={"modified_date": result["modified_dates"][0], "limit": 1000}
+    ).json()
+    assert body["count"] == 2500 and len(body["results"]) == 1000
+
+
+def test_bulk_update_at_start(make_sandbox: Make) -> None:
+    server = SandboxServer(customers=500, bulk_update=300).start()
+    try:
+        stamps = [r["modified_date"] for r in truth(server)]
+        assert max(stamps.count(s) for s in set(stamps)) == 300
+    finally:
+        server.stop()
+
+
+def test_shuffled_ties_come_back_in_a_new_order_each_request(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=500, shuffle_ties=True)
+    stamp = server.admin.post("modify", json={"count": 200, "same_timestamp": True}).json()
+    client = client_for(server)
+    params = {"sort": "modified_date", "modified_date": stamp["modified_dates"][0], "limit": 50}
+    orders = {
+        tuple(r["pk"] for r in client.get("/api/v1/customers/", params=params).json()["results"])
+        for _ in range(5)
+    }
+    assert len(orders) > 1
+    unique = {
+        tuple(
+            r["pk"]
+            for r in client.get("/api/v1/customers/", params={"sort": "pk"}).json()["results"]
+        )
+        for _ in range(3)
+    }
+    assert len(unique) == 1, "a unique sort key is never shuffled"
+
+
+def test_late_commits_appear_after_their_modified_date(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=100)
+    change = server.admin.post("modify", json={"count": 1, "late_seconds": 0.6}).json()
+    pk, stamp = change["pks"][0], change["modified_dates"][0]
+    client = client_for(server)
+    visible = client.get("/api/v1/customers/", params={"modified_date__gte": stamp}).json()
+    assert visible["count"] == 0
+    assert server.admin.get("stats").json()["pending"] == 1
+    time.sleep(0.7)
+    later = client.get("/api/v1/customers/", params={"modified_date__gte": stamp}).json()
+    assert [r["pk"] for r in later["results"]] == [pk]
+    assert later["results"][0]["modified_date"] == stamp
+
+
+def test_modes_switch_at_run_time(make_sandbox: Make) -> None:
+    server = make_sandbox()
+    client = client_for(server)
+    params = {"modified_date__gte": "2024-01-01T10:00:00Z"}
+    assert client.get("/api/v1/customers/", params=params).status_code == 200
+    server.set_modes(date_only_filters=True)
+    assert client.get("/api/v1/customers/", params=params).status_code == 400
+    bad = server.admin.patch("modes", json={"max_limit": 0})
+    assert bad.status_code == 400
+
+
+# -- the seed ---------------------------------------------------------------------------------
+def test_the_seed_is_deterministic_and_realistic() -> None:
+    first = [c.data for c in seed_customers(5000, seed=11)]
+    assert first == [c.data for c in seed_customers(5000, seed=11)]
+    assert first != [c.data for c in seed_customers(5000, seed=12)]
+    names = "".join(r["first_name"] + r["last_name"] for r in first)
+    assert all(ch in names for ch in "çğıİöşü")
+    phones = [r["phone_number"] for r in first if r["phone_number"]]
+    assert any(p.startswith("05") for p in phones) and any(p.startswith("+90 5") for p in phones)
+    emails = [r["email"] for r in first]
+    assert len(set(emails)) < len(emails), "some customers share an email"
+    assert 0.15 < sum(r["erp_code"] is None for r in first) / len(first) < 0.35
+    assert any(r["extra_field"] for r in first) and any(r["attributes"] for r in first)
+    assert any("@" not in r["email"] or r["email"].endswith("@") for r in first)
+    assert any((r["date_of_birth"] or "") > "2030" for r in first)
