@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.sandbox_throughput"]
+BENCHMARKS = ["bench.sandbox_throughput", "bench.client_cpu"]
 
 
 def main() -> None:

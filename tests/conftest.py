@@ -26,8 +26,12 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
     """Start sandboxes with their own data and modes; all are stopped after the test."""
     started: list[SandboxServer] = []
 
-    def start(customers: int = 500, seed: int = 7, **modes: Any) -> SandboxServer:
-        server = SandboxServer(customers=customers, seed=seed, modes=SandboxModes(**modes))
+    def start(
+        customers: int = 500, seed: int = 7, app: dict[str, Any] | None = None, **modes: Any
+    ) -> SandboxServer:
+        server = SandboxServer(
+            customers=customers, seed=seed, modes=SandboxModes(**modes), **(app or {})
+        )
         started.append(server.start())
         return server
 

@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only. They wire client, transforms, validation, lake and state."""

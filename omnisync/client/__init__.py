@@ -1,0 +1,37 @@
+"""The Omnitron API client (httpx). It knows nothing of Prefect, pandas or the lake.
+
+Public surface: ``OmnitronClient``, ``CustomerQuery``, ``Page``, ``Throttle`` and the errors in
+``omnisync.client.errors`` (the tree is drawn there).
+"""
+
+from omnisync.client.client import OmnitronClient, Page, PageIterator
+from omnisync.client.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    DateFilterRejected,
+    NotAcceptable,
+    NotFound,
+    OmnitronError,
+    RetriesExhausted,
+    UnexpectedResponse,
+    ValidationFailed,
+)
+from omnisync.client.query import CustomerQuery
+from omnisync.client.throttle import Throttle
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigurationError",
+    "CustomerQuery",
+    "DateFilterRejected",
+    "NotAcceptable",
+    "NotFound",
+    "OmnitronClient",
+    "OmnitronError",
+    "Page",
+    "PageIterator",
+    "RetriesExhausted",
+    "Throttle",
+    "UnexpectedResponse",
+    "ValidationFailed",
+]

@@ -1,0 +1,296 @@
+"""The Omnitron client: one ``httpx.Client`` with auth, a per-process throttle and the retry layer.
+
+Retries live here and nowhere else: 429 (honouring Retry-After), 5xx (JSON or not), timeouts and
+broken connections are retried with bounded exponential backoff and jitter (stamina) within
+``retry_attempts`` and ``retry_max_seconds``; every other answer is classified once
+(``errors.classify``) and raised for the caller to act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import orjson
+import stamina
+from pydantic import SecretStr
+
+from omnisync import __version__
+from omnisync.client.auth import OmnitronAuth
+from omnisync.client.errors import (
+    ConfigurationError,
+    DateFilterRejected,
+    NotFound,
+    OmnitronError,
+    Retriable,
+    RetriesExhausted,
+    UnexpectedResponse,
+    classify,
+)
+from omnisync.client.query import CustomerQuery
+from omnisync.client.redaction import Redactor
+from omnisync.client.throttle import Throttle
+from omnisync.settings import Settings
+
+log = logging.getLogger("omnisync.client")
+CUSTOMERS_PATH = "/api/v1/customers/"
+# A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    count: int
+    results: list[dict[str, Any]]
+    has_next: bool
+
+
+class PageIterator(Iterator[Page]):
+    """Pages of one listing, fetched lazily by following ``next``.
+
+    ``shrunk`` turns True when the server answered "Invalid page." to a ``next`` link: the result
+    set got smaller while we paged (rows were modified out of the filter). Iteration then ends
+    instead of failing; callers that need every row re-query (the sync does).
+    """
+
+    def __init__(self, client: OmnitronClient, params: dict[str, str], page_size: int) -> None:
+        self._client = client
+        self._params: dict[str, str] | None = {**params, "limit": str(page_size)}
+        self.shrunk = False
+        self.count: int | None = None
+        self.pages = 0
+
+    def __next__(self) -> Page:
+        if self._params is None:
+            raise StopIteration
+        try:
+            body = self._client.get_json(CUSTOMERS_PATH, params=self._params)
+        except NotFound as exc:
+            if exc.invalid_page and self.pages > 0:
+                self.shrunk, self._params = True, None
+                log.info("listing shrank while paging; stopping at page %d", self.pages + 1)
+                raise StopIteration from None
+            raise
+        if not isinstance(body, dict) or "results" not in body:
+            raise UnexpectedResponse(f"GET {CUSTOMERS_PATH} answered a body without results")
+        self.pages += 1
+        self.count = int(body.get("count") or 0)
+        next_url = body.get("next")
+        # Only the query of ``next`` is used: behind a proxy its scheme and host may be wrong.
+        self._params = dict(parse_qsl(urlsplit(next_url).query)) if next_url else None
+        return Page(self.pages, self.count, body["results"], next_url is not None)
+
+
+class OmnitronClient:
+    """A thread-safe client for one Omnitron instance. Use as a context manager, or ``close()``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: SecretStr | None = None,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        page_size: int = 1000,
+        timeout_seconds: float = 30.0,
+        max_rps: float = 10.0,
+        concurrency: int = 4,
+        retry_attempts: int = 8,
+        retry_max_seconds: float = 120.0,
+        verify_tls: bool = True,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        backoff_jitter: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self.retry_attempts = retry_attempts
+        self.retry_max_seconds = retry_max_seconds
+        self._backoff_waits = (backoff_initial, backoff_max, backoff_jitter)
+        self._redact = Redactor(
+            [
+                token.get_secret_value() if token else None,
+                password.get_secret_value() if password else None,
+            ]
+        )
+        self._auth = OmnitronAuth(token=token, username=username, password=password)
+        self._throttle = throttle or Throttle.shared(self.base_url, max_rps, concurrency)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=self._auth,
+            timeout=httpx.Timeout(timeout_seconds),
+            verify=verify_tls,
+            transport=transport,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            headers={"Accept": "application/json", "User-Agent": f"omnisync/{__version__}"},
+            follow_redirects=False,
+        )
+        self._datetime_filters: bool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OmnitronClient:
+        """A client configured by ``settings``; raises OmnitronError if OMNITRON_URL is unset."""
+        if not settings.omnitron_url:
+            raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
+        options: dict[str, Any] = {
+            "token": settings.omnitron_token,
+            "username": settings.omnitron_username,
+            "password": settings.omnitron_password,
+            "page_size": settings.page_size,
+            "timeout_seconds": settings.timeout_seconds,
+            "max_rps": settings.max_rps,
+            "concurrency": settings.concurrency,
+            "retry_attempts": settings.retry_attempts,
+            "retry_max_seconds": settings.retry_max_seconds,
+            "verify_tls": settings.verify_tls,
+        }
+        options.update(overrides)
+        return cls(settings.omnitron_url, **options)
+
+    def __repr__(self) -> str:
+        return f"OmnitronClient({self.base_url!r}, auth={self._auth!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OmnitronClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the retry layer ----------------------------------------------------------------------
+    def _backoff(self, exc: Exception) -> bool | float:
+        if not isinstance(exc, Retriable):
+            return False
+        log.warning("%s; retrying", self._redact(str(exc)))
+        if exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
+        return True
+
+    def send(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
+    ) -> httpx.Response:
+        """One request with retries. Raises an OmnitronError subclass for anything but 2xx."""
+        content = orjson.dumps(json) if json is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempts = 0
+        initial, maximum, jitter = self._backoff_waits
+        try:
+            for attempt in stamina.retry_context(
+                on=self._backoff,
+                attempts=self.retry_attempts,
+                timeout=self.retry_max_seconds,
+                wait_initial=initial,
+                wait_max=maximum,
+                wait_jitter=jitter,
+            ):
+                with attempt:
+                    attempts += 1
+                    with self._throttle.slot():
+                        response = self._attempt(method, path, params, content, headers)
+                    outcome = classify(response)
+                    if outcome is not None:
+                        raise outcome
+                    return response
+        except Retriable as exc:
+            raise RetriesExhausted(
+                self._redact(f"{exc}; gave up after {attempts} attempts"), status=exc.status
+            ) from None
+        except OmnitronError as exc:
+            exc.args = (self._redact(str(exc)),)
+            raise
+        raise AssertionError("unreachable: stamina either returns or raises")
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        content: bytes | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        where = f"{method} {path}"
+        try:
+            return self._http.request(method, path, params=params, content=content, headers=headers)
+        except httpx.TimeoutException:
+            raise Retriable(f"{where} timed out") from None
+        except httpx.TransportError as exc:
+            raise Retriable(f"{where} failed: {type(exc).__name__}: {exc}") from None
+
+    def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
+        return self._decode(self.send("GET", path, params=params))
+
+    @staticmethod
+    def _decode(response: httpx.Response) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise UnexpectedResponse(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"{response.status_code} with a body that is not JSON",
+                status=response.status_code,
+            ) from None
+
+    # -- customers ----------------------------------------------------------------------------
+    def list_customers(
+        self, query: CustomerQuery | None = None, page_size: int | None = None
+    ) -> PageIterator:
+        """Pages of customers matching ``query``, fetched lazily (memory: one page)."""
+        return PageIterator(
+            self, (query or CustomerQuery()).to_params(), page_size or self.page_size
+        )
+
+    def iter_customers(self, query: CustomerQuery | None = None) -> Iterator[dict[str, Any]]:
+        for page in self.list_customers(query):
+            yield from page.results
+
+    def count_customers(self, query: CustomerQuery | None = None) -> int:
+        body = self.get_json(
+            CUSTOMERS_PATH, params={**(query or CustomerQuery()).to_params(), "limit": "1"}
+        )
+        return int(body["count"])
+
+    def get_customer(self, pk: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.get_json(f"{CUSTOMERS_PATH}{int(pk)}/")
+        return result
+
+    def patch_customer(self, pk: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """PATCH (partial update); the updated customer. 406 NotAcceptable on a channel change."""
+        result: dict[str, Any] = self._decode(
+            self.send("PATCH", f"{CUSTOMERS_PATH}{int(pk)}/", json=changes)
+        )
+        return result
+
+    def put_customer(self, pk: int, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._decode(
+            self.send("PUT", f"{CUSTOMERS_PATH}{int(pk)}/", json=body)
+        )
+        return result
+
+    @property
+    def datetime_filters_supported(self) -> bool:
+        """Whether the server takes datetimes in date filters (asked once, then remembered)."""
+        if self._datetime_filters is None:
+            probe = CustomerQuery(modified_gte=dt.datetime(2000, 1, 1, 0, 0, 1, tzinfo=dt.UTC))
+            try:
+                self.count_customers(probe)
+                self._datetime_filters = True
+            except DateFilterRejected:
+                log.info("%s takes only dates in date filters", self.base_url)
+                self._datetime_filters = False
+        return self._datetime_filters

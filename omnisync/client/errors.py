@@ -1,0 +1,146 @@
+"""Errors of the Omnitron client, classified by what the caller should do next.
+
+    OmnitronError                  root: anything the client raises
+    ├── ConfigurationError         the client cannot be built as configured: fix the setting named
+    ├── RetriesExhausted           transient failures outlasted the retry budget: try the run later
+    ├── AuthenticationFailed       credentials missing, wrong or expired: fix the configuration
+    ├── NotFound                   404: the object (or the page) is not there
+    ├── ValidationFailed           400: the server rejected the input; ``errors`` has DRF's fields
+    │   └── DateFilterRejected     400 "Enter a valid date." on a datetime date filter
+    ├── NotAcceptable              406: a business rule refused the change; ``error_code``
+    └── UnexpectedResponse         anything else (403, 409, 2xx that is not JSON, ...): fatal
+
+``Retriable`` is internal: the retry layer raises and catches it and turns the last one into
+``RetriesExhausted``. Every message is passed through the client's redactor, so no secret the
+client holds can reach a log or a traceback through an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+BODY_EXCERPT = 300
+
+
+class OmnitronError(Exception):
+    """Root of the client's errors. ``status`` is the HTTP status when there was a response."""
+
+    status: int | None = None
+
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConfigurationError(OmnitronError):
+    pass
+
+
+class RetriesExhausted(OmnitronError):
+    pass
+
+
+class AuthenticationFailed(OmnitronError):
+    pass
+
+
+class NotFound(OmnitronError):
+    @property
+    def invalid_page(self) -> bool:
+        return isinstance(self.body, dict) and self.body.get("detail") == "Invalid page."
+
+
+class ValidationFailed(OmnitronError):
+    @property
+    def errors(self) -> dict[str, Any]:
+        return self.body if isinstance(self.body, dict) else {"non_field_errors": [self.body]}
+
+
+class DateFilterRejected(ValidationFailed):
+    """The server takes only dates (``YYYY-MM-DD``) in its date filters (SPEC section 1)."""
+
+
+class NotAcceptable(OmnitronError):
+    @property
+    def error_code(self) -> str | None:
+        return self.body.get("error_code") if isinstance(self.body, dict) else None
+
+
+class UnexpectedResponse(OmnitronError):
+    pass
+
+
+class Retriable(Exception):
+    """A failure worth another attempt: 429, 5xx, a timeout or a broken connection."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def decode_body(response: httpx.Response) -> Any:
+    """The JSON body, or the text (cut short) when the body is not JSON."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:BODY_EXCERPT]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; HTTP dates are rare here and treated as absent."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _excerpt(body: Any) -> str:
+    text = body if isinstance(body, str) else orjson.dumps(body).decode()
+    text = " ".join(text.split())
+    return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
+
+
+def _is_date_filter_rejection(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    return any(
+        key.split("__")[0] in ("modified_date", "created_date")
+        and isinstance(messages, list)
+        and "Enter a valid date." in messages
+        for key, messages in body.items()
+    )
+
+
+def classify(response: httpx.Response) -> OmnitronError | Retriable | None:
+    """The one place that maps an HTTP answer to what the caller should do (None: success)."""
+    status = response.status_code
+    if status < 300:
+        return None
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 429 or status >= 500:
+        return Retriable(
+            f"{where} answered {status}",
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    body = decode_body(response)
+    message = f"{where} answered {status}: {_excerpt(body)}"
+    if status in (401, 403):
+        return AuthenticationFailed(message, status=status, body=body)
+    if status == 404:
+        return NotFound(message, status=status, body=body)
+    if status == 400:
+        kind = DateFilterRejected if _is_date_filter_rejection(body) else ValidationFailed
+        return kind(message, status=status, body=body)
+    if status == 406:
+        return NotAcceptable(message, status=status, body=body)
+    return UnexpectedResponse(message, status=status, body=body)
