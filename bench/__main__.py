@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.sandbox_throughput", "bench.client_cpu"]
+BENCHMARKS = ["bench.sandbox_throughput", "bench.client_cpu", "bench.lake_merge"]
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ The sandbox is imported only inside the commands that run it: production paths n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -77,6 +79,23 @@ def sandbox(
         users={username: password},
         bulk_update=bulk_update,
     )
+
+
+@app.command()
+def demo(
+    lake: Path = typer.Option(Path("lake"), help="where to write the demo lake"),
+    customers: int = typer.Option(20_000, min=1, help="customers in the sandbox"),
+) -> None:
+    """Run the story end to end on a local sandbox and print where the results are."""
+    from omnisync.demo import print_summary, run_demo
+    from omnisync.lake import LakeError
+
+    try:
+        counts = run_demo(lake, customers, console)
+    except LakeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    print_summary(lake, counts, console)
 
 
 def main() -> None:

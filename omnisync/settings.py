@@ -7,6 +7,7 @@ Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     AliasChoices,
@@ -97,6 +98,23 @@ class Settings(BaseSettings):
         description="total time budget of one request's retries",
     )
     verify_tls: bool = Field(True, validation_alias=_env("OMNISYNC_VERIFY_TLS", "verify_tls"))
+    pii_policy: dict[str, Literal["keep", "hash", "drop"]] = Field(
+        default_factory=dict,
+        validation_alias=_env("OMNISYNC_PII_POLICY", "pii_policy"),
+        description='per column of the analyst datasets: {"email": "hash", "phone_number": "drop"}',
+    )
+    pii_salt: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=_env("OMNISYNC_PII_SALT", "pii_salt"),
+        description="secret salt for hashed PII columns (required when any column is hashed)",
+    )
+    snapshot_buckets: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        validation_alias=_env("OMNISYNC_SNAPSHOT_BUCKETS", "snapshot_buckets"),
+        description="pk buckets (files) of customers/; fixed once the lake exists",
+    )
 
     @field_validator("omnitron_url")
     @classmethod
@@ -108,9 +126,11 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _credentials_pair(self) -> Settings:
+    def _consistent(self) -> Settings:
         if (self.omnitron_username is None) != (self.omnitron_password is None):
             raise ValueError("OMNITRON_USERNAME and OMNITRON_PASSWORD must be set together")
+        if "hash" in self.pii_policy.values() and not self.pii_salt.get_secret_value():
+            raise ValueError("OMNISYNC_PII_POLICY hashes a column: set OMNISYNC_PII_SALT")
         return self
 
     @property

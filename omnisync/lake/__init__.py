@@ -1,0 +1,8 @@
+"""The Parquet lake (SPEC 3.3): change log, current snapshot and quarantine, with atomic writes."""
+
+from omnisync.lake.changes import ChangeLog, window_key
+from omnisync.lake.quarantine import write_quarantine
+from omnisync.lake.snapshot import Snapshot
+from omnisync.lake.storage import LakeError, LakeStorage
+
+__all__ = ["ChangeLog", "LakeError", "LakeStorage", "Snapshot", "window_key", "write_quarantine"]

@@ -1,0 +1,123 @@
+"""``customer_changes/``: every customer version seen, once, partitioned by day of modified_date.
+
+Files are named after the extraction window that produced them
+(``modified_day=2024-05-01/part-<window>.parquet``), so writing a window again replaces its files
+instead of adding to them. Versions already logged by another window (lookback overlaps) are left
+out, so each (pk, modified_date) is logged once. Closed days are compacted into one file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from omnisync.lake.storage import LakeStorage
+from transforms.versions import unique_versions
+
+DATASET = "customer_changes"
+COMPACTED = "part-compacted.parquet"
+_WINDOW_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
+
+
+def window_key(lower: dt.datetime | None, upper: dt.datetime) -> str:
+    """A file-name-safe, deterministic name of an extraction window."""
+    lo = "start" if lower is None else lower.strftime("%Y%m%dT%H%M%S%fZ")
+    return _WINDOW_SAFE.sub("_", f"{lo}--{upper.strftime('%Y%m%dT%H%M%S%fZ')}")
+
+
+def _day_dir(day: str) -> str:
+    return f"{DATASET}/modified_day={day}"
+
+
+def _days_of(table: pa.Table) -> np.ndarray:
+    days: np.ndarray = pc.strftime(table.column("modified_date"), format="%Y-%m-%d").to_numpy(
+        zero_copy_only=False
+    )
+    return days
+
+
+def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
+    """Rows whose (pk, modified_date) is not in ``logged`` (joins on the keys alone, since
+    Arrow joins cannot carry list columns)."""
+    keys = rows.select(["pk", "modified_date"]).append_column(
+        "__row", pa.array(np.arange(rows.num_rows), pa.int64())
+    )
+    fresh = keys.join(logged, keys=["pk", "modified_date"], join_type="left anti")
+    return rows.take(fresh.column("__row").combine_chunks())
+
+
+class ChangeLog:
+    def __init__(self, storage: LakeStorage) -> None:
+        self.storage = storage
+
+    def days(self) -> list[str]:
+        names = {posixpath.dirname(p) for p in self.storage.files(DATASET)}
+        return sorted(n.split("modified_day=", 1)[1] for n in names if "modified_day=" in n)
+
+    def _logged_keys(self, day: str, except_file: str) -> pa.Table | None:
+        tables = [
+            self.storage.read_table(path, columns=["pk", "modified_date"])
+            for path in self.storage.files(_day_dir(day))
+            if posixpath.basename(path) != except_file
+        ]
+        return pa.concat_tables(tables) if tables else None
+
+    def write_window(
+        self, table: pa.Table, window: str, stale_days: list[str] | None = None
+    ) -> int:
+        """Log the versions of one window; returns how many rows were new to the log.
+
+        ``stale_days`` names days this window wrote before (a retry of the window) that the new
+        data no longer covers: their files of this window are removed.
+        """
+        name = f"part-{window}.parquet"
+        versions = unique_versions(table) if table.num_rows else table
+        written = 0
+        days = _days_of(versions) if versions.num_rows else np.array([], dtype=object)
+        for day in sorted(set(days.tolist())):
+            rows = versions.filter(pa.array(days == day))
+            logged = self._logged_keys(day, except_file=name)
+            if logged is not None and logged.num_rows:
+                rows = _not_in(rows, logged)
+            target = f"{_day_dir(day)}/{name}"
+            if rows.num_rows:
+                self.storage.write_table(target, rows.sort_by([("pk", "ascending")]))
+                written += rows.num_rows
+            else:
+                self.storage.delete(target)
+        for day in stale_days or []:
+            if day not in set(days.tolist()):
+                self.storage.delete(f"{_day_dir(day)}/{name}")
+        return written
+
+    def compact(self, before: dt.date) -> int:
+        """Merge the files of each day earlier than ``before`` into one; returns days compacted.
+
+        Crash-safe: the compacted file is written (atomically) before the parts are removed, and
+        a day with leftover parts is simply compacted again, dropping duplicate versions.
+        """
+        compacted = 0
+        for day in self.days():
+            if dt.date.fromisoformat(day) >= before:
+                continue
+            files = self.storage.files(_day_dir(day))
+            if len(files) <= 1 and all(f.endswith(COMPACTED) for f in files):
+                continue
+            merged = unique_versions(
+                pa.concat_tables(
+                    [self.storage.read_table(f) for f in files], promote_options="permissive"
+                )
+            )
+            self.storage.write_table(
+                f"{_day_dir(day)}/{COMPACTED}", merged.sort_by([("pk", "ascending")])
+            )
+            for path in files:
+                if not path.endswith(COMPACTED):
+                    self.storage.delete(path)
+            compacted += 1
+        return compacted

@@ -1,0 +1,210 @@
+"""The lake: change log, snapshot and quarantine, read back by DuckDB, Polars and pandas."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from omnisync.lake import ChangeLog, LakeError, LakeStorage, Snapshot, window_key, write_quarantine
+from sandbox.seed import seed_customers
+from transforms.customers import Lineage, to_table
+from transforms.schema import CUSTOMER_SCHEMA
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def lineage(n: int = 1) -> Lineage:
+    return Lineage(f"run-{n}", T0 + dt.timedelta(hours=n), "https://omnitron.test")
+
+
+def customers(count: int, seed: int = 5) -> list[dict[str, Any]]:
+    return [dict(c.data) for c in seed_customers(count, seed)]
+
+
+def versions(rows: list[tuple[int, int]], run: int = 1) -> pa.Table:
+    """Rows of (pk, minute): a customer version at T0 + minute, with a field showing which."""
+    base = customers(1)[0]
+    records = []
+    for pk, minute in rows:
+        record = dict(base, pk=pk, channel_code=f"c{pk}", first_name=f"v{minute}")
+        record["modified_date"] = (
+            (T0 + dt.timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+        )
+        records.append(record)
+    return to_table(records, lineage(run)).table
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LakeStorage:
+    return LakeStorage(str(tmp_path / "lake"))
+
+
+def test_every_dataset_reads_back_with_real_types_in_duckdb_polars_and_pandas(
+    storage: LakeStorage,
+) -> None:
+    source = customers(500)
+    source[3]["pk"] = "broken"
+    result = to_table(source, lineage())
+    ChangeLog(storage).write_window(result.table, "w1")
+    Snapshot(storage, buckets=8).merge(result.table)
+    write_quarantine(storage, result.rejected, "w1")
+    root = storage.root
+    for dataset, rows in (
+        ("customers", 499),
+        ("customer_changes", 499),
+        ("quarantine/customers", 1),
+    ):
+        pattern = f"{root}/{dataset}/**/*.parquet"
+        con = duckdb.connect()
+        assert con.execute(
+            f"select count(*) from read_parquet('{pattern}', hive_partitioning=true)"
+        ).fetchone() == (rows,)
+        assert pl.read_parquet(pattern, hive_partitioning=True).height == rows
+        assert len(pd.read_parquet(f"{root}/{dataset}")) == rows
+    con = duckdb.connect()
+    types = dict(
+        con.execute(
+            f"describe select * from read_parquet('{root}/customers/**/*.parquet')"
+        ).fetchall()[i][:2]
+        for i in range(len(CUSTOMER_SCHEMA))
+    )
+    assert types["pk"] == "BIGINT" and types["modified_date"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["date_of_birth"] == "DATE" and types["is_active"] == "BOOLEAN"
+    tier = con.execute(
+        f"select count(*) from read_parquet('{root}/customers/**/*.parquet') "
+        "where json_extract_string(extra_field, '$.loyalty_tier') = 'gold'"
+    ).fetchone()
+    assert tier is not None and tier[0] > 0
+    frame = pl.read_parquet(f"{root}/customers/**/*.parquet")
+    assert frame.schema["modified_date"] == pl.Datetime("us", "UTC")
+    tiers = frame.select(pl.col("extra_field").str.json_path_match("$.loyalty_tier")).to_series()
+    assert "gold" in tiers.to_list()
+    pandas_frame = pd.read_parquet(f"{root}/customers")
+    assert str(pandas_frame["modified_date"].dtype).startswith("datetime64[us, UTC]")
+    assert pandas_frame["pk"].is_unique
+
+
+def test_writing_a_window_again_replaces_it(storage: LakeStorage) -> None:
+    log = ChangeLog(storage)
+    first = versions([(1, 0), (2, 1), (3, 60 * 30)])
+    assert log.write_window(first, "w1") == 3
+    assert log.write_window(first, "w1") == 3
+    retried = versions([(1, 0), (2, 1)])
+    log.write_window(retried, "w1", stale_days=log.days())
+    rows = pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet")
+    assert sorted(rows["pk"].to_list()) == [1, 2]
+
+
+def test_versions_logged_by_an_overlapping_window_are_not_logged_twice(
+    storage: LakeStorage,
+) -> None:
+    log = ChangeLog(storage)
+    log.write_window(versions([(1, 0), (2, 5)]), "w1")
+    assert log.write_window(versions([(2, 5), (3, 9), (3, 9)], run=2), "w2") == 1
+    keys = pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").select(
+        "pk", "modified_date"
+    )
+    assert keys.height == 3 and keys.unique().height == 3
+
+
+def test_closed_days_are_compacted_into_one_file_without_duplicates(storage: LakeStorage) -> None:
+    log = ChangeLog(storage)
+    for i in range(10):
+        log.write_window(versions([(i, i), (100 + i, 60 * 24 * 2 + i)]), f"w{i}")
+    assert len(storage.files("customer_changes")) == 20
+    assert log.compact(before=(T0 + dt.timedelta(days=1)).date()) == 1
+    files = storage.files("customer_changes")
+    assert sum("modified_day=2026-03-01" in f for f in files) == 1
+    assert len(files) == 11
+    assert pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height == 20
+    assert log.compact(before=(T0 + dt.timedelta(days=1)).date()) == 0
+
+
+def test_an_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(LakeError, match="OMNISYNC_LAKE"):
+        LakeStorage(str(blocked / "lake")).check_writable()
+
+
+class Crash(Exception):
+    pass
+
+
+batch = st.lists(st.tuples(st.integers(1, 40), st.integers(0, 30)), min_size=1, max_size=25)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(
+        st.tuples(batch, st.one_of(st.none(), st.integers(0, 3))), min_size=1, max_size=6
+    )
+)
+def test_the_snapshot_equals_the_latest_version_per_pk_whatever_the_order_and_crashes(
+    tmp_path_factory: pytest.TempPathFactory,
+    batches: list[tuple[list[tuple[int, int]], int | None]],
+) -> None:
+    snapshot = Snapshot(LakeStorage(str(tmp_path_factory.mktemp("lake"))), buckets=4)
+    seen: list[tuple[int, int]] = []
+    for rows, crash_after in batches:
+        table = versions(rows)
+        if crash_after is not None:
+            written = 0
+
+            def crash(_: int, limit: int = crash_after) -> None:
+                nonlocal written
+                written += 1
+                if written > limit:
+                    raise Crash
+
+            with contextlib.suppress(Crash):
+                snapshot.merge(table, after_bucket=crash)
+        snapshot.merge(table)  # the run after the crash (or a retry) merges the batch again
+        seen.extend(rows)
+    expected = {}
+    for pk, minute in seen:
+        expected[pk] = max(minute, expected.get(pk, -1))
+    got = snapshot.read(["pk", "first_name"]).to_pylist()
+    assert len(got) == len({r["pk"] for r in got}), "one row per pk"
+    assert {r["pk"]: int(r["first_name"][1:]) for r in got} == expected
+
+
+def test_a_reader_during_merges_sees_every_pk_exactly_once(storage: LakeStorage) -> None:
+    snapshot = Snapshot(storage, buckets=8)
+    snapshot.merge(versions([(pk, 0) for pk in range(1, 401)]))
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def read_loop() -> None:
+        while not stop.is_set():
+            pks = snapshot.read(["pk"]).column("pk").to_pylist()
+            if sorted(pks) != list(range(1, 401)):
+                problems.append(f"saw {len(pks)} rows, {len(set(pks))} distinct")
+
+    reader = threading.Thread(target=read_loop)
+    reader.start()
+    for minute in range(1, 15):
+        snapshot.merge(versions([(pk, minute) for pk in range(1, 401, 3)], run=minute))
+    stop.set()
+    reader.join()
+    assert problems == []
+
+
+def test_window_keys_are_deterministic_file_names() -> None:
+    upper = dt.datetime(2026, 3, 1, 12, 0, 0, 250, tzinfo=dt.UTC)
+    key = window_key(T0, upper)
+    assert key == window_key(T0, upper) == "20260301T000000000000Z--20260301T120000000250Z"
+    assert window_key(None, upper).startswith("start--")
