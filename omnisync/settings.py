@@ -6,7 +6,6 @@ Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import (
@@ -132,15 +131,6 @@ class Settings(BaseSettings):
         if "hash" in self.pii_policy.values() and not self.pii_salt.get_secret_value():
             raise ValueError("OMNISYNC_PII_POLICY hashes a column: set OMNISYNC_PII_SALT")
         return self
-
-    @property
-    def lake_path(self) -> Path | None:
-        """The lake as a local path, or None for a remote fsspec URL."""
-        return (
-            None
-            if "://" in self.lake and not self.lake.startswith("file://")
-            else Path(self.lake.removeprefix("file://"))
-        )
 
 
 class SettingsError(Exception):

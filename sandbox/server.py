@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -14,6 +15,16 @@ import uvicorn
 
 from sandbox.app import SandboxState, create_app
 from sandbox.modes import SandboxModes
+
+
+class _DroppedConnectionNoise(logging.Filter):
+    """The ``drop`` fault ends responses early on purpose; uvicorn need not report each one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_DroppedConnectionNoise())
 
 
 class SandboxServer:
