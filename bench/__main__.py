@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.sandbox_throughput", "bench.client_cpu", "bench.lake_merge"]
+BENCHMARKS = [
+    "bench.sandbox_throughput",
+    "bench.client_cpu",
+    "bench.lake_merge",
+    "bench.validation",
+]
 
 
 def main() -> None:

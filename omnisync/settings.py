@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_PII_SALT", "pii_salt"),
         description="secret salt for hashed PII columns (required when any column is hashed)",
     )
+    max_quarantine_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        validation_alias=_env("OMNISYNC_MAX_QUARANTINE_SHARE", "max_quarantine_share"),
+        description="a batch with a larger share of quarantined rows fails the run (G6)",
+    )
     snapshot_buckets: int = Field(
         64,
         ge=1,

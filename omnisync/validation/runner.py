@@ -1,0 +1,248 @@
+"""Running GX suites: one ephemeral context per process run, suites loaded from reviewable JSON.
+
+What a failure means is read from each expectation: ``severity`` (critical, warning, info) and
+``meta.scope`` (``row``: the failing rows are named, by their ``_row`` number; ``batch``: the
+batch as a whole). Results are matched by the expectation's ``meta.name``, since GX does not keep
+the suite's order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("omnisync.validation")
+DEFAULT_SUITES = Path(__file__).resolve().parents[2] / "expectations"
+DATA_DOCS = "_reports/data_docs"
+_SITE = "omnisync"
+
+
+class SuiteError(Exception):
+    """A suite file is missing or invalid: a deployment problem, not a data problem."""
+
+
+@dataclass
+class SuiteResult:
+    """What one suite said about one batch."""
+
+    suite: str
+    row_failures: dict[str, tuple[str, list[int]]] = field(
+        default_factory=dict
+    )  # name -> (severity, rows)
+    batch_failures: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # (name, severity, detail)
+    docs_index: str | None = None
+
+    @property
+    def critical(self) -> list[str]:
+        return [
+            f"{name}: {detail}"
+            for name, severity, detail in self.batch_failures
+            if severity == "critical"
+        ]
+
+    @property
+    def warnings(self) -> list[str]:
+        rows = [
+            f"{name}: {len(found)} row(s)"
+            for name, (severity, found) in self.row_failures.items()
+            if severity != "critical"
+        ]
+        return rows + [
+            f"{name}: {detail}"
+            for name, severity, detail in self.batch_failures
+            if severity != "critical"
+        ]
+
+
+def load_suite_json(name: str, directory: Path = DEFAULT_SUITES) -> dict[str, Any]:
+    path = directory / f"{name}.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SuiteError(f"expectation suite {path} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"expectation suite {path} is not valid JSON: {exc}") from None
+    for expectation in data.get("expectations", []):
+        if not expectation.get("meta", {}).get("name"):
+            raise SuiteError(
+                f"{path}: every expectation needs meta.name ({expectation.get('type')})"
+            )
+    return data
+
+
+def _row_numbers(indexed: list[Any]) -> set[int]:
+    """Row numbers from ``unexpected_index_list``: GX gives one dict per row, or (with
+    ``exclude_unexpected_values``) dicts holding lists of row numbers."""
+    rows: set[int] = set()
+    for entry in indexed:
+        value: Any = entry.get("_row") if isinstance(entry, dict) else entry
+        if isinstance(value, list):
+            rows.update(int(v) for v in value)
+        elif value is not None:
+            rows.add(int(value))
+    return rows
+
+
+class Validator:
+    """Validates frames against named suites; pays GX's start-up once (create one per run).
+
+    ``docs_root`` is the lake root: Data Docs go to ``<lake>/_reports/data_docs/``. A remote lake
+    gets them built locally first, then copied with fsspec.
+    """
+
+    def __init__(self, docs_root: str | None = None, suites_dir: Path = DEFAULT_SUITES) -> None:
+        import great_expectations as gx  # about 2 s: only runs that validate pay it
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self._suites_dir = suites_dir
+        self._lock = threading.Lock()
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self._context.data_sources.add_pandas("omnisync")
+        self._checkpoints: dict[str, Any] = {}
+        self._docs_root = docs_root
+        self._docs_local: Path | None = None
+        self._docs_remote: str | None = None
+        if docs_root is not None:
+            if "://" in docs_root and not docs_root.startswith("file://"):
+                self._docs_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
+                self._docs_remote = f"{docs_root.rstrip('/')}/{DATA_DOCS}"
+            else:
+                self._docs_local = Path(docs_root.removeprefix("file://")) / DATA_DOCS
+            self._docs_local.mkdir(parents=True, exist_ok=True)
+            self._context.add_data_docs_site(
+                _SITE,
+                {
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(self._docs_local.resolve()),
+                    },
+                },
+            )
+
+    def _checkpoint(self, suite_name: str) -> Any:
+        if suite_name in self._checkpoints:
+            return self._checkpoints[suite_name]
+        gx = self._gx
+        try:
+            suite = self._context.suites.add(
+                gx.ExpectationSuite(**load_suite_json(suite_name, self._suites_dir))
+            )
+        except (TypeError, ValueError) as exc:
+            raise SuiteError(f"expectation suite {suite_name}: {exc}") from None
+        batch = self._source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe(
+            suite_name
+        )
+        definition = self._context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
+        )
+        # No per-run docs action: rebuilding the site after every batch cost ~3 s per 100k rows;
+        # publish_docs() builds it once at the end of a run.
+        checkpoint = self._context.checkpoints.add(
+            gx.Checkpoint(
+                name=suite_name,
+                validation_definitions=[definition],
+                actions=[],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["_row"],
+                    "exclude_unexpected_values": True,
+                },
+            )
+        )
+        self._checkpoints[suite_name] = checkpoint
+        return checkpoint
+
+    def validate(
+        self,
+        suite_name: str,
+        frame: pd.DataFrame,
+        run_name: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> SuiteResult:
+        """Validate ``frame`` (which must have a ``_row`` column) against ``suite_name``."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        params = {"today": pd.Timestamp(dt.datetime.now(dt.UTC).date()), **(parameters or {})}
+        with self._lock:  # one GX context is not meant for concurrent checkpoint runs
+            checkpoint = self._checkpoint(suite_name)
+            outcome = checkpoint.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=params,
+                run_id=RunIdentifier(run_name=run_name),
+            )
+        result = SuiteResult(suite_name, docs_index=self.docs_index)
+        for suite_result in outcome.run_results.values():
+            for item in suite_result.results:
+                self._collect(item, result)
+        return result
+
+    @staticmethod
+    def _collect(item: Any, result: SuiteResult) -> None:
+        config = item.expectation_config
+        name = config.meta.get("name", config.type)
+        severity = str(getattr(config.severity, "value", config.severity)).lower()
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            detail = item.exception_info.get("exception_message") or "raised an exception"
+            result.batch_failures.append((name, "critical", f"could not run: {detail}"))
+            return
+        if item.success:
+            return
+        indexed = item.result.get("unexpected_index_list")
+        if config.meta.get("scope") == "row" and indexed is not None:
+            rows = sorted(_row_numbers(indexed))
+            result.row_failures[name] = (severity, rows)
+            return
+        mismatched = (item.result.get("details") or {}).get("mismatched")
+        if mismatched:
+            missing = mismatched.get("missing") if isinstance(mismatched, dict) else None
+            if missing:
+                result.batch_failures.append((name, severity, f"missing column(s): {missing}"))
+                return
+        observed = item.result.get("observed_value")
+        count = item.result.get("unexpected_count")
+        detail = (
+            f"observed {observed!r}"
+            if observed is not None
+            else f"{count} unexpected value(s)"
+            if count is not None
+            else "failed"
+        )
+        result.batch_failures.append((name, severity, detail))
+
+    @property
+    def docs_index(self) -> str | None:
+        if self._docs_remote:
+            return f"{self._docs_remote}/index.html"
+        return str(self._docs_local / "index.html") if self._docs_local else None
+
+    def publish_docs(self) -> str | None:
+        """Build the Data Docs site with every validation of this run; returns the index path."""
+        if self._docs_local is None:
+            return None
+        with self._lock:
+            self._context.build_data_docs(site_names=[_SITE])
+        if self._docs_remote:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(self._docs_remote)
+            fs.put(f"{self._docs_local}/", path, recursive=True)
+        return self.docs_index
+
+    def close(self) -> None:
+        if self._docs_remote and self._docs_local:
+            shutil.rmtree(self._docs_local, ignore_errors=True)

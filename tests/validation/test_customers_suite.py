@@ -1,0 +1,163 @@
+"""The customers suite: each expectation fires on a crafted bad record and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from omnisync.validation import Validator, validate_customers
+from omnisync.validation.runner import DEFAULT_SUITES, SuiteError
+from sandbox.seed import seed_customers
+from transforms.customers import Lineage, to_table
+
+LINEAGE = Lineage("run-v", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "https://omnitron.test")
+
+
+def clean_records(count: int = 30) -> list[dict[str, Any]]:
+    """Seed customers with every business-rule problem of the seed removed."""
+    records = []
+    for customer in seed_customers(count, seed=21):
+        record = dict(customer.data)
+        record.update(
+            email=f"user{record['pk']}@example.com",
+            gender="female",
+            user_type="guest",
+            date_of_birth="1990-05-05",
+            phone_number="05321234567",
+        )
+        records.append(record)
+    return records
+
+
+def typed(records: list[dict[str, Any]]) -> pa.Table:
+    return to_table(records, LINEAGE).table
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lake")
+
+
+@pytest.fixture(scope="module")
+def validator(lake: Path) -> Iterator[Validator]:
+    validator = Validator(str(lake))
+    yield validator
+    validator.close()
+
+
+def test_clean_records_pass_without_flags(validator: Validator) -> None:
+    outcome = validate_customers(validator, typed(clean_records()), "clean")
+    assert outcome.passed and outcome.warnings == [] and outcome.flagged_rows == 0
+    assert outcome.good.num_rows == 30 and outcome.quarantined.num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expectation"),
+    [
+        ("email", "ayse.yilmaz@", "email_is_valid"),
+        ("email", "no at sign", "email_is_valid"),
+        ("date_of_birth", "2099-01-01", "birth_date_not_in_future"),
+        ("created_date", "2099-01-01T00:00:00Z", "created_not_after_modified"),
+        ("gender", "unknown", "gender_is_known"),
+        ("user_type", "vip", "user_type_is_known"),
+        ("phone_number", "12", "phone_is_parseable"),
+    ],
+)
+def test_a_business_rule_breach_flags_the_row_and_keeps_it(
+    validator: Validator, field: str, value: str, expectation: str
+) -> None:
+    records = clean_records()
+    records[7][field] = value
+    outcome = validate_customers(validator, typed(records), f"breach-{expectation}")
+    assert outcome.passed
+    assert outcome.good.num_rows == 30, "a flagged customer stays in customers/ (G6)"
+    flags = dict(
+        zip(
+            outcome.good.column("pk").to_pylist(),
+            outcome.good.column("_dq_flags").to_pylist(),
+            strict=True,
+        )
+    )
+    assert flags[records[7]["pk"]] == [expectation]
+    assert all(f == [] for pk, f in flags.items() if pk != records[7]["pk"])
+    assert outcome.good.column(field).to_pylist()[7] is not None, "source values are kept"
+    assert any(w.startswith(expectation) for w in outcome.warnings)
+
+
+def test_a_missing_column_fails_the_batch(validator: Validator) -> None:
+    outcome = validate_customers(
+        validator, typed(clean_records()).drop_columns(["erp_code"]), "missing"
+    )
+    assert not outcome.passed
+    assert any("documented_columns_present" in f and "erp_code" in f for f in outcome.failures)
+
+
+def test_a_wrong_type_fails_the_batch(validator: Validator) -> None:
+    table = typed(clean_records())
+    table = table.set_column(1, "channel", table.column("channel").cast(pa.string()))
+    outcome = validate_customers(validator, table, "types")
+    assert any(f.startswith("channel_is_integer") for f in outcome.failures)
+
+
+def test_a_duplicate_channel_code_fails_the_batch(validator: Validator) -> None:
+    records = clean_records()
+    records[3].update(channel=records[4]["channel"], channel_code=records[4]["channel_code"])
+    outcome = validate_customers(validator, typed(records), "duplicates")
+    assert any(f.startswith("channel_code_unique_per_channel") for f in outcome.failures)
+
+
+def test_too_many_quarantined_rows_fail_the_batch(validator: Validator) -> None:
+    outcome = validate_customers(
+        validator, typed(clean_records()), "share", max_quarantine_share=0.05, already_rejected=5
+    )
+    assert any("OMNISYNC_MAX_QUARANTINE_SHARE" in f for f in outcome.failures)
+
+
+def test_critical_row_expectations_quarantine_rows_with_their_reasons(tmp_path: Path) -> None:
+    suites = tmp_path / "suites"
+    shutil.copytree(DEFAULT_SUITES, suites)
+    suite = json.loads((suites / "customers.json").read_text())
+    for expectation in suite["expectations"]:
+        if expectation["meta"]["name"] == "email_is_valid":
+            expectation["severity"] = "critical"
+    (suites / "customers.json").write_text(json.dumps(suite))
+    strict = Validator(None, suites_dir=suites)
+    records = clean_records()
+    records[2]["email"] = "broken@"
+    outcome = validate_customers(strict, typed(records), "strict", max_quarantine_share=0.5)
+    assert outcome.good.num_rows == 29
+    quarantined = outcome.quarantined.to_pylist()
+    assert [(q["pk"], q["reasons"]) for q in quarantined] == [
+        (records[2]["pk"], ["email_is_valid"])
+    ]
+    assert "broken@" in quarantined[0]["raw"]
+
+
+def test_a_suite_without_names_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "customers.json").write_text(
+        json.dumps(
+            {
+                "name": "customers",
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "pk"}}
+                ],
+            }
+        )
+    )
+    with pytest.raises(SuiteError, match=r"meta\.name"):
+        validate_customers(Validator(None, suites_dir=tmp_path), typed(clean_records(3)), "x")
+
+
+def test_data_docs_list_the_latest_run(validator: Validator, lake: Path) -> None:
+    validate_customers(validator, typed(clean_records()), "the-latest-run")
+    assert validator.publish_docs() == str(lake.resolve() / "_reports" / "data_docs" / "index.html")
+    index = lake / "_reports" / "data_docs" / "index.html"
+    assert index.exists()
+    assert "the-latest-run" in index.read_text()
