@@ -6,6 +6,9 @@ The sandbox is imported only inside the commands that run it: production paths n
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -19,11 +22,106 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+# Before Prefect is imported: no telemetry from an offline scheduler host.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @app.callback()
 def _root() -> None:
     """Sync Akinon Omnitron customers into a Parquet lake, and ERP codes back into Omnitron."""
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can act on into one line and an exit code; never a traceback."""
+    from omnisync.client import AuthenticationFailed, ConfigurationError, OmnitronError
+    from omnisync.lake import LakeError
+    from omnisync.settings import SettingsError
+    from omnisync.state import LockHeld, StateError
+    from omnisync.sync import BatchRejected
+    from transforms.customers import SchemaDrift
+
+    try:
+        yield
+    except (SettingsError, ConfigurationError, AuthenticationFailed, LakeError) as exc:
+        raise _fail(str(exc), 2) from None
+    except LockHeld as exc:
+        raise _fail(str(exc), 3) from None
+    except StateError as exc:
+        raise _fail(str(exc), 2) from None
+    except OmnitronError as exc:
+        raise _fail(f"Omnitron: {exc}", 1) from None
+    except (BatchRejected, SchemaDrift) as exc:
+        raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
+
+
+@app.command()
+def sync(
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="re-read the whole history"),
+) -> None:
+    """Run the customer sync once: incremental from the watermark, or a full refresh."""
+    with _user_errors():
+        from omnisync.settings import load_settings
+        from omnisync.sync import preflight
+
+        settings = load_settings()
+        with console.status("checking the lake, the state database and Omnitron ..."):
+            preflight(settings)
+        from flows.sync_customers import sync_customers
+
+        with console.status("syncing customers ..."):
+            result = sync_customers(full_refresh=full_refresh, settings=settings)
+    console.print(
+        f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
+        f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
+        f"{result['windows']} window(s); watermark {result['watermark_before']} -> "
+        f"{result['watermark_after']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.get("data_docs"):
+        console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def status() -> None:
+    """Show watermarks and the last runs with their outcome."""
+    from rich.table import Table
+
+    with _user_errors():
+        from omnisync.settings import load_settings
+        from omnisync.state import StateStore
+
+        settings = load_settings()
+        store = StateStore(settings.state_url.get_secret_value())
+        store.migrate()
+        marks = store.all_watermarks()
+        runs = store.recent_runs(limit=10)
+    out = Console()
+    table = Table(title="watermarks")
+    for column in ("stream", "watermark", "set by run"):
+        table.add_column(column)
+    for mark in marks:
+        table.add_row(mark["stream"], mark["value_iso"], mark["run_id"])
+    out.print(table if marks else "no watermark yet: the first run reads the whole history")
+    history = Table(title="last runs")
+    for column in ("run", "stream", "kind", "status", "watermark after", "error"):
+        history.add_column(column)
+    for run in runs:
+        history.add_row(
+            run["run_id"][:12],
+            run["stream"],
+            run["kind"],
+            run["status"],
+            run["watermark_after_iso"] or "",
+            (run["error"] or "")[:80],
+        )
+    out.print(history if runs else "no runs yet")
 
 
 @app.command()

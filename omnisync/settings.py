@@ -114,6 +114,37 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_MAX_QUARANTINE_SHARE", "max_quarantine_share"),
         description="a batch with a larger share of quarantined rows fails the run (G6)",
     )
+    window_rows: int = Field(
+        50_000,
+        ge=100,
+        validation_alias=_env("OMNISYNC_WINDOW_ROWS", "window_rows"),
+        description="a backfill window holds about this many customers (committed on its own)",
+    )
+    chunk_rows: int = Field(
+        10_000,
+        ge=1,
+        validation_alias=_env("OMNISYNC_CHUNK_ROWS", "chunk_rows"),
+        description="rows typed, validated and written together (bounds memory, G4)",
+    )
+    window_concurrency: int = Field(
+        2,
+        ge=1,
+        le=32,
+        validation_alias=_env("OMNISYNC_WINDOW_CONCURRENCY", "window_concurrency"),
+        description="backfill windows extracted in parallel",
+    )
+    lock_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        validation_alias=_env("OMNISYNC_LOCK_WAIT_SECONDS", "lock_wait_seconds"),
+        description="how long a run waits for another run of the stream before giving up",
+    )
+    lock_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_env("OMNISYNC_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
+        description="a lock whose holder has not renewed it for this long is taken over",
+    )
     snapshot_buckets: int = Field(
         64,
         ge=1,

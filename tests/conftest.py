@@ -52,3 +52,41 @@ def truth(server: SandboxServer) -> list[dict[str, Any]]:
     response.raise_for_status()
     rows: list[dict[str, Any]] = response.json()["results"]
     return rows
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A Prefect API for the whole session (about 9 s to start): flows run for real against it."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield str(PREFECT_API_URL.value())
+
+
+def database_url(url: str, name: str) -> str:
+    """``url`` if the server answers; otherwise skip, or fail when CI=true (CI must test it)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        message = f"{name} at {url} is unreachable: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    return database_url("postgresql+psycopg://postgres@127.0.0.1:5432/test", "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    return database_url("mysql+pymysql://root:@127.0.0.1:3306/test", "MariaDB")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import re
+import threading
+from collections import defaultdict
 
 import numpy as np
 import pyarrow as pa
@@ -54,6 +56,13 @@ def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
 class ChangeLog:
     def __init__(self, storage: LakeStorage) -> None:
         self.storage = storage
+        # Parallel windows may log into the same day: its check-then-write must not interleave.
+        self._day_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def _day_lock(self, day: str) -> threading.Lock:
+        with self._guard:
+            return self._day_locks[day]
 
     def days(self) -> list[str]:
         names = {posixpath.dirname(p) for p in self.storage.files(DATASET)}
@@ -81,15 +90,16 @@ class ChangeLog:
         days = _days_of(versions) if versions.num_rows else np.array([], dtype=object)
         for day in sorted(set(days.tolist())):
             rows = versions.filter(pa.array(days == day))
-            logged = self._logged_keys(day, except_file=name)
-            if logged is not None and logged.num_rows:
-                rows = _not_in(rows, logged)
-            target = f"{_day_dir(day)}/{name}"
-            if rows.num_rows:
-                self.storage.write_table(target, rows.sort_by([("pk", "ascending")]))
-                written += rows.num_rows
-            else:
-                self.storage.delete(target)
+            with self._day_lock(day):
+                logged = self._logged_keys(day, except_file=name)
+                if logged is not None and logged.num_rows:
+                    rows = _not_in(rows, logged)
+                target = f"{_day_dir(day)}/{name}"
+                if rows.num_rows:
+                    self.storage.write_table(target, rows.sort_by([("pk", "ascending")]))
+                    written += rows.num_rows
+                else:
+                    self.storage.delete(target)
         for day in stale_days or []:
             if day not in set(days.tolist()):
                 self.storage.delete(f"{_day_dir(day)}/{name}")

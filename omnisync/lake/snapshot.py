@@ -10,6 +10,7 @@ Memory holds one bucket plus the batch (G4).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -30,6 +31,10 @@ class Snapshot:
     def __init__(self, storage: LakeStorage, buckets: int = DEFAULT_BUCKETS) -> None:
         self.storage = storage
         self.buckets = buckets
+        # Windows merge from parallel threads: a bucket's read-merge-replace must not interleave,
+        # or the later writer drops the earlier one's rows (a lost update). One process per
+        # stream is guaranteed by the state store's lock (G5), so thread locks suffice.
+        self._bucket_locks = [threading.Lock() for _ in range(buckets)]
 
     def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
         """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten."""
@@ -46,12 +51,13 @@ class Snapshot:
         for bucket, start, end in zip(buckets.tolist(), starts.tolist(), ends, strict=True):
             incoming = grouped.slice(start, end - start)
             path = bucket_path(bucket)
-            if self.storage.exists(path):
-                current = self.storage.read_table(path)
-                incoming = latest_per_pk(
-                    pa.concat_tables([current, incoming], promote_options="permissive")
-                )
-            self.storage.write_table(path, incoming)
+            with self._bucket_locks[bucket]:
+                if self.storage.exists(path):
+                    current = self.storage.read_table(path)
+                    incoming = latest_per_pk(
+                        pa.concat_tables([current, incoming], promote_options="permissive")
+                    )
+                self.storage.write_table(path, incoming)
             rewritten += 1
             if after_bucket is not None:
                 after_bucket(bucket)

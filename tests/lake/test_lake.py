@@ -208,3 +208,17 @@ def test_window_keys_are_deterministic_file_names() -> None:
     key = window_key(T0, upper)
     assert key == window_key(T0, upper) == "20260301T000000000000Z--20260301T120000000250Z"
     assert window_key(None, upper).startswith("start--")
+
+
+def test_parallel_merges_into_the_same_buckets_lose_nothing(storage: LakeStorage) -> None:
+    snapshot = Snapshot(storage, buckets=2)
+    batches = [
+        versions([(pk, minute) for pk in range(minute * 50, minute * 50 + 50)], run=minute)
+        for minute in range(1, 9)
+    ]
+    threads = [threading.Thread(target=snapshot.merge, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(snapshot.read(["pk"]).column("pk").to_pylist()) == list(range(50, 450))

@@ -1,0 +1,355 @@
+"""The state store: watermarks, the run log, per-stream locks, backfill windows, the ledger.
+
+SQLAlchemy 2 Core on any database URL (SQLite by default, PostgreSQL in production, MariaDB
+works too); the schema is migrated with Alembic on start. Every statement uses bound parameters.
+
+The lock (G5) is a row per stream with an owner and a heartbeat. A second run waits for it up to
+a bound, then gives up with a clear message. A holder that died is detected two ways: its
+heartbeat is older than the lease, or it ran on this host and its process is gone (a ``kill -9``
+need not wait for the lease).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from omnisync.state.schema import ledger, locks, runs, watermarks, windows
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StateError(Exception):
+    """The state database cannot be used as configured (OMNISYNC_STATE_URL): fix the URL/server."""
+
+
+class LockHeld(StateError):
+    """Another run of the stream holds the lock: this run did nothing."""
+
+
+def now_us() -> int:
+    moment = dt.datetime.now(dt.UTC)
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def to_us(moment: dt.datetime) -> int:
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: show only its scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+@dataclass(frozen=True)
+class Window:
+    lo_us: int
+    hi_us: int
+    status: str
+    rows: int | None = None
+    max_modified_us: int | None = None
+
+
+class StateStore:
+    def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
+        self.url = url
+        self.safe_url = _safe_url(url)
+        self.lease_seconds = lease_seconds
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(
+                url, pool_pre_ping=True, connect_args=_connect_args(url)
+            )
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise StateError(f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {exc}") from None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (Alembic). Raises StateError if the DB is unreachable."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StateError(
+                f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
+            ) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- watermarks ---------------------------------------------------------------------------
+    def watermark(self, stream: str) -> dt.datetime | None:
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(watermarks.c.value_us).where(watermarks.c.stream == stream)
+            ).scalar()
+        return None if value is None else from_us(int(value))
+
+    def set_watermark(self, stream: str, value: dt.datetime, run_id: str) -> None:
+        """Move the watermark (only forward: a late writer can never move it back)."""
+        us = to_us(value)
+        row = {"value_us": us, "value_iso": iso(value), "run_id": run_id, "updated_us": now_us()}
+        with self.engine.begin() as connection:
+            current = connection.execute(
+                select(watermarks.c.value_us).where(watermarks.c.stream == stream).with_for_update()
+            ).scalar()
+            if current is None:
+                connection.execute(insert(watermarks).values(stream=stream, **row))
+            elif us > int(current):
+                connection.execute(
+                    update(watermarks).where(watermarks.c.stream == stream).values(**row)
+                )
+
+    def reset_watermark(self, stream: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(watermarks).where(watermarks.c.stream == stream))
+
+    # -- run log ------------------------------------------------------------------------------
+    def start_run(
+        self, run_id: str, stream: str, kind: str, watermark_before: dt.datetime | None
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(runs).values(
+                    run_id=run_id,
+                    stream=stream,
+                    kind=kind,
+                    started_us=now_us(),
+                    status="running",
+                    watermark_before_iso=iso(watermark_before),
+                )
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        window: tuple[Any, Any] | None = None,
+        watermark_after: dt.datetime | None = None,
+        counts: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "ended_us": now_us(),
+            "error": error,
+            "counts": json.dumps(counts or {}, default=str),
+            "watermark_after_iso": iso(watermark_after),
+        }
+        if window is not None:
+            values["window_lo_iso"], values["window_hi_iso"] = iso(window[0]), iso(window[1])
+        with self.engine.begin() as connection:
+            connection.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+
+    def recent_runs(self, stream: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        query = select(runs).order_by(runs.c.started_us.desc()).limit(limit)
+        if stream:
+            query = query.where(runs.c.stream == stream)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def all_watermarks(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(select(watermarks))]
+
+    # -- backfill windows ---------------------------------------------------------------------
+    def save_plan(self, stream: str, plan_id: str, bounds: list[tuple[int, int]]) -> None:
+        with self.engine.begin() as connection:
+            for lo, hi in bounds:
+                connection.execute(
+                    insert(windows).values(
+                        stream=stream, plan_id=plan_id, lo_us=lo, hi_us=hi, status="pending"
+                    )
+                )
+
+    def open_plan(self, stream: str) -> tuple[str, list[Window]] | None:
+        """The unfinished backfill plan of ``stream``, if a previous run stopped half-way."""
+        with self.engine.connect() as connection:
+            plan_id = connection.execute(
+                select(windows.c.plan_id)
+                .where(windows.c.stream == stream, windows.c.status == "pending")
+                .limit(1)
+            ).scalar()
+            if plan_id is None:
+                return None
+            rows = connection.execute(
+                select(windows)
+                .where(windows.c.stream == stream, windows.c.plan_id == plan_id)
+                .order_by(windows.c.lo_us)
+            )
+            return str(plan_id), [
+                Window(r.lo_us, r.hi_us, r.status, r.rows, r.max_modified_us) for r in rows
+            ]
+
+    def complete_window(
+        self, stream: str, plan_id: str, lo_us: int, rows: int, max_modified_us: int | None
+    ) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(windows)
+                .where(
+                    windows.c.stream == stream,
+                    windows.c.plan_id == plan_id,
+                    windows.c.lo_us == lo_us,
+                )
+                .values(status="done", rows=rows, max_modified_us=max_modified_us)
+            )
+
+    def abandon_plans(self, stream: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(windows)
+                .where(windows.c.stream == stream, windows.c.status == "pending")
+                .values(status="abandoned")
+            )
+
+    # -- the lock (G5) ------------------------------------------------------------------------
+    def _holder_is_dead(self, owner: str, heartbeat_us: int) -> bool:
+        if now_us() - heartbeat_us > self.lease_seconds * 1e6:
+            return True
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    def try_lock(self, stream: str) -> bool:
+        stamp = now_us()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(locks).values(
+                        stream=stream, owner=self.owner, acquired_us=stamp, heartbeat_us=stamp
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        with self.engine.begin() as connection:
+            row = connection.execute(select(locks).where(locks.c.stream == stream)).first()
+            if row is None:
+                return False  # released meanwhile: the caller tries again
+            if row.owner == self.owner:
+                return True
+            if not self._holder_is_dead(row.owner, row.heartbeat_us):
+                return False
+            taken = connection.execute(
+                update(locks)
+                .where(
+                    locks.c.stream == stream,
+                    locks.c.owner == row.owner,
+                    locks.c.heartbeat_us == row.heartbeat_us,
+                )
+                .values(owner=self.owner, acquired_us=stamp, heartbeat_us=stamp)
+            )
+            return taken.rowcount == 1
+
+    def lock_holder(self, stream: str) -> str | None:
+        with self.engine.connect() as connection:
+            owner = connection.execute(
+                select(locks.c.owner).where(locks.c.stream == stream)
+            ).scalar()
+        return None if owner is None else str(owner)
+
+    def release(self, stream: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                delete(locks).where(locks.c.stream == stream, locks.c.owner == self.owner)
+            )
+
+    def heartbeat(self, stream: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(locks)
+                .where(locks.c.stream == stream, locks.c.owner == self.owner)
+                .values(heartbeat_us=now_us())
+            )
+
+    @contextlib.contextmanager
+    def locked(self, stream: str, wait_seconds: float = 0.0) -> Iterator[None]:
+        """Hold the stream's lock for the block; raise LockHeld if it is not free in time."""
+        deadline = time.monotonic() + wait_seconds
+        while not self.try_lock(stream):
+            if time.monotonic() >= deadline:
+                holder = self.lock_holder(stream) or "another run"
+                raise LockHeld(
+                    f"stream {stream!r} is being synced by {holder}; this run did nothing "
+                    f"(waited {wait_seconds:.0f} s)"
+                )
+            time.sleep(min(1.0, max(0.05, wait_seconds / 20)))
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_seconds / 3):
+                with contextlib.suppress(SQLAlchemyError):
+                    self.heartbeat(stream)
+
+        beater = threading.Thread(target=beat, name=f"lock-heartbeat-{stream}", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beater.join(timeout=5)
+            self.release(stream)
+
+    # -- write-back ledger --------------------------------------------------------------------
+    def record_attempt(self, **values: Any) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(insert(ledger).values(attempt_us=now_us(), **values))
+
+    def ledger_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(ledger).order_by(ledger.c.id)
+        if run_id:
+            query = query.where(ledger.c.run_id == run_id)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several threads share the engine; waits on SQLite's write lock are bounded.
+        return {"check_same_thread": False, "timeout": 30}
+    if url.startswith(("postgresql", "mysql", "mariadb")):
+        return {"connect_timeout": 10}
+    return {}

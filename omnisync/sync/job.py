@@ -1,0 +1,283 @@
+"""One sync run's parts and steps, without Prefect: the flow in ``flows/`` orchestrates these.
+
+Order of work per window (G3): extract, type, validate, write the change log and quarantine,
+merge into the snapshot, and only then mark the window done. The watermark moves once every
+window of the plan is done, to the greatest ``modified_date`` read (a record value, never the
+local clock). A crash at any point leaves the watermark behind the data; running again rewrites
+the same window files and re-merges idempotently, so the lake converges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from omnisync.client import OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot, window_key, write_quarantine
+from omnisync.settings import Settings
+from omnisync.state import StateStore
+from omnisync.state.store import from_us, to_us
+from omnisync.sync.extraction import extract_window
+from omnisync.sync.planning import plan_windows
+from omnisync.validation import Validator, validate_customers
+from transforms.customers import Lineage, to_table
+from transforms.pii import apply_pii_policy
+from transforms.versions import latest_per_pk
+
+log = logging.getLogger("omnisync.sync")
+STREAM = "customers"
+
+
+class BatchRejected(Exception):
+    """Validation failed for a whole batch (systemic problem): the run stops, watermark stays."""
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    upper: dt.datetime
+    watermark_before: dt.datetime | None
+    windows: list[tuple[dt.datetime | None, dt.datetime]]
+    resumed: bool = False
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class WindowResult:
+    lo: dt.datetime | None
+    hi: dt.datetime
+    rows: int = 0
+    written: int = 0
+    changes_logged: int = 0
+    quarantined: int = 0
+    flagged: int = 0
+    max_modified: dt.datetime | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "lo": self.lo,
+            "hi": self.hi,
+            "rows": self.rows,
+            "written": self.written,
+            "changes_logged": self.changes_logged,
+            "quarantined": self.quarantined,
+            "flagged": self.flagged,
+            "max_modified": self.max_modified,
+        }
+
+
+class SyncJob:
+    """The parts of one run, opened once: client, state store, lake and GX validator."""
+
+    def __init__(self, settings: Settings, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.run_id = run_id or uuid.uuid4().hex
+        self.storage = LakeStorage(settings.lake)
+        self.storage.check_writable()
+        self.store = StateStore(
+            settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
+        )
+        self.store.migrate()
+        self.client = OmnitronClient.from_settings(settings)
+        self.changes = ChangeLog(self.storage)
+        self.snapshot = Snapshot(self.storage, buckets=settings.snapshot_buckets)
+        self._validator: Validator | None = None
+        self._datetimes: bool | None = None
+
+    @property
+    def validator(self) -> Validator:
+        if self._validator is None:
+            self._validator = Validator(self.settings.lake)
+        return self._validator
+
+    @property
+    def datetimes(self) -> bool:
+        if self._datetimes is None:
+            self._datetimes = self.client.datetime_filters_supported
+        return self._datetimes
+
+    def check_source(self) -> None:
+        """Log in and ask once, so that a wrong URL or credential fails before any work."""
+        self.client.count_customers()
+
+    def close(self) -> None:
+        self.client.close()
+        if self._validator is not None:
+            self._validator.close()
+        self.store.dispose()
+
+    # -- planning -----------------------------------------------------------------------------
+    def plan(self, full_refresh: bool = False) -> Plan:
+        """Resume an unfinished plan, or plan ``[watermark - lookback, server now - lag)``."""
+        watermark = self.store.watermark(STREAM)
+        if full_refresh:
+            self.store.abandon_plans(STREAM)
+        else:
+            open_plan = self.store.open_plan(STREAM)
+            if open_plan is not None:
+                plan_id, windows = open_plan
+                log.info(
+                    "resuming plan %s: %d of %d windows left",
+                    plan_id,
+                    sum(w.status != "done" for w in windows),
+                    len(windows),
+                )
+                return Plan(
+                    plan_id,
+                    from_us(windows[-1].hi_us),
+                    watermark,
+                    [
+                        (None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us))
+                        for w in windows
+                        if w.status != "done"
+                    ],
+                    resumed=True,
+                    done=[
+                        {
+                            "rows": w.rows or 0,
+                            "max_modified": None
+                            if w.max_modified_us is None
+                            else from_us(w.max_modified_us),
+                        }
+                        for w in windows
+                        if w.status == "done"
+                    ],
+                )
+        upper = self.client.server_time() - dt.timedelta(seconds=self.settings.lag_seconds)
+        lower = (
+            None
+            if (watermark is None or full_refresh)
+            else (watermark - dt.timedelta(seconds=self.settings.lookback_seconds))
+        )
+        if lower is not None and lower >= upper:
+            return Plan(uuid.uuid4().hex, upper, watermark, [])
+        bounds = plan_windows(self.client, lower, upper, self.datetimes, self.settings.window_rows)
+        plan = Plan(uuid.uuid4().hex, upper, watermark, bounds)
+        self.store.save_plan(
+            STREAM,
+            plan.plan_id,
+            [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds],
+        )
+        return plan
+
+    # -- one window ---------------------------------------------------------------------------
+    def sync_window(self, plan_id: str, lo: dt.datetime | None, hi: dt.datetime) -> WindowResult:
+        """Extract, type, validate and write one window, then mark it done (G3)."""
+        result = WindowResult(lo, hi)
+        name = window_key(lo, hi)
+        lineage = Lineage(self.run_id, dt.datetime.now(dt.UTC), self.client.base_url)
+        chunk: list[dict[str, Any]] = []
+        number = 0
+        for page in extract_window(self.client, lo, hi, self.datetimes, self.settings.page_size):
+            chunk.extend(page)
+            if len(chunk) >= self.settings.chunk_rows:
+                number += 1
+                self._write_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+                chunk = []
+        if chunk or number == 0:
+            number += 1
+            self._write_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+        self.store.complete_window(
+            STREAM,
+            plan_id,
+            0 if lo is None else to_us(lo),
+            result.rows,
+            None if result.max_modified is None else to_us(result.max_modified),
+        )
+        return result
+
+    def _write_chunk(
+        self, records: list[dict[str, Any]], name: str, lineage: Lineage, result: WindowResult
+    ) -> None:
+        converted = to_table(records, lineage)
+        table = converted.table
+        validation = validate_customers(
+            self.validator,
+            latest_per_pk(table) if table.num_rows else table,
+            f"{self.run_id}-{name}",
+            self.settings.max_quarantine_share,
+            already_rejected=converted.rejected.num_rows,
+        )
+        if not validation.passed:
+            raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
+        flags = _flags_by_pk(validation.good)
+        table = _with_flags(table, flags)
+        quarantined = pa.concat_tables([converted.rejected, validation.quarantined])
+        good = table.filter(
+            pa.array(
+                [pk not in _pks(validation.quarantined) for pk in table.column("pk").to_pylist()]
+            )
+        )
+        analyst = apply_pii_policy(
+            good, self.settings.pii_policy, self.settings.pii_salt.get_secret_value().encode()
+        )
+        result.changes_logged += self.changes.write_window(analyst, name)
+        write_quarantine(self.storage, quarantined, name)
+        self.snapshot.merge(analyst)
+        result.rows += len(records)
+        result.written += good.num_rows
+        result.quarantined += quarantined.num_rows
+        result.flagged += validation.flagged_rows
+        result.warnings.extend(validation.warnings)
+        if good.num_rows:
+            newest = good.column("modified_date").to_pylist()
+            top = max(newest)
+            result.max_modified = (
+                top if result.max_modified is None else max(result.max_modified, top)
+            )
+
+    # -- finishing ----------------------------------------------------------------------------
+    def finish(self, plan: Plan, results: list[WindowResult]) -> dt.datetime | None:
+        """Advance the watermark after all windows are durable; compact closed change-log days."""
+        stamps = [r.max_modified for r in results if r.max_modified is not None]
+        stamps += [d["max_modified"] for d in plan.done if d.get("max_modified") is not None]
+        watermark = plan.watermark_before
+        if stamps:
+            newest = max(stamps)
+            self.store.set_watermark(STREAM, newest, self.run_id)
+            watermark = self.store.watermark(STREAM)
+        if watermark is not None:
+            closed = (watermark - dt.timedelta(seconds=self.settings.lookback_seconds)).date()
+            self.changes.compact(before=closed - dt.timedelta(days=1))
+        return watermark
+
+
+def _pks(table: pa.Table) -> set[int]:
+    return set(table.column("pk").to_pylist()) if table.num_rows else set()
+
+
+def _flags_by_pk(table: pa.Table) -> dict[int, list[str]]:
+    return {
+        pk: flags
+        for pk, flags in zip(
+            table.column("pk").to_pylist(), table.column("_dq_flags").to_pylist(), strict=True
+        )
+        if flags
+    }
+
+
+def _with_flags(table: pa.Table, flags: dict[int, list[str]]) -> pa.Table:
+    """Copy the flags of each pk's latest version onto every version of it in the batch."""
+    if not flags:
+        return table
+    values = [flags.get(pk, []) for pk in table.column("pk").to_pylist()]
+    index = table.schema.get_field_index("_dq_flags")
+    return table.set_column(
+        index, table.schema.field(index), pa.array(values, pa.list_(pa.string()))
+    )
+
+
+def preflight(settings: Settings) -> None:
+    """Check the lake, the state database and Omnitron, raising the error a user can act on
+    (LakeError, StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted)."""
+    job = SyncJob(settings)
+    try:
+        job.check_source()
+    finally:
+        job.close()

@@ -1,0 +1,83 @@
+"""Helpers for sync tests: settings for a sandbox, and the lake compared with the ground truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from omnisync.settings import Settings, load_settings
+from sandbox import SandboxServer
+from tests.conftest import truth
+from transforms.customers import Lineage, to_table
+from transforms.schema import API_FIELDS
+
+
+def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "omnitron_url": server.url,
+        "omnitron_username": "sandbox",
+        "omnitron_password": "sandbox",
+        "lake": str(root / "lake"),
+        "state_url": f"sqlite:///{root}/state.db",
+        "max_rps": 2000,
+        "concurrency": 4,
+        "lag_seconds": 2,
+        "lookback_seconds": 30,
+        "window_rows": 1500,
+        "chunk_rows": 700,
+        "page_size": 1000,
+        "retry_attempts": 12,
+        "lock_lease_seconds": 10,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def lake_customers(lake: str) -> pa.Table:
+    return pq.read_table(f"{lake}/customers").select(list(API_FIELDS)).sort_by("pk")
+
+
+def expected_customers(server: SandboxServer) -> pa.Table:
+    rows = truth(server)
+    table = to_table(rows, Lineage("truth", dt.datetime.now(dt.UTC), "truth")).table
+    return table.select(list(API_FIELDS)).sort_by("pk")
+
+
+def assert_lake_matches_truth(server: SandboxServer, lake: str) -> None:
+    got, want = lake_customers(lake), expected_customers(server)
+    assert got.num_rows == want.num_rows, (
+        f"{got.num_rows} customers in the lake, {want.num_rows} in Omnitron"
+    )
+    assert got.column("pk").to_pylist() == want.column("pk").to_pylist()
+    for name in API_FIELDS:
+        if not got.column(name).equals(want.column(name)):
+            diff = [
+                (pk, a, b)
+                for pk, a, b in zip(
+                    want.column("pk").to_pylist(),
+                    got.column(name).to_pylist(),
+                    want.column(name).to_pylist(),
+                    strict=True,
+                )
+                if a != b
+            ]
+            raise AssertionError(
+                f"column {name} differs for {len(diff)} customers, e.g. {diff[:3]}"
+            )
+
+
+def assert_no_duplicate_versions(lake: str) -> None:
+    duplicates = (
+        duckdb.connect()
+        .execute(
+            f"select pk, modified_date, count(*) from read_parquet('{lake}/customer_changes/**/*.parquet') "
+            "group by all having count(*) > 1 limit 5"
+        )
+        .fetchall()
+    )
+    assert duplicates == []

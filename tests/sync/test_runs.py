@@ -1,0 +1,116 @@
+"""Runs as a user sees them: one writer per stream (G5), clear one-line errors, ``status``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from typer.testing import CliRunner
+
+from flows.sync_customers import sync_customers
+from omnisync.cli import app
+from omnisync.state import LockHeld, StateStore
+from sandbox import SandboxServer
+from tests.sync.helpers import assert_lake_matches_truth, settings_for
+
+Make = Callable[..., SandboxServer]
+runner = CliRunner()
+
+
+def test_two_runs_racing_on_postgresql_never_interleave(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path, postgres_url: str
+) -> None:
+    server = make_sandbox(customers=1500, writers_per_second=0)
+    settings = settings_for(server, tmp_path, state_url=postgres_url)
+    store = StateStore(postgres_url)
+    store.migrate()
+    with store.engine.begin() as connection:
+        for table in ("omnisync_watermarks", "omnisync_locks", "omnisync_windows"):
+            connection.execute(sqlalchemy.text(f"delete from {table} where stream = 'customers'"))
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(sync_customers(settings=settings))
+        except LockHeld as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    refused = [o for o in outcomes if isinstance(o, LockHeld)]
+    succeeded = [o for o in outcomes if isinstance(o, dict)]
+    assert len(refused) == 1 and len(succeeded) == 1, outcomes
+    assert_lake_matches_truth(server, settings.lake)
+
+
+def env_for(server: SandboxServer | None, root: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "OMNITRON_URL": server.url if server else "",
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "OMNISYNC_LAKE": str(root / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{root}/state.db",
+        "OMNISYNC_RETRY_ATTEMPTS": "2",
+        "OMNISYNC_LAG_SECONDS": "0",
+        "OMNISYNC_MAX_RPS": "1000",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("case", "extra", "message", "code"),
+    [
+        ("missing URL", {"OMNITRON_URL": ""}, "OMNITRON_URL is not set", 2),
+        ("wrong credentials", {"OMNITRON_PASSWORD": "wrong-pass"}, "check OMNITRON_USERNAME", 2),
+        ("unreachable server", {"OMNITRON_URL": "http://127.0.0.1:9"}, "ConnectError", 1),
+        ("unwritable lake", {"OMNISYNC_LAKE": "/proc/omnisync-lake"}, "OMNISYNC_LAKE", 2),
+        (
+            "unreachable state database",
+            {"OMNISYNC_STATE_URL": "postgresql+psycopg://u:pw-123@127.0.0.1:1/x"},
+            "OMNISYNC_STATE_URL",
+            2,
+        ),
+        ("bad setting", {"OMNISYNC_PAGE_SIZE": "lots"}, "OMNISYNC_PAGE_SIZE", 2),
+    ],
+)
+def test_bad_configuration_is_one_line_and_keeps_the_watermark(
+    make_sandbox: Make, tmp_path: Path, case: str, extra: dict[str, str], message: str, code: int
+) -> None:
+    server = make_sandbox(customers=20)
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    before = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    store.set_watermark("customers", before, "earlier")
+    env = env_for(server, tmp_path, **extra)
+    if not env["OMNITRON_URL"]:
+        env["OMNITRON_URL"] = ""
+    result = runner.invoke(app, ["sync"], env=env)
+    assert result.exit_code == code, (case, result.output)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], (case, result.output)
+    assert "Traceback" not in result.output and "pw-123" not in result.output
+    assert store.watermark("customers") == before
+
+
+def test_sync_and_status_from_the_command_line(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=300)
+    env = env_for(server, tmp_path)
+    result = runner.invoke(app, ["sync"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "300 read" in result.output and "Data Docs" in result.output
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    assert "customers" in status.output and "succeeded" in status.output
