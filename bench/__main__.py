@@ -10,6 +10,7 @@ BENCHMARKS = [
     "bench.client_cpu",
     "bench.lake_merge",
     "bench.validation",
+    "bench.sync",
 ]
 
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 from rich.console import Console
@@ -22,6 +23,9 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+MATCH_KEYS = ("pk", "channel_code", "email", "phone")
+if TYPE_CHECKING:
+    from transforms.erp import MatchKey
 # Before Prefect is imported: no telemetry from an offline scheduler host.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -40,6 +44,7 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
     from omnisync.client import AuthenticationFailed, ConfigurationError, OmnitronError
+    from omnisync.erp import ErpInputError, PlanRejected, PlanTooLarge
     from omnisync.lake import LakeError
     from omnisync.settings import SettingsError
     from omnisync.state import LockHeld, StateError
@@ -58,6 +63,10 @@ def _user_errors() -> Iterator[None]:
         raise _fail(f"Omnitron: {exc}", 1) from None
     except (BatchRejected, SchemaDrift) as exc:
         raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
+    except (ErpInputError, PlanRejected) as exc:
+        raise _fail(f"{exc}; nothing was patched", 2) from None
+    except PlanTooLarge as exc:
+        raise _fail(str(exc), 4) from None
 
 
 @app.command()
@@ -86,6 +95,68 @@ def sync(
     )
     if result.get("data_docs"):
         console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def reconcile(
+    erp_file: Path | None = typer.Option(None, help="CSV or Parquet file with the ERP's codes"),
+    erp_url: str | None = typer.Option(
+        None, help="SQLAlchemy URL of the ERP database (or OMNISYNC_ERP_URL)"
+    ),
+    erp_query: str | None = typer.Option(None, help="SQL returning erp_code and the match keys"),
+    match_on: str = typer.Option("pk", help="pk, channel_code (with channel), email or phone"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="plan and report, patch nothing"),
+    max_changes: str | None = typer.Option(None, help="stop if the plan is larger: 500 or 2%"),
+    force: bool = typer.Option(False, "--force", help="go on even above --max-changes"),
+    clear_unknown: bool = typer.Option(False, help="clear erp_codes the ERP does not know"),
+    column: list[str] = typer.Option([], help="map a column: erp_code=ACCOUNT_NO (repeatable)"),
+) -> None:
+    """Reconcile Omnitron's erp_codes with the ERP and write the differences back (G7)."""
+    with _user_errors():
+        from omnisync.settings import load_settings
+
+        if match_on not in MATCH_KEYS:
+            raise _fail(f"--match-on must be pk, channel_code, email or phone, got {match_on!r}", 2)
+        key = cast("MatchKey", match_on)
+        if (erp_file is None) == (erp_query is None):
+            raise _fail("give --erp-file, or --erp-query with --erp-url (or OMNISYNC_ERP_URL)", 2)
+        mapping = {}
+        for item in column:
+            name, sep, source = item.partition("=")
+            if not sep or not name or not source:
+                raise _fail(f"--column takes FIELD=SOURCE_COLUMN, got {item!r}", 2)
+            mapping[name.strip()] = source.strip()
+        settings = load_settings(erp_url=erp_url)
+        if erp_query and settings.erp_url is None:
+            raise _fail("--erp-query needs --erp-url or OMNISYNC_ERP_URL", 2)
+        from flows.reconcile_erp_codes import reconcile_erp_codes
+
+        with console.status("reconciling ERP codes ..."):
+            summary = reconcile_erp_codes(
+                erp_file=str(erp_file) if erp_file else None,
+                erp_query=erp_query,
+                match_on=key,
+                dry_run=dry_run,
+                max_changes=max_changes,
+                force=force,
+                clear_unknown=clear_unknown,
+                columns=mapping,
+                settings=settings,
+            )
+    outcomes = (
+        ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
+    )
+    console.print(
+        f"{'[yellow]dry run[/yellow]' if dry_run else '[green]done[/green]'}: "
+        f"{summary['erp_rows']:,} ERP rows, {summary['planned']:,} changes planned, "
+        f"{summary['unchanged']:,} already right, {summary['conflicts']:,} conflicts, "
+        f"{summary['unknown_in_erp']:,} codes unknown to the ERP; write-back: {outcomes}\n"
+        f"report: {summary['report']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary["failed"]:
+        raise _fail(f"{summary['failed']} write-back(s) failed; see the ledger and the report", 1)
 
 
 @app.command()

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
         description="a lock whose holder has not renewed it for this long is taken over",
     )
+    erp_url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("OMNISYNC_ERP_URL", "erp_url"),
+        description="SQLAlchemy URL of the ERP database for `reconcile --erp-query` (secret)",
+    )
     snapshot_buckets: int = Field(
         64,
         ge=1,

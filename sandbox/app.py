@@ -70,6 +70,7 @@ class SandboxState:
         if static_token:
             self.tokens[static_token] = {"user": "token", "uses": 0}
         self.served: Counter[str] = Counter()
+        self.patches: Counter[int] = Counter()  # successful PATCHes per pk, for write-back tests
         self._cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
 
     # -- auth -----------------------------------------------------------------------------------
@@ -314,6 +315,8 @@ def create_app(
         if state.store.unique.get(key, customer.pk) != customer.pk:
             return _json(UNIQUE_ERROR, 400)
         updated = state.store.update(customer.pk, clean)
+        if request.method == "PATCH":
+            state.patches[customer.pk] += 1
         return Response(updated.blob, media_type="application/json")
 
     # -- the admin API: tests, demo and benchmarks only ---------------------------------------
@@ -407,6 +410,7 @@ def create_app(
                 "served": dict(state.served),
                 "faults_injected": dict(state.faults.injected),
                 "version": state.store.version,
+                "patches": {str(pk): n for pk, n in state.patches.items()},
             }
         )
 

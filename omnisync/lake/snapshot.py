@@ -11,7 +11,7 @@ Memory holds one bucket plus the batch (G4).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -36,28 +36,35 @@ class Snapshot:
         # stream is guaranteed by the state store's lock (G5), so thread locks suffice.
         self._bucket_locks = [threading.Lock() for _ in range(buckets)]
 
-    def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
-        """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten."""
+    def split(self, changes: pa.Table) -> Iterator[tuple[int, pa.Table]]:
+        """``changes`` grouped by bucket (rows keep their order within a bucket)."""
         if changes.num_rows == 0:
-            return 0
-        latest = latest_per_pk(changes)
-        targets = latest.column("pk").to_numpy() % self.buckets
-        # Group rows by bucket once (stable, so pk order holds within a bucket), then slice.
+            return
+        targets = changes.column("pk").to_numpy() % self.buckets
         order = np.argsort(targets, kind="stable")
-        grouped, targets = latest.take(pa.array(order)), targets[order]
+        grouped, targets = changes.take(pa.array(order)), targets[order]
         buckets, starts = np.unique(targets, return_index=True)
         ends = [*starts[1:].tolist(), len(targets)]
-        rewritten = 0
         for bucket, start, end in zip(buckets.tolist(), starts.tolist(), ends, strict=True):
-            incoming = grouped.slice(start, end - start)
-            path = bucket_path(bucket)
-            with self._bucket_locks[bucket]:
-                if self.storage.exists(path):
-                    current = self.storage.read_table(path)
-                    incoming = latest_per_pk(
-                        pa.concat_tables([current, incoming], promote_options="permissive")
-                    )
-                self.storage.write_table(path, incoming)
+            yield bucket, grouped.slice(start, end - start)
+
+    def merge_bucket(self, bucket: int, changes: pa.Table) -> None:
+        """Merge ``changes`` (all of this bucket) into the bucket file, replacing it atomically."""
+        path = bucket_path(bucket)
+        with self._bucket_locks[bucket]:
+            incoming = latest_per_pk(changes)
+            if self.storage.exists(path):
+                current = self.storage.read_table(path)
+                incoming = latest_per_pk(
+                    pa.concat_tables([current, incoming], promote_options="permissive")
+                )
+            self.storage.write_table(path, incoming)
+
+    def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
+        """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten."""
+        rewritten = 0
+        for bucket, part in self.split(latest_per_pk(changes) if changes.num_rows else changes):
+            self.merge_bucket(bucket, part)
             rewritten += 1
             if after_bucket is not None:
                 after_bucket(bucket)

@@ -76,6 +76,10 @@ class LakeStorage:
         start = len(self.root) + 1
         return sorted(str(p)[start:] for p in found if str(p).endswith(suffix))
 
+    def delete_tree(self, relative: str) -> None:
+        if self.exists(relative):
+            self.fs.rm(self.path(relative), recursive=True)
+
     def delete(self, relative: str) -> None:
         if self.exists(relative):
             self.fs.rm(self.path(relative))

@@ -198,11 +198,12 @@ class StateStore:
                 )
 
     def open_plan(self, stream: str) -> tuple[str, list[Window]] | None:
-        """The unfinished backfill plan of ``stream``, if a previous run stopped half-way."""
+        """The unfinished plan of ``stream``: windows still to extract, or extracted windows
+        whose staged rows are not merged yet (a previous run stopped half-way)."""
         with self.engine.connect() as connection:
             plan_id = connection.execute(
                 select(windows.c.plan_id)
-                .where(windows.c.stream == stream, windows.c.status == "pending")
+                .where(windows.c.stream == stream, windows.c.status.in_(("pending", "done")))
                 .limit(1)
             ).scalar()
             if plan_id is None:
@@ -215,6 +216,15 @@ class StateStore:
             return str(plan_id), [
                 Window(r.lo_us, r.hi_us, r.status, r.rows, r.max_modified_us) for r in rows
             ]
+
+    def close_plan(self, stream: str, plan_id: str) -> None:
+        """Every window's rows are merged into the snapshot: the plan is finished."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(windows)
+                .where(windows.c.stream == stream, windows.c.plan_id == plan_id)
+                .values(status="merged")
+            )
 
     def complete_window(
         self, stream: str, plan_id: str, lo_us: int, rows: int, max_modified_us: int | None
@@ -234,7 +244,7 @@ class StateStore:
         with self.engine.begin() as connection:
             connection.execute(
                 update(windows)
-                .where(windows.c.stream == stream, windows.c.status == "pending")
+                .where(windows.c.stream == stream, windows.c.status.in_(("pending", "done")))
                 .values(status="abandoned")
             )
 

@@ -168,21 +168,36 @@ class SyncJob:
 
     # -- one window ---------------------------------------------------------------------------
     def sync_window(self, plan_id: str, lo: dt.datetime | None, hi: dt.datetime) -> WindowResult:
-        """Extract, type, validate and write one window, then mark it done (G3)."""
+        """Extract, type, validate and write one window, then mark it done (G3).
+
+        Each chunk's rows are staged per snapshot bucket under ``_staging/``; the window's
+        versions go to the change log once, at the end of the window (one file per day), and the
+        staged rows are merged into ``customers/`` once per plan by ``finish``: a backfill then
+        rewrites each bucket once instead of once per chunk. Memory: one window's typed rows.
+        """
         result = WindowResult(lo, hi)
         name = window_key(lo, hi)
         lineage = Lineage(self.run_id, dt.datetime.now(dt.UTC), self.client.base_url)
         chunk: list[dict[str, Any]] = []
+        tables: list[pa.Table] = []
         number = 0
         for page in extract_window(self.client, lo, hi, self.datetimes, self.settings.page_size):
             chunk.extend(page)
             if len(chunk) >= self.settings.chunk_rows:
                 number += 1
-                self._write_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+                tables.append(
+                    self._stage_chunk(chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+                )
                 chunk = []
-        if chunk or number == 0:
+        if chunk:
             number += 1
-            self._write_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+            tables.append(
+                self._stage_chunk(chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+            )
+        if tables:
+            result.changes_logged += self.changes.write_window(
+                pa.concat_tables(tables, promote_options="permissive"), name
+            )
         self.store.complete_window(
             STREAM,
             plan_id,
@@ -192,9 +207,15 @@ class SyncJob:
         )
         return result
 
-    def _write_chunk(
-        self, records: list[dict[str, Any]], name: str, lineage: Lineage, result: WindowResult
-    ) -> None:
+    def _stage_chunk(
+        self,
+        records: list[dict[str, Any]],
+        plan_id: str,
+        name: str,
+        lineage: Lineage,
+        result: WindowResult,
+    ) -> pa.Table:
+        """Type, validate, quarantine and stage one chunk; returns its rows for the change log."""
         converted = to_table(records, lineage)
         table = converted.table
         validation = validate_customers(
@@ -206,46 +227,66 @@ class SyncJob:
         )
         if not validation.passed:
             raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
-        flags = _flags_by_pk(validation.good)
-        table = _with_flags(table, flags)
+        table = _with_flags(table, _flags_by_pk(validation.good))
         quarantined = pa.concat_tables([converted.rejected, validation.quarantined])
+        rejected_pks = _pks(validation.quarantined)
         good = table.filter(
-            pa.array(
-                [pk not in _pks(validation.quarantined) for pk in table.column("pk").to_pylist()]
-            )
+            pa.array([pk not in rejected_pks for pk in table.column("pk").to_pylist()])
         )
         analyst = apply_pii_policy(
             good, self.settings.pii_policy, self.settings.pii_salt.get_secret_value().encode()
         )
-        result.changes_logged += self.changes.write_window(analyst, name)
         write_quarantine(self.storage, quarantined, name)
-        self.snapshot.merge(analyst)
+        for bucket, part in self.snapshot.split(analyst):
+            self.storage.write_table(
+                f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part
+            )
         result.rows += len(records)
         result.written += good.num_rows
         result.quarantined += quarantined.num_rows
         result.flagged += validation.flagged_rows
         result.warnings.extend(validation.warnings)
         if good.num_rows:
-            newest = good.column("modified_date").to_pylist()
-            top = max(newest)
+            top = max(good.column("modified_date").to_pylist())
             result.max_modified = (
                 top if result.max_modified is None else max(result.max_modified, top)
             )
+        return analyst
 
     # -- finishing ----------------------------------------------------------------------------
+    def merge_staged(self, plan_id: str) -> int:
+        """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
+        bucket and its staged rows). Idempotent: a crash here is finished by the next run."""
+        merged = 0
+        for bucket in range(self.snapshot.buckets):
+            files = self.storage.files(f"{staging_dir(plan_id)}/bucket={bucket:03d}")
+            if files:
+                staged = pa.concat_tables(
+                    [self.storage.read_table(f) for f in files], promote_options="permissive"
+                )
+                self.snapshot.merge_bucket(bucket, staged)
+                merged += 1
+        return merged
+
     def finish(self, plan: Plan, results: list[WindowResult]) -> dt.datetime | None:
-        """Advance the watermark after all windows are durable; compact closed change-log days."""
+        """Merge the staged rows, then advance the watermark (G3); compact closed days."""
+        self.merge_staged(plan.plan_id)
         stamps = [r.max_modified for r in results if r.max_modified is not None]
         stamps += [d["max_modified"] for d in plan.done if d.get("max_modified") is not None]
         watermark = plan.watermark_before
         if stamps:
-            newest = max(stamps)
-            self.store.set_watermark(STREAM, newest, self.run_id)
+            self.store.set_watermark(STREAM, max(stamps), self.run_id)
             watermark = self.store.watermark(STREAM)
+        self.store.close_plan(STREAM, plan.plan_id)
+        self.storage.delete_tree(staging_dir(plan.plan_id))
         if watermark is not None:
             closed = (watermark - dt.timedelta(seconds=self.settings.lookback_seconds)).date()
             self.changes.compact(before=closed - dt.timedelta(days=1))
         return watermark
+
+
+def staging_dir(plan_id: str) -> str:
+    return f"_staging/customers/plan={plan_id}"
 
 
 def _pks(table: pa.Table) -> set[int]:

@@ -118,6 +118,9 @@ def test_run_log_and_backfill_windows_round_trip(store: StateStore) -> None:
     plan = store.open_plan(name)
     assert plan is not None and [w.status for w in plan[1]] == ["done", "pending"]
     store.complete_window(name, "p1", 10, 1, 15)
+    plan = store.open_plan(name)
+    assert plan is not None, "extracted but not merged: still open"
+    store.close_plan(name, "p1")
     assert store.open_plan(name) is None
 
 

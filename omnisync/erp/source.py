@@ -1,0 +1,104 @@
+"""Reading the ERP's customer list: a CSV or Parquet file, or a SQL query on any SQLAlchemy URL.
+
+Columns are named like Omnitron's fields (``erp_code``, ``pk``, ``channel``, ``channel_code``,
+``email``, ``phone_number``) unless ``columns`` maps them (``{"erp_code": "ACCOUNT_NO"}``).
+Anything wrong with the input raises ``ErpInputError`` with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from transforms.erp import KEY_COLUMNS, MatchKey
+
+
+class ErpInputError(Exception):
+    """The ERP input cannot be used; nothing was patched."""
+
+
+def _needed(match_on: MatchKey) -> list[str]:
+    return ["erp_code", *KEY_COLUMNS[match_on]]
+
+
+def _as_strings(table: pa.Table) -> pa.Table:
+    """Every column as text: the ERP's types vary, matching works on normalised strings."""
+    return pa.table({name: table.column(name).cast(pa.string()) for name in table.column_names})
+
+
+def _select(
+    table: pa.Table, match_on: MatchKey, columns: Mapping[str, str], where: str
+) -> pa.Table:
+    names = table.column_names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ErpInputError(f"{where}: duplicate column header(s) {duplicates}")
+    picked = {}
+    for field in _needed(match_on):
+        source = columns.get(field, field)
+        if source not in names:
+            hint = f" (mapped from {field})" if source != field else ""
+            raise ErpInputError(f"{where}: column {source!r}{hint} is missing; columns are {names}")
+        picked[field] = table.column(source)
+    return _as_strings(pa.table(picked))
+
+
+def read_file(path: Path, match_on: MatchKey, columns: Mapping[str, str] | None = None) -> pa.Table:
+    columns = columns or {}
+    where = f"ERP file {path}"
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+        else:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                header = next(csv.reader(handle), None)
+            if not header:
+                raise ErpInputError(f"{where}: the file is empty")
+            if len(set(header)) != len(header):
+                dups = sorted({h for h in header if header.count(h) > 1})
+                raise ErpInputError(f"{where}: duplicate column header(s) {dups}")
+            table = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True
+                ),
+            )
+    except ErpInputError:
+        raise
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+        raise ErpInputError(f"{where} cannot be read: {str(exc).splitlines()[0]}") from None
+    return _select(table, match_on, columns, where)
+
+
+def read_query(
+    url: str, query: str, match_on: MatchKey, columns: Mapping[str, str] | None = None
+) -> pa.Table:
+    """Run ``query`` (given by the operator; no values are interpolated) and fetch the rows."""
+    safe = make_url(url).render_as_string(hide_password=True) if "://" in url else "?"
+    where = f"ERP query on {safe}"
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            result = connection.execute(text(query))
+            names = list(result.keys())
+            rows = result.fetchall()
+        engine.dispose()
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ErpInputError(f"{where} failed: {message}") from None
+    if len(set(names)) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise ErpInputError(f"{where}: duplicate column name(s) {dups}")
+    data = {
+        name: pa.array([None if r[i] is None else str(r[i]) for r in rows], pa.string())
+        for i, name in enumerate(names)
+    }
+    return _select(pa.table(data) if data else pa.table({}), match_on, columns or {}, where)
