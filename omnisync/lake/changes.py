@@ -88,8 +88,19 @@ class ChangeLog:
         versions = unique_versions(table) if table.num_rows else table
         written = 0
         days = _days_of(versions) if versions.num_rows else np.array([], dtype=object)
-        for day in sorted(set(days.tolist())):
-            rows = versions.filter(pa.array(days == day))
+        # Group by day once (sort, then slice): filtering per day was O(days x rows).
+        order = np.argsort(days, kind="stable")
+        versions, days = versions.take(pa.array(order)), days[order]
+        day_values: list[str] = []
+        starts: list[int] = []
+        if len(days):
+            unique_days, first = np.unique(days, return_index=True)
+            day_values, starts = [str(d) for d in unique_days], [int(i) for i in first]
+        ends = [*starts[1:], len(days)]
+        written_days: set[str] = set()
+        for day, start, end in zip(day_values, starts, ends, strict=True):
+            written_days.add(day)
+            rows = versions.slice(start, end - start)
             with self._day_lock(day):
                 logged = self._logged_keys(day, except_file=name)
                 if logged is not None and logged.num_rows:
@@ -101,7 +112,7 @@ class ChangeLog:
                 else:
                     self.storage.delete(target)
         for day in stale_days or []:
-            if day not in set(days.tolist()):
+            if day not in written_days:
                 self.storage.delete(f"{_day_dir(day)}/{name}")
         return written
 
@@ -116,8 +127,8 @@ class ChangeLog:
             if dt.date.fromisoformat(day) >= before:
                 continue
             files = self.storage.files(_day_dir(day))
-            if len(files) <= 1 and all(f.endswith(COMPACTED) for f in files):
-                continue
+            if len(files) <= 1:
+                continue  # one file is as compact as a day gets
             merged = unique_versions(
                 pa.concat_tables(
                     [self.storage.read_table(f) for f in files], promote_options="permissive"

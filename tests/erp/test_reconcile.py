@@ -1,0 +1,242 @@
+"""ERP reconciliation end to end (G7): sandbox with faults, a sample ERP database, real flows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from flows.reconcile_erp_codes import reconcile_erp_codes
+from flows.sync_customers import sync_customers
+from omnisync.cli import app
+from omnisync.erp import ErpInputError, PlanTooLarge
+from omnisync.erp.reconcile import read_report
+from omnisync.erp.source import read_file, read_query
+from omnisync.state import StateStore
+from sandbox import SandboxServer
+from tests.conftest import truth
+from tests.sync.helpers import settings_for
+
+Make = Callable[..., SandboxServer]
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def erp_rows(server: SandboxServer) -> tuple[list[tuple[int, str]], dict[int, str | None]]:
+    """Sample ERP rows (pk, erp_code) and the erp_code every customer should end with."""
+    customers = {row["pk"]: row["erp_code"] for row in truth(server)}
+    rows: list[tuple[int, str]] = []
+    expected = dict(customers)
+    for pk in sorted(customers)[:300]:
+        code = f"NEW-{pk}" if pk % 10 == 1 else (customers[pk] or f"SET-{pk}")
+        rows.append((pk, code))
+        expected[pk] = code
+    rows += [(301, "TWICE-A"), (301, "TWICE-B"), (302, "DUP"), (303, "DUP")]  # conflicts
+    return rows, expected
+
+
+def erp_database(path: Path, rows: list[tuple[int, str]]) -> str:
+    connection = sqlite3.connect(path)
+    connection.execute("create table erp_customers (customer_id integer, account_no text)")
+    connection.executemany("insert into erp_customers values (?, ?)", rows)
+    connection.commit()
+    connection.close()
+    return f"sqlite:///{path}"
+
+
+QUERY = "select customer_id as pk, account_no as erp_code from erp_customers"
+
+
+@pytest.fixture
+def synced(prefect_api: str, make_sandbox: Make, tmp_path: Path) -> tuple[SandboxServer, Any]:
+    server = make_sandbox(
+        customers=400, seed=9, faults={"rate": 0.05, "retry_after_seconds": 0, "slow_seconds": 0.01}
+    )
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    sync_customers(settings=settings)
+    return server, settings
+
+
+def codes(server: SandboxServer) -> dict[int, str | None]:
+    return {row["pk"]: row["erp_code"] for row in truth(server)}
+
+
+def test_reconcile_writes_back_exactly_the_expected_codes_once(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, expected = erp_rows(server)
+    url = erp_database(tmp_path / "erp.db", rows)
+    settings = settings.model_copy(update={"erp_url": SecretStr(url)})
+    dry = reconcile_erp_codes(erp_query=QUERY, dry_run=True, settings=settings)
+    assert dry["planned"] > 0 and dry["outcomes"] == {}
+    assert server.admin.get("stats").json()["patches"] == {}, "a dry run patches nothing"
+
+    first = reconcile_erp_codes(erp_query=QUERY, settings=settings)
+    assert codes(server) == expected
+    assert first["conflicts"] == 2 and first["failed"] == 0
+    assert first["outcomes"] == {"ok": first["planned"]}
+    conflicts = read_report(settings.lake, first["run_id"], "conflicts").to_pylist()
+    assert {c["kind"] for c in conflicts} == {"customer_claimed_twice", "code_claimed_by_several"}
+    ledger = StateStore(settings.state_url.get_secret_value()).ledger_rows(first["run_id"])
+    planned = read_report(settings.lake, first["run_id"], "plan").column("pk").to_pylist()
+    assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
+    assert all(r["outcome"] == "ok" and r["based_on_modified_iso"] for r in ledger)
+
+    second = reconcile_erp_codes(erp_query=QUERY, settings=settings)  # the lake is not re-synced
+    assert second["failed"] == 0 and "ok" not in second["outcomes"], second["outcomes"]
+    patches = server.admin.get("stats").json()["patches"]
+    assert set(patches.values()) == {1}, "no customer was patched twice"
+
+    sync_customers(settings=settings)
+    third = reconcile_erp_codes(erp_query=QUERY, settings=settings)
+    assert third["planned"] == 0
+
+
+def test_a_plan_above_the_limit_patches_nothing(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    with pytest.raises(PlanTooLarge, match="--max-changes"):
+        reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
+    assert server.admin.get("stats").json()["patches"] == {}
+
+
+def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    target = next(row for row in truth(server) if row["erp_code"] is not None)
+    path = tmp_path / "erp.csv"
+    path.write_text(f"pk,erp_code\n{target['pk']},FROM-ERP\n")
+    import httpx
+
+    with httpx.Client(base_url=server.url) as http:
+        key = http.post("/api/v1/auth/login/", json={"username": "sandbox", "password": "sandbox"})
+        http.patch(
+            f"/api/v1/customers/{target['pk']}/",
+            json={"erp_code": "SET-BY-FINANCE"},
+            headers={"Authorization": f"Token {key.json()['key']}"},
+        )
+    result = reconcile_erp_codes(erp_file=str(path), settings=settings)
+    assert result["outcomes"] == {"skipped_changed_since_plan": 1}
+    assert codes(server)[target["pk"]] == "SET-BY-FINANCE"
+
+
+def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
+    prefect_api: str, synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, expected = erp_rows(server)
+    url = erp_database(tmp_path / "erp.db", rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
+    env.update(
+        {
+            "PREFECT_API_URL": prefect_api,
+            "OMNITRON_URL": server.url,
+            "OMNITRON_USERNAME": "sandbox",
+            "OMNITRON_PASSWORD": "sandbox",
+            "OMNISYNC_LAKE": settings.lake,
+            "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
+            "OMNISYNC_ERP_URL": url,
+            "OMNISYNC_MAX_RPS": "40",
+            "OMNISYNC_CONCURRENCY": "2",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+        }
+    )
+    command = [sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(server.admin.get("stats").json()["patches"]) < 20:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    patched_before = len(server.admin.get("stats").json()["patches"])
+    assert 0 < patched_before < len([r for r in rows if r[0] <= 300]), "killed in the middle"
+    finished = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert codes(server) == expected
+    assert set(server.admin.get("stats").json()["patches"].values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("pk,code\n1,A\n", "column 'erp_code' is missing"),
+        ("pk,erp_code,erp_code\n1,A,B\n", "duplicate column header"),
+        (None, "cannot be read"),
+    ],
+)
+def test_bad_erp_files_are_one_line_and_patch_nothing(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "erp.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ErpInputError, match=message):
+        read_file(path, "pk")
+    result = runner.invoke(
+        app, ["reconcile", "--erp-file", str(path)], env={"OMNISYNC_LAKE": str(tmp_path / "lake")}
+    )
+    assert result.exit_code == 2 and "nothing was patched" in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_column_mapping_and_sql_errors(tmp_path: Path) -> None:
+    url = erp_database(tmp_path / "erp.db", [(1, "A"), (2, "B")])
+    table = read_query(
+        url,
+        "select customer_id, account_no from erp_customers",
+        "pk",
+        {"pk": "customer_id", "erp_code": "account_no"},
+    )
+    assert table.to_pylist() == [{"erp_code": "A", "pk": "1"}, {"erp_code": "B", "pk": "2"}]
+    with pytest.raises(ErpInputError, match="failed: no such table"):
+        read_query(url, "select * from missing_table", "pk")
+
+
+@pytest.mark.parametrize("server_name", ["postgres_url", "mariadb_url"])
+def test_erp_queries_on_postgresql_and_mariadb(
+    request: pytest.FixtureRequest, server_name: str
+) -> None:
+    url = request.getfixturevalue(server_name)
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("drop table if exists omnisync_test_erp"))
+        connection.execute(
+            sqlalchemy.text(
+                "create table omnisync_test_erp (email varchar(200), account_no varchar(50))"
+            )
+        )
+        connection.execute(
+            sqlalchemy.text("insert into omnisync_test_erp values (:e, :a)"),
+            [{"e": " Ayse@Example.com", "a": "C-1"}, {"e": "x@y.co", "a": "C-2"}],
+        )
+    engine.dispose()
+    table = read_query(
+        url,
+        "select email, account_no as erp_code from omnisync_test_erp order by account_no",
+        "email",
+    )
+    assert table.to_pylist() == [
+        {"erp_code": "C-1", "email": " Ayse@Example.com"},
+        {"erp_code": "C-2", "email": "x@y.co"},
+    ]
