@@ -9,6 +9,7 @@ write the lake themselves and return small summaries.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -51,9 +52,10 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     persist_result=False,
 )
 def sync_window(
-    job: SyncJob, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+    settings: Settings, run_id: str, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
 ) -> WindowResult:
-    result = job.sync_window(plan_id, lo, hi)
+    # Settings, not the job, cross the task boundary: on Dask the task runs in another process.
+    result = SyncJob.shared(settings, run_id).sync_window(plan_id, lo, hi)
     get_run_logger().info(
         "window [%s, %s): %d read, %d written, %d quarantined, %d flagged",
         lo,
@@ -72,12 +74,30 @@ def _summary_markdown(job: SyncJob, counts: dict[str, Any], docs: str | None) ->
     return f"# sync-customers run `{job.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n\n{link}\n"
 
 
+def _task_runner(settings: Settings, windows: int) -> Any:
+    """Threads by default; a Dask cluster when OMNISYNC_DASK_ADDRESS is set and there is a
+    backfill worth spreading (more than one window)."""
+    if settings.dask_address and windows > 1:
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if settings.dask_address == "local":
+            return DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": settings.dask_workers,
+                    "threads_per_worker": 1,
+                    "processes": True,
+                }
+            )
+        return DaskTaskRunner(address=settings.dask_address)
+    return ThreadPoolTaskRunner(max_workers=settings.window_concurrency)
+
+
 @flow(name="sync-customers", log_prints=False)
 def sync_customers(full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """One incremental run (or a full refresh) of the customer sync; returns its counts."""
     settings = settings or load_settings()
     logger = get_run_logger()
-    job = SyncJob(settings)
+    job = SyncJob.shared(settings, uuid.uuid4().hex)
     try:
         with job.store.locked(STREAM, wait_seconds=settings.lock_wait_seconds):
             plan = job.plan(full_refresh=full_refresh)
@@ -92,13 +112,18 @@ def sync_customers(full_refresh: bool = False, settings: Settings | None = None)
                 " (resumed)" if plan.resumed else "",
             )
             try:
-                runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(
-                    max_workers=settings.window_concurrency
-                )
+                runner = _task_runner(settings, len(plan.windows))
                 with runner:
                     futures = [
                         runner.submit(
-                            sync_window, {"job": job, "plan_id": plan.plan_id, "lo": lo, "hi": hi}
+                            sync_window,
+                            {
+                                "settings": settings,
+                                "run_id": job.run_id,
+                                "plan_id": plan.plan_id,
+                                "lo": lo,
+                                "hi": hi,
+                            },
                         )
                         for lo, hi in plan.windows
                     ]
@@ -136,7 +161,7 @@ def sync_customers(full_refresh: bool = False, settings: Settings | None = None)
             logger.info("run %s done: %s", job.run_id, counts)
             return {**counts, "run_id": job.run_id, "data_docs": docs}
     finally:
-        job.close()
+        SyncJob.release(job.run_id)
 
 
 if __name__ == "__main__":

@@ -252,19 +252,17 @@ def sandbox(
 
 @app.command()
 def demo(
-    lake: Path = typer.Option(Path("lake"), help="where to write the demo lake"),
+    output: Path = typer.Option(
+        Path("demo-output"), help="folder for the demo's lake and state (emptied first)"
+    ),
     customers: int = typer.Option(20_000, min=1, help="customers in the sandbox"),
 ) -> None:
-    """Run the story end to end on a local sandbox and print where the results are."""
-    from omnisync.demo import print_summary, run_demo
-    from omnisync.lake import LakeError
+    """Run the story on a local sandbox: sync, incremental sync, ERP dry run and write-back."""
+    with _user_errors():
+        from omnisync.demo import print_summary, run_demo
 
-    try:
-        counts = run_demo(lake, customers, console)
-    except LakeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    print_summary(lake, counts, console)
+        report = run_demo(output, customers, console)
+    print_summary(report, console)
 
 
 def main() -> None:

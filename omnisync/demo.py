@@ -1,94 +1,125 @@
-"""``omnisync demo``: the story so far on embedded defaults, against a local sandbox.
+"""``omnisync demo``: the whole story on embedded defaults, against a local sandbox.
 
-It starts the sandbox, reads every customer through the Omnitron client, types them, writes the
-change log, the current snapshot and the quarantine to a local lake, and prints where the results
-are with a DuckDB query to paste. The scheduled incremental Prefect flow (watermarks, state store,
-validation) is the next step of the roadmap; this demo does one full read.
+1. Start the sandbox with 20,000 customers.  2. Run the first sync (a full read).
+3. Have the sandbox modify some customers, then run an incremental sync.
+4. Reconcile ERP codes against a sample ERP database: a dry run first, then for real.
+5. Stop the sandbox.  6. Print the counts, where the datasets and Data Docs are, and a DuckDB query.
 
-Only the CLI's ``demo`` command imports this module (it loads the sandbox).
+Everything goes under one output folder (default ``./demo-output``), emptied at the start, so the
+demo never mixes with a real lake or state database. Only the CLI's ``demo`` command imports this
+module (it loads the sandbox).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import shutil
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
-from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from omnisync.client import CustomerQuery, OmnitronClient
-from omnisync.lake import ChangeLog, LakeStorage, Snapshot, window_key, write_quarantine
-from transforms.customers import Lineage, to_table
+from omnisync.settings import Settings, load_settings
 
-PAGES_PER_CHUNK = 5
+STEPS = 6
 
 
-def run_demo(lake: Path, customers: int, console: Console) -> dict[str, int]:
+def demo_settings(output: Path, url: str) -> Settings:
+    return load_settings(
+        omnitron_url=url,
+        omnitron_username="sandbox",
+        omnitron_password="sandbox",  # noqa: S106 - the local sandbox's fixed demo login
+        lake=str(output / "lake"),
+        state_url=f"sqlite:///{output / 'state.db'}",
+        lag_seconds=0,
+        max_rps=2000,
+        concurrency=8,
+        erp_url=None,
+    )
+
+
+def run_demo(output: Path, customers: int, console: Console, modify: int = 500) -> dict[str, Any]:
+    from flows.reconcile_erp_codes import reconcile_erp_codes
+    from flows.sync_customers import sync_customers
     from sandbox import SandboxServer
+    from sandbox.erp_sample import QUERY, write_sample_erp
 
     started = time.perf_counter()
-    console.print(f"Starting the Omnitron sandbox with {customers:,} customers ...")
-    with SandboxServer(customers=customers, seed=7) as server:
-        console.print(f"Sandbox at [bold]{server.url}[/bold]")
-        storage = LakeStorage(str(lake))
-        storage.check_writable()
-        changes, snapshot = ChangeLog(storage), Snapshot(storage)
-        upper = dt.datetime.now(dt.UTC)
-        window = window_key(None, upper)
-        lineage = Lineage(f"demo-{uuid.uuid4().hex[:8]}", upper, server.url)
-        counts = {"read": 0, "typed": 0, "quarantined": 0}
-        client = OmnitronClient(
-            server.url,
-            username="sandbox",
-            password=SecretStr("sandbox"),
-            page_size=1000,
-            max_rps=1000,
-        )
-        with (
-            client,
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress,
-        ):
-            task = progress.add_task("Reading customers", total=None)
-            # modified_date order keeps each chunk within few days of the change log
-            pages = client.list_customers(CustomerQuery(sort="modified_date", modified_lt=upper))
-            chunk: list[dict[str, object]] = []
-            for number, page in enumerate(pages, start=1):
-                progress.update(task, total=page.count, advance=len(page.results))
-                chunk.extend(page.results)
-                if number % PAGES_PER_CHUNK == 0 or not page.has_next:
-                    result = to_table(chunk, lineage)
-                    changes.write_window(result.table, f"{window}-{number}")
-                    snapshot.merge(result.table)
-                    write_quarantine(storage, result.rejected, f"{window}-{number}")
-                    counts["read"] += len(chunk)
-                    counts["typed"] += result.table.num_rows
-                    counts["quarantined"] += result.rejected.num_rows
-                    chunk = []
-    counts["seconds"] = round(time.perf_counter() - started)
-    return counts
-
-
-def print_summary(lake: Path, counts: dict[str, int], console: Console) -> None:
-    root = lake.resolve()
-    # Printed for a person to paste, never executed here.
-    query = (
-        f"select channel, count(*) from read_parquet('{root}/customers/**/*.parquet') group by 1"  # noqa: S608
+    if output.exists():
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    report: dict[str, Any] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
     )
+    with Progress(*columns, console=console) as progress:
+        step = progress.add_task("1/6 starting the Omnitron sandbox", total=STEPS)
+        with SandboxServer(customers=customers, seed=7) as server:
+            settings = demo_settings(output, server.url)
+            progress.update(step, advance=1, description="2/6 first sync (full read)")
+            report["first_sync"] = sync_customers(settings=settings)
+            progress.update(
+                step, advance=1, description=f"3/6 modifying {modify} customers, incremental sync"
+            )
+            server.admin.post("modify", json={"count": modify})
+            time.sleep(1.1)  # the server clock has 1 s resolution: let the changes age past it
+            report["incremental_sync"] = sync_customers(settings=settings)
+            progress.update(
+                step, advance=1, description="4/6 ERP reconciliation: dry run, then for real"
+            )
+            erp_url = write_sample_erp(
+                output / "erp.db", server.admin.get("truth").json()["results"]
+            )
+            settings = load_settings(**{**_overrides(settings), "erp_url": erp_url})
+            report["dry_run"] = reconcile_erp_codes(
+                erp_query=QUERY, dry_run=True, settings=settings
+            )
+            report["reconcile"] = reconcile_erp_codes(erp_query=QUERY, settings=settings)
+            progress.update(step, advance=1, description="5/6 stopping the sandbox")
+        progress.update(step, advance=2, description="6/6 done")
+    report["seconds"] = round(time.perf_counter() - started)
+    report["output"] = output.resolve()
+    return report
+
+
+def _overrides(settings: Settings) -> dict[str, Any]:
+    values = settings.model_dump()
+    for secret in ("omnitron_password", "omnitron_token", "state_url", "pii_salt", "erp_url"):
+        value = getattr(settings, secret)
+        values[secret] = value.get_secret_value() if value is not None else None
+    return values
+
+
+def print_summary(report: dict[str, Any], console: Console) -> None:
+    root = report["output"]
+    lake = root / "lake"
+    first, second = report["first_sync"], report["incremental_sync"]
+    dry, real = report["dry_run"], report["reconcile"]
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(real["outcomes"].items())) or "nothing sent"
     console.print(
-        f"\n[bold green]Done[/bold green] in {counts['seconds']} s: {counts['read']:,} customers "
-        f"read, {counts['typed']:,} written, {counts['quarantined']:,} quarantined.\n"
-        f"  current customers   {root}/customers/\n"
-        f"  change log          {root}/customer_changes/\n"
-        f"  quarantine          {root}/quarantine/customers/\n"
-        "Try it in DuckDB:"
+        f"\n[bold green]Demo done[/bold green] in {report['seconds']} s\n"
+        f"  first sync        {first['read']:,} read, {first['written']:,} written, "
+        f"{first['flagged']:,} flagged by validation, {first['quarantined']:,} quarantined\n"
+        f"  incremental sync  {second['read']:,} read (changed since the watermark)\n"
+        f"  ERP dry run       {dry['planned']:,} changes planned, {dry['conflicts']} conflicts, "
+        f"{dry['unknown_in_erp']:,} codes unknown to the ERP\n"
+        f"  ERP write-back    {outcomes}\n\n"
+        f"  current customers   {lake}/customers/\n"
+        f"  change log          {lake}/customer_changes/\n"
+        f"  quarantine          {lake}/quarantine/customers/\n"
+        f"  reconciliation      {lake}/reconciliation/\n"
+        f"  Data Docs           {lake}/_reports/data_docs/index.html\n"
+        f"  state database      {root}/state.db\n"
+        "Try it in DuckDB:",
+        highlight=False,
+        soft_wrap=True,
     )
-    print(f'  duckdb -c "{query}"')  # plain print: rich would wrap the line a user copies
+    # Printed for a person to paste, never executed here; plain print so it is not wrapped.
+    query = (
+        f"select channel, count(*) from read_parquet('{lake}/customers/**/*.parquet') group by 1"  # noqa: S608
+    )
+    print(f'  duckdb -c "{query}"')

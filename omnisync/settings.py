@@ -145,6 +145,18 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
         description="a lock whose holder has not renewed it for this long is taken over",
     )
+    dask_address: str | None = Field(
+        None,
+        validation_alias=_env("OMNISYNC_DASK_ADDRESS", "dask_address"),
+        description="run sync windows on Dask: a scheduler address, or 'local' for a local cluster",
+    )
+    dask_workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        validation_alias=_env("OMNISYNC_DASK_WORKERS", "dask_workers"),
+        description="workers of the local Dask cluster ('local' address)",
+    )
     erp_url: SecretStr | None = Field(
         None,
         validation_alias=_env("OMNISYNC_ERP_URL", "erp_url"),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -73,7 +74,30 @@ class WindowResult:
 
 
 class SyncJob:
-    """The parts of one run, opened once: client, state store, lake and GX validator."""
+    """The parts of one run, opened once: client, state store, lake and GX validator.
+
+    ``SyncJob.shared(settings, run_id)`` gives every task of a run in one process the same job,
+    so a thread pool shares one client (and its throttle) and one GX context, and each Dask
+    worker process builds its own once.
+    """
+
+    _shared: ClassVar[dict[str, SyncJob]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def shared(cls, settings: Settings, run_id: str) -> SyncJob:
+        with cls._shared_lock:
+            job = cls._shared.get(run_id)
+            if job is None:
+                job = cls._shared[run_id] = cls(settings, run_id)
+            return job
+
+    @classmethod
+    def release(cls, run_id: str) -> None:
+        with cls._shared_lock:
+            job = cls._shared.pop(run_id, None)
+        if job is not None:
+            job.close()
 
     def __init__(self, settings: Settings, run_id: str | None = None) -> None:
         self.settings = settings
