@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench.lake_merge",
     "bench.validation",
     "bench.sync",
+    "bench.erp",
 ]
 
 
