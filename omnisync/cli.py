@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from transforms.erp import MatchKey
 # Before Prefect is imported: no telemetry from an offline scheduler host.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The library logs through stdlib loggers named omnisync.*: let Prefect ship them with the run.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "omnisync")
 
 
 @app.callback()

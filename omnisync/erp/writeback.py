@@ -80,24 +80,10 @@ def apply_one(client: OmnitronClient, change: dict[str, Any]) -> Attempt:
         result = client.patch_customer(pk, {"erp_code": code or None})
         attempt.outcome, attempt.status_code = OK, 200
         attempt.detail = f"modified_date now {result.get('modified_date')}"
-    except NotFound as exc:
-        attempt.outcome, attempt.status_code, attempt.detail = (
-            "404",
-            404,
-            orjson.dumps(exc.body).decode(),
-        )
-    except ValidationFailed as exc:
-        attempt.outcome, attempt.status_code, attempt.detail = (
-            "400",
-            400,
-            orjson.dumps(exc.body).decode(),
-        )
-    except NotAcceptable as exc:
-        attempt.outcome, attempt.status_code, attempt.detail = (
-            "406",
-            406,
-            orjson.dumps(exc.body).decode(),
-        )
+    except (NotFound, ValidationFailed, NotAcceptable) as exc:
+        # Omnitron refused this customer's change (400, 404 or 406): keep its answer verbatim.
+        attempt.outcome, attempt.status_code = str(exc.status), exc.status
+        attempt.detail = orjson.dumps(exc.body).decode()
     except RetriesExhausted as exc:
         attempt.outcome, attempt.status_code, attempt.detail = (
             "retries_exhausted",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +25,7 @@ from omnisync.erp.source import read_file, read_query
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
-from tests.sync.helpers import settings_for
+from tests.sync.helpers import settings_for, subprocess_env
 
 Make = Callable[..., SandboxServer]
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,20 +142,14 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     server, settings = synced
     rows, expected = erp_rows(server)
     url = erp_database(tmp_path / "erp.db", rows)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
-    env.update(
-        {
-            "PREFECT_API_URL": prefect_api,
-            "OMNITRON_URL": server.url,
-            "OMNITRON_USERNAME": "sandbox",
-            "OMNITRON_PASSWORD": "sandbox",
-            "OMNISYNC_LAKE": settings.lake,
-            "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
-            "OMNISYNC_ERP_URL": url,
-            "OMNISYNC_MAX_RPS": "40",
-            "OMNISYNC_CONCURRENCY": "2",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
+    env = subprocess_env(
+        server,
+        prefect_api,
+        OMNISYNC_LAKE=settings.lake,
+        OMNISYNC_STATE_URL=settings.state_url.get_secret_value(),
+        OMNISYNC_ERP_URL=url,
+        OMNISYNC_MAX_RPS="40",
+        OMNISYNC_CONCURRENCY="2",
     )
     command = [sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY]
     process = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,22 @@ def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Setting
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+def subprocess_env(server: SandboxServer, prefect_api: str, **variables: str) -> dict[str, str]:
+    """The environment of an ``omnisync``/flow subprocess pointed at ``server`` and the test API."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
+    env.update(
+        {
+            "PREFECT_API_URL": prefect_api,
+            "OMNITRON_URL": server.url,
+            "OMNITRON_USERNAME": "sandbox",
+            "OMNITRON_PASSWORD": "sandbox",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            **variables,
+        }
+    )
+    return env
 
 
 def lake_customers(lake: str) -> pa.Table:

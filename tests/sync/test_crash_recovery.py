@@ -3,7 +3,6 @@ without duplicate versions in the change log and without moving the watermark ah
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -14,32 +13,30 @@ from pathlib import Path
 
 from omnisync.state import StateStore
 from sandbox import SandboxServer
-from tests.sync.helpers import assert_lake_matches_truth, assert_no_duplicate_versions, settings_for
+from tests.sync.helpers import (
+    assert_lake_matches_truth,
+    assert_no_duplicate_versions,
+    settings_for,
+    subprocess_env,
+)
 
 Make = Callable[..., SandboxServer]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def environment(server: SandboxServer, root: Path, prefect_api: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
-    env.update(
-        {
-            "PREFECT_API_URL": prefect_api,
-            "OMNITRON_URL": server.url,
-            "OMNITRON_USERNAME": "sandbox",
-            "OMNITRON_PASSWORD": "sandbox",
-            "OMNISYNC_LAKE": str(root / "lake"),
-            "OMNISYNC_STATE_URL": f"sqlite:///{root}/state.db",
-            "OMNISYNC_MAX_RPS": "400",
-            "OMNISYNC_LAG_SECONDS": "0",
-            "OMNISYNC_WINDOW_ROWS": "400",
-            "OMNISYNC_CHUNK_ROWS": "150",
-            "OMNISYNC_PAGE_SIZE": "100",
-            "OMNISYNC_LOCK_LEASE_SECONDS": "5",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-        }
+    return subprocess_env(
+        server,
+        prefect_api,
+        OMNISYNC_LAKE=str(root / "lake"),
+        OMNISYNC_STATE_URL=f"sqlite:///{root}/state.db",
+        OMNISYNC_MAX_RPS="400",
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_WINDOW_ROWS="400",
+        OMNISYNC_CHUNK_ROWS="150",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_LOCK_LEASE_SECONDS="5",
     )
-    return env
 
 
 def test_sigkill_at_random_moments_then_rerun_converges(

@@ -114,3 +114,19 @@ def test_sync_and_status_from_the_command_line(
     status = runner.invoke(app, ["status"], env=env)
     assert status.exit_code == 0, status.output
     assert "customers" in status.output and "succeeded" in status.output
+
+
+def test_no_secret_reaches_the_lake_the_state_or_the_logs(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "pw-Very-Secret-42"
+    server = make_sandbox(customers=400, token_max_requests=5, app={"users": {"sandbox": password}})
+    settings = settings_for(server, tmp_path, omnitron_password=password)
+    caplog.set_level("DEBUG")
+    sync_customers(settings=settings)
+    secrets = [password, *server.state.tokens]
+    assert len(secrets) > 1, "tokens were issued"
+    blobs = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]
+    for secret in secrets:
+        assert all(secret.encode() not in blob for blob in blobs), "a secret was written to disk"
+        assert secret not in caplog.text, "a secret was logged"
