@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The library logs through stdlib loggers named omnisync.*: let Prefect ship them with the run.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "omnisync")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # preflight runs first
 
 
 @app.callback()

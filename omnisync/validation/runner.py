@@ -106,6 +106,8 @@ class Validator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self._gx = gx
+        # GX announces every temporary docs directory at INFO; runs only need its warnings.
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._suites_dir = suites_dir
         self._lock = threading.Lock()
         self._context = gx.get_context(mode="ephemeral")
