@@ -1,0 +1,103 @@
+"""G6 in a real run: a record that cannot be typed is quarantined and the rest goes on; a
+systemic problem fails the run loudly and leaves the watermark where it was. G4: the sync holds
+one chunk (and one window for the change log) at a time, whatever the number of customers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from flows.sync_customers import sync_customers
+from omnisync.state import StateStore
+from omnisync.sync import BatchRejected, SyncJob
+from sandbox import SandboxServer
+from sandbox.records import now_us
+from tests.sync.helpers import settings_for
+
+Make = Callable[..., SandboxServer]
+
+
+def corrupt(server: SandboxServer, pk: int, **values: Any) -> None:
+    """Store a record the API could never accept, as a broken import into Omnitron would."""
+    store = server.state.store
+    store.put(store.by_pk[pk].replaced(values, now_us() - 5_000_000))
+
+
+def test_a_record_that_cannot_be_typed_is_quarantined_and_good_data_flows(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=300)
+    corrupt(server, 17, is_active="yes")
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    result = sync_customers(settings=settings)
+    assert result["quarantined"] == 1 and result["written"] == 299
+    quarantine = pq.read_table(f"{settings.lake}/quarantine/customers").to_pylist()
+    assert quarantine[0]["pk"] == 17 and quarantine[0]["reasons"] == [
+        "is_active: not a boolean: 'yes'"
+    ]
+    customers = pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
+    assert 17 not in customers and len(customers) == 299
+
+
+def test_a_systemic_problem_fails_the_run_and_keeps_the_watermark(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=200)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    sync_customers(settings=settings)
+    store = StateStore(settings.state_url.get_secret_value())
+    before = store.watermark("customers")
+    for pk in range(1, 41):  # a fifth of the customers now fail to type: not a bad record, a break
+        corrupt(server, pk, channel="web")
+    strict = settings.model_copy(update={"lookback_seconds": 10**9})
+    with pytest.raises(BatchRejected, match="quarantined share"):
+        sync_customers(settings=strict)
+    assert store.watermark("customers") == before
+    assert store.recent_runs()[0]["status"] == "failed"
+
+
+def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
+    make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_sandbox(customers=3000)
+    settings = settings_for(
+        server, tmp_path, window_rows=800, chunk_rows=250, page_size=100, lag_seconds=0
+    )
+    chunks: list[int] = []
+    windows: list[int] = []
+    merges: list[int] = []
+    original_stage = SyncJob._stage_chunk
+
+    def stage(self: SyncJob, records: list[dict[str, Any]], *args: Any) -> Any:
+        chunks.append(len(records))
+        return original_stage(self, records, *args)
+
+    monkeypatch.setattr(SyncJob, "_stage_chunk", stage)
+    job = SyncJob(settings)
+    original_write = job.changes.write_window
+    monkeypatch.setattr(
+        job.changes,
+        "write_window",
+        lambda table, name, *a: windows.append(table.num_rows) or original_write(table, name, *a),
+    )
+    original_merge = job.snapshot.merge_bucket
+    monkeypatch.setattr(
+        job.snapshot,
+        "merge_bucket",
+        lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
+    )
+    try:
+        plan = job.plan()
+        results = [job.sync_window(plan.plan_id, lo, hi) for lo, hi in plan.windows]
+        job.finish(plan, results)
+    finally:
+        job.close()
+    assert sum(r.rows for r in results) == 3000
+    assert len(plan.windows) > 3
+    assert max(chunks) <= settings.chunk_rows + settings.page_size
+    assert max(windows) <= 2 * settings.window_rows, "a window holds about window_rows customers"
+    assert max(merges) <= 3000 // settings.snapshot_buckets * 3, "a merge holds one bucket's rows"
