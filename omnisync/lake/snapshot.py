@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from omnisync.lake.storage import LakeStorage
+from omnisync.lake.storage import LakeError, LakeStorage
 from transforms.versions import latest_per_pk
 
 DATASET = "customers"
 DEFAULT_BUCKETS = 64
+LAYOUT = f"{DATASET}/_layout.json"
 
 
 def bucket_path(bucket: int) -> str:
@@ -35,6 +36,22 @@ class Snapshot:
         # or the later writer drops the earlier one's rows (a lost update). One process per
         # stream is guaranteed by the state store's lock (G5), so thread locks suffice.
         self._bucket_locks = [threading.Lock() for _ in range(buckets)]
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """The bucket count is part of the layout: a lake written with another count would put
+        a pk in two buckets. It is recorded in ``customers/_layout.json`` and checked on open."""
+        recorded = self.storage.read_json(LAYOUT)
+        if recorded is None:
+            if self.storage.files(DATASET):
+                return  # a lake from before the layout file: trust the configured count
+            self.storage.write_json(LAYOUT, {"buckets": self.buckets})
+        elif recorded.get("buckets") != self.buckets:
+            raise LakeError(
+                f"the lake's customers/ has {recorded.get('buckets')} buckets but "
+                f"OMNISYNC_SNAPSHOT_BUCKETS is {self.buckets}: set it back to "
+                f"{recorded.get('buckets')}, or re-sync into a new lake"
+            )
 
     def split(self, changes: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         """``changes`` grouped by bucket (rows keep their order within a bucket)."""

@@ -7,6 +7,7 @@ object or the new one, never a part.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import uuid
 from typing import Any
@@ -75,6 +76,19 @@ class LakeStorage:
         found = self.fs.find(base)
         start = len(self.root) + 1
         return sorted(str(p)[start:] for p in found if str(p).endswith(suffix))
+
+    def read_json(self, relative: str) -> dict[str, Any] | None:
+        if not self.exists(relative):
+            return None
+        with self.fs.open(self.path(relative), "rb") as handle:
+            value = json.loads(handle.read())
+        return value if isinstance(value, dict) else None
+
+    def write_json(self, relative: str, value: dict[str, Any]) -> None:
+        target = self.path(relative)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        with self.fs.open(target, "wb") as handle:
+            handle.write(json.dumps(value).encode())
 
     def delete_tree(self, relative: str) -> None:
         if self.exists(relative):

@@ -222,3 +222,11 @@ def test_parallel_merges_into_the_same_buckets_lose_nothing(storage: LakeStorage
     for thread in threads:
         thread.join()
     assert sorted(snapshot.read(["pk"]).column("pk").to_pylist()) == list(range(50, 450))
+
+
+def test_reopening_the_lake_with_another_bucket_count_is_refused(storage: LakeStorage) -> None:
+    Snapshot(storage, buckets=8).merge(versions([(1, 0), (2, 0)]))
+    Snapshot(storage, buckets=8)  # same layout: fine
+    with pytest.raises(LakeError, match="OMNISYNC_SNAPSHOT_BUCKETS is 16"):
+        Snapshot(storage, buckets=16)
+    assert pl.read_parquet(f"{storage.root}/customers/**/*.parquet").height == 2
