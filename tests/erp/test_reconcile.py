@@ -25,7 +25,7 @@ from omnisync.erp.source import read_file, read_query
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
-from tests.sync.helpers import settings_for, subprocess_env
+from tests.sync.sandbox_runs import settings_for, subprocess_env
 
 Make = Callable[..., SandboxServer]
 ROOT = Path(__file__).resolve().parents[2]

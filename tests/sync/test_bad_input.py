@@ -16,7 +16,7 @@ from omnisync.state import StateStore
 from omnisync.sync import BatchRejected, SyncJob
 from sandbox import SandboxServer
 from sandbox.records import now_us
-from tests.sync.helpers import settings_for
+from tests.sync.sandbox_runs import settings_for
 
 Make = Callable[..., SandboxServer]
 

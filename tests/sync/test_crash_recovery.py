@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omnisync.state import StateStore
 from sandbox import SandboxServer
-from tests.sync.helpers import (
+from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
     settings_for,

@@ -9,7 +9,11 @@ import pytest
 
 from flows.sync_customers import sync_customers
 from sandbox import SandboxServer
-from tests.sync.helpers import assert_lake_matches_truth, assert_no_duplicate_versions, settings_for
+from tests.sync.sandbox_runs import (
+    assert_lake_matches_truth,
+    assert_no_duplicate_versions,
+    settings_for,
+)
 
 Make = Callable[..., SandboxServer]
 

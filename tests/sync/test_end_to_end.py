@@ -12,7 +12,11 @@ from flows.sync_customers import sync_customers
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
-from tests.sync.helpers import assert_lake_matches_truth, assert_no_duplicate_versions, settings_for
+from tests.sync.sandbox_runs import (
+    assert_lake_matches_truth,
+    assert_no_duplicate_versions,
+    settings_for,
+)
 
 Make = Callable[..., SandboxServer]
 HARD_MODES = {

@@ -16,7 +16,7 @@ from flows.sync_customers import sync_customers
 from omnisync.cli import app
 from omnisync.state import LockHeld, StateStore
 from sandbox import SandboxServer
-from tests.sync.helpers import assert_lake_matches_truth, settings_for
+from tests.sync.sandbox_runs import assert_lake_matches_truth, settings_for
 
 Make = Callable[..., SandboxServer]
 runner = CliRunner()

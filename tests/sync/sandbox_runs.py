@@ -1,4 +1,4 @@
-"""Helpers for sync tests: settings for a sandbox, and the lake compared with the ground truth."""
+"""Running a sync against the sandbox, and checking the lake against the sandbox's ground truth."""
 
 from __future__ import annotations
 
