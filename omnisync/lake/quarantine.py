@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from omnisync.lake.storage import LakeStorage
 
 DATASET = "quarantine/customers"
 
 
-def write_quarantine(storage: LakeStorage, rejected: pa.Table, window: str) -> int:
-    """Write one window's rejected records (replacing a previous try of the same window)."""
+def write_quarantine(
+    storage: LakeStorage, rejected: pa.Table, window: str, extracted_at: dt.datetime
+) -> int:
+    """Write one window's rejected records, replacing a previous try of the same window on the
+    same day (and removing it when this try rejected nothing)."""
+    day = extracted_at.astimezone(dt.UTC).strftime("%Y-%m-%d")
+    target = f"{DATASET}/extracted_day={day}/part-{window}.parquet"
     if rejected.num_rows == 0:
+        storage.delete(target)
         return 0
-    day = pc.strftime(rejected.column("_extracted_at")[0], format="%Y-%m-%d").as_py()
-    storage.write_table(f"{DATASET}/extracted_day={day}/part-{window}.parquet", rejected)
+    storage.write_table(target, rejected)
     count: int = rejected.num_rows
     return count

@@ -28,6 +28,7 @@ from omnisync.sync.planning import plan_windows
 from omnisync.validation import Validator, validate_customers
 from transforms.customers import Lineage, to_table
 from transforms.pii import apply_pii_policy
+from transforms.schema import QUARANTINE_SCHEMA
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -204,24 +205,34 @@ class SyncJob:
         lineage = Lineage(self.run_id, dt.datetime.now(dt.UTC), self.client.base_url)
         chunk: list[dict[str, Any]] = []
         tables: list[pa.Table] = []
+        rejected: list[pa.Table] = []
         number = 0
         for page in extract_window(self.client, lo, hi, self.datetimes, self.settings.page_size):
             chunk.extend(page)
             if len(chunk) >= self.settings.chunk_rows:
                 number += 1
-                tables.append(
-                    self._stage_chunk(chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+                good, bad = self._stage_chunk(
+                    chunk, plan_id, f"{name}-{number:04d}", lineage, result
                 )
+                tables.append(good)
+                rejected.append(bad)
                 chunk = []
         if chunk:
             number += 1
-            tables.append(
-                self._stage_chunk(chunk, plan_id, f"{name}-{number:04d}", lineage, result)
-            )
+            good, bad = self._stage_chunk(chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+            tables.append(good)
+            rejected.append(bad)
         if tables:
             result.changes_logged += self.changes.write_window(
                 pa.concat_tables(tables, promote_options="permissive"), name
             )
+        # One quarantine file per window, so that a retried window replaces it, whatever chunks.
+        write_quarantine(
+            self.storage,
+            pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
+            name,
+            lineage.extracted_at,
+        )
         self.store.complete_window(
             STREAM,
             plan_id,
@@ -238,8 +249,9 @@ class SyncJob:
         name: str,
         lineage: Lineage,
         result: WindowResult,
-    ) -> pa.Table:
-        """Type, validate, quarantine and stage one chunk; returns its rows for the change log."""
+    ) -> tuple[pa.Table, pa.Table]:
+        """Type, validate and stage one chunk; returns its rows for the change log and the
+        rows for quarantine."""
         converted = to_table(records, lineage)
         table = converted.table
         validation = validate_customers(
@@ -260,7 +272,6 @@ class SyncJob:
         analyst = apply_pii_policy(
             good, self.settings.pii_policy, self.settings.pii_salt.get_secret_value().encode()
         )
-        write_quarantine(self.storage, quarantined, name)
         for bucket, part in self.snapshot.split(analyst):
             self.storage.write_table(
                 f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part
@@ -275,7 +286,7 @@ class SyncJob:
             result.max_modified = (
                 top if result.max_modified is None else max(result.max_modified, top)
             )
-        return analyst
+        return analyst, quarantined
 
     # -- finishing ----------------------------------------------------------------------------
     def merge_staged(self, plan_id: str) -> int:

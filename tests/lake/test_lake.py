@@ -58,7 +58,7 @@ def test_every_dataset_reads_back_with_real_types_in_duckdb_polars_and_pandas(
     result = to_table(source, lineage())
     ChangeLog(storage).write_window(result.table, "w1")
     Snapshot(storage, buckets=8).merge(result.table)
-    write_quarantine(storage, result.rejected, "w1")
+    write_quarantine(storage, result.rejected, "w1", T0)
     root = storage.root
     for dataset, rows in (
         ("customers", 499),
@@ -230,3 +230,16 @@ def test_reopening_the_lake_with_another_bucket_count_is_refused(storage: LakeSt
     with pytest.raises(LakeError, match="OMNISYNC_SNAPSHOT_BUCKETS is 16"):
         Snapshot(storage, buckets=16)
     assert pl.read_parquet(f"{storage.root}/customers/**/*.parquet").height == 2
+
+
+def test_a_retried_window_replaces_its_quarantine_file(storage: LakeStorage) -> None:
+    source = customers(5)
+    source[1]["pk"] = "x"
+    source[2]["pk"] = "y"
+    twice = to_table(source, lineage()).rejected
+    once = to_table([source[1], *source[3:]], lineage()).rejected
+    assert write_quarantine(storage, twice, "w1", T0) == 2
+    assert write_quarantine(storage, once, "w1", T0) == 1
+    assert pl.read_parquet(f"{storage.root}/quarantine/customers/**/*.parquet").height == 1
+    write_quarantine(storage, once.slice(0, 0), "w1", T0)
+    assert storage.files("quarantine/customers") == []
