@@ -67,8 +67,16 @@ def expected_customers(server: SandboxServer) -> pa.Table:
 
 def assert_lake_matches_truth(server: SandboxServer, lake: str) -> None:
     got, want = lake_customers(lake), expected_customers(server)
+    missing = set(want.column("pk").to_pylist()) - set(got.column("pk").to_pylist())
+    extra = set(got.column("pk").to_pylist()) - set(want.column("pk").to_pylist())
+    detail = [
+        (r["pk"], r["modified_date"], r["created_date"])
+        for r in want.to_pylist()
+        if r["pk"] in missing
+    ][:5]
     assert got.num_rows == want.num_rows, (
-        f"{got.num_rows} customers in the lake, {want.num_rows} in Omnitron"
+        f"{got.num_rows} customers in the lake, {want.num_rows} in Omnitron; missing {detail}, "
+        f"unexpected {sorted(extra)[:5]}"
     )
     assert got.column("pk").to_pylist() == want.column("pk").to_pylist()
     for name in API_FIELDS:

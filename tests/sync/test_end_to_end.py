@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flows.sync_customers import sync_customers
@@ -30,6 +33,21 @@ HARD_MODES = {
 }
 
 
+def wait_until_every_change_is_below_the_next_upper_bound(
+    server: SandboxServer, lag: float
+) -> None:
+    """A run's upper bound is the server's Date header (1 s resolution, and uvicorn refreshes it
+    once a second) minus the lag: wait on that clock, not on ours."""
+    newest = max(dt.datetime.fromisoformat(r["modified_date"]) for r in truth(server))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        header = httpx.get(f"{server.url}/_sandbox/stats").headers["date"]
+        if email.utils.parsedate_to_datetime(header) - dt.timedelta(seconds=lag) > newest:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the sandbox's clock did not pass the newest change")
+
+
 @pytest.mark.parametrize("date_only", [False, True], ids=["datetime-filters", "date-only-filters"])
 def test_incremental_syncs_under_every_hard_mode_converge_to_the_ground_truth(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, date_only: bool
@@ -43,7 +61,7 @@ def test_incremental_syncs_under_every_hard_mode_converge_to_the_ground_truth(
         assert result["read"] > 0
         time.sleep(0.7)
     server.admin.post("quiesce")
-    time.sleep(settings.lag_seconds + 1.2)  # every change is now older than the next upper bound
+    wait_until_every_change_is_below_the_next_upper_bound(server, settings.lag_seconds)
     sync_customers(settings=settings)
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
