@@ -20,6 +20,13 @@ from fsspec.implementations.local import LocalFileSystem
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
 
+def temporary_path(target: str, tag: str) -> str:
+    """Where ``target`` is written before its rename: a hidden name (leading dot), which
+    pyarrow, pandas, Polars, DuckDB globs and Spark all skip, so a file left by a killed
+    process is never read as data."""
+    return posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{tag}")
+
+
 class LakeError(Exception):
     """The lake cannot be written or read as configured (OMNISYNC_LAKE): fix the path or access."""
 
@@ -51,7 +58,10 @@ class LakeStorage:
         target = self.path(relative)
         if self.local:
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-            temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+            # A process killed mid-write leaves its temp file behind: remove those first.
+            for stale in self.fs.glob(temporary_path(target, "*")):
+                self.fs.rm(stale)
+            temporary = temporary_path(target, uuid.uuid4().hex)
             try:
                 pq.write_table(table, temporary, filesystem=self.fs, **PARQUET_OPTIONS)
                 self.fs.mv(temporary, target)

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -243,3 +244,19 @@ def test_a_retried_window_replaces_its_quarantine_file(storage: LakeStorage) -> 
     assert pl.read_parquet(f"{storage.root}/quarantine/customers/**/*.parquet").height == 1
     write_quarantine(storage, once.slice(0, 0), "w1", T0)
     assert storage.files("quarantine/customers") == []
+
+
+def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
+    storage: LakeStorage,
+) -> None:
+    from omnisync.lake.storage import temporary_path
+
+    snapshot = Snapshot(storage, buckets=1)
+    snapshot.merge(versions([(1, 0), (2, 0)]))
+    target = storage.path("customers/bucket=000/part.parquet")
+    leftover = temporary_path(target, "killed")
+    storage.fs.copy(target, leftover)  # what a kill between write and rename leaves
+    assert pd.read_parquet(f"{storage.root}/customers")["pk"].tolist() == [1, 2]
+    assert pa.dataset.dataset(f"{storage.root}/customers").count_rows() == 2
+    snapshot.merge(versions([(3, 0)]))
+    assert not storage.fs.exists(leftover)
