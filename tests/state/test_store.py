@@ -6,6 +6,7 @@ import datetime as dt
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -75,11 +76,21 @@ def test_only_one_of_two_racing_runs_gets_the_lock(store: StateStore) -> None:
 def test_a_waiting_run_gets_the_lock_when_the_first_ends(store: StateStore) -> None:
     name = stream()
     other = StateStore(store.url)
-    with store.locked(name):
-        holder = threading.Timer(0.5, lambda: None)
-        holder.start()
+    held = threading.Event()
+
+    def hold() -> None:
+        with store.locked(name):
+            held.set()
+            time.sleep(0.6)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
     with other.locked(name, wait_seconds=5):
         assert other.lock_holder(name) == other.owner
+        assert time.monotonic() - started >= 0.3, "the second run waited for the first"
+    holder.join()
 
 
 def test_the_lock_of_a_killed_process_is_taken_over(store: StateStore) -> None:

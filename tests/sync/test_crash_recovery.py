@@ -3,6 +3,7 @@ without duplicate versions in the change log and without moving the watermark ah
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import signal
 import subprocess
@@ -11,8 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from omnisync.state import StateStore
 from sandbox import SandboxServer
+from tests.conftest import truth
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
@@ -63,6 +67,15 @@ def test_sigkill_at_random_moments_then_rerun_converges(
             # The watermark never runs ahead of what the lake holds (G3).
             lake_dir = tmp_path / "lake" / "customers"
             assert lake_dir.exists()
+            in_lake = set(pq.read_table(lake_dir, columns=["pk"]).column("pk").to_pylist())
+            covered = {
+                row["pk"]
+                for row in truth(server)
+                if dt.datetime.fromisoformat(row["modified_date"]) <= watermark
+            }
+            assert covered <= in_lake, (
+                f"{len(covered - in_lake)} customers below the watermark are not in the lake"
+            )
     assert kills >= 2, "the test killed too few runs to mean anything"
     finished = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
