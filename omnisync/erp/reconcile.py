@@ -26,6 +26,7 @@ from omnisync.settings import Settings
 from omnisync.state import StateStore
 from omnisync.validation import Validator
 from transforms.erp import CUSTOMER_COLUMNS, MatchKey, plan_changes
+from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
 DATASET = "reconciliation"
@@ -102,12 +103,6 @@ class ReconcileResult:
         }
 
 
-def _validation_frame(table: pa.Table) -> Any:
-    frame = table.to_pandas()
-    frame["_row"] = range(len(frame))
-    return frame
-
-
 def reconcile(
     settings: Settings,
     source: ErpSource,
@@ -125,7 +120,7 @@ def reconcile(
     erp = source.read(match_on)
     validator = Validator(settings.lake)
     try:
-        checked = validator.validate("erp_codes", _validation_frame(erp), f"{run_id}-erp")
+        checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         customer_files = storage.files("customers")
@@ -143,7 +138,7 @@ def reconcile(
         storage.write_table(f"{report}/conflicts.parquet", result.conflicts)
         storage.write_table(f"{report}/unknown_in_erp.parquet", result.unknown_in_erp)
         plan_check = validator.validate(
-            "erp_patch_plan", _validation_frame(result.plan), f"{run_id}-plan"
+            "erp_patch_plan", validation_frame(result.plan), f"{run_id}-plan"
         )
         validator.publish_docs()
     finally:

@@ -60,8 +60,7 @@ def already_done(store: StateStore) -> set[tuple[int, str, str]]:
     """(pk, erp_code, based_on) of every successful PATCH in the ledger."""
     return {
         (row["pk"], row["erp_code"] or "", row["based_on_modified_iso"])
-        for row in store.ledger_rows()
-        if row["outcome"] == OK
+        for row in store.ledger_rows(outcome=OK)
     }
 
 

@@ -348,10 +348,15 @@ class StateStore:
         with self.engine.begin() as connection:
             connection.execute(insert(ledger).values(attempt_us=now_us(), **values))
 
-    def ledger_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
+    def ledger_rows(
+        self, run_id: str | None = None, outcome: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ledger rows in attempt order, for one run and/or one outcome (filtered in SQL)."""
         query = select(ledger).order_by(ledger.c.id)
         if run_id:
             query = query.where(ledger.c.run_id == run_id)
+        if outcome:
+            query = query.where(ledger.c.outcome == outcome)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 

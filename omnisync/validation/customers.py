@@ -34,7 +34,7 @@ class CustomerValidation:
         return not self.failures
 
 
-def _flags(count: int, result: SuiteResult, existing: list[list[str]]) -> list[list[str]]:
+def _flags(result: SuiteResult, existing: list[list[str]]) -> list[list[str]]:
     flags = [list(f or []) for f in existing]
     for name, (severity, rows) in result.row_failures.items():
         if severity != "critical":
@@ -60,7 +60,7 @@ def validate_customers(
         if severity == "critical":
             for row in rows:
                 quarantine_rows.setdefault(row, []).append(name)
-    flags = _flags(table.num_rows, result, table.column("_dq_flags").to_pylist())
+    flags = _flags(result, table.column("_dq_flags").to_pylist())
     flagged = sum(1 for f in flags if f)
     table = table.set_column(
         table.schema.get_field_index("_dq_flags"),
