@@ -1,9 +1,14 @@
-"""The Prefect flow ``sync-customers``: orchestration only; the work is in ``omnisync.sync``.
+"""The Prefect flow ``sync-customers``: orchestration only; the steps are in ``omnisync.sync``.
+
+A run holds the stream's lock, records itself once (``RunRecord``), finishes the plan an
+interrupted run left open, and then always plans again from the watermark: a run that ends
+``Completed`` has read everything up to its own start (server clock) minus the lag.
 
 One task per window (never per record), run on a thread pool bounded by
 ``OMNISYNC_WINDOW_CONCURRENCY``; request-level retries stay in the client, task retries cover a
 whole window that failed for a transient reason. No DataFrame crosses a task boundary: windows
-write the lake themselves and return small summaries.
+write the lake themselves and return small summaries. Everything the windows share is opened
+before the first of them starts.
 """
 
 from __future__ import annotations
@@ -20,7 +25,20 @@ from prefect.tasks import exponential_backoff
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, ValidationFailed
 from omnisync.settings import Settings, load_settings
-from omnisync.sync import STREAM, BatchRejected, SyncJob, WindowResult
+from omnisync.sync import (
+    STREAM,
+    BatchRejected,
+    Plan,
+    PlanTotals,
+    RunParts,
+    RunRecord,
+    WindowResult,
+    finish_plan,
+    new_plan,
+    open_plan,
+    sync_window,
+)
+from omnisync.sync.parts import adopt, parts_for, release
 from transforms.customers import SchemaDrift
 
 _NOT_WORTH_RETRYING = (
@@ -51,11 +69,11 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def sync_window(
+def sync_window_task(
     settings: Settings, run_id: str, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
 ) -> WindowResult:
-    # Settings, not the job, cross the task boundary: on Dask the task runs in another process.
-    result = SyncJob.shared(settings, run_id).sync_window(plan_id, lo, hi)
+    # Settings, not the parts, cross the task boundary: on Dask the task runs in another process.
+    result = sync_window(parts_for(settings, run_id), plan_id, lo, hi)
     get_run_logger().info(
         "window [%s, %s): %d read, %d written, %d quarantined, %d flagged",
         lo,
@@ -66,12 +84,6 @@ def sync_window(
         result.flagged,
     )
     return result
-
-
-def _summary_markdown(job: SyncJob, counts: dict[str, Any], docs: str | None) -> str:
-    rows = "\n".join(f"| {key} | {value} |" for key, value in counts.items())
-    link = f"[Data Docs]({docs})" if docs else "no Data Docs (nothing validated)"
-    return f"# sync-customers run `{job.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n\n{link}\n"
 
 
 def _task_runner(settings: Settings, windows: int) -> Any:
@@ -92,76 +104,97 @@ def _task_runner(settings: Settings, windows: int) -> Any:
     return ThreadPoolTaskRunner(max_workers=settings.window_concurrency)
 
 
+def _run_plan(parts: RunParts, plan: Plan) -> PlanTotals:
+    """Every window of ``plan`` as a task, then the plan's finish (in this process)."""
+    get_run_logger().info(
+        "run %s: %d window(s) up to %s%s",
+        parts.run_id,
+        len(plan.windows),
+        plan.upper,
+        " (resuming an interrupted plan)" if plan.resumed else "",
+    )
+    if plan.windows:
+        with _task_runner(parts.settings, len(plan.windows)) as runner:
+            futures = [
+                runner.submit(
+                    sync_window_task,
+                    {
+                        "settings": parts.settings,
+                        "run_id": parts.run_id,
+                        "plan_id": plan.plan_id,
+                        "lo": lo,
+                        "hi": hi,
+                    },
+                )
+                for lo, hi in plan.windows
+            ]
+            for future in futures:
+                future.result()
+    return finish_plan(parts, plan)
+
+
+def _summary_markdown(run_id: str, counts: dict[str, Any], docs: str | None) -> str:
+    rows = "\n".join(
+        f"| {key} | {value} |" for key, value in counts.items() if key != "unknown_fields"
+    )
+    unknown = counts.get("unknown_fields") or {}
+    drift = (
+        "\n\n**Fields Omnitron sends that the schema does not know** (kept in `_extra_fields`):\n\n"
+        + "\n".join(f"- `{name}`: {n} record(s)" for name, n in unknown.items())
+        if unknown
+        else ""
+    )
+    link = f"[Data Docs]({docs})" if docs else "no Data Docs (nothing validated)"
+    return (
+        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n{link}\n"
+    )
+
+
 @flow(name="sync-customers", log_prints=False)
 def sync_customers(full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """One incremental run (or a full refresh) of the customer sync; returns its counts."""
     settings = settings or load_settings()
     logger = get_run_logger()
-    job = SyncJob.shared(settings, uuid.uuid4().hex)
+    parts = RunParts.open(settings, uuid.uuid4().hex)
+    adopt(parts)
     try:
-        with job.store.locked(STREAM, wait_seconds=settings.lock_wait_seconds):
-            plan = job.plan(full_refresh=full_refresh)
-            job.store.start_run(
-                job.run_id, STREAM, "full" if full_refresh else "incremental", plan.watermark_before
-            )
-            logger.info(
-                "run %s: %d window(s) up to %s%s",
-                job.run_id,
-                len(plan.windows),
-                plan.upper,
-                " (resumed)" if plan.resumed else "",
-            )
-            try:
-                runner = _task_runner(settings, len(plan.windows))
-                with runner:
-                    futures = [
-                        runner.submit(
-                            sync_window,
-                            {
-                                "settings": settings,
-                                "run_id": job.run_id,
-                                "plan_id": plan.plan_id,
-                                "lo": lo,
-                                "hi": hi,
-                            },
-                        )
-                        for lo, hi in plan.windows
-                    ]
-                    results: list[WindowResult] = [future.result() for future in futures]
-                watermark = job.finish(plan, results)
-            except BaseException as exc:
-                job.store.finish_run(job.run_id, "failed", error=str(exc)[:2000])
-                raise
-            docs = job.validator.publish_docs() if any(r.rows for r in results) else None
+        with (
+            parts.store.locked(STREAM, wait_seconds=settings.lock_wait_seconds),
+            RunRecord(
+                parts.store, parts.run_id, STREAM, "full" if full_refresh else "incremental"
+            ) as record,
+        ):
+            parts.changes.recover()  # a compaction a crash interrupted, before anything is written
+            totals = PlanTotals()
+            unfinished = None if full_refresh else open_plan(parts)
+            if unfinished is not None:
+                totals.add(_run_plan(parts, unfinished))
+            # Always plan again: finishing an old plan does not make the lake current.
+            plan = new_plan(parts, full_refresh=full_refresh)
+            totals.add(_run_plan(parts, plan))
+            assert parts.validator is not None
+            docs = parts.validator.publish_docs() if totals.rows else None
+            watermark = parts.store.watermark(STREAM)
             counts = {
-                "windows": len(results),
-                "read": sum(r.rows for r in results),
-                "written": sum(r.written for r in results),
-                "changes_logged": sum(r.changes_logged for r in results),
-                "quarantined": sum(r.quarantined for r in results),
-                "flagged": sum(r.flagged for r in results),
+                **totals.counts(),
+                "resumed_plan": unfinished is not None,
                 "upper_bound": plan.upper.isoformat(),
                 "watermark_before": None
-                if plan.watermark_before is None
-                else plan.watermark_before.isoformat(),
+                if record.watermark_before is None
+                else record.watermark_before.isoformat(),
                 "watermark_after": None if watermark is None else watermark.isoformat(),
             }
-            job.store.finish_run(
-                job.run_id,
-                "succeeded",
-                window=(plan.windows[0][0] if plan.windows else None, plan.upper),
-                watermark_after=watermark,
-                counts=counts,
-            )
+            record.counts = counts
+            record.window = (plan.windows[0][0] if plan.windows else None, plan.upper)
             create_markdown_artifact(
-                _summary_markdown(job, counts, docs),
+                _summary_markdown(parts.run_id, counts, docs),
                 key="sync-customers",
                 description="counts, window, watermark and quarantine",
             )
-            logger.info("run %s done: %s", job.run_id, counts)
-            return {**counts, "run_id": job.run_id, "data_docs": docs}
+            logger.info("run %s done: %s", parts.run_id, counts)
+            return {**counts, "run_id": parts.run_id, "data_docs": docs}
     finally:
-        SyncJob.release(job.run_id)
+        release(parts.run_id)
 
 
 if __name__ == "__main__":

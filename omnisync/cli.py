@@ -7,6 +7,7 @@ The sandbox is imported only inside the commands that run it: production paths n
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,14 @@ def sync(
         highlight=False,
         soft_wrap=True,
     )
+    if result.get("unknown_fields"):
+        console.print(
+            "[yellow]Omnitron sends fields the schema does not know[/yellow] (kept in "
+            "_extra_fields): "
+            + ", ".join(f"{name} ({n:,} records)" for name, n in result["unknown_fields"].items()),
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.get("data_docs"):
         console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
 
@@ -184,16 +193,22 @@ def status() -> None:
         table.add_row(mark["stream"], mark["value_iso"], mark["run_id"])
     out.print(table if marks else "no watermark yet: the first run reads the whole history")
     history = Table(title="last runs")
-    for column in ("run", "stream", "kind", "status", "watermark after", "error"):
+    for column in ("run", "stream", "kind", "status", "read", "quarantined", "watermark after"):
         history.add_column(column)
+    history.add_column("unknown fields / error")
     for run in runs:
+        counts = json.loads(run["counts"] or "{}")
+        unknown = counts.get("unknown_fields") or {}
         history.add_row(
             run["run_id"][:12],
             run["stream"],
             run["kind"],
             run["status"],
+            f"{counts['read']:,}" if "read" in counts else "",
+            f"{counts['quarantined']:,}" if "quarantined" in counts else "",
             run["watermark_after_iso"] or "",
-            (run["error"] or "")[:80],
+            (run["error"] or "")[:80]
+            or ", ".join(f"{name} ({n:,})" for name, n in unknown.items()),
         )
     out.print(history if runs else "no runs yet")
 

@@ -112,7 +112,13 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         validation_alias=_env("OMNISYNC_MAX_QUARANTINE_SHARE", "max_quarantine_share"),
-        description="a batch with a larger share of quarantined rows fails the run (G6)",
+        description="a run with a larger share of quarantined records fails (G6)",
+    )
+    quarantine_min_rows: int = Field(
+        1000,
+        ge=1,
+        validation_alias=_env("OMNISYNC_QUARANTINE_MIN_ROWS", "quarantine_min_rows"),
+        description="the quarantined share is judged only over runs that read this many records",
     )
     window_rows: int = Field(
         50_000,

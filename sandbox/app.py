@@ -114,12 +114,27 @@ class SandboxState:
             return _json({"detail": "Invalid token."}, 401, challenge)
         return None
 
+    def body(self, customer: Customer) -> bytes:
+        """A customer's JSON, with the fields a newer server adds (``added_fields`` mode)."""
+        added = self.modes.added_fields
+        if not added:
+            return customer.blob
+        return customer.blob[:-1] + b"," + orjson.dumps(added)[1:]
+
     # -- queries --------------------------------------------------------------------------------
     def query_pks(self, params: list[tuple[str, str]]) -> list[int]:
-        query = parse_query(params, self.modes.date_only_filters)
-        if self.modes.shuffle_ties:
+        modes = self.modes
+        query = parse_query(
+            params, modes.date_only_filters, modes.utc_offset_hours, modes.ignore_sort
+        )
+        if modes.shuffle_ties:
             return run_query(self.store, query, self.tie_rng)
-        key = (self.store.version, tuple(sorted(params)))
+        key = (
+            self.store.version,
+            modes.utc_offset_hours,
+            modes.ignore_sort,
+            tuple(sorted(params)),
+        )
         cached = self._cache.get(key)
         if cached is None:
             cached = run_query(self.store, query, None)
@@ -248,7 +263,7 @@ def create_app(
         next_url = _page_url(url, page + 1) if page < pages else None
         previous = None if page == 1 else _page_url(url, None if page == 2 else page - 1)
         by_pk = state.store.by_pk
-        rows = b",".join(by_pk[pk].blob for pk in pks[(page - 1) * limit : page * limit])
+        rows = b",".join(state.body(by_pk[pk]) for pk in pks[(page - 1) * limit : page * limit])
         body = b"".join(
             (
                 b'{"count":',
@@ -287,7 +302,7 @@ def create_app(
         customer = lookup(pk)
         if customer is None:
             return _json({"detail": "Not found."}, 404)
-        return Response(customer.blob, media_type="application/json")
+        return Response(state.body(customer), media_type="application/json")
 
     @app.api_route("/api/v1/customers/{pk}/", methods=["PATCH", "PUT"])
     async def update_customer(pk: str, request: Request) -> Response:

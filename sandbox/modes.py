@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,19 @@ class SandboxModes(BaseModel):
         0.0, ge=0.0, description="writer changes become visible this long after their modified_date"
     )
     date_only_filters: bool = Field(False, description="answer 400 to datetime date filters")
+    utc_offset_hours: float = Field(
+        0.0,
+        ge=-12,
+        le=14,
+        description="the server's TIME_ZONE: a bare date in a filter means midnight there",
+    )
+    ignore_sort: bool = Field(
+        False, description="ignore ?sort= and answer in the server's own order (newest first)"
+    )
+    added_fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields a newer Omnitron sends that the document does not list",
+    )
     token_max_requests: int | None = Field(
         None, ge=1, description="a token stops working after this many requests"
     )

@@ -4,15 +4,18 @@ Filters follow the document's filter list. Parameters it does not list are ignor
 django-filter ignores them. Semantics worth knowing:
 
 * ``created_date`` and ``modified_date`` are DateFilters on datetime fields. A bare date means
-  midnight UTC (``modified_date__lte=2024-01-05`` is ``<= 2024-01-05T00:00:00Z``), ``__date``
-  compares the calendar day. In ``date_only_filters`` mode a datetime value answers 400
-  ``"Enter a valid date."``, as some Omnitron deployments do.
+  midnight in the server's time zone (``utc_offset_hours``, UTC by default), as Django does with
+  ``USE_TZ``: at UTC+3, ``modified_date__lte=2024-01-05`` is ``<= 2024-01-04T21:00:00Z``;
+  ``__date`` compares the calendar day there. In ``date_only_filters`` mode a datetime value
+  answers 400 ``"Enter a valid date."``, as some Omnitron deployments do.
 * ``first_name``, ``last_name``, ``phone_number``, ``channel_code`` and ``erp_code`` are
   CharFilterWithNull: the value ``null`` matches a null.
 * ``attributes`` and ``extra_field`` take a JSON object and match records containing those pairs.
 * ``channel`` may repeat (``channel=1&channel=2``).
 * ``sort=<field>`` or ``sort=-<field>`` on any field; ties are broken by pk unless the
-  ``shuffle_ties`` mode is on, when they come back in a new random order on every request.
+  ``shuffle_ties`` mode is on, when they come back in a new random order on every request. The
+  document lists no ``sort``: in ``ignore_sort`` mode it is ignored and results come newest first
+  (``-modified_date``), as a server with another default ordering would answer.
 """
 
 from __future__ import annotations
@@ -91,14 +94,17 @@ class Query:
             self.pk_hi = hi if self.pk_hi is None else min(self.pk_hi, hi)
 
 
-def _parse_filter_datetime(raw: str, date_only: bool, lookup: str) -> tuple[int, bool]:
-    """Microseconds of a DateFilter value, and whether it was a bare date."""
+def _parse_filter_datetime(
+    raw: str, date_only: bool, lookup: str, offset_us: int = 0
+) -> tuple[int, bool]:
+    """Microseconds of a DateFilter value, and whether it was a bare date (midnight in the
+    server's time zone, ``offset_us`` east of UTC)."""
     if _DATE_RE.match(raw):
         try:
             day = dt.date.fromisoformat(raw)
         except ValueError:
             raise ValueError("Enter a valid date.") from None
-        return to_us(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)), True
+        return to_us(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)) - offset_us, True
     if date_only or lookup == "date":
         raise ValueError("Enter a valid date.")
     try:
@@ -149,8 +155,10 @@ def _channel_in(wanted: set[int]) -> Predicate:
     return lambda c: c.data["channel"] in wanted
 
 
-def _datefilter(query: Query, name: str, lookup: str, raw: str, date_only: bool) -> None:
-    us, _ = _parse_filter_datetime(raw, date_only, lookup)
+def _datefilter(
+    query: Query, name: str, lookup: str, raw: str, date_only: bool, offset_us: int
+) -> None:
+    us, _ = _parse_filter_datetime(raw, date_only, lookup, offset_us)
     attr = "modified_us" if name == "modified_date" else "created_us"
     bounds = {
         "exact": (us, us + 1),
@@ -191,14 +199,21 @@ def _json_object(raw: str) -> dict[str, Any]:
     return value
 
 
-def parse_query(params: Sequence[tuple[str, str]], date_only: bool) -> Query:
+def parse_query(
+    params: Sequence[tuple[str, str]],
+    date_only: bool,
+    utc_offset_hours: float = 0.0,
+    ignore_sort: bool = False,
+) -> Query:
     """Turn query parameters into predicates and index ranges. Raises FilterError (400)."""
-    query = Query()
+    query = Query(sort="-modified_date" if ignore_sort else None)
+    offset_us = int(utc_offset_hours * 3_600_000_000)
     errors: dict[str, list[str]] = {}
     channels: list[str] = []
     for key, raw in params:
         if key == "sort":
-            query.sort = raw or None
+            if not ignore_sort:
+                query.sort = raw or None
             continue
         name, _, lookup = key.partition("__")
         lookup = lookup or "exact"
@@ -208,7 +223,7 @@ def parse_query(params: Sequence[tuple[str, str]], date_only: bool) -> Query:
         kind = spec[0]
         try:
             if kind == "datefilter":
-                _datefilter(query, name, lookup, raw, date_only)
+                _datefilter(query, name, lookup, raw, date_only, offset_us)
             elif kind == "number":
                 _number(query, lookup, raw)
             elif kind == "channel":

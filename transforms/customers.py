@@ -14,14 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.exact_json import dumps_exact
 from transforms.schema import (
     API_FIELDS,
     BOOL_FIELDS,
@@ -61,13 +62,15 @@ class Converted:
     table: pa.Table
     rejected: pa.Table
     unknown_fields: set[str] = field(default_factory=set)
+    #: how many records carried each field the schema does not know (kept in ``_extra_fields``)
+    unknown_field_counts: Counter[str] = field(default_factory=Counter)
 
 
 def _json_text(value: Any) -> str:
     try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers beyond 64 bits, and other values orjson will not encode
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return dumps_exact(value)
+    except TypeError:  # integers beyond 64 bits given as Python ints, and other oddities
+        return json.dumps(value, ensure_ascii=False, default=repr)
 
 
 def _check_value(name: str, value: Any) -> str | None:
@@ -166,10 +169,13 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
             if not any(reason.startswith(f"{name}:") for reason in reasons[i]):
                 reasons[i].append(f"{name}: missing")
     extras: list[str | None] = [None] * count
+    unknown_counts: Counter[str] = Counter()
     if unknown:
         for i, r in enumerate(safe):
             if r.keys() - _KNOWN:
-                extras[i] = _json_text({k: r[k] for k in sorted(r.keys() - _KNOWN)})
+                added = sorted(r.keys() - _KNOWN)
+                unknown_counts.update(added)
+                extras[i] = _json_text({k: r[k] for k in added})
     columns["_run_id"] = pa.array([lineage.run_id] * count, pa.string())
     columns["_extracted_at"] = pa.array([lineage.extracted_at] * count, TIMESTAMP)
     columns["_source"] = pa.array([lineage.source] * count, pa.string())
@@ -178,7 +184,9 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     table = pa.Table.from_pydict(columns, schema=_LOOSE_SCHEMA)
     bad = [i for i, r in enumerate(reasons) if r]
     if not bad:
-        return Converted(table.cast(CUSTOMER_SCHEMA), _rejected([], [], [], lineage), unknown)
+        return Converted(
+            table.cast(CUSTOMER_SCHEMA), _rejected([], [], [], lineage), unknown, unknown_counts
+        )
     keep = pa.array([not r for r in reasons])
     good = table.filter(keep).cast(CUSTOMER_SCHEMA)
     raw = [records[i] for i in bad]
@@ -198,6 +206,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
             lineage,
         ),
         unknown,
+        unknown_counts,
     )
 
 

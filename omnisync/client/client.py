@@ -39,8 +39,18 @@ from omnisync.client.query import CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.throttle import Throttle
 from omnisync.settings import Settings
+from transforms.exact_json import loads_exact
 
 log = logging.getLogger("omnisync.client")
+
+
+def decode_exact(body: bytes) -> Any:
+    """JSON as Omnitron sent it: numbers keep their text (``12.10`` stays ``12.10``, integers
+    past 64 bits stay exact), where orjson alone would turn both into lossy floats. Raises
+    ValueError for a body that is not JSON."""
+    return loads_exact(body)
+
+
 CUSTOMERS_PATH = "/api/v1/customers/"
 # A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
 MAX_RETRY_AFTER_SECONDS = 60.0
@@ -137,6 +147,9 @@ class OmnitronClient:
             follow_redirects=False,
         )
         self._datetime_filters: bool | None = None
+        # Whether the server orders lists by ``sort=pk``, which the document does not promise:
+        # None until a page says otherwise, then False for good (see sync/extraction.py).
+        self.sort_honoured: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> OmnitronClient:
@@ -240,8 +253,8 @@ class OmnitronClient:
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            return decode_exact(response.content)
+        except ValueError:
             raise UnexpectedResponse(
                 f"{response.request.method} {response.request.url.path} answered "
                 f"{response.status_code} with a body that is not JSON",

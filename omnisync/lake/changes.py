@@ -3,7 +3,15 @@
 Files are named after the extraction window that produced them
 (``modified_day=2024-05-01/part-<window>.parquet``), so writing a window again replaces its files
 instead of adding to them. Versions already logged by another window (lookback overlaps) are left
-out, so each (pk, modified_date) is logged once. Closed days are compacted into one file.
+out, so each (pk, modified_date) is logged once.
+
+Closed days are compacted into one file, and a reader never sees a version twice, nor misses
+one, while that happens (G2 at every moment). The compacted file is built under
+``_staging/compaction/`` (outside the dataset), then swapped with the day's directory in one
+atomic step (``LakeStorage.swap_directories``). Where the storage has no atomic swap (object
+stores), a marker is written first, then the day's parts are removed and the compacted file put in
+its place: a reader may briefly miss that day's versions but never sees one twice, and a run
+interrupted in between completes the switch (``recover``) before it writes anything else.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from transforms.versions import unique_versions
 
 DATASET = "customer_changes"
 COMPACTED = "part-compacted.parquet"
+COMPACTING = "_staging/compaction/customer_changes"
+APPLY = "_apply.json"
 _WINDOW_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 
@@ -119,9 +129,11 @@ class ChangeLog:
     def compact(self, before: dt.date) -> int:
         """Merge the files of each day earlier than ``before`` into one; returns days compacted.
 
-        Crash-safe: the compacted file is written (atomically) before the parts are removed, and
-        a day with leftover parts is simply compacted again, dropping duplicate versions.
+        Each day is switched from its parts to the compacted file in one step (see the module's
+        docstring); a crash at any point leaves readers a correct day, and the next call (or
+        ``recover``) tidies up.
         """
+        self.recover()
         compacted = 0
         for day in self.days():
             if dt.date.fromisoformat(day) >= before:
@@ -134,11 +146,40 @@ class ChangeLog:
                     [self.storage.read_table(f) for f in files], promote_options="permissive"
                 )
             )
-            self.storage.write_table(
-                f"{_day_dir(day)}/{COMPACTED}", merged.sort_by([("pk", "ascending")])
-            )
-            for path in files:
-                if not path.endswith(COMPACTED):
-                    self.storage.delete(path)
+            staged = f"{COMPACTING}/modified_day={day}"
+            self.storage.delete_tree(staged)
+            self.storage.write_table(f"{staged}/{COMPACTED}", merged.sort_by([("pk", "ascending")]))
+            if self.storage.swap_directories(staged, _day_dir(day)):
+                self.storage.delete_tree(staged)  # the old generation, now out of sight
+            else:
+                self.storage.write_json(f"{staged}/{APPLY}", {"day": day})
+                self._apply(day)
             compacted += 1
         return compacted
+
+    def _apply(self, day: str) -> None:
+        """Replace the day's parts by the staged compacted file (no atomic swap available):
+        remove the parts first, so that no version is ever visible twice. Idempotent."""
+        staged = f"{COMPACTING}/modified_day={day}"
+        for path in self.storage.files(_day_dir(day)):
+            if posixpath.basename(path) != COMPACTED:
+                self.storage.delete(path)
+        self.storage.copy(f"{staged}/{COMPACTED}", f"{_day_dir(day)}/{COMPACTED}")
+        self.storage.delete_tree(staged)
+
+    def recover(self) -> int:
+        """Finish or discard compactions a crash interrupted; returns how many were found.
+
+        A staged day with the marker was being switched without an atomic swap: the switch is
+        completed. Any other staged day is either a compaction never switched or an old
+        generation swapped out: both are discarded (the day's directory is complete either way).
+        Call it while holding the stream's lock, before any window writes to the change log.
+        """
+        found = 0
+        for name in self.storage.files(COMPACTING, suffix=APPLY):
+            found += 1
+            self._apply(posixpath.basename(posixpath.dirname(name)).split("=", 1)[1])
+        for path in self.storage.files(COMPACTING):
+            found += 1
+            self.storage.delete_tree(posixpath.dirname(path))
+        return found

@@ -7,7 +7,10 @@ object or the new one, never a part.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import os
 import posixpath
 import uuid
 from typing import Any
@@ -25,6 +28,30 @@ def temporary_path(target: str, tag: str) -> str:
     pyarrow, pandas, Polars, DuckDB globs and Spark all skip, so a file left by a killed
     process is never read as data."""
     return posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{tag}")
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_paths(first: str, second: str) -> bool:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader
+    sees one or the other at each path, never neither and never both. False where the kernel or
+    file system cannot (nothing is changed then)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(code, os.strerror(code), first)
 
 
 class LakeError(Exception):
@@ -99,6 +126,24 @@ class LakeStorage:
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         with self.fs.open(target, "wb") as handle:
             handle.write(json.dumps(value).encode())
+
+    def swap_directories(self, staged: str, target: str) -> bool:
+        """Put the directory ``staged`` at ``target`` in one atomic step, leaving what was at
+        ``target`` at ``staged``. False where this storage cannot (object stores, file systems
+        without an atomic exchange): nothing is changed then, and the caller falls back."""
+        if not self.local:
+            return False
+        source, destination = self.path(staged), self.path(target)
+        if not self.fs.exists(destination):
+            self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+            os.rename(source, destination)
+            self.fs.makedirs(source, exist_ok=True)
+            return True
+        return exchange_paths(source, destination)
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy one file, replacing ``target`` atomically (a rename locally, one PUT remotely)."""
+        self.write_table(target, self.read_table(source))
 
     def delete_tree(self, relative: str) -> None:
         if self.exists(relative):

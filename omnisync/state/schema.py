@@ -57,6 +57,8 @@ windows = Table(
     Column("status", String(20), nullable=False),
     Column("rows", Integer),
     Column("max_modified_us", BigInteger),
+    Column("quarantined", Integer),  # 0002
+    Column("counts", Text),  # 0002: the window's other counts (JSON), e.g. unknown fields
 )
 
 ledger = Table(

@@ -77,6 +77,8 @@ class Window:
     status: str
     rows: int | None = None
     max_modified_us: int | None = None
+    quarantined: int | None = None
+    counts: dict[str, Any] | None = None
 
 
 class StateStore:
@@ -160,6 +162,7 @@ class StateStore:
         status: str,
         *,
         window: tuple[Any, Any] | None = None,
+        watermark_before: dt.datetime | None = None,
         watermark_after: dt.datetime | None = None,
         counts: dict[str, Any] | None = None,
         error: str | None = None,
@@ -171,6 +174,8 @@ class StateStore:
             "counts": json.dumps(counts or {}, default=str),
             "watermark_after_iso": iso(watermark_after),
         }
+        if watermark_before is not None:
+            values["watermark_before_iso"] = iso(watermark_before)
         if window is not None:
             values["window_lo_iso"], values["window_hi_iso"] = iso(window[0]), iso(window[1])
         with self.engine.begin() as connection:
@@ -206,15 +211,29 @@ class StateStore:
                 .where(windows.c.stream == stream, windows.c.status.in_(("pending", "done")))
                 .limit(1)
             ).scalar()
-            if plan_id is None:
-                return None
+        if plan_id is None:
+            return None
+        return str(plan_id), self.plan_windows(stream, str(plan_id))
+
+    def plan_windows(self, stream: str, plan_id: str) -> list[Window]:
+        """Every window of one plan, in order."""
+        with self.engine.connect() as connection:
             rows = connection.execute(
                 select(windows)
                 .where(windows.c.stream == stream, windows.c.plan_id == plan_id)
                 .order_by(windows.c.lo_us)
             )
-            return str(plan_id), [
-                Window(r.lo_us, r.hi_us, r.status, r.rows, r.max_modified_us) for r in rows
+            return [
+                Window(
+                    r.lo_us,
+                    r.hi_us,
+                    r.status,
+                    r.rows,
+                    r.max_modified_us,
+                    r.quarantined,
+                    json.loads(r.counts) if r.counts else None,
+                )
+                for r in rows
             ]
 
     def close_plan(self, stream: str, plan_id: str) -> None:
@@ -227,7 +246,14 @@ class StateStore:
             )
 
     def complete_window(
-        self, stream: str, plan_id: str, lo_us: int, rows: int, max_modified_us: int | None
+        self,
+        stream: str,
+        plan_id: str,
+        lo_us: int,
+        rows: int,
+        max_modified_us: int | None,
+        quarantined: int = 0,
+        counts: dict[str, Any] | None = None,
     ) -> None:
         with self.engine.begin() as connection:
             connection.execute(
@@ -237,16 +263,23 @@ class StateStore:
                     windows.c.plan_id == plan_id,
                     windows.c.lo_us == lo_us,
                 )
-                .values(status="done", rows=rows, max_modified_us=max_modified_us)
+                .values(
+                    status="done",
+                    rows=rows,
+                    max_modified_us=max_modified_us,
+                    quarantined=quarantined,
+                    counts=json.dumps(counts or {}, sort_keys=True),
+                )
             )
 
-    def abandon_plans(self, stream: str) -> None:
+    def abandon_plans(self, stream: str, plan_id: str | None = None) -> None:
+        """Give up the open plan(s) of ``stream`` (a full refresh, or a plan judged systemic-
+        ally bad): the next run plans again from the watermark, which never moved for them."""
+        condition = [windows.c.stream == stream, windows.c.status.in_(("pending", "done"))]
+        if plan_id is not None:
+            condition.append(windows.c.plan_id == plan_id)
         with self.engine.begin() as connection:
-            connection.execute(
-                update(windows)
-                .where(windows.c.stream == stream, windows.c.status.in_(("pending", "done")))
-                .values(status="abandoned")
-            )
+            connection.execute(update(windows).where(*condition).values(status="abandoned"))
 
     # -- the lock (G5) ------------------------------------------------------------------------
     def _holder_is_dead(self, owner: str, heartbeat_us: int) -> bool:

@@ -1,5 +1,39 @@
-"""The customer sync: windows planned from counts, extracted without loss, written in order."""
+"""The customer sync, one module per step of a run.
 
-from omnisync.sync.job import STREAM, BatchRejected, Plan, SyncJob, WindowResult, preflight
+parts       what every step shares, opened before any window thread starts
+planning    the upper bound and the windows, from counts (or the plan a crash left open)
+extraction  one window's customers by pk ranges, without trusting sort or limit (G1)
+window      type, validate, stage and log one window, then mark it done (G3, G6)
+finish      judge the run's quality, merge, move the watermark, compact (G3, G6)
+record      the run's start and outcome, written in one place
+"""
 
-__all__ = ["STREAM", "BatchRejected", "Plan", "SyncJob", "WindowResult", "preflight"]
+from omnisync.settings import Settings
+from omnisync.sync.finish import PlanTotals, finish_plan
+from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.planning import Plan, new_plan, open_plan, plan_windows
+from omnisync.sync.record import RunRecord
+from omnisync.sync.window import BatchRejected, WindowResult, sync_window
+
+__all__ = [
+    "STREAM",
+    "BatchRejected",
+    "Plan",
+    "PlanTotals",
+    "RunParts",
+    "RunRecord",
+    "WindowResult",
+    "finish_plan",
+    "new_plan",
+    "open_plan",
+    "plan_windows",
+    "preflight",
+    "sync_window",
+]
+
+
+def preflight(settings: Settings) -> None:
+    """Check the lake, the state database and Omnitron before any engine starts, raising the
+    error a user can act on (LakeError, StateError, ConfigurationError, AuthenticationFailed,
+    RetriesExhausted)."""
+    RunParts.open(settings, "preflight", validate=False).close()

@@ -1,44 +1,80 @@
 """Extracting one window of customers without losing a change (G1).
 
-For a window ``[lo, hi)`` of ``modified_date``, the client asks for
-``modified_date__gte=lo & modified_date__lt=hi & sort=pk & pk__gt=<last pk seen>`` page after
-page (keyset pagination on the primary key), and keeps the rows whose ``modified_date`` is really
-in ``[lo, hi)``. Why this cannot lose a change:
+A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what the document
+lists (``modified_date`` and ``pk`` range filters, ``count``, ``next``) and the rows are kept
+whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent, but never trusted. Why
+this cannot lose a change:
 
-* **Ties and random tie order.** The keyset is ``pk``, which is unique: however many customers
-  share one ``modified_date`` and however the server orders them, each pk is read exactly once.
-* **Live writers.** Offset pagination skips a row whenever an earlier row leaves the result set;
-  a pk keyset never does. A row modified during the run leaves the window because its new
+* **Ranges, not pages.** The window is read as ``pk`` ranges, each asked for on its own first page
+  (``pk__gte=a & pk__lt=b``). A range whose answer has no ``next`` (and a ``count`` equal to the
+  rows received) was read whole. A range that does not fit one page is split, so no page number
+  is ever followed: rows leaving the filter while we read cannot shift a page under us, and
+  ``"Invalid page."`` cannot happen.
+* **``sort`` is checked, not assumed.** When a page comes back in ascending ``pk`` order, the
+  server seems to honour the sort: the range is continued after the page's last pk (one request
+  per page, as keyset pagination). That claim is verified by the next answer's ``count``: it must
+  be the range's count less the rows received. When it is not (a server that ignores ``sort`` but
+  happened to answer one page in order, or rows that left the window meanwhile) the skipped
+  prefix is read again as a range of its own. When a page is not in ``pk`` order, the server
+  ignores the sort: the range is split at the received pks' quantiles until every part fits one
+  page, where order does not matter; the client remembers it and splits from then on.
+* **A capped or ignored ``limit``** changes nothing: the page size that matters is the number of
+  rows received, and every decision above uses only that and ``count``.
+* **Ties and random tie order.** Ranges are of ``pk``, which is unique: however many customers
+  share one ``modified_date`` and however the server orders them, every pk of a range is in it.
+* **Live writers.** A row modified during the run leaves the window because its new
   ``modified_date`` is later than ``hi`` (``hi`` is fixed at the start of the run, ``lag`` before
-  the server's clock), and that new version is read by the next run. A row created during the run
+  the server's clock); that new version is read by the next run. A row created during the run
   likewise has a ``modified_date`` after ``hi``.
 * **Late commits.** A row whose commit becomes visible up to ``lag`` seconds after its
   ``modified_date`` is visible before this run's ``hi`` passes it; later ones are re-read by the
   next run's ``lookback`` (the next window starts ``lookback`` before the watermark).
-* **A capped ``limit``** changes nothing: the keyset follows the last pk actually received.
-* **Date-only servers** get date bounds that contain the window (``lo``'s day to the day after
-  ``hi``), and the exact bounds are applied here.
+* **Date-only servers** read a bare date as midnight in their own time zone, which the client
+  cannot know (UTC-12 to UTC+14). The bounds sent are padded to contain ``[lo, hi)`` at every
+  such offset (:func:`server_bounds`), and the exact bounds are applied here.
 
-Memory: one page at a time (the caller groups pages into chunks).
+Memory: one page at a time, plus the list of pending pk ranges (the caller groups pages into
+chunks).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import logging
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
-from omnisync.client import CustomerQuery, OmnitronClient
+from omnisync.client import CustomerQuery, OmnitronClient, UnexpectedResponse
+
+log = logging.getLogger("omnisync.sync")
+DAY = dt.timedelta(days=1)
+# Time zones span UTC-12 to UTC+14: a bare date D is an instant between D 00:00Z - 14 h and
+# D 00:00Z + 12 h, depending on the server's TIME_ZONE.
+WEST = dt.timedelta(hours=12)
+EAST = dt.timedelta(hours=14)
+
+
+def _floor_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.UTC).date()
+
+
+def _ceil_day(moment: dt.datetime) -> dt.date:
+    moment = moment.astimezone(dt.UTC)
+    day = moment.date()
+    return day if moment == dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) else day + DAY
 
 
 def server_bounds(
     lo: dt.datetime | None, hi: dt.datetime, datetimes: bool
 ) -> tuple[dt.date | dt.datetime | None, dt.date | dt.datetime]:
-    """The filter bounds to send: exact datetimes, or whole days that contain ``[lo, hi)``."""
+    """The filter bounds to send: exact datetimes, or dates that contain ``[lo, hi)`` in any
+    server time zone (``gte`` the day of ``lo - 12 h``, ``lt`` the day after ``hi + 14 h``)."""
     if datetimes:
         return lo, hi
-    upper_day = (hi - dt.timedelta(microseconds=1)).date() + dt.timedelta(days=1)
-    return (None if lo is None else lo.date()), upper_day
+    return (None if lo is None else _floor_day(lo - WEST)), _ceil_day(hi + EAST)
 
 
 def parse_modified(value: Any) -> dt.datetime | None:
@@ -52,6 +88,43 @@ def parse_modified(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+@dataclass(frozen=True)
+class PkRange:
+    """``lo <= pk < hi`` (None: open). ``expect`` and ``prefix`` carry a claim to verify: the
+    range's count should be ``expect``, or else ``prefix`` was not read whole. A range whose
+    order claim failed is ``split_only``: it is split, never continued, so it always shrinks."""
+
+    lo: int | None
+    hi: int | None
+    expect: int | None = None
+    prefix: PkRange | None = None
+    split_only: bool = False
+
+
+def _valid_pks(records: list[Any]) -> list[int]:
+    return [
+        r["pk"]
+        for r in records
+        if isinstance(r, dict) and isinstance(r.get("pk"), int) and not isinstance(r["pk"], bool)
+    ]
+
+
+def split_points(pks: list[int], lo: int | None, count: int, received: int) -> list[int]:
+    """Where to cut a range that did not fit one page: quantiles of the pks received, so that
+    each part holds about half a page (the received pks are a sample of the range)."""
+    sample = sorted({pk for pk in pks if lo is None or pk > lo})
+    if not sample:
+        return [(lo if lo is not None else 0) + 1]
+    parts = min(len(sample), max(2, math.ceil(2 * count / max(received, 1))))
+    step = len(sample) / parts
+    cuts = sorted({sample[min(len(sample) - 1, int(i * step))] for i in range(1, parts)})
+    return cuts or [sample[-1]]
+
+
+def _is_ascending(pks: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(pks))
+
+
 def extract_window(
     client: OmnitronClient,
     lo: dt.datetime | None,
@@ -60,27 +133,82 @@ def extract_window(
     page_size: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
-    cannot be read are passed through, so that the transform quarantines them)."""
+    cannot be read are passed through, so that the transform quarantines them).
+
+    A record may be yielded twice (a prefix read again after a failed check): callers keep one
+    row per version, as they must anyway for lookback overlaps.
+    """
     gte, lt = server_bounds(lo, hi, datetimes)
-    last_pk: int | None = None
-    while True:
-        query = CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk", pk_gt=last_pk)
-        pages = client.list_customers(query, page_size=page_size)
-        page = next(pages, None)
-        if page is None or not page.results:
-            return
-        rows = []
-        for record in page.results:
-            stamp = (
-                parse_modified(record.get("modified_date")) if isinstance(record, dict) else None
+    base = CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
+    seen: set[tuple[int, str]] = set()
+    pending = [PkRange(None, None)]
+    while pending:
+        part = pending.pop()
+        page = next(
+            client.list_customers(base.with_(pk_gte=part.lo, pk_lt=part.hi), page_size), None
+        )
+        results = [] if page is None else page.results
+        count = 0 if page is None else page.count
+        if part.expect is not None and part.prefix is not None and count != part.expect:
+            # Rows before this range were claimed read in order; the count says otherwise.
+            pending.append(replace(part.prefix, split_only=True))
+        complete = page is None or (not page.has_next and count <= len(results))
+        pks = _valid_pks(results)
+        ordered = (
+            not part.split_only
+            and client.sort_honoured is not False
+            and bool(pks)
+            and _is_ascending(pks)
+        )
+        if complete or ordered:
+            rows = _new_rows(results, lo, hi, seen)
+            if rows:
+                yield rows
+        if complete:
+            continue
+        if not pks:
+            raise UnexpectedResponse(
+                f"GET customers answered {len(results)} record(s) without a pk and a next page: "
+                "they cannot be read by pk ranges"
             )
-            if stamp is None or ((lo is None or stamp >= lo) and stamp < hi):
-                rows.append(record)
-        pks = [
-            r["pk"] for r in page.results if isinstance(r, dict) and isinstance(r.get("pk"), int)
-        ]
-        if rows:
-            yield rows
-        if not page.has_next or not pks:
-            return
-        last_pk = max(pks)
+        if ordered:
+            last = pks[-1]
+            pending.append(
+                PkRange(last + 1, part.hi, count - len(results), PkRange(part.lo, last + 1))
+            )
+            continue
+        if client.sort_honoured is not False and not part.split_only:
+            log.warning(
+                "%s does not order customers by pk: reading by pk ranges instead",
+                client.base_url,
+            )
+            client.sort_honoured = False
+        # Every row of this page is read again by one of the parts: nothing is yielded here.
+        bounds = [part.lo, *split_points(pks, part.lo, count, len(results)), part.hi]
+        pending.extend(
+            PkRange(a, b, split_only=part.split_only) for a, b in itertools.pairwise(bounds)
+        )
+
+
+def _new_rows(
+    records: list[Any], lo: dt.datetime | None, hi: dt.datetime, seen: set[tuple[int, str]]
+) -> list[Any]:
+    """The records in ``[lo, hi)`` not yielded before (a prefix read again), and the records
+    whose pk or modified_date cannot be read (for quarantine)."""
+    rows = []
+    for record in records:
+        if not _in_window(record, lo, hi):
+            continue
+        pk = record.get("pk") if isinstance(record, dict) else None
+        if isinstance(pk, int):
+            key = (pk, str(record.get("modified_date")))
+            if key in seen:
+                continue
+            seen.add(key)
+        rows.append(record)
+    return rows
+
+
+def _in_window(record: Any, lo: dt.datetime | None, hi: dt.datetime) -> bool:
+    stamp = parse_modified(record.get("modified_date")) if isinstance(record, dict) else None
+    return stamp is None or ((lo is None or stamp >= lo) and stamp < hi)

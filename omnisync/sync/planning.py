@@ -1,42 +1,51 @@
-"""Planning a run: the upper bound, and windows sized from the API's counts.
+"""Planning a run's windows from the API's counts, using only documented filters.
 
-A window larger than ``target_rows`` customers is split in two by time until each half is small
-enough (or, on date-only servers, one day long). Counting costs one request per window, and each
-window is then extracted, written and committed on its own, so a failed backfill resumes where it
-stopped.
+The span ``[lo, hi)`` is halved by time while a part holds more than ``target_rows`` customers
+(down to one second, or one day on date-only servers, finer than which their filters cannot
+tell), then neighbouring parts are joined again while their counts still fit. A full read starts
+from a fixed floor and its first window is open below, so no customer is older than the plan;
+nothing depends on ``sort`` (the document lists none). Counting costs one request per part, and
+each window is then extracted, written and committed on its own, so a failed backfill resumes
+where it stopped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
+from dataclasses import dataclass
 
 from omnisync.client import CustomerQuery, OmnitronClient
-from omnisync.sync.extraction import server_bounds
+from omnisync.state.store import from_us, to_us
+from omnisync.sync.extraction import DAY, server_bounds
+from omnisync.sync.parts import STAGING, STREAM, RunParts
 
 log = logging.getLogger("omnisync.sync")
-DAY = dt.timedelta(days=1)
 MIN_WINDOW = dt.timedelta(seconds=1)
+# Where a full read starts halving: older customers all fall in the first window, open below.
+FLOOR = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
-
-def earliest_modified(
-    client: OmnitronClient, hi: dt.datetime, datetimes: bool
-) -> dt.datetime | None:
-    """The oldest modified_date below ``hi`` (None when there is no customer)."""
-    _, lt = server_bounds(None, hi, datetimes)
-    pages = client.list_customers(CustomerQuery(modified_lt=lt, sort="modified_date"), page_size=1)
-    page = next(pages, None)
-    if page is None or not page.results:
-        return None
-    value = page.results[0].get("modified_date")
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
+Window = tuple[dt.datetime | None, dt.datetime]
 
 
 def _floor_day(moment: dt.datetime) -> dt.datetime:
     return dt.datetime(moment.year, moment.month, moment.day, tzinfo=dt.UTC)
+
+
+def _count(client: OmnitronClient, a: dt.datetime | None, b: dt.datetime, datetimes: bool) -> int:
+    gte, lt = server_bounds(a, b, datetimes)
+    return client.count_customers(CustomerQuery(modified_gte=gte, modified_lt=lt, sort=None))
+
+
+def _middle(a: dt.datetime, b: dt.datetime, datetimes: bool) -> dt.datetime | None:
+    """Where to halve ``[a, b)``, or None when it is as fine as the server can filter."""
+    if datetimes:
+        return a + (b - a) / 2 if b - a > MIN_WINDOW else None
+    middle = _floor_day(a + (b - a) / 2)
+    if middle <= a:
+        middle = _floor_day(a) + DAY
+    return middle if a < middle < b and b - a > DAY else None
 
 
 def plan_windows(
@@ -45,30 +54,83 @@ def plan_windows(
     hi: dt.datetime,
     datetimes: bool,
     target_rows: int,
-) -> list[tuple[dt.datetime | None, dt.datetime]]:
-    """Windows covering ``[lo, hi)`` with at most about ``target_rows`` customers each."""
-    start = lo if lo is not None else earliest_modified(client, hi, datetimes)
-    if start is None:
-        return [(lo, hi)]
-    if not datetimes:
-        start = _floor_day(start)
+) -> list[Window]:
+    """Windows covering ``[lo, hi)`` exactly, in order, with about ``target_rows`` customers
+    each at most (more only where one second, or one day, holds more)."""
+    start = lo if lo is not None else min(FLOOR, hi - MIN_WINDOW)
     pending: list[tuple[dt.datetime, dt.datetime]] = [(start, hi)]
-    done: list[tuple[dt.datetime | None, dt.datetime]] = []
+    parts: list[tuple[dt.datetime, dt.datetime, int]] = []
     while pending:
         a, b = pending.pop()
-        gte, lt = server_bounds(a, b, datetimes)
-        count = client.count_customers(CustomerQuery(modified_gte=gte, modified_lt=lt))
-        span = b - a
-        splittable = span > (DAY if not datetimes else MIN_WINDOW)
-        if count > target_rows and splittable:
-            middle = a + span / 2
-            if not datetimes:
-                middle = max(_floor_day(middle), a + DAY)
-            pending.extend([(middle, b), (a, middle)])
+        count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
+        middle = _middle(a, b, datetimes) if count > target_rows else None
+        if middle is None:
+            parts.append((a, b, count))
         else:
-            done.append((a, b))
-    done.sort(key=lambda w: w[1])
-    if lo is None and done:
-        done[0] = (None, done[0][1])  # the first window of a full read is open below
-    log.info("planned %d window(s) for [%s, %s)", len(done), lo, hi)
-    return done
+            pending.extend([(middle, b), (a, middle)])
+    parts.sort(key=lambda part: part[0])
+    # Join neighbours while they fit: halving leaves many small (often empty) parts behind.
+    joined: list[tuple[dt.datetime, dt.datetime, int]] = []
+    for a, b, count in parts:
+        if joined and joined[-1][2] + count <= target_rows:
+            first, _, total = joined[-1]
+            joined[-1] = (first, b, total + count)
+        else:
+            joined.append((a, b, count))
+    windows: list[Window] = [(a, b) for a, b, _ in joined]
+    if lo is None:
+        windows[0] = (None, windows[0][1])  # the first window of a full read is open below
+    log.info("planned %d window(s) for [%s, %s)", len(windows), lo, hi)
+    return windows
+
+
+@dataclass
+class Plan:
+    """Windows to extract; the upper bound is fixed by the server's clock when planned."""
+
+    plan_id: str
+    upper: dt.datetime
+    watermark_before: dt.datetime | None
+    windows: list[Window]
+    resumed: bool = False
+
+
+def open_plan(parts: RunParts) -> Plan | None:
+    """The plan an interrupted run left unfinished, with the windows it still has to do."""
+    found = parts.store.open_plan(STREAM)
+    if found is None:
+        return None
+    plan_id, windows = found
+    left = [w for w in windows if w.status != "done"]
+    log.info("resuming plan %s: %d of %d windows left", plan_id, len(left), len(windows))
+    return Plan(
+        plan_id,
+        from_us(windows[-1].hi_us),
+        parts.store.watermark(STREAM),
+        [(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)) for w in left],
+        resumed=True,
+    )
+
+
+def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
+    """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
+    settings = parts.settings
+    watermark = parts.store.watermark(STREAM)
+    if full_refresh:
+        parts.store.abandon_plans(STREAM)
+    # No plan is open: whatever is staged belongs to an abandoned or finished plan.
+    parts.storage.delete_tree(STAGING)
+    upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
+    lower = (
+        None
+        if (watermark is None or full_refresh)
+        else (watermark - dt.timedelta(seconds=settings.lookback_seconds))
+    )
+    if lower is not None and lower >= upper:
+        return Plan(uuid.uuid4().hex, upper, watermark, [])
+    bounds = plan_windows(parts.client, lower, upper, parts.datetimes, settings.window_rows)
+    plan = Plan(uuid.uuid4().hex, upper, watermark, bounds)
+    parts.store.save_plan(
+        STREAM, plan.plan_id, [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds]
+    )
+    return plan

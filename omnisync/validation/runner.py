@@ -21,6 +21,10 @@ from typing import Any
 import pandas as pd
 
 log = logging.getLogger("omnisync.validation")
+# GX parses suite parameters with a module-level pyparsing grammar, which is not thread-safe:
+# two threads validating at once (even on two contexts) broke it for the whole process. Every
+# call into GX takes this one process-wide lock.
+_GX_LOCK = threading.Lock()
 DEFAULT_SUITES = Path(__file__).resolve().parents[2] / "expectations"
 DATA_DOCS = "_reports/data_docs"
 _SITE = "omnisync"
@@ -109,32 +113,33 @@ class Validator:
         # GX announces every temporary docs directory at INFO; runs only need its warnings.
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._suites_dir = suites_dir
-        self._lock = threading.Lock()
-        self._context = gx.get_context(mode="ephemeral")
-        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self._context.data_sources.add_pandas("omnisync")
-        self._checkpoints: dict[str, Any] = {}
-        self._docs_root = docs_root
-        self._docs_local: Path | None = None
-        self._docs_remote: str | None = None
-        if docs_root is not None:
-            if "://" in docs_root and not docs_root.startswith("file://"):
-                self._docs_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
-                self._docs_remote = f"{docs_root.rstrip('/')}/{DATA_DOCS}"
-            else:
-                self._docs_local = Path(docs_root.removeprefix("file://")) / DATA_DOCS
-            self._docs_local.mkdir(parents=True, exist_ok=True)
-            self._context.add_data_docs_site(
-                _SITE,
-                {
-                    "class_name": "SiteBuilder",
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                    "store_backend": {
-                        "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(self._docs_local.resolve()),
+        self._lock = _GX_LOCK
+        with self._lock:  # building a context parses expressions too
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self._source = self._context.data_sources.add_pandas("omnisync")
+            self._checkpoints: dict[str, Any] = {}
+            self._docs_root = docs_root
+            self._docs_local: Path | None = None
+            self._docs_remote: str | None = None
+            if docs_root is not None:
+                if "://" in docs_root and not docs_root.startswith("file://"):
+                    self._docs_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
+                    self._docs_remote = f"{docs_root.rstrip('/')}/{DATA_DOCS}"
+                else:
+                    self._docs_local = Path(docs_root.removeprefix("file://")) / DATA_DOCS
+                self._docs_local.mkdir(parents=True, exist_ok=True)
+                self._context.add_data_docs_site(
+                    _SITE,
+                    {
+                        "class_name": "SiteBuilder",
+                        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                        "store_backend": {
+                            "class_name": "TupleFilesystemStoreBackend",
+                            "base_directory": str(self._docs_local.resolve()),
+                        },
                     },
-                },
-            )
+                )
 
     def _checkpoint(self, suite_name: str) -> Any:
         if suite_name in self._checkpoints:

@@ -13,7 +13,8 @@ import pytest
 
 from flows.sync_customers import sync_customers
 from omnisync.state import StateStore
-from omnisync.sync import BatchRejected, SyncJob
+from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
+from omnisync.sync import window as window_step
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.sync.sandbox_runs import settings_for
@@ -53,8 +54,8 @@ def test_a_systemic_problem_fails_the_run_and_keeps_the_watermark(
     before = store.watermark("customers")
     for pk in range(1, 41):  # a fifth of the customers now fail to type: not a bad record, a break
         corrupt(server, pk, channel="web")
-    strict = settings.model_copy(update={"lookback_seconds": 10**9})
-    with pytest.raises(BatchRejected, match="quarantined share"):
+    strict = settings.model_copy(update={"lookback_seconds": 10**9, "quarantine_min_rows": 100})
+    with pytest.raises(BatchRejected, match="OMNISYNC_MAX_QUARANTINE_SHARE"):
         sync_customers(settings=strict)
     assert store.watermark("customers") == before
     assert store.recent_runs()[0]["status"] == "failed"
@@ -70,14 +71,14 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
     chunks: list[int] = []
     windows: list[int] = []
     merges: list[int] = []
-    original_stage = SyncJob._stage_chunk
+    original_stage = window_step._stage_chunk
 
-    def stage(self: SyncJob, records: list[dict[str, Any]], *args: Any) -> Any:
+    def stage(parts: RunParts, records: list[dict[str, Any]], *args: Any) -> Any:
         chunks.append(len(records))
-        return original_stage(self, records, *args)
+        return original_stage(parts, records, *args)
 
-    monkeypatch.setattr(SyncJob, "_stage_chunk", stage)
-    job = SyncJob(settings)
+    monkeypatch.setattr(window_step, "_stage_chunk", stage)
+    job = RunParts.open(settings, "memory")
     original_write = job.changes.write_window
     monkeypatch.setattr(
         job.changes,
@@ -91,9 +92,9 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
         lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
     )
     try:
-        plan = job.plan()
-        results = [job.sync_window(plan.plan_id, lo, hi) for lo, hi in plan.windows]
-        job.finish(plan, results)
+        plan = new_plan(job)
+        results = [sync_window(job, plan.plan_id, lo, hi) for lo, hi in plan.windows]
+        finish_plan(job, plan)
     finally:
         job.close()
     assert sum(r.rows for r in results) == 3000

@@ -1,0 +1,101 @@
+"""What every step of a run shares, built completely before any window thread starts.
+
+Nothing here is built lazily: the client, the state store, the lake, the server's filter
+behaviour and the one GX validator are made by :meth:`RunParts.open`, in the thread that starts
+the run. Window threads only use them. (Two threads that each built a GX context broke GX's
+process-global expression parser; see ``omnisync/validation/runner.py``.)
+
+A Dask worker is another process: :func:`parts_for` opens one set per worker process and run,
+under a lock, and the flow releases them when the run ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from omnisync.client import OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
+from omnisync.settings import Settings
+from omnisync.state import StateStore
+from omnisync.validation import Validator
+
+STREAM = "customers"
+STAGING = "_staging/customers"  # beside the datasets, never inside one: readers never see it
+
+
+@dataclass
+class RunParts:
+    settings: Settings
+    run_id: str
+    storage: LakeStorage
+    store: StateStore
+    client: OmnitronClient
+    changes: ChangeLog
+    snapshot: Snapshot
+    datetimes: bool
+    validator: Validator | None
+
+    @classmethod
+    def open(cls, settings: Settings, run_id: str, validate: bool = True) -> RunParts:
+        """Open everything a run needs; raises the error a user can act on (LakeError,
+        StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted)."""
+        storage = LakeStorage(settings.lake)
+        storage.check_writable()
+        store = StateStore(
+            settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
+        )
+        client: OmnitronClient | None = None
+        try:
+            store.migrate()
+            client = OmnitronClient.from_settings(settings)
+            # Logs in and asks once: a wrong URL or credential fails before any work.
+            datetimes = client.datetime_filters_supported
+            return cls(
+                settings,
+                run_id,
+                storage,
+                store,
+                client,
+                ChangeLog(storage),
+                Snapshot(storage, buckets=settings.snapshot_buckets),
+                datetimes,
+                Validator(settings.lake) if validate else None,
+            )
+        except BaseException:
+            if client is not None:
+                client.close()
+            store.dispose()
+            raise
+
+    def close(self) -> None:
+        self.client.close()
+        if self.validator is not None:
+            self.validator.close()
+        self.store.dispose()
+
+
+_by_run: dict[str, RunParts] = {}
+_by_run_lock = threading.Lock()
+
+
+def parts_for(settings: Settings, run_id: str) -> RunParts:
+    """This process's parts of run ``run_id``, opened once (on Dask, once per worker)."""
+    with _by_run_lock:
+        parts = _by_run.get(run_id)
+        if parts is None:
+            parts = _by_run[run_id] = RunParts.open(settings, run_id)
+        return parts
+
+
+def adopt(parts: RunParts) -> None:
+    """Register parts opened by the flow, so that its window tasks in this process use them."""
+    with _by_run_lock:
+        _by_run[parts.run_id] = parts
+
+
+def release(run_id: str) -> None:
+    with _by_run_lock:
+        parts = _by_run.pop(run_id, None)
+    if parts is not None:
+        parts.close()

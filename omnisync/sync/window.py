@@ -1,0 +1,185 @@
+"""One window of a plan: extract, type, validate, write, and mark it done (G3, G6).
+
+Order of work: each chunk of pages is typed and validated, and its rows are staged per snapshot
+bucket under ``_staging/``; at the end of the window its versions go to the change log (one file
+per day) and its rejected records to quarantine, and only then is the window marked done. The
+staged rows reach ``customers/`` when the whole plan is finished (``finish.py``), so a backfill
+rewrites each bucket once. A window that fails is simply run again: its files are replaced.
+
+A record that cannot be represented is quarantined and the window goes on; whether the run as a
+whole has too many of them is judged once over the whole plan (``finish.py``), never over one
+small chunk. Memory: one chunk of records, and one window's typed rows for the change log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from omnisync.lake import window_key, write_quarantine
+from omnisync.state.store import to_us
+from omnisync.sync.extraction import extract_window
+from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.validation import validate_customers
+from transforms.customers import Lineage, to_table
+from transforms.pii import apply_pii_policy
+from transforms.schema import QUARANTINE_SCHEMA
+from transforms.versions import latest_per_pk
+
+log = logging.getLogger("omnisync.sync")
+
+
+class BatchRejected(Exception):
+    """Validation failed for a whole batch or run (a systemic problem): the run stops and the
+    watermark stays where it was."""
+
+
+@dataclass
+class WindowResult:
+    lo: dt.datetime | None
+    hi: dt.datetime
+    rows: int = 0
+    written: int = 0
+    changes_logged: int = 0
+    quarantined: int = 0
+    flagged: int = 0
+    max_modified: dt.datetime | None = None
+    unknown_fields: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        """What the state store keeps of the window (beside rows, quarantined, max_modified)."""
+        return {
+            "written": self.written,
+            "changes_logged": self.changes_logged,
+            "flagged": self.flagged,
+            "unknown_fields": dict(self.unknown_fields),
+        }
+
+
+def staging_dir(plan_id: str) -> str:
+    return f"{STAGING}/plan={plan_id}"
+
+
+def sync_window(
+    parts: RunParts, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+) -> WindowResult:
+    """Extract, type, validate and write one window, then mark it done in the state store."""
+    settings = parts.settings
+    result = WindowResult(lo, hi)
+    name = window_key(lo, hi)
+    lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
+    chunk: list[dict[str, Any]] = []
+    tables: list[pa.Table] = []
+    rejected: list[pa.Table] = []
+    number = 0
+    pages = extract_window(parts.client, lo, hi, parts.datetimes, settings.page_size)
+    for page in pages:
+        chunk.extend(page)
+        if len(chunk) >= settings.chunk_rows:
+            number += 1
+            good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+            tables.append(good)
+            rejected.append(bad)
+            chunk = []
+    if chunk:
+        number += 1
+        good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
+        tables.append(good)
+        rejected.append(bad)
+    if tables:
+        result.changes_logged += parts.changes.write_window(
+            pa.concat_tables(tables, promote_options="permissive"), name
+        )
+    # One quarantine file per window, so that a retried window replaces it, whatever chunks.
+    write_quarantine(
+        parts.storage,
+        pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
+        name,
+        lineage.extracted_at,
+    )
+    parts.store.complete_window(
+        STREAM,
+        plan_id,
+        0 if lo is None else to_us(lo),
+        result.rows,
+        None if result.max_modified is None else to_us(result.max_modified),
+        quarantined=result.quarantined,
+        counts=result.counts(),
+    )
+    log.info(
+        "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
+    )
+    return result
+
+
+def _stage_chunk(
+    parts: RunParts,
+    records: list[dict[str, Any]],
+    plan_id: str,
+    name: str,
+    lineage: Lineage,
+    result: WindowResult,
+) -> tuple[pa.Table, pa.Table]:
+    """Type, validate and stage one chunk; returns its rows for the change log and the rows
+    for quarantine. Raises BatchRejected for a batch-level critical failure (schema change)."""
+    settings = parts.settings
+    converted = to_table(records, lineage)
+    table = converted.table
+    assert parts.validator is not None, "a sync run opens its validator"
+    validation = validate_customers(
+        parts.validator, latest_per_pk(table) if table.num_rows else table, f"{parts.run_id}-{name}"
+    )
+    if not validation.passed:
+        raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
+    table = _with_flags(table, _flags_by_pk(validation.good))
+    quarantined = pa.concat_tables([converted.rejected, validation.quarantined])
+    rejected_pks = _pks(validation.quarantined)
+    good = table.filter(pa.array([pk not in rejected_pks for pk in table.column("pk").to_pylist()]))
+    analyst = apply_pii_policy(
+        good, settings.pii_policy, settings.pii_salt.get_secret_value().encode()
+    )
+    for bucket, part in parts.snapshot.split(analyst):
+        parts.storage.write_table(
+            f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part
+        )
+    result.rows += len(records)
+    result.written += good.num_rows
+    result.quarantined += quarantined.num_rows
+    result.flagged += validation.flagged_rows
+    result.unknown_fields.update(converted.unknown_field_counts)
+    result.warnings.extend(validation.warnings)
+    if good.num_rows:
+        top = max(good.column("modified_date").to_pylist())
+        result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
+    return analyst, quarantined
+
+
+def _pks(table: pa.Table) -> set[int]:
+    return set(table.column("pk").to_pylist()) if table.num_rows else set()
+
+
+def _flags_by_pk(table: pa.Table) -> dict[int, list[str]]:
+    return {
+        pk: flags
+        for pk, flags in zip(
+            table.column("pk").to_pylist(), table.column("_dq_flags").to_pylist(), strict=True
+        )
+        if flags
+    }
+
+
+def _with_flags(table: pa.Table, flags: dict[int, list[str]]) -> pa.Table:
+    """Copy the flags of each pk's latest version onto every version of it in the batch."""
+    if not flags:
+        return table
+    values = [flags.get(pk, []) for pk in table.column("pk").to_pylist()]
+    index = table.schema.get_field_index("_dq_flags")
+    return table.set_column(
+        index, table.schema.field(index), pa.array(values, pa.list_(pa.string()))
+    )

@@ -1,0 +1,107 @@
+"""An in-process Omnitron list endpoint for property tests of extraction and planning.
+
+It implements only what the API document promises (``modified_date`` and ``pk`` range filters,
+``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
+(``sort`` honoured, ignored, or random per request), a cap on ``limit``, and the time zone in
+which a date-only server reads a bare date. The sandbox has the same modes over real HTTP; this
+one is fast enough for hypothesis to try thousands of servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from omnisync.client import OmnitronClient, Throttle
+
+Order = Literal["pk", "newest-first", "pk-descending", "random"]
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass
+class FakeOmnitron:
+    rows: dict[int, dt.datetime]
+    order: Order = "pk"
+    cap: int = 1000
+    date_only: bool = False
+    utc_offset_hours: float = 0.0
+    seed: int = 0
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def _instant(self, raw: str) -> dt.datetime | None:
+        if _DATE.match(raw):
+            day = dt.date.fromisoformat(raw)
+            midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+            return midnight - dt.timedelta(hours=self.utc_offset_hours)
+        if self.date_only:
+            return None
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        self.requests.append(params)
+        bounds = {}
+        for key in ("modified_date__gte", "modified_date__lt"):
+            if key in params:
+                instant = self._instant(params[key])
+                if instant is None:
+                    return httpx.Response(400, json={key: ["Enter a valid date."]})
+                bounds[key] = instant
+        matched = [
+            (pk, stamp)
+            for pk, stamp in self.rows.items()
+            if ("modified_date__gte" not in bounds or stamp >= bounds["modified_date__gte"])
+            and ("modified_date__lt" not in bounds or stamp < bounds["modified_date__lt"])
+            and ("pk__gte" not in params or pk >= int(params["pk__gte"]))
+            and ("pk__gt" not in params or pk > int(params["pk__gt"]))
+            and ("pk__lt" not in params or pk < int(params["pk__lt"]))
+        ]
+        if self.order == "pk" and params.get("sort") == "pk":
+            matched.sort()
+        elif self.order == "newest-first" or (self.order == "pk" and "sort" not in params):
+            matched.sort(key=lambda row: (row[1], row[0]), reverse=True)
+        elif self.order == "pk-descending":
+            matched.sort(reverse=True)
+        else:
+            self._rng.shuffle(matched)
+        limit = min(int(params.get("limit", 20)), self.cap)
+        page = int(params.get("page", 1))
+        pages = max(1, -(-len(matched) // limit))
+        if page > pages:
+            return httpx.Response(404, json={"detail": "Invalid page."})
+        chunk = matched[(page - 1) * limit : page * limit]
+        next_url = (
+            f"https://omnitron.test/api/v1/customers/?{urlencode({**params, 'page': page + 1})}"
+            if page < pages
+            else None
+        )
+        body = {
+            "count": len(matched),
+            "next": next_url,
+            "previous": None,
+            "results": [
+                {"pk": pk, "modified_date": stamp.isoformat().replace("+00:00", "Z")}
+                for pk, stamp in chunk
+            ],
+        }
+        return httpx.Response(200, content=orjson.dumps(body))
+
+    def client(self, page_size: int = 1000) -> OmnitronClient:
+        return OmnitronClient(
+            "https://omnitron.test",
+            token=SecretStr("fake"),
+            page_size=page_size,
+            transport=httpx.MockTransport(self.handle),
+            throttle=Throttle(1_000_000, 8),
+        )

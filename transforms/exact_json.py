@@ -1,0 +1,55 @@
+"""JSON that keeps Omnitron's values exactly as sent (G6: source values are never rewritten).
+
+A float parsed into a Python ``float`` and written back changes its text (``12.10`` becomes
+``12.1``, ``1e2`` becomes ``100.0``), and orjson turns integers past 64 bits into floats. Here
+every non-integer number is kept as a :class:`JsonNumber` holding its text, and integers stay
+exact Python ints; :func:`dumps_exact` writes both back verbatim. Key order is kept as sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+_INT64 = range(-(2**63), 2**63)
+
+
+class JsonNumber:
+    """A JSON number that is not a 64-bit integer, kept as the text the server sent."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _int(text: str) -> int | JsonNumber:
+    value = int(text)
+    return value if value in _INT64 else JsonNumber(text)
+
+
+def loads_exact(body: bytes | str) -> Any:
+    """Parse JSON keeping every number's text; raises ValueError if ``body`` is not JSON."""
+    return json.loads(body, parse_float=JsonNumber, parse_int=_int)
+
+
+def _fragment(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        return orjson.Fragment(value.text)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def dumps_exact(value: Any) -> str:
+    """Compact JSON text of ``value``, numbers written as they were read."""
+    return orjson.dumps(value, default=_fragment).decode()
