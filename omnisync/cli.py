@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,7 @@ def sync(
         from omnisync.sync import preflight
 
         settings = load_settings()
+        logging.getLogger("omnisync").setLevel(settings.log_level)
         with console.status("checking the lake, the state database and Omnitron ..."):
             preflight(settings)
         from flows.sync_customers import sync_customers

@@ -176,6 +176,17 @@ class Settings(BaseSettings):
         description="pk buckets (files) of customers/; fixed once the lake exists",
     )
 
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING",
+        validation_alias=_env("OMNISYNC_LOG_LEVEL", "log_level"),
+        description="level of omnisync's own log lines (INFO: each window; DEBUG: each step)",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("omnitron_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:

@@ -17,6 +17,7 @@ interrupted in between completes the switch (``recover``) before it writes anyth
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import posixpath
 import re
 import threading
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 from omnisync.lake.storage import LakeStorage
 from transforms.versions import unique_versions
 
+log = logging.getLogger("omnisync.lake")
 DATASET = "customer_changes"
 COMPACTED = "part-compacted.parquet"
 COMPACTING = "_staging/compaction/customer_changes"
@@ -155,6 +157,7 @@ class ChangeLog:
                 self.storage.write_json(f"{staged}/{APPLY}", {"day": day})
                 self._apply(day)
             compacted += 1
+            log.debug("compacted day %s (%d files)", day, len(files))
         return compacted
 
     def _apply(self, day: str) -> None:

@@ -148,6 +148,7 @@ def _stage_chunk(
         parts.storage.write_table(
             f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part
         )
+    log.debug("staged chunk %s: %d records", name, len(records))
     result.rows += len(records)
     result.written += good.num_rows
     result.quarantined += quarantined.num_rows

@@ -171,3 +171,39 @@ def test_the_seed_is_deterministic_and_realistic() -> None:
     assert any(r["extra_field"] for r in first) and any(r["attributes"] for r in first)
     assert any("@" not in r["email"] or r["email"].endswith("@") for r in first)
     assert any((r["date_of_birth"] or "") > "2030" for r in first)
+
+
+def test_a_bare_date_means_midnight_in_the_servers_time_zone(make_sandbox: Make) -> None:
+    """As Django with USE_TZ: at UTC+3, modified_date__gte=D is D 00:00 Istanbul, 21:00Z the day
+    before; datetimes are unaffected."""
+    server = make_sandbox(customers=2000, utc_offset_hours=3)
+    client = client_for(server)
+    day = "2024-01-05"
+    answer = client.get(
+        "/api/v1/customers/", params={"modified_date__gte": day, "sort": "modified_date"}
+    )
+    first = answer.json()["results"][0]["modified_date"]
+    assert first >= "2024-01-04T21:00:00"
+    rows = truth(server)
+    expected = sum(1 for r in rows if r["modified_date"] >= "2024-01-04T21:00:00")
+    assert answer.json()["count"] == expected
+    exact = client.get("/api/v1/customers/", params={"modified_date__gte": "2024-01-05T00:00:00Z"})
+    assert exact.json()["count"] == sum(1 for r in rows if r["modified_date"] >= day)
+
+
+def test_ignore_sort_answers_newest_first_whatever_is_asked(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=300, ignore_sort=True)
+    client = client_for(server)
+    results = client.get("/api/v1/customers/", params={"sort": "pk", "limit": 50}).json()["results"]
+    stamps = [r["modified_date"] for r in results]
+    assert stamps == sorted(stamps, reverse=True)
+    assert [r["pk"] for r in results] != sorted(r["pk"] for r in results)
+
+
+def test_added_fields_appear_in_lists_and_details(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=20, added_fields={"loyalty_points": 12.10, "segment": "vip"})
+    client = client_for(server)
+    listed = client.get("/api/v1/customers/").json()["results"][0]
+    assert listed["loyalty_points"] == 12.1 and listed["segment"] == "vip"
+    assert client.get("/api/v1/customers/1/").json()["segment"] == "vip"
+    assert "segment" not in truth(server)[0], "the ground truth is the stored customer"

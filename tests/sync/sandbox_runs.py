@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -106,3 +109,17 @@ def assert_no_duplicate_versions(lake: str) -> None:
         .fetchall()
     )
     assert duplicates == []
+
+
+def wait_for_server_clock(server: SandboxServer, lag: float) -> None:
+    """Wait until a run's upper bound (the server's Date header, 1 s resolution, minus the lag)
+    is past the newest change, so that the next run must read every change: the program's own
+    clock, not a sleep."""
+    newest = max(dt.datetime.fromisoformat(r["modified_date"]) for r in truth(server))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        header = httpx.get(f"{server.url}/_sandbox/stats").headers["date"]
+        if email.utils.parsedate_to_datetime(header) - dt.timedelta(seconds=lag) > newest:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the sandbox's clock did not pass the newest change")

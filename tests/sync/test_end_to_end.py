@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flows.sync_customers import sync_customers
@@ -19,6 +16,7 @@ from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
     settings_for,
+    wait_for_server_clock,
 )
 
 Make = Callable[..., SandboxServer]
@@ -31,21 +29,6 @@ HARD_MODES = {
     "token_max_requests": 40,
     "faults": {"rate": 0.08, "retry_after_seconds": 0, "slow_seconds": 0.05, "seed": 5},
 }
-
-
-def wait_until_every_change_is_below_the_next_upper_bound(
-    server: SandboxServer, lag: float
-) -> None:
-    """A run's upper bound is the server's Date header (1 s resolution, and uvicorn refreshes it
-    once a second) minus the lag: wait on that clock, not on ours."""
-    newest = max(dt.datetime.fromisoformat(r["modified_date"]) for r in truth(server))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        header = httpx.get(f"{server.url}/_sandbox/stats").headers["date"]
-        if email.utils.parsedate_to_datetime(header) - dt.timedelta(seconds=lag) > newest:
-            return
-        time.sleep(0.2)
-    raise AssertionError("the sandbox's clock did not pass the newest change")
 
 
 @pytest.mark.parametrize("date_only", [False, True], ids=["datetime-filters", "date-only-filters"])
@@ -61,7 +44,7 @@ def test_incremental_syncs_under_every_hard_mode_converge_to_the_ground_truth(
         assert result["read"] > 0
         time.sleep(0.7)
     server.admin.post("quiesce")
-    wait_until_every_change_is_below_the_next_upper_bound(server, settings.lag_seconds)
+    wait_for_server_clock(server, settings.lag_seconds)
     sync_customers(settings=settings)
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
