@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pyarrow.parquet as pq
 
 from omnisync.settings import Settings, load_settings
 from sandbox import SandboxServer
+from sandbox.records import to_us
 from tests.conftest import truth
 from transforms.customers import Lineage, to_table
 from transforms.schema import API_FIELDS
@@ -123,3 +126,63 @@ def wait_for_server_clock(server: SandboxServer, lag: float) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("the sandbox's clock did not pass the newest change")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env(
+    server: SandboxServer, root: Path, prefect_api: str, **variables: str
+) -> dict[str, str]:
+    """The environment of ``omnisync`` run against ``server`` with its lake and state in ``root``."""
+    return subprocess_env(
+        server,
+        prefect_api,
+        OMNISYNC_LAKE=str(root / "lake"),
+        OMNISYNC_STATE_URL=f"sqlite:///{root}/state.db",
+        OMNISYNC_MAX_RPS="1000",
+        OMNISYNC_LOOKBACK_SECONDS="30",
+        OMNISYNC_RETRY_ATTEMPTS="12",
+        **variables,
+    )
+
+
+def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``omnisync`` command line as a user would, and return what it did."""
+    return subprocess.run(
+        [sys.executable, "-m", "omnisync.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def set_modified(server: SandboxServer, pk: int, at: dt.datetime, **changes: Any) -> None:
+    """Give customer ``pk`` a new version at ``at`` (in the past: as if committed then)."""
+    store = server.state.store
+    store.put(store.by_pk[pk].replaced(changes, to_us(at)))
+
+
+def current_versions(
+    server: SandboxServer, below: dt.datetime | None = None
+) -> set[tuple[int, str]]:
+    """(pk, modified_date) of every customer in Omnitron (whose version is below ``below``)."""
+    return {
+        (r["pk"], r["modified_date"])
+        for r in truth(server)
+        if below is None or dt.datetime.fromisoformat(r["modified_date"]) < below
+    }
+
+
+def lake_versions(lake: str) -> set[tuple[int, str]]:
+    """(pk, modified_date) of every customer in the lake's customers/, as the API renders it."""
+    table = pq.read_table(f"{lake}/customers", columns=["pk", "modified_date"])
+    return {
+        (pk, stamp.isoformat().replace("+00:00", "Z"))
+        for pk, stamp in zip(
+            table.column("pk").to_pylist(), table.column("modified_date").to_pylist(), strict=True
+        )
+    }
