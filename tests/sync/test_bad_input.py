@@ -17,7 +17,7 @@ from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_w
 from omnisync.sync import window as window_step
 from sandbox import SandboxServer
 from sandbox.records import now_us
-from tests.sync.sandbox_runs import settings_for
+from tests.sync.sandbox_runs import cli_env, omnisync, settings_for, wait_for_server_clock
 
 Make = Callable[..., SandboxServer]
 
@@ -59,6 +59,38 @@ def test_a_systemic_problem_fails_the_run_and_keeps_the_watermark(
         sync_customers(settings=strict)
     assert store.watermark("customers") == before
     assert store.recent_runs()[0]["status"] == "failed"
+    # The rejected plan was abandoned: once Omnitron is fixed, the next run reads it afresh.
+    for pk in range(1, 41):
+        corrupt(server, pk, channel=1)
+    sync_customers(settings=strict)
+    lake = set(pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist())
+    assert set(range(1, 41)) <= lake
+
+
+def test_one_percent_of_malformed_customers_never_stops_the_stream(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Malformed customers are quarantined run after run, and a small run where they are a
+    large share of the changes (3 of 23) is not a systemic problem."""
+    server = make_sandbox(customers=2000, seed=8)
+    bad = list(range(5, 2000, 100))
+    kinds = [{"is_active": "yes"}, {"date_of_birth": "yesterday"}, {"email": 42}]
+    for i, pk in enumerate(bad):
+        corrupt(server, pk, **kinds[i % 3])
+    env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
+    lake = str(tmp_path / "lake")
+    for edit in range(3):
+        wait_for_server_clock(server, 0)
+        done = omnisync(env, "sync")
+        assert done.returncode == 0, done.stderr[-3000:]
+        quarantine = pq.read_table(f"{lake}/quarantine/customers").to_pylist()
+        assert {q["pk"] for q in quarantine} == set(bad), "every malformed customer, run after run"
+        assert all(q["reasons"] for q in quarantine)
+        good = set(pq.read_table(f"{lake}/customers").column("pk").to_pylist())
+        assert good == set(range(1, 2001)) - set(bad)
+        for i, pk in enumerate(bad[edit * 3 : edit * 3 + 3]):
+            corrupt(server, pk, first_name=f"edit{edit}", **kinds[i % 3])
+        server.admin.post("modify", json={"pks": list(range(edit * 20 + 1, edit * 20 + 21))})
 
 
 def test_memory_follows_chunks_and_windows_not_the_number_of_customers(

@@ -170,3 +170,54 @@ def test_data_docs_list_the_latest_run(validator: Validator, lake: Path) -> None
     index = lake / "_reports" / "data_docs" / "index.html"
     assert index.exists()
     assert "the-latest-run" in index.read_text()
+
+
+def test_validators_in_parallel_threads_never_call_gx_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GX's suite-parameter parser is process-global, built lazily and not thread-safe: two
+    window threads that each built a context once broke it for the whole process (``push_first()
+    missing 1 required positional argument``). However many validators exist, no two threads are
+    ever inside GX's parser at once."""
+    import threading
+    import time
+
+    from great_expectations.core import suite_parameters
+
+    active, most = 0, 0
+    guard = threading.Lock()
+    original = suite_parameters.EXPR.get_parser
+
+    def watched() -> Any:
+        nonlocal active, most
+        with guard:
+            active += 1
+            most = max(most, active)
+        time.sleep(0.005)  # widen the window in which a second thread could enter
+        try:
+            return original()
+        finally:
+            with guard:
+                active -= 1
+
+    monkeypatch.setattr(suite_parameters.EXPR, "get_parser", watched)
+    table = typed(clean_records())
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        try:
+            validator = Validator(None)
+            barrier.wait()
+            for i in range(3):
+                assert validate_customers(validator, table, f"thread-{n}-{i}").passed
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert most == 1, f"{most} threads were inside GX's parser at once"
