@@ -17,7 +17,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 install: $(UV)
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 lint: install
 	$(UV) run --locked ruff check .

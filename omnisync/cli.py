@@ -175,9 +175,7 @@ def reconcile(
 
 @app.command()
 def status() -> None:
-    """Show watermarks and the last runs with their outcome."""
-    from rich.table import Table
-
+    """Show watermarks and the last runs (syncs and reconciliations) with their outcome."""
     with _user_errors():
         from omnisync.settings import load_settings
         from omnisync.state import StateStore
@@ -187,32 +185,58 @@ def status() -> None:
         store.migrate()
         marks = store.all_watermarks()
         runs = store.recent_runs(limit=10)
-    out = Console()
-    table = Table(title="watermarks")
-    for column in ("stream", "watermark", "set by run"):
-        table.add_column(column)
+    out = Console(highlight=False, soft_wrap=True)
+    out.print("[bold]watermarks[/bold]")
     for mark in marks:
-        table.add_row(mark["stream"], mark["value_iso"], mark["run_id"])
-    out.print(table if marks else "no watermark yet: the first run reads the whole history")
-    history = Table(title="last runs")
-    for column in ("run", "stream", "kind", "status", "read", "quarantined", "watermark after"):
-        history.add_column(column)
-    history.add_column("unknown fields / error")
+        out.print(f"  {mark['stream']:<12} {mark['value_iso']}  (set by run {mark['run_id'][:8]})")
+    if not marks:
+        out.print("  none yet: the first run reads the whole history")
+    out.print("[bold]last runs[/bold] (newest first, times in UTC)")
     for run in runs:
-        counts = json.loads(run["counts"] or "{}")
-        unknown = counts.get("unknown_fields") or {}
-        history.add_row(
-            run["run_id"][:12],
-            run["stream"],
-            run["kind"],
-            run["status"],
-            f"{counts['read']:,}" if "read" in counts else "",
-            f"{counts['quarantined']:,}" if "quarantined" in counts else "",
-            run["watermark_after_iso"] or "",
-            (run["error"] or "")[:80]
-            or ", ".join(f"{name} ({n:,})" for name, n in unknown.items()),
+        for number, line in enumerate(_run_lines(run)):
+            out.print(("  " if number == 0 else "      ") + line)
+    if not runs:
+        out.print("  none yet")
+
+
+_OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "refused": "yellow", "running": "cyan"}
+
+
+def _run_lines(run: dict[str, object]) -> list[str]:
+    """One run as a line (when, what, outcome, how long, counts), then its details."""
+    import datetime as dt
+
+    counts = json.loads(str(run["counts"] or "{}"))
+    started = dt.datetime.fromtimestamp(int(str(run["started_us"])) / 1e6, dt.UTC)
+    took = (
+        f"{(int(str(run['ended_us'])) - int(str(run['started_us']))) / 1e6:.1f} s"
+        if run["ended_us"]
+        else "-"
+    )
+    outcome = str(run["status"])
+    style = _OUTCOME_STYLE.get(outcome, "white")
+    shown = [
+        f"{n:,} {name}"
+        for name, n in counts.items()
+        if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
+    ]
+    lines = [
+        f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
+        f"[{style}]{outcome:<9}[/{style}] {took:>8}  run {str(run['run_id'])[:8]}"
+        + (f"  {', '.join(shown)}" if shown else "")
+    ]
+    outcomes = counts.get("outcomes") or {}
+    if outcomes:
+        lines.append("write-back: " + ", ".join(f"{n:,} {k}" for k, n in sorted(outcomes.items())))
+    unknown = counts.get("unknown_fields") or {}
+    if unknown:
+        lines.append(
+            "fields the schema does not know: "
+            + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
         )
-    out.print(history if runs else "no runs yet")
+    if run["error"]:
+        lines.append(f"[red]{str(run['error'])[:300]}[/red]")
+    return lines
 
 
 @app.command()
@@ -229,6 +253,10 @@ def sandbox(
         0.0, min=0, help="writer changes become visible this late (s)"
     ),
     date_only: bool = typer.Option(False, help="reject datetime values in date filters (400)"),
+    utc_offset_hours: float = typer.Option(
+        0.0, min=-12, max=14, help="the server's time zone: a bare date is midnight there"
+    ),
+    ignore_sort: bool = typer.Option(False, help="ignore ?sort= and answer newest first"),
     token_max_requests: int | None = typer.Option(
         None, min=1, help="tokens expire after N requests"
     ),
@@ -245,6 +273,8 @@ def sandbox(
         shuffle_ties=shuffle_ties,
         late_commit_seconds=late_commit,
         date_only_filters=date_only,
+        utc_offset_hours=utc_offset_hours,
+        ignore_sort=ignore_sort,
         token_max_requests=token_max_requests,
         max_limit=max_limit,
         faults=FaultModes(rate=fault_rate),
