@@ -4,6 +4,10 @@ A run holds the stream's lock, records itself once (``RunRecord``), finishes the
 interrupted run left open, and then always plans again from the watermark: a run that ends
 ``Completed`` has read everything up to its own start (server clock) minus the lag.
 
+A run that finds the stream busy waits up to ``OMNISYNC_LOCK_WAIT_SECONDS``, then ends
+``Cancelled`` (not ``Failed``: nothing went wrong) naming the holder's run; it is recorded as
+``refused``. Every state change is fenced by the lock (``omnisync/state/store.py``).
+
 One task per window (never per record), run on a thread pool bounded by
 ``OMNISYNC_WINDOW_CONCURRENCY``; request-level retries stay in the client, task retries cover a
 whole window that failed for a transient reason. No DataFrame crosses a task boundary: windows
@@ -13,6 +17,7 @@ before the first of them starts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from typing import Any
@@ -20,11 +25,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, ValidationFailed
 from omnisync.settings import Settings, load_settings
+from omnisync.state import Fence, LockHeld, LockLost
 from omnisync.sync import (
     STREAM,
     BatchRejected,
@@ -39,6 +46,7 @@ from omnisync.sync import (
     sync_window,
 )
 from omnisync.sync.parts import adopt, parts_for, release
+from omnisync.validation import Validator
 from transforms.customers import SchemaDrift
 
 _NOT_WORTH_RETRYING = (
@@ -47,6 +55,7 @@ _NOT_WORTH_RETRYING = (
     ValidationFailed,
     BatchRejected,
     SchemaDrift,
+    LockLost,
 )
 
 
@@ -70,10 +79,19 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     persist_result=False,
 )
 def sync_window_task(
-    settings: Settings, run_id: str, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+    settings: Settings,
+    run_id: str,
+    plan_id: str,
+    lo: dt.datetime | None,
+    hi: dt.datetime,
+    fence: tuple[str, int] | None = None,
 ) -> WindowResult:
-    # Settings, not the parts, cross the task boundary: on Dask the task runs in another process.
-    result = sync_window(parts_for(settings, run_id), plan_id, lo, hi)
+    # Settings and the fence's identity, not the parts, cross the task boundary: on Dask the
+    # task runs in another process, which opens its own parts and proves the same lock.
+    parts = parts_for(settings, run_id)
+    if parts.fence is None and fence is not None:
+        parts.fence = Fence(parts.store, STREAM, *fence)
+    result = sync_window(parts, plan_id, lo, hi)
     get_run_logger().info(
         "window [%s, %s): %d read, %d written, %d quarantined, %d flagged",
         lo,
@@ -124,6 +142,9 @@ def _run_plan(parts: RunParts, plan: Plan) -> PlanTotals:
                         "plan_id": plan.plan_id,
                         "lo": lo,
                         "hi": hi,
+                        "fence": None
+                        if parts.fence is None
+                        else (parts.fence.owner, parts.fence.acquired_us),
                     },
                 )
                 for lo, hi in plan.windows
@@ -151,41 +172,31 @@ def _summary_markdown(run_id: str, counts: dict[str, Any], docs: str | None) -> 
 
 
 @flow(name="sync-customers", log_prints=False)
-def sync_customers(full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
-    """One incremental run (or a full refresh) of the customer sync; returns its counts."""
+def sync_customers(full_refresh: bool = False, settings: Settings | None = None) -> Any:
+    """One incremental run (or a full refresh) of the customer sync; returns its counts, or a
+    ``Cancelled`` state when another run holds the stream."""
     settings = settings or load_settings()
     logger = get_run_logger()
-    parts = RunParts.open(settings, uuid.uuid4().hex)
+    kind = "full" if full_refresh else "incremental"
+    # The validator (GX: seconds to start) is built once the stream is ours, so that a refused
+    # run ends at once; still before any window thread starts.
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
     adopt(parts)
     try:
-        with (
-            parts.store.locked(STREAM, wait_seconds=settings.lock_wait_seconds),
-            RunRecord(
-                parts.store, parts.run_id, STREAM, "full" if full_refresh else "incremental"
-            ) as record,
-        ):
-            parts.changes.recover()  # a compaction a crash interrupted, before anything is written
-            totals = PlanTotals()
-            unfinished = None if full_refresh else open_plan(parts)
-            if unfinished is not None:
-                totals.add(_run_plan(parts, unfinished))
-            # Always plan again: finishing an old plan does not make the lake current.
-            plan = new_plan(parts, full_refresh=full_refresh)
-            totals.add(_run_plan(parts, plan))
-            assert parts.validator is not None
-            docs = parts.validator.publish_docs() if totals.rows else None
-            watermark = parts.store.watermark(STREAM)
-            counts = {
-                **totals.counts(),
-                "resumed_plan": unfinished is not None,
-                "upper_bound": plan.upper.isoformat(),
-                "watermark_before": None
-                if record.watermark_before is None
-                else record.watermark_before.isoformat(),
-                "watermark_after": None if watermark is None else watermark.isoformat(),
-            }
-            record.counts = counts
-            record.window = (plan.windows[0][0] if plan.windows else None, plan.upper)
+        with contextlib.ExitStack() as stack:
+            try:
+                parts.fence = stack.enter_context(
+                    parts.store.locked(
+                        STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
+                    )
+                )
+            except LockHeld as busy:
+                RunRecord.refused(parts.store, parts.run_id, STREAM, kind, str(busy))
+                logger.warning("%s", busy)
+                return Cancelled(message=str(busy))
+            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
+            parts.validator = Validator(settings.lake)
+            counts, docs = _run(parts, record, full_refresh)
             create_markdown_artifact(
                 _summary_markdown(parts.run_id, counts, docs),
                 key="sync-customers",
@@ -195,6 +206,34 @@ def sync_customers(full_refresh: bool = False, settings: Settings | None = None)
             return {**counts, "run_id": parts.run_id, "data_docs": docs}
     finally:
         release(parts.run_id)
+
+
+def _run(parts: RunParts, record: RunRecord, full_refresh: bool) -> tuple[dict[str, Any], Any]:
+    """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
+    parts.guard()
+    parts.changes.recover()  # a compaction a crash interrupted, before anything is written
+    totals = PlanTotals()
+    unfinished = None if full_refresh else open_plan(parts)
+    if unfinished is not None:
+        totals.add(_run_plan(parts, unfinished))
+    # Always plan again: finishing an old plan does not make the lake current.
+    plan = new_plan(parts, full_refresh=full_refresh)
+    totals.add(_run_plan(parts, plan))
+    assert parts.validator is not None
+    docs = parts.validator.publish_docs() if totals.rows else None
+    watermark = parts.store.watermark(STREAM)
+    counts = {
+        **totals.counts(),
+        "resumed_plan": unfinished is not None,
+        "upper_bound": plan.upper.isoformat(),
+        "watermark_before": None
+        if record.watermark_before is None
+        else record.watermark_before.isoformat(),
+        "watermark_after": None if watermark is None else watermark.isoformat(),
+    }
+    record.counts = counts
+    record.window = (plan.windows[0][0] if plan.windows else None, plan.upper)
+    return counts, docs
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ app = typer.Typer(
 console = Console(stderr=True)
 MATCH_KEYS = ("pk", "channel_code", "email", "phone")
 if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from omnisync.settings import Settings
     from transforms.erp import MatchKey
 # Before Prefect is imported: no telemetry from an offline scheduler host.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -52,7 +55,7 @@ def _user_errors() -> Iterator[None]:
     from omnisync.erp import ErpInputError, PlanRejected, PlanTooLarge
     from omnisync.lake import LakeError
     from omnisync.settings import SettingsError
-    from omnisync.state import LockHeld, StateError
+    from omnisync.state import LockHeld, LockLost, StateError
     from omnisync.sync import BatchRejected
     from transforms.customers import SchemaDrift
 
@@ -62,6 +65,8 @@ def _user_errors() -> Iterator[None]:
         raise _fail(str(exc), 2) from None
     except LockHeld as exc:
         raise _fail(str(exc), 3) from None
+    except LockLost as exc:
+        raise _fail(str(exc), 1) from None
     except StateError as exc:
         raise _fail(str(exc), 2) from None
     except OmnitronError as exc:
@@ -85,12 +90,20 @@ def sync(
 
         settings = load_settings()
         logging.getLogger("omnisync").setLevel(settings.log_level)
+        if settings.lock_wait_seconds == 0:
+            _refuse_if_busy(settings, "full" if full_refresh else "incremental")
         with console.status("checking the lake, the state database and Omnitron ..."):
             preflight(settings)
         from flows.sync_customers import sync_customers
 
         with console.status("syncing customers ..."):
-            result = sync_customers(full_refresh=full_refresh, settings=settings)
+            state = cast(
+                "State[Any]",
+                sync_customers(full_refresh=full_refresh, settings=settings, return_state=True),
+            )
+        if state.is_cancelled():
+            raise _fail(state.message or "the run was cancelled", 3)
+        result = cast("dict[str, Any]", state.result())
     console.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
@@ -109,6 +122,26 @@ def sync(
         )
     if result.get("data_docs"):
         console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+
+
+def _refuse_if_busy(settings: Settings, kind: str) -> None:
+    """Before any engine starts: when another run is working on the stream and this one may
+    not wait, record the refusal and end at once (exit code 3)."""
+    import uuid
+
+    from omnisync.state import StateStore
+    from omnisync.sync import STREAM, RunRecord
+
+    store = StateStore(settings.state_url.get_secret_value())
+    try:
+        store.migrate()
+        if store.holder_alive(STREAM) is None:
+            return
+        busy = store.refusal(STREAM, 0)
+        RunRecord.refused(store, uuid.uuid4().hex, STREAM, kind, str(busy))
+    finally:
+        store.dispose()
+    raise busy
 
 
 @app.command()

@@ -45,6 +45,7 @@ locks = Table(
     Column("owner", String(200), nullable=False),
     Column("acquired_us", BigInteger, nullable=False),
     Column("heartbeat_us", BigInteger, nullable=False),
+    Column("run_id", String(64)),  # 0003: the run holding the lock, for refused runs' messages
 )
 
 windows = Table(

@@ -3,10 +3,19 @@
 SQLAlchemy 2 Core on any database URL (SQLite by default, PostgreSQL in production, MariaDB
 works too); the schema is migrated with Alembic on start. Every statement uses bound parameters.
 
-The lock (G5) is a row per stream with an owner and a heartbeat. A second run waits for it up to
-a bound, then gives up with a clear message. A holder that died is detected two ways: its
-heartbeat is older than the lease, or it ran on this host and its process is gone (a ``kill -9``
-need not wait for the lease).
+The lock (G5) is a row per stream with an owner, the time it was acquired and a heartbeat. A
+second run waits for it up to a bound, then gives up naming the holder's run. A holder that died
+is detected two ways: its heartbeat is older than the lease, or it ran in this very kernel and
+PID namespace (not merely on a host of the same name: containers share names and pids) and its
+process is gone, so a ``kill -9`` need not wait for the lease.
+
+**Fencing.** Holding the lock is proved, not assumed: ``locked()`` yields a :class:`Fence` (the
+owner and the acquisition time), and every state change of a run (plan saved, window done,
+watermark moved, plan closed or abandoned) runs in a transaction that first renews the lock row
+*only if it is still this owner's*. On PostgreSQL and MariaDB that row stays locked until the
+transaction ends; on SQLite the statement takes the database's write lock. A run that stalled past
+its lease and was taken over therefore gets ``LockLost`` at its next state change and changes
+nothing; lake writes call ``Fence.check()`` just before they replace a file.
 """
 
 from __future__ import annotations
@@ -14,24 +23,26 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from omnisync.state.schema import ledger, locks, runs, watermarks, windows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("omnisync.state")
 
 
 class StateError(Exception):
@@ -39,7 +50,16 @@ class StateError(Exception):
 
 
 class LockHeld(StateError):
-    """Another run of the stream holds the lock: this run did nothing."""
+    """Another run of the stream holds the lock: this run did nothing (not a failure)."""
+
+    def __init__(self, message: str, holder_run_id: str | None, holder_started: str | None):
+        super().__init__(message)
+        self.holder_run_id = holder_run_id
+        self.holder_started = holder_started
+
+
+class LockLost(StateError):
+    """This run's lock was taken over (it stalled past its lease): it must change nothing more."""
 
 
 def now_us() -> int:
@@ -58,6 +78,23 @@ def from_us(us: int) -> dt.datetime:
 
 def iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _process_identity() -> str:
+    """What makes a pid meaningful: the kernel's boot and the PID namespace. Two containers with
+    the same host name and pid differ here."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(
+                Path(path).read_text().strip() if "boot" in path else str(os.stat(path).st_ino)
+            )
+        except OSError:
+            parts.append("?")
+    return uuid.uuid5(uuid.NAMESPACE_OID, "|".join(parts)).hex[:12]
+
+
+_IDENTITY = _process_identity()
 
 
 def _safe_url(url: str) -> str:
@@ -94,7 +131,7 @@ class StateStore:
             )
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise StateError(f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {exc}") from None
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{_IDENTITY}:{uuid.uuid4().hex[:12]}"
 
     def migrate(self) -> None:
         """Create or upgrade the schema (Alembic). Raises StateError if the DB is unreachable."""
@@ -121,11 +158,21 @@ class StateStore:
             ).scalar()
         return None if value is None else from_us(int(value))
 
-    def set_watermark(self, stream: str, value: dt.datetime, run_id: str) -> None:
+    @contextlib.contextmanager
+    def _writing(self, fence: Fence | None) -> Iterator[Connection]:
+        """A transaction that first proves ``fence`` still holds its lock (if one is given)."""
+        with self.engine.begin() as connection:
+            if fence is not None:
+                fence.touch(connection)
+            yield connection
+
+    def set_watermark(
+        self, stream: str, value: dt.datetime, run_id: str, fence: Fence | None = None
+    ) -> None:
         """Move the watermark (only forward: a late writer can never move it back)."""
         us = to_us(value)
         row = {"value_us": us, "value_iso": iso(value), "run_id": run_id, "updated_us": now_us()}
-        with self.engine.begin() as connection:
+        with self._writing(fence) as connection:
             current = connection.execute(
                 select(watermarks.c.value_us).where(watermarks.c.stream == stream).with_for_update()
             ).scalar()
@@ -193,8 +240,10 @@ class StateStore:
             return [dict(row._mapping) for row in connection.execute(select(watermarks))]
 
     # -- backfill windows ---------------------------------------------------------------------
-    def save_plan(self, stream: str, plan_id: str, bounds: list[tuple[int, int]]) -> None:
-        with self.engine.begin() as connection:
+    def save_plan(
+        self, stream: str, plan_id: str, bounds: list[tuple[int, int]], fence: Fence | None = None
+    ) -> None:
+        with self._writing(fence) as connection:
             for lo, hi in bounds:
                 connection.execute(
                     insert(windows).values(
@@ -236,9 +285,9 @@ class StateStore:
                 for r in rows
             ]
 
-    def close_plan(self, stream: str, plan_id: str) -> None:
+    def close_plan(self, stream: str, plan_id: str, fence: Fence | None = None) -> None:
         """Every window's rows are merged into the snapshot: the plan is finished."""
-        with self.engine.begin() as connection:
+        with self._writing(fence) as connection:
             connection.execute(
                 update(windows)
                 .where(windows.c.stream == stream, windows.c.plan_id == plan_id)
@@ -254,8 +303,9 @@ class StateStore:
         max_modified_us: int | None,
         quarantined: int = 0,
         counts: dict[str, Any] | None = None,
+        fence: Fence | None = None,
     ) -> None:
-        with self.engine.begin() as connection:
+        with self._writing(fence) as connection:
             connection.execute(
                 update(windows)
                 .where(
@@ -272,109 +322,130 @@ class StateStore:
                 )
             )
 
-    def abandon_plans(self, stream: str, plan_id: str | None = None) -> None:
+    def abandon_plans(
+        self, stream: str, plan_id: str | None = None, fence: Fence | None = None
+    ) -> None:
         """Give up the open plan(s) of ``stream`` (a full refresh, or a plan judged systemic-
         ally bad): the next run plans again from the watermark, which never moved for them."""
         condition = [windows.c.stream == stream, windows.c.status.in_(("pending", "done"))]
         if plan_id is not None:
             condition.append(windows.c.plan_id == plan_id)
-        with self.engine.begin() as connection:
+        with self._writing(fence) as connection:
             connection.execute(update(windows).where(*condition).values(status="abandoned"))
 
     # -- the lock (G5) ------------------------------------------------------------------------
     def _holder_is_dead(self, owner: str, heartbeat_us: int) -> bool:
         if now_us() - heartbeat_us > self.lease_seconds * 1e6:
             return True
-        host, _, rest = owner.partition(":")
-        pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
+        parts = owner.split(":")
+        if len(parts) != 4 or parts[0] != socket.gethostname() or parts[2] != _IDENTITY:
+            return False  # another kernel or PID namespace: only the lease can tell
+        if not parts[1].isdigit():
+            return False
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
 
-    def try_lock(self, stream: str) -> bool:
+    def try_lock(self, stream: str, run_id: str | None = None) -> Fence | None:
+        """Take the stream's lock if it is free or its holder is dead; None if it is held."""
         stamp = now_us()
+        values = {"owner": self.owner, "acquired_us": stamp, "heartbeat_us": stamp}
         try:
             with self.engine.begin() as connection:
-                connection.execute(
-                    insert(locks).values(
-                        stream=stream, owner=self.owner, acquired_us=stamp, heartbeat_us=stamp
-                    )
-                )
-            return True
+                connection.execute(insert(locks).values(stream=stream, run_id=run_id, **values))
+            return Fence(self, stream, self.owner, stamp)
         except IntegrityError:
             pass
         with self.engine.begin() as connection:
             row = connection.execute(select(locks).where(locks.c.stream == stream)).first()
             if row is None:
-                return False  # released meanwhile: the caller tries again
-            if row.owner == self.owner:
-                return True
+                return None  # released meanwhile: the caller tries again
             if not self._holder_is_dead(row.owner, row.heartbeat_us):
-                return False
+                return None
             taken = connection.execute(
                 update(locks)
                 .where(
                     locks.c.stream == stream,
                     locks.c.owner == row.owner,
+                    locks.c.acquired_us == row.acquired_us,
                     locks.c.heartbeat_us == row.heartbeat_us,
                 )
-                .values(owner=self.owner, acquired_us=stamp, heartbeat_us=stamp)
+                .values(run_id=run_id, **values)
             )
-            return taken.rowcount == 1
+            return Fence(self, stream, self.owner, stamp) if taken.rowcount == 1 else None
 
-    def lock_holder(self, stream: str) -> str | None:
+    def lock_holder(self, stream: str) -> dict[str, Any] | None:
+        """The lock row of ``stream`` (owner, run_id, acquired_us, heartbeat_us), or None."""
         with self.engine.connect() as connection:
-            owner = connection.execute(
-                select(locks.c.owner).where(locks.c.stream == stream)
-            ).scalar()
-        return None if owner is None else str(owner)
+            row = connection.execute(select(locks).where(locks.c.stream == stream)).first()
+        return None if row is None else dict(row._mapping)
 
-    def release(self, stream: str) -> None:
+    def holder_alive(self, stream: str) -> dict[str, Any] | None:
+        """The lock row of ``stream`` if its holder is alive (a run is working), else None."""
+        row = self.lock_holder(stream)
+        if row is None or self._holder_is_dead(row["owner"], row["heartbeat_us"]):
+            return None
+        return row
+
+    def release(self, fence: Fence) -> None:
         with self.engine.begin() as connection:
             connection.execute(
-                delete(locks).where(locks.c.stream == stream, locks.c.owner == self.owner)
+                delete(locks).where(
+                    locks.c.stream == fence.stream,
+                    locks.c.owner == fence.owner,
+                    locks.c.acquired_us == fence.acquired_us,
+                )
             )
 
-    def heartbeat(self, stream: str) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(
-                update(locks)
-                .where(locks.c.stream == stream, locks.c.owner == self.owner)
-                .values(heartbeat_us=now_us())
-            )
+    def refusal(self, stream: str, waited: float) -> LockHeld:
+        """The LockHeld to raise when ``stream`` is busy, naming the holder's run."""
+        row = self.lock_holder(stream)
+        run_id = None if row is None else row.get("run_id")
+        started = None if row is None else iso(from_us(int(row["acquired_us"])))
+        holder = f"run {run_id}" if run_id else (row["owner"] if row else "another run")
+        return LockHeld(
+            f"stream {stream!r} is busy: {holder} has held it since {started or '?'}; "
+            f"this run did nothing (waited {waited:.0f} s, OMNISYNC_LOCK_WAIT_SECONDS)",
+            run_id,
+            started,
+        )
 
     @contextlib.contextmanager
-    def locked(self, stream: str, wait_seconds: float = 0.0) -> Iterator[None]:
-        """Hold the stream's lock for the block; raise LockHeld if it is not free in time."""
+    def locked(
+        self, stream: str, wait_seconds: float = 0.0, run_id: str | None = None
+    ) -> Iterator[Fence]:
+        """Hold the stream's lock for the block and yield its fence; raise LockHeld if it is not
+        free in time. A heartbeat thread renews it; if it finds the lock taken over, the fence
+        is marked lost and the run's next state change raises LockLost."""
         deadline = time.monotonic() + wait_seconds
-        while not self.try_lock(stream):
+        while (fence := self.try_lock(stream, run_id)) is None:
             if time.monotonic() >= deadline:
-                holder = self.lock_holder(stream) or "another run"
-                raise LockHeld(
-                    f"stream {stream!r} is being synced by {holder}; this run did nothing "
-                    f"(waited {wait_seconds:.0f} s)"
-                )
+                raise self.refusal(stream, wait_seconds)
             time.sleep(min(1.0, max(0.05, wait_seconds / 20)))
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
-                with contextlib.suppress(SQLAlchemyError):
-                    self.heartbeat(stream)
+                try:
+                    fence.check(force=True)
+                except LockLost:
+                    log.warning("lost the lock of stream %r: another run took it over", stream)
+                    return
+                except SQLAlchemyError as exc:
+                    log.warning("could not renew the lock of stream %r: %s", stream, exc)
 
         beater = threading.Thread(target=beat, name=f"lock-heartbeat-{stream}", daemon=True)
         beater.start()
         try:
-            yield
+            yield fence
         finally:
             stop.set()
             beater.join(timeout=5)
-            self.release(stream)
+            self.release(fence)
 
     # -- write-back ledger --------------------------------------------------------------------
     def record_attempt(self, **values: Any) -> None:
@@ -392,6 +463,52 @@ class StateStore:
             query = query.where(ledger.c.outcome == outcome)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+
+@dataclass
+class Fence:
+    """Proof that a run holds its stream's lock: the owner and when it acquired it."""
+
+    store: StateStore
+    stream: str
+    owner: str
+    acquired_us: int
+    lost: threading.Event = field(default_factory=threading.Event)
+    verified: float = field(default_factory=time.monotonic)
+
+    def touch(self, connection: Connection) -> None:
+        """Renew the lock row in ``connection``'s transaction, only if it is still ours (the
+        row, or SQLite's write lock, then stays held until that transaction ends)."""
+        if self.lost.is_set():
+            raise self._lost()
+        renewed = connection.execute(
+            update(locks)
+            .where(
+                locks.c.stream == self.stream,
+                locks.c.owner == self.owner,
+                locks.c.acquired_us == self.acquired_us,
+            )
+            .values(heartbeat_us=now_us())
+        )
+        if renewed.rowcount != 1:
+            self.lost.set()
+            raise self._lost()
+        self.verified = time.monotonic()
+
+    def check(self, force: bool = False) -> None:
+        """Raise LockLost if the lock is no longer ours. Asks the database when forced, or when
+        it was last proved more than a third of the lease ago (a stalled process always asks)."""
+        if self.lost.is_set():
+            raise self._lost()
+        if force or time.monotonic() - self.verified > self.store.lease_seconds / 3:
+            with self.store.engine.begin() as connection:
+                self.touch(connection)
+
+    def _lost(self) -> LockLost:
+        return LockLost(
+            f"this run lost the lock of stream {self.stream!r} (it stalled past its lease of "
+            f"{self.store.lease_seconds:.0f} s and another run took over); it changed nothing more"
+        )
 
 
 def _connect_args(url: str) -> dict[str, Any]:

@@ -110,6 +110,7 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
             staged = pa.concat_tables(
                 [parts.storage.read_table(f) for f in files], promote_options="permissive"
             )
+            parts.guard()
             parts.snapshot.merge_bucket(bucket, staged)
             merged += 1
             log.debug("merged bucket %d", bucket)
@@ -127,16 +128,16 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     totals = PlanTotals.of(windows)
     problem = quality_problem(totals, settings)
     if problem is not None:
-        store.abandon_plans(STREAM, plan.plan_id)
+        store.abandon_plans(STREAM, plan.plan_id, fence=parts.fence)
         parts.storage.delete_tree(staging_dir(plan.plan_id))
         raise BatchRejected(problem)
     merge_staged(parts, plan.plan_id)
     if totals.max_modified is not None:
-        store.set_watermark(STREAM, totals.max_modified, parts.run_id)
-    store.close_plan(STREAM, plan.plan_id)
+        store.set_watermark(STREAM, totals.max_modified, parts.run_id, fence=parts.fence)
+    store.close_plan(STREAM, plan.plan_id, fence=parts.fence)
     parts.storage.delete_tree(staging_dir(plan.plan_id))
     watermark = store.watermark(STREAM)
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
-        parts.changes.compact(before=closed - dt.timedelta(days=1))
+        parts.changes.compact(before=closed - dt.timedelta(days=1), guard=parts.guard)
     return totals

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.settings import Settings
-from omnisync.state import StateStore
+from omnisync.state import Fence, StateStore
 from omnisync.validation import Validator
 
 STREAM = "customers"
@@ -35,6 +35,13 @@ class RunParts:
     snapshot: Snapshot
     datetimes: bool
     validator: Validator | None
+    #: set once the run holds the stream's lock: every state change and lake write checks it
+    fence: Fence | None = None
+
+    def guard(self) -> None:
+        """Raise LockLost if this run no longer holds its lock (call before changing the lake)."""
+        if self.fence is not None:
+            self.fence.check()
 
     @classmethod
     def open(cls, settings: Settings, run_id: str, validate: bool = True) -> RunParts:

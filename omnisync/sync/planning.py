@@ -117,8 +117,9 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     settings = parts.settings
     watermark = parts.store.watermark(STREAM)
     if full_refresh:
-        parts.store.abandon_plans(STREAM)
+        parts.store.abandon_plans(STREAM, fence=parts.fence)
     # No plan is open: whatever is staged belongs to an abandoned or finished plan.
+    parts.guard()
     parts.storage.delete_tree(STAGING)
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
@@ -131,6 +132,9 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     bounds = plan_windows(parts.client, lower, upper, parts.datetimes, settings.window_rows)
     plan = Plan(uuid.uuid4().hex, upper, watermark, bounds)
     parts.store.save_plan(
-        STREAM, plan.plan_id, [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds]
+        STREAM,
+        plan.plan_id,
+        [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds],
+        fence=parts.fence,
     )
     return plan

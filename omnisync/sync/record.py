@@ -3,7 +3,7 @@
 ``RunRecord`` is entered as soon as a run holds its stream, before planning: a run that fails
 while planning, extracting, finishing, building Data Docs or writing its artifact is recorded as
 ``failed`` with its error, and one that completes as ``succeeded`` with its counts. It is never
-left ``running`` by an exception.
+left ``running`` by an exception. A run that found its stream busy is recorded as ``refused``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ class RunRecord:
         self.window: tuple[dt.datetime | None, dt.datetime] | None = None
         self.watermark_after: dt.datetime | None = None
         self.counts: dict[str, Any] = {}
+
+    @staticmethod
+    def refused(store: StateStore, run_id: str, stream: str, kind: str, reason: str) -> None:
+        """Record a run that found its stream busy and did nothing (not a failure)."""
+        store.start_run(run_id, stream, kind, store.watermark(stream))
+        store.finish_run(run_id, "refused", error=reason[:2000])
 
     def __enter__(self) -> RunRecord:
         self.watermark_before = self.store.watermark(self.stream)

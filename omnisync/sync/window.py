@@ -92,6 +92,7 @@ def sync_window(
         good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
         tables.append(good)
         rejected.append(bad)
+    parts.guard()
     if tables:
         result.changes_logged += parts.changes.write_window(
             pa.concat_tables(tables, promote_options="permissive"), name
@@ -111,6 +112,7 @@ def sync_window(
         None if result.max_modified is None else to_us(result.max_modified),
         quarantined=result.quarantined,
         counts=result.counts(),
+        fence=parts.fence,
     )
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
@@ -144,6 +146,7 @@ def _stage_chunk(
     analyst = apply_pii_policy(
         good, settings.pii_policy, settings.pii_salt.get_secret_value().encode()
     )
+    parts.guard()
     for bucket, part in parts.snapshot.split(analyst):
         parts.storage.write_table(
             f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from omnisync.state import LockHeld, StateError, StateStore
+from omnisync.state import LockHeld, LockLost, StateError, StateStore
 
 T = dt.datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -70,7 +70,7 @@ def test_only_one_of_two_racing_runs_gets_the_lock(store: StateStore) -> None:
     for thread in threads:
         thread.join()
     assert len(entered) == 1 and len(refused) == 1
-    assert "being synced by" in refused[0] and "did nothing" in refused[0]
+    assert "is busy" in refused[0] and "did nothing" in refused[0]
 
 
 def test_a_waiting_run_gets_the_lock_when_the_first_ends(store: StateStore) -> None:
@@ -88,7 +88,8 @@ def test_a_waiting_run_gets_the_lock_when_the_first_ends(store: StateStore) -> N
     held.wait(5)
     started = time.monotonic()
     with other.locked(name, wait_seconds=5):
-        assert other.lock_holder(name) == other.owner
+        row = other.lock_holder(name)
+        assert row is not None and row["owner"] == other.owner
         assert time.monotonic() - started >= 0.3, "the second run waited for the first"
     holder.join()
 
@@ -102,7 +103,8 @@ def test_the_lock_of_a_killed_process_is_taken_over(store: StateStore) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     assert store.lock_holder(name) is not None
     with store.locked(name, wait_seconds=0):
-        assert store.lock_holder(name) == store.owner
+        holder = store.lock_holder(name)
+        assert holder is not None and holder["owner"] == store.owner
 
 
 def test_a_stale_lease_is_taken_over(store: StateStore) -> None:
@@ -139,3 +141,60 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
     with pytest.raises(StateError, match="OMNISYNC_STATE_URL") as caught:
         StateStore("postgresql+psycopg://omnisync:s3cr3t@127.0.0.1:1/x").migrate()
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_run_that_lost_its_lock_can_change_nothing(store: StateStore) -> None:
+    """G5 fencing: a holder that stalled past its lease and was taken over is refused at every
+    state change, in the same statement that would have made it."""
+    name = stream()
+    stalled = StateStore(store.url, lease_seconds=0.2)
+    old = stalled.try_lock(name, run_id="stalled-run")
+    assert old is not None
+    stalled.save_plan(name, "plan-1", [(0, 10), (10, 20)], fence=old)
+    time.sleep(0.3)  # no heartbeat: the lease (0.2 s) has certainly expired
+    new = StateStore(store.url, lease_seconds=0.2).try_lock(name, run_id="new-run")
+    assert new is not None, "the expired lease is taken over"
+    attempts = {
+        "window done": lambda: stalled.complete_window(name, "plan-1", 0, 5, 1, fence=old),
+        "watermark": lambda: stalled.set_watermark(name, T, "stalled-run", fence=old),
+        "plan closed": lambda: stalled.close_plan(name, "plan-1", fence=old),
+        "plan saved": lambda: stalled.save_plan(name, "plan-2", [(0, 1)], fence=old),
+        "plans abandoned": lambda: stalled.abandon_plans(name, fence=old),
+        "check": lambda: old.check(force=True),
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(LockLost):
+            attempt()
+        assert what
+    assert store.watermark(name) is None
+    assert [w.status for w in store.plan_windows(name, "plan-1")] == ["pending", "pending"]
+    assert store.open_plan(name) is not None and store.open_plan(name)[0] == "plan-1"  # type: ignore[index]
+    store.set_watermark(name, T, "new-run", fence=new)
+    assert store.watermark(name) == T, "the new holder's changes go through"
+    holder = store.lock_holder(name)
+    assert holder is not None and holder["run_id"] == "new-run"
+
+
+def test_a_pid_is_trusted_only_in_the_same_kernel_and_pid_namespace(store: StateStore) -> None:
+    """Two containers may share a host name and pids: a holder whose pid looks dead here but
+    ran in another PID namespace keeps its lock until its lease expires."""
+    import socket
+
+    name = stream()
+    dead_pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    beat = int(time.time() * 1e6)
+    with store.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "insert into omnisync_locks (stream, owner, acquired_us, heartbeat_us) "
+                "values (:s, :o, :t, :t)"
+            ),
+            {"s": name, "o": f"{socket.gethostname()}:{dead_pid}:othernamespace:abc", "t": beat},
+        )
+    assert store.try_lock(name) is None, "another namespace's pid says nothing"
+    assert store.holder_alive(name) is not None

@@ -135,16 +135,14 @@ def cli_env(
     server: SandboxServer, root: Path, prefect_api: str, **variables: str
 ) -> dict[str, str]:
     """The environment of ``omnisync`` run against ``server`` with its lake and state in ``root``."""
-    return subprocess_env(
-        server,
-        prefect_api,
-        OMNISYNC_LAKE=str(root / "lake"),
-        OMNISYNC_STATE_URL=f"sqlite:///{root}/state.db",
-        OMNISYNC_MAX_RPS="1000",
-        OMNISYNC_LOOKBACK_SECONDS="30",
-        OMNISYNC_RETRY_ATTEMPTS="12",
-        **variables,
-    )
+    defaults = {
+        "OMNISYNC_LAKE": str(root / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{root}/state.db",
+        "OMNISYNC_MAX_RPS": "1000",
+        "OMNISYNC_LOOKBACK_SECONDS": "30",
+        "OMNISYNC_RETRY_ATTEMPTS": "12",
+    }
+    return subprocess_env(server, prefect_api, **{**defaults, **variables})
 
 
 def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

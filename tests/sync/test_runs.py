@@ -14,9 +14,15 @@ from typer.testing import CliRunner
 
 from flows.sync_customers import sync_customers
 from omnisync.cli import app
-from omnisync.state import LockHeld, StateStore
+from omnisync.state import StateStore
 from sandbox import SandboxServer
-from tests.sync.sandbox_runs import assert_lake_matches_truth, settings_for
+from tests.sync.sandbox_runs import (
+    ROOT,
+    assert_lake_matches_truth,
+    cli_env,
+    omnisync,
+    settings_for,
+)
 
 Make = Callable[..., SandboxServer]
 runner = CliRunner()
@@ -37,19 +43,17 @@ def test_two_runs_racing_on_postgresql_never_interleave(
 
     def run() -> None:
         barrier.wait()
-        try:
-            outcomes.append(sync_customers(settings=settings))
-        except LockHeld as exc:
-            outcomes.append(exc)
+        outcomes.append(sync_customers(settings=settings, return_state=True))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    refused = [o for o in outcomes if isinstance(o, LockHeld)]
-    succeeded = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in outcomes if o.is_cancelled()]
+    succeeded = [o for o in outcomes if o.is_completed()]
     assert len(refused) == 1 and len(succeeded) == 1, outcomes
+    assert "is busy" in str(refused[0].message), "a refused run names the holder, not a failure"
     assert_lake_matches_truth(server, settings.lake)
 
 
@@ -130,3 +134,117 @@ def test_no_secret_reaches_the_lake_the_state_or_the_logs(
     for secret in secrets:
         assert all(secret.encode() not in blob for blob in blobs), "a secret was written to disk"
         assert secret not in caplog.text, "a secret was logged"
+
+
+def test_a_busy_stream_refuses_a_run_at_once_and_records_it(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The second run is not a failure: exit code 3 within 2 s (no wait configured), one line
+    naming the holder's run and its start, and ``refused`` in ``omnisync status``; in Prefect the
+    refused flow run ends Cancelled."""
+    import time
+
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path)
+    store = StateStore(settings.state_url.get_secret_value())
+    store.migrate()
+    env = cli_env(server, tmp_path, prefect_api)
+    with store.locked("customers", run_id="holder-run-1234"):
+        started = time.monotonic()
+        refused = omnisync(env, "sync")
+        took = time.monotonic() - started
+        state = sync_customers(settings=settings, return_state=True)
+    assert refused.returncode == 3, refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "holder-run-1234" in lines[0] and "since 20" in lines[0], lines
+    assert took < 2.0, f"a refused run took {took:.1f} s"
+    assert state.is_cancelled() and "holder-run-1234" in str(state.message)
+    status = omnisync({**env, "COLUMNS": "200"}, "status")
+    assert status.stdout.count("refused") == 2, status.stdout
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_frozen_holder_that_was_taken_over_changes_nothing_when_it_wakes(
+    prefect_api: str,
+    make_sandbox: Make,
+    tmp_path: Path,
+    database: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """G5: run A is frozen (SIGSTOP) past its lease in the middle of its windows; run B takes
+    the stream over and finishes; A, resumed (SIGCONT), must change nothing at all."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = make_sandbox(customers=2500, seed=12, max_limit=100)
+    url = f"sqlite:///{tmp_path}/state.db"
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        cleaner = StateStore(url)
+        cleaner.migrate()
+        with cleaner.engine.begin() as connection:
+            for table in ("omnisync_watermarks", "omnisync_locks", "omnisync_windows"):
+                connection.execute(
+                    sqlalchemy.text(f"delete from {table} where stream = 'customers'")
+                )
+    env = cli_env(
+        server,
+        tmp_path,
+        prefect_api,
+        OMNISYNC_STATE_URL=url,
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_LOCK_LEASE_SECONDS="3",
+        OMNISYNC_WINDOW_ROWS="400",
+        OMNISYNC_CHUNK_ROWS="150",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_WINDOW_CONCURRENCY="1",
+        OMNISYNC_LOG_LEVEL="DEBUG",
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "omnisync.cli", "sync"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert first.stderr is not None
+    for line in first.stderr:
+        if "omnisync.sync - window [" in line and ") done" in line:
+            os.killpg(first.pid, signal.SIGSTOP)
+            break
+    else:
+        raise AssertionError("run A never finished a window")
+    second = omnisync({**env, "OMNISYNC_LOCK_WAIT_SECONDS": "120"}, "sync")
+    assert second.returncode == 0, second.stderr[-3000:]
+    store = StateStore(url)
+    before = (lake_files(tmp_path / "lake"), state_rows(store))
+    os.killpg(first.pid, signal.SIGCONT)
+    _, rest = first.communicate(timeout=120)
+    assert first.returncode != 0, "run A cannot complete after losing its lock"
+    assert "lost the lock" in rest, rest[-3000:]
+    assert (lake_files(tmp_path / "lake"), state_rows(store)) == before, "run A changed something"
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def lake_files(lake: Path) -> dict[str, bytes]:
+    """Every file of the lake's datasets (staging and reports aside), with its bytes."""
+    return {
+        str(path.relative_to(lake)): path.read_bytes()
+        for path in sorted(lake.rglob("*"))
+        if path.is_file() and not str(path.relative_to(lake)).startswith(("_staging", "_reports"))
+    }
+
+
+def state_rows(store: StateStore) -> list[object]:
+    with store.engine.connect() as connection:
+        return [
+            sorted(map(tuple, connection.execute(sqlalchemy.text(query)).fetchall()))
+            for query in (
+                "select stream, value_us, run_id from omnisync_watermarks where stream = 'customers'",
+                "select plan_id, lo_us, status, rows from omnisync_windows where stream = 'customers'",
+            )
+        ]
