@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import SecretStr
 
-from omnisync.erp import ErpSource, reconcile
+from omnisync.erp import ErpSource, WriteBackFailed, reconcile
 from omnisync.settings import Settings, load_settings
 
 
@@ -45,15 +45,19 @@ def reconcile_erp_codes(
         query=erp_query,
         columns=columns or {},
     )
-    result = reconcile(
-        settings,
-        source,
-        match_on,
-        dry_run=dry_run,
-        max_changes=max_changes,
-        force=force,
-        clear_unknown=clear_unknown,
-    )
+    failure: WriteBackFailed | None = None
+    try:
+        result = reconcile(
+            settings,
+            source,
+            match_on,
+            dry_run=dry_run,
+            max_changes=max_changes,
+            force=force,
+            clear_unknown=clear_unknown,
+        )
+    except WriteBackFailed as exc:
+        failure, result = exc, exc.result
     summary = result.summary()
     rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
     create_markdown_artifact(
@@ -62,6 +66,8 @@ def reconcile_erp_codes(
         description="plan size, conflicts and write-back outcomes",
     )
     logger.info("reconciliation %s: %s", result.run_id, summary)
+    if failure is not None:
+        raise failure  # the flow run fails, with its counts in the artifact
     return summary
 
 

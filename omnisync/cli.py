@@ -177,19 +177,24 @@ def reconcile(
         if erp_query and settings.erp_url is None:
             raise _fail("--erp-query needs --erp-url or OMNISYNC_ERP_URL", 2)
         from flows.reconcile_erp_codes import reconcile_erp_codes
+        from omnisync.erp import WriteBackFailed
 
+        failure: WriteBackFailed | None = None
         with console.status("reconciling ERP codes ..."):
-            summary = reconcile_erp_codes(
-                erp_file=str(erp_file) if erp_file else None,
-                erp_query=erp_query,
-                match_on=key,
-                dry_run=dry_run,
-                max_changes=max_changes,
-                force=force,
-                clear_unknown=clear_unknown,
-                columns=mapping,
-                settings=settings,
-            )
+            try:
+                summary = reconcile_erp_codes(
+                    erp_file=str(erp_file) if erp_file else None,
+                    erp_query=erp_query,
+                    match_on=key,
+                    dry_run=dry_run,
+                    max_changes=max_changes,
+                    force=force,
+                    clear_unknown=clear_unknown,
+                    columns=mapping,
+                    settings=settings,
+                )
+            except WriteBackFailed as exc:
+                failure, summary = exc, exc.result.summary()
     outcomes = (
         ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
     )
@@ -202,8 +207,8 @@ def reconcile(
         highlight=False,
         soft_wrap=True,
     )
-    if summary["failed"]:
-        raise _fail(f"{summary['failed']} write-back(s) failed; see the ledger and the report", 1)
+    if failure is not None:
+        raise _fail(str(failure), 1)
 
 
 @app.command()

@@ -41,6 +41,9 @@ PLAN_SCHEMA = pa.schema(
         pa.field("action", pa.string(), nullable=False),
         pa.field("based_on_modified", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("match_key", pa.string(), nullable=False),
+        # The normalised key the customer matched by, so the write-back can refuse a customer
+        # whose key changed in Omnitron since the plan (None for clears: nothing matched).
+        pa.field("match_value", pa.string()),
     ]
 )
 CONFLICT_SCHEMA = pa.schema(

@@ -5,6 +5,7 @@ from omnisync.erp.reconcile import (
     PlanRejected,
     PlanTooLarge,
     ReconcileResult,
+    WriteBackFailed,
     reconcile,
 )
 from omnisync.erp.source import ErpInputError
@@ -15,5 +16,6 @@ __all__ = [
     "PlanRejected",
     "PlanTooLarge",
     "ReconcileResult",
+    "WriteBackFailed",
     "reconcile",
 ]

@@ -4,6 +4,11 @@ Steps: read and validate the ERP input (``erp_codes``), match it against the syn
 ``customers/`` (Omnitron is not read again for planning), plan, validate the plan
 (``erp_patch_plan``), write plan, conflicts and unknown codes to ``reconciliation/run=<id>/``,
 stop for a dry run or a plan over the limit, then write back and record the outcomes.
+
+The run is recorded in the state database from start to outcome (``omnisync status``), and its
+``outcomes.parquet`` is written whatever ends the write-back. A run in which any wanted change
+was not made raises ``WriteBackFailed`` (after writing everything), so the CLI exits 1 and the
+Prefect flow run fails, with the counts.
 """
 
 from __future__ import annotations
@@ -20,16 +25,17 @@ import pyarrow.parquet as pq
 
 from omnisync.client import OmnitronClient
 from omnisync.erp.source import ErpInputError, read_file, read_query
-from omnisync.erp.writeback import FAILED, Attempt, outcomes_table, write_back
+from omnisync.erp.writeback import Attempt, is_failure, outcomes_table, write_back
 from omnisync.lake import LakeStorage
 from omnisync.settings import Settings
-from omnisync.state import StateStore
+from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
 from transforms.erp import CUSTOMER_COLUMNS, MatchKey, plan_changes
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
 DATASET = "reconciliation"
+STREAM = "erp"  # the run log's name for reconciliations; the write-back lock is "erp-writeback"
 
 
 class PlanTooLarge(Exception):
@@ -38,6 +44,14 @@ class PlanTooLarge(Exception):
 
 class PlanRejected(Exception):
     """The plan or the ERP input failed validation: nothing was patched."""
+
+
+class WriteBackFailed(Exception):
+    """Some wanted changes were not made (refused, or not attempted): see the outcomes."""
+
+    def __init__(self, message: str, result: ReconcileResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -82,10 +96,11 @@ class ReconcileResult:
     dry_run: bool
     outcomes: dict[str, int] = field(default_factory=dict)
     report_dir: str = ""
+    plan: pa.Table | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> int:
-        return sum(n for outcome, n in self.outcomes.items() if outcome in FAILED)
+        return sum(n for outcome, n in self.outcomes.items() if is_failure(outcome))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -114,9 +129,58 @@ def reconcile(
     clear_unknown: bool = False,
     run_id: str | None = None,
 ) -> ReconcileResult:
+    """One recorded reconciliation; raises PlanRejected, PlanTooLarge, ErpInputError (nothing
+    patched) or WriteBackFailed (after writing the outcomes)."""
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     storage = LakeStorage(settings.lake)
     storage.check_writable()
+    store = StateStore(
+        settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
+    )
+    store.migrate()
+    try:
+        kind = "dry-run" if dry_run else "write-back"
+        with RunRecord(store, run_id, STREAM, kind) as record:
+            outcome = _plan(
+                settings,
+                storage,
+                source,
+                match_on,
+                max_changes,
+                force,
+                clear_unknown,
+                run_id,
+                dry_run,
+            )
+            outcome.dry_run = dry_run
+            record.counts = outcome.summary()
+            if not dry_run and outcome.planned:
+                _write_back(settings, storage, store, outcome, run_id)
+                record.counts = outcome.summary()
+                if outcome.failed:
+                    raise WriteBackFailed(
+                        f"{outcome.failed} of {outcome.planned} change(s) were not made "
+                        f"({', '.join(f'{n} {k}' for k, n in sorted(outcome.outcomes.items()))}); "
+                        f"see {outcome.report_dir}/outcomes.parquet and the ledger",
+                        outcome,
+                    )
+            return outcome
+    finally:
+        store.dispose()
+
+
+def _plan(
+    settings: Settings,
+    storage: LakeStorage,
+    source: ErpSource,
+    match_on: MatchKey,
+    max_changes: str | None,
+    force: bool,
+    clear_unknown: bool,
+    run_id: str,
+    dry_run: bool = False,
+) -> ReconcileResult:
+    """Read, match, plan, validate and report; raises when the plan must not be applied."""
     erp = source.read(match_on)
     validator = Validator(settings.lake)
     try:
@@ -151,8 +215,9 @@ def reconcile(
         result.unmatched_erp_rows,
         result.unchanged,
         erp.num_rows,
-        dry_run,
+        dry_run=False,
         report_dir=storage.path(report),
+        plan=result.plan,
     )
     if plan_check.critical and result.plan.num_rows:
         raise PlanRejected("write-back plan: " + "; ".join(plan_check.critical))
@@ -163,28 +228,32 @@ def reconcile(
             f"{max_changes} ({limit}); nothing was patched. Review {outcome.report_dir}"
             f"/plan.parquet, then re-run with --force or a larger limit"
         )
-    if dry_run or result.plan.num_rows == 0:
-        return outcome
-    store = StateStore(
-        settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
-    )
-    store.migrate()
+    return outcome
+
+
+def _write_back(
+    settings: Settings,
+    storage: LakeStorage,
+    store: StateStore,
+    outcome: ReconcileResult,
+    run_id: str,
+) -> None:
+    """Apply the plan under the write-back lock; outcomes.parquet is written whatever happens."""
+    attempts: list[Attempt] = []
     try:
         with (
-            store.locked("erp-writeback", wait_seconds=settings.lock_wait_seconds),
+            store.locked("erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id),
             OmnitronClient.from_settings(settings) as client,
         ):
-            attempts: list[Attempt] = write_back(
-                client, store, result.plan, run_id, settings.concurrency
-            )
+            assert outcome.plan is not None
+            write_back(client, store, outcome.plan, run_id, settings.concurrency, attempts=attempts)
     finally:
-        store.dispose()
-    storage.write_table(f"{report}/outcomes.parquet", outcomes_table(attempts, run_id))
-    counts: dict[str, int] = {}
-    for attempt in attempts:
-        counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
-    outcome.outcomes = counts
-    return outcome
+        report = f"{DATASET}/run={run_id}"
+        storage.write_table(f"{report}/outcomes.parquet", outcomes_table(attempts, run_id))
+        counts: dict[str, int] = {}
+        for attempt in attempts:
+            counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+        outcome.outcomes = counts
 
 
 def read_report(lake: str, run_id: str, name: str) -> pa.Table:

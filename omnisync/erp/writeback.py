@@ -3,8 +3,11 @@
 For each planned change: skip it if the ledger already holds a successful PATCH of this code for
 this customer version (never twice for one change); re-read the customer; if its
 ``modified_date`` moved since the snapshot the plan was computed from, plan it again from the
-fresh record, so a change made in Omnitron meanwhile is never overwritten; then PATCH
-``{"erp_code": ...}``. Every attempt and its outcome goes to the ledger. Requests run with bounded
+fresh record, so a change made in Omnitron meanwhile (its erp_code, or the key it was matched
+by) is never overwritten; then PATCH ``{"erp_code": ...}``. Every doubt means "do not patch":
+a re-read whose ``modified_date`` cannot be read is skipped and reported. Every attempt and its
+outcome goes to the ledger, whatever ends the run: an error that stops the write-back (a login
+refused) leaves the changes not yet tried as ``not_attempted``. Requests run with bounded
 concurrency inside the client's throttle; the client does the retrying.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from omnisync.client import (
     NotAcceptable,
     NotFound,
     OmnitronClient,
+    OmnitronError,
     RetriesExhausted,
     ValidationFailed,
 )
@@ -71,7 +76,11 @@ def apply_one(client: OmnitronClient, change: dict[str, Any]) -> Attempt:
     try:
         fresh = client.get_customer(pk)
         moved = _parse(fresh.get("modified_date"))
-        if moved is not None and moved != based_on:
+        if moved is None or moved.tzinfo is None:
+            attempt.outcome = "skipped_unreadable_reread"
+            attempt.detail = f"modified_date {fresh.get('modified_date')!r:.80} cannot be read"
+            return attempt
+        if moved != based_on:
             send, why = replan_one(fresh, change)
             if send is None:
                 attempt.outcome, attempt.detail = "skipped_changed_since_plan", why
@@ -89,6 +98,11 @@ def apply_one(client: OmnitronClient, change: dict[str, Any]) -> Attempt:
             exc.status,
             str(exc),
         )
+    except OmnitronError as exc:
+        # Not this customer's problem (a login refused, an unexpected answer): record it, and
+        # the caller stops sending.
+        attempt.outcome, attempt.status_code = "stopped_" + type(exc).__name__, exc.status
+        attempt.detail = str(exc)
     return attempt
 
 
@@ -99,15 +113,28 @@ def write_back(
     run_id: str,
     concurrency: int,
     progress: Callable[[Attempt], None] | None = None,
+    attempts: list[Attempt] | None = None,
 ) -> list[Attempt]:
-    """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger)."""
+    """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger).
+    ``attempts``, when given, receives each attempt as it ends, so a caller can report them
+    whatever interrupts the run."""
     done = already_done(store)
     changes = plan.to_pylist()
-    attempts: list[Attempt] = []
+    collected: list[Attempt] = [] if attempts is None else attempts
+    stop = threading.Event()
 
     def run(change: dict[str, Any]) -> Attempt:
         key = (int(change["pk"]), str(change["erp_code"]), _iso(change["based_on_modified"]))
-        if key in done:
+        if stop.is_set():
+            attempt = Attempt(
+                key[0],
+                key[1],
+                change["previous_erp_code"],
+                change["based_on_modified"],
+                "not_attempted",
+                detail="the write-back stopped before this change",
+            )
+        elif key in done:
             attempt = Attempt(
                 key[0],
                 key[1],
@@ -118,6 +145,8 @@ def write_back(
             )
         else:
             attempt = apply_one(client, change)
+            if attempt.outcome.startswith("stopped_"):
+                stop.set()
         store.record_attempt(
             run_id=run_id,
             pk=attempt.pk,
@@ -128,16 +157,21 @@ def write_back(
             status_code=attempt.status_code,
             detail=(attempt.detail or "")[:2000],
         )
+        collected.append(attempt)
         if progress is not None:
             progress(attempt)
         return attempt
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
-        attempts = list(pool.map(run, changes))
-    return attempts
+        return list(pool.map(run, changes))
 
 
-FAILED = {"400", "404", "406", "retries_exhausted"}
+FAILED = {"400", "404", "406", "retries_exhausted", "not_attempted"}
+
+
+def is_failure(outcome: str) -> bool:
+    """Whether an outcome means the change was wanted but not made (the run then fails)."""
+    return outcome in FAILED or outcome.startswith("stopped_")
 
 
 def outcomes_table(attempts: list[Attempt], run_id: str) -> pa.Table:

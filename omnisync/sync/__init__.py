@@ -9,10 +9,10 @@ record      the run's start and outcome, written in one place
 """
 
 from omnisync.settings import Settings
+from omnisync.state import RunRecord
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan, new_plan, open_plan, plan_windows
-from omnisync.sync.record import RunRecord
 from omnisync.sync.window import BatchRejected, WindowResult, sync_window
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -233,3 +234,100 @@ def test_erp_queries_on_postgresql_and_mariadb(
         {"erp_code": "C-1", "email": " Ayse@Example.com"},
         {"erp_code": "C-2", "email": "x@y.co"},
     ]
+
+
+def test_a_customer_whose_match_key_changed_since_the_plan_is_not_patched(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    """The plan matched by (channel, channel_code) in the lake; meanwhile Omnitron changed the
+    customer's channel_code: the ERP row no longer describes it, so it must not be patched."""
+    import httpx
+
+    server, settings = synced
+    target = truth(server)[5]
+    other = truth(server)[6]
+    path = tmp_path / "erp.csv"
+    path.write_text(
+        "channel,channel_code,erp_code\n"
+        f"{target['channel']},{target['channel_code']},MOVED-{target['pk']}\n"
+        f"{other['channel']},{other['channel_code']},STAYED-{other['pk']}\n"
+    )
+    with httpx.Client(base_url=server.url) as http:
+        key = http.post("/api/v1/auth/login/", json={"username": "sandbox", "password": "sandbox"})
+        answer = http.patch(
+            f"/api/v1/customers/{target['pk']}/",
+            json={"channel_code": f"renumbered-{target['pk']}"},
+            headers={"Authorization": f"Token {key.json()['key']}"},
+        )
+        assert answer.status_code == 200
+    result = reconcile_erp_codes(erp_file=str(path), match_on="channel_code", settings=settings)
+    assert result["outcomes"] == {"skipped_changed_since_plan": 1, "ok": 1}
+    patches = server.admin.get("stats").json()["patches"]
+    assert patches[str(target["pk"])] == 1, "only Omnitron's own change of channel_code"
+    assert codes(server)[target["pk"]] == target["erp_code"]
+    assert codes(server)[other["pk"]] == f"STAYED-{other['pk']}"
+    outcomes = read_report(settings.lake, result["run_id"], "outcomes").to_pylist()
+    skipped = next(o for o in outcomes if o["pk"] == target["pk"])
+    assert "channel_code changed since the plan" in skipped["detail"]
+
+
+def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_the_run(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    server.state.users["sandbox"] = "changed-by-an-admin"
+    server.admin.post("tokens/expire")
+    state = reconcile_erp_codes(erp_file=str(path), settings=settings, return_state=True)
+    assert state.is_failed(), "failed write-backs fail the flow run"
+    store = StateStore(settings.state_url.get_secret_value())
+    run = store.recent_runs(stream="erp", limit=1)[0]
+    assert run["status"] == "failed" and "not made" in run["error"]
+    counts = json.loads(run["counts"])
+    outcomes = read_report(settings.lake, counts["run_id"], "outcomes").to_pylist()
+    assert len(outcomes) == counts["planned"] > 0, "every planned change has an outcome"
+    assert {o["outcome"] for o in outcomes} <= {"stopped_AuthenticationFailed", "not_attempted"}
+    assert server.admin.get("stats").json()["patches"] == {}
+    env = {
+        "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
+        "COLUMNS": "200",
+    }
+    status = runner.invoke(app, ["status"], env=env)
+    assert "erp" in status.output and "write-back" in status.output and "failed" in status.output
+
+
+def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
+    """Every doubt means do not patch: a re-read with an unreadable modified_date is skipped."""
+    import datetime as dt
+
+    import httpx
+
+    from omnisync.client import OmnitronClient, Throttle
+    from omnisync.erp.writeback import apply_one
+
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return httpx.Response(200, json={"pk": 7, "erp_code": None, "modified_date": "soon"})
+
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t"),
+        transport=httpx.MockTransport(handler),
+        throttle=Throttle(1000, 2),
+    )
+    change = {
+        "pk": 7,
+        "erp_code": "C1",
+        "previous_erp_code": None,
+        "action": "set",
+        "based_on_modified": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        "match_key": "pk",
+        "match_value": "7",
+    }
+    attempt = apply_one(client, change)
+    assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
+    assert sent == ["GET"], "nothing was patched"

@@ -1,4 +1,5 @@
-"""The run record: one place writes a run's start and its outcome, whatever ends it.
+"""The run record: one place writes a run's start and its outcome, whatever ends it, for syncs
+and ERP reconciliations alike.
 
 ``RunRecord`` is entered as soon as a run holds its stream, before planning: a run that fails
 while planning, extracting, finishing, building Data Docs or writing its artifact is recorded as
@@ -12,7 +13,7 @@ import datetime as dt
 from types import TracebackType
 from typing import Any
 
-from omnisync.state import StateStore
+from omnisync.state.store import StateStore
 
 
 class RunRecord:
