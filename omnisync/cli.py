@@ -198,12 +198,15 @@ def reconcile(
     outcomes = (
         ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
     )
+    rows = " + ".join(
+        f"{n:,} {name.replace('_', ' ')}" for name, n in summary["erp_row_outcomes"].items()
+    )
     console.print(
         f"{'[yellow]dry run[/yellow]' if dry_run else '[green]done[/green]'}: "
-        f"{summary['erp_rows']:,} ERP rows, {summary['planned']:,} changes planned, "
-        f"{summary['unchanged']:,} already right, {summary['conflicts']:,} conflicts, "
-        f"{summary['unknown_in_erp']:,} codes unknown to the ERP; write-back: {outcomes}\n"
-        f"report: {summary['report']}",
+        f"{summary['erp_rows']:,} ERP rows = {rows}; {summary['planned']:,} changes planned, "
+        f"{summary['conflicts']:,} conflicts, {summary['unknown_in_erp']:,} Omnitron codes "
+        f"unknown to the ERP; write-back: {outcomes}\n"
+        f"report: {summary['report']} (erp_rows.parquet says what became of each ERP row)",
         highlight=False,
         soft_wrap=True,
     )

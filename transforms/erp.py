@@ -2,12 +2,16 @@
 
 Matching never guesses. An ERP row that fits several customers, a customer claimed by ERP rows
 with different codes, and an erp_code claimed for several customers are all *conflicts*: reported,
-never planned. Normalisation exists only here: emails are trimmed and case-folded, phone numbers
+never planned. Every ERP input row ends in exactly one named outcome (``ERP_ROW_OUTCOMES``):
+planned, already right, conflict, unknown customer, or invalid with the reason.
+
+Normalisation exists only here: emails are trimmed and case-folded, phone numbers
 parsed to E.164 (default region TR). The lake keeps the source values untouched (G6).
 """
 
 from __future__ import annotations
 
+import decimal
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -46,6 +50,17 @@ PLAN_SCHEMA = pa.schema(
         pa.field("match_value", pa.string()),
     ]
 )
+ERP_ROW_OUTCOMES = ("planned", "already_right", "conflict", "unknown_customer", "invalid")
+ERP_ROW_SCHEMA = pa.schema(
+    [
+        pa.field("row", pa.int64(), nullable=False),  # 0-based position in the ERP input
+        pa.field("erp_code", pa.string()),
+        pa.field("key", pa.string()),
+        pa.field("pk", pa.int64()),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+    ]
+)
 CONFLICT_SCHEMA = pa.schema(
     [
         pa.field("kind", pa.string(), nullable=False),
@@ -77,25 +92,48 @@ def normalise_phone(value: Any, region: str = "TR") -> str | None:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def _integer(value: Any) -> int | None:
+    """An id as an int: ``7``, ``"7"``, ``7.0`` and ``"7.0"`` (spreadsheets and float columns
+    write ids so) are all 7; anything else, fractional or not a number, is None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        return None
+    if not number.is_finite() or number != number.to_integral_value():
+        return None
+    return int(number)
+
+
 def key_of(row: dict[str, Any], match_on: MatchKey) -> str | None:
     """The normalised matching key of a customer or ERP row (None: it cannot be matched)."""
     if match_on == "pk":
-        value = row.get("pk")
-        try:
-            return None if value is None else str(int(value))
-        except (TypeError, ValueError):
-            return None
+        pk = _integer(row.get("pk"))
+        return None if pk is None else str(pk)
     if match_on == "channel_code":
-        channel, code = row.get("channel"), row.get("channel_code")
+        channel, code = _integer(row.get("channel")), row.get("channel_code")
         if channel is None or code is None or str(code).strip() == "":
             return None
-        try:
-            return f"{int(channel)}|{str(code).strip()}"
-        except (TypeError, ValueError):
-            return None
+        return f"{channel}|{str(code).strip()}"
     if match_on == "email":
         return normalise_email(row.get("email"))
     return normalise_phone(row.get("phone_number"))
+
+
+def key_problem(row: dict[str, Any], match_on: MatchKey) -> str:
+    """Why ``key_of`` gave None for an ERP row, naming the column and the value."""
+    columns = KEY_COLUMNS[match_on]
+    shown = ", ".join(f"{c}={row.get(c)!r:.40}" for c in columns)
+    what = {
+        "pk": "not an integer",
+        "channel_code": "channel not an integer or channel_code empty",
+        "email": "empty",
+        "phone": "not a valid phone number",
+    }[match_on]
+    return f"{'/'.join(columns)}: {what} ({shown})"
 
 
 @dataclass
@@ -106,6 +144,12 @@ class Reconciliation:
     unmatched_erp_rows: int
     unchanged: int
     matched: int
+    erp_rows: pa.Table  # one row per ERP input row with its outcome (ERP_ROW_SCHEMA)
+
+    def row_counts(self) -> dict[str, int]:
+        """How many ERP rows ended in each outcome; they add up to the input's rows."""
+        outcomes = self.erp_rows.column("outcome").to_pylist()
+        return {name: outcomes.count(name) for name in ERP_ROW_OUTCOMES}
 
 
 def plan_changes(
@@ -120,69 +164,100 @@ def plan_changes(
             by_key[key].append(customer)
     conflicts: list[dict[str, Any]] = []
     claims: dict[int, dict[str, str]] = defaultdict(dict)  # pk -> {erp_code: key}
+    claim_rows: dict[tuple[int, str], list[int]] = defaultdict(list)  # (pk, code) -> ERP rows
     customer_of: dict[int, dict[str, Any]] = {}
     unmatched = 0
-    for row in erp.to_pylist():
+    rows = erp.to_pylist()
+    outcome: list[dict[str, Any]] = [
+        {"row": i, "erp_code": None, "key": None, "pk": None, "outcome": "", "reason": None}
+        for i in range(len(rows))
+    ]
+
+    def settle(i: int, name: str, reason: str | None = None, pk: int | None = None) -> None:
+        outcome[i].update(outcome=name, reason=reason, pk=pk)
+
+    for i, row in enumerate(rows):
         code = row.get("erp_code")
         if code is None or str(code).strip() == "":
+            settle(i, "invalid", "erp_code: empty")
             continue
         code = str(code).strip()
         known_codes.add(code)
         key = key_of(row, match_on)
-        found = by_key.get(key or "", [])
+        outcome[i].update(erp_code=code, key=key)
+        if key is None:
+            settle(i, "invalid", key_problem(row, match_on))
+            continue
+        found = by_key.get(key, [])
         if not found:
             unmatched += 1
+            settle(i, "unknown_customer", f"no synced customer has {match_on} {key}")
             continue
         if len(found) > 1:
+            detail = f"{len(found)} Omnitron customers share this {match_on}"
             conflicts.append(
                 {
                     "kind": "ambiguous_match",
                     "erp_code": code,
                     "key": key,
                     "pks": sorted(c["pk"] for c in found),
-                    "detail": f"{len(found)} Omnitron customers share this {match_on}",
+                    "detail": detail,
                 }
             )
+            settle(i, "conflict", f"ambiguous_match: {detail}")
             continue
         customer = found[0]
-        claims[customer["pk"]][code] = key or ""
+        claims[customer["pk"]][code] = key
+        claim_rows[(customer["pk"], code)].append(i)
         customer["_key"] = key
         customer_of[customer["pk"]] = customer
     # One customer claimed with different codes, or one code claimed for different customers.
     code_owners: dict[str, set[int]] = defaultdict(set)
     for pk, codes in claims.items():
         if len(codes) > 1:
+            detail = f"ERP rows give different codes: {sorted(codes)}"
             conflicts.append(
                 {
                     "kind": "customer_claimed_twice",
                     "erp_code": None,
                     "key": next(iter(codes.values())),
                     "pks": [pk],
-                    "detail": f"ERP rows give different codes: {sorted(codes)}",
+                    "detail": detail,
                 }
             )
+            for code in codes:
+                for i in claim_rows[(pk, code)]:
+                    settle(i, "conflict", f"customer_claimed_twice: {detail}", pk)
         else:
             code_owners[next(iter(codes))].add(pk)
     plan: list[dict[str, Any]] = []
     unchanged = matched = 0
     for code, owners in code_owners.items():
         if len(owners) > 1:
+            detail = f"erp_code {code} matches {len(owners)} customers"
             conflicts.append(
                 {
                     "kind": "code_claimed_by_several",
                     "erp_code": code,
                     "key": None,
                     "pks": sorted(owners),
-                    "detail": f"erp_code {code} matches {len(owners)} customers",
+                    "detail": detail,
                 }
             )
+            for pk in owners:
+                for i in claim_rows[(pk, code)]:
+                    settle(i, "conflict", f"code_claimed_by_several: {detail}", pk)
             continue
         pk = next(iter(owners))
         customer = customer_of[pk]
         matched += 1
         if customer["erp_code"] == code:
             unchanged += 1
+            for i in claim_rows[(pk, code)]:
+                settle(i, "already_right", None, pk)
             continue
+        for i in claim_rows[(pk, code)]:
+            settle(i, "planned", None, pk)
         plan.append(
             {
                 "pk": pk,
@@ -194,6 +269,9 @@ def plan_changes(
                 "match_value": customer["_key"],
             }
         )
+    unsettled = [o["row"] for o in outcome if not o["outcome"]]
+    if unsettled:  # a bug here must not pass for a clean run
+        raise AssertionError(f"ERP rows without an outcome: {unsettled[:5]}")
     planned = {p["pk"] for p in plan}
     unknown = [
         c
@@ -231,6 +309,7 @@ def plan_changes(
         unmatched_erp_rows=unmatched,
         unchanged=unchanged,
         matched=matched,
+        erp_rows=pa.Table.from_pylist(outcome, schema=ERP_ROW_SCHEMA),
     )
 
 

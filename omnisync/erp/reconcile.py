@@ -97,6 +97,9 @@ class ReconcileResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     report_dir: str = ""
     plan: pa.Table | None = field(default=None, repr=False)
+    #: what became of each ERP input row (planned, already_right, conflict, unknown_customer,
+    #: invalid); the counts add up to erp_rows
+    erp_row_outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -106,6 +109,7 @@ class ReconcileResult:
         return {
             "run_id": self.run_id,
             "erp_rows": self.erp_rows,
+            "erp_row_outcomes": self.erp_row_outcomes,
             "planned": self.planned,
             "unchanged": self.unchanged,
             "conflicts": self.conflicts,
@@ -201,6 +205,7 @@ def _plan(
         storage.write_table(f"{report}/plan.parquet", result.plan)
         storage.write_table(f"{report}/conflicts.parquet", result.conflicts)
         storage.write_table(f"{report}/unknown_in_erp.parquet", result.unknown_in_erp)
+        storage.write_table(f"{report}/erp_rows.parquet", result.erp_rows)
         plan_check = validator.validate(
             "erp_patch_plan", validation_frame(result.plan), f"{run_id}-plan"
         )
@@ -218,7 +223,10 @@ def _plan(
         dry_run=False,
         report_dir=storage.path(report),
         plan=result.plan,
+        erp_row_outcomes=result.row_counts(),
     )
+    if sum(outcome.erp_row_outcomes.values()) != erp.num_rows:
+        raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")
     if plan_check.critical and result.plan.num_rows:
         raise PlanRejected("write-back plan: " + "; ".join(plan_check.critical))
     limit = parse_limit(max_changes, customers.num_rows)

@@ -174,3 +174,54 @@ def test_a_customer_changed_in_omnitron_since_the_plan_is_never_overwritten() ->
     assert replan_one({"erp_code": "NEW", "email": "a@x.com"}, change)[0] is None
     assert replan_one({"erp_code": None, "email": "b@x.com"}, change)[0] is None
     assert replan_one({"erp_code": None, "email": "A@x.com"}, change)[0] == "NEW"
+
+
+def test_every_erp_row_ends_in_exactly_one_named_outcome() -> None:
+    """Rows with an empty code, a key that is not one, no customer, a conflict, a right code or
+    a change to make: each is accounted for, and the counts add up to the input."""
+    rows = [
+        {"pk": "1", "erp_code": "A"},  # already right
+        {"pk": "2.0", "erp_code": "B"},  # a float-looking id still matches pk 2: planned
+        {"pk": "3", "erp_code": ""},  # invalid: empty code
+        {"pk": "abc", "erp_code": "Q"},  # invalid: not an id
+        {"pk": "2.5", "erp_code": "R"},  # invalid: not an integer
+        {"pk": "99", "erp_code": "Z"},  # unknown customer
+        {"pk": "4", "erp_code": "X1"},  # conflict: customer claimed twice
+        {"pk": "4", "erp_code": "X2"},
+        {"pk": "5", "erp_code": "DUP"},  # conflict: one code for two customers
+        {"pk": "6", "erp_code": "DUP"},
+        {"pk": "7", "erp_code": "S"},  # planned (twice the same claim: both rows planned)
+        {"pk": "7", "erp_code": "S"},
+    ]
+    result = plan_changes(
+        erp(rows),
+        customers([{"pk": 1, "erp_code": "A"}, *({"pk": pk} for pk in range(2, 8))]),
+        "pk",
+    )
+    outcomes = result.erp_rows.to_pylist()
+    assert [o["row"] for o in outcomes] == list(range(len(rows)))
+    assert [o["outcome"] for o in outcomes] == [
+        "already_right",
+        "planned",
+        "invalid",
+        "invalid",
+        "invalid",
+        "unknown_customer",
+        "conflict",
+        "conflict",
+        "conflict",
+        "conflict",
+        "planned",
+        "planned",
+    ]
+    assert outcomes[2]["reason"] == "erp_code: empty"
+    assert "pk: not an integer ('abc')" in outcomes[3]["reason"].replace("pk=", "")
+    assert result.row_counts() == {
+        "planned": 3,
+        "already_right": 1,
+        "conflict": 4,
+        "unknown_customer": 1,
+        "invalid": 3,
+    }
+    assert sum(result.row_counts().values()) == len(rows)
+    assert sorted(result.plan.column("pk").to_pylist()) == [2, 7]

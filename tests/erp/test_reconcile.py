@@ -331,3 +331,39 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
+
+
+def test_the_command_accounts_for_every_erp_row(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    import re
+
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    lines = [f"{pk},{code}" for pk, code in rows] + [
+        "7.0,FLOAT-ID",
+        "abc,BAD",
+        "12,",
+        "999999,NOBODY",
+    ]
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,erp_code\n" + "\n".join(lines))
+    env = {
+        "OMNISYNC_LAKE": settings.lake,
+        "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
+        "OMNITRON_URL": server.url,
+        "COLUMNS": "300",
+    }
+    result = runner.invoke(app, ["reconcile", "--erp-file", str(path), "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    total = re.search(r"([\d,]+) ERP rows = ([^;]+);", text)
+    assert total is not None, text
+    parts = {
+        name: int(n.replace(",", ""))
+        for n, name in re.findall(r"([\d,]+) ([a-z ]+?)(?: \+|$)", total.group(2))
+    }
+    assert int(total.group(1).replace(",", "")) == len(lines) == sum(parts.values()), parts
+    assert parts["invalid"] == 2 and parts["unknown customer"] == 1
+    # "7.0" is pk 7, which the ERP now claims with two codes: both rows are conflicts.
+    assert parts["conflict"] == 4 + 2
