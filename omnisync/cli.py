@@ -153,7 +153,9 @@ def reconcile(
     erp_query: str | None = typer.Option(None, help="SQL returning erp_code and the match keys"),
     match_on: str = typer.Option("pk", help="pk, channel_code (with channel), email or phone"),
     dry_run: bool = typer.Option(False, "--dry-run", help="plan and report, patch nothing"),
-    max_changes: str | None = typer.Option(None, help="stop if the plan is larger: 500 or 2%"),
+    max_changes: str = typer.Option(
+        "2%", help="stop if the plan is larger: a count (500), a share (2%), or none"
+    ),
     force: bool = typer.Option(False, "--force", help="go on even above --max-changes"),
     clear_unknown: bool = typer.Option(False, help="clear erp_codes the ERP does not know"),
     column: list[str] = typer.Option([], help="map a column: erp_code=ACCOUNT_NO (repeatable)"),

@@ -158,7 +158,9 @@ def plan_changes(
     """What to PATCH so that Omnitron's erp_codes agree with the ERP; conflicts are left out."""
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     known_codes: set[str] = set()
-    for customer in customers.select(CUSTOMER_COLUMNS).to_pylist():
+    # Only the columns present: a PII policy may have dropped those this match does not need.
+    present = [c for c in CUSTOMER_COLUMNS if c in customers.column_names]
+    for customer in customers.select(present).to_pylist():
         key = key_of(customer, match_on)
         if key is not None:
             by_key[key].append(customer)

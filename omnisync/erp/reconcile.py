@@ -30,7 +30,7 @@ from omnisync.lake import LakeStorage
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
-from transforms.erp import CUSTOMER_COLUMNS, MatchKey, plan_changes
+from transforms.erp import KEY_COLUMNS, MatchKey, plan_changes
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
@@ -69,9 +69,32 @@ class ErpSource:
         raise ErpInputError("give --erp-file, or --erp-url with --erp-query")
 
 
+# --clear-unknown may clear at most this share of the customers' codes (or MIN_CLEARS) without
+# --force: an ERP export that lost rows must not wipe codes in production.
+MAX_CLEAR_SHARE = 0.05
+MIN_CLEARS = 10
+
+
+def needed_columns(settings: Settings, match_on: MatchKey) -> list[str]:
+    """The customers/ columns reconciliation reads, refusing (ErpInputError, one line) when the
+    PII policy hashed or dropped one it cannot do without."""
+    needed = ["pk", "erp_code", "modified_date", *KEY_COLUMNS[match_on]]
+    for name in needed:
+        action = settings.pii_policy.get(name, "keep")
+        if action != "keep":
+            raise ErpInputError(
+                f"--match-on {match_on} needs customers/{name}, which OMNISYNC_PII_POLICY "
+                f"{action}es ({name}: {action}); match on pk or channel_code, or keep {name}"
+                if name in KEY_COLUMNS[match_on]
+                else f"reconciliation needs customers/{name}, which OMNISYNC_PII_POLICY "
+                f"{action}es ({name}: {action}); keep {name} to reconcile"
+            )
+    return list(dict.fromkeys(needed))
+
+
 def parse_limit(value: str | None, total: int) -> int | None:
-    """``--max-changes`` as a count: ``500`` or a share of the customers like ``2%``."""
-    if value is None or value == "":
+    """``--max-changes`` as a count: ``500``, a share of the customers like ``2%``, or ``none``."""
+    if value is None or value == "" or value.strip().lower() in ("none", "off"):
         return None
     text = value.strip()
     try:
@@ -80,7 +103,7 @@ def parse_limit(value: str | None, total: int) -> int | None:
         return int(text)
     except ValueError:
         raise ErpInputError(
-            f"--max-changes must be a count or a share like 2%, got {value!r}"
+            f"--max-changes must be a count, a share like 2%, or none; got {value!r}"
         ) from None
 
 
@@ -196,8 +219,9 @@ def _plan(
             raise ErpInputError(
                 f"no synced customers under {settings.lake}/customers: run `omnisync sync` first"
             )
+        needed = needed_columns(settings, match_on)
         customers = pa.concat_tables(
-            [storage.read_table(f, columns=CUSTOMER_COLUMNS) for f in customer_files],
+            [storage.read_table(f, columns=needed) for f in customer_files],
             promote_options="permissive",
         )
         result = plan_changes(erp, customers, match_on, clear_unknown=clear_unknown)
@@ -229,6 +253,19 @@ def _plan(
         raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")
     if plan_check.critical and result.plan.num_rows:
         raise PlanRejected("write-back plan: " + "; ".join(plan_check.critical))
+    if erp.num_rows and result.matched == 0 and not result.conflicts.num_rows:
+        raise PlanRejected(
+            f"no ERP row matched a synced customer by {match_on} ({outcome.erp_row_outcomes}); "
+            f"check --match-on and the ERP's columns. Review {outcome.report_dir}/erp_rows.parquet"
+        )
+    clears = sum(1 for action in result.plan.column("action").to_pylist() if action == "clear")
+    coded = sum(1 for code in customers.column("erp_code").to_pylist() if code)
+    if clears > max(MIN_CLEARS, coded * MAX_CLEAR_SHARE) and not force:
+        raise PlanRejected(
+            f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "
+            f"{MAX_CLEAR_SHARE:.0%}: the ERP input looks incomplete. Review "
+            f"{outcome.report_dir}/plan.parquet, then re-run with --force if it is right"
+        )
     limit = parse_limit(max_changes, customers.num_rows)
     if limit is not None and result.plan.num_rows > limit and not force and not dry_run:
         raise PlanTooLarge(

@@ -367,3 +367,83 @@ def test_the_command_accounts_for_every_erp_row(
     assert parts["invalid"] == 2 and parts["unknown customer"] == 1
     # "7.0" is pk 7, which the ERP now claims with two codes: both rows are conflicts.
     assert parts["conflict"] == 4 + 2
+
+
+def cli_env(server: SandboxServer, settings: Any, **extra: str) -> dict[str, str]:
+    return {
+        "OMNISYNC_LAKE": settings.lake,
+        "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
+        "OMNITRON_URL": server.url,
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "COLUMNS": "300",
+        **extra,
+    }
+
+
+def one_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_reconcile_under_a_pii_policy_matches_what_it_can_and_refuses_the_rest(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=300, seed=5)
+    policy = '{"phone_number": "drop", "email": "hash"}'
+    settings = settings_for(
+        server,
+        tmp_path,
+        lag_seconds=0,
+        pii_policy=json.loads(policy),
+        pii_salt="s3cret-salt",
+    )
+    sync_customers(settings=settings)
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,email,phone_number,erp_code\n1,a@b.com,05321234567,PII-1\n")
+    env = cli_env(server, settings, OMNISYNC_PII_POLICY=policy, OMNISYNC_PII_SALT="s3cret-salt")
+    by_pk = runner.invoke(app, ["reconcile", "--erp-file", str(path), "--dry-run"], env=env)
+    assert by_pk.exit_code == 0, by_pk.output
+    for key, column in (("email", "email"), ("phone", "phone_number")):
+        refused = runner.invoke(
+            app, ["reconcile", "--erp-file", str(path), "--match-on", key], env=env
+        )
+        assert refused.exit_code == 2, refused.output
+        line = one_line(refused.output)
+        assert "OMNISYNC_PII_POLICY" in line and column in line and "nothing was patched" in line
+    assert server.admin.get("stats").json()["patches"] == {}
+
+
+def test_a_plan_that_matched_nothing_or_clears_too_much_stops_before_any_patch(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    env = cli_env(server, settings)
+    strangers = tmp_path / "strangers.csv"
+    strangers.write_text("pk,erp_code\n900001,X1\n900002,X2\n")
+    nothing = runner.invoke(app, ["reconcile", "--erp-file", str(strangers)], env=env)
+    assert nothing.exit_code == 2 and "no ERP row matched" in one_line(nothing.output)
+    partial = tmp_path / "partial.csv"
+    partial.write_text("pk,erp_code\n1,ONLY-ONE\n")
+    wipe = runner.invoke(
+        app,
+        ["reconcile", "--erp-file", str(partial), "--clear-unknown", "--max-changes", "none"],
+        env=env,
+    )
+    assert wipe.exit_code == 2 and "would clear" in one_line(wipe.output)
+    assert server.admin.get("stats").json()["patches"] == {}
+
+
+def test_reconcile_has_a_safe_default_limit(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    result = runner.invoke(
+        app, ["reconcile", "--erp-file", str(path)], env=cli_env(server, settings)
+    )
+    assert result.exit_code == 4 and "--max-changes 2%" in one_line(result.output)
+    assert server.admin.get("stats").json()["patches"] == {}
