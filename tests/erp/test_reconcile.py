@@ -152,7 +152,10 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
         OMNISYNC_MAX_RPS="40",
         OMNISYNC_CONCURRENCY="2",
     )
-    command = [sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY]
+    command = [
+        *(sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY),
+        *("--max-changes", "none"),
+    ]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
