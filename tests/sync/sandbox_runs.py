@@ -158,6 +158,36 @@ def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def start_omnisync(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``omnisync ARGS`` in a process group of its own (to signal all of it), its log lines
+    readable from ``stderr`` as they come: tests act on the run's own progress."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "omnisync.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def forget_stream(url: str, stream: str = "customers") -> None:
+    """Clear a shared database's state of ``stream``, so a test starts from nothing."""
+    import sqlalchemy
+
+    from omnisync.state import StateStore
+
+    store = StateStore(url)
+    store.migrate()
+    with store.engine.begin() as connection:
+        for table in ("omnisync_watermarks", "omnisync_locks", "omnisync_windows"):
+            connection.execute(
+                sqlalchemy.text(f"delete from {table} where stream = :s"), {"s": stream}
+            )
+    store.dispose()
+
+
 def set_modified(server: SandboxServer, pk: int, at: dt.datetime, **changes: Any) -> None:
     """Give customer ``pk`` a new version at ``at`` (in the past: as if committed then)."""
     store = server.state.store

@@ -15,8 +15,6 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,13 +27,13 @@ from tests.conftest import truth
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
+    cli_env,
     settings_for,
-    subprocess_env,
+    start_omnisync,
     wait_for_server_clock,
 )
 
 Make = Callable[..., SandboxServer]
-ROOT = Path(__file__).resolve().parents[2]
 EVENT = re.compile(
     r"omnisync\.\w+ - (planned|staged chunk|window \[.*\) done|merged bucket|compacted day)"
 )
@@ -43,14 +41,12 @@ CATEGORIES = ("planned", "staged chunk", "window", "merged bucket", "compacted d
 
 
 def environment(server: SandboxServer, root: Path, prefect_api: str) -> dict[str, str]:
-    return subprocess_env(
+    return cli_env(
         server,
+        root,
         prefect_api,
-        OMNISYNC_LAKE=str(root / "lake"),
-        OMNISYNC_STATE_URL=f"sqlite:///{root}/state.db",
         OMNISYNC_MAX_RPS="400",
         OMNISYNC_LAG_SECONDS="0",
-        OMNISYNC_LOOKBACK_SECONDS="30",
         OMNISYNC_WINDOW_ROWS="400",
         OMNISYNC_CHUNK_ROWS="150",
         OMNISYNC_PAGE_SIZE="100",
@@ -62,15 +58,7 @@ def environment(server: SandboxServer, root: Path, prefect_api: str) -> dict[str
 def run_until(env: dict[str, str], args: list[str], category: str, occurrence: int) -> bool:
     """Run ``omnisync sync``; SIGKILL its process group right after the ``occurrence``-th
     progress line of ``category``. True if it was killed, False if it finished first."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "omnisync.cli", "sync", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_omnisync(env, "sync", *args)
     assert process.stderr is not None
     seen = 0
     killed = False

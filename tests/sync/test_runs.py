@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,12 @@ from omnisync.cli import app
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
-    ROOT,
     assert_lake_matches_truth,
     cli_env,
+    forget_stream,
     omnisync,
     settings_for,
+    start_omnisync,
 )
 
 Make = Callable[..., SandboxServer]
@@ -33,11 +37,7 @@ def test_two_runs_racing_on_postgresql_never_interleave(
 ) -> None:
     server = make_sandbox(customers=1500, writers_per_second=0)
     settings = settings_for(server, tmp_path, state_url=postgres_url)
-    store = StateStore(postgres_url)
-    store.migrate()
-    with store.engine.begin() as connection:
-        for table in ("omnisync_watermarks", "omnisync_locks", "omnisync_windows"):
-            connection.execute(sqlalchemy.text(f"delete from {table} where stream = 'customers'"))
+    forget_stream(postgres_url)
     outcomes: list[Any] = []
     barrier = threading.Barrier(2)
 
@@ -142,8 +142,6 @@ def test_a_busy_stream_refuses_a_run_at_once_and_records_it(
     """The second run is not a failure: exit code 3 within 2 s (no wait configured), one line
     naming the holder's run and its start, and ``refused`` in ``omnisync status``; in Prefect the
     refused flow run ends Cancelled."""
-    import time
-
     server = make_sandbox(customers=50)
     settings = settings_for(server, tmp_path)
     store = StateStore(settings.state_url.get_secret_value())
@@ -173,22 +171,11 @@ def test_a_frozen_holder_that_was_taken_over_changes_nothing_when_it_wakes(
 ) -> None:
     """G5: run A is frozen (SIGSTOP) past its lease in the middle of its windows; run B takes
     the stream over and finishes; A, resumed (SIGCONT), must change nothing at all."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     server = make_sandbox(customers=2500, seed=12, max_limit=100)
     url = f"sqlite:///{tmp_path}/state.db"
     if database == "postgresql":
         url = request.getfixturevalue("postgres_url")
-        cleaner = StateStore(url)
-        cleaner.migrate()
-        with cleaner.engine.begin() as connection:
-            for table in ("omnisync_watermarks", "omnisync_locks", "omnisync_windows"):
-                connection.execute(
-                    sqlalchemy.text(f"delete from {table} where stream = 'customers'")
-                )
+        forget_stream(url)
     env = cli_env(
         server,
         tmp_path,
@@ -202,15 +189,7 @@ def test_a_frozen_holder_that_was_taken_over_changes_nothing_when_it_wakes(
         OMNISYNC_WINDOW_CONCURRENCY="1",
         OMNISYNC_LOG_LEVEL="DEBUG",
     )
-    first = subprocess.Popen(
-        [sys.executable, "-m", "omnisync.cli", "sync"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    first = start_omnisync(env, "sync")
     assert first.stderr is not None
     for line in first.stderr:
         if "omnisync.sync - window [" in line and ") done" in line:
@@ -248,3 +227,31 @@ def state_rows(store: StateStore) -> list[object]:
                 "select plan_id, lo_us, status, rows from omnisync_windows where stream = 'customers'",
             )
         ]
+
+
+@pytest.mark.parametrize("where", ["planning", "artifact"])
+def test_every_run_is_recorded_once_whatever_ends_it(
+    prefect_api: str,
+    make_sandbox: Make,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """A failure while planning, or after the watermark moved (the artifact), is recorded as
+    failed with its error: never missing, never left running."""
+    import flows.sync_customers as flow_module
+
+    server = make_sandbox(customers=100)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{where} broke")
+
+    monkeypatch.setattr(
+        flow_module, "new_plan" if where == "planning" else "create_markdown_artifact", broken
+    )
+    state = sync_customers(settings=settings, return_state=True)
+    assert state.is_failed()
+    runs = StateStore(settings.state_url.get_secret_value()).recent_runs()
+    assert len(runs) == 1 and runs[0]["status"] == "failed" and runs[0]["ended_us"]
+    assert f"{where} broke" in runs[0]["error"]

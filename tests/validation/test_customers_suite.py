@@ -113,9 +113,8 @@ def test_a_duplicate_channel_code_fails_the_batch(validator: Validator) -> None:
     assert any(f.startswith("channel_code_unique_per_channel") for f in outcome.failures)
 
 
-def test_a_small_batch_with_a_bad_record_is_not_judged_by_its_share(tmp_path: Path) -> None:
-    """One bad record among a dozen is 8% of the batch: the share is judged over a whole run
-    (omnisync/sync/finish.py), never over one small batch."""
+def strict_email_validator(tmp_path: Path) -> Validator:
+    """A validator whose email expectation is critical: a bad email quarantines its row."""
     suites = tmp_path / "suites"
     shutil.copytree(DEFAULT_SUITES, suites)
     suite = json.loads((suites / "customers.json").read_text())
@@ -123,21 +122,20 @@ def test_a_small_batch_with_a_bad_record_is_not_judged_by_its_share(tmp_path: Pa
         if expectation["meta"]["name"] == "email_is_valid":
             expectation["severity"] = "critical"
     (suites / "customers.json").write_text(json.dumps(suite))
+    return Validator(None, suites_dir=suites)
+
+
+def test_a_small_batch_with_a_bad_record_is_not_judged_by_its_share(tmp_path: Path) -> None:
+    """One bad record among a dozen is 8% of the batch: the share is judged over a whole run
+    (omnisync/sync/finish.py), never over one small batch."""
     records = clean_records(12)
     records[0]["email"] = "broken@"
-    outcome = validate_customers(Validator(None, suites_dir=suites), typed(records), "share")
+    outcome = validate_customers(strict_email_validator(tmp_path), typed(records), "share")
     assert outcome.passed and outcome.quarantined.num_rows == 1 and outcome.good.num_rows == 11
 
 
 def test_critical_row_expectations_quarantine_rows_with_their_reasons(tmp_path: Path) -> None:
-    suites = tmp_path / "suites"
-    shutil.copytree(DEFAULT_SUITES, suites)
-    suite = json.loads((suites / "customers.json").read_text())
-    for expectation in suite["expectations"]:
-        if expectation["meta"]["name"] == "email_is_valid":
-            expectation["severity"] = "critical"
-    (suites / "customers.json").write_text(json.dumps(suite))
-    strict = Validator(None, suites_dir=suites)
+    strict = strict_email_validator(tmp_path)
     records = clean_records()
     records[2]["email"] = "broken@"
     outcome = validate_customers(strict, typed(records), "strict")
