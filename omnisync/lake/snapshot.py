@@ -21,7 +21,9 @@ from transforms.versions import latest_per_pk
 
 DATASET = "customers"
 DEFAULT_BUCKETS = 64
-LAYOUT = f"{DATASET}/_layout.json"
+# Outside the dataset's folder: a non-Parquet file inside it breaks pl.scan_parquet("customers/").
+LAYOUT = f"_meta/{DATASET}-layout.json"
+OLD_LAYOUT = f"{DATASET}/_layout.json"  # where lakes written before kept it
 
 
 def bucket_path(bucket: int) -> str:
@@ -40,8 +42,13 @@ class Snapshot:
 
     def _check_layout(self) -> None:
         """The bucket count is part of the layout: a lake written with another count would put
-        a pk in two buckets. It is recorded in ``customers/_layout.json`` and checked on open."""
+        a pk in two buckets. It is recorded in ``_meta/customers-layout.json`` (beside the
+        datasets, never inside one) and checked on open."""
         recorded = self.storage.read_json(LAYOUT)
+        if recorded is None and (old := self.storage.read_json(OLD_LAYOUT)) is not None:
+            self.storage.write_json(LAYOUT, old)  # move it out of the dataset's folder
+            self.storage.fs.rm(self.storage.path(OLD_LAYOUT))
+            recorded = old
         if recorded is None:
             if self.storage.files(DATASET):
                 return  # a lake from before the layout file: trust the configured count

@@ -233,6 +233,17 @@ def test_reopening_the_lake_with_another_bucket_count_is_refused(storage: LakeSt
     assert pl.read_parquet(f"{storage.root}/customers/**/*.parquet").height == 2
 
 
+def test_the_layout_record_stays_out_of_the_dataset_folder(storage: LakeStorage) -> None:
+    """A non-Parquet file inside customers/ broke pl.scan_parquet("customers/"); a lake written
+    before keeps its bucket count, moved out of the folder."""
+    storage.write_json("customers/_layout.json", {"buckets": 8})
+    Snapshot(storage, buckets=8).merge(versions([(1, 0), (2, 0)]))
+    assert not (Path(storage.root) / "customers" / "_layout.json").exists()
+    assert pl.scan_parquet(f"{storage.root}/customers/").collect().height == 2
+    with pytest.raises(LakeError, match="has 8 buckets"):
+        Snapshot(storage, buckets=16)
+
+
 def test_a_retried_window_replaces_its_quarantine_file(storage: LakeStorage) -> None:
     source = customers(5)
     source[1]["pk"] = "x"
