@@ -58,6 +58,13 @@ def erp_database(path: Path, rows: list[tuple[int, str]]) -> str:
 QUERY = "select customer_id as pk, account_no as erp_code from erp_customers"
 
 
+def erp_csv(folder: Path, rows: list[tuple[int, str]]) -> Path:
+    """The ERP rows as the CSV file a finance team would export."""
+    path = folder / "erp.csv"
+    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    return path
+
+
 @pytest.fixture
 def synced(prefect_api: str, make_sandbox: Make, tmp_path: Path) -> tuple[SandboxServer, Any]:
     server = make_sandbox(
@@ -109,8 +116,7 @@ def test_a_plan_above_the_limit_patches_nothing(
 ) -> None:
     server, settings = synced
     rows, _ = erp_rows(server)
-    path = tmp_path / "erp.csv"
-    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    path = erp_csv(tmp_path, rows)
     with pytest.raises(PlanTooLarge, match="--max-changes"):
         reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
     assert server.admin.get("stats").json()["patches"] == {}
@@ -279,8 +285,7 @@ def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_
 ) -> None:
     server, settings = synced
     rows, _ = erp_rows(server)
-    path = tmp_path / "erp.csv"
-    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    path = erp_csv(tmp_path, rows)
     server.state.users["sandbox"] = "changed-by-an-admin"
     server.admin.post("tokens/expire")
     state = reconcile_erp_codes(erp_file=str(path), settings=settings, return_state=True)
@@ -443,8 +448,7 @@ def test_reconcile_has_a_safe_default_limit(
 ) -> None:
     server, settings = synced
     rows, _ = erp_rows(server)
-    path = tmp_path / "erp.csv"
-    path.write_text("pk,erp_code\n" + "\n".join(f"{pk},{code}" for pk, code in rows))
+    path = erp_csv(tmp_path, rows)
     result = runner.invoke(
         app, ["reconcile", "--erp-file", str(path)], env=cli_env(server, settings)
     )
