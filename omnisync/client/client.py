@@ -146,6 +146,7 @@ class OmnitronClient:
             headers={"Accept": "application/json", "User-Agent": f"omnisync/{__version__}"},
             follow_redirects=False,
         )
+        self._host = urlsplit(self.base_url).netloc.rpartition("@")[2]  # never credentials
         self._datetime_filters: bool | None = None
         # Whether the server orders lists by ``sort=pk``, which the document does not promise:
         # None until a page says otherwise, then False for good (see sync/extraction.py).
@@ -239,7 +240,7 @@ class OmnitronClient:
         content: bytes | None,
         headers: dict[str, str] | None,
     ) -> httpx.Response:
-        where = f"{method} {path}"
+        where = f"{method} {path} on {self._host}"
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except httpx.TimeoutException:

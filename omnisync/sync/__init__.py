@@ -35,5 +35,12 @@ __all__ = [
 def preflight(settings: Settings) -> None:
     """Check the lake, the state database and Omnitron before any engine starts, raising the
     error a user can act on (LakeError, StateError, ConfigurationError, AuthenticationFailed,
-    RetriesExhausted)."""
-    RunParts.open(settings, "preflight", validate=False).close()
+    RetriesExhausted). It retries briefly: a person at a terminal wants an unreachable
+    Omnitron named in seconds, not after the run's full retry budget (runs keep that)."""
+    RunParts.open(
+        settings,
+        "preflight",
+        validate=False,
+        retry_attempts=min(settings.retry_attempts, 3),
+        retry_max_seconds=min(settings.retry_max_seconds, 10.0),
+    ).close()

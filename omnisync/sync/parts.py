@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
@@ -44,9 +45,12 @@ class RunParts:
             self.fence.check()
 
     @classmethod
-    def open(cls, settings: Settings, run_id: str, validate: bool = True) -> RunParts:
+    def open(
+        cls, settings: Settings, run_id: str, validate: bool = True, **client_options: Any
+    ) -> RunParts:
         """Open everything a run needs; raises the error a user can act on (LakeError,
-        StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted)."""
+        StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted).
+        ``client_options`` override the client's settings (preflight retries briefly)."""
         storage = LakeStorage(settings.lake)
         storage.check_writable()
         store = StateStore(
@@ -55,7 +59,7 @@ class RunParts:
         client: OmnitronClient | None = None
         try:
             store.migrate()
-            client = OmnitronClient.from_settings(settings)
+            client = OmnitronClient.from_settings(settings, **client_options)
             # Logs in and asks once: a wrong URL or credential fails before any work.
             datetimes = client.datetime_filters_supported
             return cls(

@@ -255,3 +255,24 @@ def test_every_run_is_recorded_once_whatever_ends_it(
     runs = StateStore(settings.state_url.get_secret_value()).recent_runs()
     assert len(runs) == 1 and runs[0]["status"] == "failed" and runs[0]["ended_us"]
     assert f"{where} broke" in runs[0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [("http://127.0.0.1:9", "127.0.0.1:9"), ("http://omnitron.invalid", "omnitron.invalid")],
+    ids=["connection-refused", "unknown-host"],
+)
+def test_an_unreachable_omnitron_is_named_in_seconds(
+    make_sandbox: Make, tmp_path: Path, url: str, host: str
+) -> None:
+    """With the default retry budget, the command still answers fast, in one line naming the
+    host: the preflight retries briefly; scheduled runs keep their full budget."""
+    env = env_for(None, tmp_path, OMNITRON_URL=url)
+    del env["OMNISYNC_RETRY_ATTEMPTS"]
+    started = time.monotonic()
+    result = runner.invoke(app, ["sync"], env=env)
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and host in lines[0] and "ConnectError" in lines[0], lines
+    assert took < 15, f"took {took:.0f} s"
