@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import SecretStr
 
-from omnisync.erp import ErpSource, WriteBackFailed, reconcile
+from omnisync.erp import ErpSource, PlanRejected, PlanTooLarge, WriteBackFailed, reconcile
 from omnisync.settings import Settings, load_settings
 
 
@@ -58,6 +58,14 @@ def reconcile_erp_codes(
         )
     except WriteBackFailed as exc:
         failure, result = exc, exc.result
+    except (PlanTooLarge, PlanRejected) as stopped:
+        # Nothing was patched: say so where the scheduler looks, then fail the run.
+        create_markdown_artifact(
+            f"# reconcile-erp-codes: stopped before any PATCH\n\n{stopped}\n",
+            key="reconcile-erp-codes",
+            description="why the plan was not applied",
+        )
+        raise
     summary = result.summary()
     rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
     create_markdown_artifact(

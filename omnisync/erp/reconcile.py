@@ -264,14 +264,16 @@ def _plan(
         raise PlanRejected(
             f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "
             f"{MAX_CLEAR_SHARE:.0%}: the ERP input looks incomplete. Review "
-            f"{outcome.report_dir}/plan.parquet, then re-run with --force if it is right"
+            f"{outcome.report_dir}/plan.parquet, then re-run with --force (a deployment: the "
+            "parameter force=true) if it is right"
         )
     limit = parse_limit(max_changes, customers.num_rows)
     if limit is not None and result.plan.num_rows > limit and not force and not dry_run:
         raise PlanTooLarge(
             f"the plan has {result.plan.num_rows} changes, more than --max-changes "
             f"{max_changes} ({limit}); nothing was patched. Review {outcome.report_dir}"
-            f"/plan.parquet, then re-run with --force or a larger limit"
+            f"/plan.parquet, then re-run with --force or a larger limit (a deployment: the "
+            "parameters force=true or max_changes)"
         )
     return outcome
 

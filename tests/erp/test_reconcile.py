@@ -117,9 +117,17 @@ def test_a_plan_above_the_limit_patches_nothing(
     server, settings = synced
     rows, _ = erp_rows(server)
     path = erp_csv(tmp_path, rows)
-    with pytest.raises(PlanTooLarge, match="--max-changes"):
+    with pytest.raises(PlanTooLarge, match="force=true"):
         reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
     assert server.admin.get("stats").json()["patches"] == {}
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reconcile-erp-codes"]))
+        )
+    assert any("stopped before any PATCH" in str(a.data) for a in artifacts), "Prefect says why"
 
 
 def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
