@@ -90,7 +90,7 @@ def sync_window_task(
     # task runs in another process, which opens its own parts and proves the same lock.
     parts = parts_for(settings, run_id)
     if parts.fence is None and fence is not None:
-        parts.fence = Fence(parts.store, STREAM, *fence)
+        parts.hold(Fence(parts.store, STREAM, *fence))
     result = sync_window(parts, plan_id, lo, hi)
     get_run_logger().info(
         "window [%s, %s): %d read, %d written, %d quarantined, %d flagged",
@@ -185,9 +185,11 @@ def sync_customers(full_refresh: bool = False, settings: Settings | None = None)
     try:
         with contextlib.ExitStack() as stack:
             try:
-                parts.fence = stack.enter_context(
-                    parts.store.locked(
-                        STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
+                parts.hold(
+                    stack.enter_context(
+                        parts.store.locked(
+                            STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
+                        )
                     )
                 )
             except LockHeld as busy:
@@ -210,7 +212,6 @@ def sync_customers(full_refresh: bool = False, settings: Settings | None = None)
 
 def _run(parts: RunParts, record: RunRecord, full_refresh: bool) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
-    parts.guard()
     parts.changes.recover()  # a compaction a crash interrupted, before anything is written
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(parts)

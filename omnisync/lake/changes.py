@@ -22,7 +22,6 @@ import posixpath
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -129,13 +128,12 @@ class ChangeLog:
                 self.storage.delete(f"{_day_dir(day)}/{name}")
         return written
 
-    def compact(self, before: dt.date, guard: Callable[[], None] | None = None) -> int:
+    def compact(self, before: dt.date) -> int:
         """Merge the files of each day earlier than ``before`` into one; returns days compacted.
 
         Each day is switched from its parts to the compacted file in one step (see the module's
         docstring); a crash at any point leaves readers a correct day, and the next call (or
-        ``recover``) tidies up. ``guard`` is called before each day's switch (it raises when the
-        run lost its lock).
+        ``recover``) tidies up.
         """
         self.recover()
         compacted = 0
@@ -153,8 +151,6 @@ class ChangeLog:
             staged = f"{COMPACTING}/modified_day={day}"
             self.storage.delete_tree(staged)
             self.storage.write_table(f"{staged}/{COMPACTED}", merged.sort_by([("pk", "ascending")]))
-            if guard is not None:
-                guard()
             if self.storage.swap_directories(staged, _day_dir(day)):
                 self.storage.delete_tree(staged)  # the old generation, now out of sight
             else:

@@ -3,6 +3,9 @@
 On a local disk a file is written to a temporary name in the same directory and renamed over the
 target (atomic on POSIX). On an object store a single PUT is already atomic: readers see the old
 object or the new one, never a part.
+
+``guard``, when set (by a run that holds its stream's lock), is called before every change to the
+lake: a run that lost its lock raises there, before it replaces, deletes or swaps anything.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import posixpath
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import fsspec
@@ -65,6 +69,11 @@ class LakeStorage:
         self.root = path.rstrip("/")
         self.local = isinstance(fs, LocalFileSystem)
         self.url = root
+        self.guard: Callable[[], None] | None = None
+
+    def _changing(self) -> None:
+        if self.guard is not None:
+            self.guard()
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
@@ -82,6 +91,7 @@ class LakeStorage:
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
+        self._changing()
         target = self.path(relative)
         if self.local:
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
@@ -122,6 +132,7 @@ class LakeStorage:
         return value if isinstance(value, dict) else None
 
     def write_json(self, relative: str, value: dict[str, Any]) -> None:
+        self._changing()
         target = self.path(relative)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         with self.fs.open(target, "wb") as handle:
@@ -131,6 +142,7 @@ class LakeStorage:
         """Put the directory ``staged`` at ``target`` in one atomic step, leaving what was at
         ``target`` at ``staged``. False where this storage cannot (object stores, file systems
         without an atomic exchange): nothing is changed then, and the caller falls back."""
+        self._changing()
         if not self.local:
             return False
         source, destination = self.path(staged), self.path(target)
@@ -146,9 +158,11 @@ class LakeStorage:
         self.write_table(target, self.read_table(source))
 
     def delete_tree(self, relative: str) -> None:
+        self._changing()
         if self.exists(relative):
             self.fs.rm(self.path(relative), recursive=True)
 
     def delete(self, relative: str) -> None:
+        self._changing()
         if self.exists(relative):
             self.fs.rm(self.path(relative))

@@ -33,8 +33,10 @@ this cannot lose a change:
   cannot know (UTC-12 to UTC+14). The bounds sent are padded to contain ``[lo, hi)`` at every
   such offset (:func:`server_bounds`), and the exact bounds are applied here.
 
-Memory: one page at a time, plus the list of pending pk ranges (the caller groups pages into
-chunks).
+Memory: one page at a time, the pending pk ranges, and the ``(pk, modified_date)`` keys already
+yielded in this window (so a prefix read again yields nothing twice): bounded by the window's
+size (``OMNISYNC_WINDOW_ROWS``), not by the number of customers. The caller groups pages into
+chunks.
 """
 
 from __future__ import annotations

@@ -110,7 +110,6 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
             staged = pa.concat_tables(
                 [parts.storage.read_table(f) for f in files], promote_options="permissive"
             )
-            parts.guard()
             parts.snapshot.merge_bucket(bucket, staged)
             merged += 1
             log.debug("merged bucket %d", bucket)
@@ -139,5 +138,5 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     watermark = store.watermark(STREAM)
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
-        parts.changes.compact(before=closed - dt.timedelta(days=1), guard=parts.guard)
+        parts.changes.compact(before=closed - dt.timedelta(days=1))
     return totals

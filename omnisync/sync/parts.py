@@ -36,13 +36,13 @@ class RunParts:
     snapshot: Snapshot
     datetimes: bool
     validator: Validator | None
-    #: set once the run holds the stream's lock: every state change and lake write checks it
+    #: set by ``hold`` once the run holds the stream's lock
     fence: Fence | None = None
 
-    def guard(self) -> None:
-        """Raise LockLost if this run no longer holds its lock (call before changing the lake)."""
-        if self.fence is not None:
-            self.fence.check()
+    def hold(self, fence: Fence) -> None:
+        """From now on every state change and every change to the lake proves ``fence``."""
+        self.fence = fence
+        self.storage.guard = fence.check
 
     @classmethod
     def open(

@@ -119,7 +119,6 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     if full_refresh:
         parts.store.abandon_plans(STREAM, fence=parts.fence)
     # No plan is open: whatever is staged belongs to an abandoned or finished plan.
-    parts.guard()
     parts.storage.delete_tree(STAGING)
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (

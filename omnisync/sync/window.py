@@ -50,7 +50,6 @@ class WindowResult:
     flagged: int = 0
     max_modified: dt.datetime | None = None
     unknown_fields: Counter[str] = field(default_factory=Counter)
-    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         """What the state store keeps of the window (beside rows, quarantined, max_modified)."""
@@ -92,7 +91,6 @@ def sync_window(
         good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
         tables.append(good)
         rejected.append(bad)
-    parts.guard()
     if tables:
         result.changes_logged += parts.changes.write_window(
             pa.concat_tables(tables, promote_options="permissive"), name
@@ -146,7 +144,6 @@ def _stage_chunk(
     analyst = apply_pii_policy(
         good, settings.pii_policy, settings.pii_salt.get_secret_value().encode()
     )
-    parts.guard()
     for bucket, part in parts.snapshot.split(analyst):
         parts.storage.write_table(
             f"{staging_dir(plan_id)}/bucket={bucket:03d}/{name}.parquet", part
@@ -157,7 +154,6 @@ def _stage_chunk(
     result.quarantined += quarantined.num_rows
     result.flagged += validation.flagged_rows
     result.unknown_fields.update(converted.unknown_field_counts)
-    result.warnings.extend(validation.warnings)
     if good.num_rows:
         top = max(good.column("modified_date").to_pylist())
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)

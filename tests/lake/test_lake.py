@@ -271,3 +271,24 @@ def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
     assert pa.dataset.dataset(f"{storage.root}/customers").count_rows() == 2
     snapshot.merge(versions([(3, 0)]))
     assert not storage.fs.exists(leftover)
+
+
+def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStorage) -> None:
+    """A run that lost its lock sets no file: every change to the lake asks the guard first."""
+    storage.write_table("customers/bucket=000/part.parquet", versions([(1, 0)]))
+
+    def lost() -> None:
+        raise LakeError("lock lost")
+
+    storage.guard = lost
+    before = sorted(p.name for p in Path(storage.root).rglob("*"))
+    for change in (
+        lambda: storage.write_table("customers/bucket=000/part.parquet", versions([(2, 0)])),
+        lambda: storage.write_json("_meta/x.json", {}),
+        lambda: storage.delete("customers/bucket=000/part.parquet"),
+        lambda: storage.delete_tree("customers"),
+        lambda: storage.swap_directories("customers", "elsewhere"),
+    ):
+        with pytest.raises(LakeError, match="lock lost"):
+            change()
+    assert sorted(p.name for p in Path(storage.root).rglob("*")) == before
