@@ -61,9 +61,12 @@ class Converted:
 
     table: pa.Table
     rejected: pa.Table
-    unknown_fields: set[str] = field(default_factory=set)
     #: how many records carried each field the schema does not know (kept in ``_extra_fields``)
     unknown_field_counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def unknown_fields(self) -> set[str]:
+        return set(self.unknown_field_counts)
 
 
 def _json_text(value: Any) -> str:
@@ -185,7 +188,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     bad = [i for i, r in enumerate(reasons) if r]
     if not bad:
         return Converted(
-            table.cast(CUSTOMER_SCHEMA), _rejected([], [], [], lineage), unknown, unknown_counts
+            table.cast(CUSTOMER_SCHEMA), _rejected([], [], [], lineage), unknown_counts
         )
     keep = pa.array([not r for r in reasons])
     good = table.filter(keep).cast(CUSTOMER_SCHEMA)
@@ -205,7 +208,6 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
             ],
             lineage,
         ),
-        unknown,
         unknown_counts,
     )
 

@@ -52,11 +52,6 @@ class StateError(Exception):
 class LockHeld(StateError):
     """Another run of the stream holds the lock: this run did nothing (not a failure)."""
 
-    def __init__(self, message: str, holder_run_id: str | None, holder_started: str | None):
-        super().__init__(message)
-        self.holder_run_id = holder_run_id
-        self.holder_started = holder_started
-
 
 class LockLost(StateError):
     """This run's lock was taken over (it stalled past its lease): it must change nothing more."""
@@ -409,9 +404,7 @@ class StateStore:
         holder = f"run {run_id}" if run_id else (row["owner"] if row else "another run")
         return LockHeld(
             f"stream {stream!r} is busy: {holder} has held it since {started or '?'}; "
-            f"this run did nothing (waited {waited:.0f} s, OMNISYNC_LOCK_WAIT_SECONDS)",
-            run_id,
-            started,
+            f"this run did nothing (waited {waited:.0f} s, OMNISYNC_LOCK_WAIT_SECONDS)"
         )
 
     @contextlib.contextmanager

@@ -158,6 +158,13 @@ def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
+def sync_ok(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``omnisync sync ARGS``, which must exit 0 (its stderr tail is the failure message)."""
+    done = omnisync(env, "sync", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def start_omnisync(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     """``omnisync ARGS`` in a process group of its own (to signal all of it), its log lines
     readable from ``stderr`` as they come: tests act on the run's own progress."""

@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from sandbox import SandboxServer
-from tests.sync.sandbox_runs import cli_env, omnisync, set_modified, wait_for_server_clock
+from tests.sync.sandbox_runs import cli_env, omnisync, set_modified, sync_ok, wait_for_server_clock
 
 Make = Callable[..., SandboxServer]
 EXACT = '{"price":12.10,"ratio":1e2,"big":123456789012345678901234567890,"nested":{"a":[0.10]}}'
@@ -32,8 +32,7 @@ def test_nested_values_are_kept_as_sent_and_new_fields_are_reported(
     set_modified(server, 10, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5), extra_field=exotic)
     env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
     wait_for_server_clock(server, 0)
-    done = omnisync(env, "sync")
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = sync_ok(env)
     summary = " ".join(done.stderr.split())
     assert "loyalty_points (300 records)" in summary and "segment (300 records)" in summary
     lake = pq.read_table(tmp_path / "lake" / "customers").to_pylist()

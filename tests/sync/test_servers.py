@@ -24,9 +24,9 @@ from tests.sync.sandbox_runs import (
     cli_env,
     current_versions,
     lake_versions,
-    omnisync,
     set_modified,
     settings_for,
+    sync_ok,
     wait_for_server_clock,
 )
 
@@ -55,14 +55,12 @@ def test_a_date_only_server_in_any_time_zone_loses_nothing_at_midnight_boundarie
         env = cli_env(
             server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS=str(lag), OMNISYNC_WINDOW_ROWS="300"
         )
-        done = omnisync(env, "sync")
-        assert done.returncode == 0, done.stderr[-3000:]
+        sync_ok(env)
         below = current_versions(server, below=cut)
         missing = below - lake_versions(str(tmp_path / "lake"))
         assert not missing, f"{len(missing)} customers below the run's upper bound are missing"
     wait_for_server_clock(server, 0)
-    done = omnisync(cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0"), "sync")
-    assert done.returncode == 0, done.stderr[-3000:]
+    sync_ok(cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0"))
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
     assert_no_duplicate_versions(str(tmp_path / "lake"))
 
@@ -74,14 +72,12 @@ def test_a_server_that_ignores_sort_and_caps_limit_loses_nothing(
     server.admin.post("modify", json={"count": 400, "same_timestamp": True})
     env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
     wait_for_server_clock(server, 0)
-    done = omnisync(env, "sync")
-    assert done.returncode == 0, done.stderr[-3000:]
+    sync_ok(env)
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
     server.admin.post("modify", json={"count": 150, "same_timestamp": True})
     server.admin.post("create", json={"count": 20})
     wait_for_server_clock(server, 0)
-    done = omnisync(env, "sync")
-    assert done.returncode == 0, done.stderr[-3000:]
+    sync_ok(env)
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
     assert_no_duplicate_versions(str(tmp_path / "lake"))
 
@@ -101,7 +97,6 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
     server.admin.post("modify", json={"count": 80})
     server.admin.post("create", json={"count": 10})
     wait_for_server_clock(server, 0)
-    done = omnisync(cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0"), "sync")
-    assert done.returncode == 0, done.stderr[-3000:]
+    sync_ok(cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0"))
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
