@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import email.utils
 import random
 import secrets
 from collections import Counter, OrderedDict
@@ -208,6 +210,10 @@ def create_app(
             state.store.flush_due()
         response: Response = await call_next(request)
         state.served[str(response.status_code)] += 1
+        skew = state.modes.date_skew_seconds
+        if skew is not None:  # the API document promises no Date header, nor its clock
+            moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
+            response.headers["date"] = email.utils.format_datetime(moment, usegmt=True)
         return response
 
     async def body_of(request: Request) -> Any:

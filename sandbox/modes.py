@@ -45,6 +45,11 @@ class SandboxModes(BaseModel):
     ignore_sort: bool = Field(
         False, description="ignore ?sort= and answer in the server's own order (newest first)"
     )
+    date_skew_seconds: float | None = Field(
+        0.0,
+        description="the Date header's clock minus the data's (a web server whose clock differs "
+        "from the database's); None sends no Date header at all",
+    )
     added_fields: dict[str, Any] = Field(
         default_factory=dict,
         description="fields a newer Omnitron sends that the document does not list",

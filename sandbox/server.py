@@ -51,7 +51,12 @@ class SandboxServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=30,
+            date_header=False,  # the app sets it: the date_skew_seconds mode varies it
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="omnitron-sandbox", daemon=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flows.sync_customers import sync_customers
 from omnisync.sync import RunParts, new_plan, sync_window
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
@@ -98,5 +99,24 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
     server.admin.post("create", json={"count": 10})
     wait_for_server_clock(server, 0)
     sync_ok(cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0"))
+    assert_lake_matches_truth(server, settings.lake)
+    assert_no_duplicate_versions(settings.lake)
+
+
+@pytest.mark.parametrize("skew", [20.0, None], ids=["date-header-20s-ahead", "no-date-header"])
+def test_a_skewed_or_missing_date_header_loses_nothing(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path, skew: float | None
+) -> None:
+    """A run's upper bound comes from the server's Date header, which the API document does not
+    promise. A web server whose clock runs ahead of the database's is covered by the lookback;
+    no header at all falls back to the local clock."""
+    server = make_sandbox(customers=1500, seed=6, writers_per_second=30, date_skew_seconds=skew)
+    settings = settings_for(server, tmp_path, lag_seconds=2, lookback_seconds=30)
+    for _ in range(3):
+        sync_customers(settings=settings)
+        server.admin.post("modify", json={"count": 40})
+    server.admin.post("quiesce")
+    wait_for_server_clock(server, settings.lag_seconds)
+    sync_customers(settings=settings)
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
