@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
     from omnisync.settings import Settings
+    from omnisync.sync import RunParts
     from transforms.erp import MatchKey
 # Before Prefect is imported: no telemetry from an offline scheduler host.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -41,6 +42,11 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # p
 @app.callback()
 def _root() -> None:
     """Sync Akinon Omnitron customers into a Parquet lake, and ERP codes back into Omnitron."""
+    import stamina.instrumentation
+
+    # The client logs each retry itself, naming the host and the reason; stamina's own lines
+    # (``stamina.retry_scheduled``) would only repeat them without that context.
+    stamina.instrumentation.set_on_retry_hooks([])
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -89,21 +95,14 @@ def sync(
         from omnisync.sync import preflight
 
         settings = load_settings()
-        logging.getLogger("omnisync").setLevel(settings.log_level)
+        api = _prefect_api()
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
         with console.status("checking the lake, the state database and Omnitron ..."):
-            preflight(settings)
-        from flows.sync_customers import sync_customers
-
-        with console.status("syncing customers ..."):
-            state = cast(
-                "State[Any]",
-                sync_customers(full_refresh=full_refresh, settings=settings, return_state=True),
-            )
-        if state.is_cancelled():
-            raise _fail(state.message or "the run was cancelled", 3)
-        result = cast("dict[str, Any]", state.result())
+            parts = preflight(settings)
+        # After the preflight: its mistakes are one line each, without the retries before them.
+        with _run_log(settings.log_level, local=api is None), console.status("syncing ..."):
+            result = _sync_run(settings, full_refresh, parts, api)
     console.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
@@ -122,6 +121,74 @@ def sync(
         )
     if result.get("data_docs"):
         console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+
+
+def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str | None) -> Any:
+    """The run's steps: in this process when no Prefect API is configured; otherwise as a flow
+    run that the Prefect server records (the same steps, orchestrated by Prefect)."""
+    if api is None:
+        from omnisync.orchestration import Local
+        from omnisync.sync.run import Refused, run_sync
+
+        outcome = run_sync(settings, full_refresh, Local(), parts=parts)
+        if isinstance(outcome, Refused):
+            raise _fail(outcome.message, 3)
+        return outcome
+    parts.close()
+    from flows.sync_customers import sync_customers
+
+    state = cast(
+        "State[Any]",
+        sync_customers(full_refresh=full_refresh, settings=settings, return_state=True),
+    )
+    if state.is_cancelled():
+        raise _fail(state.message or "the run was cancelled", 3)
+    return state.result()
+
+
+def _prefect_api() -> str | None:
+    """The Prefect API this command reports its runs to, or None to run them in this process.
+
+    Prefect reads its settings from the environment, the active profile, ``prefect.toml`` and
+    ``.env``; importing it costs about a second, so it is asked only when one of those could
+    name an API."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
+    if not any(place.is_file() for place in places):
+        return None
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now: rich's status line swaps it while it spins."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _run_log(level: str, local: bool) -> Iterator[None]:
+    """The run's own lines (``omnisync.*`` loggers) at ``OMNISYNC_LOG_LEVEL``: on stderr for a
+    run in this process; a Prefect run ships them with the run instead."""
+    logger = logging.getLogger("omnisync")
+    logger.setLevel(level)
+    handler = _Stderr()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s - %(message)s", "%H:%M:%S")
+    )
+    if local:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _refuse_if_busy(settings: Settings, kind: str) -> None:
@@ -171,30 +238,51 @@ def reconcile(
             raise _fail("give --erp-file, or --erp-query with --erp-url (or OMNISYNC_ERP_URL)", 2)
         mapping = {}
         for item in column:
-            name, sep, source = item.partition("=")
-            if not sep or not name or not source:
+            name, sep, column_name = item.partition("=")
+            if not sep or not name or not column_name:
                 raise _fail(f"--column takes FIELD=SOURCE_COLUMN, got {item!r}", 2)
-            mapping[name.strip()] = source.strip()
+            mapping[name.strip()] = column_name.strip()
         settings = load_settings(erp_url=erp_url)
         if erp_query and settings.erp_url is None:
             raise _fail("--erp-query needs --erp-url or OMNISYNC_ERP_URL", 2)
-        from flows.reconcile_erp_codes import reconcile_erp_codes
         from omnisync.erp import WriteBackFailed
 
+        options: dict[str, Any] = {
+            "dry_run": dry_run,
+            "max_changes": max_changes,
+            "force": force,
+            "clear_unknown": clear_unknown,
+        }
+        api = _prefect_api()
         failure: WriteBackFailed | None = None
-        with console.status("reconciling ERP codes ..."):
+        with (
+            _run_log(settings.log_level, local=api is None),
+            console.status("reconciling ERP codes ..."),
+        ):
             try:
-                summary = reconcile_erp_codes(
-                    erp_file=str(erp_file) if erp_file else None,
-                    erp_query=erp_query,
-                    match_on=key,
-                    dry_run=dry_run,
-                    max_changes=max_changes,
-                    force=force,
-                    clear_unknown=clear_unknown,
-                    columns=mapping,
-                    settings=settings,
-                )
+                if api is None:
+                    from omnisync.erp import ErpSource
+                    from omnisync.erp.run import run_reconcile
+                    from omnisync.orchestration import Local
+
+                    source = ErpSource(
+                        file=erp_file,
+                        url=settings.erp_url.get_secret_value() if settings.erp_url else None,
+                        query=erp_query,
+                        columns=mapping,
+                    )
+                    summary = run_reconcile(settings, source, key, Local(), **options)
+                else:
+                    from flows.reconcile_erp_codes import reconcile_erp_codes
+
+                    summary = reconcile_erp_codes(
+                        erp_file=str(erp_file) if erp_file else None,
+                        erp_query=erp_query,
+                        match_on=key,
+                        columns=mapping,
+                        settings=settings,
+                        **options,
+                    )
             except WriteBackFailed as exc:
                 failure, summary = exc, exc.result.summary()
     outcomes = (

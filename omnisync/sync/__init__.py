@@ -32,15 +32,23 @@ __all__ = [
 ]
 
 
-def preflight(settings: Settings) -> None:
-    """Check the lake, the state database and Omnitron before any engine starts, raising the
+def preflight(settings: Settings) -> RunParts:
+    """Open the lake, the state database and Omnitron before any engine starts, raising the
     error a user can act on (LakeError, StateError, ConfigurationError, AuthenticationFailed,
-    RetriesExhausted). It retries briefly: a person at a terminal wants an unreachable
-    Omnitron named in seconds, not after the run's full retry budget (runs keep that)."""
-    RunParts.open(
+    RetriesExhausted); returns the open parts for the run to use (or close).
+
+    Opening retries briefly: a person at a terminal wants an unreachable Omnitron named in
+    seconds, not after the run's full retry budget. Once open, the client has that full budget
+    back for the run."""
+    import uuid
+
+    parts = RunParts.open(
         settings,
-        "preflight",
+        uuid.uuid4().hex,
         validate=False,
         retry_attempts=min(settings.retry_attempts, 3),
         retry_max_seconds=min(settings.retry_max_seconds, 10.0),
-    ).close()
+    )
+    parts.client.retry_attempts = settings.retry_attempts
+    parts.client.retry_max_seconds = settings.retry_max_seconds
+    return parts

@@ -20,13 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import stamina
 
+from omnisync.client import AuthenticationFailed, ConfigurationError, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
+from omnisync.state import LockLost
 from omnisync.state.store import to_us
 from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
-from transforms.customers import Lineage, to_table
+from transforms.customers import Lineage, SchemaDrift, to_table
 from transforms.pii import apply_pii_policy
 from transforms.schema import QUARANTINE_SCHEMA
 from transforms.versions import latest_per_pk
@@ -116,6 +119,46 @@ def sync_window(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
     )
     return result
+
+
+# A window that failed for a reason retrying cannot fix is not run again: the run stops.
+_NOT_WORTH_RETRYING = (
+    AuthenticationFailed,
+    ConfigurationError,
+    ValidationFailed,
+    BatchRejected,
+    SchemaDrift,
+    LockLost,
+)
+WINDOW_ATTEMPTS = 3
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    if isinstance(exc, _NOT_WORTH_RETRYING):
+        return False
+    log.warning("window failed, running it again: %s", exc)
+    return True
+
+
+def sync_window_retrying(
+    parts: RunParts, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+) -> WindowResult:
+    """:func:`sync_window`, run again (up to three attempts in all, 5 s then 10 s apart, with
+    jitter) when it failed for a reason that may pass: a window is the unit of retry above the
+    client's per-request retries, whatever orchestrates the run. A retried window replaces its
+    own files, so running it again is always safe."""
+    for attempt in stamina.retry_context(
+        on=_worth_retrying,
+        attempts=WINDOW_ATTEMPTS,
+        timeout=None,
+        wait_initial=5.0,
+        wait_exp_base=2.0,
+        wait_max=30.0,
+        wait_jitter=2.5,
+    ):
+        with attempt:
+            return sync_window(parts, plan_id, lo, hi)
+    raise AssertionError("unreachable: stamina either returns or raises")
 
 
 def _stage_chunk(

@@ -45,12 +45,20 @@ def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Setting
     return load_settings(**values)
 
 
-def subprocess_env(server: SandboxServer, prefect_api: str, **variables: str) -> dict[str, str]:
-    """The environment of an ``omnisync``/flow subprocess pointed at ``server`` and the test API."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
+def subprocess_env(
+    server: SandboxServer, prefect_api: str | None, **variables: str
+) -> dict[str, str]:
+    """The environment of an ``omnisync``/flow subprocess pointed at ``server``, and at the test
+    Prefect API when ``prefect_api`` is given (without one, ``omnisync`` runs in its process)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OMNITRON_", "OMNISYNC_")) and k != "PREFECT_API_URL"
+    }
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
     env.update(
         {
-            "PREFECT_API_URL": prefect_api,
             "OMNITRON_URL": server.url,
             "OMNITRON_USERNAME": "sandbox",
             "OMNITRON_PASSWORD": "sandbox",
@@ -136,9 +144,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli_env(
-    server: SandboxServer, root: Path, prefect_api: str, **variables: str
+    server: SandboxServer,
+    root: Path,
+    prefect_api: str,
+    via_prefect: bool = False,
+    **variables: str,
 ) -> dict[str, str]:
-    """The environment of ``omnisync`` run against ``server`` with its lake and state in ``root``."""
+    """The environment of ``omnisync`` run against ``server`` with its lake and state in ``root``:
+    as a user runs it from a terminal (no Prefect API), or ``via_prefect`` the test API."""
     defaults = {
         "OMNISYNC_LAKE": str(root / "lake"),
         "OMNISYNC_STATE_URL": f"sqlite:///{root}/state.db",
@@ -146,7 +159,7 @@ def cli_env(
         "OMNISYNC_LOOKBACK_SECONDS": "30",
         "OMNISYNC_RETRY_ATTEMPTS": "12",
     }
-    return subprocess_env(server, prefect_api, **{**defaults, **variables})
+    return subprocess_env(server, prefect_api if via_prefect else None, **{**defaults, **variables})
 
 
 def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ from tests.sync.sandbox_runs import (
     omnisync,
     settings_for,
     start_omnisync,
+    sync_ok,
 )
 
 Make = Callable[..., SandboxServer]
@@ -118,6 +119,43 @@ def test_sync_and_status_from_the_command_line(
     status = runner.invoke(app, ["status"], env=env)
     assert status.exit_code == 0, status.output
     assert "customers" in status.output and "succeeded" in status.output
+
+
+def _flow_runs(name: str) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        return len(
+            client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])))
+        )
+
+
+def test_a_terminal_run_starts_no_prefect_server_and_a_configured_api_records_the_run(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Without a Prefect API, ``omnisync sync`` runs its steps in its own process: no temporary
+    Prefect server (whose database would appear in PREFECT_HOME), its progress on stderr. With
+    one, the same command is a ``sync-customers`` flow run the server records."""
+    server = make_sandbox(customers=200)
+    home = tmp_path / "prefect-home"
+    env = cli_env(
+        server,
+        tmp_path,
+        prefect_api,
+        PREFECT_HOME=str(home),
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_LOG_LEVEL="INFO",
+    )
+    done = sync_ok(env)
+    assert "200 read" in done.stderr
+    assert "omnisync.sync - planned 1 window(s)" in done.stderr, done.stderr
+    assert not [p for p in home.rglob("*") if p.suffix == ".db"], "a Prefect server was started"
+    before = _flow_runs("sync-customers")
+    server.admin.post("modify", json={"count": 5})
+    via = cli_env(server, tmp_path, prefect_api, via_prefect=True, OMNISYNC_LAG_SECONDS="0")
+    assert "read" in sync_ok(via).stderr
+    assert _flow_runs("sync-customers") == before + 1
 
 
 def test_no_secret_reaches_the_lake_the_state_or_the_logs(
@@ -239,7 +277,8 @@ def test_every_run_is_recorded_once_whatever_ends_it(
 ) -> None:
     """A failure while planning, or after the watermark moved (the artifact), is recorded as
     failed with its error: never missing, never left running."""
-    import flows.sync_customers as flow_module
+    import flows.orchestration
+    import omnisync.sync.run
 
     server = make_sandbox(customers=100)
     settings = settings_for(server, tmp_path, lag_seconds=0)
@@ -247,9 +286,10 @@ def test_every_run_is_recorded_once_whatever_ends_it(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"{where} broke")
 
-    monkeypatch.setattr(
-        flow_module, "new_plan" if where == "planning" else "create_markdown_artifact", broken
-    )
+    if where == "planning":
+        monkeypatch.setattr(omnisync.sync.run, "new_plan", broken)
+    else:
+        monkeypatch.setattr(flows.orchestration, "create_markdown_artifact", broken)
     state = sync_customers(settings=settings, return_state=True)
     assert state.is_failed()
     runs = StateStore(settings.state_url.get_secret_value()).recent_runs()

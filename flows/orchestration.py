@@ -1,0 +1,89 @@
+"""The Prefect orchestration of a run: windows as tasks, the run's logger, artifacts.
+
+The steps of a run are in ``omnisync`` and are the same under :class:`omnisync.orchestration.Local`;
+this module only says how Prefect runs them. One task per window (never per record), on a thread
+pool bounded by ``OMNISYNC_WINDOW_CONCURRENCY``, or on Dask when ``OMNISYNC_DASK_ADDRESS`` is set.
+A window's retries are its own (``sync_window_retrying``), so the task itself is not retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from omnisync.settings import Settings
+from omnisync.state import Fence
+from omnisync.sync import STREAM, Plan, RunParts, WindowResult
+from omnisync.sync.parts import parts_for
+from omnisync.sync.window import sync_window_retrying
+
+
+@task(name="sync-window", cache_policy=NO_CACHE, persist_result=False)
+def sync_window_task(
+    settings: Settings,
+    run_id: str,
+    plan_id: str,
+    lo: dt.datetime | None,
+    hi: dt.datetime,
+    fence: tuple[str, int] | None = None,
+) -> WindowResult:
+    # Settings and the fence's identity, not the parts, cross the task boundary: on Dask the
+    # task runs in another process, which opens its own parts and proves the same lock.
+    parts = parts_for(settings, run_id)
+    if parts.fence is None and fence is not None:
+        parts.hold(Fence(parts.store, STREAM, *fence))
+    return sync_window_retrying(parts, plan_id, lo, hi)
+
+
+def _task_runner(settings: Settings, windows: int) -> Any:
+    """Threads by default; a Dask cluster when OMNISYNC_DASK_ADDRESS is set and there is a
+    backfill worth spreading (more than one window)."""
+    if settings.dask_address and windows > 1:
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if settings.dask_address == "local":
+            return DaskTaskRunner(
+                cluster_kwargs={
+                    "n_workers": settings.dask_workers,
+                    "threads_per_worker": 1,
+                    "processes": True,
+                }
+            )
+        return DaskTaskRunner(address=settings.dask_address)
+    return ThreadPoolTaskRunner(max_workers=settings.window_concurrency)
+
+
+class PrefectRun:
+    """The orchestration of a flow run (see ``omnisync.orchestration.Orchestration``)."""
+
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        return get_run_logger()
+
+    def run_windows(self, parts: RunParts, plan: Plan) -> None:
+        fence = None if parts.fence is None else (parts.fence.owner, parts.fence.acquired_us)
+        with _task_runner(parts.settings, len(plan.windows)) as runner:
+            futures = [
+                runner.submit(
+                    sync_window_task,
+                    {
+                        "settings": parts.settings,
+                        "run_id": parts.run_id,
+                        "plan_id": plan.plan_id,
+                        "lo": lo,
+                        "hi": hi,
+                        "fence": fence,
+                    },
+                )
+                for lo, hi in plan.windows
+            ]
+            for future in futures:
+                future.result()
+
+    def publish(self, key: str, markdown: str, description: str) -> None:
+        create_markdown_artifact(markdown, key=key, description=description)

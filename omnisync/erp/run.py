@@ -1,0 +1,70 @@
+"""One reconciliation run, whole: the same steps whether Prefect or a terminal orchestrates it.
+
+:func:`omnisync.erp.reconcile.reconcile` does the work; this adds what the people who schedule
+runs see: the summary (published by the orchestration, a Prefect artifact in a flow run) and, when
+the plan was stopped before any PATCH, why, in the same place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omnisync.erp.reconcile import (
+    ErpSource,
+    PlanRejected,
+    PlanTooLarge,
+    WriteBackFailed,
+    reconcile,
+)
+from omnisync.orchestration import Orchestration
+from omnisync.settings import Settings
+from transforms.erp import MatchKey
+
+KEY = "reconcile-erp-codes"
+
+
+def run_reconcile(
+    settings: Settings,
+    source: ErpSource,
+    match_on: MatchKey,
+    orchestration: Orchestration,
+    *,
+    dry_run: bool = False,
+    max_changes: str | None = None,
+    force: bool = False,
+    clear_unknown: bool = False,
+) -> dict[str, Any]:
+    """One recorded reconciliation; returns its summary. Raises what ``reconcile`` raises;
+    ``WriteBackFailed`` only after the summary is published."""
+    failure: WriteBackFailed | None = None
+    try:
+        result = reconcile(
+            settings,
+            source,
+            match_on,
+            dry_run=dry_run,
+            max_changes=max_changes,
+            force=force,
+            clear_unknown=clear_unknown,
+        )
+    except WriteBackFailed as exc:
+        failure, result = exc, exc.result
+    except (PlanTooLarge, PlanRejected) as stopped:
+        # Nothing was patched: say so where the scheduler looks, then fail the run.
+        orchestration.publish(
+            KEY,
+            f"# reconcile-erp-codes: stopped before any PATCH\n\n{stopped}\n",
+            "why the plan was not applied",
+        )
+        raise
+    summary = result.summary()
+    rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
+    orchestration.publish(
+        KEY,
+        f"# reconcile-erp-codes `{result.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n",
+        "plan size, conflicts and write-back outcomes",
+    )
+    orchestration.logger().info("reconciliation %s: %s", result.run_id, summary)
+    if failure is not None:
+        raise failure  # the run fails, with its counts published
+    return summary

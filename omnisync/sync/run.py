@@ -1,0 +1,147 @@
+"""One sync run, whole: the same steps whether Prefect or a terminal orchestrates it.
+
+A run holds the stream's lock, records itself once (``RunRecord``), finishes the plan an
+interrupted run left open, and then always plans again from the watermark: a run that succeeds
+has read everything up to its own start (server clock) minus the lag.
+
+A run that finds the stream busy waits up to ``OMNISYNC_LOCK_WAIT_SECONDS``, then ends
+:class:`Refused` (not failed: nothing went wrong) naming the holder's run; it is recorded as
+``refused``. Every state change is fenced by the lock (``omnisync/state/store.py``).
+
+The windows of a plan run side by side through the orchestration (``OMNISYNC_WINDOW_CONCURRENCY``
+at once); each is retried as a whole (``sync_window_retrying``). No DataFrame crosses from a
+window to the run: windows write the lake themselves and return small summaries. Everything the
+windows share is opened before the first of them starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from omnisync.orchestration import Orchestration
+from omnisync.settings import Settings
+from omnisync.state import LockHeld, RunRecord
+from omnisync.sync.finish import PlanTotals, finish_plan
+from omnisync.sync.parts import STREAM, RunParts, adopt, release
+from omnisync.sync.planning import Plan, new_plan, open_plan
+from omnisync.validation import Validator
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The stream was busy: this run did nothing, and says who holds the stream."""
+
+    message: str
+
+
+def run_sync(
+    settings: Settings,
+    full_refresh: bool,
+    orchestration: Orchestration,
+    parts: RunParts | None = None,
+) -> dict[str, Any] | Refused:
+    """One incremental run (or a full refresh); returns its counts, or :class:`Refused`.
+
+    ``parts`` are the run's open parts when the caller already opened them (the command line's
+    preflight does); they are closed here either way.
+    """
+    kind = "full" if full_refresh else "incremental"
+    logger = orchestration.logger()
+    # The validator (GX: seconds to start) is built once the stream is ours, so that a refused
+    # run ends at once; still before any window thread starts.
+    if parts is None:
+        parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    adopt(parts)
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                parts.hold(
+                    stack.enter_context(
+                        parts.store.locked(
+                            STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
+                        )
+                    )
+                )
+            except LockHeld as busy:
+                RunRecord.refused(parts.store, parts.run_id, STREAM, kind, str(busy))
+                logger.warning("%s", busy)
+                return Refused(str(busy))
+            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
+            if parts.validator is None:
+                parts.validator = Validator(settings.lake)
+            counts, docs = _steps(parts, record, full_refresh, orchestration)
+            orchestration.publish(
+                "sync-customers",
+                summary_markdown(parts.run_id, counts, docs),
+                "counts, window, watermark and quarantine",
+            )
+            logger.info("run %s done: %s", parts.run_id, counts)
+            return {**counts, "run_id": parts.run_id, "data_docs": docs}
+    finally:
+        release(parts.run_id)
+
+
+def _steps(
+    parts: RunParts,
+    record: RunRecord,
+    full_refresh: bool,
+    orchestration: Orchestration,
+) -> tuple[dict[str, Any], Any]:
+    """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
+    parts.changes.recover()  # a compaction a crash interrupted, before anything is written
+    totals = PlanTotals()
+    unfinished = None if full_refresh else open_plan(parts)
+    if unfinished is not None:
+        totals.add(_run_plan(parts, unfinished, orchestration))
+    # Always plan again: finishing an old plan does not make the lake current.
+    plan = new_plan(parts, full_refresh=full_refresh)
+    totals.add(_run_plan(parts, plan, orchestration))
+    assert parts.validator is not None
+    docs = parts.validator.publish_docs() if totals.rows else None
+    watermark = parts.store.watermark(STREAM)
+    counts = {
+        **totals.counts(),
+        "resumed_plan": unfinished is not None,
+        "upper_bound": plan.upper.isoformat(),
+        "watermark_before": None
+        if record.watermark_before is None
+        else record.watermark_before.isoformat(),
+        "watermark_after": None if watermark is None else watermark.isoformat(),
+    }
+    record.counts = counts
+    record.window = (plan.windows[0][0] if plan.windows else None, plan.upper)
+    return counts, docs
+
+
+def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> PlanTotals:
+    """Every window of ``plan`` through the orchestration, then the plan's finish (here)."""
+    orchestration.logger().info(
+        "run %s: %d window(s) up to %s%s",
+        parts.run_id,
+        len(plan.windows),
+        plan.upper,
+        " (resuming an interrupted plan)" if plan.resumed else "",
+    )
+    if plan.windows:
+        orchestration.run_windows(parts, plan)
+    return finish_plan(parts, plan)
+
+
+def summary_markdown(run_id: str, counts: dict[str, Any], docs: str | None) -> str:
+    rows = "\n".join(
+        f"| {key} | {value} |" for key, value in counts.items() if key != "unknown_fields"
+    )
+    unknown = counts.get("unknown_fields") or {}
+    drift = (
+        "\n\n**Fields Omnitron sends that the schema does not know** (kept in `_extra_fields`):\n\n"
+        + "\n".join(f"- `{name}`: {n} record(s)" for name, n in unknown.items())
+        if unknown
+        else ""
+    )
+    link = f"[Data Docs]({docs})" if docs else "no Data Docs (nothing validated)"
+    return (
+        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n{link}\n"
+    )
