@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from omnisync.client import Page
 from omnisync.settings import Settings
 from omnisync.state import Fence
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
@@ -32,13 +33,14 @@ def sync_window_task(
     lo: dt.datetime | None,
     hi: dt.datetime,
     fence: tuple[str, int] | None = None,
+    first_page: Page | None = None,
 ) -> WindowResult:
     # Settings and the fence's identity, not the parts, cross the task boundary: on Dask the
     # task runs in another process, which opens its own parts and proves the same lock.
     parts = parts_for(settings, run_id)
     if parts.fence is None and fence is not None:
         parts.hold(Fence(parts.store, STREAM, *fence))
-    return sync_window_retrying(parts, plan_id, lo, hi)
+    return sync_window_retrying(parts, plan_id, lo, hi, first_page)
 
 
 def _task_runner(settings: Settings, windows: int) -> Any:
@@ -78,6 +80,7 @@ class PrefectRun:
                         "lo": lo,
                         "hi": hi,
                         "fence": fence,
+                        "first_page": plan.first_pages.get((lo, hi)),
                     },
                 )
                 for lo, hi in plan.windows

@@ -50,12 +50,19 @@ class Local:
 
         if len(plan.windows) <= 1:  # the common incremental: no thread at all
             for lo, hi in plan.windows:
-                sync_window_retrying(parts, plan.plan_id, lo, hi)
+                sync_window_retrying(parts, plan.plan_id, lo, hi, plan.first_pages.get((lo, hi)))
             return
         workers = max(1, min(parts.settings.window_concurrency, len(plan.windows)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window") as pool:
             futures = [
-                pool.submit(sync_window_retrying, parts, plan.plan_id, lo, hi)
+                pool.submit(
+                    sync_window_retrying,
+                    parts,
+                    plan.plan_id,
+                    lo,
+                    hi,
+                    plan.first_pages.get((lo, hi)),
+                )
                 for lo, hi in plan.windows
             ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import random
+import re
 import secrets
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
@@ -72,6 +73,8 @@ class SandboxState:
         if static_token:
             self.tokens[static_token] = {"user": "token", "uses": 0}
         self.served: Counter[str] = Counter()
+        #: API requests by method and path, pks shown as {pk}: what a client spent
+        self.requests: Counter[str] = Counter()
         self.patches: Counter[int] = Counter()  # successful PATCHes per pk, for write-back tests
         self._cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
 
@@ -208,6 +211,8 @@ def create_app(
     async def count_and_commit(request: Request, call_next: Any) -> Response:
         if request.url.path.startswith("/api/"):
             state.store.flush_due()
+            path = re.sub(r"/\d+/", "/{pk}/", request.url.path)
+            state.requests[f"{request.method} {path}"] += 1
         response: Response = await call_next(request)
         state.served[str(response.status_code)] += 1
         skew = state.modes.date_skew_seconds
@@ -429,6 +434,7 @@ def create_app(
                 "customers": len(state.store),
                 "pending": state.store.pending_count,
                 "served": dict(state.served),
+                "requests": dict(state.requests),
                 "faults_injected": dict(state.faults.injected),
                 "version": state.store.version,
                 "patches": {str(pk): n for pk, n in state.patches.items()},

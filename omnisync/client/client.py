@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -52,6 +53,8 @@ def decode_exact(body: bytes) -> Any:
 
 
 CUSTOMERS_PATH = "/api/v1/customers/"
+# An answer's Date header stands for the server's clock this long after it came.
+CLOCK_REUSE_SECONDS = 60.0
 # A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
 MAX_RETRY_AFTER_SECONDS = 60.0
 
@@ -148,6 +151,9 @@ class OmnitronClient:
         )
         self._host = urlsplit(self.base_url).netloc.rpartition("@")[2]  # never credentials
         self._datetime_filters: bool | None = None
+        # The Date header of the latest answer and when it came (monotonic): the server's clock
+        # without a request of its own.
+        self._last_date: tuple[str | None, float] | None = None
         # Whether the server orders lists by ``sort=pk``, which the document does not promise:
         # None until a page says otherwise, then False for good (see sync/extraction.py).
         self.sort_honoured: bool | None = None
@@ -222,6 +228,7 @@ class OmnitronClient:
                     outcome = classify(response)
                     if outcome is not None:
                         raise outcome
+                    self._last_date = (response.headers.get("date"), time.monotonic())
                     return response
         except Retriable as exc:
             raise RetriesExhausted(
@@ -299,13 +306,22 @@ class OmnitronClient:
         return result
 
     def server_time(self) -> dt.datetime:
-        """The server's clock (its ``Date`` header), to fix a run's upper bound by the server's
-        time rather than ours; falls back to the local clock when the header is missing."""
-        response = self.send("GET", CUSTOMERS_PATH, params={"limit": "1"})
-        header = response.headers.get("date")
+        """The server's clock, to fix a run's upper bound by the server's time rather than ours.
+
+        It is read from the ``Date`` header of the latest answer (a request is made only when
+        there was none in the last minute), plus the time since that answer came: never later
+        than the server's clock, since the header is rounded down to the second and was
+        stamped before it travelled. Without a ``Date`` header, the local clock is used."""
+        seen = self._last_date
+        if seen is None or time.monotonic() - seen[1] > CLOCK_REUSE_SECONDS:
+            self.send("GET", CUSTOMERS_PATH, params={"limit": "1"})
+            seen = self._last_date
+        assert seen is not None
+        header, received = seen
         if header:
             with contextlib.suppress(TypeError, ValueError):
-                return email.utils.parsedate_to_datetime(header).astimezone(dt.UTC)
+                stamped = email.utils.parsedate_to_datetime(header).astimezone(dt.UTC)
+                return stamped + dt.timedelta(seconds=time.monotonic() - received)
         log.warning("%s sent no Date header; using the local clock", self.base_url)
         return dt.datetime.now(dt.UTC)
 

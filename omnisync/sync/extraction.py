@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from omnisync.client import CustomerQuery, OmnitronClient, UnexpectedResponse
+from omnisync.client import CustomerQuery, OmnitronClient, Page, UnexpectedResponse
 
 log = logging.getLogger("omnisync.sync")
 DAY = dt.timedelta(days=1)
@@ -127,28 +127,40 @@ def _is_ascending(pks: list[int]) -> bool:
     return all(a < b for a, b in itertools.pairwise(pks))
 
 
+def first_range_query(lo: dt.datetime | None, hi: dt.datetime, datetimes: bool) -> CustomerQuery:
+    """What :func:`extract_window` asks first for ``[lo, hi)`` (its whole pk range)."""
+    gte, lt = server_bounds(lo, hi, datetimes)
+    return CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
+
+
 def extract_window(
     client: OmnitronClient,
     lo: dt.datetime | None,
     hi: dt.datetime,
     datetimes: bool,
     page_size: int | None = None,
+    first_page: Page | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
     cannot be read are passed through, so that the transform quarantines them).
 
-    A record may be yielded twice (a prefix read again after a failed check): callers keep one
-    row per version, as they must anyway for lookback overlaps.
+    ``first_page`` is an answer already received to :func:`first_range_query` (planning asks it),
+    used instead of asking again. A record may be yielded twice (a prefix read again after a
+    failed check): callers keep one row per version, as they must anyway for lookback overlaps.
     """
-    gte, lt = server_bounds(lo, hi, datetimes)
-    base = CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
+    base = first_range_query(lo, hi, datetimes)
     seen: set[tuple[int, str]] = set()
     pending = [PkRange(None, None)]
+    given = first_page
     while pending:
         part = pending.pop()
-        page = next(
-            client.list_customers(base.with_(pk_gte=part.lo, pk_lt=part.hi), page_size), None
-        )
+        page: Page | None
+        if given is not None and part == PkRange(None, None):
+            page, given = given, None
+        else:
+            page = next(
+                client.list_customers(base.with_(pk_gte=part.lo, pk_lt=part.hi), page_size), None
+            )
         results = [] if page is None else page.results
         count = 0 if page is None else page.count
         if part.expect is not None and part.prefix is not None and count != part.expect:

@@ -7,6 +7,10 @@ from a fixed floor and its first window is open below, so no customer is older t
 nothing depends on ``sort`` (the document lists none). Counting costs one request per part, and
 each window is then extracted, written and committed on its own, so a failed backfill resumes
 where it stopped.
+
+The first count asks for a whole page, exactly as extraction asks for a window's first range:
+when the plan is that one window (the usual incremental), extraction starts from this page instead
+of asking again, so a run whose changes fit one page costs one list request.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from omnisync.client import CustomerQuery, OmnitronClient
+from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.state.store import from_us, to_us
-from omnisync.sync.extraction import DAY, server_bounds
+from omnisync.sync.extraction import DAY, first_range_query, server_bounds
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 
 log = logging.getLogger("omnisync.sync")
@@ -54,15 +58,26 @@ def plan_windows(
     hi: dt.datetime,
     datetimes: bool,
     target_rows: int,
+    first_pages: dict[Window, Page] | None = None,
+    page_size: int | None = None,
 ) -> list[Window]:
     """Windows covering ``[lo, hi)`` exactly, in order, with about ``target_rows`` customers
-    each at most (more only where one second, or one day, holds more)."""
+    each at most (more only where one second, or one day, holds more).
+
+    With ``first_pages``, the first count is a whole page (``page_size``) of the span's first
+    range, kept there under ``(lo, hi)`` when the plan is that one window."""
     start = lo if lo is not None else min(FLOOR, hi - MIN_WINDOW)
     pending: list[tuple[dt.datetime, dt.datetime]] = [(start, hi)]
     parts: list[tuple[dt.datetime, dt.datetime, int]] = []
+    whole: Page | None = None
     while pending:
         a, b = pending.pop()
-        count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
+        if first_pages is not None and not parts and (a, b) == (start, hi) and whole is None:
+            query = first_range_query(lo, hi, datetimes)
+            whole = next(client.list_customers(query, page_size), None)
+            count = 0 if whole is None else whole.count
+        else:
+            count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
         middle = _middle(a, b, datetimes) if count > target_rows else None
         if middle is None:
             parts.append((a, b, count))
@@ -80,6 +95,8 @@ def plan_windows(
     windows: list[Window] = [(a, b) for a, b, _ in joined]
     if lo is None:
         windows[0] = (None, windows[0][1])  # the first window of a full read is open below
+    if first_pages is not None and whole is not None and windows == [(lo, hi)]:
+        first_pages[(lo, hi)] = whole
     log.info("planned %d window(s) for [%s, %s)", len(windows), lo, hi)
     return windows
 
@@ -93,6 +110,8 @@ class Plan:
     watermark_before: dt.datetime | None
     windows: list[Window]
     resumed: bool = False
+    #: answers planning already has for a window's first range (not kept across runs)
+    first_pages: dict[Window, Page] = field(default_factory=dict)
 
 
 def open_plan(parts: RunParts) -> Plan | None:
@@ -128,8 +147,17 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     )
     if lower is not None and lower >= upper:
         return Plan(uuid.uuid4().hex, upper, watermark, [])
-    bounds = plan_windows(parts.client, lower, upper, parts.datetimes, settings.window_rows)
-    plan = Plan(uuid.uuid4().hex, upper, watermark, bounds)
+    first_pages: dict[Window, Page] = {}
+    bounds = plan_windows(
+        parts.client,
+        lower,
+        upper,
+        parts.datetimes,
+        settings.window_rows,
+        first_pages=first_pages,
+        page_size=settings.page_size,
+    )
+    plan = Plan(uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages)
     parts.store.save_plan(
         STREAM,
         plan.plan_id,

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import stamina
 
-from omnisync.client import AuthenticationFailed, ConfigurationError, ValidationFailed
+from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
 from omnisync.state import LockLost
 from omnisync.state.store import to_us
@@ -69,9 +69,14 @@ def staging_dir(plan_id: str) -> str:
 
 
 def sync_window(
-    parts: RunParts, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+    parts: RunParts,
+    plan_id: str,
+    lo: dt.datetime | None,
+    hi: dt.datetime,
+    first_page: Page | None = None,
 ) -> WindowResult:
-    """Extract, type, validate and write one window, then mark it done in the state store."""
+    """Extract, type, validate and write one window, then mark it done in the state store.
+    ``first_page``: planning's answer to the window's first request, when it has one."""
     settings = parts.settings
     result = WindowResult(lo, hi)
     name = window_key(lo, hi)
@@ -80,7 +85,9 @@ def sync_window(
     tables: list[pa.Table] = []
     rejected: list[pa.Table] = []
     number = 0
-    pages = extract_window(parts.client, lo, hi, parts.datetimes, settings.page_size)
+    pages = extract_window(
+        parts.client, lo, hi, parts.datetimes, settings.page_size, first_page=first_page
+    )
     for page in pages:
         chunk.extend(page)
         if len(chunk) >= settings.chunk_rows:
@@ -141,12 +148,16 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 def sync_window_retrying(
-    parts: RunParts, plan_id: str, lo: dt.datetime | None, hi: dt.datetime
+    parts: RunParts,
+    plan_id: str,
+    lo: dt.datetime | None,
+    hi: dt.datetime,
+    first_page: Page | None = None,
 ) -> WindowResult:
     """:func:`sync_window`, run again (up to three attempts in all, 5 s then 10 s apart, with
     jitter) when it failed for a reason that may pass: a window is the unit of retry above the
     client's per-request retries, whatever orchestrates the run. A retried window replaces its
-    own files, so running it again is always safe."""
+    own files, so running it again is always safe (and asks its first page afresh)."""
     for attempt in stamina.retry_context(
         on=_worth_retrying,
         attempts=WINDOW_ATTEMPTS,
@@ -157,7 +168,8 @@ def sync_window_retrying(
         wait_jitter=2.5,
     ):
         with attempt:
-            return sync_window(parts, plan_id, lo, hi)
+            page, first_page = first_page, None
+            return sync_window(parts, plan_id, lo, hi, first_page=page)
     raise AssertionError("unreachable: stamina either returns or raises")
 
 

@@ -30,7 +30,7 @@ def test_nested_values_are_kept_as_sent_and_new_fields_are_reported(
         "nested": {"a": [orjson.Fragment(b"0.10")]},
     }
     set_modified(server, 10, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5), extra_field=exotic)
-    env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
+    env = cli_env(server, tmp_path, prefect_api, via_prefect=True, OMNISYNC_LAG_SECONDS="0")
     wait_for_server_clock(server, 0)
     done = sync_ok(env)
     summary = " ".join(done.stderr.split())

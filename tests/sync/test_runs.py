@@ -27,6 +27,7 @@ from tests.sync.sandbox_runs import (
     settings_for,
     start_omnisync,
     sync_ok,
+    wait_for_server_clock,
 )
 
 Make = Callable[..., SandboxServer]
@@ -316,3 +317,21 @@ def test_an_unreachable_omnitron_is_named_in_seconds(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and host in lines[0] and "ConnectError" in lines[0], lines
     assert took < 15, f"took {took:.0f} s"
+
+
+def test_an_incremental_whose_changes_fit_one_page_costs_three_requests(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A login, the filter probe and one page: the server's clock comes from the answers'
+    Date headers, and planning's count is the page extraction reads."""
+    server = make_sandbox(customers=1200)
+    env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
+    sync_ok(env)
+    server.admin.post("modify", json={"count": 40})
+    wait_for_server_clock(server, 0)
+    before = server.admin.get("stats").json()["requests"]
+    sync_ok(env)  # the 40 changes, and the lookback's re-read of the newest version
+    after = server.admin.get("stats").json()["requests"]
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    assert spent == {"POST /api/v1/auth/login/": 1, "GET /api/v1/customers/": 2}, spent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
