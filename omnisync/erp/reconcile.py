@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from omnisync.client import OmnitronClient
@@ -258,8 +259,9 @@ def _plan(
             f"no ERP row matched a synced customer by {match_on} ({outcome.erp_row_outcomes}); "
             f"check --match-on and the ERP's columns. Review {outcome.report_dir}/erp_rows.parquet"
         )
-    clears = sum(1 for action in result.plan.column("action").to_pylist() if action == "clear")
-    coded = sum(1 for code in customers.column("erp_code").to_pylist() if code)
+    clears = pc.sum(pc.equal(result.plan.column("action"), "clear")).as_py() or 0
+    erp_codes = customers.column("erp_code")
+    coded = pc.sum(pc.and_(pc.is_valid(erp_codes), pc.not_equal(erp_codes, ""))).as_py() or 0
     if clears > max(MIN_CLEARS, coded * MAX_CLEAR_SHARE) and not force:
         raise PlanRejected(
             f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "

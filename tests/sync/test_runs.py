@@ -127,9 +127,7 @@ def _flow_runs(name: str) -> int:
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
-        return len(
-            client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])))
-        )
+        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name]))))
 
 
 def test_a_terminal_run_starts_no_prefect_server_and_a_configured_api_records_the_run(
