@@ -13,11 +13,16 @@ import logging
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from omnisync.client import Page
+from omnisync.orchestration import Pacer, progress_line
 from omnisync.settings import Settings
 from omnisync.state import Fence
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
@@ -64,8 +69,16 @@ def _task_runner(settings: Settings, windows: int) -> Any:
 class PrefectRun:
     """The orchestration of a flow run (see ``omnisync.orchestration.Orchestration``)."""
 
+    def __init__(self) -> None:
+        self._pacer = Pacer()
+        self._progress: dict[str, Any] = {}
+        self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
+
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-        return get_run_logger()
+        # Kept from the flow's thread: write-back threads report progress through it too.
+        if self._logger is None:
+            self._logger = get_run_logger()
+        return self._logger
 
     def run_windows(self, parts: RunParts, plan: Plan) -> None:
         fence = None if parts.fence is None else (parts.fence.owner, parts.fence.acquired_us)
@@ -90,3 +103,17 @@ class PrefectRun:
 
     def publish(self, key: str, markdown: str, description: str) -> None:
         create_markdown_artifact(markdown, key=key, description=description)
+
+    def progress(self, key: str, done: int, total: int) -> None:
+        if not self._pacer.due(done, total):
+            return
+        share = 100.0 * done / total if total else 100.0
+        self.logger().info("%s", progress_line(key, done, total))
+        if key not in self._progress:
+            # Created once, from the flow's thread (its first report, at 0), so that the
+            # artifact belongs to the flow run; later reports only move it.
+            self._progress[key] = create_progress_artifact(
+                share, key=key, description=f"{key}: share of the changes done"
+            )
+        else:
+            update_progress_artifact(self._progress[key], share)

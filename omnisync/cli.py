@@ -257,7 +257,7 @@ def reconcile(
         failure: WriteBackFailed | None = None
         with (
             _run_log(settings.log_level, local=api is None),
-            console.status("reconciling ERP codes ..."),
+            console.status("reconciling ERP codes ...") as status,
         ):
             try:
                 if api is None:
@@ -271,7 +271,14 @@ def reconcile(
                         query=erp_query,
                         columns=mapping,
                     )
-                    summary = run_reconcile(settings, source, key, Local(), **options)
+                    from omnisync.orchestration import progress_line
+
+                    local = Local(
+                        on_progress=lambda what, done, total: status.update(
+                            progress_line(what, done, total)
+                        )
+                    )
+                    summary = run_reconcile(settings, source, key, local, **options)
                 else:
                     from flows.reconcile_erp_codes import reconcile_erp_codes
 

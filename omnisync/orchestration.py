@@ -12,6 +12,9 @@ API is configured, so that a run from a terminal or cron does not start a Prefec
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Protocol
 
@@ -35,12 +38,46 @@ class Orchestration(Protocol):
         """A run's summary, where the people who schedule runs look for it."""
         ...
 
+    def progress(self, key: str, done: int, total: int) -> None:
+        """How far a long step is (``done`` of ``total``); called from any thread, as often as
+        work ends: implementations report at most every few seconds (:class:`Pacer`)."""
+        ...
+
+
+class Pacer:
+    """Lets a progress report through at the start, at the end, and otherwise at most every
+    ``seconds``: a write-back of 5,000 changes says where it is without 5,000 log lines."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self._seconds = seconds
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+
+    def due(self, done: int, total: int) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if done in (0, total) or now - self._last >= self._seconds:
+                self._last = now
+                return True
+            return False
+
+
+def progress_line(key: str, done: int, total: int) -> str:
+    share = done / total if total else 1.0
+    return f"{key}: {done:,} of {total:,} ({share:.0%})"
+
 
 class Local:
     """A run in this process alone: threads, stdlib logging, the summary left to the caller."""
 
-    def __init__(self, logger_name: str = "omnisync.run") -> None:
+    def __init__(
+        self,
+        logger_name: str = "omnisync.run",
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self._logger = logging.getLogger(logger_name)
+        self._on_progress = on_progress
+        self._pacer = Pacer()
 
     def logger(self) -> logging.Logger:
         return self._logger
@@ -76,3 +113,9 @@ class Local:
     def publish(self, key: str, markdown: str, description: str) -> None:
         # A terminal run prints its own summary; the markdown is kept for a debugging reader.
         self._logger.debug("%s (%s):\n%s", key, description, markdown)
+
+    def progress(self, key: str, done: int, total: int) -> None:
+        if self._on_progress is not None:
+            self._on_progress(key, done, total)  # a status line: cheap, every time
+        if self._pacer.due(done, total):
+            self._logger.info("%s", progress_line(key, done, total))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ import pyarrow.parquet as pq
 
 from omnisync.client import OmnitronClient
 from omnisync.erp.source import ErpInputError, read_file, read_query
-from omnisync.erp.writeback import Attempt, is_failure, outcomes_table, write_back
+from omnisync.erp.writeback import Attempt, ChangeGuard, is_failure, outcomes_table, write_back
 from omnisync.lake import LakeStorage
+from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
@@ -37,6 +39,7 @@ from transforms.quality import validation_frame
 log = logging.getLogger("omnisync.erp")
 DATASET = "reconciliation"
 STREAM = "erp"  # the run log's name for reconciliations; the write-back lock is "erp-writeback"
+SYNC_STREAM = "customers"  # whose watermark says how current the snapshot is
 
 
 class PlanTooLarge(Exception):
@@ -124,6 +127,11 @@ class ReconcileResult:
     #: what became of each ERP input row (planned, already_right, conflict, unknown_customer,
     #: invalid); the counts add up to erp_rows
     erp_row_outcomes: dict[str, int] = field(default_factory=dict)
+    #: where the write-back's change listing starts (the sync's watermark less its lookback,
+    #: read before the snapshot); None: every customer is read again on its own
+    guard_since: dt.datetime | None = field(default=None, repr=False)
+    #: customers the sync quarantined: the snapshot may lack their newest version
+    read_alone: frozenset[int] = field(default=frozenset(), repr=False)
 
     @property
     def failed(self) -> int:
@@ -156,9 +164,11 @@ def reconcile(
     force: bool = False,
     clear_unknown: bool = False,
     run_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReconcileResult:
     """One recorded reconciliation; raises PlanRejected, PlanTooLarge, ErpInputError (nothing
-    patched) or WriteBackFailed (after writing the outcomes)."""
+    patched) or WriteBackFailed (after writing the outcomes). ``progress(done, total)`` is
+    called as each change of the write-back ends."""
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     storage = LakeStorage(settings.lake)
     storage.check_writable()
@@ -172,6 +182,7 @@ def reconcile(
             outcome = _plan(
                 settings,
                 storage,
+                store,
                 source,
                 match_on,
                 max_changes,
@@ -183,7 +194,7 @@ def reconcile(
             outcome.dry_run = dry_run
             record.counts = outcome.summary()
             if not dry_run and outcome.planned:
-                _write_back(settings, storage, store, outcome, run_id)
+                _write_back(settings, storage, store, outcome, run_id, progress)
                 record.counts = outcome.summary()
                 if outcome.failed:
                     raise WriteBackFailed(
@@ -200,6 +211,7 @@ def reconcile(
 def _plan(
     settings: Settings,
     storage: LakeStorage,
+    store: StateStore,
     source: ErpSource,
     match_on: MatchKey,
     max_changes: str | None,
@@ -215,6 +227,8 @@ def _plan(
         checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
+        # Before the snapshot is read: the snapshot is at least as new as this watermark.
+        watermark = store.watermark(SYNC_STREAM)
         customer_files = storage.files("customers")
         if not customer_files:
             raise ErpInputError(
@@ -249,6 +263,10 @@ def _plan(
         report_dir=storage.path(report),
         plan=result.plan,
         erp_row_outcomes=result.row_counts(),
+        guard_since=None
+        if watermark is None
+        else watermark - dt.timedelta(seconds=settings.lookback_seconds),
+        read_alone=_quarantined_pks(storage),
     )
     if sum(outcome.erp_row_outcomes.values()) != erp.num_rows:
         raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")
@@ -280,22 +298,59 @@ def _plan(
     return outcome
 
 
+def _quarantined_pks(storage: LakeStorage) -> frozenset[int]:
+    pks: set[int] = set()
+    for name in storage.files(QUARANTINE_DATASET):
+        column = storage.read_table(name, columns=["pk"]).column("pk")
+        pks.update(pk for pk in pc.unique(column.drop_null()).to_pylist())
+    return frozenset(pks)
+
+
 def _write_back(
     settings: Settings,
     storage: LakeStorage,
     store: StateStore,
     outcome: ReconcileResult,
     run_id: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Apply the plan under the write-back lock; outcomes.parquet is written whatever happens."""
     attempts: list[Attempt] = []
+    assert outcome.plan is not None
+    total = outcome.plan.num_rows
+
+    def step(_: Attempt) -> None:
+        if progress is not None:
+            progress(len(attempts), total)
+
+    if progress is not None:
+        progress(0, total)  # from this thread: a Prefect progress artifact belongs to the run
     try:
         with (
             store.locked("erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id),
             OmnitronClient.from_settings(settings) as client,
         ):
-            assert outcome.plan is not None
-            write_back(client, store, outcome.plan, run_id, settings.concurrency, attempts=attempts)
+            guard = (
+                None
+                if outcome.guard_since is None
+                else ChangeGuard(
+                    client,
+                    outcome.guard_since,
+                    dt.timedelta(seconds=settings.lag_seconds),
+                    settings.page_size,
+                )
+            )
+            write_back(
+                client,
+                store,
+                outcome.plan,
+                run_id,
+                settings.concurrency,
+                progress=step,
+                attempts=attempts,
+                guard=guard,
+                read_alone=outcome.read_alone,
+            )
     finally:
         report = f"{DATASET}/run={run_id}"
         storage.write_table(f"{report}/outcomes.parquet", outcomes_table(attempts, run_id))

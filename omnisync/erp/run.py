@@ -46,6 +46,7 @@ def run_reconcile(
             max_changes=max_changes,
             force=force,
             clear_unknown=clear_unknown,
+            progress=lambda done, total: orchestration.progress("erp-write-back", done, total),
         )
     except WriteBackFailed as exc:
         failure, result = exc, exc.result

@@ -101,6 +101,15 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
     assert all(r["outcome"] == "ok" and r["based_on_modified_iso"] for r in ledger)
 
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["erp-write-back"]))
+        )
+    assert progress and progress[0].data == 100.0, "the flow run shows the write-back's progress"
+
     second = reconcile_erp_codes(erp_query=QUERY, settings=settings)  # the lake is not re-synced
     assert second["failed"] == 0 and "ok" not in second["outcomes"], second["outcomes"]
     patches = server.admin.get("stats").json()["patches"]
@@ -347,6 +356,27 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
+
+
+def test_a_write_back_from_the_terminal_shows_its_progress(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    env = {**cli_env(server, settings), "OMNISYNC_LOG_LEVEL": "INFO"}
+    result = runner.invoke(
+        app,
+        ["reconcile", "--erp-file", str(erp_csv(tmp_path, rows)), "--max-changes", "none"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    import re
+
+    found = re.search(r"run=(\d{8}T\d{6}Z-[0-9a-f]{8})", result.output)
+    assert found is not None, result.output
+    planned = read_report(settings.lake, found.group(1), "plan")
+    assert f"erp-write-back: 0 of {planned.num_rows:,} (0%)" in result.output
+    assert f"erp-write-back: {planned.num_rows:,} of {planned.num_rows:,} (100%)" in result.output
 
 
 def test_the_command_accounts_for_every_erp_row(
