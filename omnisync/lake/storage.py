@@ -91,6 +91,22 @@ class LakeStorage:
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
+        self._write(relative, lambda sink: pq.write_table(table, sink, **PARQUET_OPTIONS))
+
+    def write_row_groups(self, relative: str, groups: list[pa.Table]) -> None:
+        """Write ``groups`` (one schema) as the row groups of one Parquet file, in order, so a
+        reader can take one group without the others; replaces any file atomically."""
+        if not groups:
+            raise ValueError("write_row_groups needs at least one group")
+
+        def write(sink: Any) -> None:
+            with pq.ParquetWriter(sink, groups[0].schema, **PARQUET_OPTIONS) as writer:
+                for group in groups:
+                    writer.write_table(group, row_group_size=max(1, group.num_rows))
+
+        self._write(relative, write)
+
+    def _write(self, relative: str, write: Callable[[Any], None]) -> None:
         self._changing()
         target = self.path(relative)
         if self.local:
@@ -100,14 +116,18 @@ class LakeStorage:
                 self.fs.rm(stale)
             temporary = temporary_path(target, uuid.uuid4().hex)
             try:
-                pq.write_table(table, temporary, filesystem=self.fs, **PARQUET_OPTIONS)
+                write(temporary)
                 self.fs.mv(temporary, target)
             finally:
                 if self.fs.exists(temporary):
                     self.fs.rm(temporary)
         else:
             with self.fs.open(target, "wb") as handle:
-                pq.write_table(table, handle, **PARQUET_OPTIONS)
+                write(handle)
+
+    def open(self, relative: str) -> Any:
+        """A binary file object to read ``relative`` (close it, or use it as a context)."""
+        return self.fs.open(self.path(relative), "rb")
 
     def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
         return pq.read_table(self.path(relative), filesystem=self.fs, columns=columns)

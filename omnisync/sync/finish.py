@@ -16,6 +16,7 @@ The steps run in this order, each safe to repeat after a crash:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter
@@ -23,13 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from omnisync.settings import Settings
 from omnisync.state import Window
 from omnisync.state.store import from_us
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan
-from omnisync.sync.window import BatchRejected, staging_dir
+from omnisync.sync.window import (
+    BatchRejected,
+    staged_buckets,
+    staging_dir,
+    without_staging_metadata,
+)
 
 log = logging.getLogger("omnisync.sync")
 
@@ -102,17 +109,25 @@ def quality_problem(totals: PlanTotals, settings: Settings) -> str | None:
 
 def merge_staged(parts: RunParts, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
-    bucket and its staged rows). Idempotent: a crash here is finished by the next run."""
+    bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
+    is finished by the next run."""
     merged = 0
-    for bucket in range(parts.snapshot.buckets):
-        files = parts.storage.files(f"{staging_dir(plan_id)}/bucket={bucket:03d}")
-        if files:
-            staged = pa.concat_tables(
-                [parts.storage.read_table(f) for f in files], promote_options="permissive"
-            )
-            parts.snapshot.merge_bucket(bucket, staged)
-            merged += 1
-            log.debug("merged bucket %d", bucket)
+    with contextlib.ExitStack() as stack:
+        staged = []
+        for name in parts.storage.files(staging_dir(plan_id)):
+            file = pq.ParquetFile(stack.enter_context(parts.storage.open(name)))
+            staged.append((file, staged_buckets(file)))
+        for bucket in range(parts.snapshot.buckets):
+            groups = [
+                file.read_row_group(buckets.index(bucket))
+                for file, buckets in staged
+                if bucket in buckets
+            ]
+            if groups:
+                rows = pa.concat_tables(groups, promote_options="permissive")
+                parts.snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+                merged += 1
+                log.debug("merged bucket %d", bucket)
     return merged
 
 

@@ -2,8 +2,8 @@
 incremental runs and full refreshes, never leaves a reader a duplicate, never moves the watermark
 ahead of the data, and one final run converges to the ground truth.
 
-Kill points come from the run's own progress (its DEBUG log lines: planned, staged chunk, window
-done, merged bucket, compacted day), never from a sleep, so the test means the same on a slow
+Kill points come from the run's own progress (its DEBUG log lines: planned, validated chunk,
+staged window, window done, merged bucket, compacted day), never from a sleep, so the test means the same on a slow
 machine. What happens between two steps (a rename, a swap, a commit) is covered step by step in
 ``tests/lake/test_switches.py``.
 """
@@ -35,9 +35,17 @@ from tests.sync.sandbox_runs import (
 
 Make = Callable[..., SandboxServer]
 EVENT = re.compile(
-    r"omnisync\.\w+ - (planned|staged chunk|window \[.*\) done|merged bucket|compacted day)"
+    r"omnisync\.\w+ - (planned|validated chunk|staged window|window \[.*\) done|merged bucket"
+    r"|compacted day)"
 )
-CATEGORIES = ("planned", "staged chunk", "window", "merged bucket", "compacted day")
+CATEGORIES = (
+    "planned",
+    "validated chunk",
+    "staged window",
+    "window",
+    "merged bucket",
+    "compacted day",
+)
 
 
 def environment(server: SandboxServer, root: Path, prefect_api: str) -> dict[str, str]:
@@ -111,11 +119,12 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
     rng = random.Random(20261129)
     schedule: list[tuple[list[str], str, int]] = [
         ([], "compacted day", 1),  # the first full read, killed while compacting
-        ([], "staged chunk", 1),  # an incremental, killed before its window is done
+        ([], "validated chunk", 1),  # an incremental, killed in its window
+        ([], "staged window", 1),  # killed after staging, before the window is done
         (["--full-refresh"], "window", 3),  # a full refresh, killed between windows
         ([], "merged bucket", 30),  # resumes the full refresh, killed in the merge
         ([], "planned", 1),  # finishes it, then killed right after planning anew
-        (["--full-refresh"], "staged chunk", 5),
+        (["--full-refresh"], "validated chunk", 5),
         *(([], rng.choice(CATEGORIES), rng.randint(1, 12)) for _ in range(3)),
     ]
     kills = 0
