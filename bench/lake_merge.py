@@ -53,13 +53,19 @@ def _merge(root: str, changes_path: str, out: Any) -> None:
 
 
 def _floor_merge(root: str, changes_path: str, out: Any) -> None:
+    """Bare pyarrow: per touched bucket, read it, drop the changed pks, append the changes,
+    write it (the same files, the same compression)."""
     changes = pq.read_table(changes_path)
     started = time.perf_counter()
-    buckets = np.unique(changes.column("pk").to_numpy() % BUCKETS)
+    targets = changes.column("pk").to_numpy() % BUCKETS
+    buckets = np.unique(targets)
     for bucket in buckets.tolist():
         path = Path(root) / "customers" / f"bucket={bucket:03d}" / "part.parquet"
         table = pq.read_table(path)
-        pq.write_table(table, str(path) + ".floor", compression="zstd")
+        mine = changes.filter(pa.array(targets == bucket))
+        kept = table.filter(pc.invert(pc.is_in(table.column("pk"), value_set=mine.column("pk"))))
+        merged = pa.concat_tables([kept, mine.cast(kept.schema)])
+        pq.write_table(merged, str(path) + ".floor", compression="zstd")
     out.put((time.perf_counter() - started, _peak_mb(), len(buckets)))
 
 
@@ -118,8 +124,9 @@ def main() -> None:
             floor_s, floor_peak, _ = in_child(_floor_merge, root, changes_path)
             print(
                 f"lake: merge 1,000 changes into {size:,} customers ({touched} buckets): "
-                f"{seconds:.2f} s, peak {peak:.0f} MB; bare read+write of those files: "
-                f"{floor_s:.2f} s, peak {floor_peak:.0f} MB -> {seconds / floor_s:.2f}x time"
+                f"{seconds:.2f} s, peak {peak:.0f} MB; bare pyarrow read, merge and write of those "
+                f"files: {floor_s:.2f} s, peak {floor_peak:.0f} MB -> {seconds / floor_s:.2f}x "
+                f"time (goal at 1M <= 1.3x)"
             )
             del table
 

@@ -3,7 +3,11 @@
 1. Start the sandbox with 20,000 customers.  2. Run the first sync (a full read).
 3. Have the sandbox modify some customers, then run an incremental sync.
 4. Reconcile ERP codes against a sample ERP database: a dry run first, then for real.
-5. Stop the sandbox.  6. Print the counts, where the datasets and Data Docs are, and a DuckDB query.
+5. Sync again, so the lake shows the codes just written back; stop the sandbox.
+6. Print the counts, where the datasets and Data Docs are, and a DuckDB query to paste.
+
+The steps are the ones ``omnisync sync`` and ``omnisync reconcile`` run from a terminal without a
+Prefect API (``omnisync.orchestration.Local``): no Prefect server is started.
 
 Everything goes under one output folder (default ``./demo-output``), emptied at the start, so the
 demo never mixes with a real lake or state database. Only the CLI's ``demo`` command imports this
@@ -40,8 +44,10 @@ def demo_settings(output: Path, url: str) -> Settings:
 
 
 def run_demo(output: Path, customers: int, console: Console, modify: int = 500) -> dict[str, Any]:
-    from flows.reconcile_erp_codes import reconcile_erp_codes
-    from flows.sync_customers import sync_customers
+    from omnisync.erp import ErpSource
+    from omnisync.erp.run import run_reconcile
+    from omnisync.orchestration import Local
+    from omnisync.sync.run import run_sync
     from sandbox import SandboxServer
     from sandbox.erp_sample import QUERY, write_sample_erp
 
@@ -61,13 +67,13 @@ def run_demo(output: Path, customers: int, console: Console, modify: int = 500) 
         with SandboxServer(customers=customers, seed=7) as server:
             settings = demo_settings(output, server.url)
             progress.update(step, advance=1, description="2/6 first sync (full read)")
-            report["first_sync"] = sync_customers(settings=settings)
+            report["first_sync"] = run_sync(settings, False, Local())
             progress.update(
                 step, advance=1, description=f"3/6 modifying {modify} customers, incremental sync"
             )
             server.admin.post("modify", json={"count": modify})
             time.sleep(1.1)  # the server clock has 1 s resolution: let the changes age past it
-            report["incremental_sync"] = sync_customers(settings=settings)
+            report["incremental_sync"] = run_sync(settings, False, Local())
             progress.update(
                 step, advance=1, description="4/6 ERP reconciliation: dry run, then for real"
             )
@@ -75,11 +81,14 @@ def run_demo(output: Path, customers: int, console: Console, modify: int = 500) 
                 output / "erp.db", server.admin.get("truth").json()["results"]
             )
             settings = load_settings(**{**_overrides(settings), "erp_url": erp_url})
-            report["dry_run"] = reconcile_erp_codes(
-                erp_query=QUERY, dry_run=True, settings=settings
+            source = ErpSource(url=erp_url, query=QUERY)
+            report["dry_run"] = run_reconcile(settings, source, "pk", Local(), dry_run=True)
+            report["reconcile"] = run_reconcile(settings, source, "pk", Local())
+            progress.update(
+                step, advance=1, description="5/6 syncing the written-back codes, stopping"
             )
-            report["reconcile"] = reconcile_erp_codes(erp_query=QUERY, settings=settings)
-            progress.update(step, advance=1, description="5/6 stopping the sandbox")
+            time.sleep(1.1)  # as above: the write-back's changes age past the server clock
+            report["after_write_back"] = run_sync(settings, False, Local())
         progress.update(step, advance=2, description="6/6 done")
     report["seconds"] = round(time.perf_counter() - started)
     report["output"] = output.resolve()
@@ -114,12 +123,19 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
         f"  reconciliation      {lake}/reconciliation/\n"
         f"  Data Docs           {lake}/_reports/data_docs/index.html\n"
         f"  state database      {root}/state.db\n"
-        "Try it in DuckDB:",
+        "Try it in DuckDB (from this folder):",
         highlight=False,
         soft_wrap=True,
     )
-    # Printed for a person to paste, never executed here; plain print so it is not wrapped.
+    # Printed for a person to paste; plain print so it is not wrapped. The duckdb Python package
+    # is installed with omnisync (its command-line tool is not).
+    print(f"  {duckdb_hint(lake)}")
+
+
+def duckdb_hint(lake: Path) -> str:
+    """A command that runs as printed, from the repository, on the environment ``make`` built."""
     query = (
-        f"select channel, count(*) from read_parquet('{lake}/customers/**/*.parquet') group by 1"  # noqa: S608
+        f"select channel, count(*) as customers from read_parquet('{lake}/customers/**/*.parquet')"  # noqa: S608
+        " group by 1 order by 1"
     )
-    print(f'  duckdb -c "{query}"')
+    return f'.venv/bin/python -c "import duckdb, sys; duckdb.sql(sys.argv[1]).show()" "{query}"'
