@@ -85,11 +85,11 @@ class Local:
     def run_windows(self, parts: RunParts, plan: Plan) -> None:
         from omnisync.sync.window import sync_window_retrying
 
-        if len(plan.windows) <= 1:  # the common incremental: no thread at all
+        workers = max(1, min(parts.settings.window_concurrency, len(plan.windows)))
+        if workers == 1:  # the common incremental (one window): no thread at all
             for lo, hi in plan.windows:
                 sync_window_retrying(parts, plan.plan_id, lo, hi, plan.first_pages.get((lo, hi)))
             return
-        workers = max(1, min(parts.settings.window_concurrency, len(plan.windows)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window") as pool:
             futures = [
                 pool.submit(

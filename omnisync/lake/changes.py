@@ -1,17 +1,24 @@
-"""``customer_changes/``: every customer version seen, once, partitioned by day of modified_date.
+"""``customer_changes/``: every customer version seen, once, partitioned by the month (UTC) of
+its modified_date.
 
 Files are named after the extraction window that produced them
-(``modified_day=2024-05-01/part-<window>.parquet``), so writing a window again replaces its files
+(``modified_month=2024-05/part-<window>.parquet``), so writing a window again replaces its files
 instead of adding to them. Versions already logged by another window (lookback overlaps) are left
 out, so each (pk, modified_date) is logged once.
 
-Closed days are compacted into one file, and a reader never sees a version twice, nor misses
-one, while that happens (G2 at every moment). The compacted file is built under
-``_staging/compaction/`` (outside the dataset), then swapped with the day's directory in one
-atomic step (``LakeStorage.swap_directories``). Where the storage has no atomic swap (object
-stores), a marker is written first, then the day's parts are removed and the compacted file put in
-its place: a reader may briefly miss that day's versions but never sees one twice, and a run
-interrupted in between completes the switch (``recover``) before it writes anything else.
+A month is compacted into one file (``part-compacted.parquet``) once it is closed, and the open
+month whenever it holds more than ``OPEN_MONTH_PARTS`` files: closed history costs one file a
+month, and the current month stays small however often the sync runs. A reader never sees a
+version twice, nor misses one, while that happens (G2 at every moment). The compacted file is
+built under ``_staging/compaction/`` (outside the dataset), then swapped with the month's directory
+in one atomic step (``LakeStorage.swap_directories``). Where the storage has no atomic swap
+(object stores), a marker is written first, then the month's parts are removed and the compacted
+file put in their place: a reader may briefly miss that month's versions but never sees one twice,
+and a run interrupted in between completes the switch (``recover``) before it writes anything else.
+
+A lake written by an earlier omnisync has daily partitions (``modified_day=``); ``recover`` moves
+it to this layout once, by building the monthly change log under ``_staging/`` and swapping the
+whole dataset directory in one step.
 """
 
 from __future__ import annotations
@@ -32,9 +39,14 @@ from transforms.versions import unique_versions
 
 log = logging.getLogger("omnisync.lake")
 DATASET = "customer_changes"
+PARTITION = "modified_month"
+OLD_PARTITION = "modified_day"
 COMPACTED = "part-compacted.parquet"
 COMPACTING = "_staging/compaction/customer_changes"
+RELAYOUT = "_staging/relayout/customer_changes"
 APPLY = "_apply.json"
+#: the open month is compacted once it holds more files than this (one per run's window)
+OPEN_MONTH_PARTS = 16
 _WINDOW_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 
@@ -44,15 +56,21 @@ def window_key(lower: dt.datetime | None, upper: dt.datetime) -> str:
     return _WINDOW_SAFE.sub("_", f"{lo}--{upper.strftime('%Y%m%dT%H%M%S%fZ')}")
 
 
-def _day_dir(day: str) -> str:
-    return f"{DATASET}/modified_day={day}"
+def _month_dir(month: str) -> str:
+    return f"{DATASET}/{PARTITION}={month}"
 
 
-def _days_of(table: pa.Table) -> np.ndarray:
-    days: np.ndarray = pc.strftime(table.column("modified_date"), format="%Y-%m-%d").to_numpy(
+def _months_of(table: pa.Table) -> np.ndarray:
+    months: np.ndarray = pc.strftime(table.column("modified_date"), format="%Y-%m").to_numpy(
         zero_copy_only=False
     )
-    return days
+    return months
+
+
+def _month_end(month: str) -> dt.date:
+    """The first day after ``month`` (``YYYY-MM``)."""
+    year, number = (int(part) for part in month.split("-"))
+    return dt.date(year + number // 12, number % 12 + 1, 1)
 
 
 def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
@@ -68,117 +86,120 @@ def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
 class ChangeLog:
     def __init__(self, storage: LakeStorage) -> None:
         self.storage = storage
-        # Parallel windows may log into the same day: its check-then-write must not interleave.
-        self._day_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Parallel windows may log into the same month: its check-then-write must not interleave.
+        self._month_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
-    def _day_lock(self, day: str) -> threading.Lock:
+    def _month_lock(self, month: str) -> threading.Lock:
         with self._guard:
-            return self._day_locks[day]
+            return self._month_locks[month]
 
-    def days(self) -> list[str]:
+    def months(self) -> list[str]:
         names = {posixpath.dirname(p) for p in self.storage.files(DATASET)}
-        return sorted(n.split("modified_day=", 1)[1] for n in names if "modified_day=" in n)
+        marker = f"{PARTITION}="
+        return sorted(n.split(marker, 1)[1] for n in names if marker in n)
 
-    def _logged_keys(self, day: str, except_file: str) -> pa.Table | None:
+    def _logged_keys(self, month: str, except_file: str) -> pa.Table | None:
         tables = [
             self.storage.read_table(path, columns=["pk", "modified_date"])
-            for path in self.storage.files(_day_dir(day))
+            for path in self.storage.files(_month_dir(month))
             if posixpath.basename(path) != except_file
         ]
         return pa.concat_tables(tables) if tables else None
 
     def write_window(
-        self, table: pa.Table, window: str, stale_days: list[str] | None = None
+        self, table: pa.Table, window: str, stale_months: list[str] | None = None
     ) -> int:
         """Log the versions of one window; returns how many rows were new to the log.
 
-        ``stale_days`` names days this window wrote before (a retry of the window) that the new
-        data no longer covers: their files of this window are removed.
+        ``stale_months`` names months this window wrote before (a retry of the window) that the
+        new data no longer covers: their files of this window are removed.
         """
         name = f"part-{window}.parquet"
         versions = unique_versions(table) if table.num_rows else table
         written = 0
-        days = _days_of(versions) if versions.num_rows else np.array([], dtype=object)
-        # Group by day once (sort, then slice): filtering per day was O(days x rows).
-        order = np.argsort(days, kind="stable")
-        versions, days = versions.take(pa.array(order)), days[order]
-        day_values: list[str] = []
+        months = _months_of(versions) if versions.num_rows else np.array([], dtype=object)
+        # Group by month once (sort, then slice): filtering per month was O(months x rows).
+        order = np.argsort(months, kind="stable")
+        versions, months = versions.take(pa.array(order)), months[order]
+        month_values: list[str] = []
         starts: list[int] = []
-        if len(days):
-            unique_days, first = np.unique(days, return_index=True)
-            day_values, starts = [str(d) for d in unique_days], [int(i) for i in first]
-        ends = [*starts[1:], len(days)]
-        written_days: set[str] = set()
-        for day, start, end in zip(day_values, starts, ends, strict=True):
-            written_days.add(day)
+        if len(months):
+            unique_months, first = np.unique(months, return_index=True)
+            month_values, starts = [str(m) for m in unique_months], [int(i) for i in first]
+        ends = [*starts[1:], len(months)]
+        written_months: set[str] = set()
+        for month, start, end in zip(month_values, starts, ends, strict=True):
+            written_months.add(month)
             rows = versions.slice(start, end - start)
-            with self._day_lock(day):
-                logged = self._logged_keys(day, except_file=name)
+            with self._month_lock(month):
+                logged = self._logged_keys(month, except_file=name)
                 if logged is not None and logged.num_rows:
                     rows = _not_in(rows, logged)
-                target = f"{_day_dir(day)}/{name}"
+                target = f"{_month_dir(month)}/{name}"
                 if rows.num_rows:
                     self.storage.write_table(target, rows.sort_by([("pk", "ascending")]))
                     written += rows.num_rows
                 else:
                     self.storage.delete(target)
-        for day in stale_days or []:
-            if day not in written_days:
-                self.storage.delete(f"{_day_dir(day)}/{name}")
+        for month in stale_months or []:
+            if month not in written_months:
+                self.storage.delete(f"{_month_dir(month)}/{name}")
         return written
 
     def compact(self, before: dt.date) -> int:
-        """Merge the files of each day earlier than ``before`` into one; returns days compacted.
+        """Merge each month closed before ``before``, and the open month once it holds more than
+        ``OPEN_MONTH_PARTS`` files, into one file; returns the months compacted.
 
-        Each day is switched from its parts to the compacted file in one step (see the module's
-        docstring); a crash at any point leaves readers a correct day, and the next call (or
-        ``recover``) tidies up.
+        Call it only while no window of an open plan can write (a retried window would add its
+        versions again beside the compacted file). Each month is switched from its parts to the
+        compacted file in one step (see the module's docstring); a crash at any point leaves
+        readers a correct month, and the next call (or ``recover``) tidies up.
         """
         self.recover()
         compacted = 0
-        for day in self.days():
-            if dt.date.fromisoformat(day) >= before:
-                continue
-            files = self.storage.files(_day_dir(day))
-            if len(files) <= 1:
-                continue  # one file is as compact as a day gets
+        for month in self.months():
+            files = self.storage.files(_month_dir(month))
+            closed = _month_end(month) <= before
+            if len(files) <= (1 if closed else OPEN_MONTH_PARTS):
+                continue  # one file is as compact as a month gets
             merged = unique_versions(
                 pa.concat_tables(
                     [self.storage.read_table(f) for f in files], promote_options="permissive"
                 )
             )
-            staged = f"{COMPACTING}/modified_day={day}"
+            staged = f"{COMPACTING}/{PARTITION}={month}"
             self.storage.delete_tree(staged)
             self.storage.write_table(f"{staged}/{COMPACTED}", merged.sort_by([("pk", "ascending")]))
-            if self.storage.swap_directories(staged, _day_dir(day)):
+            if self.storage.swap_directories(staged, _month_dir(month)):
                 self.storage.delete_tree(staged)  # the old generation, now out of sight
             else:
-                self.storage.write_json(f"{staged}/{APPLY}", {"day": day})
-                self._apply(day)
+                self.storage.write_json(f"{staged}/{APPLY}", {"month": month})
+                self._apply(month)
             compacted += 1
-            log.debug("compacted day %s (%d files)", day, len(files))
+            log.debug("compacted month %s (%d files)", month, len(files))
         return compacted
 
-    def _apply(self, day: str) -> None:
-        """Replace the day's parts by the staged compacted file (no atomic swap available):
+    def _apply(self, month: str) -> None:
+        """Replace the month's parts by the staged compacted file (no atomic swap available):
         remove the parts first, so that no version is ever visible twice. Idempotent."""
-        staged = f"{COMPACTING}/modified_day={day}"
-        for path in self.storage.files(_day_dir(day)):
+        staged = f"{COMPACTING}/{PARTITION}={month}"
+        for path in self.storage.files(_month_dir(month)):
             if posixpath.basename(path) != COMPACTED:
                 self.storage.delete(path)
-        self.storage.copy(f"{staged}/{COMPACTED}", f"{_day_dir(day)}/{COMPACTED}")
+        self.storage.copy(f"{staged}/{COMPACTED}", f"{_month_dir(month)}/{COMPACTED}")
         self.storage.delete_tree(staged)
 
     def recover(self) -> int:
-        """Finish or discard compactions a crash interrupted; returns how many were found.
+        """Finish or discard compactions a crash interrupted, and move a daily change log to
+        monthly partitions; returns how many were found.
 
-        A staged day with the marker was being switched without an atomic swap: the switch is
-        completed. Any other staged day is either a compaction never switched or an old
-        generation swapped out: both are discarded (the day's directory is complete either way).
-        Call it while holding the stream's lock, before any window writes to the change log.
+        A staged month with the marker was being switched without an atomic swap: the switch is
+        completed. Any other staged month is either a compaction never switched or an old
+        generation swapped out: both are discarded (the month's directory is complete either
+        way). Call it while holding the stream's lock, before any window writes to the change log.
         """
-        found = 0
+        found = self._relayout()
         for name in self.storage.files(COMPACTING, suffix=APPLY):
             found += 1
             self._apply(posixpath.basename(posixpath.dirname(name)).split("=", 1)[1])
@@ -186,3 +207,43 @@ class ChangeLog:
             found += 1
             self.storage.delete_tree(posixpath.dirname(path))
         return found
+
+    def _relayout(self) -> int:
+        """Move a change log with daily partitions to monthly ones, in one switch."""
+        marker = f"{RELAYOUT}/{APPLY}"
+        if self.storage.exists(marker):  # a switch without atomic swap, interrupted
+            self._apply_relayout()
+            return 1
+        old = [f for f in self.storage.files(DATASET) if f"/{OLD_PARTITION}=" in f]
+        if not old:
+            self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
+            return 0
+        self.storage.delete_tree(RELAYOUT)
+        by_month: dict[str, list[str]] = defaultdict(list)
+        for path in self.storage.files(DATASET):
+            label = posixpath.basename(posixpath.dirname(path)).split("=", 1)[1]
+            by_month[label[:7]].append(path)
+        for month, paths in sorted(by_month.items()):
+            merged = unique_versions(
+                pa.concat_tables(
+                    [self.storage.read_table(f) for f in paths], promote_options="permissive"
+                )
+            )
+            self.storage.write_table(
+                f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}", merged.sort_by([("pk", "ascending")])
+            )
+        if self.storage.swap_directories(RELAYOUT, DATASET):
+            self.storage.delete_tree(RELAYOUT)  # the daily generation, now out of sight
+        else:
+            self.storage.write_json(marker, {"layout": PARTITION})
+            self._apply_relayout()
+        log.info("moved the change log to monthly partitions (%d files before)", len(old))
+        return 1
+
+    def _apply_relayout(self) -> None:
+        """Without an atomic swap: remove the old dataset first (never a version twice), then put
+        the monthly one in its place. Idempotent."""
+        self.storage.delete_tree(DATASET)
+        for path in self.storage.files(RELAYOUT):
+            self.storage.copy(path, DATASET + path[len(RELAYOUT) :])
+        self.storage.delete_tree(RELAYOUT)

@@ -10,8 +10,8 @@ The steps run in this order, each safe to repeat after a crash:
 2. **Merge** the staged rows into ``customers/``, bucket by bucket (idempotent).
 3. **Move the watermark** to the greatest ``modified_date`` read, only forward (G3: after the
    data of its window is durably written).
-4. **Close** the plan and remove its staging; **compact** closed days of the change log, each
-   behind one atomic switch (``omnisync/lake/changes.py``).
+4. **Close** the plan and remove its staging; **compact** closed months of the change log (and
+   an open month with too many files), each behind one atomic switch (``omnisync/lake/changes.py``).
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ def run_sync(
     """
     kind = "full" if full_refresh else "incremental"
     logger = orchestration.logger()
-    # The validator (GX: seconds to start) is built once the stream is ours, so that a refused
-    # run ends at once; still before any window thread starts.
+    # The validator (GX: seconds to start) is built just before the first window runs, in this
+    # thread: a refused run ends at once, and GX's import overlaps the planning's requests.
     if parts is None:
         parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
     adopt(parts)
@@ -70,8 +70,6 @@ def run_sync(
                 logger.warning("%s", busy)
                 return Refused(str(busy))
             record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
-            if parts.validator is None:
-                parts.validator = Validator(settings.lake)
             counts, docs = _steps(parts, record, full_refresh, orchestration)
             orchestration.publish(
                 "sync-customers",
@@ -99,8 +97,7 @@ def _steps(
     # Always plan again: finishing an old plan does not make the lake current.
     plan = new_plan(parts, full_refresh=full_refresh)
     totals.add(_run_plan(parts, plan, orchestration))
-    assert parts.validator is not None
-    docs = parts.validator.publish_docs() if totals.rows else None
+    docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermark(STREAM)
     counts = {
         **totals.counts(),
@@ -126,6 +123,8 @@ def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> Plan
         " (resuming an interrupted plan)" if plan.resumed else "",
     )
     if plan.windows:
+        if parts.validator is None:  # before any window thread starts: nothing built lazily
+            parts.validator = Validator(parts.settings.lake)
         orchestration.run_windows(parts, plan)
     return finish_plan(parts, plan)
 

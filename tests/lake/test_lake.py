@@ -98,11 +98,11 @@ def test_every_dataset_reads_back_with_real_types_in_duckdb_polars_and_pandas(
 
 def test_writing_a_window_again_replaces_it(storage: LakeStorage) -> None:
     log = ChangeLog(storage)
-    first = versions([(1, 0), (2, 1), (3, 60 * 30)])
+    first = versions([(1, 0), (2, 1), (3, 60 * 24 * 35)])  # 3 in the next month
     assert log.write_window(first, "w1") == 3
     assert log.write_window(first, "w1") == 3
     retried = versions([(1, 0), (2, 1)])
-    log.write_window(retried, "w1", stale_days=log.days())
+    log.write_window(retried, "w1", stale_months=log.months())
     rows = pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet")
     assert sorted(rows["pk"].to_list()) == [1, 2]
 
@@ -119,17 +119,42 @@ def test_versions_logged_by_an_overlapping_window_are_not_logged_twice(
     assert keys.height == 3 and keys.unique().height == 3
 
 
-def test_closed_days_are_compacted_into_one_file_without_duplicates(storage: LakeStorage) -> None:
+def test_closed_months_are_compacted_into_one_file_and_the_open_month_kept_small(
+    storage: LakeStorage,
+) -> None:
+    """About 12 files a year of closed history: a closed month is one file; the open month is
+    compacted once it holds more than 16 (one per run's window), never versions twice."""
     log = ChangeLog(storage)
+    april = 60 * 24 * 35  # minutes from T0 (2026-03-01) into April
     for i in range(10):
-        log.write_window(versions([(i, i), (100 + i, 60 * 24 * 2 + i)]), f"w{i}")
+        log.write_window(versions([(i, i), (100 + i, april + i)]), f"w{i}")
     assert len(storage.files("customer_changes")) == 20
-    assert log.compact(before=(T0 + dt.timedelta(days=1)).date()) == 1
+    in_april = dt.date(2026, 4, 20)
+    assert log.compact(before=in_april) == 1, "March is closed, April open with 10 files"
     files = storage.files("customer_changes")
-    assert sum("modified_day=2026-03-01" in f for f in files) == 1
+    assert sum("modified_month=2026-03/" in f for f in files) == 1
     assert len(files) == 11
-    assert pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height == 20
-    assert log.compact(before=(T0 + dt.timedelta(days=1)).date()) == 0
+    for i in range(10, 17):
+        log.write_window(versions([(100 + i, april + i)]), f"w{i}")
+    assert log.compact(before=in_april) == 1, "April now holds 17 files: compacted too"
+    files = storage.files("customer_changes")
+    assert len(files) == 2
+    assert pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height == 27
+    assert log.compact(before=in_april) == 0
+
+
+def test_a_daily_change_log_is_moved_to_monthly_partitions_once(storage: LakeStorage) -> None:
+    """A lake written by an earlier omnisync (modified_day=) gets one monthly layout, with the
+    same versions, the first time a run recovers the change log."""
+    for day, rows in (("2026-03-01", [(1, 0), (2, 5)]), ("2026-03-02", [(2, 60 * 24 + 1)])):
+        storage.write_table(f"customer_changes/modified_day={day}/part-w.parquet", versions(rows))
+    before = pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height
+    log = ChangeLog(storage)
+    assert log.recover() == 1
+    files = storage.files("customer_changes")
+    assert files == ["customer_changes/modified_month=2026-03/part-compacted.parquet"]
+    assert pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height == before == 3
+    assert log.recover() == 0
 
 
 def test_an_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:

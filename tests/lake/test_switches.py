@@ -61,6 +61,8 @@ class CrashingStorage(LakeStorage):
 
 def change_log_keys(root: Path) -> list[tuple[int, Any]]:
     """Every (pk, modified_date) a reader sees in customer_changes/, checked with both readers."""
+    if not list((root / "customer_changes").rglob("*.parquet")):
+        return []  # (without an atomic swap, a switch may briefly show no file at all)
     table = pq.read_table(root / "customer_changes", columns=["pk", "modified_date"])
     keys = sorted(
         zip(table.column("pk").to_pylist(), table.column("modified_date").to_pylist(), strict=True)
@@ -91,15 +93,15 @@ def snapshot_pks(root: Path) -> list[int]:
 
 
 def change_log_to_compact(root: Path) -> list[tuple[int, Any]]:
-    """A change log whose first days each hold several window files."""
+    """A change log whose two months each hold several window files."""
     log = ChangeLog(LakeStorage(str(root)))
     day = 24 * 60
-    log.write_window(versions([(pk, pk * 997 % (3 * day)) for pk in range(1, 60)]), "w1")
+    log.write_window(versions([(pk, pk * 997 % (50 * day)) for pk in range(1, 60)]), "w1")
     log.write_window(
-        versions([(pk, pk * 991 % (3 * day) + 1) for pk in range(30, 90)], run=2), "w2"
+        versions([(pk, pk * 991 % (50 * day) + 1) for pk in range(30, 90)], run=2), "w2"
     )
     log.write_window(
-        versions([(pk, pk * 983 % (3 * day) + 2) for pk in range(60, 120)], run=3), "w3"
+        versions([(pk, pk * 983 % (50 * day) + 2) for pk in range(60, 120)], run=3), "w3"
     )
     return change_log_keys(root)
 
@@ -132,7 +134,7 @@ def crash_at_every_step(
 def test_a_crash_at_any_step_of_compaction_never_shows_a_version_twice(
     tmp_path: Path, swap: bool
 ) -> None:
-    before = (T0 + dt.timedelta(days=10)).date()
+    before = (T0 + dt.timedelta(days=70)).date()  # both months are closed
 
     def compact(storage: LakeStorage) -> None:
         ChangeLog(storage).compact(before=before)
@@ -149,8 +151,43 @@ def test_a_crash_at_any_step_of_compaction_never_shows_a_version_twice(
     assert steps > 6, "compaction was interrupted at each of its steps"
     final = tmp_path / f"crash-{steps}"
     assert change_log_keys(final) == change_log_to_compact(tmp_path / "again")
-    for day in (final / "customer_changes").iterdir():
-        assert len(list(day.glob("*.parquet"))) == 1, f"{day.name} is compacted into one file"
+    for month in (final / "customer_changes").iterdir():
+        assert len(list(month.glob("*.parquet"))) == 1, f"{month.name} is compacted into one file"
+    assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
+
+
+def daily_change_log(root: Path) -> list[tuple[int, Any]]:
+    """A change log as an earlier omnisync wrote it: one partition per day."""
+    storage = LakeStorage(str(root))
+    for day in range(3):
+        rows = [(pk, day * 24 * 60 + pk) for pk in range(1 + day * 20, 40 + day * 20)]
+        label = (T0 + dt.timedelta(days=day)).strftime("%Y-%m-%d")
+        storage.write_table(
+            f"customer_changes/modified_day={label}/part-w.parquet", versions(rows, run=day)
+        )
+    return change_log_keys(root)
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "object-store-fallback"])
+def test_a_crash_at_any_step_of_the_move_to_monthly_partitions_never_shows_a_version_twice(
+    tmp_path: Path, swap: bool
+) -> None:
+    def relayout(storage: LakeStorage) -> None:
+        ChangeLog(storage).recover()
+
+    def check(root: Path, expected: list[tuple[int, Any]]) -> None:
+        keys = change_log_keys(root)
+        assert len(keys) == len(set(keys)), "no version is visible twice"
+        if swap:
+            assert keys == expected, "with an atomic swap no version is ever missing either"
+        else:
+            assert set(keys) <= set(expected)
+
+    steps = crash_at_every_step(daily_change_log, relayout, check, tmp_path, swap)
+    assert steps > 3, "the move was interrupted at each of its steps"
+    final = tmp_path / f"crash-{steps}"
+    assert change_log_keys(final) == daily_change_log(tmp_path / "again")
+    assert [p.name for p in (final / "customer_changes").iterdir()] == ["modified_month=2026-03"]
     assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
 
 

@@ -3,7 +3,7 @@ incremental runs and full refreshes, never leaves a reader a duplicate, never mo
 ahead of the data, and one final run converges to the ground truth.
 
 Kill points come from the run's own progress (its DEBUG log lines: planned, validated chunk,
-staged window, window done, merged bucket, compacted day), never from a sleep, so the test means the same on a slow
+staged window, window done, merged bucket, compacted month), never from a sleep, so the test means the same on a slow
 machine. What happens between two steps (a rename, a swap, a commit) is covered step by step in
 ``tests/lake/test_switches.py``.
 """
@@ -36,7 +36,7 @@ from tests.sync.sandbox_runs import (
 Make = Callable[..., SandboxServer]
 EVENT = re.compile(
     r"omnisync\.\w+ - (planned|validated chunk|staged window|window \[.*\) done|merged bucket"
-    r"|compacted day)"
+    r"|compacted month)"
 )
 CATEGORIES = (
     "planned",
@@ -44,7 +44,7 @@ CATEGORIES = (
     "staged window",
     "window",
     "merged bucket",
-    "compacted day",
+    "compacted month",
 )
 
 
@@ -118,7 +118,7 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     rng = random.Random(20261129)
     schedule: list[tuple[list[str], str, int]] = [
-        ([], "compacted day", 1),  # the first full read, killed while compacting
+        ([], "compacted month", 1),  # the first full read, killed while compacting
         ([], "validated chunk", 1),  # an incremental, killed in its window
         ([], "staged window", 1),  # killed after staging, before the window is done
         (["--full-refresh"], "window", 3),  # a full refresh, killed between windows
