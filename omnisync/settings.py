@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import pydantic_settings
 from pydantic import (
     AliasChoices,
     Field,
@@ -217,6 +218,11 @@ def load_settings(**overrides: object) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)  # type: ignore[arg-type]
+    except pydantic_settings.SettingsError as exc:
+        # A value the environment source cannot even decode (a JSON setting that is not JSON).
+        field = str(exc).split('field "', 1)[-1].split('"', 1)[0]
+        name = _ENV_NAMES.get(field, field)
+        raise SettingsError(f"{name}: not valid JSON (give a JSON object)") from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

@@ -221,20 +221,20 @@ def _plan(
     dry_run: bool = False,
 ) -> ReconcileResult:
     """Read, match, plan, validate and report; raises when the plan must not be applied."""
+    # Before the snapshot is read: the snapshot is at least as new as this watermark.
+    watermark = store.watermark(SYNC_STREAM)
+    customer_files = storage.files("customers")
+    if not customer_files:  # before GX starts: a mistake is named in a second
+        raise ErpInputError(
+            f"no synced customers under {settings.lake}/customers: run `omnisync sync` first"
+        )
+    needed = needed_columns(settings, match_on)
     erp = source.read(match_on)
     validator = Validator(settings.lake)
     try:
         checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
-        # Before the snapshot is read: the snapshot is at least as new as this watermark.
-        watermark = store.watermark(SYNC_STREAM)
-        customer_files = storage.files("customers")
-        if not customer_files:
-            raise ErpInputError(
-                f"no synced customers under {settings.lake}/customers: run `omnisync sync` first"
-            )
-        needed = needed_columns(settings, match_on)
         customers = pa.concat_tables(
             [storage.read_table(f, columns=needed) for f in customer_files],
             promote_options="permissive",

@@ -17,6 +17,18 @@ from transforms.erp import (
 )
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+#: the synced customers' columns planning reads, as the lake types them
+CUSTOMERS_SCHEMA = pa.schema(
+    [
+        ("pk", pa.int64()),
+        ("channel", pa.int64()),
+        ("channel_code", pa.string()),
+        ("email", pa.string()),
+        ("phone_number", pa.string()),
+        ("erp_code", pa.string()),
+        ("modified_date", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 def customers(rows: list[dict[str, Any]]) -> pa.Table:
@@ -31,20 +43,7 @@ def customers(rows: list[dict[str, Any]]) -> pa.Table:
     full = [{**base, **row} for row in rows]
     for row in full:
         row.setdefault("channel_code", f"c{row['pk']}")
-    return pa.Table.from_pylist(
-        full,
-        schema=pa.schema(
-            [
-                ("pk", pa.int64()),
-                ("channel", pa.int64()),
-                ("channel_code", pa.string()),
-                ("email", pa.string()),
-                ("phone_number", pa.string()),
-                ("erp_code", pa.string()),
-                ("modified_date", pa.timestamp("us", tz="UTC")),
-            ]
-        ),
-    ).select(CUSTOMER_COLUMNS)
+    return pa.Table.from_pylist(full, schema=CUSTOMERS_SCHEMA).select(CUSTOMER_COLUMNS)
 
 
 def erp(rows: list[dict[str, Any]]) -> pa.Table:

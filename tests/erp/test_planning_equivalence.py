@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.erp.reference_planning import reference_plan_changes
+from tests.erp.test_matching import CUSTOMERS_SCHEMA
 from transforms.erp import CUSTOMER_COLUMNS, Reconciliation, plan_changes
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -39,18 +40,7 @@ def customers(draw: st.DrawFn) -> pa.Table:
         }
         for pk in range(1, count + 1)
     ]
-    schema = pa.schema(
-        [
-            ("pk", pa.int64()),
-            ("channel", pa.int64()),
-            ("channel_code", pa.string()),
-            ("email", pa.string()),
-            ("phone_number", pa.string()),
-            ("erp_code", pa.string()),
-            ("modified_date", pa.timestamp("us", tz="UTC")),
-        ]
-    )
-    return pa.Table.from_pylist(rows, schema=schema).select(CUSTOMER_COLUMNS)
+    return pa.Table.from_pylist(rows, schema=CUSTOMERS_SCHEMA).select(CUSTOMER_COLUMNS)
 
 
 @st.composite

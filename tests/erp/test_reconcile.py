@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 from pydantic import SecretStr
@@ -356,6 +358,37 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--erp-file", "/nowhere/erp.csv"], "cannot be read"),
+        (["--max-changes", "2pc"], "--max-changes must be a count"),
+    ],
+    ids=["missing-file", "bad-limit"],
+)
+def test_a_reconcile_mistake_is_one_line_within_two_seconds(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Named before anything starts: no GX, no Omnitron, nothing patched."""
+    lake = tmp_path / "lake"
+    (lake / "customers").mkdir(parents=True)
+    pq.write_table(pa.table({"pk": [1]}), lake / "customers" / "part.parquet")
+    erp = tmp_path / "erp.csv"
+    erp.write_text("pk,erp_code\n1,A\n")
+    env = {
+        "OMNISYNC_LAKE": str(lake),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "COLUMNS": "300",
+    }
+    started = time.monotonic()
+    result = runner.invoke(app, ["reconcile", "--erp-file", str(erp), *args], env=env)
+    took = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert message in one_line(result.output) and "Traceback" not in result.output
+    assert took < 2.0, f"took {took:.1f} s"
 
 
 def test_a_write_back_from_the_terminal_shows_its_progress(

@@ -88,6 +88,7 @@ def env_for(server: SandboxServer | None, root: Path, **extra: str) -> dict[str,
             2,
         ),
         ("bad setting", {"OMNISYNC_PAGE_SIZE": "lots"}, "OMNISYNC_PAGE_SIZE", 2),
+        ("setting not JSON", {"OMNISYNC_PII_POLICY": "{email: hash"}, "OMNISYNC_PII_POLICY", 2),
     ],
 )
 def test_bad_configuration_is_one_line_and_keeps_the_watermark(
