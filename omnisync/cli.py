@@ -310,7 +310,8 @@ def reconcile(
         f"{summary['erp_rows']:,} ERP rows = {rows}; {summary['planned']:,} changes planned, "
         f"{summary['conflicts']:,} conflicts, {summary['unknown_in_erp']:,} Omnitron codes "
         f"unknown to the ERP; write-back: {outcomes}\n"
-        f"report: {summary['report']} (erp_rows.parquet says what became of each ERP row)",
+        f"report: {summary['report']} (erp_rows.parquet says what became of each ERP row); "
+        f"for people: {summary['summary']} and a CSV per outcome beside it",
         highlight=False,
         soft_wrap=True,
     )

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from omnisync.client import OmnitronClient
+from omnisync.erp.report import write_report
 from omnisync.erp.source import ErpInputError, read_file, read_query
 from omnisync.erp.writeback import Attempt, ChangeGuard, is_failure, outcomes_table, write_back
 from omnisync.lake import LakeStorage
@@ -33,7 +34,7 @@ from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
-from transforms.erp import KEY_COLUMNS, MatchKey, plan_changes
+from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
@@ -132,6 +133,10 @@ class ReconcileResult:
     guard_since: dt.datetime | None = field(default=None, repr=False)
     #: customers the sync quarantined: the snapshot may lack their newest version
     read_alone: frozenset[int] = field(default=frozenset(), repr=False)
+    #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes
+    human: tuple[pa.Table, pa.Table, dict[int, str | None]] | None = field(default=None, repr=False)
+    #: the report people open: report/summary.html beside the Parquet
+    summary_page: str = ""
 
     @property
     def failed(self) -> int:
@@ -151,6 +156,7 @@ class ReconcileResult:
             "outcomes": self.outcomes,
             "failed": self.failed,
             "report": self.report_dir,
+            "summary": self.summary_page,
         }
 
 
@@ -270,10 +276,47 @@ def _plan(
     )
     if sum(outcome.erp_row_outcomes.values()) != erp.num_rows:
         raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")
-    if plan_check.critical and result.plan.num_rows:
-        raise PlanRejected("write-back plan: " + "; ".join(plan_check.critical))
-    if erp.num_rows and result.matched == 0 and not result.conflicts.num_rows:
-        raise PlanRejected(
+    refusal = _refusal(
+        result, customers, outcome, plan_check.critical, match_on, max_changes, force, dry_run
+    )
+    in_conflict = pc.unique(pc.list_flatten(result.conflicts.column("pks"))).to_pylist()
+    known = customers.filter(
+        pc.is_in(customers.column("pk"), value_set=pa.array(in_conflict, pa.int64()))
+    )
+    codes_now = dict(
+        zip(known.column("pk").to_pylist(), known.column("erp_code").to_pylist(), strict=True)
+    )
+    outcome.human = (result.erp_rows, result.conflicts, codes_now)
+    outcome.summary_page = storage.path(
+        write_report(
+            storage,
+            report,
+            run_id,
+            *outcome.human,
+            result.plan,
+            refused=None if refusal is None else str(refusal),
+        )
+    )
+    if refusal is not None:
+        raise refusal
+    return outcome
+
+
+def _refusal(
+    result: Reconciliation,
+    customers: pa.Table,
+    outcome: ReconcileResult,
+    plan_problems: list[str],
+    match_on: MatchKey,
+    max_changes: str | None,
+    force: bool,
+    dry_run: bool,
+) -> PlanRejected | PlanTooLarge | None:
+    """Why this plan must not be applied (nothing will be patched), or None."""
+    if plan_problems and result.plan.num_rows:
+        return PlanRejected("write-back plan: " + "; ".join(plan_problems))
+    if outcome.erp_rows and result.matched == 0 and not result.conflicts.num_rows:
+        return PlanRejected(
             f"no ERP row matched a synced customer by {match_on} ({outcome.erp_row_outcomes}); "
             f"check --match-on and the ERP's columns. Review {outcome.report_dir}/erp_rows.parquet"
         )
@@ -281,7 +324,7 @@ def _plan(
     erp_codes = customers.column("erp_code")
     coded = pc.sum(pc.and_(pc.is_valid(erp_codes), pc.not_equal(erp_codes, ""))).as_py() or 0
     if clears > max(MIN_CLEARS, coded * MAX_CLEAR_SHARE) and not force:
-        raise PlanRejected(
+        return PlanRejected(
             f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "
             f"{MAX_CLEAR_SHARE:.0%}: the ERP input looks incomplete. Review "
             f"{outcome.report_dir}/plan.parquet, then re-run with --force (a deployment: the "
@@ -289,13 +332,13 @@ def _plan(
         )
     limit = parse_limit(max_changes, customers.num_rows)
     if limit is not None and result.plan.num_rows > limit and not force and not dry_run:
-        raise PlanTooLarge(
+        return PlanTooLarge(
             f"the plan has {result.plan.num_rows} changes, more than --max-changes "
             f"{max_changes} ({limit}); nothing was patched. Review {outcome.report_dir}"
             f"/plan.parquet, then re-run with --force or a larger limit (a deployment: the "
             "parameters force=true or max_changes)"
         )
-    return outcome
+    return None
 
 
 def _quarantined_pks(storage: LakeStorage) -> frozenset[int]:
@@ -353,7 +396,10 @@ def _write_back(
             )
     finally:
         report = f"{DATASET}/run={run_id}"
-        storage.write_table(f"{report}/outcomes.parquet", outcomes_table(attempts, run_id))
+        done = outcomes_table(attempts, run_id)
+        storage.write_table(f"{report}/outcomes.parquet", done)
+        if outcome.human is not None:
+            write_report(storage, report, run_id, *outcome.human, outcome.plan, outcomes=done)
         counts: dict[str, int] = {}
         for attempt in attempts:
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1

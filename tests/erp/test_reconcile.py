@@ -525,3 +525,33 @@ def test_reconcile_has_a_safe_default_limit(
     )
     assert result.exit_code == 4 and "--max-changes 2%" in one_line(result.output)
     assert server.admin.get("stats").json()["patches"] == {}
+
+
+def test_each_run_leaves_a_report_people_can_open_offline(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    """A CSV per outcome and one self-contained HTML page: counts, conflicts with both sides,
+    what was refused and why, and (after a write-back) what was changed."""
+    import csv
+
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    with pytest.raises(PlanTooLarge):
+        reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
+    refused = sorted(Path(settings.lake, "reconciliation").glob("run=*/report/summary.html"))
+    assert len(refused) == 1
+    page = refused[0].read_text()
+    assert "Refused: nothing was patched" in page and "--max-changes" in page
+    result = reconcile_erp_codes(erp_file=str(path), max_changes="none", settings=settings)
+    folder = Path(result["summary"]).parent
+    page = Path(result["summary"]).read_text()
+    for expected in ("ERP rows", "Conflicts", "customer_claimed_twice", "Changed in Omnitron"):
+        assert expected in page, expected
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    changed = list(csv.DictReader((folder / "write_back_ok.csv").open()))
+    assert len(changed) == result["outcomes"]["ok"]
+    planned = list(csv.DictReader((folder / "erp_rows_planned.csv").open()))
+    assert len(planned) == result["erp_row_outcomes"]["planned"]
+    conflicts = list(csv.DictReader((folder / "erp_rows_conflict.csv").open()))
+    assert len(conflicts) == result["erp_row_outcomes"]["conflict"] > 0

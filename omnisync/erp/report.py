@@ -1,0 +1,169 @@
+"""The reconciliation report people open: a CSV per outcome and one HTML page, beside the Parquet.
+
+Finance reviews a reconciliation in Excel or a browser, often on a machine without internet: the
+CSV files open in any spreadsheet, and ``summary.html`` is one self-contained page (inline style,
+no script, nothing fetched) with the counts per outcome, every conflict with both sides (what the
+ERP says, what Omnitron holds), what was refused and why, and what was changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from omnisync.lake import LakeStorage
+
+FOLDER = "report"
+#: rows shown in a table of the page; the CSV files hold them all
+SHOWN = 500
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc;
+padding: .25em .6em; text-align: left; vertical-align: top; } th { background: #f2f2f2; }
+.refused { background: #fde8e8; border: 1px solid #e99; padding: .8em; }
+.note { color: #666; font-size: .9em; }
+"""
+
+
+def _csv(storage: LakeStorage, path: str, table: pa.Table) -> None:
+    """A table as CSV (lists written as ``a;b``), through the lake's storage."""
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_list(column.type):
+            column = pa.array(
+                [None if v is None else ";".join(map(str, v)) for v in column.to_pylist()],
+                pa.string(),
+            )
+        columns[name] = column
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(pa.table(columns), sink)
+    with storage.fs.open(storage.path(path), "wb") as handle:
+        handle.write(sink.getvalue().to_pybytes())
+
+
+def _by_outcome(table: pa.Table, column: str) -> Iterable[tuple[str, pa.Table]]:
+    for value in sorted(v for v in pc.unique(table.column(column)).to_pylist() if v):
+        yield value, table.filter(pc.equal(table.column(column), value))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "<p class='note'>none</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r[c]))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows[:SHOWN]
+    )
+    more = (
+        f"<p class='note'>first {SHOWN:,} of {len(rows):,} rows; all are in the CSV</p>"
+        if len(rows) > SHOWN
+        else ""
+    )
+    return f"<table><tr>{head}</tr>{body}</table>{more}"
+
+
+def write_report(
+    storage: LakeStorage,
+    report_dir: str,
+    run_id: str,
+    erp_rows: pa.Table,
+    conflicts: pa.Table,
+    codes_now: dict[int, str | None],
+    plan: pa.Table,
+    outcomes: pa.Table | None = None,
+    refused: str | None = None,
+) -> str:
+    """Write the CSV files and ``summary.html`` under ``<report_dir>/report/``; returns the
+    page's lake path. ``codes_now``: Omnitron's erp_code (per the snapshot) of the customers in
+    conflicts. Written again after the write-back, with what was changed."""
+    folder = f"{report_dir}/{FOLDER}"
+    storage.delete_tree(folder)
+    storage.fs.makedirs(storage.path(folder), exist_ok=True)
+    files: list[str] = []
+    for outcome, rows in _by_outcome(erp_rows, "outcome"):
+        _csv(storage, f"{folder}/erp_rows_{outcome}.csv", rows)
+        files.append(f"erp_rows_{outcome}.csv")
+    _csv(storage, f"{folder}/conflicts.csv", conflicts)
+    _csv(storage, f"{folder}/plan.csv", plan)
+    files += ["conflicts.csv", "plan.csv"]
+    if outcomes is not None:
+        for outcome, rows in _by_outcome(outcomes, "outcome"):
+            _csv(storage, f"{folder}/write_back_{outcome}.csv", rows)
+            files.append(f"write_back_{outcome}.csv")
+    counts = {
+        name: int(pc.sum(pc.equal(erp_rows.column("outcome"), name)).as_py() or 0)
+        for name in ("planned", "already_right", "conflict", "unknown_customer", "invalid")
+    }
+    conflict_rows = [
+        {
+            **c,
+            "pks": ", ".join(map(str, c["pks"] or [])),
+            "omnitron_erp_code": "; ".join(
+                f"{pk}: {codes_now.get(pk) or '(none)'}" for pk in c["pks"] or []
+            ),
+        }
+        for c in conflicts.to_pylist()
+    ]
+    sections = [
+        f"<h1>ERP reconciliation <code>{html.escape(run_id)}</code></h1>",
+        f"<p class='note'>written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>",
+    ]
+    if refused:
+        sections.append(
+            "<div class='refused'><strong>Refused: nothing was patched.</strong><br>"
+            f"{html.escape(refused)}</div>"
+        )
+    sections += [
+        f"<h2>ERP rows: {erp_rows.num_rows:,}, each with one outcome</h2>",
+        _table([{"outcome": k, "rows": f"{n:,}"} for k, n in counts.items()], ["outcome", "rows"]),
+        f"<h2>Conflicts: {conflicts.num_rows:,} (never patched)</h2>",
+        "<p class='note'>the ERP's side (code, key) and Omnitron's (the customers it matched, "
+        "with the erp_code each holds)</p>",
+        _table(conflict_rows, ["kind", "erp_code", "key", "pks", "omnitron_erp_code", "detail"]),
+        f"<h2>Planned changes: {plan.num_rows:,}</h2>",
+        _table(
+            plan.to_pylist(),
+            ["pk", "action", "previous_erp_code", "erp_code", "match_key", "match_value"],
+        ),
+    ]
+    if outcomes is not None:
+        done = [r for r in outcomes.to_pylist() if r["outcome"] == "ok"]
+        other = [r for r in outcomes.to_pylist() if r["outcome"] != "ok"]
+        tally: dict[str, int] = {}
+        for row in outcomes.to_pylist():
+            tally[row["outcome"]] = tally.get(row["outcome"], 0) + 1
+        sections += [
+            "<h2>Write-back</h2>",
+            _table(
+                [{"outcome": k, "changes": f"{n:,}"} for k, n in sorted(tally.items())],
+                ["outcome", "changes"],
+            ),
+            f"<h2>Changed in Omnitron: {len(done):,}</h2>",
+            _table(done, ["pk", "previous_erp_code", "erp_code", "detail"]),
+            f"<h2>Not changed, and why: {len(other):,}</h2>",
+            _table(other, ["pk", "erp_code", "outcome", "status_code", "detail"]),
+        ]
+    sections.append(
+        "<h2>Files</h2><ul>"
+        + "".join(f"<li><a href='{html.escape(f)}'>{html.escape(f)}</a></li>" for f in files)
+        + "</ul>"
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>reconciliation {html.escape(run_id)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(sections)}</body></html>"
+    )
+    path = f"{folder}/summary.html"
+    with storage.fs.open(storage.path(path), "wb") as handle:
+        handle.write(page.encode())
+    return path
