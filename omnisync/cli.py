@@ -98,10 +98,6 @@ def sync(
         api = _prefect_api()
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
-        if api is None:
-            from omnisync.validation import import_in_background
-
-            import_in_background()  # GX loads while the run checks, locks and plans
         with console.status("checking the lake, the state database and Omnitron ..."):
             parts = preflight(settings)
         # After the preflight: its mistakes are one line each, without the retries before them.

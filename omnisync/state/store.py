@@ -34,6 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# sqlalchemy.orm is loaded with this module, before any run starts a thread, never later by
+# another library on another thread: a select() built while a thread was still importing it (GX
+# imports it in the run's thread while a refused run records itself) raised "partially
+# initialized module 'sqlalchemy.orm.exc'".
+import sqlalchemy.orm  # noqa: F401
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, update

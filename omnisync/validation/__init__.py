@@ -2,12 +2,6 @@
 context created once per run, with Data Docs built under the lake's ``_reports/data_docs/``."""
 
 from omnisync.validation.customers import CustomerValidation, validate_customers
-from omnisync.validation.runner import SuiteResult, Validator, import_in_background
+from omnisync.validation.runner import SuiteResult, Validator
 
-__all__ = [
-    "CustomerValidation",
-    "SuiteResult",
-    "Validator",
-    "import_in_background",
-    "validate_customers",
-]
+__all__ = ["CustomerValidation", "SuiteResult", "Validator", "validate_customers"]

@@ -98,19 +98,6 @@ def _row_numbers(indexed: list[Any]) -> set[int]:
     return rows
 
 
-def import_in_background() -> threading.Thread:
-    """Start importing Great Expectations (about 3 s of CPU) on a thread of its own, so that it
-    overlaps a run's network work; ``Validator()`` then waits only for what is left of it."""
-
-    def load() -> None:
-        import great_expectations  # noqa: F401
-
-    # A daemon: a run that ends early (a user's mistake) does not wait for the import.
-    thread = threading.Thread(target=load, name="import-gx", daemon=True)
-    thread.start()
-    return thread
-
-
 def _store_without_row_lists(store: Any) -> None:
     """Keep each failing row list out of the stored result (the Data Docs' source).
 
