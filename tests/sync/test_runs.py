@@ -35,17 +35,35 @@ runner = CliRunner()
 
 
 def test_two_runs_racing_on_postgresql_never_interleave(
-    prefect_api: str, make_sandbox: Make, tmp_path: Path, postgres_url: str
+    prefect_api: str,
+    make_sandbox: Make,
+    tmp_path: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Whichever run takes the stream holds it, planning, until the other run has ended: the
+    overlap is made by the runs' own steps, not by how long a run happens to take."""
+    import omnisync.sync.run
+
     server = make_sandbox(customers=1500, writers_per_second=0)
     settings = settings_for(server, tmp_path, state_url=postgres_url)
     forget_stream(postgres_url)
     outcomes: list[Any] = []
     barrier = threading.Barrier(2)
+    one_ended, planning = threading.Event(), threading.Lock()
+    plan_for_real = omnisync.sync.run.new_plan
+
+    def new_plan(*args: Any, **kwargs: Any) -> Any:
+        if planning.acquire(blocking=False):  # the first run to plan waits for the other
+            one_ended.wait(timeout=120)
+        return plan_for_real(*args, **kwargs)
+
+    monkeypatch.setattr(omnisync.sync.run, "new_plan", new_plan)
 
     def run() -> None:
         barrier.wait()
         outcomes.append(sync_customers(settings=settings, return_state=True))
+        one_ended.set()
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
