@@ -1,8 +1,12 @@
-"""``make bench``: every benchmark, each printing its figures and ratios."""
+"""``make bench``: every benchmark, each printing its figures and ratios.
+
+Each benchmark runs in a fresh interpreter: one benchmark's memory never counts in another's
+peak RSS figures (Linux counts a process's size before ``exec`` in its children's peaks).
+"""
 
 from __future__ import annotations
 
-import importlib
+import subprocess
 import sys
 
 BENCHMARKS = [
@@ -18,9 +22,9 @@ BENCHMARKS = [
 def main() -> None:
     chosen = sys.argv[1:] or BENCHMARKS
     for name in chosen:
-        module = importlib.import_module(name if name.startswith("bench.") else f"bench.{name}")
-        print(f"== {module.__name__} ==", flush=True)
-        module.main()
+        module = name if name.startswith("bench.") else f"bench.{name}"
+        print(f"== {module} ==", flush=True)
+        subprocess.run([sys.executable, "-m", module], check=True)
 
 
 if __name__ == "__main__":
