@@ -56,3 +56,31 @@ def test_the_values_a_float_would_change() -> None:
     assert dumps_exact(value) == text
     assert value["big"] == JsonNumber("123456789012345678901234567890")
     assert loads_exact('{"pk": 7}')["pk"] == 7, "64-bit integers stay plain ints"
+
+
+def reference_loads(body: str) -> Any:
+    """The stdlib reading every number by its text: what loads_exact must always equal."""
+    return json.loads(body, parse_float=JsonNumber, parse_int=lambda t: _reference_int(t))
+
+
+def _reference_int(text: str) -> Any:
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else JsonNumber(text)
+
+
+@given(document=st.dictionaries(keys, documents, max_size=5))
+def test_the_fast_path_reads_exactly_what_the_stdlib_reads(document: dict[str, Any]) -> None:
+    """orjson's answer is kept only where it cannot differ (no float, no integer past 64 bits)."""
+    text = compact_json(document)
+    assert loads_exact(text.encode()) == reference_loads(text)
+    assert list(loads_exact(text.encode())) == list(reference_loads(text)), "key order"
+
+
+def test_what_orjson_reads_differently_is_read_by_the_stdlib() -> None:
+    for text in (
+        "[9223372036854775808]",  # past int64: orjson keeps it an int, the record says text
+        "[18446744073709551616]",  # orjson: a float
+        '{"a": 1.50}',
+        '["\\ud800"]',  # a lone surrogate escape: orjson refuses it
+    ):
+        assert loads_exact(text) == reference_loads(text), text
