@@ -170,6 +170,23 @@ def test_data_docs_list_the_latest_run(validator: Validator, lake: Path) -> None
     assert "the-latest-run" in index.read_text()
 
 
+def test_a_validation_page_says_what_a_warning_only_failure_means(
+    validator: Validator, lake: Path
+) -> None:
+    """A batch with only warning-level failures shows "Failed" in GX's header; each
+    expectation's note says that its rows were kept and flagged, not lost."""
+    records = clean_records()
+    records[0]["email"] = "not-an-email"
+    outcome = validate_customers(validator, typed(records), "warnings-only")
+    assert outcome.passed and outcome.flagged_rows == 1
+    validator.publish_docs()
+    pages = list((lake / "_reports" / "data_docs" / "validations").rglob("*.html"))
+    assert pages, "a page for the validation"
+    text = " ".join(page.read_text() for page in pages)
+    assert "Warning only: the rows that fail are kept in customers/" in text
+    assert "_dq_flags" in text
+
+
 def test_validators_in_parallel_threads_never_call_gx_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
