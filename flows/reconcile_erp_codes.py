@@ -16,7 +16,7 @@ from prefect import flow
 from flows.orchestration import PrefectRun
 from omnisync.erp import ErpSource
 from omnisync.erp.run import run_reconcile
-from omnisync.settings import Settings, load_settings
+from omnisync.settings import load_settings
 
 
 @flow(name="reconcile-erp-codes", log_prints=False)
@@ -30,10 +30,10 @@ def reconcile_erp_codes(
     clear_unknown: bool = False,
     columns: dict[str, str] | None = None,
     erp_url_secret: str | None = None,
-    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """One reconciliation run; returns its summary (counts by outcome, report location)."""
-    settings = settings or load_settings()
+    """One reconciliation run; returns its summary (counts by outcome, report location).
+    Settings come from the worker's environment (or ``settings_in_effect``)."""
+    settings = load_settings()
     url = settings.erp_url.get_secret_value() if settings.erp_url else None
     if erp_url_secret:
         from prefect.blocks.system import Secret

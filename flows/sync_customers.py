@@ -14,15 +14,16 @@ from prefect import flow
 from prefect.states import Cancelled
 
 from flows.orchestration import PrefectRun
-from omnisync.settings import Settings, load_settings
+from omnisync.settings import load_settings
 from omnisync.sync.run import Refused, run_sync
 
 
 @flow(name="sync-customers", log_prints=False)
-def sync_customers(full_refresh: bool = False, settings: Settings | None = None) -> Any:
+def sync_customers(full_refresh: bool = False) -> Any:
     """One incremental run (or a full refresh) of the customer sync; returns its counts, or a
-    ``Cancelled`` state when another run holds the stream."""
-    outcome = run_sync(settings or load_settings(), full_refresh, PrefectRun())
+    ``Cancelled`` state when another run holds the stream. Settings come from the worker's
+    environment (or ``settings_in_effect``), never from a parameter the UI would show."""
+    outcome = run_sync(load_settings(), full_refresh, PrefectRun())
     if isinstance(outcome, Refused):
         return Cancelled(message=outcome.message)
     return outcome

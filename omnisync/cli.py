@@ -136,11 +136,10 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
         return outcome
     parts.close()
     from flows.sync_customers import sync_customers
+    from omnisync.settings import settings_in_effect
 
-    state = cast(
-        "State[Any]",
-        sync_customers(full_refresh=full_refresh, settings=settings, return_state=True),
-    )
+    with settings_in_effect(settings):
+        state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
     if state.is_cancelled():
         raise _fail(state.message or "the run was cancelled", 3)
     return state.result()
@@ -284,15 +283,16 @@ def reconcile(
                     summary = run_reconcile(settings, source, key, local, **options)
                 else:
                     from flows.reconcile_erp_codes import reconcile_erp_codes
+                    from omnisync.settings import settings_in_effect
 
-                    summary = reconcile_erp_codes(
-                        erp_file=str(erp_file) if erp_file else None,
-                        erp_query=erp_query,
-                        match_on=key,
-                        columns=mapping,
-                        settings=settings,
-                        **options,
-                    )
+                    with settings_in_effect(settings):
+                        summary = reconcile_erp_codes(
+                            erp_file=str(erp_file) if erp_file else None,
+                            erp_query=erp_query,
+                            match_on=key,
+                            columns=mapping,
+                            **options,
+                        )
             except WriteBackFailed as exc:
                 failure, summary = exc, exc.result.summary()
     outcomes = (

@@ -6,6 +6,9 @@ Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Literal
 
 import pydantic_settings
@@ -210,12 +213,35 @@ class SettingsError(Exception):
     """Configuration a user must fix; the message names the setting and the bad value."""
 
 
+_IN_EFFECT: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
+    "omnisync_settings", default=None
+)
+
+
+@contextlib.contextmanager
+def settings_in_effect(settings: Settings | None) -> Iterator[None]:
+    """Within this block, ``load_settings()`` (no overrides) returns ``settings``.
+
+    The command line hands its settings to a flow run this way, and tests theirs: a flow's
+    parameters are what Prefect's custom-run form shows, and no setting (passwords included)
+    belongs there."""
+    token = _IN_EFFECT.set(settings)
+    try:
+        yield
+    finally:
+        _IN_EFFECT.reset(token)
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and ``.env``, with ``overrides`` (CLI flags) on top.
+    """Settings from the environment and ``.env``, with ``overrides`` (CLI flags) on top; with
+    no overrides inside :func:`settings_in_effect`, the settings given there.
 
     Raises SettingsError with a one-line message per bad setting instead of pydantic's report.
     """
     clean = {k: v for k, v in overrides.items() if v is not None}
+    current = _IN_EFFECT.get()
+    if current is not None and not clean:
+        return current
     try:
         return Settings(**clean)  # type: ignore[arg-type]
     except pydantic_settings.SettingsError as exc:

@@ -19,8 +19,6 @@ import sqlalchemy
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from flows.reconcile_erp_codes import reconcile_erp_codes
-from flows.sync_customers import sync_customers
 from omnisync.cli import app
 from omnisync.erp import ErpInputError, PlanTooLarge
 from omnisync.erp.reconcile import read_report
@@ -28,6 +26,7 @@ from omnisync.erp.source import read_file, read_query
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
+from tests.flows import reconcile_erp_codes, sync_customers
 from tests.sync.sandbox_runs import settings_for, subprocess_env
 
 Make = Callable[..., SandboxServer]

@@ -11,12 +11,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from flows.sync_customers import sync_customers
 from omnisync.state import StateStore
 from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
 from omnisync.sync import window as window_step
 from sandbox import SandboxServer
 from sandbox.records import now_us
+from tests.flows import sync_customers
 from tests.sync.sandbox_runs import cli_env, settings_for, sync_ok, wait_for_server_clock
 
 Make = Callable[..., SandboxServer]

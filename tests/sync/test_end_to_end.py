@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.sync_customers import sync_customers
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
+from tests.flows import sync_customers
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,

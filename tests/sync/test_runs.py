@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy
 from typer.testing import CliRunner
 
-from flows.sync_customers import sync_customers
 from omnisync.cli import app
 from omnisync.state import StateStore
 from sandbox import SandboxServer
+from tests.flows import sync_customers
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     cli_env,

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.sync_customers import sync_customers
 from omnisync.sync import RunParts, new_plan, sync_window
 from sandbox import SandboxServer
+from tests.flows import sync_customers
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
