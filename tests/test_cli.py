@@ -26,6 +26,8 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
         "incremental sync",
         "ERP dry run",
         "ERP write-back",
+        "sync after it",
+        "summary.html",
         "Data Docs",
         str(output.resolve() / "lake" / "customers"),
         "import duckdb",
