@@ -76,6 +76,18 @@ def synced(prefect_api: str, make_sandbox: Make, tmp_path: Path) -> tuple[Sandbo
     return server, settings
 
 
+def artifacts(key: str) -> list[Any]:
+    """The Prefect artifacts with ``key``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found: list[Any] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    return found
+
+
 def codes(server: SandboxServer) -> dict[int, str | None]:
     return {row["pk"]: row["erp_code"] for row in truth(server)}
 
@@ -102,13 +114,7 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
     assert all(r["outcome"] == "ok" and r["based_on_modified_iso"] for r in ledger)
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    with get_client(sync_client=True) as client:
-        progress = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["erp-write-back"]))
-        )
+    progress = artifacts("erp-write-back")
     assert progress and progress[0].data == 100.0, "the flow run shows the write-back's progress"
 
     second = reconcile_erp_codes(erp_query=QUERY, settings=settings)  # the lake is not re-synced
@@ -130,14 +136,8 @@ def test_a_plan_above_the_limit_patches_nothing(
     with pytest.raises(PlanTooLarge, match="force=true"):
         reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
     assert server.admin.get("stats").json()["patches"] == {}
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reconcile-erp-codes"]))
-        )
-    assert any("stopped before any PATCH" in str(a.data) for a in artifacts), "Prefect says why"
+    stopped = artifacts("reconcile-erp-codes")
+    assert any("stopped before any PATCH" in str(a.data) for a in stopped), "Prefect says why"
 
 
 def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
