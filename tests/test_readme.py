@@ -1,0 +1,45 @@
+"""The README's analyst queries run as written, in DuckDB, Polars and pandas, on a synced lake."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from omnisync.orchestration import Local
+from omnisync.sync.run import run_sync
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import settings_for
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def blocks(language: str, marker: str) -> list[str]:
+    found = re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    return [block for block in found if marker in block]
+
+
+def test_the_readme_has_the_queries_this_test_runs() -> None:
+    assert blocks("sql", "-- DuckDB") and blocks("python", "import polars")
+    assert blocks("python", "import pandas")
+
+
+def test_the_analyst_queries_run_as_written(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_sandbox(customers=400, added_fields={"loyalty_tier": "gold"})
+    outcome = run_sync(settings_for(server, tmp_path, lag_seconds=0), False, Local())
+    assert isinstance(outcome, dict) and outcome["read"] == 400
+    monkeypatch.chdir(tmp_path)  # the queries say lake/..., as from the folder that holds it
+    for block in blocks("sql", "-- DuckDB"):
+        statements = [s.strip() for s in block.split(";") if s.strip()]
+        for statement in statements:
+            rows = duckdb.connect().execute(statement).fetchall()
+            assert rows, statement
+    for marker in ("import polars", "import pandas"):
+        for block in blocks("python", marker):
+            exec(compile(block, f"README ({marker})", "exec"), {})
