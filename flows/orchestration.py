@@ -70,14 +70,13 @@ class PrefectRun:
     """The orchestration of a flow run (see ``omnisync.orchestration.Orchestration``)."""
 
     def __init__(self) -> None:
+        """Built in the flow's thread, which alone has the run's context: write-back threads
+        log their progress through this logger, never building one of their own."""
         self._pacer = Pacer()
         self._progress: dict[str, Any] = {}
-        self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None
+        self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
 
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-        # Kept from the flow's thread: write-back threads report progress through it too.
-        if self._logger is None:
-            self._logger = get_run_logger()
         return self._logger
 
     def run_windows(self, parts: RunParts, plan: Plan) -> None:

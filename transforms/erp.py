@@ -169,7 +169,7 @@ def _integer_keys(column: pa.ChunkedArray) -> pa.Array:
         text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
         plain = pc.fill_null(pc.match_substring_regex(text, r"^-?[0-9]{1,18}$"), False)
         fast = pc.cast(pc.cast(pc.if_else(plain, text, None), pa.int64()), pa.string())
-        if pc.all(pc.or_(plain, pc.is_null(text))).as_py() is not False:
+        if pc.all(pc.or_(plain, pc.is_null(text))).as_py():
             return fast
         slow = [
             None if keep else _str_or_none(_integer(value))

@@ -1,5 +1,7 @@
 """The reconciliation report people open: a CSV per outcome and one HTML page, beside the Parquet.
 
+Every file goes through ``LakeStorage``: written whole or not at all, and fenced like the data.
+
 Finance reviews a reconciliation in Excel or a browser, often on a machine without internet: the
 CSV files open in any spreadsheet, and ``summary.html`` is one self-contained page (inline style,
 no script, nothing fetched) with the counts per outcome, every conflict with both sides (what the
@@ -45,8 +47,7 @@ def _csv(storage: LakeStorage, path: str, table: pa.Table) -> None:
         columns[name] = column
     sink = pa.BufferOutputStream()
     pacsv.write_csv(pa.table(columns), sink)
-    with storage.fs.open(storage.path(path), "wb") as handle:
-        handle.write(sink.getvalue().to_pybytes())
+    storage.write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def _by_outcome(table: pa.Table, column: str) -> Iterable[tuple[str, pa.Table]]:
@@ -87,8 +88,7 @@ def write_report(
     page's lake path. ``codes_now``: Omnitron's erp_code (per the snapshot) of the customers in
     conflicts. Written again after the write-back, with what was changed."""
     folder = f"{report_dir}/{FOLDER}"
-    storage.delete_tree(folder)
-    storage.fs.makedirs(storage.path(folder), exist_ok=True)
+    storage.delete_tree(folder)  # a re-written report keeps no CSV of an outcome now gone
     files: list[str] = []
     for outcome, rows in _by_outcome(erp_rows, "outcome"):
         _csv(storage, f"{folder}/erp_rows_{outcome}.csv", rows)
@@ -164,6 +164,5 @@ def write_report(
         f"<body>{''.join(sections)}</body></html>"
     )
     path = f"{folder}/summary.html"
-    with storage.fs.open(storage.path(path), "wb") as handle:
-        handle.write(page.encode())
+    storage.write_bytes(path, page.encode())
     return path

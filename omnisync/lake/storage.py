@@ -106,6 +106,18 @@ class LakeStorage:
 
         self._write(relative, write)
 
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        """Write ``data`` as one file, replacing any file at ``relative`` atomically."""
+
+        def write(sink: Any) -> None:
+            if isinstance(sink, str):
+                with open(sink, "wb") as handle:
+                    handle.write(data)
+            else:
+                sink.write(data)
+
+        self._write(relative, write)
+
     def _write(self, relative: str, write: Callable[[Any], None]) -> None:
         self._changing()
         target = self.path(relative)

@@ -72,7 +72,7 @@ def plan_windows(
     whole: Page | None = None
     while pending:
         a, b = pending.pop()
-        if first_pages is not None and not parts and (a, b) == (start, hi) and whole is None:
+        if first_pages is not None and whole is None and (a, b) == (start, hi):
             query = first_range_query(lo, hi, datetimes)
             whole = next(client.list_customers(query, page_size), None)
             count = 0 if whole is None else whole.count

@@ -223,11 +223,10 @@ def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> No
     if not groups:
         parts.storage.delete(f"{staging_dir(plan_id)}/{name}.parquet")
         return
-    schema = rows.schema.with_metadata(
-        {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps([b for b, _ in groups])}
-    )
+    metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps([b for b, _ in groups])}
     parts.storage.write_row_groups(
-        f"{staging_dir(plan_id)}/{name}.parquet", [part.cast(schema) for _, part in groups]
+        f"{staging_dir(plan_id)}/{name}.parquet",
+        [part.replace_schema_metadata(metadata) for _, part in groups],
     )
     log.debug("staged window %s: %d rows in %d bucket(s)", name, rows.num_rows, len(groups))
 
