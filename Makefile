@@ -9,7 +9,7 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= omnisync
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench clean docs-assets
 
 # uv is bootstrapped into .tools/ when it is not on PATH: nothing is asked, nothing global changes.
 .tools/bin/uv:
@@ -39,3 +39,8 @@ bench: install
 
 clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache .omnisync lake
+
+# The Data Docs' front-end files, from the npm registry at the versions pinned in
+# omnisync/validation/offline_docs.py (run after changing one; the result is committed).
+docs-assets: install
+	$(UV) run --locked python scripts/vendor_docs_assets.py

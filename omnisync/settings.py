@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_SNAPSHOT_BUCKETS", "snapshot_buckets"),
         description="pk buckets (files) of customers/; fixed once the lake exists",
     )
+    data_docs_retention_days: int = Field(
+        30,
+        ge=1,
+        validation_alias=_env("OMNISYNC_DATA_DOCS_RETENTION_DAYS", "data_docs_retention_days"),
+        description="validation results and their Data Docs pages are kept this many days",
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING",

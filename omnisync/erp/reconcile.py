@@ -236,7 +236,7 @@ def _plan(
         )
     needed = needed_columns(settings, match_on)
     erp = source.read(match_on)
-    validator = Validator(settings.lake)
+    validator = Validator(settings.lake, retention_days=settings.data_docs_retention_days)
     try:
         checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
         if checked.critical:

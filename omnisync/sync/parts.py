@@ -71,7 +71,9 @@ class RunParts:
                 ChangeLog(storage),
                 Snapshot(storage, buckets=settings.snapshot_buckets),
                 datetimes,
-                Validator(settings.lake) if validate else None,
+                Validator(settings.lake, retention_days=settings.data_docs_retention_days)
+                if validate
+                else None,
             )
         except BaseException:
             if client is not None:

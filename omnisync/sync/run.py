@@ -124,7 +124,9 @@ def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> Plan
     )
     if plan.windows:
         if parts.validator is None:  # before any window thread starts: nothing built lazily
-            parts.validator = Validator(parts.settings.lake)
+            parts.validator = Validator(
+                parts.settings.lake, retention_days=parts.settings.data_docs_retention_days
+            )
         orchestration.run_windows(parts, plan)
     return finish_plan(parts, plan)
 

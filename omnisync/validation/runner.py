@@ -26,7 +26,12 @@ log = logging.getLogger("omnisync.validation")
 # call into GX takes this one process-wide lock.
 _GX_LOCK = threading.Lock()
 DEFAULT_SUITES = Path(__file__).resolve().parents[2] / "expectations"
-DATA_DOCS = "_reports/data_docs"
+REPORTS = "_reports"
+_DOCS = "data_docs"
+DATA_DOCS = f"{REPORTS}/{_DOCS}"
+# validation results, one JSON per validated batch: the source the site is rebuilt from
+_RESULTS = "validation_results"
+_RESULTS_STORE = "omnisync_validation_results"
 _SITE = "omnisync"
 
 
@@ -129,42 +134,55 @@ class Validator:
     gets them built locally first, then copied with fsspec.
     """
 
-    def __init__(self, docs_root: str | None = None, suites_dir: Path = DEFAULT_SUITES) -> None:
+    def __init__(
+        self,
+        docs_root: str | None = None,
+        suites_dir: Path = DEFAULT_SUITES,
+        retention_days: int = 30,
+    ) -> None:
         import great_expectations as gx  # about 2 s: only runs that validate pay it
         from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        from omnisync.validation.offline_docs import site_config
 
         self._gx = gx
         # GX announces every temporary docs directory at INFO; runs only need its warnings.
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self._suites_dir = suites_dir
+        self._retention = dt.timedelta(days=retention_days)
         self._lock = _GX_LOCK
         with self._lock:  # building a context parses expressions too
             self._context = gx.get_context(mode="ephemeral")
             self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
             self._source = self._context.data_sources.add_pandas("omnisync")
-            _store_without_row_lists(self._context.validation_results_store)
             self._checkpoints: dict[str, Any] = {}
-            self._docs_root = docs_root
-            self._docs_local: Path | None = None
-            self._docs_remote: str | None = None
+            self._reports_local: Path | None = None
+            self._reports_remote: str | None = None
             if docs_root is not None:
                 if "://" in docs_root and not docs_root.startswith("file://"):
-                    self._docs_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
-                    self._docs_remote = f"{docs_root.rstrip('/')}/{DATA_DOCS}"
+                    self._reports_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
+                    self._reports_remote = f"{docs_root.rstrip('/')}/{REPORTS}"
+                    self._pull_results()
                 else:
-                    self._docs_local = Path(docs_root.removeprefix("file://")) / DATA_DOCS
-                self._docs_local.mkdir(parents=True, exist_ok=True)
-                self._context.add_data_docs_site(
-                    _SITE,
+                    self._reports_local = Path(docs_root.removeprefix("file://")) / REPORTS
+                self._reports_local.mkdir(parents=True, exist_ok=True)
+                # Results are kept on disk, next to the site, so every run's pages stay listed
+                # (an in-memory store made each build drop the pages of earlier runs).
+                self._context.add_store(
+                    _RESULTS_STORE,
                     {
-                        "class_name": "SiteBuilder",
-                        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                        "class_name": "ValidationResultsStore",
                         "store_backend": {
                             "class_name": "TupleFilesystemStoreBackend",
-                            "base_directory": str(self._docs_local.resolve()),
+                            "base_directory": str((self._reports_local / _RESULTS).resolve()),
                         },
                     },
                 )
+                self._context.validation_results_store_name = _RESULTS_STORE
+                self._context.add_data_docs_site(
+                    _SITE, site_config(str((self._reports_local / _DOCS).resolve()))
+                )
+            _store_without_row_lists(self._context.validation_results_store)
 
     def _checkpoint(self, suite_name: str) -> Any:
         if suite_name in self._checkpoints:
@@ -256,23 +274,63 @@ class Validator:
 
     @property
     def docs_index(self) -> str | None:
-        if self._docs_remote:
-            return f"{self._docs_remote}/index.html"
-        return str(self._docs_local / "index.html") if self._docs_local else None
+        if self._reports_remote:
+            return f"{self._reports_remote}/{_DOCS}/index.html"
+        return str(self._reports_local / _DOCS / "index.html") if self._reports_local else None
 
     def publish_docs(self) -> str | None:
-        """Build the Data Docs site with every validation of this run; returns the index path."""
-        if self._docs_local is None:
+        """Build the Data Docs site: this run's validations and every earlier one still within
+        the retention; returns the index path."""
+        from omnisync.validation.offline_docs import install_assets
+
+        if self._reports_local is None:
             return None
         with self._lock:
+            self._forget_old_results()
+            self._add_every_suite()
             self._context.build_data_docs(site_names=[_SITE])
-        if self._docs_remote:
+        install_assets(self._reports_local / _DOCS)
+        if self._reports_remote:
             import fsspec
 
-            fs, path = fsspec.core.url_to_fs(self._docs_remote)
-            fs.put(f"{self._docs_local}/", path, recursive=True)
+            fs, path = fsspec.core.url_to_fs(self._reports_remote)
+            fs.put(f"{self._reports_local}/", path, recursive=True)
         return self.docs_index
 
+    def _forget_old_results(self) -> None:
+        """Results older than the retention go; GX then drops their pages from the site."""
+        store: Any = self._context.validation_results_store
+        cutoff = dt.datetime.now(dt.UTC) - self._retention
+        for key in store.list_keys():
+            run_time = key.run_id.run_time
+            if run_time.tzinfo is None:
+                run_time = run_time.replace(tzinfo=dt.UTC)
+            if run_time < cutoff:
+                store.remove_key(key)
+
+    def _add_every_suite(self) -> None:
+        """Every suite of the directory, so that a run validating one suite keeps the pages of
+        the others (GX drops a suite's page when its context does not hold the suite)."""
+        held = {suite.name for suite in self._context.suites.all()}
+        for path in sorted(self._suites_dir.glob("*.json")):
+            if path.stem in held:
+                continue
+            try:
+                suite = self._gx.ExpectationSuite(**load_suite_json(path.stem, self._suites_dir))
+                self._context.suites.add(suite)
+            except (SuiteError, TypeError, ValueError):
+                continue  # a broken suite fails the run that uses it, not the docs
+
+    def _pull_results(self) -> None:
+        """A remote lake's results, fetched so the rebuilt site still lists earlier runs."""
+        import fsspec
+
+        assert self._reports_local is not None
+        assert self._reports_remote is not None
+        fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{_RESULTS}")
+        if fs.exists(path):
+            fs.get(f"{path}/", str(self._reports_local / _RESULTS), recursive=True)
+
     def close(self) -> None:
-        if self._docs_remote and self._docs_local:
-            shutil.rmtree(self._docs_local, ignore_errors=True)
+        if self._reports_remote and self._reports_local:
+            shutil.rmtree(self._reports_local, ignore_errors=True)

@@ -1,0 +1,296 @@
+"""Data Docs that open with the network off.
+
+GX's page templates load Bootstrap, jQuery, bootstrap-table, Font Awesome and Vega from public
+CDNs; offline, the index is blank and the pages unstyled. The same files, from the npm registry
+at pinned versions (``assets/lock.json``, refreshed by ``make docs-assets``), ship in
+``assets/``. The site builder renders with the views below, which point each CDN address at
+``static/vendor/`` in the site, and :func:`install_assets` copies the files there.
+
+The views wrap GX's own templates rather than copying them, so a GX upgrade keeps its pages; a
+CDN address this table does not know fails ``tests/validation/test_offline_docs.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from great_expectations.render.view.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
+from jinja2 import BaseLoader, Environment
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+LOCK = ASSETS_DIR / "lock.json"
+VENDOR = "static/vendor"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file of an npm package, and the CDN addresses GX's templates load it from."""
+
+    package: str
+    version: str
+    path: str  # inside the package; a trailing "/" takes the whole folder
+    cdn: tuple[str, ...] = ()
+
+    @property
+    def local(self) -> str:
+        return f"{self.package}@{self.version}/{self.path}"
+
+
+_BT = "bootstrap-table"
+# bootstrap-table's filter-control CSS is asked for at 1.19.0 and its scripts at 1.19.1; one
+# release (1.19.1) serves both, so the styles match the scripts that use them.
+ASSETS: tuple[Asset, ...] = (
+    Asset(
+        "jquery", "3.7.1", "dist/jquery.min.js", ("https://code.jquery.com/jquery-3.7.1.min.js",)
+    ),
+    Asset(
+        "popper.js",
+        "1.12.9",
+        "dist/umd/popper.min.js",
+        ("https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js",),
+    ),
+    Asset(
+        "bootstrap",
+        "4.3.1",
+        "dist/css/bootstrap.min.css",
+        ("https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css",),
+    ),
+    Asset(
+        "bootstrap",
+        "4.3.1",
+        "dist/js/bootstrap.min.js",
+        ("https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js",),
+    ),
+    Asset(
+        _BT,
+        "1.19.1",
+        "dist/bootstrap-table.min.css",
+        ("https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css",),
+    ),
+    Asset(
+        _BT,
+        "1.19.1",
+        "dist/bootstrap-table.min.js",
+        ("https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js",),
+    ),
+    Asset(
+        _BT,
+        "1.19.1",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
+        (
+            "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/"
+            "bootstrap-table-filter-control.min.js",
+        ),
+    ),
+    Asset(
+        _BT,
+        "1.19.1",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
+        (
+            "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
+            "bootstrap-table-filter-control.min.css",
+            "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/"
+            "bootstrap-table-filter-control.css",
+        ),
+    ),
+    Asset(
+        "bootstrap-datepicker",
+        "1.9.0",
+        "dist/css/bootstrap-datepicker.min.css",
+        (
+            "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/"
+            "bootstrap-datepicker.min.css",
+        ),
+    ),
+    Asset(
+        "bootstrap-datepicker",
+        "1.9.0",
+        "dist/js/bootstrap-datepicker.min.js",
+        (
+            "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/"
+            "bootstrap-datepicker.min.js",
+        ),
+    ),
+    Asset(
+        "@forevolve/bootstrap-dark",
+        "1.1.0",
+        "dist/css/bootstrap-prefers-dark.css",
+        (
+            "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css",
+        ),
+    ),
+    Asset(
+        "@fortawesome/fontawesome-free",
+        "6.6.0",
+        "css/all.min.css",
+        ("https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css",),
+    ),
+    # all.min.css loads its icon fonts from ../webfonts/
+    Asset("@fortawesome/fontawesome-free", "6.6.0", "webfonts/"),
+    # GX asks for the newest 5.x / 6.x; these are pinned to the newest on the day of the refresh.
+    Asset("vega", "5.33.1", "build/vega.min.js", ("https://cdn.jsdelivr.net/npm/vega@5",)),
+    Asset(
+        "vega-lite",
+        "5.23.0",
+        "build/vega-lite.min.js",
+        ("https://cdn.jsdelivr.net/npm/vega-lite@5",),
+    ),
+    Asset(
+        "vega-embed",
+        "6.29.0",
+        "build/vega-embed.min.js",
+        ("https://cdn.jsdelivr.net/npm/vega-embed@6",),
+    ),
+)
+
+# Subresource integrity pins the CDN's copy; a local file is checked by lock.json instead, and
+# Chromium refuses crossorigin fetches of file:// pages.
+_SRI = re.compile(r'\s+integrity="[^"]*"|\s+crossorigin="[^"]*"')
+_CDN_URL = re.compile(
+    r"https?://(?:unpkg\.com|cdn\.jsdelivr\.net|cdnjs\.cloudflare\.com|"
+    r"maxcdn\.bootstrapcdn\.com|stackpath\.bootstrapcdn\.com|code\.jquery\.com)"
+    r"/[^\"'\s)]+"
+)
+
+
+def local_addresses() -> dict[str, str]:
+    """CDN address -> the file's path under the site's ``static/vendor/``."""
+    return {url: asset.local for asset in ASSETS for url in asset.cdn}
+
+
+def cdn_addresses(source: str) -> list[str]:
+    """Every CDN address in a template's source."""
+    return _CDN_URL.findall(source)
+
+
+_GX_WEB_ASSETS = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/"
+# GX's logo comes from its web-assets bucket; the same images ship in GX's static/images/,
+# which the site builder copies next to static/vendor/.
+_REWRITES: tuple[tuple[str, str], ...] = (
+    (f'"{_GX_WEB_ASSETS}"', 'omnisync_vendor ~ "../images/"'),
+    (f"{_GX_WEB_ASSETS}full_logo_dark.png", "{{ omnisync_vendor }}../images/logo-long.png"),
+)
+
+
+class _LocalAssetsLoader(BaseLoader):
+    """GX's templates, with each CDN address replaced by the vendored file's relative path."""
+
+    def __init__(self, inner: BaseLoader) -> None:
+        self._inner = inner
+        self._rewrites = (
+            *((url, "{{ omnisync_vendor }}" + local) for url, local in local_addresses().items()),
+            *_REWRITES,
+        )
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, Any, Any]:
+        source, filename, uptodate = self._inner.get_source(environment, template)
+        if "://" in source:
+            for url, local in self._rewrites:
+                source = source.replace(url, local)
+            if "omnisync_vendor" in source:
+                source = "\n".join(
+                    _SRI.sub("", line) if "omnisync_vendor" in line else line
+                    for line in source.split("\n")
+                )
+        return source, filename, uptodate
+
+
+def _vendor_prefix(document: Any) -> str:
+    """The relative path from a page to ``static/vendor/``, by the page's depth in the site
+    (the depths GX's own navigation bar assumes: a dot in a suite's name is one more folder)."""
+    if isinstance(document, dict):
+        kind, suite = document.get("renderer_type"), document.get("expectation_suite_name")
+    else:
+        kind = getattr(document, "renderer_type", None)
+        suite = getattr(document, "expectation_suite_name", None)
+    kind, dots = str(kind or ""), str(suite or "").count(".")
+    if "ValidationResults" in kind or "ProfilingResults" in kind:
+        return (dots + 4) * "../" + f"{VENDOR}/"
+    if "ExpectationSuite" in kind:
+        return (dots + 1) * "../" + f"{VENDOR}/"
+    return f"./{VENDOR}/"
+
+
+class _Offline:
+    env: Environment
+
+    def _offline(self) -> None:
+        assert self.env.loader is not None
+        self.env.loader = _LocalAssetsLoader(self.env.loader)
+
+
+class OfflinePageView(DefaultJinjaPageView, _Offline):
+    """A validation or suite page whose scripts and styles come from the site itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._offline()
+
+    def render(self, document: Any, template: Any = None, **kwargs: Any) -> Any:
+        return super().render(  # type: ignore[no-untyped-call]
+            document, template, omnisync_vendor=_vendor_prefix(document), **kwargs
+        )
+
+
+class OfflineIndexPageView(DefaultJinjaIndexPageView, _Offline):
+    """The site's index, with its scripts and styles from the site itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._offline()
+
+    def render(self, document: Any, template: Any = None, **kwargs: Any) -> Any:
+        return super().render(  # type: ignore[no-untyped-call]
+            document, template, omnisync_vendor=f"./{VENDOR}/", **kwargs
+        )
+
+
+def site_config(base_directory: str) -> Any:
+    """A GX ``SiteBuilder`` configuration that renders with the offline views."""
+    module = __name__
+    view = {"module_name": module, "class_name": "OfflinePageView"}
+    return {
+        "class_name": "SiteBuilder",
+        # the buttons link to GX's online guides, which an offline reader cannot open
+        "show_how_to_buttons": False,
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": base_directory,
+        },
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "view": {"module_name": module, "class_name": "OfflineIndexPageView"},
+        },
+        # merged into GX's defaults: only the views change
+        "site_section_builders": {
+            section: {"view": view} for section in ("expectations", "validations", "profiling")
+        },
+    }
+
+
+def read_lock() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(LOCK.read_text(encoding="utf-8"))
+    return data
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def install_assets(site: Path) -> None:
+    """Copy the vendored files into ``<site>/static/vendor/`` (once per content: a file already
+    there with the same size is kept)."""
+    target = site / VENDOR
+    for name in read_lock()["files"]:
+        source = ASSETS_DIR / name
+        dest = target / name
+        if dest.exists() and dest.stat().st_size == source.stat().st_size:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)

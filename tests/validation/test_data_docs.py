@@ -1,0 +1,168 @@
+"""Data Docs: every run's pages kept within the retention, and the site works with the network off."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+import great_expectations
+import pyarrow as pa
+import pytest
+
+from omnisync.validation import Validator, validate_customers
+from omnisync.validation.offline_docs import (
+    ASSETS,
+    ASSETS_DIR,
+    cdn_addresses,
+    local_addresses,
+    read_lock,
+    sha256,
+)
+from tests.browser import install_chromium, offline_chromium
+from tests.validation.test_customers_suite import clean_records, typed
+from transforms.quality import validation_frame
+
+GX_TEMPLATES = Path(great_expectations.__file__).parent / "render" / "view"
+
+
+def site(lake: Path) -> Path:
+    return lake / "_reports" / "data_docs"
+
+
+def run_names(lake: Path) -> set[str]:
+    """The run names the index lists (GX writes them into the index's table data)."""
+    text = (site(lake) / "index.html").read_text()
+    return set(re.findall(r"run-[a-z0-9-]+", text))
+
+
+def test_every_cdn_address_of_gx_has_a_shipped_file() -> None:
+    """A GX upgrade that loads a new file from a CDN fails here, not in a reader's browser."""
+    found = {
+        url
+        for path in GX_TEMPLATES.rglob("*")
+        if path.suffix in {".j2", ".css"}
+        for url in cdn_addresses(path.read_text(encoding="utf-8"))
+    }
+    assert found, "GX's templates were read"
+    assert found <= set(local_addresses()), sorted(found - set(local_addresses()))
+
+
+def test_shipped_files_are_the_registry_files_in_the_lock() -> None:
+    """Every shipped file is listed with its sha256, under a package pinned with the
+    registry's integrity; nothing is added or edited by hand."""
+    lock = read_lock()
+    shipped = {
+        path.relative_to(ASSETS_DIR).as_posix()
+        for path in ASSETS_DIR.rglob("*")
+        if path.is_file() and path.name != "lock.json"
+    }
+    assert shipped == set(lock["files"])
+    for name, digest in lock["files"].items():
+        assert sha256(ASSETS_DIR / name) == digest, f"{name} differs from the registry's file"
+    for asset in ASSETS:
+        pinned = lock["packages"][f"{asset.package}@{asset.version}"]
+        assert pinned["integrity"].startswith("sha512-")
+        assert pinned["tarball"].startswith(lock["registry"])
+        if not asset.path.endswith("/"):
+            assert asset.local in lock["files"]
+
+
+def test_every_run_stays_listed_and_old_runs_go_after_the_retention(tmp_path: Path) -> None:
+    """Each run builds its own context (as each process does); the site still lists the runs
+    before it, a run of another suite keeps them, and results older than the retention go."""
+    first = Validator(str(tmp_path))
+    validate_customers(first, typed(clean_records(5)), "run-first")
+    first.publish_docs()
+    second = Validator(str(tmp_path))
+    validate_customers(second, typed(clean_records(5)), "run-second")
+    second.publish_docs()
+    assert run_names(tmp_path) == {"run-first", "run-second"}
+
+    # a reconcile validates only the ERP suites: the customers pages and suite stay
+    third = Validator(str(tmp_path))
+    erp = pa.table({"erp_code": ["E-1", "E-2"], "customer_id": ["1", "2"]})
+    third.validate("erp_codes", validation_frame(erp), "run-erp")
+    third.publish_docs()
+    assert run_names(tmp_path) == {"run-first", "run-second", "run-erp"}
+    assert (site(tmp_path) / "expectations" / "customers.html").exists()
+
+    results = tmp_path / "_reports" / "validation_results" / "customers" / "run-first"
+    (only,) = results.iterdir()
+    only.rename(results / "20200101T000000.000000Z")  # the first run, made six years old
+    fourth = Validator(str(tmp_path), retention_days=30)
+    fourth.publish_docs()
+    assert run_names(tmp_path) == {"run-second", "run-erp"}
+    pages = site(tmp_path) / "validations" / "customers"
+    assert not list((pages / "run-first").rglob("*.html")), "the old run's page is removed"
+    assert list((pages / "run-second").rglob("*.html"))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    executable = install_chromium()
+    if executable is None:
+        message = (
+            "NO CHROMIUM: the offline Data Docs check did not run. Install Debian's `chromium` "
+            "(apt-get install chromium) or put a Chromium on PATH."
+        )
+        warnings.warn(message, stacklevel=1)
+        os.write(2, f"\n\n{'!' * 80}\n{message}\n{'!' * 80}\n\n".encode())
+        pytest.skip(message)
+    return executable
+
+
+def test_data_docs_are_styled_and_navigable_with_the_network_off(
+    chromium: str, tmp_path: Path
+) -> None:
+    validator = Validator(str(tmp_path))
+    validate_customers(validator, typed(clean_records(10)), "run-clean")
+    flagged = clean_records(10)
+    flagged[0]["email"] = "not-an-email"
+    validate_customers(validator, typed(flagged), "run-flagged")
+    index = Path(validator.publish_docs() or "")
+    pages = sorted((site(tmp_path) / "validations").rglob("*.html"))
+    assert len(pages) == 2
+    for page in [index, *pages]:
+        text = page.read_text()
+        loaded = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', text)
+        assert loaded == [], f"{page.name} loads {loaded}"
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with offline_chromium(chromium) as browser:
+        tab = browser.new_page()
+        tab.open(index.as_uri())
+        # The list of validations is drawn by bootstrap-table's script after load.
+        rows = tab.wait_for(
+            "Array.from(document.querySelectorAll('table tbody tr'))"
+            ".map(r => r.innerText).filter(t => t.includes('run-')).length"
+        )
+        assert rows == 2, "the index lists both runs"
+        listed = tab.evaluate("document.body.innerText")
+        assert "run-clean" in listed and "run-flagged" in listed
+        assert tab.evaluate("typeof jQuery === 'function' && typeof jQuery.fn.bootstrapTable")
+        assert tab.screenshot(shots / "index.png").stat().st_size > 10_000
+
+        tab.open(pages[0].as_uri())
+        fonts = tab.evaluate(
+            "document.fonts.ready.then(() => Array.from(document.fonts)"
+            ".filter(f => f.status === 'loaded').map(f => f.family))"
+        )
+        assert any("Font Awesome" in family for family in fonts), fonts
+        icons = tab.evaluate(
+            "Array.from(document.querySelectorAll('.fa-check-circle, .fa-times')).map(e => {"
+            " const s = getComputedStyle(e, '::before');"
+            " return [e.className, s.fontFamily, s.content, getComputedStyle(e).color]; })"
+        )
+        assert icons, "the page has pass/fail icons"
+        for name, family, content, colour in icons:
+            assert "Font Awesome" in family and content not in ("none", ""), name
+            assert colour != "rgb(0, 0, 0)", f"{name} is coloured by Bootstrap"
+        styling = tab.evaluate(
+            "[getComputedStyle(document.querySelector('.navbar')).display,"
+            " getComputedStyle(document.body).fontFamily]"
+        )
+        assert styling[0] == "flex" and "Times" not in styling[1], styling
+        assert tab.screenshot(shots / "validation.png").stat().st_size > 10_000
