@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_SNAPSHOT_BUCKETS", "snapshot_buckets"),
         description="pk buckets (files) of customers/; fixed once the lake exists",
     )
+    lake_browse_url: str | None = Field(
+        None,
+        validation_alias=_env("OMNISYNC_LAKE_BROWSE_URL", "lake_browse_url"),
+        description="where a browser reads the lake's reports (http/https): artifacts link there",
+    )
     data_docs_retention_days: int = Field(
         30,
         ge=1,
@@ -196,6 +201,15 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("lake_browse_url")
+    @classmethod
+    def _browse_url_is_web(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https:// (a browser opens it)")
+        return value.rstrip("/")
 
     @field_validator("omnitron_url")
     @classmethod

@@ -34,6 +34,7 @@ from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
+from omnisync.validation.runner import ValidationPage
 from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
 from transforms.quality import validation_frame
 
@@ -43,11 +44,16 @@ STREAM = "erp"  # the run log's name for reconciliations; the write-back lock is
 SYNC_STREAM = "customers"  # whose watermark says how current the snapshot is
 
 
-class PlanTooLarge(Exception):
+class _Stopped(Exception):
+    #: the plan that was stopped, when it got that far (its report was written)
+    result: ReconcileResult | None = None
+
+
+class PlanTooLarge(_Stopped):
     """The plan is larger than --max-changes: nothing was patched (use --force to go on)."""
 
 
-class PlanRejected(Exception):
+class PlanRejected(_Stopped):
     """The plan or the ERP input failed validation: nothing was patched."""
 
 
@@ -137,6 +143,10 @@ class ReconcileResult:
     human: tuple[pa.Table, pa.Table, dict[int, str | None]] | None = field(default=None, repr=False)
     #: the report people open: report/summary.html beside the Parquet
     summary_page: str = ""
+    #: the same, relative to the lake root (for links)
+    summary_relative: str = ""
+    #: this run's validations (ERP input, plan) and their Data Docs pages
+    validation_pages: list[ValidationPage] = field(default_factory=list, repr=False)
 
     @property
     def failed(self) -> int:
@@ -255,6 +265,7 @@ def _plan(
             "erp_patch_plan", validation_frame(result.plan), f"{run_id}-plan"
         )
         validator.publish_docs()
+        pages = validator.pages(run_id)
     finally:
         validator.close()
     outcome = ReconcileResult(
@@ -287,17 +298,18 @@ def _plan(
         zip(known.column("pk").to_pylist(), known.column("erp_code").to_pylist(), strict=True)
     )
     outcome.human = (result.erp_rows, result.conflicts, codes_now)
-    outcome.summary_page = storage.path(
-        write_report(
-            storage,
-            report,
-            run_id,
-            *outcome.human,
-            result.plan,
-            refused=None if refusal is None else str(refusal),
-        )
+    outcome.validation_pages = pages
+    outcome.summary_relative = write_report(
+        storage,
+        report,
+        run_id,
+        *outcome.human,
+        result.plan,
+        refused=None if refusal is None else str(refusal),
     )
+    outcome.summary_page = storage.path(outcome.summary_relative)
     if refusal is not None:
+        refusal.result = outcome
         raise refusal
     return outcome
 

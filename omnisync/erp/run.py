@@ -13,11 +13,14 @@ from omnisync.erp.reconcile import (
     ErpSource,
     PlanRejected,
     PlanTooLarge,
+    ReconcileResult,
     WriteBackFailed,
     reconcile,
 )
+from omnisync.lake.browse import lake_link
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
+from omnisync.validation.summary import validation_markdown
 from transforms.erp import MatchKey
 
 KEY = "reconcile-erp-codes"
@@ -52,9 +55,10 @@ def run_reconcile(
         failure, result = exc, exc.result
     except (PlanTooLarge, PlanRejected) as stopped:
         # Nothing was patched: say so where the scheduler looks, then fail the run.
+        links = "" if stopped.result is None else "\n" + _links(settings, stopped.result)
         orchestration.publish(
             KEY,
-            f"# reconcile-erp-codes: stopped before any PATCH\n\n{stopped}\n",
+            f"# reconcile-erp-codes: stopped before any PATCH\n\n{stopped}\n{links}",
             "why the plan was not applied",
         )
         raise
@@ -62,10 +66,21 @@ def run_reconcile(
     rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
     orchestration.publish(
         KEY,
-        f"# reconcile-erp-codes `{result.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n",
+        f"# reconcile-erp-codes `{result.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n\n"
+        + _links(settings, result),
         "plan size, conflicts and write-back outcomes",
     )
     orchestration.logger().info("reconciliation %s: %s", result.run_id, summary)
     if failure is not None:
         raise failure  # the run fails, with its counts published
     return summary
+
+
+def _links(settings: Settings, result: ReconcileResult) -> str:
+    """This run's own report (counts, conflicts with both sides, CSV per outcome) and pages."""
+    report = (
+        lake_link(settings, result.summary_relative, "Reconciliation report")
+        if result.summary_relative
+        else ""
+    )
+    return f"{report}\n\n{validation_markdown(settings, result.validation_pages)}"

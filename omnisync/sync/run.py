@@ -28,6 +28,8 @@ from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.validation import Validator
+from omnisync.validation.runner import ValidationPage
+from omnisync.validation.summary import validation_markdown
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,12 @@ def run_sync(
             counts, docs = _steps(parts, record, full_refresh, orchestration)
             orchestration.publish(
                 "sync-customers",
-                summary_markdown(parts.run_id, counts, docs),
+                summary_markdown(
+                    parts.settings,
+                    parts.run_id,
+                    counts,
+                    parts.validator.pages(parts.run_id) if docs and parts.validator else [],
+                ),
                 "counts, window, watermark and quarantine",
             )
             logger.info("run %s done: %s", parts.run_id, counts)
@@ -131,7 +138,11 @@ def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> Plan
     return finish_plan(parts, plan)
 
 
-def summary_markdown(run_id: str, counts: dict[str, Any], docs: str | None) -> str:
+def summary_markdown(
+    settings: Settings, run_id: str, counts: dict[str, Any], pages: list[ValidationPage]
+) -> str:
+    """The run's summary as its readers see it in Prefect: counts, then this run's own
+    validation pages (not the index, which every run rewrites)."""
     rows = "\n".join(
         f"| {key} | {value} |" for key, value in counts.items() if key != "unknown_fields"
     )
@@ -142,7 +153,7 @@ def summary_markdown(run_id: str, counts: dict[str, Any], docs: str | None) -> s
         if unknown
         else ""
     )
-    link = f"[Data Docs]({docs})" if docs else "no Data Docs (nothing validated)"
     return (
-        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n{link}\n"
+        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n"
+        + validation_markdown(settings, pages)
     )

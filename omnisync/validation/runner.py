@@ -35,6 +35,17 @@ _RESULTS_STORE = "omnisync_validation_results"
 _SITE = "omnisync"
 
 
+@dataclass(frozen=True)
+class ValidationPage:
+    """One validation of this run, and its page under the Data Docs site."""
+
+    suite: str
+    run_name: str
+    page: str  # relative to the lake root
+    success: bool
+    failed: tuple[str, ...]  # names of the expectations that failed (warnings included)
+
+
 class SuiteError(Exception):
     """A suite file is missing or invalid: a deployment problem, not a data problem."""
 
@@ -297,6 +308,35 @@ class Validator:
             fs.put(f"{self._reports_local}/", path, recursive=True)
         return self.docs_index
 
+    def pages(self, run_id: str) -> list[ValidationPage]:
+        """The validations of one run (every process's: the results are on disk), oldest first.
+        Run names are ``<run id>`` or ``<run id>-<part>``."""
+        if self._reports_local is None:
+            return []
+        store: Any = self._context.validation_results_store
+        found = []
+        with self._lock:
+            for key in store.list_keys():
+                name = key.run_id.run_name or ""
+                if name != run_id and not name.startswith(f"{run_id}-"):
+                    continue
+                result = store.get(key)
+                found.append(
+                    ValidationPage(
+                        key.expectation_suite_identifier.name,
+                        name,
+                        # where GX's site builder puts the page of this result
+                        f"{DATA_DOCS}/validations/" + "/".join(key.to_tuple()) + ".html",
+                        bool(result.success),
+                        tuple(
+                            item.expectation_config.meta.get("name", item.expectation_config.type)
+                            for item in result.results
+                            if not item.success
+                        ),
+                    )
+                )
+        return sorted(found, key=lambda page: page.page.split("/")[-2])  # by run time
+
     def _forget_old_results(self) -> None:
         """Results older than the retention go; GX then drops their pages from the site."""
         store: Any = self._context.validation_results_store
@@ -307,6 +347,12 @@ class Validator:
                 run_time = run_time.replace(tzinfo=dt.UTC)
             if run_time < cutoff:
                 store.remove_key(key)
+                if self._reports_remote:
+                    import fsspec
+
+                    relative = "/".join(key.to_tuple()) + ".json"
+                    fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{_RESULTS}")
+                    fs.rm(f"{path}/{relative}", recursive=False)
 
     def _add_every_suite(self) -> None:
         """Every suite of the directory, so that a run validating one suite keeps the pages of
@@ -333,4 +379,12 @@ class Validator:
 
     def close(self) -> None:
         if self._reports_remote and self._reports_local:
+            # A process that validated but did not publish (a Dask worker) hands its results
+            # to the lake, where the run's publishing process finds them.
+            results = self._reports_local / _RESULTS
+            if results.exists():
+                import fsspec
+
+                fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{_RESULTS}")
+                fs.put(f"{results}/", path, recursive=True)
             shutil.rmtree(self._reports_local, ignore_errors=True)

@@ -136,8 +136,11 @@ def test_a_plan_above_the_limit_patches_nothing(
     with pytest.raises(PlanTooLarge, match="force=true"):
         reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
     assert server.admin.get("stats").json()["patches"] == {}
-    stopped = artifacts("reconcile-erp-codes")
-    assert any("stopped before any PATCH" in str(a.data) for a in stopped), "Prefect says why"
+    stopped = [a for a in artifacts("reconcile-erp-codes") if "stopped before any" in str(a.data)]
+    assert stopped, "Prefect says why"
+    # ... and where the run's own report and validation pages are
+    assert any("report/summary.html`" in str(a.data) for a in stopped)
+    assert any("_reports/data_docs/validations/erp_codes/" in str(a.data) for a in stopped)
 
 
 def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(

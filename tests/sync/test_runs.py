@@ -352,3 +352,42 @@ def test_an_incremental_whose_changes_fit_one_page_costs_three_requests(
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     assert spent == {"POST /api/v1/auth/login/": 1, "GET /api/v1/customers/": 2}, spent
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def test_the_run_summary_links_the_run_s_own_validation_pages(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The Prefect artifact of a sync names this run's own Data Docs pages (not the index that
+    every run rewrites), as links where the lake is served, and the pages stay for later runs."""
+    import re
+    from urllib.parse import unquote
+
+    from tests.erp.test_reconcile import artifacts
+
+    server = make_sandbox(customers=1500)
+    settings = settings_for(server, tmp_path, lake_browse_url="http://reports.test/lake/")
+    lake = tmp_path / "lake"
+
+    def own_pages(run_id: str) -> list[Path]:
+        (summary,) = [a for a in artifacts("sync-customers") if run_id in str(a.data)]
+        links = re.findall(r"\]\(http://reports\.test/lake/([^)]+)\)", str(summary.data))
+        assert f"_reports/data_docs/index.html" in links
+        pages = [lake / unquote(link) for link in links if "/validations/" in link]
+        assert pages, "the run's own pages are listed"
+        assert all(f"/customers/{run_id}-" in str(page) for page in pages)
+        return pages
+
+    first = sync_customers(settings=settings)
+    first_pages = own_pages(first["run_id"])
+    server.admin.post("modify", json={"count": 5})
+    wait_for_server_clock(server, 2)
+    second = sync_customers(settings=settings)
+    second_pages = own_pages(second["run_id"])
+    assert not set(first_pages) & set(second_pages)
+    assert all(page.exists() for page in [*first_pages, *second_pages])
+
+    plain = sync_customers(settings=settings.model_copy(update={"lake_browse_url": None}))
+    (summary,) = [a for a in artifacts("sync-customers") if plain["run_id"] in str(a.data)]
+    assert f"`{lake}/_reports/data_docs/validations/customers/{plain['run_id']}-" in str(
+        summary.data
+    ), "without a served lake, the path to copy, not a link no browser opens"
