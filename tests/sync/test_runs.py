@@ -371,7 +371,7 @@ def test_the_run_summary_links_the_run_s_own_validation_pages(
     def own_pages(run_id: str) -> list[Path]:
         (summary,) = [a for a in artifacts("sync-customers") if run_id in str(a.data)]
         links = re.findall(r"\]\(http://reports\.test/lake/([^)]+)\)", str(summary.data))
-        assert f"_reports/data_docs/index.html" in links
+        assert "_reports/data_docs/index.html" in links
         pages = [lake / unquote(link) for link in links if "/validations/" in link]
         assert pages, "the run's own pages are listed"
         assert all(f"/customers/{run_id}-" in str(page) for page in pages)
