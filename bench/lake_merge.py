@@ -60,7 +60,7 @@ def _floor_merge(root: str, changes_path: str, out: Any) -> None:
     targets = changes.column("pk").to_numpy() % BUCKETS
     buckets = np.unique(targets)
     for bucket in buckets.tolist():
-        path = Path(root) / "customers" / f"bucket={bucket:03d}" / "part.parquet"
+        path = Path(root) / "customers" / f"bucket={bucket}" / "part.parquet"
         table = pq.read_table(path)
         mine = changes.filter(pa.array(targets == bucket))
         kept = table.filter(pc.invert(pc.is_in(table.column("pk"), value_set=mine.column("pk"))))

@@ -43,3 +43,33 @@ def test_the_analyst_queries_run_as_written(
     for marker in ("import polars", "import pandas"):
         for block in blocks("python", marker):
             exec(compile(block, f"README ({marker})", "exec"), {})
+    assert_partition_values_read_the_same(tmp_path / "lake")
+
+
+def assert_partition_values_read_the_same(lake: Path) -> None:
+    """``bucket`` and ``modified_month`` are the same values whichever reader opens the lake:
+    ``bucket`` an integer (DuckDB, Polars, pandas and pyarrow alike), ``modified_month`` text."""
+    import pandas as pd
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    query = f"select pk, bucket from read_parquet('{lake}/customers/**/*.parquet', hive_partitioning=true)"
+    by_duckdb = dict(duckdb.connect().execute(query).fetchall())
+    by_polars = dict(pl.read_parquet(lake / "customers").select("pk", "bucket").iter_rows())
+    frame = pd.read_parquet(lake / "customers", columns=["pk", "bucket"])
+    by_pandas = dict(zip(frame["pk"], frame["bucket"].astype(int), strict=True))
+    table = pq.read_table(lake / "customers", columns=["pk", "bucket"]).to_pydict()
+    by_pyarrow = dict(zip(table["pk"], table["bucket"], strict=True))
+    assert by_duckdb == by_polars == by_pandas == by_pyarrow
+    assert all(isinstance(b, int) and b == pk % 64 for pk, b in by_duckdb.items())
+
+    months = (
+        duckdb.connect()
+        .execute(
+            f"select distinct modified_month from read_parquet('{lake}/customer_changes/**/*.parquet')"
+        )
+        .fetchall()
+    )
+    polars_months = pl.read_parquet(lake / "customer_changes")["modified_month"].unique()
+    assert {m for (m,) in months} == set(polars_months.cast(pl.Utf8).to_list())
+    assert all(re.fullmatch(r"\d{4}-\d{2}", m) for (m,) in months)

@@ -210,15 +210,12 @@ class ChangeLog:
 
     def _relayout(self) -> int:
         """Move a change log with daily partitions to monthly ones, in one switch."""
-        marker = f"{RELAYOUT}/{APPLY}"
-        if self.storage.exists(marker):  # a switch without atomic swap, interrupted
-            self._apply_relayout()
+        if self.storage.finish_replace(RELAYOUT, DATASET):  # a switch, interrupted
             return 1
         old = [f for f in self.storage.files(DATASET) if f"/{OLD_PARTITION}=" in f]
+        self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
         if not old:
-            self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
             return 0
-        self.storage.delete_tree(RELAYOUT)
         by_month: dict[str, list[str]] = defaultdict(list)
         for path in self.storage.files(DATASET):
             label = posixpath.basename(posixpath.dirname(path)).split("=", 1)[1]
@@ -232,18 +229,6 @@ class ChangeLog:
             self.storage.write_table(
                 f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}", merged.sort_by([("pk", "ascending")])
             )
-        if self.storage.swap_directories(RELAYOUT, DATASET):
-            self.storage.delete_tree(RELAYOUT)  # the daily generation, now out of sight
-        else:
-            self.storage.write_json(marker, {"layout": PARTITION})
-            self._apply_relayout()
+        self.storage.replace_directory(RELAYOUT, DATASET)
         log.info("moved the change log to monthly partitions (%d files before)", len(old))
         return 1
-
-    def _apply_relayout(self) -> None:
-        """Without an atomic swap: remove the old dataset first (never a version twice), then put
-        the monthly one in its place. Idempotent."""
-        self.storage.delete_tree(DATASET)
-        for path in self.storage.files(RELAYOUT):
-            self.storage.copy(path, DATASET + path[len(RELAYOUT) :])
-        self.storage.delete_tree(RELAYOUT)

@@ -1,15 +1,23 @@
 """``customers/``: the current customers, exactly one row per pk (G2).
 
-Customers live in ``bucket=NNN/part.parquet`` files by ``pk % buckets``. A batch of changes is
+Customers live in ``bucket=N/part.parquet`` files by ``pk % buckets``. A batch of changes is
 merged only into the buckets it touches; each bucket is read, merged (latest ``modified_date``
 wins), and replaced atomically. A pk lives in exactly one bucket, so a reader in the middle of a
 merge sees every pk once, in its old or its new version. A crash between buckets leaves some
 buckets merged and some not; merging the same batch again completes it (merging is idempotent).
 Memory holds one bucket plus the batch (G4).
+
+Bucket numbers are written plain (``bucket=7``), so that DuckDB, Polars, pyarrow, pandas and
+Spark all read ``bucket`` as the same integer (zero-padded names read as the string ``'007'`` in
+DuckDB and as 7 elsewhere). ``recover`` moves a lake an earlier omnisync wrote with padded names,
+once, by building the renamed dataset under ``_staging/`` and switching it into place whole.
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
+import re
 import threading
 from collections.abc import Callable, Iterator
 
@@ -19,15 +27,18 @@ import pyarrow as pa
 from omnisync.lake.storage import LakeError, LakeStorage
 from transforms.versions import latest_per_pk
 
+log = logging.getLogger("omnisync.lake")
 DATASET = "customers"
 DEFAULT_BUCKETS = 64
 # Outside the dataset's folder: a non-Parquet file inside it breaks pl.scan_parquet("customers/").
 LAYOUT = f"_meta/{DATASET}-layout.json"
 OLD_LAYOUT = f"{DATASET}/_layout.json"  # where lakes written before kept it
+RELAYOUT = "_staging/relayout/customers"
+_BUCKET_DIR = re.compile(r"/bucket=(\d+)/")
 
 
 def bucket_path(bucket: int) -> str:
-    return f"{DATASET}/bucket={bucket:03d}/part.parquet"
+    return f"{DATASET}/bucket={bucket}/part.parquet"
 
 
 class Snapshot:
@@ -59,6 +70,27 @@ class Snapshot:
                 f"OMNISYNC_SNAPSHOT_BUCKETS is {self.buckets}: set it back to "
                 f"{recorded.get('buckets')}, or re-sync into a new lake"
             )
+
+    def recover(self) -> int:
+        """Give zero-padded bucket folders (``bucket=007``) their plain names, in one switch;
+        returns 1 if it did (or finished an interrupted switch), else 0. Call it while holding
+        the stream's lock, before anything is merged."""
+        if self.storage.finish_replace(RELAYOUT, DATASET):
+            return 1
+        files = self.storage.files(DATASET)
+        padded = [f for f in files if (m := _BUCKET_DIR.search(f)) and m[1] != str(int(m[1]))]
+        self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
+        if not padded:
+            return 0
+        for path in files:
+            match = _BUCKET_DIR.search(path)
+            if match is None:
+                continue
+            name = posixpath.basename(path)
+            self.storage.copy(path, f"{RELAYOUT}/bucket={int(match[1])}/{name}")
+        self.storage.replace_directory(RELAYOUT, DATASET)
+        log.info("renamed %d bucket folders of customers/ to plain numbers", len(padded))
+        return 1
 
     def split(self, changes: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         """``changes`` grouped by bucket (rows keep their order within a bucket)."""

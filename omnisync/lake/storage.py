@@ -27,6 +27,10 @@ from fsspec.implementations.local import LocalFileSystem
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
 
+#: marks a staged tree whose switch into place (without an atomic swap) has begun
+_REPLACING = "_apply.json"
+
+
 def temporary_path(target: str, tag: str) -> str:
     """Where ``target`` is written before its rename: a hidden name (leading dot), which
     pyarrow, pandas, Polars, DuckDB globs and Spark all skip, so a file left by a killed
@@ -184,6 +188,32 @@ class LakeStorage:
             self.fs.makedirs(source, exist_ok=True)
             return True
         return exchange_paths(source, destination)
+
+    def replace_directory(self, staged: str, target: str) -> None:
+        """Make the tree built at ``staged`` the one at ``target``; what was at ``target`` goes.
+
+        One atomic exchange where the storage has it. Otherwise a marker is written in
+        ``staged``, the old tree is removed first (a reader never sees both), then the new one
+        is copied in: a reader may briefly see neither, and :meth:`finish_replace` completes a
+        switch that was interrupted."""
+        if self.swap_directories(staged, target):
+            self.delete_tree(staged)  # the old generation, now out of sight
+            return
+        self.write_json(f"{staged}/{_REPLACING}", {"target": target})
+        self.finish_replace(staged, target)
+
+    def finish_replace(self, staged: str, target: str) -> bool:
+        """Complete a :meth:`replace_directory` that stopped after its marker; False if none did.
+        Idempotent: the staged files go only after the marker, which goes only after the copy."""
+        marker = f"{staged}/{_REPLACING}"
+        if not self.exists(marker):
+            return False
+        self.delete_tree(target)
+        for path in self.files(staged):
+            self.copy(path, target + path[len(staged) :])
+        self.delete(marker)
+        self.delete_tree(staged)
+        return True
 
     def copy(self, source: str, target: str) -> None:
         """Copy one file, replacing ``target`` atomically (a rename locally, one PUT remotely)."""

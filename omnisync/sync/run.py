@@ -96,7 +96,9 @@ def _steps(
     orchestration: Orchestration,
 ) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
-    parts.changes.recover()  # a compaction a crash interrupted, before anything is written
+    # a compaction or a relayout a crash interrupted, before anything is written
+    parts.changes.recover()
+    parts.snapshot.recover()
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(parts)
     if unfinished is not None:

@@ -289,7 +289,7 @@ def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
 
     snapshot = Snapshot(storage, buckets=1)
     snapshot.merge(versions([(1, 0), (2, 0)]))
-    target = storage.path("customers/bucket=000/part.parquet")
+    target = storage.path("customers/bucket=0/part.parquet")
     leftover = temporary_path(target, "killed")
     storage.fs.copy(target, leftover)  # what a kill between write and rename leaves
     assert pd.read_parquet(f"{storage.root}/customers")["pk"].tolist() == [1, 2]
@@ -300,7 +300,7 @@ def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
 
 def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStorage) -> None:
     """A run that lost its lock sets no file: every change to the lake asks the guard first."""
-    storage.write_table("customers/bucket=000/part.parquet", versions([(1, 0)]))
+    storage.write_table("customers/bucket=0/part.parquet", versions([(1, 0)]))
 
     def lost() -> None:
         raise LakeError("lock lost")
@@ -308,9 +308,9 @@ def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStor
     storage.guard = lost
     before = sorted(p.name for p in Path(storage.root).rglob("*"))
     for change in (
-        lambda: storage.write_table("customers/bucket=000/part.parquet", versions([(2, 0)])),
+        lambda: storage.write_table("customers/bucket=0/part.parquet", versions([(2, 0)])),
         lambda: storage.write_json("_meta/x.json", {}),
-        lambda: storage.delete("customers/bucket=000/part.parquet"),
+        lambda: storage.delete("customers/bucket=0/part.parquet"),
         lambda: storage.delete_tree("customers"),
         lambda: storage.swap_directories("customers", "elsewhere"),
     ):

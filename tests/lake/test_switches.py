@@ -213,3 +213,37 @@ def test_a_crash_at_any_step_of_the_snapshot_merge_never_shows_a_customer_twice(
     steps = crash_at_every_step(prepare, merge, check, tmp_path)
     assert steps > 3
     assert snapshot_pks(tmp_path / f"crash-{steps}") == list(range(1, 120))
+
+
+def padded_snapshot(root: Path) -> list[int]:
+    """customers/ as an earlier omnisync wrote it: zero-padded bucket folders."""
+    storage = LakeStorage(str(root))
+    for bucket in range(4):
+        rows = [(pk, 1) for pk in range(1, 80) if pk % 4 == bucket]
+        storage.write_table(f"customers/bucket={bucket:03d}/part.parquet", versions(rows))
+    return snapshot_pks(root)
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "object-store-fallback"])
+def test_a_crash_at_any_step_of_renaming_padded_buckets_never_shows_a_customer_twice(
+    tmp_path: Path, swap: bool
+) -> None:
+    def rename(storage: LakeStorage) -> None:
+        Snapshot(storage, buckets=4).recover()
+
+    def check(root: Path, expected: list[int]) -> None:
+        pks = snapshot_pks(root) if list((root / "customers").rglob("*.parquet")) else []
+        assert len(pks) == len(set(pks)), "no customer is visible twice"
+        if swap:
+            assert pks == expected, "with an atomic swap no customer is ever missing either"
+        else:
+            assert set(pks) <= set(expected)
+
+    steps = crash_at_every_step(padded_snapshot, rename, check, tmp_path, swap)
+    assert steps > 4, "the rename was interrupted at each of its steps"
+    final = tmp_path / f"crash-{steps}"
+    assert snapshot_pks(final) == padded_snapshot(tmp_path / "again")
+    names = sorted(p.name for p in (final / "customers").iterdir())
+    assert names == ["bucket=0", "bucket=1", "bucket=2", "bucket=3"]
+    assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
+    assert Snapshot(LakeStorage(str(final)), buckets=4).recover() == 0, "once only"
