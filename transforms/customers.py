@@ -29,6 +29,7 @@ from transforms.schema import (
     CUSTOMER_SCHEMA,
     DATE_FIELDS,
     INT_FIELDS,
+    JSON,
     JSON_FIELDS,
     QUARANTINE_SCHEMA,
     REQUIRED_VALUES,
@@ -182,7 +183,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     columns["_run_id"] = pa.array([lineage.run_id] * count, pa.string())
     columns["_extracted_at"] = pa.array([lineage.extracted_at] * count, TIMESTAMP)
     columns["_source"] = pa.array([lineage.source] * count, pa.string())
-    columns["_extra_fields"] = pa.array(extras, pa.string())
+    columns["_extra_fields"] = pa.array(extras, JSON)
     columns["_dq_flags"] = pa.array([[] for _ in range(count)], pa.list_(pa.string()))
     table = pa.Table.from_pydict(columns, schema=_LOOSE_SCHEMA)
     bad = [i for i, r in enumerate(reasons) if r]

@@ -1,8 +1,10 @@
 """The explicit Arrow schema of a customer in the lake (SPEC 3.3).
 
 API columns keep their names and meaning with real types; JSON objects are stored as JSON text
-(DuckDB's ``json_extract`` and Polars' ``str.json_decode`` read them); lineage and quality columns
-start with ``_``. Fields the API starts sending that this schema does not know are kept, as a JSON
+with Parquet's JSON logical type (Arrow's ``arrow.json`` extension over strings): DuckDB reads
+them as ``JSON``, Spark as strings, pyarrow as ``extension<arrow.json>``, Polars as
+``ext[arrow.json]`` (``.ext.storage()`` gives the text); lineage and quality columns start with
+``_``. Fields the API starts sending that this schema does not know are kept, as a JSON
 object, in ``_extra_fields``: schema drift never drops data silently.
 """
 
@@ -72,16 +74,20 @@ def _api_type(name: str) -> pa.DataType:
         return TIMESTAMP
     if name in DATE_FIELDS:
         return pa.date32()
-    return pa.string()  # strings, and JSON objects as JSON text
+    if name in JSON_FIELDS:
+        return JSON
+    return pa.string()
 
 
 JSON_METADATA = {b"omnisync.format": b"json"}
+#: JSON text, written with Parquet's JSON logical type
+JSON = pa.json_(pa.string())
 
 LINEAGE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("_run_id", pa.string(), nullable=False),
     pa.field("_extracted_at", TIMESTAMP, nullable=False),
     pa.field("_source", pa.string(), nullable=False),
-    pa.field("_extra_fields", pa.string(), metadata=JSON_METADATA),
+    pa.field("_extra_fields", JSON, metadata=JSON_METADATA),
     pa.field("_dq_flags", pa.list_(pa.string())),
 )
 
@@ -105,6 +111,22 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("_source", pa.string(), nullable=False),
         pa.field("pk", pa.int64()),
         pa.field("reasons", pa.list_(pa.string()), nullable=False),
-        pa.field("raw", pa.string(), nullable=False, metadata=JSON_METADATA),
+        pa.field("raw", JSON, nullable=False, metadata=JSON_METADATA),
     ]
 )
+
+
+def with_json_types(table: pa.Table) -> pa.Table:
+    """``table`` with its JSON columns typed as :data:`JSON`: files an earlier omnisync wrote
+    hold them as plain strings tagged with :data:`JSON_METADATA`, and Arrow will not concatenate
+    the two types."""
+    schema = table.schema
+    plain = [
+        i
+        for i, f in enumerate(schema)
+        if f.type == pa.string() and (f.metadata or {}).get(b"omnisync.format") == b"json"
+    ]
+    for i in plain:
+        field = schema.field(i)
+        table = table.set_column(i, field.with_type(JSON), table.column(i).cast(JSON))
+    return table

@@ -73,6 +73,14 @@ def _month_end(month: str) -> dt.date:
     return dt.date(year + number // 12, number % 12 + 1, 1)
 
 
+#: said in every file's schema metadata, for readers who find a file without the README
+PARTITION_NOTE = {b"omnisync.modified_month": b"YYYY-MM of modified_date in UTC"}
+
+
+def _noted(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **PARTITION_NOTE})
+
+
 def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
     """Rows whose (pk, modified_date) is not in ``logged`` (joins on the keys alone, since
     Arrow joins cannot carry list columns)."""
@@ -138,7 +146,7 @@ class ChangeLog:
                     rows = _not_in(rows, logged)
                 target = f"{_month_dir(month)}/{name}"
                 if rows.num_rows:
-                    self.storage.write_table(target, rows.sort_by([("pk", "ascending")]))
+                    self.storage.write_table(target, _noted(rows.sort_by([("pk", "ascending")])))
                     written += rows.num_rows
                 else:
                     self.storage.delete(target)
@@ -170,7 +178,9 @@ class ChangeLog:
             )
             staged = f"{COMPACTING}/{PARTITION}={month}"
             self.storage.delete_tree(staged)
-            self.storage.write_table(f"{staged}/{COMPACTED}", merged.sort_by([("pk", "ascending")]))
+            self.storage.write_table(
+                f"{staged}/{COMPACTED}", _noted(merged.sort_by([("pk", "ascending")]))
+            )
             if self.storage.swap_directories(staged, _month_dir(month)):
                 self.storage.delete_tree(staged)  # the old generation, now out of sight
             else:
@@ -227,7 +237,8 @@ class ChangeLog:
                 )
             )
             self.storage.write_table(
-                f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}", merged.sort_by([("pk", "ascending")])
+                f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}",
+                _noted(merged.sort_by([("pk", "ascending")])),
             )
         self.storage.replace_directory(RELAYOUT, DATASET)
         log.info("moved the change log to monthly partitions (%d files before)", len(old))

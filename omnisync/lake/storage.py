@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from transforms.schema import with_json_types
+
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 
 
@@ -146,7 +148,10 @@ class LakeStorage:
         return self.fs.open(self.path(relative), "rb")
 
     def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.path(relative), filesystem=self.fs, columns=columns)
+        """One file, its JSON columns typed as JSON whichever omnisync wrote it."""
+        return with_json_types(
+            pq.read_table(self.path(relative), filesystem=self.fs, columns=columns)
+        )
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))

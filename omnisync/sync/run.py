@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
@@ -99,6 +100,7 @@ def _steps(
     # a compaction or a relayout a crash interrupted, before anything is written
     parts.changes.recover()
     parts.snapshot.recover()
+    upgrade(parts.storage)  # files an earlier omnisync wrote, once
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(parts)
     if unfinished is not None:

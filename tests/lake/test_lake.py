@@ -13,6 +13,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -89,8 +90,15 @@ def test_every_dataset_reads_back_with_real_types_in_duckdb_polars_and_pandas(
     assert tier is not None and tier[0] > 0
     frame = pl.read_parquet(f"{root}/customers/**/*.parquet")
     assert frame.schema["modified_date"] == pl.Datetime("us", "UTC")
-    tiers = frame.select(pl.col("extra_field").str.json_path_match("$.loyalty_tier")).to_series()
+    tiers = frame.select(
+        pl.col("extra_field").ext.storage().str.json_path_match("$.loyalty_tier")
+    ).to_series()
     assert "gold" in tiers.to_list()
+    # Parquet's JSON logical type: DuckDB sees JSON, pyarrow the arrow.json extension
+    assert types["extra_field"] == "JSON" and types["_extra_fields"] == "JSON"
+    assert pq.read_schema(next(Path(root).glob("customers/*/*.parquet"))).field(
+        "attributes"
+    ).type == pa.json_(pa.string())
     pandas_frame = pd.read_parquet(f"{root}/customers")
     assert str(pandas_frame["modified_date"].dtype).startswith("datetime64[us, UTC]")
     assert pandas_frame["pk"].is_unique
@@ -317,3 +325,10 @@ def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStor
         with pytest.raises(LakeError, match="lock lost"):
             change()
     assert sorted(p.name for p in Path(storage.root).rglob("*")) == before
+
+
+def test_change_log_files_say_which_month_modified_month_is(storage: LakeStorage) -> None:
+    ChangeLog(storage).write_window(versions([(1, 0), (2, 60 * 24 * 40)]), "w1")
+    for path in storage.files("customer_changes"):
+        metadata = pq.read_schema(storage.path(path)).metadata
+        assert metadata[b"omnisync.modified_month"] == b"YYYY-MM of modified_date in UTC"

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -247,3 +248,61 @@ def test_a_crash_at_any_step_of_renaming_padded_buckets_never_shows_a_customer_t
     assert names == ["bucket=0", "bucket=1", "bucket=2", "bucket=3"]
     assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
     assert Snapshot(LakeStorage(str(final)), buckets=4).recover() == 0, "once only"
+
+
+def as_version_one(table: pa.Table) -> pa.Table:
+    """``table`` as omnisync wrote it before Parquet's JSON type: plain strings with a tag."""
+    fields = [
+        f.with_type(pa.string()) if f.type == pa.json_(pa.string()) else f for f in table.schema
+    ]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def version_one_lake(root: Path) -> list[int]:
+    """customers/, customer_changes/ and quarantine/ with JSON columns as plain strings."""
+    import pyarrow.parquet as pq
+
+    rows = versions([(pk, pk) for pk in range(1, 40)])
+    for bucket in range(2):
+        part = rows.filter(pa.compute.equal(pa.compute.bit_wise_and(rows["pk"], 1), bucket))
+        target = root / "customers" / f"bucket={bucket}" / "part.parquet"
+        target.parent.mkdir(parents=True)
+        pq.write_table(as_version_one(part), target)
+    month = root / "customer_changes" / "modified_month=2026-03"
+    month.mkdir(parents=True)
+    pq.write_table(as_version_one(rows), month / "part-compacted.parquet")
+    return snapshot_pks(root)
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "object-store-fallback"])
+def test_a_crash_at_any_step_of_the_json_type_upgrade_never_shows_a_row_twice(
+    tmp_path: Path, swap: bool
+) -> None:
+    import polars as pl
+
+    from omnisync.lake.upgrade import FORMAT, upgrade
+
+    def check(root: Path, expected: list[int]) -> None:
+        pks = snapshot_pks(root) if list((root / "customers").rglob("*.parquet")) else []
+        assert len(pks) == len(set(pks)), "no customer is visible twice"
+        if swap:
+            assert pks == expected
+        else:
+            assert set(pks) <= set(expected)
+        keys = change_log_keys(root)
+        assert len(keys) == len(set(keys)), "no version is visible twice"
+
+    steps = crash_at_every_step(version_one_lake, upgrade, check, tmp_path, swap)
+    assert steps > 4, "the upgrade was interrupted at each of its steps"
+    final = tmp_path / f"crash-{steps}"
+    assert snapshot_pks(final) == list(range(1, 40))
+    json_type = pa.json_(pa.string())
+    for path in final.glob("customer*/*/*.parquet"):
+        schema = pa.parquet.read_schema(path)
+        assert schema.field("attributes").type == json_type, path
+        assert schema.field("_extra_fields").type == json_type, path
+    for dataset in ("customers", "customer_changes"):
+        assert pl.read_parquet(final / dataset).height == 39, "Polars reads one type again"
+    assert (final / FORMAT).exists()
+    assert upgrade(LakeStorage(str(final))) == 0, "once only"
+    assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
