@@ -9,7 +9,7 @@ export PREFECT_LOGGING_EXTRA_LOGGERS ?= omnisync
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install test lint typecheck unit demo bench clean docs-assets
+.PHONY: install test test-e2e lint typecheck unit demo bench clean docs-assets
 
 # uv is bootstrapped into .tools/ when it is not on PATH: nothing is asked, nothing global changes.
 .tools/bin/uv:
@@ -30,6 +30,10 @@ unit: install
 	$(UV) run --locked pytest
 
 test: lint typecheck unit
+
+# prefect.yaml deployed to a real Prefect server and run by a process worker (.ci/run calls it)
+test-e2e: install
+	$(UV) run --locked pytest -m e2e
 
 demo: install
 	$(UV) run --locked omnisync demo
