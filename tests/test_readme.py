@@ -73,3 +73,17 @@ def assert_partition_values_read_the_same(lake: Path) -> None:
     polars_months = pl.read_parquet(lake / "customer_changes")["modified_month"].unique()
     assert {m for (m,) in months} == set(polars_months.cast(pl.Utf8).to_list())
     assert all(re.fullmatch(r"\d{4}-\d{2}", m) for (m,) in months)
+
+
+def test_every_link_of_the_docs_leads_to_a_file_of_the_repository() -> None:
+    """The product documents itself: no link leaves the repository or leads nowhere."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(ROOT), (
+                f"{page.name} links outside the repository: {target}"
+            )
+            assert resolved.exists(), f"{page.name} links to a missing file: {target}"
