@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import warnings
@@ -11,7 +12,7 @@ import great_expectations
 import pyarrow as pa
 import pytest
 
-from omnisync.validation import Validator, validate_customers
+from omnisync.validation import Validator, runner, validate_customers
 from omnisync.validation.offline_docs import (
     ASSETS,
     ASSETS_DIR,
@@ -69,9 +70,12 @@ def test_shipped_files_are_the_registry_files_in_the_lock() -> None:
             assert asset.local in lock["files"]
 
 
-def test_every_run_stays_listed_and_old_runs_go_after_the_retention(tmp_path: Path) -> None:
+def test_every_run_stays_listed_and_old_runs_go_after_the_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each run builds its own context (as each process does); the site still lists the runs
     before it, a run of another suite keeps them, and results older than the retention go."""
+    monkeypatch.setattr(runner, "INDEX_EVERY", dt.timedelta(0))  # every run rebuilds the index
     first = Validator(str(tmp_path))
     validate_customers(first, typed(clean_records(5)), "run-first")
     first.publish_docs()
@@ -97,6 +101,27 @@ def test_every_run_stays_listed_and_old_runs_go_after_the_retention(tmp_path: Pa
     pages = site(tmp_path) / "validations" / "customers"
     assert not list((pages / "run-first").rglob("*.html")), "the old run's page is removed"
     assert list((pages / "run-second").rglob("*.html"))
+
+
+def test_a_run_that_only_passed_renders_its_pages_and_leaves_the_index_for_later(
+    tmp_path: Path,
+) -> None:
+    """The index costs time in proportion to the history: a passing run renders only its own
+    pages, a run with a failing expectation rebuilds the index at once."""
+    first = Validator(str(tmp_path))
+    validate_customers(first, typed(clean_records(5)), "run-first")
+    first.publish_docs()  # no index yet: built
+    passing = Validator(str(tmp_path))
+    validate_customers(passing, typed(clean_records(5)), "run-passing")
+    passing.publish_docs()
+    assert run_names(tmp_path) == {"run-first"}, "the index waits for its next rebuild"
+    assert list((site(tmp_path) / "validations" / "customers" / "run-passing").rglob("*.html"))
+    flagged = clean_records(5)
+    flagged[0]["email"] = "not-an-email"
+    failing = Validator(str(tmp_path))
+    validate_customers(failing, typed(flagged), "run-flagged")
+    failing.publish_docs()
+    assert run_names(tmp_path) == {"run-first", "run-passing", "run-flagged"}
 
 
 @pytest.fixture(scope="module")
