@@ -7,7 +7,7 @@ import time
 
 from bench.lake_merge import customers_table
 from omnisync.validation import Validator, validate_customers
-from transforms.quality import phone_is_valid
+from transforms.phones import phone_is_valid
 
 
 def main() -> None:

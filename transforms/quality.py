@@ -1,32 +1,20 @@
 """The frame that Great Expectations validates: the typed table, plus derived check columns.
 
-Pure (pyarrow, pandas, phonenumbers): nothing here touches GX, Prefect or the network. Derived
-columns start with ``_`` and exist only for validation; the lake never stores them.
+Pure (pyarrow, pandas, phonenumbers via ``transforms.phones``): nothing here touches GX, Prefect
+or the network. Derived columns start with ``_`` and exist only for validation; the lake never
+stores them.
 """
 
 from __future__ import annotations
 
-import functools
-
 import pandas as pd
-import phonenumbers
 import pyarrow as pa
 
-DEFAULT_REGION = "TR"
+from transforms.phones import phone_is_valid
+
 ROW = "_row"
 # List columns: GX has no expectation for them and pandas would hold them as Python objects.
 _NOT_VALIDATED = ("_dq_flags",)
-
-
-@functools.lru_cache(maxsize=65_536)
-def phone_is_valid(raw: str | None, region: str = DEFAULT_REGION) -> bool | None:
-    """Whether a phone number parses to a valid number (None when there is no number)."""
-    if raw is None or not raw.strip():
-        return None
-    try:
-        return bool(phonenumbers.is_valid_number(phonenumbers.parse(raw, region)))
-    except phonenumbers.NumberParseException:
-        return False
 
 
 def validation_frame(table: pa.Table) -> pd.DataFrame:

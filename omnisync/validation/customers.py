@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from omnisync.validation.runner import SuiteResult, Validator
 from transforms.quality import validation_frame
@@ -38,14 +40,27 @@ class CustomerValidation:
         return not self.failures
 
 
-def _flags(result: SuiteResult, existing: list[list[str]]) -> list[list[str]]:
-    flags = [list(f or []) for f in existing]
+def _flags(result: SuiteResult, existing: pa.ChunkedArray) -> tuple[pa.Array, int]:
+    """``_dq_flags`` with the warnings' names added, and how many rows carry a flag. Built from
+    offsets: most rows have none, and a Python list per row cost 0.2 s per 100k rows."""
+    added: dict[int, list[str]] = {}
     for name, (severity, rows) in result.row_failures.items():
         if severity != "critical":
             for row in rows:
-                if name not in flags[row]:
-                    flags[row].append(name)
-    return flags
+                added.setdefault(row, []).append(name)
+    before = existing.to_pylist() if pc.max(pc.list_value_length(existing)).as_py() else None
+    if before is not None:  # rows flagged already: merge them one by one
+        for row, names in added.items():
+            added[row] = [*before[row], *(n for n in names if n not in before[row])]
+        for row, names in enumerate(before):
+            if names and row not in added:
+                added[row] = list(names)
+    lengths = np.zeros(len(existing), dtype=np.int32)
+    order = sorted(added)
+    lengths[order] = [len(added[row]) for row in order]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = pa.array([name for row in order for name in added[row]], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values), len(order)
 
 
 def validate_customers(validator: Validator, table: pa.Table, run_name: str) -> CustomerValidation:
@@ -58,15 +73,13 @@ def validate_customers(validator: Validator, table: pa.Table, run_name: str) -> 
         if severity == "critical":
             for row in rows:
                 quarantine_rows.setdefault(row, []).append(name)
-    flags = _flags(result, table.column("_dq_flags").to_pylist())
-    flagged = sum(1 for f in flags if f)
+    flags, flagged = _flags(result, table.column("_dq_flags"))
     table = table.set_column(
-        table.schema.get_field_index("_dq_flags"),
-        table.schema.field("_dq_flags"),
-        pa.array(flags, pa.list_(pa.string())),
+        table.schema.get_field_index("_dq_flags"), table.schema.field("_dq_flags"), flags
     )
-    keep = pa.array([i not in quarantine_rows for i in range(table.num_rows)])
-    good = table.filter(keep)
+    keep = np.ones(table.num_rows, dtype=np.bool_)
+    keep[list(quarantine_rows)] = False
+    good = table.filter(pa.array(keep)) if quarantine_rows else table
     quarantined = _quarantine_table(table, quarantine_rows)
     failures = list(result.critical)
     return CustomerValidation(

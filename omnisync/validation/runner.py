@@ -25,6 +25,7 @@ log = logging.getLogger("omnisync.validation")
 # two threads validating at once (even on two contexts) broke it for the whole process. Every
 # call into GX takes this one process-wide lock.
 _GX_LOCK = threading.Lock()
+ROW = "_row"
 DEFAULT_SUITES = Path(__file__).resolve().parents[2] / "expectations"
 REPORTS = "_reports"
 _DOCS = "data_docs"
@@ -103,6 +104,50 @@ def load_suite_json(name: str, directory: Path = DEFAULT_SUITES) -> dict[str, An
     return data
 
 
+#: expectation arguments that name the columns an expectation reads
+_COLUMN_ARGS = ("column", "column_A", "column_B")
+_COLUMN_LIST_ARGS = ("column_list",)
+#: expectations that read only the table's column names, not their values
+_NAMES_ONLY = {"expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list"}
+
+
+def checked_columns(suite: dict[str, Any]) -> set[str] | None:
+    """The columns whose values the suite reads; None when that cannot be told (then every
+    column is validated as it is)."""
+    columns: set[str] = {ROW}
+    for expectation in suite.get("expectations", []):
+        kwargs = expectation.get("kwargs", {})
+        kind = expectation.get("type", "")
+        if kind in _NAMES_ONLY:
+            continue
+        named = [kwargs[a] for a in _COLUMN_ARGS if a in kwargs]
+        named += [c for a in _COLUMN_LIST_ARGS for c in kwargs.get(a, [])]
+        if not named:
+            if kind.startswith("expect_table_row_count"):
+                continue
+            return None  # an expectation over the whole table: keep every column's values
+        columns.update(named)
+    return columns
+
+
+def _only_what_is_checked(frame: pd.DataFrame, checked: set[str] | None) -> pd.DataFrame:
+    """``frame`` with the columns no expectation reads replaced by a one-byte placeholder of the
+    same name. GX filters and hashes the whole frame for every expectation: carrying the text
+    columns nobody checks cost most of validation's time."""
+    if checked is None:
+        return frame
+    unchecked = [name for name in frame.columns if name not in checked]
+    if not unchecked:
+        return frame
+    import numpy as np
+
+    placeholder = np.zeros(len(frame), dtype=np.bool_)
+    slim = frame[[name for name in frame.columns if name in checked]].copy()
+    for name in unchecked:
+        slim[name] = placeholder
+    return slim[list(frame.columns)]
+
+
 def _row_numbers(indexed: list[Any]) -> set[int]:
     """Row numbers from ``unexpected_index_list``: GX gives one dict per row, or (with
     ``exclude_unexpected_values``) dicts holding lists of row numbers."""
@@ -169,6 +214,7 @@ class Validator:
             self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
             self._source = self._context.data_sources.add_pandas("omnisync")
             self._checkpoints: dict[str, Any] = {}
+            self._checked_columns: dict[str, set[str] | None] = {}
             #: result keys of this process's validations: only their pages are (re)rendered
             self._validated: list[Any] = []
             self._failed = False  # any expectation of this process's validations failed
@@ -229,6 +275,9 @@ class Validator:
             )
         )
         self._checkpoints[suite_name] = checkpoint
+        self._checked_columns[suite_name] = checked_columns(
+            load_suite_json(suite_name, self._suites_dir)
+        )
         return checkpoint
 
     def validate(
@@ -244,6 +293,7 @@ class Validator:
         params = {"today": pd.Timestamp(dt.datetime.now(dt.UTC).date()), **(parameters or {})}
         with self._lock:  # one GX context is not meant for concurrent checkpoint runs
             checkpoint = self._checkpoint(suite_name)
+            frame = _only_what_is_checked(frame, self._checked_columns[suite_name])
             outcome = checkpoint.run(
                 batch_parameters={"dataframe": frame},
                 expectation_parameters=params,

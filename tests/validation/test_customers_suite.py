@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from omnisync.validation import Validator, validate_customers
-from omnisync.validation.runner import DEFAULT_SUITES, SuiteError
+from omnisync.validation.runner import DEFAULT_SUITES, SuiteError, load_suite_json
 from sandbox.seed import seed_customers
 from transforms.customers import Lineage, to_table
 
@@ -236,3 +236,35 @@ def test_validators_in_parallel_threads_never_call_gx_at_once(
         thread.join()
     assert errors == []
     assert most == 1, f"{most} threads were inside GX's parser at once"
+
+
+def test_validating_only_the_checked_columns_changes_no_answer(
+    validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX gets the unchecked columns as placeholders (it only reads their names): every row
+    failure and batch failure is the same as with the whole frame."""
+    from omnisync.validation import runner
+    from transforms.quality import validation_frame
+
+    records = [dict(c.data) for c in seed_customers(400, seed=5)]  # the seed's own problems
+    records[3]["channel_code"] = records[4]["channel_code"]
+    records[3]["channel"] = records[4]["channel"]
+    frame = validation_frame(typed(records))
+    slim = validator.validate("customers", frame, "slim")
+    monkeypatch.setattr(runner, "_only_what_is_checked", lambda frame, checked: frame)
+    whole = validator.validate("customers", frame, "whole")
+    assert slim.row_failures == whole.row_failures and slim.row_failures
+    assert slim.batch_failures == whole.batch_failures
+    assert runner.checked_columns(load_suite_json("customers")) == {
+        "_row",
+        "pk",
+        "channel",
+        "_channel_key",
+        "email",
+        "date_of_birth",
+        "modified_date",
+        "created_date",
+        "gender",
+        "user_type",
+        "_phone_valid",
+    }

@@ -1,0 +1,51 @@
+"""The fast phone check answers exactly what phonenumbers answers, on every shape it takes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms.phones import phone_is_valid, phonenumbers_says_valid
+
+PREFIXES = ["", "+90", "+90 ", "0", "0 ", "90", "+9", "00", "+", "0090", "+900", "00 90 "]
+
+
+@st.composite
+def phone_like(draw: st.DrawFn) -> str:
+    digits = draw(st.text(alphabet="0123456789", min_size=1, max_size=15))
+    spaced = "".join(
+        d + (" " if draw(st.booleans()) and i % 2 else "") for i, d in enumerate(digits)
+    )
+    return draw(st.sampled_from(PREFIXES)) + spaced.strip()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(phone_like())
+def test_the_fast_check_agrees_with_phonenumbers(raw: str) -> None:
+    phone_is_valid.cache_clear()
+    assert phone_is_valid(raw) == phonenumbers_says_valid(raw.strip()), raw
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["5", "2", "3", "4", "8", "9"]), st.text("0123456789", min_size=6, max_size=12)
+)
+def test_numbers_that_look_valid_agree_too(first: str, rest: str) -> None:
+    """Most random digits are invalid; these start as Turkish numbers do."""
+    for raw in (f"+90 {first}{rest}", f"0{first}{rest}", f"{first}{rest}"):
+        phone_is_valid.cache_clear()
+        assert phone_is_valid(raw) == phonenumbers_says_valid(raw), raw
+
+
+def test_the_shapes_omnisync_sees_most() -> None:
+    for raw in (
+        "+90 532 123 45 67",
+        "05321234567",
+        "5321234567",
+        "0532 123 45 67",
+        "+905321234567",
+    ):
+        assert phone_is_valid(raw) is True, raw
+    assert phone_is_valid("12") is False
+    assert phone_is_valid("   ") is None and phone_is_valid(None) is None
+    assert phone_is_valid("(0532) 123-45-67") == phonenumbers_says_valid("(0532) 123-45-67")
