@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -58,7 +59,6 @@ def _fail(message: str, code: int) -> typer.Exit:
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
     from omnisync.client import AuthenticationFailed, ConfigurationError, OmnitronError
-    from omnisync.erp import ErpInputError, PlanRejected, PlanTooLarge
     from omnisync.lake import LakeError
     from omnisync.settings import SettingsError
     from omnisync.state import LockHeld, LockLost, StateError
@@ -79,10 +79,15 @@ def _user_errors() -> Iterator[None]:
         raise _fail(f"Omnitron: {exc}", 1) from None
     except (BatchRejected, SchemaDrift) as exc:
         raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
-    except (ErpInputError, PlanRejected) as exc:
-        raise _fail(f"{exc}; nothing was patched", 2) from None
-    except PlanTooLarge as exc:
-        raise _fail(str(exc), 4) from None
+    except Exception as exc:
+        # ERP errors can only come from a command that loaded omnisync.erp; a sync does not
+        # pay for importing it (half a second) just to name its exceptions here.
+        erp = sys.modules.get("omnisync.erp")
+        if erp is not None and isinstance(exc, (erp.ErpInputError, erp.PlanRejected)):
+            raise _fail(f"{exc}; nothing was patched", 2) from None
+        if erp is not None and isinstance(exc, erp.PlanTooLarge):
+            raise _fail(str(exc), 4) from None
+        raise
 
 
 @app.command()
