@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from transforms.schema import (
 )
 
 _KNOWN = frozenset(API_FIELDS)
+_API_VALUES = operator.itemgetter(*API_FIELDS)
 # Rows still to be rejected may lack a pk: build with nullable fields, then cast to the real schema.
 _LOOSE_SCHEMA = pa.schema([f.with_nullable(True) for f in CUSTOMER_SCHEMA])
 _ZONED = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
@@ -150,23 +152,40 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     """Type ``records`` (API JSON objects). Raises SchemaDrift if a documented field vanished."""
     count = len(records)
     reasons: list[list[str]] = [[] for _ in range(count)]
-    if count:
-        present = set().union(*(r.keys() for r in records if isinstance(r, dict)))
-        gone = [name for name in API_FIELDS if name not in present]
-        if gone:
-            raise SchemaDrift(f"documented field(s) missing from every record: {', '.join(gone)}")
     unknown: set[str] = set()
+    present: set[str] = set()
+    complete = False  # some record has every documented field
+    odd = False  # some record is not a dict of exactly the documented fields
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             reasons[i].append(f"record: not a JSON object: {record!r:.60}")
-        elif record.keys() != _KNOWN:  # rare: only drifted or broken records pay for the details
+            odd = True
+        elif record.keys() == _KNOWN:
+            complete = True
+        else:  # rare: only drifted or broken records pay for the details
+            odd = True
             missing = [name for name in API_FIELDS if name not in record]
             if missing:
                 reasons[i].append(f"fields missing: {', '.join(missing)}")
+            else:
+                complete = True
             unknown |= record.keys() - _KNOWN
-    safe = [r if isinstance(r, dict) else {} for r in records]
+            present |= record.keys()
+    if count and not complete:
+        gone = [name for name in API_FIELDS if name not in present]
+        if gone:
+            raise SchemaDrift(f"documented field(s) missing from every record: {', '.join(gone)}")
+    values: list[Sequence[Any]]
+    if count and not odd:  # every record is a dict of exactly the documented fields
+        # One C-level tuple per record, transposed in C: 20 list comprehensions over dicts cost
+        # about 0.1 s per 10k records.
+        values = list(zip(*map(_API_VALUES, records), strict=True))
+    else:
+        safe = [r if isinstance(r, dict) else {} for r in records]
+        values = [[r.get(name) for r in safe] for name in API_FIELDS]
     columns = {
-        name: _convert_column(name, [r.get(name) for r in safe], reasons) for name in API_FIELDS
+        name: _convert_column(name, list(column), reasons)
+        for name, column in zip(API_FIELDS, values, strict=True)
     }
     for name in REQUIRED_VALUES:
         for i in pc.indices_nonzero(pc.is_null(columns[name])).to_pylist():

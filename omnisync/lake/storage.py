@@ -27,6 +27,8 @@ from fsspec.implementations.local import LocalFileSystem
 from transforms.schema import with_json_types
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
+#: files read once by omnisync itself, then deleted (staged windows): written for speed
+SCRATCH_OPTIONS: dict[str, Any] = {"compression": "lz4", "write_statistics": False}
 
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
@@ -99,14 +101,18 @@ class LakeStorage:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
         self._write(relative, lambda sink: pq.write_table(table, sink, **PARQUET_OPTIONS))
 
-    def write_row_groups(self, relative: str, groups: list[pa.Table]) -> None:
+    def write_row_groups(
+        self, relative: str, groups: list[pa.Table], scratch: bool = False
+    ) -> None:
         """Write ``groups`` (one schema) as the row groups of one Parquet file, in order, so a
-        reader can take one group without the others; replaces any file atomically."""
+        reader can take one group without the others; replaces any file atomically. ``scratch``:
+        a file only omnisync reads back, written with cheaper compression."""
         if not groups:
             raise ValueError("write_row_groups needs at least one group")
+        options = SCRATCH_OPTIONS if scratch else PARQUET_OPTIONS
 
         def write(sink: Any) -> None:
-            with pq.ParquetWriter(sink, groups[0].schema, **PARQUET_OPTIONS) as writer:
+            with pq.ParquetWriter(sink, groups[0].schema, **options) as writer:
                 for group in groups:
                     writer.write_table(group, row_group_size=max(1, group.num_rows))
 

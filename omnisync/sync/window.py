@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
@@ -197,7 +198,13 @@ def _stage_chunk(
     table = _with_flags(table, _flags_by_pk(validation.good))
     quarantined = pa.concat_tables([converted.rejected, validation.quarantined])
     rejected_pks = _pks(validation.quarantined)
-    good = table.filter(pa.array([pk not in rejected_pks for pk in table.column("pk").to_pylist()]))
+    good = (
+        table.filter(
+            pc.invert(pc.is_in(table.column("pk"), value_set=pa.array(sorted(rejected_pks))))
+        )
+        if rejected_pks
+        else table
+    )
     analyst = apply_pii_policy(
         good, settings.pii_policy, settings.pii_salt.get_secret_value().encode()
     )
@@ -208,7 +215,7 @@ def _stage_chunk(
     result.flagged += validation.flagged_rows
     result.unknown_fields.update(converted.unknown_field_counts)
     if good.num_rows:
-        top = max(good.column("modified_date").to_pylist())
+        top = pc.max(good.column("modified_date")).as_py()
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
     return analyst, quarantined
 
@@ -227,6 +234,7 @@ def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> No
     parts.storage.write_row_groups(
         f"{staging_dir(plan_id)}/{name}.parquet",
         [part.replace_schema_metadata(metadata) for _, part in groups],
+        scratch=True,
     )
     log.debug("staged window %s: %d rows in %d bucket(s)", name, rows.num_rows, len(groups))
 
@@ -247,13 +255,14 @@ def _pks(table: pa.Table) -> set[int]:
 
 
 def _flags_by_pk(table: pa.Table) -> dict[int, list[str]]:
-    return {
-        pk: flags
-        for pk, flags in zip(
-            table.column("pk").to_pylist(), table.column("_dq_flags").to_pylist(), strict=True
+    flagged = table.filter(pc.greater(pc.list_value_length(table.column("_dq_flags")), 0))
+    return dict(
+        zip(
+            flagged.column("pk").to_pylist(),
+            flagged.column("_dq_flags").to_pylist(),
+            strict=True,
         )
-        if flags
-    }
+    )
 
 
 def _with_flags(table: pa.Table, flags: dict[int, list[str]]) -> pa.Table:
