@@ -218,37 +218,28 @@ def _vendor_prefix(document: Any) -> str:
 
 
 class _Offline:
+    """Mixed in before a GX view: its templates load the site's own files (the index's
+    document has no suite, so it gets the site's root)."""
+
     env: Environment
-
-    def _offline(self) -> None:
-        assert self.env.loader is not None
-        self.env.loader = _LocalAssetsLoader(self.env.loader)
-
-
-class OfflinePageView(DefaultJinjaPageView, _Offline):
-    """A validation or suite page whose scripts and styles come from the site itself."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._offline()
+        assert self.env.loader is not None
+        self.env.loader = _LocalAssetsLoader(self.env.loader)
 
     def render(self, document: Any, template: Any = None, **kwargs: Any) -> Any:
-        return super().render(  # type: ignore[no-untyped-call]
+        return super().render(  # type: ignore[misc]
             document, template, omnisync_vendor=_vendor_prefix(document), **kwargs
         )
 
 
-class OfflineIndexPageView(DefaultJinjaIndexPageView, _Offline):
+class OfflinePageView(_Offline, DefaultJinjaPageView):
+    """A validation or suite page whose scripts and styles come from the site itself."""
+
+
+class OfflineIndexPageView(_Offline, DefaultJinjaIndexPageView):
     """The site's index, with its scripts and styles from the site itself."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._offline()
-
-    def render(self, document: Any, template: Any = None, **kwargs: Any) -> Any:
-        return super().render(  # type: ignore[no-untyped-call]
-            document, template, omnisync_vendor=f"./{VENDOR}/", **kwargs
-        )
 
 
 def site_config(base_directory: str) -> Any:
