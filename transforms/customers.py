@@ -15,11 +15,12 @@ import datetime as dt
 import json
 import operator
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,6 +40,8 @@ from transforms.schema import (
     TIMESTAMP_FIELDS,
 )
 
+#: per row, what could not be typed (only rows with a problem have an entry)
+Reasons = defaultdict[int, list[str]]
 _KNOWN = frozenset(API_FIELDS)
 _API_VALUES = operator.itemgetter(*API_FIELDS)
 # Rows still to be rejected may lack a pk: build with nullable fields, then cast to the real schema.
@@ -109,7 +112,7 @@ def _check_value(name: str, value: Any) -> str | None:
     return None
 
 
-def _convert_column(name: str, values: list[Any], reasons: list[list[str]]) -> pa.Array:
+def _convert_column(name: str, values: list[Any], reasons: Reasons) -> pa.Array:
     """The column as Arrow; bad values are nulled and their reasons appended per row."""
     target = CUSTOMER_SCHEMA.field(name).type
     prepared = (
@@ -139,7 +142,7 @@ def _convert_column(name: str, values: list[Any], reasons: list[list[str]]) -> p
     for i, value in enumerate(values):
         problem = _check_value(name, value)
         if problem is not None and value is not None:
-            reasons[i].append(problem)
+            reasons[i].append(problem)  # a defaultdict: only bad rows get a list
             cleaned.append(None)
         else:
             cleaned.append(prepared[i])
@@ -151,7 +154,7 @@ def _convert_column(name: str, values: list[Any], reasons: list[list[str]]) -> p
 def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     """Type ``records`` (API JSON objects). Raises SchemaDrift if a documented field vanished."""
     count = len(records)
-    reasons: list[list[str]] = [[] for _ in range(count)]
+    reasons: Reasons = defaultdict(list)  # row -> what is wrong with it; most rows: nothing
     unknown: set[str] = set()
     present: set[str] = set()
     complete = False  # some record has every documented field
@@ -189,7 +192,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     }
     for name in REQUIRED_VALUES:
         for i in pc.indices_nonzero(pc.is_null(columns[name])).to_pylist():
-            if not any(reason.startswith(f"{name}:") for reason in reasons[i]):
+            if not any(reason.startswith(f"{name}:") for reason in reasons.get(i, ())):
                 reasons[i].append(f"{name}: missing")
     extras: list[str | None] = [None] * count
     unknown_counts: Counter[str] = Counter()
@@ -205,12 +208,14 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     columns["_extra_fields"] = pa.array(extras, JSON)
     columns["_dq_flags"] = pa.array([[] for _ in range(count)], pa.list_(pa.string()))
     table = pa.Table.from_pydict(columns, schema=_LOOSE_SCHEMA)
-    bad = [i for i, r in enumerate(reasons) if r]
+    bad = sorted(i for i, r in reasons.items() if r)
     if not bad:
         return Converted(
             table.cast(CUSTOMER_SCHEMA), _rejected([], [], [], lineage), unknown_counts
         )
-    keep = pa.array([not r for r in reasons])
+    keep_rows = np.ones(count, dtype=np.bool_)
+    keep_rows[bad] = False
+    keep = pa.array(keep_rows)
     good = table.filter(keep).cast(CUSTOMER_SCHEMA)
     raw = [records[i] for i in bad]
     return Converted(

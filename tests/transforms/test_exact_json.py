@@ -84,3 +84,13 @@ def test_what_orjson_reads_differently_is_read_by_the_stdlib() -> None:
         '["\\ud800"]',  # a lone surrogate escape: orjson refuses it
     ):
         assert loads_exact(text) == reference_loads(text), text
+
+
+def test_a_bare_value_is_read_exactly_too() -> None:
+    from transforms.exact_json import JsonNumber, loads_exact
+
+    assert loads_exact(b"5") == 5 and loads_exact(b'"x"') == "x" and loads_exact(b"null") is None
+    assert loads_exact(b"12.10") == JsonNumber("12.10")
+    assert loads_exact(b"123456789012345678901234567890") == JsonNumber(
+        "123456789012345678901234567890"
+    )
