@@ -2,8 +2,8 @@
 
 Order of work: each chunk of pages is typed and validated; at the end of the window its rows are
 staged under ``_staging/`` as one file with a row group per snapshot bucket, its versions go to
-the change log (one file per day) and its rejected records to quarantine, and only then is the
-window marked done. The staged rows reach ``customers/`` when the whole plan is finished
+the change log (a file per month it touches) and its rejected records to quarantine, and only
+then is the window marked done. The staged rows reach ``customers/`` when the whole plan is finished
 (``finish.py``), so a backfill rewrites each bucket once. A window that fails is simply run
 again: its files are replaced.
 
