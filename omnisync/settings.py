@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         10_000,
         ge=1,
         validation_alias=_env("OMNISYNC_CHUNK_ROWS", "chunk_rows"),
-        description="rows typed, validated and written together (bounds memory, G4)",
+        description="raw records typed together (bounds memory, G4)",
     )
     window_concurrency: int = Field(
         2,

@@ -1,15 +1,16 @@
 """One window of a plan: extract, type, validate, write, and mark it done (G3, G6).
 
-Order of work: each chunk of pages is typed and validated; at the end of the window its rows are
-staged under ``_staging/`` as one file with a row group per snapshot bucket, its versions go to
-the change log (a file per month it touches) and its rejected records to quarantine, and only
-then is the window marked done. The staged rows reach ``customers/`` when the whole plan is finished
-(``finish.py``), so a backfill rewrites each bucket once. A window that fails is simply run
-again: its files are replaced.
+Order of work: each chunk of pages is typed; at the end of the window its rows are validated
+together, then staged under ``_staging/`` as one file with a row group per snapshot bucket, its
+versions go to the change log (a file per month it touches) and its rejected records to
+quarantine, and only then is the window marked done. The staged rows reach ``customers/`` when
+the whole plan is finished (``finish.py``), so a backfill rewrites each bucket once. A window that
+fails is simply run again: its files are replaced.
 
 A record that cannot be represented is quarantined and the window goes on; whether the run as a
 whole has too many of them is judged once over the whole plan (``finish.py``), never over one
-small chunk. Memory: one chunk of records, and one window's typed rows for the change log.
+small chunk. Memory: one chunk of records, and one window's typed rows for validation, staging
+and the change log.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from omnisync.state.store import to_us
 from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
-from transforms.customers import Lineage, SchemaDrift, to_table
+from transforms.customers import Converted, Lineage, SchemaDrift, to_table
 from transforms.pii import apply_pii_policy
 from transforms.schema import QUARANTINE_SCHEMA
 from transforms.versions import latest_per_pk
@@ -85,7 +86,7 @@ def sync_window(
     name = window_key(lo, hi)
     lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
     chunk: list[dict[str, Any]] = []
-    tables: list[pa.Table] = []
+    typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
     number = 0
     pages = extract_window(
@@ -95,17 +96,19 @@ def sync_window(
         chunk.extend(page)
         if len(chunk) >= settings.chunk_rows:
             number += 1
-            good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
-            tables.append(good)
-            rejected.append(bad)
+            converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+            typed.append(converted.table)
+            rejected.append(converted.rejected)
             chunk = []
     if chunk:
         number += 1
-        good, bad = _stage_chunk(parts, chunk, plan_id, f"{name}-{number:04d}", lineage, result)
-        tables.append(good)
-        rejected.append(bad)
-    if tables:
-        rows = pa.concat_tables(tables, promote_options="permissive")
+        converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+        typed.append(converted.table)
+        rejected.append(converted.rejected)
+    if typed:
+        rows, quarantined = _validate_window(parts, typed, name, result)
+        rejected.append(quarantined)
+        # Also when no row is left: writing a retried window again replaces its earlier files.
         stage_window(parts, plan_id, name, rows)
         result.changes_logged += parts.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
@@ -176,19 +179,30 @@ def sync_window_retrying(
     raise AssertionError("unreachable: stamina either returns or raises")
 
 
-def _stage_chunk(
-    parts: RunParts,
-    records: list[dict[str, Any]],
-    plan_id: str,
-    name: str,
-    lineage: Lineage,
-    result: WindowResult,
-) -> tuple[pa.Table, pa.Table]:
-    """Type, validate and stage one chunk; returns its rows for the change log and the rows
-    for quarantine. Raises BatchRejected for a batch-level critical failure (schema change)."""
-    settings = parts.settings
+def _type_chunk(
+    records: list[dict[str, Any]], name: str, lineage: Lineage, result: WindowResult
+) -> Converted:
+    """Type one chunk of records; the raw records can go once this returns."""
     converted = to_table(records, lineage)
-    table = converted.table
+    log.debug("typed chunk %s: %d records", name, len(records))
+    result.rows += len(records)
+    result.quarantined += converted.rejected.num_rows
+    result.unknown_fields.update(converted.unknown_field_counts)
+    return converted
+
+
+def _validate_window(
+    parts: RunParts, typed: list[pa.Table], name: str, result: WindowResult
+) -> tuple[pa.Table, pa.Table]:
+    """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
+    policy applied) and the rows to quarantine. Raises BatchRejected for a batch-level critical
+    failure (a schema change).
+
+    Once per window, not per chunk: GX costs about 0.13 s per validation whatever its size
+    (1.7 CPU-s per 100k rows in chunks of 10k, 0.6 in one batch), and the window's typed rows
+    are held until it is staged anyway."""
+    settings = parts.settings
+    table = pa.concat_tables(typed, promote_options="permissive")
     assert parts.validator is not None, "a sync run opens its validator"
     validation = validate_customers(
         parts.validator, latest_per_pk(table) if table.num_rows else table, f"{parts.run_id}-{name}"
@@ -196,7 +210,6 @@ def _stage_chunk(
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
     table = _with_flags(table, _flags_by_pk(validation.good))
-    quarantined = pa.concat_tables([converted.rejected, validation.quarantined])
     rejected_pks = _pks(validation.quarantined)
     good = (
         table.filter(
@@ -208,16 +221,14 @@ def _stage_chunk(
     analyst = apply_pii_policy(
         good, settings.pii_policy, settings.pii_salt.get_secret_value().encode()
     )
-    log.debug("validated chunk %s: %d records", name, len(records))
-    result.rows += len(records)
+    log.debug("validated window %s: %d rows", name, table.num_rows)
     result.written += good.num_rows
-    result.quarantined += quarantined.num_rows
+    result.quarantined += validation.quarantined.num_rows
     result.flagged += validation.flagged_rows
-    result.unknown_fields.update(converted.unknown_field_counts)
     if good.num_rows:
         top = pc.max(good.column("modified_date")).as_py()
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
-    return analyst, quarantined
+    return analyst, validation.quarantined
 
 
 BUCKETS_KEY = b"omnisync.buckets"

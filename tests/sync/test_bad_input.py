@@ -102,13 +102,13 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
     chunks: list[int] = []
     windows: list[int] = []
     merges: list[int] = []
-    original_stage = window_step._stage_chunk
+    original_type = window_step._type_chunk
 
-    def stage(parts: RunParts, records: list[dict[str, Any]], *args: Any) -> Any:
+    def type_chunk(records: list[dict[str, Any]], *args: Any) -> Any:
         chunks.append(len(records))
-        return original_stage(parts, records, *args)
+        return original_type(records, *args)
 
-    monkeypatch.setattr(window_step, "_stage_chunk", stage)
+    monkeypatch.setattr(window_step, "_type_chunk", type_chunk)
     job = RunParts.open(settings, "memory")
     original_write = job.changes.write_window
     monkeypatch.setattr(

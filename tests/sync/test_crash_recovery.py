@@ -2,7 +2,7 @@
 incremental runs and full refreshes, never leaves a reader a duplicate, never moves the watermark
 ahead of the data, and one final run converges to the ground truth.
 
-Kill points come from the run's own progress (its DEBUG log lines: planned, validated chunk,
+Kill points come from the run's own progress (its DEBUG log lines: planned, typed chunk,
 staged window, window done, merged bucket, compacted month), never from a sleep, so the test means the same on a slow
 machine. What happens between two steps (a rename, a swap, a commit) is covered step by step in
 ``tests/lake/test_switches.py``.
@@ -35,12 +35,12 @@ from tests.sync.sandbox_runs import (
 
 Make = Callable[..., SandboxServer]
 EVENT = re.compile(
-    r"omnisync\.\w+ - (planned|validated chunk|staged window|window \[.*\) done|merged bucket"
+    r"omnisync\.\w+ - (planned|typed chunk|staged window|window \[.*\) done|merged bucket"
     r"|compacted month)"
 )
 CATEGORIES = (
     "planned",
-    "validated chunk",
+    "typed chunk",
     "staged window",
     "window",
     "merged bucket",
@@ -119,12 +119,12 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
     rng = random.Random(20261129)
     schedule: list[tuple[list[str], str, int]] = [
         ([], "compacted month", 1),  # the first full read, killed while compacting
-        ([], "validated chunk", 1),  # an incremental, killed in its window
+        ([], "typed chunk", 1),  # an incremental, killed in its window
         ([], "staged window", 1),  # killed after staging, before the window is done
         (["--full-refresh"], "window", 3),  # a full refresh, killed between windows
         ([], "merged bucket", 30),  # resumes the full refresh, killed in the merge
         ([], "planned", 1),  # finishes it, then killed right after planning anew
-        (["--full-refresh"], "validated chunk", 5),
+        (["--full-refresh"], "typed chunk", 5),
         *(([], rng.choice(CATEGORIES), rng.randint(1, 12)) for _ in range(3)),
     ]
     kills = 0
