@@ -337,9 +337,11 @@ class Validator:
                 expectation_parameters=params,
                 run_id=RunIdentifier(run_name=run_name),
             )
+            # Under the lock: window threads validate side by side, and a failure noted by one
+            # must not be overwritten by another's success.
+            self._validated.extend(outcome.run_results)
+            self._failed = self._failed or not outcome.success
         result = SuiteResult(suite_name, docs_index=self.docs_index)
-        self._validated.extend(outcome.run_results)
-        self._failed = self._failed or not outcome.success
         for suite_result in outcome.run_results.values():
             for item in suite_result.results:
                 self._collect(item, result)
