@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from omnisync.lake.storage import LakeError, LakeStorage
+from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.lake")
@@ -108,7 +109,8 @@ class Snapshot:
         """Merge ``changes`` (all of this bucket) into the bucket file, replacing it atomically."""
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
-            incoming = latest_per_pk(changes)
+            # rows staged by an earlier omnisync hold JSON as plain strings: type them as now
+            incoming = latest_per_pk(with_json_types(changes))
             if self.storage.exists(path):
                 current = self.storage.read_table(path)
                 incoming = latest_per_pk(

@@ -306,3 +306,16 @@ def test_a_crash_at_any_step_of_the_json_type_upgrade_never_shows_a_row_twice(
     assert (final / FORMAT).exists()
     assert upgrade(LakeStorage(str(final))) == 0, "once only"
     assert not list((final / "_staging").rglob("*.parquet")), "nothing is left staged"
+
+
+def test_rows_staged_by_an_earlier_omnisync_merge_into_an_upgraded_snapshot(
+    tmp_path: Path,
+) -> None:
+    """A plan left open by a version that wrote JSON as strings is finished after the upgrade:
+    its staged rows merge into buckets that hold the JSON type."""
+    snapshot = Snapshot(LakeStorage(str(tmp_path)), buckets=1)
+    snapshot.merge(versions([(pk, 1) for pk in range(1, 20)]))
+    snapshot.merge(as_version_one(versions([(pk, 2) for pk in range(10, 30)])))
+    merged = snapshot.read()
+    assert merged.num_rows == 29
+    assert merged.schema.field("attributes").type == pa.json_(pa.string())
