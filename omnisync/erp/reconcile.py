@@ -246,7 +246,7 @@ def _plan(
         )
     needed = needed_columns(settings, match_on)
     erp = source.read(match_on)
-    validator = Validator(settings.lake, retention_days=settings.data_docs_retention_days)
+    validator = Validator.for_settings(settings)
     try:
         checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
         if checked.critical:

@@ -71,9 +71,7 @@ class RunParts:
                 ChangeLog(storage),
                 Snapshot(storage, buckets=settings.snapshot_buckets),
                 datetimes,
-                Validator(settings.lake, retention_days=settings.data_docs_retention_days)
-                if validate
-                else None,
+                Validator.for_settings(settings) if validate else None,
             )
         except BaseException:
             if client is not None:

@@ -135,9 +135,7 @@ def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> Plan
     )
     if plan.windows:
         if parts.validator is None:  # before any window thread starts: nothing built lazily
-            parts.validator = Validator(
-                parts.settings.lake, retention_days=parts.settings.data_docs_retention_days
-            )
+            parts.validator = Validator.for_settings(parts.settings)
         orchestration.run_windows(parts, plan)
     return finish_plan(parts, plan)
 

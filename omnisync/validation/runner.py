@@ -16,9 +16,12 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from omnisync.settings import Settings
 
 log = logging.getLogger("omnisync.validation")
 # GX parses suite parameters with a module-level pyparsing grammar, which is not thread-safe:
@@ -235,7 +238,8 @@ class Validator:
         suites_dir: Path = DEFAULT_SUITES,
         retention_days: int = 30,
     ) -> None:
-        _defer_unused_imports()
+        with _GX_LOCK:  # sys.modules is shared: one thread puts the deferred modules there
+            _defer_unused_imports()
         import great_expectations as gx  # about 2 s: only runs that validate pay it
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -284,14 +288,18 @@ class Validator:
                 )
             _store_without_row_lists(self._context.validation_results_store)
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Validator:
+        """The run's validator: Data Docs in the lake, kept for the configured retention."""
+        return cls(settings.lake, retention_days=settings.data_docs_retention_days)
+
     def _checkpoint(self, suite_name: str) -> Any:
         if suite_name in self._checkpoints:
             return self._checkpoints[suite_name]
         gx = self._gx
+        suite_json = load_suite_json(suite_name, self._suites_dir)
         try:
-            suite = self._context.suites.add(
-                gx.ExpectationSuite(**load_suite_json(suite_name, self._suites_dir))
-            )
+            suite = self._context.suites.add(gx.ExpectationSuite(**suite_json))
         except (TypeError, ValueError) as exc:
             raise SuiteError(f"expectation suite {suite_name}: {exc}") from None
         batch = self._source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe(
@@ -313,9 +321,7 @@ class Validator:
             )
         )
         self._checkpoints[suite_name] = checkpoint
-        self._checked_columns[suite_name] = checked_columns(
-            load_suite_json(suite_name, self._suites_dir)
-        )
+        self._checked_columns[suite_name] = checked_columns(suite_json)
         return checkpoint
 
     def validate(
