@@ -262,11 +262,12 @@ class Validator:
             self._failed = False  # any expectation of this process's validations failed
             self._reports_local: Path | None = None
             self._reports_remote: str | None = None
+            self._pushed: dict[str, int] = {}  # remote lake: what the lake holds, by size
             if docs_root is not None:
                 if "://" in docs_root and not docs_root.startswith("file://"):
                     self._reports_local = Path(tempfile.mkdtemp(prefix="omnisync-docs-"))
                     self._reports_remote = f"{docs_root.rstrip('/')}/{REPORTS}"
-                    self._pull_results()
+                    self._pull_reports()
                 else:
                     self._reports_local = Path(docs_root.removeprefix("file://")) / REPORTS
                 self._reports_local.mkdir(parents=True, exist_ok=True)
@@ -430,11 +431,7 @@ class Validator:
             finally:
                 del self._context.get_validation_result
         install_assets(site)
-        if self._reports_remote:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(self._reports_remote)
-            fs.put(f"{self._reports_local}/", path, recursive=True)
+        self._push_changed()
         return self.docs_index
 
     def pages(self, run_id: str) -> list[ValidationPage]:
@@ -536,24 +533,43 @@ class Validator:
                 continue  # a broken suite fails the run that uses it, not the docs
         return [ExpectationSuiteIdentifier(s.name) for s in self._context.suites.all()]
 
-    def _pull_results(self) -> None:
-        """A remote lake's results, fetched so the rebuilt site still lists earlier runs."""
+    def _pull_reports(self) -> None:
+        """A remote lake's results and pages, fetched so that the rebuilt index still lists
+        earlier runs (GX lists the pages it finds in the site). Bounded by the retention."""
         import fsspec
 
         assert self._reports_local is not None
         assert self._reports_remote is not None
-        fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{_RESULTS}")
+        fs, path = fsspec.core.url_to_fs(self._reports_remote)
         if fs.exists(path):
-            fs.get(f"{path}/", str(self._reports_local / _RESULTS), recursive=True)
+            fs.get(f"{path}/", str(self._reports_local), recursive=True)
+        self._pushed = self._local_files()
+
+    def _local_files(self) -> dict[str, int]:
+        assert self._reports_local is not None
+        return {
+            str(p.relative_to(self._reports_local)): p.stat().st_size
+            for p in self._reports_local.rglob("*")
+            if p.is_file()
+        }
+
+    def _push_changed(self) -> None:
+        """Upload to a remote lake what this process added or changed under ``_reports/``
+        (its results and pages, the index when rebuilt): not the history it pulled."""
+        if not self._reports_remote or self._reports_local is None:
+            return
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(self._reports_remote)
+        now = self._local_files()
+        for relative, size in sorted(now.items()):
+            if self._pushed.get(relative) != size or relative.endswith("index.html"):
+                fs.put_file(str(self._reports_local / relative), f"{path}/{relative}")
+        self._pushed = now
 
     def close(self) -> None:
         if self._reports_remote and self._reports_local:
             # A process that validated but did not publish (a Dask worker) hands its results
             # to the lake, where the run's publishing process finds them.
-            results = self._reports_local / _RESULTS
-            if results.exists():
-                import fsspec
-
-                fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{_RESULTS}")
-                fs.put(f"{results}/", path, recursive=True)
+            self._push_changed()
             shutil.rmtree(self._reports_local, ignore_errors=True)

@@ -7,6 +7,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import great_expectations
 import pyarrow as pa
@@ -191,3 +192,40 @@ def test_data_docs_are_styled_and_navigable_with_the_network_off(
         )
         assert styling[0] == "flex" and "Times" not in styling[1], styling
         assert tab.screenshot(shots / "validation.png").stat().st_size > 10_000
+
+
+def test_a_remote_lake_keeps_the_history_and_uploads_only_what_a_run_adds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On an object store the site is built locally: a run fetches the earlier results and
+    pages (so the index lists them) and uploads only its own files and the index."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    lake = "memory://remote-docs-lake"
+    fs = fsspec.filesystem("memory")
+    uploads: list[str] = []
+    original = MemoryFileSystem.put_file
+
+    def counted(self: Any, lpath: str, rpath: str, *args: Any, **kwargs: Any) -> Any:
+        uploads.append(rpath)
+        return original(self, lpath, rpath, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "put_file", counted)
+    first = Validator(lake)
+    validate_customers(first, typed(clean_records(5)), "run-remote-one")
+    first.publish_docs()
+    first.close()
+    first_uploads = len(uploads)
+    uploads.clear()
+    flagged = clean_records(5)
+    flagged[0]["email"] = "not-an-email"  # a failing expectation: the index is rebuilt
+    second = Validator(lake)
+    validate_customers(second, typed(flagged), "run-remote-two")
+    second.publish_docs()
+    second.close()
+    index = fs.cat(f"{lake}/_reports/data_docs/index.html").decode()
+    assert "run-remote-one" in index and "run-remote-two" in index
+    assert not any("run-remote-one" in path for path in uploads), "history is not re-uploaded"
+    assert any("run-remote-two" in path for path in uploads)
+    assert len(uploads) < first_uploads, "the vendored assets go up once"
