@@ -7,14 +7,33 @@ stores them.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.phones import phone_is_valid
 
 ROW = "_row"
 # List columns: GX has no expectation for them and pandas would hold them as Python objects.
 _NOT_VALIDATED = ("_dq_flags",)
+# What datetime64[ns] holds, in whole days. A date outside it is checked as this bound, which
+# is on the same side of any date a suite compares with (today, a plausible birth year).
+_NS_DAYS = (
+    pa.scalar(dt.date(1678, 1, 1), pa.date32()),
+    pa.scalar(dt.date(2262, 1, 1), pa.date32()),
+)
+
+
+def _nanosecond_dates(dates: pa.ChunkedArray) -> pd.Series:
+    """Dates as datetime64[ns]: GX compares those column-wide, and every other unit (pandas 3
+    makes date32 a datetime64[s]) one row at a time in Python, 5% of a sync's CPU."""
+    low, high = _NS_DAYS
+    clipped = pc.max_element_wise(
+        pc.min_element_wise(dates, high, skip_nulls=False), low, skip_nulls=False
+    )
+    return pd.Series(clipped.cast(pa.timestamp("ns")).to_numpy(), dtype="datetime64[ns]")
 
 
 def validation_frame(table: pa.Table) -> pd.DataFrame:
@@ -23,7 +42,12 @@ def validation_frame(table: pa.Table) -> pd.DataFrame:
     frame = table.select(keep).to_pandas()
     frame[ROW] = range(len(frame))
     if "date_of_birth" in frame:
-        frame["date_of_birth"] = pd.to_datetime(frame["date_of_birth"])
+        dates = table.column("date_of_birth")
+        frame["date_of_birth"] = (
+            _nanosecond_dates(dates)
+            if pa.types.is_date(dates.type)
+            else pd.to_datetime(frame["date_of_birth"])  # a typing defect, judged by the suite
+        )
     if "channel" in frame and "channel_code" in frame:
         codes = frame["channel_code"]
         key = frame["channel"].astype("string") + "|" + codes.astype("string")
