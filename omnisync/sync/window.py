@@ -28,6 +28,7 @@ import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
+from omnisync.memory import give_back
 from omnisync.state import LockLost
 from omnisync.state.store import to_us
 from omnisync.sync.extraction import extract_window
@@ -131,6 +132,7 @@ def sync_window(
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
     )
+    give_back()
     return result
 
 
@@ -209,7 +211,7 @@ def _validate_window(
     )
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
-    table = _with_flags(table, _flags_by_pk(validation.good))
+    table = with_latest_flags(table, validation.good)
     rejected_pks = _pks(validation.quarantined)
     good = (
         table.filter(
@@ -265,23 +267,16 @@ def _pks(table: pa.Table) -> set[int]:
     return set(table.column("pk").to_pylist()) if table.num_rows else set()
 
 
-def _flags_by_pk(table: pa.Table) -> dict[int, list[str]]:
-    flagged = table.filter(pc.greater(pc.list_value_length(table.column("_dq_flags")), 0))
-    return dict(
-        zip(
-            flagged.column("pk").to_pylist(),
-            flagged.column("_dq_flags").to_pylist(),
-            strict=True,
-        )
-    )
-
-
-def _with_flags(table: pa.Table, flags: dict[int, list[str]]) -> pa.Table:
-    """Copy the flags of each pk's latest version onto every version of it in the batch."""
-    if not flags:
+def with_latest_flags(table: pa.Table, latest: pa.Table) -> pa.Table:
+    """Copy the flags of each pk's latest version (``latest``, as validated) onto every version
+    of it in ``table``; versions of unflagged pks get none. Column-wise: a Python list per row
+    cost 2% of a sync."""
+    flags = latest.column("_dq_flags")
+    flagged = latest.filter(pc.greater(pc.list_value_length(flags), 0))
+    if not flagged.num_rows:
         return table
-    values = [flags.get(pk, []) for pk in table.column("pk").to_pylist()]
     index = table.schema.get_field_index("_dq_flags")
-    return table.set_column(
-        index, table.schema.field(index), pa.array(values, pa.list_(pa.string()))
-    )
+    field = table.schema.field(index)
+    at = pc.index_in(table.column("pk"), value_set=flagged.column("pk"))
+    copied = pc.coalesce(flagged.column("_dq_flags").take(at), pa.scalar([], field.type))
+    return table.set_column(index, field, copied)
