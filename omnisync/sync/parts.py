@@ -17,6 +17,7 @@ from typing import Any
 
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
+from omnisync.memory import use_system_allocator
 from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore
 from omnisync.validation import Validator
@@ -51,6 +52,7 @@ class RunParts:
         """Open everything a run needs; raises the error a user can act on (LakeError,
         StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted).
         ``client_options`` override the client's settings (preflight retries briefly)."""
+        use_system_allocator()
         storage = LakeStorage(settings.lake)
         storage.check_writable()
         store = StateStore(

@@ -348,6 +348,9 @@ class Validator:
             # must not be overwritten by another's success.
             self._validated.extend(outcome.run_results)
             self._failed = self._failed or not outcome.success
+            # GX keeps the last frame it loaded until the next one replaces it: a window's
+            # validation frame would outlive the window.
+            self._source.get_execution_engine().batch_manager.batch_data_cache.clear()
         result = SuiteResult(suite_name, docs_index=self.docs_index)
         for suite_result in outcome.run_results.values():
             for item in suite_result.results:

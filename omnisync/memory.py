@@ -1,0 +1,49 @@
+"""How a run gives back the memory of the work it has finished.
+
+A sync holds one window's rows at a time (two with two windows side by side), so its peak should
+not depend on how many customers it reads. Two allocators kept what a finished window freed:
+
+* Arrow's default pool (mimalloc) keeps freed pages for reuse: about 50 MiB more at the peak of
+  a 200k sync than the C allocator, for no measurable CPU.
+* glibc returns freed heap to the system only from the top of the heap; a window's millions of
+  small objects leave most of it in the middle. ``malloc_trim`` gives those pages back.
+
+Without them the peak RSS of a 1M-customer sync was 614 MiB and grew with the number of windows;
+with them it stays flat (``make bench`` prints both figures).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+from collections.abc import Callable
+
+import pyarrow as pa
+
+log = logging.getLogger("omnisync.memory")
+
+
+def use_system_allocator() -> None:
+    """Arrow's buffers from the C allocator from now on (buffers already made keep theirs)."""
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS): nothing to trim
+        log.debug("no malloc_trim in %s", name)
+        return None
+    return trim
+
+
+def give_back() -> None:
+    """Return the heap pages nothing uses any more to the system (glibc), after a window."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
