@@ -188,9 +188,10 @@ def _store_without_row_lists(store: Any) -> None:
     store.store_validation_results = store_validation_results
 
 
-#: modules GX imports for one expectation (KL divergence) and its charts, which omnisync's suites
-#: never use: about 0.8 s of every run's start. They load on first use instead.
-_DEFERRED = ("scipy.stats", "altair")
+#: modules GX imports for expectations and data sources omnisync's suites never use (KL
+#: divergence and its charts, JSON schemas, S3 batches): about 1 s of every run's start, and
+#: boto3's clients. They load on first use instead.
+_DEFERRED = ("scipy.stats", "altair", "jsonschema", "boto3")
 
 
 def _defer_unused_imports() -> None:
@@ -288,6 +289,11 @@ class Validator:
                     _SITE, site_config(str((self._reports_local / _DOCS).resolve()))
                 )
             _store_without_row_lists(self._context.validation_results_store)
+        # GX fingerprints each batch (an md5 of the whole frame, 2% of a sync's CPU) only to show
+        # it among the batch's markers, and itself leaves it out above this many bytes.
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        pandas_execution_engine.HASH_THRESHOLD = 0
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Validator:
