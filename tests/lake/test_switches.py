@@ -131,19 +131,26 @@ def crash_at_every_step(
     raise AssertionError("the operation never completed")
 
 
-def change_log_check(swap: bool) -> Callable[[Path, list[tuple[int, Any]]], None]:
-    """What a reader may see after a crash: never a version twice; with an atomic swap, exactly
-    the versions before; without one, possibly fewer for a moment."""
+def reader_check(
+    swap: bool, read: Callable[[Path], list[Any]], what: str
+) -> Callable[[Path, list[Any]], None]:
+    """What a reader may see of a dataset (``read``: its keys) after a crash: never a ``what``
+    twice; with an atomic swap, exactly the ones before; without one, possibly fewer for a
+    moment."""
 
-    def check(root: Path, expected: list[tuple[int, Any]]) -> None:
-        keys = change_log_keys(root)
-        assert len(keys) == len(set(keys)), "no version is visible twice"
+    def check(root: Path, expected: list[Any]) -> None:
+        keys = read(root)
+        assert len(keys) == len(set(keys)), f"no {what} is visible twice"
         if swap:
-            assert keys == expected, "with an atomic swap no version is ever missing either"
+            assert keys == expected, f"with an atomic swap no {what} is ever missing either"
         else:
             assert set(keys) <= set(expected)
 
     return check
+
+
+def change_log_check(swap: bool) -> Callable[[Path, list[Any]], None]:
+    return reader_check(swap, change_log_keys, "version")
 
 
 @pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "object-store-fallback"])
@@ -216,19 +223,11 @@ def test_a_crash_at_any_step_of_the_snapshot_merge_never_shows_a_customer_twice(
     assert snapshot_pks(tmp_path / f"crash-{steps}") == list(range(1, 120))
 
 
-def snapshot_check(swap: bool) -> Callable[[Path, list[int]], None]:
-    """What a reader may see of customers/ after a crash: never a customer twice; with an
-    atomic swap, exactly the customers before; without one, possibly fewer for a moment."""
+def snapshot_check(swap: bool) -> Callable[[Path, list[Any]], None]:
+    def visible(root: Path) -> list[Any]:
+        return snapshot_pks(root) if list((root / "customers").rglob("*.parquet")) else []
 
-    def check(root: Path, expected: list[int]) -> None:
-        pks = snapshot_pks(root) if list((root / "customers").rglob("*.parquet")) else []
-        assert len(pks) == len(set(pks)), "no customer is visible twice"
-        if swap:
-            assert pks == expected, "with an atomic swap no customer is ever missing either"
-        else:
-            assert set(pks) <= set(expected)
-
-    return check
+    return reader_check(swap, visible, "customer")
 
 
 def padded_snapshot(root: Path) -> list[int]:
