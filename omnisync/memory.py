@@ -15,14 +15,9 @@ with them it stays flat (``make bench`` prints both figures).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import functools
-import logging
 from collections.abc import Callable
 
 import pyarrow as pa
-
-log = logging.getLogger("omnisync.memory")
 
 
 def use_system_allocator() -> None:
@@ -31,19 +26,20 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+def _find_malloc_trim() -> Callable[[int], int] | None:
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS): nothing to trim
-        log.debug("no malloc_trim in %s", name)
+        # The process's own symbols: libc is among them, without find_library's subprocess.
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
         return None
     return trim
 
 
+# Resolved once, at import: window threads call it side by side.
+_MALLOC_TRIM = _find_malloc_trim()
+
+
 def give_back() -> None:
     """Return the heap pages nothing uses any more to the system (glibc), after a window."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
