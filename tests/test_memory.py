@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
+
+from tests.fresh_interpreter import printed_by
 
 
 def test_a_run_puts_arrow_on_the_c_allocator_and_trims_after_a_window() -> None:
@@ -17,10 +18,7 @@ def test_a_run_puts_arrow_on_the_c_allocator_and_trims_after_a_window() -> None:
         "memory.give_back()\n"
         "print(pa.default_memory_pool().backend_name, memory._MALLOC_TRIM is not None)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    pool, trims = done.stdout.split()
+    pool, trims = printed_by(script)
     assert pool == "system"
     if sys.platform.startswith("linux"):
         assert trims == "True", "glibc's malloc_trim was not found"

@@ -1,0 +1,16 @@
+"""Run a short script in a fresh interpreter: for what one process's imports and globals would
+hide (which modules a run loads, which allocator it leaves Arrow on)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def printed_by(script: str, timeout: float = 120) -> list[str]:
+    """The words ``script`` printed; fails the test with its stderr if it failed."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
