@@ -7,10 +7,15 @@ import subprocess
 import sys
 
 
-def printed_by(script: str, timeout: float = 120) -> list[str]:
-    """The words ``script`` printed; fails the test with its stderr if it failed."""
+def printed_by(script: str, *args: str, timeout: float = 120) -> list[str]:
+    """The words ``script`` printed (given ``args`` as ``sys.argv[1:]``); fails the test with
+    its stderr if it failed."""
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=timeout
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()

@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy
 
 from omnisync.state import LockHeld, LockLost, StateError, StateStore
+from omnisync.state.store import MIGRATIONS, SCHEMA_REVISION
+from tests.fresh_interpreter import printed_by
 
 T = dt.datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
 
@@ -30,6 +32,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
     store.migrate()
     store.migrate()  # idempotent
     return store
+
+
+def test_the_schema_revision_is_the_newest_migration() -> None:
+    """A new migration must move ``SCHEMA_REVISION`` too, or databases would never get it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_a_current_schema_is_not_handed_to_alembic(store: StateStore, tmp_path: Path) -> None:
+    """Alembic is imported only when there is something to migrate: a database at the newest
+    revision is read with one query, and a new database is still created."""
+    script = (
+        "import sys\n"
+        "from omnisync.state import StateStore\n"
+        "store = StateStore(sys.argv[1]); store.migrate()\n"
+        "print('alembic' in sys.modules, store.open_plan('s'))\n"
+    )
+    assert printed_by(script, store.url) == ["False", "None"]
+    assert printed_by(script, f"sqlite:///{tmp_path}/new.db") == ["True", "None"]
 
 
 def stream() -> str:
