@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _ORDER = [("pk", "ascending"), ("modified_date", "descending"), ("_extracted_at", "descending")]
 
@@ -24,27 +25,32 @@ def _first_of_runs(*keys: np.ndarray) -> np.ndarray:
     return changed
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    order = [(name, how) for name, how in _ORDER if name in table.column_names]
-    return table.sort_by(order)
-
-
-def _ints(table: pa.Table, name: str) -> np.ndarray:
-    column = table.column(name)
+def _ints(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if pa.types.is_timestamp(column.type):
         column = column.cast(pa.int64())
     values: np.ndarray = column.to_numpy()
     return values
 
 
+def _first_in_order(table: pa.Table, keys: list[str], group: str | None = None) -> pa.Table:
+    """The first row of each run of equal ``keys`` once the rows are in ``_ORDER`` (after the
+    column ``group``, when given), in that order. Only the key columns are sorted: the whole
+    table is copied once, by the final take (sorting it, then filtering it, copied it twice)."""
+    sort_keys = [(name, how) for name, how in _ORDER if name in table.column_names]
+    if group is not None:
+        sort_keys = [(group, "ascending"), *sort_keys]
+    order = pc.sort_indices(table.select([name for name, _ in sort_keys]), sort_keys=sort_keys)
+    keep = _first_of_runs(*(_ints(table.column(name).take(order)) for name in keys))
+    return table.take(order.filter(pa.array(keep)))
+
+
 def latest_per_pk(table: pa.Table) -> pa.Table:
     """One row per pk: the one with the greatest ``modified_date`` (G2), ordered by pk."""
-    ordered = _sorted(table)
-    return ordered.filter(pa.array(_first_of_runs(_ints(ordered, "pk"))))
+    return _first_in_order(table, ["pk"])
 
 
-def unique_versions(table: pa.Table) -> pa.Table:
-    """One row per (pk, modified_date), ordered by pk then newest first."""
-    ordered = _sorted(table)
-    keep = _first_of_runs(_ints(ordered, "pk"), _ints(ordered, "modified_date"))
-    return ordered.filter(pa.array(keep))
+def unique_versions(table: pa.Table, group: str | None = None) -> pa.Table:
+    """One row per (pk, modified_date), ordered by pk then newest first; by the column ``group``
+    first when given (its value must be the same for every row of a version: the month of its
+    ``modified_date``, say)."""
+    return _first_in_order(table, ["pk", "modified_date"], group)

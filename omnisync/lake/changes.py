@@ -47,6 +47,7 @@ RELAYOUT = "_staging/relayout/customer_changes"
 APPLY = "_apply.json"
 #: the open month is compacted once it holds more files than this (one per run's window)
 OPEN_MONTH_PARTS = 16
+_MONTH = "__month"
 _WINDOW_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 
@@ -60,11 +61,13 @@ def _month_dir(month: str) -> str:
     return f"{DATASET}/{PARTITION}={month}"
 
 
-def _months_of(table: pa.Table) -> np.ndarray:
-    months: np.ndarray = pc.strftime(table.column("modified_date"), format="%Y-%m").to_numpy(
-        zero_copy_only=False
-    )
-    return months
+def _by_month(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The table's unique versions sorted by month, then as a month's file holds them (pk, newest
+    first), in one take; and each row's month (``YYYY-MM``)."""
+    months = pc.strftime(table.column("modified_date"), format="%Y-%m")
+    grouped = unique_versions(table.append_column(_MONTH, months), _MONTH)
+    month_of: np.ndarray = grouped.column(_MONTH).to_numpy(zero_copy_only=False)
+    return grouped.drop_columns([_MONTH]), month_of
 
 
 def _month_end(month: str) -> dt.date:
@@ -88,7 +91,8 @@ def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
         "__row", pa.array(np.arange(rows.num_rows), pa.int64())
     )
     fresh = keys.join(logged, keys=["pk", "modified_date"], join_type="left anti")
-    return rows.take(fresh.column("__row").combine_chunks())
+    # A join's rows come in no particular order: the rows keep theirs.
+    return rows.take(pa.array(np.sort(fresh.column("__row").to_numpy())))
 
 
 class ChangeLog:
@@ -124,12 +128,11 @@ class ChangeLog:
         new data no longer covers: their files of this window are removed.
         """
         name = f"part-{window}.parquet"
-        versions = unique_versions(table) if table.num_rows else table
         written = 0
-        months = _months_of(versions) if versions.num_rows else np.array([], dtype=object)
-        # Group by month once (sort, then slice): filtering per month was O(months x rows).
-        order = np.argsort(months, kind="stable")
-        versions, months = versions.take(pa.array(order)), months[order]
+        # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
+        versions, months = (
+            _by_month(table) if table.num_rows else (table, np.array([], dtype=object))
+        )
         month_values: list[str] = []
         starts: list[int] = []
         if len(months):
@@ -146,7 +149,7 @@ class ChangeLog:
                     rows = _not_in(rows, logged)
                 target = f"{_month_dir(month)}/{name}"
                 if rows.num_rows:
-                    self.storage.write_table(target, _noted(rows.sort_by([("pk", "ascending")])))
+                    self.storage.write_table(target, _noted(rows))
                     written += rows.num_rows
                 else:
                     self.storage.delete(target)
