@@ -81,7 +81,6 @@ def phonenumbers_says_valid(raw: str, region: str = DEFAULT_REGION) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=65_536)
 def phone_is_valid(raw: str | None, region: str = DEFAULT_REGION) -> bool | None:
     """Whether a phone number parses to a valid number (None when there is no number)."""
     if raw is None or not raw.strip():

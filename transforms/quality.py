@@ -53,8 +53,16 @@ def validation_frame(table: pa.Table) -> pd.DataFrame:
         key = frame["channel"].astype("string") + "|" + codes.astype("string")
         frame["_channel_key"] = key.where(codes.notna(), None).astype("object")
     if "phone_number" in frame:
-        frame["_phone_valid"] = [
-            phone_is_valid(v) for v in table.column("phone_number").to_pylist()
-        ]
-        frame["_phone_valid"] = frame["_phone_valid"].astype("object")
+        frame["_phone_valid"] = phones_valid(table.column("phone_number"))
     return frame
+
+
+def phones_valid(phones: pa.ChunkedArray) -> pd.Series:
+    """Whether each phone number is valid (None where there is none), each distinct number
+    checked once. Per batch, not a cache across batches: a backfill's numbers are nearly all
+    distinct, and a cache kept for the whole run only held memory (and pinned the heap pages
+    around each window's garbage)."""
+    encoded = phones.combine_chunks().dictionary_encode()
+    distinct = [phone_is_valid(number) for number in encoded.dictionary.to_pylist()]
+    valid = pa.array(distinct, pa.bool_()).take(encoded.indices)
+    return pd.Series(valid.to_pylist(), dtype="object")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.phones import phone_is_valid, phonenumbers_says_valid
+from transforms.quality import phones_valid
 
 PREFIXES = ["", "+90", "+90 ", "0", "0 ", "90", "+9", "00", "+", "0090", "+900", "00 90 "]
 
@@ -22,7 +24,6 @@ def phone_like(draw: st.DrawFn) -> str:
 @settings(max_examples=3000, deadline=None)
 @given(phone_like())
 def test_the_fast_check_agrees_with_phonenumbers(raw: str) -> None:
-    phone_is_valid.cache_clear()
     assert phone_is_valid(raw) == phonenumbers_says_valid(raw.strip()), raw
 
 
@@ -33,7 +34,6 @@ def test_the_fast_check_agrees_with_phonenumbers(raw: str) -> None:
 def test_numbers_that_look_valid_agree_too(first: str, rest: str) -> None:
     """Most random digits are invalid; these start as Turkish numbers do."""
     for raw in (f"+90 {first}{rest}", f"0{first}{rest}", f"{first}{rest}"):
-        phone_is_valid.cache_clear()
         assert phone_is_valid(raw) == phonenumbers_says_valid(raw), raw
 
 
@@ -49,3 +49,21 @@ def test_the_shapes_omnisync_sees_most() -> None:
     assert phone_is_valid("12") is False
     assert phone_is_valid("   ") is None and phone_is_valid(None) is None
     assert phone_is_valid("(0532) 123-45-67") == phonenumbers_says_valid("(0532) 123-45-67")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["", "  ", "0532 123 45 67"]), phone_like())),
+        max_size=4,
+    )
+)
+def test_a_batch_checks_each_distinct_number_once_with_the_same_answers(
+    chunks: list[list[str | None]],
+) -> None:
+    """Duplicates, missing numbers and several chunks: row for row what the check says."""
+    column = pa.chunked_array(chunks, pa.string())
+    expected = [phone_is_valid(raw) for chunk in chunks for raw in chunk]
+    got = phones_valid(column)
+    assert got.dtype == object
+    assert got.tolist() == expected
