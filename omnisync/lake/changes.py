@@ -182,7 +182,8 @@ class ChangeLog:
             staged = f"{COMPACTING}/{PARTITION}={month}"
             self.storage.delete_tree(staged)
             self.storage.write_table(
-                f"{staged}/{COMPACTED}", _noted(merged.sort_by([("pk", "ascending")]))
+                f"{staged}/{COMPACTED}",
+                _noted(merged),  # in pk order already
             )
             if self.storage.swap_directories(staged, _month_dir(month)):
                 self.storage.delete_tree(staged)  # the old generation, now out of sight
@@ -241,7 +242,7 @@ class ChangeLog:
             )
             self.storage.write_table(
                 f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}",
-                _noted(merged.sort_by([("pk", "ascending")])),
+                _noted(merged),  # in pk order already
             )
         self.storage.replace_directory(RELAYOUT, DATASET)
         log.info("moved the change log to monthly partitions (%d files before)", len(old))
