@@ -27,8 +27,14 @@ from fsspec.implementations.local import LocalFileSystem
 from transforms.schema import with_json_types
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
-#: files read once by omnisync itself, then deleted (staged windows): written for speed
-SCRATCH_OPTIONS: dict[str, Any] = {"compression": "lz4", "write_statistics": False}
+#: files read once by omnisync itself, then deleted (staged windows): written for speed. No
+#: dictionaries: a window's text columns are nearly all distinct, and building them cost a third
+#: of the write (56 -> 38 ms per 50k rows, and 36 -> 31 ms to read back, for 5% more bytes).
+SCRATCH_OPTIONS: dict[str, Any] = {
+    "compression": "lz4",
+    "write_statistics": False,
+    "use_dictionary": False,
+}
 
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
