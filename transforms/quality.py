@@ -8,7 +8,9 @@ stores them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,10 +38,18 @@ def _nanosecond_dates(dates: pa.ChunkedArray) -> pd.Series:
     return pd.Series(clipped.cast(pa.timestamp("ns")).to_numpy(), dtype="datetime64[ns]")
 
 
-def validation_frame(table: pa.Table) -> pd.DataFrame:
-    """A pandas frame for GX: row numbers in ``_row``, dates as datetimes, ``_phone_valid``."""
+def validation_frame(table: pa.Table, checked: Collection[str] | None = None) -> pd.DataFrame:
+    """A pandas frame for GX: row numbers in ``_row``, dates as datetimes, ``_phone_valid``.
+
+    ``checked``: the columns whose values a suite reads (None: all). Every other column is a
+    one-byte placeholder of the same name, never converted: as Python objects, a window's text
+    columns that no expectation reads were the largest part of a sync's peak memory."""
+
+    def wanted(name: str) -> bool:
+        return checked is None or name in checked
+
     keep = [name for name in table.column_names if name not in _NOT_VALIDATED]
-    frame = table.select(keep).to_pandas()
+    frame = table.select([name for name in keep if wanted(name)]).to_pandas()
     frame[ROW] = range(len(frame))
     if "date_of_birth" in frame:
         dates = table.column("date_of_birth")
@@ -48,13 +58,21 @@ def validation_frame(table: pa.Table) -> pd.DataFrame:
             if pa.types.is_date(dates.type)
             else pd.to_datetime(frame["date_of_birth"])  # a typing defect, judged by the suite
         )
-    if "channel" in frame and "channel_code" in frame:
-        codes = frame["channel_code"]
-        key = frame["channel"].astype("string") + "|" + codes.astype("string")
-        frame["_channel_key"] = key.where(codes.notna(), None).astype("object")
-    if "phone_number" in frame:
+    names = table.column_names
+    if "channel" in names and "channel_code" in names and wanted("_channel_key"):
+        key = pc.binary_join_element_wise(
+            table.column("channel").cast(pa.string()),
+            table.column("channel_code").cast(pa.string()),
+            "|",
+        )
+        frame["_channel_key"] = pd.Series(key.to_pylist(), dtype="object")
+    if "phone_number" in table.column_names and wanted("_phone_valid"):
         frame["_phone_valid"] = phones_valid(table.column("phone_number"))
-    return frame
+    placeholder = np.zeros(len(frame), dtype=np.bool_)
+    for name in keep:
+        if name not in frame:
+            frame[name] = placeholder
+    return frame[[*keep, *(name for name in frame.columns if name not in keep)]]
 
 
 def phones_valid(phones: pa.ChunkedArray) -> pd.Series:

@@ -248,7 +248,9 @@ def _plan(
     erp = source.read(match_on)
     validator = Validator.for_settings(settings)
     try:
-        checked = validator.validate("erp_codes", validation_frame(erp), f"{run_id}-erp")
+        checked = validator.validate(
+            "erp_codes", validation_frame(erp, validator.columns_read("erp_codes")), f"{run_id}-erp"
+        )
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         customers = pa.concat_tables(
@@ -262,7 +264,9 @@ def _plan(
         storage.write_table(f"{report}/unknown_in_erp.parquet", result.unknown_in_erp)
         storage.write_table(f"{report}/erp_rows.parquet", result.erp_rows)
         plan_check = validator.validate(
-            "erp_patch_plan", validation_frame(result.plan), f"{run_id}-plan"
+            "erp_patch_plan",
+            validation_frame(result.plan, validator.columns_read("erp_patch_plan")),
+            f"{run_id}-plan",
         )
         validator.publish_docs()
         pages = validator.pages(run_id)

@@ -67,7 +67,9 @@ def validate_customers(validator: Validator, table: pa.Table, run_name: str) -> 
     """Validate typed customers: which to flag, which to quarantine, and batch-level failures."""
     if table.num_rows == 0:
         return CustomerValidation(table, QUARANTINE_SCHEMA.empty_table())
-    result = validator.validate("customers", validation_frame(table), run_name)
+    frame = validation_frame(table, validator.columns_read("customers"))
+    result = validator.validate("customers", frame, run_name)
+    del frame  # not held while the result is applied
     quarantine_rows: dict[int, list[str]] = {}
     for name, (severity, rows) in result.row_failures.items():
         if severity == "critical":

@@ -331,6 +331,13 @@ class Validator:
         self._checked_columns[suite_name] = checked_columns(suite_json)
         return checkpoint
 
+    def columns_read(self, suite_name: str) -> set[str] | None:
+        """The columns whose values ``suite_name`` reads (None: every column's), for
+        ``transforms.quality.validation_frame``: the frame need not convert any other."""
+        with self._lock:
+            self._checkpoint(suite_name)
+            return self._checked_columns[suite_name]
+
     def validate(
         self,
         suite_name: str,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -249,12 +250,29 @@ def test_validating_only_the_checked_columns_changes_no_answer(
     records = [dict(c.data) for c in seed_customers(400, seed=5)]  # the seed's own problems
     records[3]["channel_code"] = records[4]["channel_code"]
     records[3]["channel"] = records[4]["channel"]
-    frame = validation_frame(typed(records))
+    records[5]["channel_code"] = None
+    table = typed(records)
+    frame = validation_frame(table)
     slim = validator.validate("customers", frame, "slim")
+    # built slim (what a sync does): the unchecked columns are never converted at all
+    checked = validator.columns_read("customers")
+    built_slim = validation_frame(table, checked)
+    assert list(built_slim.columns) == list(frame.columns)
+    for name in frame.columns:
+        if checked is not None and name in checked:
+            pd.testing.assert_series_equal(built_slim[name], frame[name])
+        else:
+            assert built_slim[name].dtype == bool and not built_slim[name].any(), name
+    assert frame["_channel_key"][5] is None and frame["_channel_key"][3] == (
+        f"{records[3]['channel']}|{records[3]['channel_code']}"
+    )
+    from_slim = validator.validate("customers", built_slim, "built-slim")
     monkeypatch.setattr(runner, "_only_what_is_checked", lambda frame, checked: frame)
     whole = validator.validate("customers", frame, "whole")
-    assert slim.row_failures == whole.row_failures and slim.row_failures
-    assert slim.batch_failures == whole.batch_failures
+    assert slim.row_failures == whole.row_failures == from_slim.row_failures
+    assert slim.row_failures
+    assert slim.batch_failures == whole.batch_failures == from_slim.batch_failures
+    assert any(name == "channel_code_unique_per_channel" for name, _, _ in whole.batch_failures)
     assert runner.checked_columns(load_suite_json("customers")) == {
         "_row",
         "pk",
