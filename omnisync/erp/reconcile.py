@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from omnisync.client import OmnitronClient
 from omnisync.erp.report import write_report
@@ -424,6 +423,4 @@ def _write_back(
 
 def read_report(lake: str, run_id: str, name: str) -> pa.Table:
     storage = LakeStorage(lake)
-    return pq.read_table(
-        storage.path(f"{DATASET}/run={run_id}/{name}.parquet"), filesystem=storage.fs
-    )
+    return storage.read_table(f"{DATASET}/run={run_id}/{name}.parquet")

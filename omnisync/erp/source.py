@@ -56,7 +56,8 @@ def read_file(path: Path, match_on: MatchKey, columns: Mapping[str, str] | None 
     where = f"ERP file {path}"
     try:
         if path.suffix.lower() == ".parquet":
-            table = pq.read_table(path)
+            with pq.ParquetFile(path) as file:  # not read_table: see LakeStorage.parquet_file
+                table = file.read()
         else:
             with path.open(newline="", encoding="utf-8-sig") as handle:
                 header = next(csv.reader(handle), None)

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from omnisync.settings import Settings
 from omnisync.state import Window
@@ -115,7 +114,7 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
     with contextlib.ExitStack() as stack:
         staged = []
         for name in parts.storage.files(staging_dir(plan_id)):
-            file = pq.ParquetFile(stack.enter_context(parts.storage.open(name)))
+            file = stack.enter_context(parts.storage.parquet_file(name))
             staged.append((file, staged_buckets(file)))
         for bucket in range(parts.snapshot.buckets):
             groups = [

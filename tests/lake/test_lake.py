@@ -127,6 +127,35 @@ def test_versions_logged_by_an_overlapping_window_are_not_logged_twice(
     assert keys.height == 3 and keys.unique().height == 3
 
 
+_KEY = st.tuples(st.one_of(st.none(), st.integers(-3, 3)), st.one_of(st.none(), st.integers(0, 3)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(_KEY, max_size=12), logged=st.lists(_KEY, max_size=12))
+def test_the_versions_not_yet_logged_are_exactly_those_whose_keys_are_new(
+    rows: list[tuple[int | None, int | None]], logged: list[tuple[int | None, int | None]]
+) -> None:
+    """``_not_in`` against the rule in plain Python: a row stays unless its (pk, modified_date)
+    is among the logged ones; a row missing either stays; rows keep their order."""
+    from omnisync.lake.changes import _not_in
+
+    def table(keys: list[tuple[int | None, int | None]]) -> pa.Table:
+        stamps = [None if m is None else T0 + dt.timedelta(minutes=m) for _, m in keys]
+        return pa.table(
+            {
+                "pk": pa.array([pk for pk, _ in keys], pa.int64()),
+                "modified_date": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+                "order": pa.array(range(len(keys)), pa.int64()),
+            }
+        )
+
+    known = {(pk, m) for pk, m in logged if pk is not None and m is not None}
+    expected = [
+        i for i, (pk, m) in enumerate(rows) if pk is None or m is None or (pk, m) not in known
+    ]
+    assert _not_in(table(rows), table(logged)).column("order").to_pylist() == expected
+
+
 def test_closed_months_are_compacted_into_one_file_and_the_open_month_kept_small(
     storage: LakeStorage,
 ) -> None:
@@ -235,6 +264,14 @@ def test_a_reader_during_merges_sees_every_pk_exactly_once(storage: LakeStorage)
     stop.set()
     reader.join()
     assert problems == []
+
+
+def test_reading_a_column_a_file_does_not_have_names_the_file_and_the_column(
+    storage: LakeStorage,
+) -> None:
+    storage.write_table("a/f.parquet", pa.table({"pk": [1]}))
+    with pytest.raises(LakeError, match=r"a/f.parquet has no column\(s\) \['missing'\]"):
+        storage.read_table("a/f.parquet", columns=["pk", "missing"])
 
 
 def test_window_keys_are_deterministic_file_names() -> None:
