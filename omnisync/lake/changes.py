@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.lake.storage import LakeStorage
+from omnisync.memory import give_back
 from transforms.versions import unique_versions
 
 log = logging.getLogger("omnisync.lake")
@@ -206,6 +207,7 @@ class ChangeLog:
                 self._apply(month)
             compacted += 1
             log.debug("compacted month %s (%d files)", month, len(files))
+            give_back()  # see omnisync/memory.py
         return compacted
 
     def _apply(self, month: str) -> None:

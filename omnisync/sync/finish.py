@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import Window
 from omnisync.state.store import from_us
@@ -125,6 +126,8 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
             if groups:
                 rows = pa.concat_tables(groups, promote_options="permissive")
                 parts.snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+                del rows, groups
+                give_back()  # see omnisync/memory.py: as after each window
                 merged += 1
                 log.debug("merged bucket %d", bucket)
     return merged
@@ -153,4 +156,5 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
         parts.changes.compact(before=closed - dt.timedelta(days=1))
+        give_back()
     return totals
