@@ -39,3 +39,33 @@ def test_every_version_gets_its_latest_versions_flags(
         assert copied.column("_dq_flags").to_pylist() == [
             latest_flags.get(pk, []) for pk, _ in versions
         ]
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(1, 8)), st.integers(0, 3)), max_size=20))
+def test_validation_sees_the_same_rows_as_the_latest_version_of_each_pk(
+    versions: list[tuple[int | None, int]],
+) -> None:
+    """A window with one version per pk is validated as it is (no sorted copy); any window
+    gives validation the same rows as ``latest_per_pk``, in whatever order."""
+    import datetime as dt
+
+    from omnisync.sync.window import _latest
+    from transforms.versions import latest_per_pk
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    table = pa.table(
+        {
+            "pk": pa.array([pk for pk, _ in versions], pa.int64()),
+            "modified_date": pa.array(
+                [t0 + dt.timedelta(minutes=m) for _, m in versions], pa.timestamp("us", tz="UTC")
+            ),
+            "_extracted_at": pa.array([t0] * len(versions), pa.timestamp("us", tz="UTC")),
+            "row": pa.array(range(len(versions)), pa.int64()),
+        }
+    )
+    chosen = _latest(table)
+    assert sorted(chosen.column("row").to_pylist()) == sorted(
+        latest_per_pk(table).column("row").to_pylist()
+    )
+    if len({pk for pk, _ in versions}) == len(versions):
+        assert chosen is table
