@@ -40,6 +40,7 @@ _MALLOC_TRIM = _find_malloc_trim()
 
 
 def give_back() -> None:
-    """Return the heap pages nothing uses any more to the system (glibc), after a window."""
+    """Return the heap pages nothing uses any more to the system (glibc): after a window, a
+    merged bucket or a compacted month (about 1.3 ms each)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -156,5 +156,4 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
         parts.changes.compact(before=closed - dt.timedelta(days=1))
-        give_back()
     return totals
