@@ -3,26 +3,40 @@
 A sync holds one window's rows at a time (two with two windows side by side), so its peak should
 not depend on how many customers it reads. Two allocators kept what a finished window freed:
 
-* Arrow's default pool (mimalloc) keeps freed pages for reuse: about 50 MiB more at the peak of
-  a 200k sync than the C allocator, for no measurable CPU.
+* Arrow's default pool (mimalloc) keeps freed pages for reuse. Arrow's C++ code (the Parquet
+  reader and writer, compute kernels) takes its pool from ``ARROW_DEFAULT_MEMORY_POOL`` when
+  pyarrow is first imported, which ``omnisync/__init__.py`` sets to ``system``; pyarrow's own
+  calls are moved by :func:`use_system_allocator`. Moving only the latter left about 30 MiB in
+  mimalloc at the peak of a 200k sync (331 against 358-360 MiB, same CPU).
 * glibc returns freed heap to the system only from the top of the heap; a window's millions of
   small objects leave most of it in the middle. ``malloc_trim`` gives those pages back.
 
-Without them the peak RSS of a 1M-customer sync was 614 MiB and grew with the number of windows;
-with them it stays flat (``make bench`` prints both figures).
+Without them the peak RSS of a 1M-customer sync was 614 MiB and grew with the number of windows
+(``make bench`` prints the figures).
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable
 
 import pyarrow as pa
 
+log = logging.getLogger("omnisync.run")
+
 
 def use_system_allocator() -> None:
-    """Arrow's buffers from the C allocator from now on (buffers already made keep theirs)."""
-    if pa.default_memory_pool().backend_name != "system":
+    """pyarrow's buffers from the C allocator from now on (buffers already made keep theirs).
+    When pyarrow was imported before omnisync set ``ARROW_DEFAULT_MEMORY_POOL`` (by a program
+    that embeds omnisync), Arrow's C++ code keeps its own pool: that is said, once."""
+    pool = pa.default_memory_pool()
+    if pool.backend_name != "system":
+        log.info(
+            "Arrow was loaded with its %s allocator: set ARROW_DEFAULT_MEMORY_POOL=system in the "
+            "environment for a lower peak memory",
+            pool.backend_name,
+        )
         pa.set_memory_pool(pa.system_memory_pool())
 
 

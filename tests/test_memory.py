@@ -8,20 +8,53 @@ from tests.fresh_interpreter import printed_by
 
 
 def test_a_run_puts_arrow_on_the_c_allocator_and_trims_after_a_window() -> None:
-    """In a fresh interpreter: Arrow leaves its default pool (mimalloc or jemalloc) for the C
-    allocator, twice asked is once done, and giving memory back after a window calls glibc's
-    ``malloc_trim`` here (elsewhere it does nothing)."""
+    """In a fresh interpreter that loaded pyarrow before omnisync: pyarrow leaves its default
+    pool (mimalloc or jemalloc) for the C allocator and the run says, once, how to move Arrow's
+    C++ code too; giving memory back after a window calls glibc's ``malloc_trim`` here
+    (elsewhere it does nothing)."""
     script = (
+        "import logging, os\n"
+        "os.environ.pop('ARROW_DEFAULT_MEMORY_POOL', None)\n"
         "import pyarrow as pa\n"
         "from omnisync import memory\n"
+        "said = []\n"
+        "handler = logging.Handler(); handler.emit = lambda r: said.append(r.getMessage())\n"
+        "logging.getLogger('omnisync').addHandler(handler)\n"
+        "logging.getLogger('omnisync').setLevel(logging.INFO)\n"
         "memory.use_system_allocator(); memory.use_system_allocator()\n"
         "memory.give_back()\n"
-        "print(pa.default_memory_pool().backend_name, memory._MALLOC_TRIM is not None)\n"
+        "hints = [m for m in said if 'ARROW_DEFAULT_MEMORY_POOL=system' in m]\n"
+        "print(pa.default_memory_pool().backend_name, memory._MALLOC_TRIM is not None, len(hints))\n"
     )
-    pool, trims = printed_by(script)
+    pool, trims, hints = printed_by(script)
     assert pool == "system"
+    assert hints == "1"
     if sys.platform.startswith("linux"):
         assert trims == "True", "glibc's malloc_trim was not found"
+
+
+def test_arrow_code_allocates_from_the_c_allocator_once_omnisync_is_imported(
+    tmp_path: object,
+) -> None:
+    """``pa.set_memory_pool`` moves only pyarrow's Python-level calls: the Parquet reader and
+    writer and the compute kernels allocate from Arrow's own default pool, which mimalloc kept
+    about 30 MiB of at a sync's peak. Importing omnisync first puts them on the C allocator too:
+    mimalloc is never used by a write, a read and a sort of the lake."""
+    script = (
+        "import os, sys\n"
+        "os.environ.pop('ARROW_DEFAULT_MEMORY_POOL', None)\n"
+        "from omnisync.lake import LakeStorage\n"
+        "import pyarrow as pa\n"
+        "from transforms.versions import latest_per_pk\n"
+        "storage = LakeStorage(sys.argv[1])\n"
+        "rows = pa.table({'pk': list(range(50_000)) * 2, 'name': [str(i) for i in range(100_000)],"
+        " 'modified_date': pa.array(range(100_000), pa.timestamp('us', tz='UTC'))})\n"
+        "storage.write_table('a/f.parquet', rows)\n"
+        "latest = latest_per_pk(storage.read_table('a/f.parquet'))\n"
+        "print(latest.num_rows, pa.mimalloc_memory_pool().max_memory(),"
+        " pa.system_memory_pool().max_memory() > 0)\n"
+    )
+    assert printed_by(script, str(tmp_path)) == ["50000", "0", "True"]
 
 
 def test_reading_the_lake_does_not_load_pyarrow_dataset(tmp_path: object) -> None:
