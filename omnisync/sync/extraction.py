@@ -33,10 +33,10 @@ this cannot lose a change:
   cannot know (UTC-12 to UTC+14). The bounds sent are padded to contain ``[lo, hi)`` at every
   such offset (:func:`server_bounds`), and the exact bounds are applied here.
 
-Memory: one page at a time, the pending pk ranges, and the ``(pk, modified_date)`` keys already
-yielded in this window (so a prefix read again yields nothing twice): bounded by the window's
-size (``OMNISYNC_WINDOW_ROWS``), not by the number of customers. The caller groups pages into
-chunks.
+Memory: one page at a time, the pending pk ranges, and the records of the page whose order
+claim is still to be verified (a prefix read again yields none of them twice): a page, not the
+window. Keeping the key of every record yielded in the window instead cost about 5% of a full
+sync's CPU (200k customers: 9.5-9.8 against 9.0-9.3 CPU-s). The caller groups pages into chunks.
 """
 
 from __future__ import annotations
@@ -94,13 +94,15 @@ def parse_modified(value: Any) -> dt.datetime | None:
 class PkRange:
     """``lo <= pk < hi`` (None: open). ``expect`` and ``prefix`` carry a claim to verify: the
     range's count should be ``expect``, or else ``prefix`` was not read whole. A range whose
-    order claim failed is ``split_only``: it is split, never continued, so it always shrinks."""
+    order claim failed is ``split_only``: it is split, never continued, so it always shrinks.
+    ``yielded``: the records of a prefix already yielded, which reading it again must skip."""
 
     lo: int | None
     hi: int | None
     expect: int | None = None
     prefix: PkRange | None = None
     split_only: bool = False
+    yielded: tuple[Any, ...] = ()
 
 
 def _valid_pks(records: list[Any]) -> list[int]:
@@ -145,11 +147,11 @@ def extract_window(
     cannot be read are passed through, so that the transform quarantines them).
 
     ``first_page`` is an answer already received to :func:`first_range_query` (planning asks it),
-    used instead of asking again. A record may be yielded twice (a prefix read again after a
-    failed check): callers keep one row per version, as they must anyway for lookback overlaps.
+    used instead of asking again. A version is yielded once; a customer changed while its range
+    was read again may be yielded in both versions: callers keep one row per version, as they
+    must anyway for lookback overlaps.
     """
     base = first_range_query(lo, hi, datetimes)
-    seen: set[tuple[int, str]] = set()
     pending = [PkRange(None, None)]
     given = first_page
     while pending:
@@ -174,8 +176,9 @@ def extract_window(
             and bool(pks)
             and _is_ascending(pks)
         )
+        rows: list[Any] = []
         if complete or ordered:
-            rows = _new_rows(results, lo, hi, seen)
+            rows = _new_rows(results, lo, hi, part.yielded)
             if rows:
                 yield rows
         if complete:
@@ -187,9 +190,8 @@ def extract_window(
             )
         if ordered:
             last = pks[-1]
-            pending.append(
-                PkRange(last + 1, part.hi, count - len(results), PkRange(part.lo, last + 1))
-            )
+            prefix = PkRange(part.lo, last + 1, yielded=tuple(rows))
+            pending.append(PkRange(last + 1, part.hi, count - len(results), prefix))
             continue
         if client.sort_honoured is not False and not part.split_only:
             log.warning(
@@ -200,27 +202,27 @@ def extract_window(
         # Every row of this page is read again by one of the parts: nothing is yielded here.
         bounds = [part.lo, *split_points(pks, part.lo, count, len(results)), part.hi]
         pending.extend(
-            PkRange(a, b, split_only=part.split_only) for a, b in itertools.pairwise(bounds)
+            PkRange(a, b, split_only=part.split_only, yielded=part.yielded)
+            for a, b in itertools.pairwise(bounds)
         )
 
 
 def _new_rows(
-    records: list[Any], lo: dt.datetime | None, hi: dt.datetime, seen: set[tuple[int, str]]
+    records: list[Any], lo: dt.datetime | None, hi: dt.datetime, yielded: tuple[Any, ...]
 ) -> list[Any]:
-    """The records in ``[lo, hi)`` not yielded before (a prefix read again), and the records
-    whose pk or modified_date cannot be read (for quarantine)."""
-    rows = []
-    for record in records:
-        if not _in_window(record, lo, hi):
-            continue
-        pk = record.get("pk") if isinstance(record, dict) else None
-        if isinstance(pk, int):
-            key = (pk, str(record.get("modified_date")))
-            if key in seen:
-                continue
-            seen.add(key)
-        rows.append(record)
-    return rows
+    """The records in ``[lo, hi)`` whose version is not among ``yielded`` (a prefix read
+    again), and the records whose pk or modified_date cannot be read (for quarantine)."""
+    rows = [record for record in records if _in_window(record, lo, hi)]
+    if not yielded:
+        return rows
+    before = {_version(record) for record in yielded} - {None}
+    return [record for record in rows if _version(record) not in before]
+
+
+def _version(record: Any) -> tuple[int, str] | None:
+    """A record's (pk, modified_date as sent), or None if it has no pk to tell it by."""
+    pk = record.get("pk") if isinstance(record, dict) else None
+    return (pk, str(record.get("modified_date"))) if isinstance(pk, int) else None
 
 
 def _in_window(record: Any, lo: dt.datetime | None, hi: dt.datetime) -> bool:
