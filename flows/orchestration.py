@@ -30,6 +30,13 @@ from omnisync.sync.parts import parts_for
 from omnisync.sync.window import sync_window_retrying
 
 
+def own_lines_at(level: str) -> None:
+    """omnisync's own lines (``omnisync.*`` loggers) at ``OMNISYNC_LOG_LEVEL`` in this process:
+    Prefect ships them with the run (``PREFECT_LOGGING_EXTRA_LOGGERS``), but only those the
+    logger lets through; left alone, it inherits the root logger's WARNING."""
+    logging.getLogger("omnisync").setLevel(level)
+
+
 @task(name="sync-window", cache_policy=NO_CACHE, persist_result=False)
 def sync_window_task(
     settings: Settings,
@@ -42,6 +49,7 @@ def sync_window_task(
 ) -> WindowResult:
     # Settings and the fence's identity, not the parts, cross the task boundary: on Dask the
     # task runs in another process, which opens its own parts and proves the same lock.
+    own_lines_at(settings.log_level)
     parts = parts_for(settings, run_id)
     if parts.fence is None and fence is not None:
         parts.hold(Fence(parts.store, STREAM, *fence))
@@ -69,9 +77,10 @@ def _task_runner(settings: Settings, windows: int) -> Any:
 class PrefectRun:
     """The orchestration of a flow run (see ``omnisync.orchestration.Orchestration``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
         """Built in the flow's thread, which alone has the run's context: write-back threads
         log their progress through this logger, never building one of their own."""
+        own_lines_at(settings.log_level)
         self._pacer = Pacer()
         self._progress: dict[str, Any] = {}
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()

@@ -50,7 +50,7 @@ def reconcile_erp_codes(
         settings,
         source,
         match_on,
-        PrefectRun(),
+        PrefectRun(settings),
         dry_run=dry_run,
         max_changes=max_changes,
         force=force,

@@ -23,7 +23,8 @@ def sync_customers(full_refresh: bool = False) -> Any:
     """One incremental run (or a full refresh) of the customer sync; returns its counts, or a
     ``Cancelled`` state when another run holds the stream. Settings come from the worker's
     environment (or ``settings_in_effect``), never from a parameter the UI would show."""
-    outcome = run_sync(load_settings(), full_refresh, PrefectRun())
+    settings = load_settings()
+    outcome = run_sync(settings, full_refresh, PrefectRun(settings))
     if isinstance(outcome, Refused):
         return Cancelled(message=outcome.message)
     return outcome

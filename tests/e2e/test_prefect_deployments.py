@@ -206,6 +206,7 @@ def test_prefect_yaml_deploys_and_each_deployment_runs_through_a_process_worker(
             "OMNISYNC_LAKE": str(tmp_path / "lake"),
             "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
             "OMNISYNC_LAG_SECONDS": "0",
+            "OMNISYNC_LOG_LEVEL": "INFO",
         },
     )
     expected_artifacts = {
@@ -213,8 +214,9 @@ def test_prefect_yaml_deploys_and_each_deployment_runs_through_a_process_worker(
         "customers-incremental": "sync-customers",
         "erp-reconcile": "reconcile-erp-codes",
     }
+    runs = {}
     for name, artifact in expected_artifacts.items():
-        run = prefect.run_deployment(deployments[name], worker_log)
+        run = runs[name] = prefect.run_deployment(deployments[name], worker_log)
         assert run["state_type"] == "COMPLETED", (
             f"{name}: {run['state_type']} {run['state'].get('message')}\n"
             + worker_log.read_text()[-4000:]
@@ -223,3 +225,8 @@ def test_prefect_yaml_deploys_and_each_deployment_runs_through_a_process_worker(
     codes = {r["pk"]: r["erp_code"] for r in truth(server)}
     assert codes[changed] == "FROM-FINANCE", "the nightly write-back reached Omnitron"
     assert (tmp_path / "lake" / "customers").is_dir()
+    # Arrow reads ARROW_DEFAULT_MEMORY_POOL once, when pyarrow is first imported: a flow run
+    # that imported it before omnisync would keep Arrow's C++ code on mimalloc, and say so.
+    said = prefect.run("flow-run", "logs", runs["customers-full-refresh"]["id"]).stdout
+    assert "window [" in said, "OMNISYNC_LOG_LEVEL=INFO: omnisync's own lines are in the run's logs"
+    assert "Arrow was loaded with its" not in said
