@@ -68,11 +68,29 @@ def validation_frame(table: pa.Table, checked: Collection[str] | None = None) ->
         frame["_channel_key"] = pd.Series(key.to_pylist(), dtype="object")
     if "phone_number" in table.column_names and wanted("_phone_valid"):
         frame["_phone_valid"] = phones_valid(table.column("phone_number"))
-    placeholder = np.zeros(len(frame), dtype=np.bool_)
     for name in keep:
         if name not in frame:
-            frame[name] = placeholder
+            frame[name] = _placeholder(len(frame))
     return frame[[*keep, *(name for name in frame.columns if name not in keep)]]
+
+
+def _placeholder(rows: int) -> np.ndarray:
+    """What stands for a column no expectation reads: GX only needs its name."""
+    return np.zeros(rows, dtype=np.bool_)
+
+
+def only_checked(frame: pd.DataFrame, checked: Collection[str] | None) -> pd.DataFrame:
+    """``frame`` with every column no expectation reads (not in ``checked``; None: every column
+    is read) a one-byte placeholder of the same name, in the same order. GX filters and hashes
+    the whole frame for every expectation: carrying the text columns nobody checks cost most of
+    validation's time. A frame :func:`validation_frame` built slim comes back as it is, uncopied
+    (its placeholders, like any boolean column, are one byte a row already)."""
+    if checked is None:
+        return frame
+    unchecked = [n for n in frame.columns if n not in checked and frame[n].dtype != np.bool_]
+    if not unchecked:
+        return frame
+    return frame.assign(**{str(name): _placeholder(len(frame)) for name in unchecked})
 
 
 def phones_valid(phones: pa.ChunkedArray) -> pd.Series:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from transforms.quality import only_checked
+
 if TYPE_CHECKING:
     from omnisync.settings import Settings
 
@@ -131,24 +133,6 @@ def checked_columns(suite: dict[str, Any]) -> set[str] | None:
             return None  # an expectation over the whole table: keep every column's values
         columns.update(named)
     return columns
-
-
-def _only_what_is_checked(frame: pd.DataFrame, checked: set[str] | None) -> pd.DataFrame:
-    """``frame`` with the columns no expectation reads replaced by a one-byte placeholder of the
-    same name. GX filters and hashes the whole frame for every expectation: carrying the text
-    columns nobody checks cost most of validation's time."""
-    if checked is None:
-        return frame
-    unchecked = [name for name in frame.columns if name not in checked]
-    if not unchecked:
-        return frame
-    import numpy as np
-
-    placeholder = np.zeros(len(frame), dtype=np.bool_)
-    slim = frame[[name for name in frame.columns if name in checked]].copy()
-    for name in unchecked:
-        slim[name] = placeholder
-    return slim[list(frame.columns)]
 
 
 def _row_numbers(indexed: list[Any]) -> set[int]:
@@ -351,7 +335,7 @@ class Validator:
         params = {"today": pd.Timestamp(dt.datetime.now(dt.UTC).date()), **(parameters or {})}
         with self._lock:  # one GX context is not meant for concurrent checkpoint runs
             checkpoint = self._checkpoint(suite_name)
-            frame = _only_what_is_checked(frame, self._checked_columns[suite_name])
+            frame = only_checked(frame, self._checked_columns[suite_name])
             outcome = checkpoint.run(
                 batch_parameters={"dataframe": frame},
                 expectation_parameters=params,

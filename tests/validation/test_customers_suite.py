@@ -266,8 +266,9 @@ def test_validating_only_the_checked_columns_changes_no_answer(
     assert frame["_channel_key"][5] is None and frame["_channel_key"][3] == (
         f"{records[3]['channel']}|{records[3]['channel_code']}"
     )
+    assert runner.only_checked(built_slim, checked) is built_slim, "a slim frame is not copied"
     from_slim = validator.validate("customers", built_slim, "built-slim")
-    monkeypatch.setattr(runner, "_only_what_is_checked", lambda frame, checked: frame)
+    monkeypatch.setattr(runner, "only_checked", lambda frame, checked: frame)
     whole = validator.validate("customers", frame, "whole")
     assert slim.row_failures == whole.row_failures == from_slim.row_failures
     assert slim.row_failures
