@@ -303,6 +303,8 @@ def reconcile(
     outcomes = (
         ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
     )
+    if summary.get("lost_answers"):
+        outcomes += f" ({summary['lost_answers']} PATCH answers lost, each settled by a re-read)"
     rows = " + ".join(
         f"{n:,} {name.replace('_', ' ')}" for name, n in summary["erp_row_outcomes"].items()
     )
@@ -409,10 +411,16 @@ def sandbox(
     ),
     max_limit: int = typer.Option(1000, min=1, help="server-side cap on ?limit="),
     fault_rate: float = typer.Option(0.0, min=0, max=1, help="share of API requests that fail"),
+    lost_answers: float = typer.Option(
+        0.0, min=0, max=1, help="share of PATCHes applied, then answered 502, reset or timed out"
+    ),
+    lost_answer_edits: float = typer.Option(
+        0.0, min=0, max=1, help="share of those followed at once by a person's erp_code edit"
+    ),
     bulk_update: int = typer.Option(0, min=0, help="at start, give N customers one modified_date"),
 ) -> None:
     """Run the local Omnitron-compatible sandbox server (for the demo, development and tests)."""
-    from sandbox.modes import FaultModes, SandboxModes
+    from sandbox.modes import FaultModes, LostAnswerModes, SandboxModes
     from sandbox.server import serve_forever
 
     modes = SandboxModes(
@@ -425,6 +433,7 @@ def sandbox(
         token_max_requests=token_max_requests,
         max_limit=max_limit,
         faults=FaultModes(rate=fault_rate),
+        lost_answers=LostAnswerModes(rate=lost_answers, edit_share=lost_answer_edits),
     )
 
     def ready(url: str) -> None:

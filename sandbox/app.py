@@ -24,10 +24,10 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import writers
-from sandbox.faults import FaultInjector, FaultMiddleware
-from sandbox.modes import ALL_FAULTS, SandboxModes
+from sandbox.faults import FaultInjector, FaultMiddleware, LostAnswer
+from sandbox.modes import ALL_FAULTS, ALL_LOST_ANSWERS, SandboxModes
 from sandbox.queries import FilterError, parse_query, run_query
-from sandbox.records import Customer
+from sandbox.records import Customer, now_us
 from sandbox.seed import seed_customers
 from sandbox.serializer import (
     DEFAULTS,
@@ -67,7 +67,8 @@ class SandboxState:
         self.users = users
         self.rng = random.Random(seed + 1)
         self.tie_rng = random.Random(seed + 2)
-        self.faults = FaultInjector(modes.faults)
+        self.faults = FaultInjector(modes.faults, modes.lost_answers)
+        self.faults.person_edit = self.person_edit
         self.tokens: dict[str, dict[str, Any]] = {}
         self.user_tokens: dict[str, str] = {}
         if static_token:
@@ -77,6 +78,16 @@ class SandboxState:
         self.requests: Counter[str] = Counter()
         self.patches: Counter[int] = Counter()  # successful PATCHes per pk, for write-back tests
         self._cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+
+    def person_edit(self, pk: int) -> str | None:
+        """A person sets the customer's erp_code in Omnitron's UI (after a lost answer)."""
+        customer = self.store.by_pk.get(pk)
+        if customer is None:
+            return None
+        code = f"PERSON-{pk}"
+        stamp = max(now_us(), customer.modified_us + 1)
+        self.store.update(pk, {"erp_code": code}, stamp)
+        return code
 
     # -- auth -----------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> str | None:
@@ -361,7 +372,7 @@ def create_app(
             state.modes = SandboxModes.model_validate(merged)
         except ValueError as exc:
             return _json({"detail": str(exc)}, 400)
-        state.faults.reconfigure(state.modes.faults)
+        state.faults.reconfigure(state.modes.faults, state.modes.lost_answers)
         return _json(state.modes.model_dump())
 
     @app.post("/_sandbox/faults/next")
@@ -373,8 +384,26 @@ def create_app(
             return _json(
                 {"kinds": [f"unknown fault {bad[0]!r}; choose from {list(ALL_FAULTS)}"]}, 400
             )
-        state.faults.queue.extend(kinds)
+        methods = body.get("methods")  # only requests of these methods meet them; all if absent
+        only = frozenset(str(m).upper() for m in methods) if methods else None
+        state.faults.queue.extend((kind, only) for kind in kinds)
         return _json({"queued": len(state.faults.queue)})
+
+    @app.post("/_sandbox/lost_answers/next")
+    async def queue_lost_answers(request: Request) -> Response:
+        """The next PATCHes are applied, then their answers lost: ``{"answers": [{"kind":
+        "502" | "reset" | "timeout", "edit": bool}, ...]}`` (``edit``: a person edits the
+        customer's erp_code at once, before the answer is lost)."""
+        body = await body_of(request)
+        answers = body.get("answers", []) if isinstance(body, dict) else []
+        kinds = list(ALL_LOST_ANSWERS)
+        bad = [a for a in answers if not isinstance(a, dict) or a.get("kind") not in kinds]
+        if bad:
+            return _json({"answers": [f"unknown lost answer {bad[0]!r}; kinds are {kinds}"]}, 400)
+        state.faults.lost_queue.extend(
+            LostAnswer(a["kind"], bool(a.get("edit", False))) for a in answers
+        )
+        return _json({"queued": len(state.faults.lost_queue)})
 
     @app.post("/_sandbox/modify")
     async def admin_modify(request: Request) -> Response:
@@ -438,6 +467,8 @@ def create_app(
                 "faults_injected": dict(state.faults.injected),
                 "version": state.store.version,
                 "patches": {str(pk): n for pk, n in state.patches.items()},
+                "lost_answers": {str(pk): kind for pk, kind in state.faults.lost.items()},
+                "person_edits": {str(pk): code for pk, code in state.faults.edited.items()},
             }
         )
 

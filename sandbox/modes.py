@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FaultKind = Literal["429", "500", "502", "503", "drop", "slow"]
 ALL_FAULTS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "drop", "slow")
+LostAnswerKind = Literal["502", "reset", "timeout"]
+ALL_LOST_ANSWERS: tuple[LostAnswerKind, ...] = ("502", "reset", "timeout")
 
 
 class FaultModes(BaseModel):
@@ -19,6 +21,29 @@ class FaultModes(BaseModel):
     kinds: list[FaultKind] = Field(default_factory=lambda: list(ALL_FAULTS))
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with 429 and 503")
     slow_seconds: float = Field(2.0, ge=0.0, description="delay of a 'slow' fault")
+    seed: int = 0
+
+
+class LostAnswerModes(BaseModel):
+    """PATCHes that are applied, then answered with a failure: the write happened, the client
+    cannot know it. ``502`` is a proxy's page, ``reset`` a connection closed half-way through
+    the answer, ``timeout`` an answer held back past the client's timeout, then dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of applied PATCHes whose answer is lost"
+    )
+    kinds: list[LostAnswerKind] = Field(default_factory=lambda: list(ALL_LOST_ANSWERS))
+    edit_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of those followed at once by a person's edit of the customer's erp_code",
+    )
+    timeout_seconds: float = Field(
+        5.0, ge=0.0, description="how long a 'timeout' holds the answer before dropping it"
+    )
     seed: int = 0
 
 
@@ -60,3 +85,4 @@ class SandboxModes(BaseModel):
     max_limit: int = Field(1000, ge=1, description="server-side cap on ?limit=")
     default_limit: int = Field(20, ge=1)
     faults: FaultModes = Field(default_factory=FaultModes)
+    lost_answers: LostAnswerModes = Field(default_factory=LostAnswerModes)

@@ -1,11 +1,13 @@
 """The Omnitron API client (httpx). It knows nothing of Prefect, pandas or the lake.
 
-Public surface: ``OmnitronClient``, ``CustomerQuery``, ``Page``, ``Throttle`` and the errors in
+Public surface: ``OmnitronClient``, ``CustomerQuery``, ``Page``, ``Throttle``, ``RetryBudget``
+and the errors in
 ``omnisync.client.errors`` (the tree is drawn there).
 """
 
-from omnisync.client.client import OmnitronClient, Page, PageIterator
+from omnisync.client.client import OmnitronClient, Page, PageIterator, RetryBudget
 from omnisync.client.errors import (
+    AnswerLost,
     AuthenticationFailed,
     ConfigurationError,
     DateFilterRejected,
@@ -20,6 +22,7 @@ from omnisync.client.query import CustomerQuery
 from omnisync.client.throttle import Throttle
 
 __all__ = [
+    "AnswerLost",
     "AuthenticationFailed",
     "ConfigurationError",
     "CustomerQuery",
@@ -31,6 +34,7 @@ __all__ = [
     "Page",
     "PageIterator",
     "RetriesExhausted",
+    "RetryBudget",
     "Throttle",
     "UnexpectedResponse",
     "ValidationFailed",

@@ -4,6 +4,12 @@ Retries live here and nowhere else: 429 (honouring Retry-After), 5xx (JSON or no
 broken connections are retried with bounded exponential backoff and jitter (stamina) within
 ``retry_attempts`` and ``retry_max_seconds``; every other answer is classified once
 (``errors.classify``) and raised for the caller to act on.
+
+A write is not a read. A PATCH, PUT or POST is sent again only after a failure that proves it
+never took effect (a connection refused or never made, a 429 or 503 with ``Retry-After``). After
+any other failure (a timeout once sent, a 5xx, a connection broken mid-way) it may have been
+applied, so the client raises ``AnswerLost`` at once, and the caller re-reads before deciding;
+``retry_budget()`` gives that caller the same attempts, time and backoff as this layer.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ import contextlib
 import datetime as dt
 import email.utils
 import logging
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -27,6 +34,7 @@ from pydantic import SecretStr
 from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
+    AnswerLost,
     ConfigurationError,
     DateFilterRejected,
     NotFound,
@@ -57,6 +65,31 @@ CUSTOMERS_PATH = "/api/v1/customers/"
 CLOCK_REUSE_SECONDS = 60.0
 # A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
 MAX_RETRY_AFTER_SECONDS = 60.0
+# Methods sent again freely after any transient failure: they change nothing on the server.
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RetryBudget:
+    """Attempts and time left for one write, with the client's backoff between attempts."""
+
+    def __init__(
+        self, attempts: int, seconds: float, initial: float, maximum: float, jitter: float
+    ) -> None:
+        self.left = attempts - 1  # the first attempt is not a retry
+        self._deadline = time.monotonic() + seconds
+        self._wait = (initial, maximum, jitter)
+        self._retries = 0
+
+    def another(self) -> bool:
+        """Wait the backoff, then True; False (at once) when the budget is spent."""
+        initial, maximum, jitter = self._wait
+        pause = min(maximum, initial * 2**self._retries) + random.uniform(0, jitter)
+        if self.left <= 0 or time.monotonic() + pause > self._deadline:
+            return False
+        self.left -= 1
+        self._retries += 1
+        time.sleep(pause)
+        return True
 
 
 @dataclass(frozen=True)
@@ -196,25 +229,37 @@ class OmnitronClient:
         self.close()
 
     # -- the retry layer ----------------------------------------------------------------------
-    def _backoff(self, exc: Exception) -> bool | float:
-        if not isinstance(exc, Retriable):
-            return False
-        log.warning("%s; retrying", self._redact(str(exc)))
-        if exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-        return True
+    def _retry_policy(self, method: str) -> Callable[[Exception], bool | float]:
+        read = method in READS
+
+        def backoff(exc: Exception) -> bool | float:
+            if not isinstance(exc, Retriable) or not (read or exc.unsent):
+                return False
+            log.warning("%s; retrying", self._redact(str(exc)))
+            if exc.retry_after is not None:
+                return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
+            return True
+
+        return backoff
+
+    def retry_budget(self) -> RetryBudget:
+        """A budget of attempts and time with this client's backoff, for a caller that must look
+        before it sends a write again (after ``AnswerLost``)."""
+        initial, maximum, jitter = self._backoff_waits
+        return RetryBudget(self.retry_attempts, self.retry_max_seconds, initial, maximum, jitter)
 
     def send(
         self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
     ) -> httpx.Response:
-        """One request with retries. Raises an OmnitronError subclass for anything but 2xx."""
+        """One request with retries. Raises an OmnitronError subclass for anything but 2xx;
+        ``AnswerLost`` when a write failed after it may have reached the server."""
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempts = 0
         initial, maximum, jitter = self._backoff_waits
         try:
             for attempt in stamina.retry_context(
-                on=self._backoff,
+                on=self._retry_policy(method),
                 attempts=self.retry_attempts,
                 timeout=self.retry_max_seconds,
                 wait_initial=initial,
@@ -231,6 +276,11 @@ class OmnitronClient:
                     self._last_date = (response.headers.get("date"), time.monotonic())
                     return response
         except Retriable as exc:
+            if method not in READS and not exc.unsent:
+                raise AnswerLost(
+                    self._redact(f"{exc}: it may have been applied; not sent again unseen"),
+                    status=exc.status,
+                ) from None
             raise RetriesExhausted(
                 self._redact(f"{exc}; gave up after {attempts} attempts"), status=exc.status
             ) from None
@@ -250,6 +300,10 @@ class OmnitronClient:
         where = f"{method} {path} on {self._host}"
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made: the request never left this process.
+            failed = f"{where} failed to connect: {type(exc).__name__}"
+            raise Retriable(failed, unsent=True) from None
         except httpx.TimeoutException:
             raise Retriable(f"{where} timed out") from None
         except httpx.TransportError as exc:

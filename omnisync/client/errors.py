@@ -3,6 +3,8 @@
     OmnitronError                  root: anything the client raises
     ├── ConfigurationError         the client cannot be built as configured: fix the setting named
     ├── RetriesExhausted           transient failures outlasted the retry budget: try the run later
+    ├── AnswerLost                 a write may have been applied, its answer never came: re-read
+    │                              the object, then decide; never send it again blindly
     ├── AuthenticationFailed       credentials missing, wrong or expired: fix the configuration
     ├── NotFound                   404: the object (or the page) is not there
     ├── ValidationFailed           400: the server rejected the input; ``errors`` has DRF's fields
@@ -11,8 +13,10 @@
     └── UnexpectedResponse         anything else (403, 409, 2xx that is not JSON, ...): fatal
 
 ``Retriable`` is internal: the retry layer raises and catches it and turns the last one into
-``RetriesExhausted``. Every message is passed through the client's redactor, so no secret the
-client holds can reach a log or a traceback through an error.
+``RetriesExhausted``, or, for a write that may have reached the server, into ``AnswerLost`` at
+once: a read is retried freely, a write only when it certainly never arrived. Every message is
+passed through the client's redactor, so no secret the client holds can reach a log or a
+traceback through an error.
 """
 
 from __future__ import annotations
@@ -48,6 +52,12 @@ class AuthenticationFailed(OmnitronError):
     pass
 
 
+class AnswerLost(OmnitronError):
+    """A write (PATCH, PUT, POST) whose answer was lost after it may have reached the server: a
+    timeout after sending, a 5xx, a connection broken mid-way. It may have been applied. The
+    caller re-reads the object and decides; the client never sends it again on its own."""
+
+
 class NotFound(OmnitronError):
     @property
     def invalid_page(self) -> bool:
@@ -75,14 +85,24 @@ class UnexpectedResponse(OmnitronError):
 
 
 class Retriable(Exception):
-    """A failure worth another attempt: 429, 5xx, a timeout or a broken connection."""
+    """A failure worth another attempt: 429, 5xx, a timeout or a broken connection.
+
+    ``unsent`` is True only when the request certainly did not take effect: the connection was
+    never made, or a 429 or 503 came with ``Retry-After`` (the server refused it before acting).
+    Only such a failure lets a write be sent again without a look at what it may have done."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        unsent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.unsent = unsent
 
 
 def decode_body(response: httpx.Response) -> Any:
@@ -127,10 +147,12 @@ def classify(response: httpx.Response) -> OmnitronError | Retriable | None:
         return None
     where = f"{response.request.method} {response.request.url.path}"
     if status == 429 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         return Retriable(
             f"{where} answered {status}",
             status=status,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after,
+            unsent=status in (429, 503) and retry_after is not None,
         )
     body = decode_body(response)
     message = f"{where} answered {status}: {_excerpt(body)}"

@@ -128,6 +128,8 @@ class ReconcileResult:
     erp_rows: int
     dry_run: bool
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: PATCH answers lost on the way; each change's outcome says what its re-read found
+    lost_answers: int = 0
     report_dir: str = ""
     plan: pa.Table | None = field(default=None, repr=False)
     #: what became of each ERP input row (planned, already_right, conflict, unknown_customer,
@@ -163,6 +165,7 @@ class ReconcileResult:
             "unmatched_erp_rows": self.unmatched_erp_rows,
             "dry_run": self.dry_run,
             "outcomes": self.outcomes,
+            "lost_answers": self.lost_answers,
             "failed": self.failed,
             "report": self.report_dir,
             "summary": self.summary_page,
@@ -419,6 +422,7 @@ def _write_back(
         for attempt in attempts:
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
         outcome.outcomes = counts
+        outcome.lost_answers = sum(attempt.lost_answers for attempt in attempts)
 
 
 def read_report(lake: str, run_id: str, name: str) -> pa.Table:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from omnisync.erp.writeback import APPLIED
 from omnisync.lake import LakeStorage
 
 FOLDER = "report"
@@ -137,8 +138,8 @@ def write_report(
         ),
     ]
     if outcomes is not None:
-        done = [r for r in outcomes.to_pylist() if r["outcome"] == "ok"]
-        other = [r for r in outcomes.to_pylist() if r["outcome"] != "ok"]
+        done = [r for r in outcomes.to_pylist() if r["outcome"] in APPLIED]
+        other = [r for r in outcomes.to_pylist() if r["outcome"] not in APPLIED]
         tally: dict[str, int] = {}
         for row in outcomes.to_pylist():
             tally[row["outcome"]] = tally.get(row["outcome"], 0) + 1
@@ -151,7 +152,7 @@ def write_report(
             f"<h2>Changed in Omnitron: {len(done):,}</h2>",
             _table(done, ["pk", "previous_erp_code", "erp_code", "detail"]),
             f"<h2>Not changed, and why: {len(other):,}</h2>",
-            _table(other, ["pk", "erp_code", "outcome", "status_code", "detail"]),
+            _table(other, ["pk", "erp_code", "outcome", "status_code", "lost_answers", "detail"]),
         ]
     sections.append(
         "<h2>Files</h2><ul>"

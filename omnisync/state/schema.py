@@ -75,4 +75,6 @@ ledger = Table(
     Column("outcome", String(40), nullable=False),
     Column("status_code", Integer),
     Column("detail", Text),
+    Column("lost_answers", Integer),  # 0004: PATCH answers lost, each followed by a re-read
+    Column("seen_modified_iso", String(40)),  # 0004: what that re-read saw (held by later runs)
 )

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from omnisync.client import (
+    AnswerLost,
     AuthenticationFailed,
     OmnitronClient,
     RetriesExhausted,
@@ -170,3 +171,87 @@ def test_the_redactor_masks_secrets_and_authorization_headers() -> None:
 )
 def test_retry_after_parsing(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header) == seconds
+
+
+# -- writes: never sent again blindly -----------------------------------------------------------
+
+
+def patch_counter(failure: Callable[[httpx.Request], httpx.Response]) -> tuple[Handler, list[str]]:
+    """A handler that fails the first PATCH with ``failure`` and answers the rest."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if request.method == "PATCH" and sent.count("PATCH") == 1:
+            return failure(request)
+        return httpx.Response(200, json={"pk": 1, "erp_code": "E-1"})
+
+    return handler, sent
+
+
+def _raise(exc: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.Response]:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise exc("lost", request=request)
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(lambda r: httpx.Response(502, text="<html>bad gateway</html>"), id="502"),
+        pytest.param(lambda r: httpx.Response(500, json={"detail": "error"}), id="500"),
+        pytest.param(lambda r: httpx.Response(504, text="gateway timeout"), id="504"),
+        pytest.param(lambda r: httpx.Response(503, text="unavailable"), id="503-no-retry-after"),
+        pytest.param(
+            lambda r: httpx.Response(429, json={"detail": "slow"}), id="429-no-retry-after"
+        ),
+        pytest.param(_raise(httpx.ReadTimeout), id="read-timeout"),
+        pytest.param(_raise(httpx.WriteTimeout), id="write-timeout"),
+        pytest.param(_raise(httpx.RemoteProtocolError), id="reset"),
+        pytest.param(_raise(httpx.ReadError), id="read-error"),
+    ],
+)
+def test_a_patch_whose_answer_may_have_been_applied_is_never_sent_again(
+    failure: Callable[[httpx.Request], httpx.Response],
+) -> None:
+    handler, sent = patch_counter(failure)
+    with make_client(handler) as client, pytest.raises(AnswerLost, match="may have been applied"):
+        client.patch_customer(1, {"erp_code": "E-1"})
+    assert sent == ["PATCH"], "the client itself never sends a write again after such a failure"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(_raise(httpx.ConnectError), id="connection-refused"),
+        pytest.param(_raise(httpx.ConnectTimeout), id="connect-timeout"),
+        pytest.param(
+            lambda r: httpx.Response(429, headers={"Retry-After": "0"}, json={"detail": "x"}),
+            id="429-retry-after",
+        ),
+        pytest.param(
+            lambda r: httpx.Response(503, headers={"Retry-After": "0"}, text="down"),
+            id="503-retry-after",
+        ),
+    ],
+)
+def test_a_patch_that_certainly_never_took_effect_is_retried(
+    failure: Callable[[httpx.Request], httpx.Response],
+) -> None:
+    handler, sent = patch_counter(failure)
+    with make_client(handler) as client:
+        assert client.patch_customer(1, {"erp_code": "E-1"})["erp_code"] == "E-1"
+    assert sent == ["PATCH", "PATCH"]
+
+
+def test_reads_are_still_retried_after_any_transient_failure() -> None:
+    answers = iter([httpx.Response(502, text="bad"), httpx.Response(200, json={"pk": 1})])
+    with make_client(lambda _: next(answers)) as client:
+        assert client.get_customer(1) == {"pk": 1}
+
+
+def test_a_retry_budget_has_the_client_s_attempts() -> None:
+    with make_client(lambda _: page([]), retry_attempts=3) as client:
+        budget = client.retry_budget()
+        assert [budget.another() for _ in range(3)] == [True, True, False]

@@ -207,3 +207,45 @@ def test_added_fields_appear_in_lists_and_details(make_sandbox: Make) -> None:
     assert listed["loyalty_points"] == 12.1 and listed["segment"] == "vip"
     assert client.get("/api/v1/customers/1/").json()["segment"] == "vip"
     assert "segment" not in truth(server)[0], "the ground truth is the stored customer"
+
+
+def test_a_lost_answer_applies_the_patch_then_loses_its_answer(make_sandbox: Make) -> None:
+    server = make_sandbox(lost_answers={"timeout_seconds": 1.0})
+    client = httpx.Client(base_url=server.url, headers=login(server), timeout=0.5)
+    answers = [
+        {"kind": "502"},
+        {"kind": "reset", "edit": True},
+        {"kind": "timeout"},
+    ]
+    server.admin.post("lost_answers/next", json={"answers": answers}).raise_for_status()
+    proxy = client.patch("/api/v1/customers/1/", json={"erp_code": "A"})
+    assert proxy.status_code == 502 and proxy.text.startswith("<html>")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.patch("/api/v1/customers/2/", json={"erp_code": "B"})
+    with pytest.raises(httpx.ReadTimeout):
+        client.patch("/api/v1/customers/3/", json={"erp_code": "C"})
+    assert client.patch("/api/v1/customers/4/", json={"erp_code": "D"}).status_code == 200
+    codes = {r["pk"]: r["erp_code"] for r in truth(server)}
+    assert [codes[pk] for pk in (1, 2, 3, 4)] == ["A", "PERSON-2", "C", "D"]
+    stats = server.admin.get("stats").json()
+    assert stats["lost_answers"] == {"1": "502", "2": "reset", "3": "timeout"}
+    assert stats["person_edits"] == {"2": "PERSON-2"}
+    assert stats["patches"] == {"1": 1, "2": 1, "3": 1, "4": 1}
+
+
+def test_a_refused_patch_is_answered_even_when_an_answer_is_due_to_be_lost(
+    make_sandbox: Make,
+) -> None:
+    server = make_sandbox()
+    client = client_for(server)
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]})
+    assert client.patch("/api/v1/customers/1/", json={"channel": 99}).status_code == 406
+
+
+def test_queued_faults_can_wait_for_a_method(make_sandbox: Make) -> None:
+    server = make_sandbox()
+    client = client_for(server)
+    server.admin.post("faults/next", json={"kinds": ["500"], "methods": ["patch"]})
+    assert client.get("/api/v1/customers/1/").status_code == 200
+    assert client.patch("/api/v1/customers/1/", json={"erp_code": "X"}).status_code == 500
+    assert truth(server)[0]["erp_code"] != "X", "a fault in front of the API applies nothing"

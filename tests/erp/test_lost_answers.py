@@ -1,0 +1,222 @@
+"""PATCHes whose answer was lost (G7): applied or not, they are never sent again blindly, and a
+person's edit made right after one is never overwritten, by the retry or by a later run.
+
+The sandbox applies such a PATCH, then loses its answer (a proxy's 502, a reset, a timeout),
+and can have a person edit the customer's erp_code at once, before the client learns anything.
+It counts every applied PATCH per customer: a customer PATCHed twice shows as 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from omnisync.client import OmnitronClient, Throttle
+from omnisync.erp.writeback import (
+    APPLIED,
+    CONFLICT,
+    DELETED,
+    HELD,
+    OK_ANSWER_LOST,
+    UNCONFIRMED,
+    Attempt,
+    ChangeGuard,
+    is_failure,
+    write_back,
+)
+from omnisync.state import StateStore
+from sandbox import SandboxServer
+from tests.conftest import truth
+from tests.erp.test_writeback_guard import plan_for, store_in
+
+Make = Callable[..., SandboxServer]
+
+
+def client_for(server: SandboxServer, **options: Any) -> OmnitronClient:
+    defaults: dict[str, Any] = {
+        "username": "sandbox",
+        "password": SecretStr("sandbox"),
+        "throttle": Throttle(1000, 4),
+        "page_size": 100,
+        "timeout_seconds": 2.0,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.05,
+        "backoff_jitter": 0.0,
+    }
+    return OmnitronClient(server.url, **{**defaults, **options})
+
+
+def stats(server: SandboxServer) -> dict[str, Any]:
+    body: dict[str, Any] = server.admin.get("stats").json()
+    return body
+
+
+def run(
+    server: SandboxServer,
+    store: StateStore,
+    rows: list[dict[str, Any]],
+    run_id: str,
+    concurrency: int = 4,
+    **options: Any,
+) -> dict[int, Attempt]:
+    since = min(dt.datetime.fromisoformat(r["modified_date"]) for r in rows)
+    with client_for(server, **options) as client:
+        guard = ChangeGuard(client, since, dt.timedelta(seconds=60), page_size=100)
+        attempts = write_back(client, store, plan_for(rows), run_id, concurrency, guard=guard)
+    return {a.pk: a for a in attempts}
+
+
+def test_lost_answers_are_re_read_never_resent_and_a_person_s_edit_stands(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=400)
+    server.admin.patch("modes", json={"lost_answers": {"timeout_seconds": 3.0}}).raise_for_status()
+    lost = [{"kind": kind, "edit": edit} for kind in ("502", "reset", "timeout") for edit in (0, 1)]
+    server.admin.post("lost_answers/next", json={"answers": lost}).raise_for_status()
+    rows = truth(server)[:120]
+    store = store_in(tmp_path)
+
+    attempts = run(server, store, rows, "first")
+
+    seen = stats(server)
+    lost_pks = {int(pk): kind for pk, kind in seen["lost_answers"].items()}
+    edited = {int(pk): code for pk, code in seen["person_edits"].items()}
+    assert sorted(lost_pks.values()) == sorted(a["kind"] for a in lost)
+    assert len(edited) == 3
+    assert all(n == 1 for n in seen["patches"].values()), "no customer is PATCHed twice"
+    codes = {r["pk"]: r["erp_code"] for r in truth(server)}
+    for pk, attempt in attempts.items():
+        assert attempt.lost_answers == (1 if pk in lost_pks else 0)
+        if pk in edited:
+            assert attempt.outcome == CONFLICT, attempt
+            assert codes[pk] == edited[pk], "the person's edit stands"
+        elif pk in lost_pks:
+            assert attempt.outcome == OK_ANSWER_LOST, attempt
+            assert codes[pk] == f"ERP-{pk}"
+        else:
+            assert attempt.outcome == "ok", attempt
+            assert codes[pk] == f"ERP-{pk}"
+        assert not is_failure(attempt.outcome)
+    ledger = {row["pk"]: row for row in store.ledger_rows(run_id="first")}
+    assert {pk for pk, row in ledger.items() if row["lost_answers"]} == set(lost_pks)
+    assert {pk for pk, row in ledger.items() if row["outcome"] == CONFLICT} == set(edited)
+    assert all(ledger[pk]["seen_modified_iso"] for pk in lost_pks)
+
+    # The next reconcile, before any sync: the lake (so the plan) still shows every customer as
+    # it was. A person who reverted the code by hand after the lost answer looks like a customer
+    # still to set; the ledger keeps it, and every other person's edit, untouched.
+    reverted = next(iter(edited))
+    with client_for(server) as person:
+        person.patch_customer(
+            reverted, {"erp_code": next(r for r in rows if r["pk"] == reverted)["erp_code"]}
+        )
+    before = stats(server)["patches"]
+    again = run(server, store, rows, "second")
+    after = stats(server)["patches"]
+    assert after == before, "the second run sends nothing"
+    assert {pk for pk, a in again.items() if a.outcome == HELD} == set(edited)
+    assert all(
+        a.outcome == "skipped_already_patched" for pk, a in again.items() if pk not in edited
+    )
+    now = {r["pk"]: r["erp_code"] for r in truth(server)}
+    assert all(now[pk] == codes[pk] for pk in edited if pk != reverted)
+    assert now[reverted] == next(r for r in rows if r["pk"] == reverted)["erp_code"]
+
+
+def test_a_lost_answer_of_a_patch_never_applied_is_sent_again_once_the_re_read_shows_it(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:1]
+    # The PATCH fails before it reaches the API (a 500 from in front of it): not applied.
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    attempts = run(server, store_in(tmp_path), rows, "run", concurrency=1)
+    pk = rows[0]["pk"]
+    assert attempts[pk].outcome == "ok_resent" and attempts[pk].lost_answers == 1
+    assert stats(server)["patches"] == {str(pk): 1}
+    assert truth(server)[0]["erp_code"] == f"ERP-{pk}"
+
+
+def test_an_unreadable_re_read_after_a_lost_answer_sends_nothing_more_and_holds_later_runs(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:1]
+    pk = rows[0]["pk"]
+    store = store_in(tmp_path)
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED and is_failure(UNCONFIRMED)
+    assert stats(server)["patches"] == {str(pk): 1}
+
+    # A later run on the same lake cannot tell what happened since: it does not patch.
+    second = run(server, store, rows, "second", concurrency=1)
+    assert second[pk].outcome == HELD
+    assert stats(server)["patches"] == {str(pk): 1}
+
+    # Once a sync brought a newer record into the lake, the plan is computed from it.
+    fresh = {**truth(server)[0], "erp_code": None}
+    third = run(server, store, [fresh], "third", concurrency=1)
+    assert third[pk].outcome in APPLIED
+
+
+class ReadsFailAfterAPatch(httpx.HTTPTransport):
+    """Real HTTP, except that once a PATCH went out, reading one customer times out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patched = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.patched |= request.method == "PATCH"
+        if self.patched and request.method == "GET" and request.url.path.count("/") == 5:
+            raise httpx.ReadTimeout("no answer", request=request)
+        return super().handle_request(request)
+
+
+def test_a_customer_omnitron_no_longer_has_is_deleted_not_a_failure(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:2]
+    gone = {**rows[1], "pk": 10_000_000}
+    attempts = run(server, store_in(tmp_path), [rows[0], gone], "run", concurrency=1)
+    assert attempts[gone["pk"]].outcome == DELETED
+    assert not is_failure(DELETED)
+    assert attempts[rows[0]["pk"]].outcome == "ok"
+    with client_for(server) as client:
+        alone = write_back(client, store_in(tmp_path / "x"), plan_for([gone]), "alone", 1)
+    assert [a.outcome for a in alone] == [DELETED], "read on its own, too"
+
+
+def test_lost_answers_at_random_with_people_editing_patch_nobody_twice(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The shape of a bad night: 5% of PATCHes applied with the answer lost, half of them edited
+    by a person at once; every other code lands, none twice, no edit is overwritten."""
+    server = make_sandbox(customers=1000)
+    modes = {"rate": 0.05, "edit_share": 0.5, "kinds": ["502", "reset"], "seed": 3}
+    server.admin.patch("modes", json={"lost_answers": modes}).raise_for_status()
+    rows = truth(server)
+    store = store_in(tmp_path)
+    attempts = run(server, store, rows, "first")
+    seen = stats(server)
+    lost = {int(pk) for pk in seen["lost_answers"]}
+    edited = {int(pk): code for pk, code in seen["person_edits"].items()}
+    assert len(lost) >= 25 and edited
+    assert max(seen["patches"].values()) == 1
+    codes = {r["pk"]: r["erp_code"] for r in truth(server)}
+    assert all(codes[pk] == code for pk, code in edited.items())
+    assert all(codes[pk] == f"ERP-{pk}" for pk in codes if pk not in edited)
+    tally: dict[str, int] = {}
+    for attempt in attempts.values():
+        tally[attempt.outcome] = tally.get(attempt.outcome, 0) + 1
+    assert tally[CONFLICT] == len(edited)
+    assert tally[OK_ANSWER_LOST] == len(lost) - len(edited)
+    assert tally["ok"] == len(rows) - len(lost)
