@@ -1,4 +1,4 @@
-"""The one typed settings object (SPEC 3.1), read from the environment, ``.env`` or CLI flags.
+"""The one typed settings object (the README lists it), from the environment, ``.env`` or flags.
 
 Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly. Secrets are
 ``SecretStr``: they print as ``**********`` and reach the wire only through ``get_secret_value()``.

@@ -1,11 +1,11 @@
 """The sandbox: a local, Omnitron-compatible customers API for the demo, tests and benchmarks.
 
-It reproduces the Customers endpoints of ``../shared/seeds/omnitron-customers-api.txt`` (fields,
-filters, DRF formats and error bodies) over an in-memory store, and adds test modes (live writers,
-bulk-update ties, shuffled ties, late commits, date-only filters, expiring tokens, injected faults)
-that are switched at start or at run time through the ``/_sandbox/`` admin API. Modes also vary
-what the API document leaves open: the server's time zone for bare dates, a ``sort`` it ignores,
-a capped ``limit``, and fields a newer Omnitron adds.
+It reproduces the endpoints of Omnitron's documented Customers API (``docs/omnitron-api.md``:
+fields, filters, DRF formats and error bodies) over an in-memory store, and adds test modes (live
+writers, bulk-update ties, shuffled ties, late commits, date-only filters, expiring tokens,
+injected faults, lost PATCH answers) that are switched at start or at run time through the
+``/_sandbox/`` admin API. Modes also vary what that API leaves open: the server's time zone for
+bare dates, a ``sort`` it ignores, a capped ``limit``, and fields a newer Omnitron adds.
 
 Production code never imports this package; only the CLI's ``sandbox`` and ``demo`` commands, the
 tests and the benchmarks do.

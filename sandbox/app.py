@@ -227,7 +227,7 @@ def create_app(
         response: Response = await call_next(request)
         state.served[str(response.status_code)] += 1
         skew = state.modes.date_skew_seconds
-        if skew is not None:  # the API document promises no Date header, nor its clock
+        if skew is not None:  # the API promises no Date header, nor its clock
             moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
             response.headers["date"] = email.utils.format_datetime(moment, usegmt=True)
         return response

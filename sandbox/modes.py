@@ -77,7 +77,7 @@ class SandboxModes(BaseModel):
     )
     added_fields: dict[str, Any] = Field(
         default_factory=dict,
-        description="fields a newer Omnitron sends that the document does not list",
+        description="fields a newer Omnitron sends that the API does not document",
     )
     token_max_requests: int | None = Field(
         None, ge=1, description="a token stops working after this many requests"

@@ -1,7 +1,7 @@
 """django-filter style filtering, ``sort`` and page-number pagination over the store.
 
-Filters follow the document's filter list. Parameters it does not list are ignored, as
-django-filter ignores them. Semantics worth knowing:
+Filters follow the API's documented filter list (docs/omnitron-api.md). Parameters it does not
+list are ignored, as django-filter ignores them. Semantics worth knowing:
 
 * ``created_date`` and ``modified_date`` are DateFilters on datetime fields. A bare date means
   midnight in the server's time zone (``utc_offset_hours``, UTC by default), as Django does with

@@ -15,7 +15,7 @@ import orjson
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-#: Every field of the document's customer responses, in the document's order. Kept apart from
+#: Every documented field of a customer response, in the documented order. Kept apart from
 #: ``transforms/schema.py`` on purpose: the sandbox stands for the server, so a mistake in the
 #: product's field list must show up as a test failure, not be shared by both sides.
 FIELDS: tuple[str, ...] = (

@@ -1,4 +1,4 @@
-"""The explicit Arrow schema of a customer in the lake (SPEC 3.3).
+"""The explicit Arrow schema of a customer in the lake (docs/lake.md).
 
 API columns keep their names and meaning with real types; JSON objects are stored as JSON text
 with Parquet's JSON logical type (Arrow's ``arrow.json`` extension over strings): DuckDB reads
@@ -36,7 +36,7 @@ JSON_FIELDS = (
     "localized_attributes_kwargs",
 )
 
-#: The API's fields in the document's order: every one of them must be present in a batch.
+#: The API's fields in their documented order: every one of them must be present in a batch.
 API_FIELDS: tuple[str, ...] = (
     "pk",
     "channel",

@@ -187,7 +187,8 @@ class OmnitronClient:
         # The Date header of the latest answer and when it came (monotonic): the server's clock
         # without a request of its own.
         self._last_date: tuple[str | None, float] | None = None
-        # Whether the server orders lists by ``sort=pk``, which the document does not promise:
+        # Whether the server orders lists by ``sort=pk``, which the API does not promise
+        # (docs/omnitron-api.md):
         # None until a page says otherwise, then False for good (see sync/extraction.py).
         self.sort_honoured: bool | None = None
 

@@ -71,7 +71,7 @@ class ValidationFailed(OmnitronError):
 
 
 class DateFilterRejected(ValidationFailed):
-    """The server takes only dates (``YYYY-MM-DD``) in its date filters (SPEC section 1)."""
+    """The server takes only dates (``YYYY-MM-DD``) in its date filters (docs/omnitron-api.md)."""
 
 
 class NotAcceptable(OmnitronError):

@@ -1,9 +1,9 @@
 """Typed filters for listing customers: modified_date and pk ranges, sort, and any other filter.
 
 Date filters render a ``datetime`` as ISO 8601 in UTC (``2024-05-01T10:00:00.5Z``) and a ``date``
-as ``YYYY-MM-DD``. Servers that accept only dates (SPEC section 1) answer 400 to the former; the
-client detects that (``OmnitronClient.datetime_filters_supported``) so that callers can ask with
-dates and filter the rest themselves.
+as ``YYYY-MM-DD``. Servers that accept only dates (docs/omnitron-api.md) answer 400 to the
+former; the client detects that (``OmnitronClient.datetime_filters_supported``) so that callers
+can ask with dates and filter the rest themselves.
 """
 
 from __future__ import annotations

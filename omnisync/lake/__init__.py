@@ -1,4 +1,4 @@
-"""The Parquet lake (SPEC 3.3): change log, current snapshot and quarantine, with atomic writes."""
+"""The Parquet lake (docs/lake.md): change log, current snapshot and quarantine, atomic writes."""
 
 from omnisync.lake.changes import ChangeLog, window_key
 from omnisync.lake.quarantine import write_quarantine
