@@ -304,7 +304,11 @@ def reconcile(
         ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
     )
     if summary.get("lost_answers"):
-        outcomes += f" ({summary['lost_answers']} PATCH answers lost, each settled by a re-read)"
+        lost = summary["lost_answers"]
+        outcomes += (
+            f" ({lost} PATCH{'es' if lost != 1 else ''} with no certain answer: each customer "
+            "was read again before anything more was sent)"
+        )
     rows = " + ".join(
         f"{n:,} {name.replace('_', ' ')}" for name, n in summary["erp_row_outcomes"].items()
     )

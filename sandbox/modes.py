@@ -42,7 +42,10 @@ class LostAnswerModes(BaseModel):
         description="share of those followed at once by a person's edit of the customer's erp_code",
     )
     timeout_seconds: float = Field(
-        5.0, ge=0.0, description="how long a 'timeout' holds the answer before dropping it"
+        35.0,
+        ge=0.0,
+        description="how long a 'timeout' holds the answer before dropping it (above the "
+        "client's timeout, 30 s by default, or the client sees a reset)",
     )
     seed: int = 0
 

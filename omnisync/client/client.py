@@ -307,6 +307,8 @@ class OmnitronClient:
             raise Retriable(failed, unsent=True) from None
         except httpx.TimeoutException:
             raise Retriable(f"{where} timed out") from None
+        except httpx.DecodingError as exc:
+            raise Retriable(f"{where} answered a body that cannot be decoded: {exc}") from None
         except httpx.TransportError as exc:
             raise Retriable(f"{where} failed: {type(exc).__name__}: {exc}") from None
 
@@ -348,17 +350,27 @@ class OmnitronClient:
         return result
 
     def patch_customer(self, pk: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """PATCH (partial update); the updated customer. 406 NotAcceptable on a channel change."""
-        result: dict[str, Any] = self._decode(
-            self.send("PATCH", f"{CUSTOMERS_PATH}{int(pk)}/", json=changes)
-        )
-        return result
+        """PATCH (partial update); the updated customer. 406 NotAcceptable on a channel change;
+        ``AnswerLost`` when the PATCH may have been applied but its answer cannot be read."""
+        return self._written(self.send("PATCH", f"{CUSTOMERS_PATH}{int(pk)}/", json=changes))
 
     def put_customer(self, pk: int, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._decode(
-            self.send("PUT", f"{CUSTOMERS_PATH}{int(pk)}/", json=body)
-        )
-        return result
+        return self._written(self.send("PUT", f"{CUSTOMERS_PATH}{int(pk)}/", json=body))
+
+    def _written(self, response: httpx.Response) -> dict[str, Any]:
+        """A write's 2xx answer as the object written. An answer that is not one (a proxy's
+        page, an empty body) says the write arrived, not what it did: a lost answer."""
+        try:
+            body = decode_exact(response.content)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise AnswerLost(
+                f"{response.request.method} {response.request.url.path} answered "
+                f"{response.status_code} without a JSON object: it may have been applied",
+                status=response.status_code,
+            )
+        return body
 
     def server_time(self) -> dt.datetime:
         """The server's clock, to fix a run's upper bound by the server's time rather than ours.

@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.client import OmnitronClient
+from omnisync.erp.outcomes import Attempt, is_failure, outcomes_table
 from omnisync.erp.report import write_report
 from omnisync.erp.source import ErpInputError, read_file, read_query
-from omnisync.erp.writeback import Attempt, ChangeGuard, is_failure, outcomes_table, write_back
+from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.settings import Settings

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from omnisync.erp.writeback import APPLIED
+from omnisync.erp.outcomes import APPLIED
 from omnisync.lake import LakeStorage
 
 FOLDER = "report"

@@ -18,9 +18,14 @@ watermark is known. So the write-back costs about 1.1 requests per change instea
 change is checked against a listing at most one batch old (about a second at 10 requests/s),
 as close as a re-read was behind the throttle.
 
-Every attempt and its outcome goes to the ledger, whatever ends the run: an error that stops the
-write-back (a login refused) leaves the changes not yet tried as ``not_attempted``. Requests run
-with bounded concurrency inside the client's throttle; the client does the retrying.
+A PATCH whose answer was lost is never sent again blindly: :mod:`omnisync.erp.lost_answers`
+reads the customer again and decides, and keeps later runs from patching over what a person did
+meanwhile. A customer Omnitron no longer has ends ``deleted``.
+
+Every attempt and its outcome (:mod:`omnisync.erp.outcomes`) goes to the ledger, whatever ends
+the run: an error that stops the write-back (a login refused) leaves the changes not yet tried
+as ``not_attempted``. Requests run with bounded concurrency inside the client's throttle; the
+client does the retrying.
 """
 
 from __future__ import annotations
@@ -30,62 +35,26 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from omnisync.client import (
-    AnswerLost,
     NotAcceptable,
     NotFound,
     OmnitronClient,
     OmnitronError,
     RetriesExhausted,
-    UnexpectedResponse,
     ValidationFailed,
 )
+from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
+from omnisync.erp.outcomes import APPLIED, DELETED, UNCONFIRMED, Attempt, iso, parse_moment
 from omnisync.state import StateStore
 from omnisync.sync.extraction import extract_window
 from transforms.erp import replan_one
 
 log = logging.getLogger("omnisync.erp")
-
-# Outcomes. A change is made (``APPLIED``) by a PATCH that was answered, or whose lost answer a
-# re-read showed applied, or that a re-read showed unapplied and was sent again.
-OK = "ok"
-OK_ANSWER_LOST = "ok_answer_lost"
-OK_RESENT = "ok_resent"
-APPLIED = frozenset({OK, OK_ANSWER_LOST, OK_RESENT})
-CONFLICT = "conflict"  # a lost answer, then the record changed otherwise: a person's edit stands
-UNCONFIRMED = "unconfirmed"  # a lost answer, then the re-read failed: unknown, nothing more sent
-DELETED = "deleted"  # Omnitron no longer has the customer (404)
-HELD = "skipped_after_lost_answer"  # a later run: the lake has not caught up with that change
-
-
-@dataclass
-class Attempt:
-    pk: int
-    erp_code: str
-    previous_erp_code: str | None
-    based_on_modified: dt.datetime
-    outcome: str
-    status_code: int | None = None
-    detail: str | None = None
-    lost_answers: int = 0  # PATCH answers lost on the way (each followed by a re-read)
-    seen_modified: dt.datetime | None = None  # the re-read's modified_date after a lost answer
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse(value: Any) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def already_done(store: StateStore) -> set[tuple[int, str, str]]:
@@ -95,41 +64,6 @@ def already_done(store: StateStore) -> set[tuple[int, str, str]]:
         for outcome in sorted(APPLIED)
         for row in store.ledger_rows(outcome=outcome)
     }
-
-
-def lost_answer_holds(store: StateStore) -> dict[int, tuple[str, dt.datetime | None]]:
-    """pk -> (outcome, modified_date) of the latest lost-answer PATCH the ledger left open.
-
-    After a ``conflict`` (someone edited the customer after our PATCH may have been applied) or
-    an ``unconfirmed`` PATCH, the lake still holds the customer as it was before. A plan computed
-    from it would send the same code again, over the person's edit: :func:`held` keeps such a
-    customer out of every write-back until a sync has brought the newer record into the lake."""
-    rows = [
-        row for outcome in (CONFLICT, UNCONFIRMED) for row in store.ledger_rows(outcome=outcome)
-    ]
-    holds: dict[int, tuple[str, dt.datetime | None]] = {}
-    for row in sorted(rows, key=lambda row: int(row["id"])):  # the latest attempt stands
-        iso = row.get("seen_modified_iso")
-        holds[int(row["pk"])] = (str(row["outcome"]), _parse(iso) if iso else None)
-    return holds
-
-
-def held(hold: tuple[str, dt.datetime | None], based_on: dt.datetime) -> str | None:
-    """Why a change planned from the lake's ``based_on`` must wait (None: it may go ahead).
-
-    A conflict is over once the lake holds the edited record (``based_on`` at least the
-    re-read's modified_date); an unconfirmed PATCH, once the lake holds any record newer than
-    the one that PATCH was based on. Fails closed: no date to compare with means wait."""
-    outcome, seen = hold
-    if seen is None or seen.tzinfo is None or based_on is None or based_on.tzinfo is None:
-        return f"an earlier PATCH's answer was lost ({outcome}) and its date is unknown"
-    caught_up = based_on >= seen if outcome == CONFLICT else based_on > seen
-    if caught_up:
-        return None
-    return (
-        f"an earlier PATCH's answer was lost ({outcome}) and Omnitron's record changed at "
-        f"{_iso(seen)}; the lake has the customer as of {_iso(based_on)}: sync first"
-    )
 
 
 class ChangeGuard:
@@ -197,13 +131,13 @@ def apply_one(
     pk, code = int(change["pk"]), str(change["erp_code"])
     based_on = change["based_on_modified"]
     attempt = Attempt(pk, code, change["previous_erp_code"], based_on, "pending")
+    before: tuple[dt.datetime, str | None] = (based_on, change["previous_erp_code"])
     try:
         # None from the guard: no listing since the snapshot showed this customer.
         fresh = client.get_customer(pk) if guard is None else guard.fresh(pk)
-        before = (based_on, change["previous_erp_code"])
         if fresh is not None:
-            moved = _parse(fresh.get("modified_date"))
-            if moved is None or moved.tzinfo is None:
+            moved = parse_moment(fresh.get("modified_date"))
+            if moved is None:
                 attempt.outcome = "skipped_unreadable_reread"
                 attempt.detail = f"modified_date {fresh.get('modified_date')!r:.80} cannot be read"
                 return attempt
@@ -213,7 +147,7 @@ def apply_one(
                     attempt.outcome, attempt.detail = "skipped_changed_since_plan", why
                     return attempt
             before = (moved, fresh.get("erp_code"))
-        _patch_checked(client, attempt, code or None, before)
+        patch_checked(client, attempt, code or None, before)
     except NotFound as exc:
         # Omnitron no longer has this customer (deleted, or merged into another).
         attempt.outcome, attempt.status_code = DELETED, exc.status
@@ -230,61 +164,18 @@ def apply_one(
         # the caller stops sending.
         attempt.outcome, attempt.status_code = "stopped_" + type(exc).__name__, exc.status
         attempt.detail = str(exc)
+    except Exception as exc:
+        # A defect, or an answer of a shape nobody expected: the ledger must still say so, and
+        # the write-back stops. Only the type is kept: its text may hold anything.
+        log.exception("write-back of customer %s stopped", pk)
+        attempt.outcome = "stopped_" + type(exc).__name__
+        attempt.detail = f"an unexpected {type(exc).__name__}: the write-back stopped"
+    if attempt.patch_sent and attempt.outcome.startswith("stopped_"):
+        # A PATCH went out and nothing says what it did: later runs look before patching.
+        attempt.outcome, attempt.detail = UNCONFIRMED, f"{attempt.detail}; after a PATCH was sent"
+        attempt.seen_modified = attempt.seen_modified or before[0]
+        attempt.seen_erp_code = attempt.seen_erp_code or (before[1] or None)
     return attempt
-
-
-def _patch_checked(
-    client: OmnitronClient,
-    attempt: Attempt,
-    target: str | None,
-    before: tuple[dt.datetime, str | None],
-) -> None:
-    """PATCH ``target``; after a lost answer, re-read the customer and decide, never resend blind.
-
-    ``before`` is the customer's (modified_date, erp_code) as last seen before the PATCH. After a
-    lost answer the re-read says which of three things happened: the code is ours (applied:
-    ``ok_answer_lost``, not sent again); the record changed otherwise (someone edited it, maybe
-    over our PATCH: ``conflict``, and their edit stands); or it is exactly as before (not
-    applied: sent again, within the client's retry budget). A re-read that fails leaves the
-    change ``unconfirmed``: nothing more is sent.
-    """
-    budget = client.retry_budget()
-    while True:
-        try:
-            result = client.patch_customer(attempt.pk, {"erp_code": target})
-        except AnswerLost as lost:
-            attempt.lost_answers += 1
-            attempt.status_code = lost.status
-            try:
-                now = client.get_customer(attempt.pk)
-            except (RetriesExhausted, UnexpectedResponse) as unreadable:
-                attempt.outcome = UNCONFIRMED
-                attempt.seen_modified = before[0]
-                attempt.detail = f"{lost}; the re-read failed ({unreadable}): not sent again"
-                return
-            seen = _parse(now.get("modified_date"))
-            attempt.seen_modified = seen
-            current = now.get("erp_code") or None
-            if current == target:
-                attempt.outcome = OK_ANSWER_LOST
-                attempt.detail = f"{lost}; the re-read shows it applied (modified_date {seen})"
-                return
-            if seen is None or seen != before[0] or current != (before[1] or None):
-                attempt.outcome = CONFLICT
-                attempt.detail = (
-                    f"{lost}; Omnitron's record changed since (erp_code {current!r}, "
-                    f"modified_date {now.get('modified_date')!r:.40}): left as it is"
-                )
-                return
-            if not budget.another():
-                attempt.outcome = "retries_exhausted"
-                attempt.detail = f"{lost}; not applied (the re-read is unchanged), budget spent"
-                return
-            continue
-        attempt.outcome = OK if attempt.lost_answers == 0 else OK_RESENT
-        attempt.status_code = 200
-        attempt.detail = f"modified_date now {result.get('modified_date')}"
-        return
 
 
 def write_back(
@@ -302,15 +193,15 @@ def write_back(
     ``attempts``, when given, receives each attempt as it ends, so a caller can report them
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
-    an earlier lost answer left open waits until the lake has caught up (:func:`held`)."""
+    an earlier lost answer left open goes ahead only when :func:`check_hold` allows it."""
     done = already_done(store)
-    holds = lost_answer_holds(store)
+    holds = open_holds(store)
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
 
     def run(change: dict[str, Any]) -> Attempt:
-        key = (int(change["pk"]), str(change["erp_code"]), _iso(change["based_on_modified"]))
+        key = (int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"]))
         if stop.is_set():
             attempt = Attempt(
                 key[0],
@@ -329,16 +220,8 @@ def write_back(
                 "skipped_already_patched",
                 detail="the ledger holds a successful PATCH of this change",
             )
-        elif key[0] in holds and (why := held(holds[key[0]], change["based_on_modified"])):
-            attempt = Attempt(
-                key[0],
-                key[1],
-                change["previous_erp_code"],
-                change["based_on_modified"],
-                HELD,
-                detail=why,
-            )
-            attempt.seen_modified = holds[key[0]][1]
+        elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
+            attempt = ended
         else:
             attempt = apply_one(client, change, None if key[0] in read_alone else guard)
             if attempt.outcome.startswith("stopped_"):
@@ -348,12 +231,13 @@ def write_back(
             pk=attempt.pk,
             erp_code=attempt.erp_code,
             previous_erp_code=attempt.previous_erp_code,
-            based_on_modified_iso=_iso(attempt.based_on_modified),
+            based_on_modified_iso=iso(attempt.based_on_modified),
             outcome=attempt.outcome,
             status_code=attempt.status_code,
             detail=(attempt.detail or "")[:2000],
             lost_answers=attempt.lost_answers,
-            seen_modified_iso=_iso(attempt.seen_modified) if attempt.seen_modified else None,
+            seen_modified_iso=iso(attempt.seen_modified) if attempt.seen_modified else None,
+            seen_erp_code=attempt.seen_erp_code,
         )
         collected.append(attempt)
         if progress is not None:
@@ -362,45 +246,3 @@ def write_back(
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
         return list(pool.map(run, changes))
-
-
-FAILED = {"400", "406", "retries_exhausted", "not_attempted", UNCONFIRMED}
-
-
-def is_failure(outcome: str) -> bool:
-    """Whether an outcome means the change was wanted but not made (the run then fails)."""
-    return outcome in FAILED or outcome.startswith("stopped_")
-
-
-def outcomes_table(attempts: list[Attempt], run_id: str) -> pa.Table:
-    return pa.Table.from_pylist(
-        [
-            {
-                "_run_id": run_id,
-                "pk": a.pk,
-                "erp_code": a.erp_code,
-                "previous_erp_code": a.previous_erp_code,
-                "based_on_modified": a.based_on_modified,
-                "outcome": a.outcome,
-                "status_code": a.status_code,
-                "detail": a.detail,
-                "lost_answers": a.lost_answers,
-                "seen_modified": a.seen_modified,
-            }
-            for a in attempts
-        ],
-        schema=pa.schema(
-            [
-                pa.field("_run_id", pa.string()),
-                pa.field("pk", pa.int64()),
-                pa.field("erp_code", pa.string()),
-                pa.field("previous_erp_code", pa.string()),
-                pa.field("based_on_modified", pa.timestamp("us", tz="UTC")),
-                pa.field("outcome", pa.string()),
-                pa.field("status_code", pa.int64()),
-                pa.field("detail", pa.string()),
-                pa.field("lost_answers", pa.int64()),
-                pa.field("seen_modified", pa.timestamp("us", tz="UTC")),
-            ]
-        ),
-    )

@@ -77,4 +77,5 @@ ledger = Table(
     Column("detail", Text),
     Column("lost_answers", Integer),  # 0004: PATCH answers lost, each followed by a re-read
     Column("seen_modified_iso", String(40)),  # 0004: what that re-read saw (held by later runs)
+    Column("seen_erp_code", String(200)),  # 0004
 )

@@ -255,3 +255,33 @@ def test_a_retry_budget_has_the_client_s_attempts() -> None:
     with make_client(lambda _: page([]), retry_attempts=3) as client:
         budget = client.retry_budget()
         assert [budget.another() for _ in range(3)] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(httpx.Response(200, text="<html>welcome</html>"), id="html"),
+        pytest.param(httpx.Response(200, content=b""), id="empty"),
+        pytest.param(httpx.Response(200, json=[1, 2]), id="not-an-object"),
+    ],
+)
+def test_a_patch_answered_with_something_other_than_the_customer_is_a_lost_answer(
+    answer: httpx.Response,
+) -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        return answer
+
+    with make_client(handler) as client, pytest.raises(AnswerLost, match="may have been applied"):
+        client.patch_customer(1, {"erp_code": "E-1"})
+    assert sent == ["PATCH"]
+
+
+def test_a_patch_whose_answer_cannot_be_decoded_is_a_lost_answer() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    with make_client(handler) as client, pytest.raises(AnswerLost):
+        client.patch_customer(1, {"erp_code": "E-1"})

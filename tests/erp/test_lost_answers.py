@@ -14,21 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
-from omnisync.erp.writeback import (
-    APPLIED,
+from omnisync.erp.outcomes import (
     CONFLICT,
     DELETED,
     HELD,
     OK_ANSWER_LOST,
     UNCONFIRMED,
     Attempt,
-    ChangeGuard,
     is_failure,
-    write_back,
 )
+from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
@@ -127,6 +126,15 @@ def test_lost_answers_are_re_read_never_resent_and_a_person_s_edit_stands(
     assert all(now[pk] == codes[pk] for pk in edited if pk != reverted)
     assert now[reverted] == next(r for r in rows if r["pk"] == reverted)["erp_code"]
 
+    # After a sync, the lake shows what the people left; the ERP still wants its codes, and the
+    # plan calls that a correction. The people's codes still stand.
+    synced = [r for r in truth(server) if r["pk"] in attempts and r["erp_code"] != f"ERP-{r['pk']}"]
+    assert {r["pk"] for r in synced} == set(edited)
+    third = run(server, store, synced, "third")
+    assert stats(server)["patches"] == after, "nothing is sent over a person's code"
+    assert {pk for pk, a in third.items() if a.outcome == HELD} == set(edited)
+    assert {r["pk"]: r["erp_code"] for r in truth(server)} == now
+
 
 def test_a_lost_answer_of_a_patch_never_applied_is_sent_again_once_the_re_read_shows_it(
     make_sandbox: Make, tmp_path: Path
@@ -143,39 +151,88 @@ def test_a_lost_answer_of_a_patch_never_applied_is_sent_again_once_the_re_read_s
     assert truth(server)[0]["erp_code"] == f"ERP-{pk}"
 
 
-def test_an_unreadable_re_read_after_a_lost_answer_sends_nothing_more_and_holds_later_runs(
-    make_sandbox: Make, tmp_path: Path
+@pytest.mark.parametrize("failure", ["timeout", "403"])
+def test_an_unreadable_re_read_after_a_lost_answer_sends_nothing_more_until_a_look_settles_it(
+    make_sandbox: Make, tmp_path: Path, failure: str
 ) -> None:
     server = make_sandbox(customers=50)
     rows = truth(server)[:1]
     pk = rows[0]["pk"]
     store = store_in(tmp_path)
     server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
-    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    transport = ReadsFailAfterAPatch(failure)
+    first = run(server, store, rows, "first", concurrency=1, transport=transport)
     assert first[pk].outcome == UNCONFIRMED and is_failure(UNCONFIRMED)
     assert stats(server)["patches"] == {str(pk): 1}
 
-    # A later run on the same lake cannot tell what happened since: it does not patch.
+    # The next run, from the same lake, reads the customer first: that PATCH was applied.
     second = run(server, store, rows, "second", concurrency=1)
-    assert second[pk].outcome == HELD
-    assert stats(server)["patches"] == {str(pk): 1}
+    assert second[pk].outcome == OK_ANSWER_LOST
+    assert stats(server)["patches"] == {str(pk): 1}, "not sent again"
 
-    # Once a sync brought a newer record into the lake, the plan is computed from it.
-    fresh = {**truth(server)[0], "erp_code": None}
-    third = run(server, store, [fresh], "third", concurrency=1)
-    assert third[pk].outcome in APPLIED
+
+def test_an_unconfirmed_patch_that_was_never_applied_lands_once_in_the_next_run(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:1]
+    pk = rows[0]["pk"]
+    store = store_in(tmp_path)
+    # A 500 from in front of the API: not applied; then no re-read can be had.
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED
+    assert stats(server)["patches"] == {}
+
+    second = run(server, store, rows, "second", concurrency=1)
+    assert second[pk].outcome == "ok"
+    assert stats(server)["patches"] == {str(pk): 1}
+    assert truth(server)[0]["erp_code"] == f"ERP-{pk}"
+
+    third = run(server, store, rows, "third", concurrency=1)
+    assert third[pk].outcome == "skipped_already_patched"
+
+
+def test_an_unconfirmed_patch_followed_by_a_person_s_edit_is_held_until_a_sync(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:1]
+    pk = rows[0]["pk"]
+    store = store_in(tmp_path)
+    answers = {"answers": [{"kind": "reset", "edit": True}]}
+    server.admin.post("lost_answers/next", json=answers).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED
+    with client_for(server) as person:  # the person puts the old code back by hand
+        person.patch_customer(pk, {"erp_code": rows[0]["erp_code"]})
+    patched = stats(server)["patches"][str(pk)]
+    second = run(server, store, rows, "second", concurrency=1)
+    assert second[pk].outcome == CONFLICT, "read again: the customer changed since"
+    assert stats(server)["patches"][str(pk)] == patched
+    assert truth(server)[0]["erp_code"] == rows[0]["erp_code"], "the person's edit stands"
+
+    synced = truth(server)[0]  # a sync brought the person's record into the lake
+    third = run(server, store, [synced], "third", concurrency=1)
+    assert third[pk].outcome == HELD, "the person's code stands after a sync too"
+    assert stats(server)["patches"][str(pk)] == patched
 
 
 class ReadsFailAfterAPatch(httpx.HTTPTransport):
-    """Real HTTP, except that once a PATCH went out, reading one customer times out."""
+    """Real HTTP, except that once a PATCH went out, reading one customer fails: it times out,
+    or a proxy in front answers 403."""
 
-    def __init__(self) -> None:
+    def __init__(self, failure: str = "timeout") -> None:
         super().__init__()
         self.patched = False
+        self.failure = failure
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.patched |= request.method == "PATCH"
         if self.patched and request.method == "GET" and request.url.path.count("/") == 5:
+            if self.failure == "403":
+                return httpx.Response(403, json={"detail": "Forbidden."}, request=request)
             raise httpx.ReadTimeout("no answer", request=request)
         return super().handle_request(request)
 

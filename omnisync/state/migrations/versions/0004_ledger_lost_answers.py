@@ -17,9 +17,11 @@ def upgrade() -> None:
     with op.batch_alter_table("omnisync_writeback_ledger") as batch:
         batch.add_column(sa.Column("lost_answers", sa.Integer))
         batch.add_column(sa.Column("seen_modified_iso", sa.String(40)))
+        batch.add_column(sa.Column("seen_erp_code", sa.String(200)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("omnisync_writeback_ledger") as batch:
+        batch.drop_column("seen_erp_code")
         batch.drop_column("seen_modified_iso")
         batch.drop_column("lost_answers")
