@@ -335,7 +335,10 @@ def status() -> None:
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:
-        out.print(f"  {mark['stream']:<12} {mark['value_iso']}  (set by run {mark['run_id'][:8]})")
+        out.print(
+            f"  {mark['stream']:<12} {mark['value_iso']}  "
+            f"(set by run {shown_run_id(str(mark['run_id']))})"
+        )
     if not marks:
         out.print("  none yet: the first run reads the whole history")
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
@@ -346,7 +349,20 @@ def status() -> None:
         out.print("  none yet")
 
 
-_OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "refused": "yellow", "running": "cyan"}
+_OUTCOME_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "refused": "yellow",
+    "running": "cyan",
+    "interrupted": "red",
+}
+
+
+def shown_run_id(run_id: str) -> str:
+    """A run's ID as ``status`` shows it: a sync's random hex cut to 8 characters, which tell runs
+    apart; a reconciliation's whole ID, as in its ``reconciliation/run=<id>`` folder."""
+    is_hex = len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
+    return run_id[:8] if is_hex else run_id
 
 
 def _run_lines(run: dict[str, object]) -> list[str]:
@@ -360,7 +376,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         if run["ended_us"]
         else "-"
     )
-    outcome = str(run["status"])
+    from omnisync.state.record import outcome_now
+
+    outcome = outcome_now(run)
     style = _OUTCOME_STYLE.get(outcome, "white")
     shown = [
         f"{n:,} {name}"
@@ -369,7 +387,7 @@ def _run_lines(run: dict[str, object]) -> list[str]:
     ]
     lines = [
         f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
-        f"[{style}]{outcome:<9}[/{style}] {took:>8}  run {str(run['run_id'])[:8]}"
+        f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"
         + (f"  {', '.join(shown)}" if shown else "")
     ]
     outcomes = counts.get("outcomes") or {}
@@ -383,6 +401,8 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         )
     if run["error"]:
         lines.append(f"[red]{str(run['error'])[:300]}[/red]")
+    elif outcome == "interrupted":
+        lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
     return lines
 
 
