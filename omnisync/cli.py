@@ -151,20 +151,26 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
 
 
 def _prefect_api() -> str | None:
-    """The Prefect API this command reports its runs to, or None to run them in this process.
+    """The Prefect API this command reports its runs to, or None to run them in this process;
+    raises SettingsError when it does not answer this client.
 
     Prefect reads its settings from the environment, the active profile, ``prefect.toml`` and
     ``.env``; importing it costs about a second, so it is asked only when one of those could
     name an API."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
-    if not any(place.is_file() for place in places):
-        return None
-    from prefect.settings import PREFECT_API_URL
+    api = os.environ.get("PREFECT_API_URL") or None
+    if api is None:
+        home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+        places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
+        if not any(place.is_file() for place in places):
+            return None
+        from prefect.settings import PREFECT_API_URL
 
-    return PREFECT_API_URL.value() or None
+        api = PREFECT_API_URL.value() or None
+    if api is not None:
+        from omnisync.prefect_api import check_prefect_api
+
+        check_prefect_api(api)
+    return api
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

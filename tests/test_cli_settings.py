@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,51 @@ def test_credentials_in_the_url_stop_every_command_without_echoing_them(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "OMNITRON_URL: must not carry credentials" in lines[0]
     assert "pw-in-url" not in result.output and "brand.omnitron.test" not in result.output
+
+
+class _Unauthorised(http.server.BaseHTTPRequestHandler):
+    """A Prefect API behind an auth string this client does not have: 401 but on /health."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        code = 200 if self.path.endswith("/health") else 401
+        body = b"true" if code == 200 else b'{"exception_message": "Unauthorized"}'
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def unauthorised_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorised)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://user:api-pw-1@127.0.0.1:{server.server_address[1]}/api"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", ["sync", "reconcile"])
+@pytest.mark.parametrize("case", ["unreachable", "unauthorised"])
+def test_a_prefect_api_that_does_not_answer_is_one_line_naming_prefect_api_url(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unauthorised_api: str,
+    command: str,
+    case: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "erp.csv").write_text("pk,erp_code\n1,A\n")
+    api = "http://127.0.0.1:1/api" if case == "unreachable" else unauthorised_api
+    env = _env(tmp_path, PREFECT_API_URL=api)
+    result = runner.invoke(app, COMMANDS[command], env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: PREFECT_API_URL http://"), lines
+    expected = "is unreachable" if case == "unreachable" else "refused this client (401)"
+    assert expected in lines[0] and "api-pw-1" not in result.output
+    assert not (tmp_path / "lake").exists(), "nothing ran"
