@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from omnisync.cli import app
+from sandbox import SandboxServer
 
 runner = CliRunner()
 
@@ -111,3 +112,17 @@ def test_a_prefect_api_that_does_not_answer_is_one_line_naming_prefect_api_url(
     expected = "is unreachable" if case == "unreachable" else "refused this client (401)"
     assert expected in lines[0] and "api-pw-1" not in result.output
     assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_a_wrong_token_is_one_line_naming_omnitron_token(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = make_sandbox(customers=10)
+    env = _env(tmp_path, OMNITRON_URL=server.url, OMNITRON_TOKEN="wrong-token-456")
+    del env["OMNITRON_USERNAME"], env["OMNITRON_PASSWORD"]
+    result = runner.invoke(app, ["sync"], env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Omnitron refused OMNITRON_TOKEN" in lines[0], lines
+    assert "check OMNITRON_TOKEN" in lines[0] and "wrong-token-456" not in result.output
