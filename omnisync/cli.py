@@ -361,6 +361,7 @@ _OUTCOME_STYLE = {
     "refused": "yellow",
     "running": "cyan",
     "interrupted": "red",
+    "stopped": "yellow",
 }
 
 
@@ -405,7 +406,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
             "fields the schema does not know: "
             + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
         )
-    if run["error"]:
+    if run["error"] and outcome == "stopped":
+        lines.append(f"[yellow]{str(run['error'])[:300]}; nothing was patched[/yellow]")
+    elif run["error"]:
         lines.append(f"[red]{str(run['error'])[:300]}[/red]")
     elif outcome == "interrupted":
         lines.append("[red]its process is gone: it was killed before it could record an end[/red]")

@@ -193,7 +193,8 @@ def reconcile(
     store.migrate()
     try:
         kind = "dry-run" if dry_run else "write-back"
-        with RunRecord(store, run_id, STREAM, kind) as record:
+        stopped_by = (PlanTooLarge, PlanRejected, ErpInputError)  # before any PATCH
+        with RunRecord(store, run_id, STREAM, kind, stopped_by=stopped_by) as record:
             outcome = _plan(
                 settings,
                 storage,

@@ -30,11 +30,23 @@ from omnisync.state.schema import runs
 from omnisync.state.store import StateStore, process_gone
 
 INTERRUPTED = "interrupted"
+STOPPED = "stopped"
 
 
 class RunRecord:
-    def __init__(self, store: StateStore, run_id: str, stream: str, kind: str) -> None:
+    """``stopped_by``: the errors that end a run on purpose before it changed anything (an ERP
+    plan above its limit, say): recorded as ``stopped``, not ``failed``."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        run_id: str,
+        stream: str,
+        kind: str,
+        stopped_by: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.store = store
+        self.stopped_by = stopped_by
         self.run_id = run_id
         self.stream = stream
         self.kind = kind
@@ -83,9 +95,13 @@ class RunRecord:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is None:
+            status = "succeeded"
+        else:
+            status = STOPPED if isinstance(exc, self.stopped_by) else "failed"
         self.store.finish_run(
             self.run_id,
-            "succeeded" if exc is None else "failed",
+            status,
             window=self.window,
             watermark_before=self.watermark_before,
             watermark_after=self.store.watermark(self.stream) if exc is None else None,

@@ -143,6 +143,31 @@ def test_a_plan_above_the_limit_patches_nothing(
     assert any("_reports/data_docs/validations/erp_codes/" in str(a.data) for a in stopped)
 
 
+def test_status_names_each_reconciliation_by_its_folder_and_a_refused_plan_as_stopped(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    with pytest.raises(PlanTooLarge):
+        reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
+    reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
+    store = StateStore(settings.state_url.get_secret_value())
+    dry, refused = store.recent_runs(stream="erp", limit=2)
+    assert refused["status"] == "stopped" and "PlanTooLarge" in refused["error"]
+    env = {"OMNISYNC_STATE_URL": settings.state_url.get_secret_value(), "COLUMNS": "200"}
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    folders = {p.name.removeprefix("run=") for p in Path(settings.lake, "reconciliation").iterdir()}
+    for run in (dry, refused):
+        assert run["run_id"] in folders
+        (line,) = [x for x in lines if f"run {run['run_id']}" in x]
+    (line,) = [x for x in lines if f"run {refused['run_id']}" in x]
+    assert "stopped" in line and "failed" not in line
+    assert any("PlanTooLarge" in x and "nothing was patched" in x for x in lines)
+
+
 def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
     synced: tuple[SandboxServer, Any], tmp_path: Path
 ) -> None:
