@@ -69,7 +69,7 @@ def test_credentials_in_the_url_stop_every_command_without_echoing_them(
 class _Unauthorised(http.server.BaseHTTPRequestHandler):
     """A Prefect API behind an auth string this client does not have: 401 but on /health."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:
         code = 200 if self.path.endswith("/health") else 401
         body = b"true" if code == 200 else b'{"exception_message": "Unauthorized"}'
         self.send_response(code)

@@ -138,9 +138,12 @@ class ReconcileResult:
     guard_since: dt.datetime | None = field(default=None, repr=False)
     #: customers the sync quarantined: the snapshot may lack their newest version
     read_alone: frozenset[int] = field(default=frozenset(), repr=False)
-    #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes
-    human: tuple[pa.Table, pa.Table, dict[int, str | None]] | None = field(default=None, repr=False)
-    #: the report people open: report/summary.html beside the Parquet
+    #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes,
+    #: the codes unknown to the ERP
+    human: tuple[pa.Table, pa.Table, dict[int, str | None], pa.Table] | None = field(
+        default=None, repr=False
+    )
+    #: the report people open: _reports/reconciliation/run=<id>/summary.html
     summary_page: str = ""
     #: the same, relative to the lake root (for links)
     summary_relative: str = ""
@@ -301,15 +304,15 @@ def _plan(
     codes_now = dict(
         zip(known.column("pk").to_pylist(), known.column("erp_code").to_pylist(), strict=True)
     )
-    outcome.human = (result.erp_rows, result.conflicts, codes_now)
+    outcome.human = (result.erp_rows, result.conflicts, codes_now, result.unknown_in_erp)
     outcome.validation_pages = pages
     outcome.summary_relative = write_report(
         storage,
-        report,
         run_id,
         *outcome.human,
         result.plan,
         refused=None if refusal is None else str(refusal),
+        dry_run=dry_run,
     )
     outcome.summary_page = storage.path(outcome.summary_relative)
     if refusal is not None:
@@ -415,7 +418,7 @@ def _write_back(
         done = outcomes_table(attempts, run_id)
         storage.write_table(f"{report}/outcomes.parquet", done)
         if outcome.human is not None:
-            write_report(storage, report, run_id, *outcome.human, outcome.plan, outcomes=done)
+            write_report(storage, run_id, *outcome.human, outcome.plan, outcomes=done)
         counts: dict[str, int] = {}
         for attempt in attempts:
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1

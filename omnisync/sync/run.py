@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from omnisync.counts import counts_markdown
 from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
@@ -145,9 +146,7 @@ def summary_markdown(
 ) -> str:
     """The run's summary as its readers see it in Prefect: counts, then this run's own
     validation pages (not the index, which every run rewrites)."""
-    rows = "\n".join(
-        f"| {key} | {value} |" for key, value in counts.items() if key != "unknown_fields"
-    )
+    rows = counts_markdown({k: v for k, v in counts.items() if k != "unknown_fields"})
     unknown = counts.get("unknown_fields") or {}
     drift = (
         "\n\n**Fields Omnitron sends that the schema does not know** (kept in `_extra_fields`):\n\n"
@@ -155,7 +154,6 @@ def summary_markdown(
         if unknown
         else ""
     )
-    return (
-        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n"
-        + validation_markdown(settings, pages)
+    return f"# sync-customers run `{run_id}`\n\n{rows}{drift}\n\n" + validation_markdown(
+        settings, pages
     )

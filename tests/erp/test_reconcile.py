@@ -139,7 +139,7 @@ def test_a_plan_above_the_limit_patches_nothing(
     stopped = [a for a in artifacts("reconcile-erp-codes") if "stopped before any" in str(a.data)]
     assert stopped, "Prefect says why"
     # ... and where the run's own report and validation pages are
-    assert any("report/summary.html`" in str(a.data) for a in stopped)
+    assert any("_reports/reconciliation/run=" in str(a.data) for a in stopped)
     assert any("_reports/data_docs/validations/erp_codes/" in str(a.data) for a in stopped)
 
 
@@ -566,15 +566,35 @@ def test_each_run_leaves_a_report_people_can_open_offline(
     path = erp_csv(tmp_path, rows)
     with pytest.raises(PlanTooLarge):
         reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
-    refused = sorted(Path(settings.lake, "reconciliation").glob("run=*/report/summary.html"))
+    reports = Path(settings.lake, "_reports", "reconciliation")
+    refused = sorted(reports.glob("run=*/summary.html"))
     assert len(refused) == 1
     page = refused[0].read_text()
     assert "Refused: nothing was patched" in page and "--max-changes" in page
+    dry = reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
+    page = Path(dry["summary"]).read_text()
+    assert "<title>ERP reconciliation, dry run" in page and "Dry run: nothing was patched" in page
+    assert f"Codes unknown to the ERP: {dry['unknown_in_erp']:,}" in page
+    assert dry["unknown_in_erp"] > 0, "the sandbox holds codes the ERP file does not"
+    unknown = list(csv.DictReader((Path(dry["summary"]).parent / "unknown_in_erp.csv").open()))
+    assert len(unknown) == dry["unknown_in_erp"]
     result = reconcile_erp_codes(erp_file=str(path), max_changes="none", settings=settings)
     folder = Path(result["summary"]).parent
+    assert folder == reports / f"run={result['run_id']}"
     page = Path(result["summary"]).read_text()
     for expected in ("ERP rows", "Conflicts", "customer_claimed_twice", "Changed in Omnitron"):
         assert expected in page, expected
+    assert "dry run" not in page.lower()
+    # The dataset folder holds only Parquet: every reader opens a table across runs.
+    dataset = Path(settings.lake, "reconciliation")
+    assert {p.suffix for p in dataset.rglob("*") if p.is_file()} == {".parquet"}
+    import pandas as pd
+
+    outcomes = pd.concat(pd.read_parquet(p) for p in dataset.glob("run=*/outcomes.parquet"))
+    assert len(outcomes) == sum(result["outcomes"].values())
+    # The artifact shows counts as a table, never a Python dict.
+    (artifact,) = [a for a in artifacts("reconcile-erp-codes") if result["run_id"] in str(a.data)]
+    assert "{'" not in str(artifact.data) and "| outcomes: ok |" in str(artifact.data)
     assert "http://" not in page and "https://" not in page and "<script" not in page
     changed = list(csv.DictReader((folder / "write_back_ok.csv").open()))
     assert len(changed) == result["outcomes"]["ok"]
