@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from omnisync.client import Page
-from omnisync.orchestration import Pacer, progress_line
+from omnisync.orchestration import Eta, Pacer
 from omnisync.settings import Settings
 from omnisync.state import Fence
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
@@ -82,6 +82,7 @@ class PrefectRun:
         log their progress through this logger, never building one of their own."""
         own_lines_at(settings.log_level)
         self._pacer = Pacer()
+        self._eta = Eta()
         self._progress: dict[str, Any] = {}
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
 
@@ -112,16 +113,19 @@ class PrefectRun:
     def publish(self, key: str, markdown: str, description: str) -> None:
         create_markdown_artifact(markdown, key=key, description=description)
 
-    def progress(self, key: str, done: int, total: int) -> None:
+    def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+        line = self._eta.line(key, done, total, rate)
         if not self._pacer.due(done, total):
             return
         share = 100.0 * done / total if total else 100.0
-        self.logger().info("%s", progress_line(key, done, total))
+        # The first line (what is ahead, and how long it should take) at the run's own level:
+        # whoever watches the run sees it without turning on INFO.
+        self.logger().log(logging.WARNING if done == 0 else logging.INFO, "%s", line)
         if key not in self._progress:
             # Created once, from the flow's thread (its first report, at 0), so that the
             # artifact belongs to the flow run; later reports only move it.
             self._progress[key] = create_progress_artifact(
-                share, key=key, description=f"{key}: share of the changes done"
+                share, key=key, description=f"share of the changes done ({line})"
             )
         else:
             update_progress_artifact(self._progress[key], share)

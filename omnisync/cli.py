@@ -55,6 +55,12 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _skip(message: str) -> typer.Exit:
+    """A run that did nothing because another is working: exit 3, and not called an error."""
+    console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(3)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
@@ -70,7 +76,7 @@ def _user_errors() -> Iterator[None]:
     except (SettingsError, ConfigurationError, AuthenticationFailed, LakeError) as exc:
         raise _fail(str(exc), 2) from None
     except LockHeld as exc:
-        raise _fail(str(exc), 3) from None
+        raise _skip(str(exc)) from None
     except LockLost as exc:
         raise _fail(str(exc), 1) from None
     except StateError as exc:
@@ -101,6 +107,14 @@ def sync(
 
         settings = load_settings()
         api = _prefect_api()
+        if settings.dask_address and api is None:
+            console.print(
+                "[yellow]note:[/yellow] OMNISYNC_DASK_ADDRESS applies to Prefect runs (with "
+                "PREFECT_API_URL set); this run extracts its windows on threads "
+                "(OMNISYNC_WINDOW_CONCURRENCY)",
+                highlight=False,
+                soft_wrap=True,
+            )
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
         with console.status("checking the lake, the state database and Omnitron ..."):
@@ -137,7 +151,7 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
 
         outcome = run_sync(settings, full_refresh, Local(), parts=parts)
         if isinstance(outcome, Refused):
-            raise _fail(outcome.message, 3)
+            raise _skip(outcome.message)
         return outcome
     parts.close()
     from flows.sync_customers import sync_customers
@@ -146,7 +160,7 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
     with settings_in_effect(settings):
         state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
     if state.is_cancelled():
-        raise _fail(state.message or "the run was cancelled", 3)
+        raise _skip(state.message or "the run was cancelled")
     return state.result()
 
 
@@ -284,13 +298,13 @@ def reconcile(
                         query=erp_query,
                         columns=mapping,
                     )
-                    from omnisync.orchestration import progress_line
 
-                    local = Local(
-                        on_progress=lambda what, done, total: status.update(
-                            progress_line(what, done, total)
-                        )
-                    )
+                    def show(line: str, done: int) -> None:
+                        if done == 0:  # what is ahead, and how long: kept on the screen
+                            console.print(line, highlight=False, soft_wrap=True)
+                        status.update(line)
+
+                    local = Local(on_progress=show)
                     summary = run_reconcile(settings, source, key, local, **options)
                 else:
                     from flows.reconcile_erp_codes import reconcile_erp_codes

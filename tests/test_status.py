@@ -79,3 +79,38 @@ def test_run_ids_are_shown_so_that_runs_can_be_told_apart() -> None:
     assert shown_run_id("0123456789abcdef0123456789abcdef") == "01234567"
     erp = "20261206T051000Z-1a2b3c4d"
     assert shown_run_id(erp) == erp
+
+
+def test_a_busy_stream_is_skipped_not_an_error(make_sandbox: Make, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from omnisync.cli import app
+
+    server = make_sandbox(customers=20)
+    env = cli_env(server, tmp_path, "")
+    store = StateStore(env["OMNISYNC_STATE_URL"])
+    store.migrate()
+    with store.locked("customers", run_id="holder-run-1234"):
+        result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("skipped: stream 'customers' is busy")
+    assert "error" not in result.output.lower()
+
+
+def test_a_dask_address_the_terminal_run_does_not_use_is_named_in_one_line(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from omnisync.cli import app
+
+    server = make_sandbox(customers=20)
+    env = cli_env(server, tmp_path, "", OMNISYNC_DASK_ADDRESS="tcp://127.0.0.1:1")
+    result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "OMNISYNC_DASK_ADDRESS" in line]
+    assert notes == [
+        "note: OMNISYNC_DASK_ADDRESS applies to Prefect runs (with PREFECT_API_URL set); this "
+        "run extracts its windows on threads (OMNISYNC_WINDOW_CONCURRENCY)"
+    ]

@@ -50,7 +50,9 @@ def run_reconcile(
             max_changes=max_changes,
             force=force,
             clear_unknown=clear_unknown,
-            progress=lambda done, total: orchestration.progress("erp-write-back", done, total),
+            progress=lambda done, total: orchestration.progress(
+                "erp-write-back", done, total, rate=settings.max_rps
+            ),
         )
     except WriteBackFailed as exc:
         failure, result = exc, exc.result

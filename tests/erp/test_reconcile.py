@@ -435,7 +435,9 @@ def test_a_write_back_from_the_terminal_shows_its_progress(
     found = re.search(r"run=(\d{8}T\d{6}Z-[0-9a-f]{8})", result.output)
     assert found is not None, result.output
     planned = read_report(settings.lake, found.group(1), "plan")
-    assert f"erp-write-back: 0 of {planned.num_rows:,} (0%)" in result.output
+    # Said up front, and kept on the screen: how many changes, at what rate, how long.
+    ahead = rf"erp-write-back: {planned.num_rows:,} changes at 10/s: about \d+ seconds"
+    assert re.search(ahead, result.output.splitlines()[0]), result.output  # the default rate
     assert f"erp-write-back: {planned.num_rows:,} of {planned.num_rows:,} (100%)" in result.output
 
 
