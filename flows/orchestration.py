@@ -19,6 +19,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from omnisync.client import Page
@@ -28,6 +30,14 @@ from omnisync.state import Fence
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
 from omnisync.sync.parts import parts_for
 from omnisync.sync.window import sync_window_retrying
+
+
+def failed_in_one_line(error: Exception) -> State[Any]:
+    """The flow run's end for an error its reader can act on (a setting, a refused plan, an
+    unusable ERP input): one line in the run's log and the state's message, no traceback. The
+    error stays the state's data, so calling the flow still raises it."""
+    get_run_logger().error("%s: %s", type(error).__name__, error)
+    return Failed(message=f"{type(error).__name__}: {error}", data=error)
 
 
 def own_lines_at(level: str) -> None:

@@ -143,6 +143,38 @@ def test_a_plan_above_the_limit_patches_nothing(
     assert any("_reports/data_docs/validations/erp_codes/" in str(a.data) for a in stopped)
 
 
+def test_a_refused_plan_fails_the_flow_run_in_one_line_without_a_traceback(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    too_large = reconcile_erp_codes(
+        erp_file=str(path), max_changes="1", settings=settings, return_state=True
+    )
+    with_erp = settings.model_copy(
+        update={"erp_url": SecretStr(erp_database(tmp_path / "erp.db", rows))}
+    )
+    bad_query = reconcile_erp_codes(
+        erp_query="select nothing from nowhere", settings=with_erp, return_state=True
+    )
+    APILogWorker.drain_all(timeout=30)  # the run's log lines, all at the API
+    for state, expected in ((too_large, "PlanTooLarge: "), (bad_query, "ErpInputError: ")):
+        assert state.is_failed() and state.message.startswith(expected), state.message
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        text = "\n".join(log.message for log in logs)
+        assert "Traceback" not in text, text
+        errors = [log.message for log in logs if log.level >= 40]
+        assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
 def test_status_names_each_reconciliation_by_its_folder_and_a_refused_plan_as_stopped(
     synced: tuple[SandboxServer, Any], tmp_path: Path
 ) -> None:
