@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -227,6 +228,21 @@ def reconcile(
         store.dispose()
 
 
+#: the ERP input's validation column saying the row is in conflict (``erp_codes`` suite)
+IN_CONFLICT = "_in_conflict"
+
+
+def _erp_frame(erp: pa.Table, result: Reconciliation, validator: Validator) -> Any:
+    """The ERP input as the ``erp_codes`` suite reads it, with :data:`IN_CONFLICT` per row."""
+    frame = validation_frame(erp, validator.columns_read("erp_codes"))
+    rows = result.erp_rows
+    conflicting = rows.filter(pc.equal(rows.column("outcome"), "conflict")).column("row")
+    flags = np.zeros(len(frame), dtype=bool)
+    flags[conflicting.to_numpy()] = True
+    frame[IN_CONFLICT] = flags
+    return frame
+
+
 def _plan(
     settings: Settings,
     storage: LakeStorage,
@@ -251,16 +267,17 @@ def _plan(
     erp = source.read(match_on)
     validator = Validator.for_settings(settings)
     try:
-        checked = validator.validate(
-            "erp_codes", validation_frame(erp, validator.columns_read("erp_codes")), f"{run_id}-erp"
-        )
-        if checked.critical:
-            raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         customers = pa.concat_tables(
             [storage.read_table(f, columns=needed) for f in customer_files],
             promote_options="permissive",
         )
         result = plan_changes(erp, customers, match_on, clear_unknown=clear_unknown)
+        # Validated once matched: a row in conflict is a finding of the ERP input's page too.
+        checked = validator.validate(
+            "erp_codes", _erp_frame(erp, result, validator), f"{run_id}-erp"
+        )
+        if checked.critical:
+            raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         report = f"{DATASET}/run={run_id}"
         storage.write_table(f"{report}/plan.parquet", result.plan)
         storage.write_table(f"{report}/conflicts.parquet", result.conflicts)

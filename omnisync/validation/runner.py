@@ -16,7 +16,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -489,8 +489,11 @@ class Validator:
             stored = orjson.loads(store.store_backend.get(key.to_tuple()))
         except Exception:  # GX's own getter answers {} for a result it cannot read
             return {}
+        from omnisync.validation.pages import Status, outcome
+
         return ExpectationSuiteValidationResult(
-            success=bool(stored.get("success")),
+            # the index shows three outcomes: failed, passed with warnings, passed
+            success=cast(bool, Status(outcome(stored.get("results") or []))),
             results=[],
             suite_name=stored.get("suite_name") or expectation_suite_name,
             statistics=stored.get("statistics"),

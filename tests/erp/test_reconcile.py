@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -619,6 +620,13 @@ def test_each_run_leaves_a_report_people_can_open_offline(
     for expected in ("ERP rows", "Conflicts", "customer_claimed_twice", "Changed in Omnitron"):
         assert expected in page, expected
     assert "dry run" not in page.lower()
+    # A conflict is a finding of the ERP input's own validation page, as a warning.
+    (erp_page,) = Path(settings.lake, "_reports", "data_docs", "validations", "erp_codes").glob(
+        f"{result['run_id']}-erp/*/*.html"
+    )
+    shown = erp_page.read_text()
+    assert "erp_row_not_in_conflict" in shown and "Passed with warnings" in shown
+    assert not re.search(r"(?<![a-z])_in_conflict", re.sub(r"<[^>]+>", " ", shown))
     # The dataset folder holds only Parquet: every reader opens a table across runs.
     dataset = Path(settings.lake, "reconciliation")
     assert {p.suffix for p in dataset.rglob("*") if p.is_file()} == {".parquet"}
