@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnisync.counts import counts_markdown
+from omnisync.lake.presence import write_missing_datasets
 from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
@@ -32,6 +33,8 @@ from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
+from transforms.pii import apply_pii_policy
+from transforms.schema import CUSTOMER_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ def _steps(
     # Always plan again: finishing an old plan does not make the lake current.
     plan = new_plan(parts, full_refresh=full_refresh)
     totals.add(_run_plan(parts, plan, orchestration))
+    # A sync that wrote no row (an empty Omnitron) still leaves every documented dataset readable.
+    settings = parts.settings
+    analyst = apply_pii_policy(
+        CUSTOMER_SCHEMA.empty_table(),
+        settings.pii_policy,
+        settings.pii_salt.get_secret_value().encode(),
+    )
+    write_missing_datasets(parts.storage, analyst.schema, plan.upper)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermark(STREAM)
     counts = {

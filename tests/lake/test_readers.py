@@ -15,7 +15,7 @@ import pytest
 from omnisync.orchestration import Local
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
-from tests.sync.sandbox_runs import settings_for
+from tests.sync.sandbox_runs import settings_for, wait_for_server_clock
 
 # dataset: (a JSON column, a column to filter on)
 DATASETS = {
@@ -119,3 +119,35 @@ def test_bucket_reads_as_the_documented_integer_in_every_reader(first_sync: Path
     frame = pd.read_parquet(first_sync / "customers")
     assert str(frame["bucket"].dtype) == "category"
     assert sorted(frame["bucket"].astype("int64").tolist()) == expected
+
+
+def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: Path) -> None:
+    with SandboxServer(customers=0, seed=7) as server:
+        settings = settings_for(
+            server,
+            tmp_path,
+            lag_seconds=0,
+            pii_policy={"phone_number": "drop"},
+        )
+        outcome = run_sync(settings, False, Local())
+        assert isinstance(outcome, dict) and outcome["read"] == 0
+        lake = tmp_path / "lake"
+        for dataset in DATASETS:
+            for frame in (
+                pd.read_parquet(lake / dataset),
+                pl.read_parquet(f"{lake}/{dataset}/**/*.parquet", hive_partitioning=True),
+                duckdb.sql(
+                    f"select * from read_parquet('{lake}/{dataset}/**/*.parquet', "
+                    "hive_partitioning=true)"
+                ).df(),
+            ):
+                assert len(frame) == 0 and "_run_id" in frame.columns, dataset
+        customers = pd.read_parquet(lake / "customers")
+        assert "email" in customers.columns and "phone_number" not in customers.columns
+        # Customers arrive: the empty files add nothing, and hide nothing.
+        server.admin.post("create", json={"count": 40}).raise_for_status()
+        wait_for_server_clock(server, 0)
+        again = run_sync(settings, False, Local())
+        assert isinstance(again, dict) and again["read"] == 40
+        pks = pq.read_table(lake / "customers", columns=["pk"]).column("pk").to_pylist()
+        assert len(pks) == len(set(pks)) == 40
