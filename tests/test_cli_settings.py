@@ -126,3 +126,22 @@ def test_a_wrong_token_is_one_line_naming_omnitron_token(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "Omnitron refused OMNITRON_TOKEN" in lines[0], lines
     assert "check OMNITRON_TOKEN" in lines[0] and "wrong-token-456" not in result.output
+
+
+@pytest.mark.parametrize("flow", ["sync-customers", "reconcile-erp-codes"])
+def test_a_pii_policy_typo_fails_a_flow_run_in_one_line(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flow: str
+) -> None:
+    """A deployment reads its settings from the worker's environment: the same refusal, as
+    the flow run's state message, with no traceback."""
+    from tests.flows import reconcile_erp_codes, sync_customers
+
+    for name, value in _env(tmp_path, OMNISYNC_PII_POLICY='{"emial": "hash"}').items():
+        monkeypatch.setenv(name, value)
+    if flow == "sync-customers":
+        state = sync_customers(return_state=True)
+    else:
+        state = reconcile_erp_codes(erp_file=str(tmp_path / "erp.csv"), return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("SettingsError: OMNISYNC_PII_POLICY: unknown column emial")
+    assert not (tmp_path / "lake").exists()

@@ -151,3 +151,28 @@ def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: 
         assert isinstance(again, dict) and again["read"] == 40
         pks = pq.read_table(lake / "customers", columns=["pk"]).column("pk").to_pylist()
         assert len(pks) == len(set(pks)) == 40
+
+
+def test_run_id_names_the_logging_run_in_the_change_log_and_the_last_reader_in_customers(
+    tmp_path: Path,
+) -> None:
+    """docs/lake.md: a run re-reads its lookback, so in customers/ ``_run_id`` is the last run
+    that read the row; the run that logged the version is its row in customer_changes/."""
+    import datetime as dt
+
+    from tests.sync.sandbox_runs import set_modified
+
+    with SandboxServer(customers=30, seed=7) as server:
+        settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=300)
+        set_modified(server, 5, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5), first_name="X")
+        wait_for_server_clock(server, 0)
+        first = run_sync(settings, False, Local())
+        second = run_sync(settings, False, Local())
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert second["read"] >= 1, "the second run re-read its lookback"
+    lake = tmp_path / "lake"
+    snapshot = pq.read_table(lake / "customers", filters=[("pk", "=", 5)]).to_pylist()
+    logged = pq.read_table(lake / "customer_changes", filters=[("pk", "=", 5)]).to_pylist()
+    assert [r["_run_id"] for r in snapshot] == [second["run_id"]]
+    assert [r["_run_id"] for r in logged] == [first["run_id"]]
+    assert snapshot[0]["modified_date"] == logged[0]["modified_date"]
