@@ -62,7 +62,8 @@ def outcome(results: Iterable[Mapping[str, Any]]) -> str:
     return found
 
 
-def _stored(result: Any) -> dict[str, Any]:
+def as_stored(result: Any) -> dict[str, Any]:
+    """An expectation result (GX's object) as :func:`outcome` reads it."""
     config = result.expectation_config
     severity = getattr(config.severity, "value", config.severity)
     return {
@@ -103,7 +104,7 @@ class PeopleValidationPage(ValidationResultsPageRenderer):
     def _render_validation_header(cls, validation_results: Any) -> Any:
         header = super()._render_validation_header(validation_results)  # type: ignore[no-untyped-call]
         params = header.subheader.string_template["params"]
-        text, icon = _ICONS[outcome(_stored(r) for r in validation_results.results)]
+        text, icon = _ICONS[outcome(as_stored(r) for r in validation_results.results)]
         params["success"] = text
         params["html_success_icon"] = f'<i class="{icon}" aria-hidden="true"></i>'
         definition = validation_results.meta.get("active_batch_definition") or {}

@@ -296,6 +296,8 @@ def test_warnings_are_shown_as_warnings_and_pages_name_the_asset_without_interna
     shown = {run: re.sub(r"<[^>]+>", " ", text) for run, text in pages.items()}
     assert "Passed with warnings" in shown["run-flagged"]
     assert "Succeeded" in shown["run-clean"] and "Failed" in shown["run-refused"]
+    outcomes = {run: validator.pages(run)[0].outcome for run in shown}
+    assert outcomes == {"run-clean": "passed", "run-flagged": "warnings", "run-refused": "failed"}
     for run, text in shown.items():
         assert "Data asset: None" not in text and "customers (a window" in text, run
         for internal in ("_row", "_channel_key", "_phone_valid"):
