@@ -19,15 +19,25 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from omnisync.client import Page
-from omnisync.orchestration import Pacer, progress_line
+from omnisync.orchestration import Eta, Pacer
 from omnisync.settings import Settings
 from omnisync.state import Fence
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
 from omnisync.sync.parts import parts_for
 from omnisync.sync.window import sync_window_retrying
+
+
+def failed_in_one_line(error: Exception) -> State[Any]:
+    """The flow run's end for an error its reader can act on (a setting, a refused plan, an
+    unusable ERP input): one line in the run's log and the state's message, no traceback. The
+    error stays the state's data, so calling the flow still raises it."""
+    get_run_logger().error("%s: %s", type(error).__name__, error)
+    return Failed(message=f"{type(error).__name__}: {error}", data=error)
 
 
 def own_lines_at(level: str) -> None:
@@ -82,6 +92,7 @@ class PrefectRun:
         log their progress through this logger, never building one of their own."""
         own_lines_at(settings.log_level)
         self._pacer = Pacer()
+        self._eta = Eta()
         self._progress: dict[str, Any] = {}
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
 
@@ -112,16 +123,19 @@ class PrefectRun:
     def publish(self, key: str, markdown: str, description: str) -> None:
         create_markdown_artifact(markdown, key=key, description=description)
 
-    def progress(self, key: str, done: int, total: int) -> None:
+    def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+        line = self._eta.line(key, done, total, rate)
         if not self._pacer.due(done, total):
             return
         share = 100.0 * done / total if total else 100.0
-        self.logger().info("%s", progress_line(key, done, total))
+        # The first line (what is ahead, and how long it should take) at the run's own level:
+        # whoever watches the run sees it without turning on INFO.
+        self.logger().log(logging.WARNING if done == 0 else logging.INFO, "%s", line)
         if key not in self._progress:
             # Created once, from the flow's thread (its first report, at 0), so that the
             # artifact belongs to the flow run; later reports only move it.
             self._progress[key] = create_progress_artifact(
-                share, key=key, description=f"{key}: share of the changes done"
+                share, key=key, description=f"share of the changes done ({line})"
             )
         else:
             update_progress_artifact(self._progress[key], share)

@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 from prefect import flow
 
-from flows.orchestration import PrefectRun
-from omnisync.erp import ErpSource
+from flows.orchestration import PrefectRun, failed_in_one_line
+from omnisync.client import OmnitronError
+from omnisync.erp import ErpInputError, ErpSource, PlanRejected, PlanTooLarge, WriteBackFailed
 from omnisync.erp.run import run_reconcile
-from omnisync.settings import load_settings
+from omnisync.lake import LakeError
+from omnisync.settings import SettingsError, load_settings
+from omnisync.state import StateError
 
 
 @flow(name="reconcile-erp-codes", log_prints=False)
@@ -30,32 +33,50 @@ def reconcile_erp_codes(
     clear_unknown: bool = False,
     columns: dict[str, str] | None = None,
     erp_url_secret: str | None = None,
-) -> dict[str, Any]:
-    """One reconciliation run; returns its summary (counts by outcome, report location).
+) -> Any:
+    """One reconciliation run; returns its summary (counts by outcome, report location), or a
+    ``Failed`` state in one line for an error a person can act on (:data:`ACTIONABLE`).
     Settings come from the worker's environment (or ``settings_in_effect``)."""
-    settings = load_settings()
-    url = settings.erp_url.get_secret_value() if settings.erp_url else None
-    if erp_url_secret:
-        from prefect.blocks.system import Secret
+    try:
+        settings = load_settings()
+        url = settings.erp_url.get_secret_value() if settings.erp_url else None
+        if erp_url_secret:
+            from prefect.blocks.system import Secret
 
-        block: Any = Secret.load(erp_url_secret)
-        url = str(block.get())
-    source = ErpSource(
-        file=Path(erp_file) if erp_file else None,
-        url=url,
-        query=erp_query,
-        columns=columns or {},
-    )
-    return run_reconcile(
-        settings,
-        source,
-        match_on,
-        PrefectRun(settings),
-        dry_run=dry_run,
-        max_changes=max_changes,
-        force=force,
-        clear_unknown=clear_unknown,
-    )
+            block: Any = Secret.load(erp_url_secret)
+            url = str(block.get())
+        source = ErpSource(
+            file=Path(erp_file) if erp_file else None,
+            url=url,
+            query=erp_query,
+            columns=columns or {},
+        )
+        return run_reconcile(
+            settings,
+            source,
+            match_on,
+            PrefectRun(settings),
+            dry_run=dry_run,
+            max_changes=max_changes,
+            force=force,
+            clear_unknown=clear_unknown,
+        )
+    except ACTIONABLE as error:
+        # The artifact (run_reconcile's) says why, with the report's links.
+        return failed_in_one_line(error)
+
+
+#: errors whose message says what to do: the run fails in one line, without a traceback
+ACTIONABLE = (
+    PlanTooLarge,
+    PlanRejected,
+    ErpInputError,
+    WriteBackFailed,
+    SettingsError,
+    OmnitronError,
+    LakeError,
+    StateError,
+)
 
 
 if __name__ == "__main__":

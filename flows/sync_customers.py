@@ -13,9 +13,17 @@ from typing import Any
 from prefect import flow
 from prefect.states import Cancelled
 
-from flows.orchestration import PrefectRun
-from omnisync.settings import load_settings
+from flows.orchestration import PrefectRun, failed_in_one_line
+from omnisync.client import OmnitronError
+from omnisync.lake import LakeError
+from omnisync.settings import SettingsError, load_settings
+from omnisync.state import StateError
+from omnisync.sync import BatchRejected
 from omnisync.sync.run import Refused, run_sync
+from transforms.customers import SchemaDrift
+
+#: errors whose message says what to do: the run fails in one line, without a traceback
+ACTIONABLE = (SettingsError, OmnitronError, LakeError, StateError, BatchRejected, SchemaDrift)
 
 
 @flow(name="sync-customers", log_prints=False)
@@ -23,8 +31,11 @@ def sync_customers(full_refresh: bool = False) -> Any:
     """One incremental run (or a full refresh) of the customer sync; returns its counts, or a
     ``Cancelled`` state when another run holds the stream. Settings come from the worker's
     environment (or ``settings_in_effect``), never from a parameter the UI would show."""
-    settings = load_settings()
-    outcome = run_sync(settings, full_refresh, PrefectRun(settings))
+    try:
+        settings = load_settings()
+        outcome = run_sync(settings, full_refresh, PrefectRun(settings))
+    except ACTIONABLE as error:
+        return failed_in_one_line(error)
     if isinstance(outcome, Refused):
         return Cancelled(message=outcome.message)
     return outcome

@@ -55,6 +55,12 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _skip(message: str) -> typer.Exit:
+    """A run that did nothing because another is working: exit 3, and not called an error."""
+    console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(3)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
@@ -70,7 +76,7 @@ def _user_errors() -> Iterator[None]:
     except (SettingsError, ConfigurationError, AuthenticationFailed, LakeError) as exc:
         raise _fail(str(exc), 2) from None
     except LockHeld as exc:
-        raise _fail(str(exc), 3) from None
+        raise _skip(str(exc)) from None
     except LockLost as exc:
         raise _fail(str(exc), 1) from None
     except StateError as exc:
@@ -101,6 +107,14 @@ def sync(
 
         settings = load_settings()
         api = _prefect_api()
+        if settings.dask_address and api is None:
+            console.print(
+                "[yellow]note:[/yellow] OMNISYNC_DASK_ADDRESS applies to Prefect runs (with "
+                "PREFECT_API_URL set); this run extracts its windows on threads "
+                "(OMNISYNC_WINDOW_CONCURRENCY)",
+                highlight=False,
+                soft_wrap=True,
+            )
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
         with console.status("checking the lake, the state database and Omnitron ..."):
@@ -137,7 +151,7 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
 
         outcome = run_sync(settings, full_refresh, Local(), parts=parts)
         if isinstance(outcome, Refused):
-            raise _fail(outcome.message, 3)
+            raise _skip(outcome.message)
         return outcome
     parts.close()
     from flows.sync_customers import sync_customers
@@ -146,25 +160,31 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
     with settings_in_effect(settings):
         state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
     if state.is_cancelled():
-        raise _fail(state.message or "the run was cancelled", 3)
+        raise _skip(state.message or "the run was cancelled")
     return state.result()
 
 
 def _prefect_api() -> str | None:
-    """The Prefect API this command reports its runs to, or None to run them in this process.
+    """The Prefect API this command reports its runs to, or None to run them in this process;
+    raises SettingsError when it does not answer this client.
 
     Prefect reads its settings from the environment, the active profile, ``prefect.toml`` and
     ``.env``; importing it costs about a second, so it is asked only when one of those could
     name an API."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
-    if not any(place.is_file() for place in places):
-        return None
-    from prefect.settings import PREFECT_API_URL
+    api = os.environ.get("PREFECT_API_URL") or None
+    if api is None:
+        home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+        places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
+        if not any(place.is_file() for place in places):
+            return None
+        from prefect.settings import PREFECT_API_URL
 
-    return PREFECT_API_URL.value() or None
+        api = PREFECT_API_URL.value() or None
+    if api is not None:
+        from omnisync.prefect_api import check_prefect_api
+
+        check_prefect_api(api)
+    return api
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -278,13 +298,13 @@ def reconcile(
                         query=erp_query,
                         columns=mapping,
                     )
-                    from omnisync.orchestration import progress_line
 
-                    local = Local(
-                        on_progress=lambda what, done, total: status.update(
-                            progress_line(what, done, total)
-                        )
-                    )
+                    def show(line: str, done: int) -> None:
+                        if done == 0:  # what is ahead, and how long: kept on the screen
+                            console.print(line, highlight=False, soft_wrap=True)
+                        status.update(line)
+
+                    local = Local(on_progress=show)
                     summary = run_reconcile(settings, source, key, local, **options)
                 else:
                     from flows.reconcile_erp_codes import reconcile_erp_codes
@@ -341,7 +361,10 @@ def status() -> None:
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:
-        out.print(f"  {mark['stream']:<12} {mark['value_iso']}  (set by run {mark['run_id'][:8]})")
+        out.print(
+            f"  {mark['stream']:<12} {mark['value_iso']}  "
+            f"(set by run {shown_run_id(str(mark['run_id']))})"
+        )
     if not marks:
         out.print("  none yet: the first run reads the whole history")
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
@@ -352,7 +375,21 @@ def status() -> None:
         out.print("  none yet")
 
 
-_OUTCOME_STYLE = {"succeeded": "green", "failed": "red", "refused": "yellow", "running": "cyan"}
+_OUTCOME_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "refused": "yellow",
+    "running": "cyan",
+    "interrupted": "red",
+    "stopped": "yellow",
+}
+
+
+def shown_run_id(run_id: str) -> str:
+    """A run's ID as ``status`` shows it: a sync's random hex cut to 8 characters, which tell runs
+    apart; a reconciliation's whole ID, as in its ``reconciliation/run=<id>`` folder."""
+    is_hex = len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
+    return run_id[:8] if is_hex else run_id
 
 
 def _run_lines(run: dict[str, object]) -> list[str]:
@@ -366,7 +403,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         if run["ended_us"]
         else "-"
     )
-    outcome = str(run["status"])
+    from omnisync.state.record import outcome_now
+
+    outcome = outcome_now(run)
     style = _OUTCOME_STYLE.get(outcome, "white")
     shown = [
         f"{n:,} {name}"
@@ -375,7 +414,7 @@ def _run_lines(run: dict[str, object]) -> list[str]:
     ]
     lines = [
         f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
-        f"[{style}]{outcome:<9}[/{style}] {took:>8}  run {str(run['run_id'])[:8]}"
+        f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"
         + (f"  {', '.join(shown)}" if shown else "")
     ]
     outcomes = counts.get("outcomes") or {}
@@ -387,8 +426,12 @@ def _run_lines(run: dict[str, object]) -> list[str]:
             "fields the schema does not know: "
             + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
         )
-    if run["error"]:
+    if run["error"] and outcome == "stopped":
+        lines.append(f"[yellow]{str(run['error'])[:300]}; nothing was patched[/yellow]")
+    elif run["error"]:
         lines.append(f"[red]{str(run['error'])[:300]}[/red]")
+    elif outcome == "interrupted":
+        lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
     return lines
 
 

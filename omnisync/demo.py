@@ -52,6 +52,9 @@ def run_demo(output: Path, customers: int, console: Console, modify: int = 500) 
     from sandbox.erp_sample import QUERY, write_sample_erp
 
     started = time.perf_counter()
+    # The environment's settings the demo keeps (a PII policy, ...) are checked before anything
+    # starts or is emptied: the sandbox's address is not known yet, any URL will do.
+    demo_settings(output, "http://127.0.0.1")
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)

@@ -38,9 +38,11 @@ class Orchestration(Protocol):
         """A run's summary, where the people who schedule runs look for it."""
         ...
 
-    def progress(self, key: str, done: int, total: int) -> None:
+    def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
         """How far a long step is (``done`` of ``total``); called from any thread, as often as
-        work ends: implementations report at most every few seconds (:class:`Pacer`)."""
+        work ends: implementations report at most every few seconds (:class:`Pacer`). ``rate``
+        (items per second at most) gives the first report, at 0, its expected duration; later
+        reports give the time left at the pace so far (:class:`Eta`)."""
         ...
 
 
@@ -62,9 +64,43 @@ class Pacer:
             return False
 
 
-def progress_line(key: str, done: int, total: int) -> str:
+def duration(seconds: float) -> str:
+    """``seconds`` as people say it: "45 seconds", "9 minutes", "1.5 hours"."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} second{'s' if round(seconds) != 1 else ''}"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} minutes"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def progress_line(
+    key: str, done: int, total: int, rate: float | None = None, elapsed: float | None = None
+) -> str:
+    """``erp-write-back: 120 of 5,215 (2%), about 8 minutes left``; at 0 with a ``rate``, what
+    is ahead: ``erp-write-back: 5,215 changes at 10/s: about 9 minutes``."""
+    if done == 0 and rate and total:
+        return f"{key}: {total:,} changes at {rate:g}/s: about {duration(total / rate)}"
     share = done / total if total else 1.0
-    return f"{key}: {done:,} of {total:,} ({share:.0%})"
+    line = f"{key}: {done:,} of {total:,} ({share:.0%})"
+    if elapsed is not None and 0 < done < total:
+        line += f", about {duration(elapsed / done * (total - done))} left"
+    return line
+
+
+class Eta:
+    """When each long step started (its first report), for the time left in its later ones."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def line(self, key: str, done: int, total: int, rate: float | None = None) -> str:
+        with self._lock:
+            now = time.monotonic()
+            if done == 0 or key not in self._started:
+                self._started[key] = now
+            elapsed = now - self._started[key]
+        return progress_line(key, done, total, rate, elapsed)
 
 
 class Local:
@@ -73,11 +109,13 @@ class Local:
     def __init__(
         self,
         logger_name: str = "omnisync.run",
-        on_progress: Callable[[str, int, int], None] | None = None,
+        on_progress: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``on_progress(line, done)`` gets every progress report as a line (a status line)."""
         self._logger = logging.getLogger(logger_name)
         self._on_progress = on_progress
         self._pacer = Pacer()
+        self._eta = Eta()
 
     def logger(self) -> logging.Logger:
         return self._logger
@@ -114,8 +152,9 @@ class Local:
         # A terminal run prints its own summary; the markdown is kept for a debugging reader.
         self._logger.debug("%s (%s):\n%s", key, description, markdown)
 
-    def progress(self, key: str, done: int, total: int) -> None:
+    def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+        line = self._eta.line(key, done, total, rate)
         if self._on_progress is not None:
-            self._on_progress(key, done, total)  # a status line: cheap, every time
+            self._on_progress(line, done)  # a status line: cheap, every time
         if self._pacer.due(done, total):
-            self._logger.info("%s", progress_line(key, done, total))
+            self._logger.info("%s", line)

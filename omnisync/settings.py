@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import urllib.parse
 from collections.abc import Iterator
 from typing import Literal
 
@@ -20,7 +21,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The error type of a check whose input must not be repeated (it may hold a secret).
+_HIDDEN_INPUT = "value_with_secret"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -220,7 +225,41 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if "@" in urllib.parse.urlsplit(value).netloc:
+            # Not echoed: the URL would go into every row's _source and into log lines.
+            raise PydanticCustomError(
+                _HIDDEN_INPUT,
+                "must not carry credentials (user:pass@); set OMNITRON_TOKEN, or "
+                "OMNITRON_USERNAME and OMNITRON_PASSWORD",
+            )
         return value.rstrip("/")
+
+    @field_validator("pii_policy")
+    @classmethod
+    def _policy_names_known_columns(
+        cls, value: dict[str, Literal["keep", "hash", "drop"]]
+    ) -> dict[str, Literal["keep", "hash", "drop"]]:
+        if not value:
+            return value
+        # Imported here: pyarrow comes with it, and most commands have no policy to check.
+        from transforms.pii import PII_COLUMNS, PROTECTED
+
+        unknown = sorted(set(value) - set(PII_COLUMNS))
+        if unknown:
+            # A typo must not leave the column it meant in clear.
+            raise PydanticCustomError(
+                "pii_unknown_column",
+                "unknown column {unknown}; the columns are {known}",
+                {"unknown": ", ".join(unknown), "known": ", ".join(PII_COLUMNS)},
+            )
+        fixed = sorted(name for name in PROTECTED if value.get(name, "keep") != "keep")
+        if fixed:
+            raise PydanticCustomError(
+                "pii_protected_column",
+                "{fixed} identifies a row and can only be kept",
+                {"fixed": ", ".join(fixed)},
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -277,12 +316,12 @@ def load_settings(**overrides: object) -> Settings:
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             name = _ENV_NAMES.get(where, where)
             value = error.get("input")
-            shown = (
-                ""
-                if "secret" in where or "password" in where or "token" in where
-                else (f" (got {value!r})" if not isinstance(value, dict) else "")
+            hidden = error["type"] == _HIDDEN_INPUT or any(
+                word in where for word in ("secret", "password", "token")
             )
-            lines.append(f"{name}: {error['msg']}{shown}")
+            shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{name}: {message}{shown}")
         raise SettingsError("; ".join(lines)) from None
 
 

@@ -87,3 +87,13 @@ def test_every_link_of_the_docs_leads_to_a_file_of_the_repository() -> None:
                 f"{page.name} links outside the repository: {target}"
             )
             assert resolved.exists(), f"{page.name} links to a missing file: {target}"
+
+
+def test_commands_in_the_docs_use_the_uv_that_make_installs() -> None:
+    """``make install`` bootstraps uv into ``.tools/bin/`` when none is on PATH: a bare
+    ``uv ...`` in a command of the docs would not be found on such a machine."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            for command in re.findall(r"(?:^|[`;#] ?|&& )(uv (?:run|sync|pip)\b[^`]*)", line):
+                pytest.fail(f"{page.name}: `{command}` needs .tools/bin/uv or the .venv")

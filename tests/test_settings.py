@@ -51,3 +51,38 @@ def test_secret_values_are_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "topsecret-value" not in str(caught.value)
+
+
+def test_a_misspelt_pii_column_is_refused_naming_it_and_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMNISYNC_PII_POLICY", '{"emial": "hash"}')
+    monkeypatch.setenv("OMNISYNC_PII_SALT", "salty")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("OMNISYNC_PII_POLICY: unknown column emial; the columns are pk,")
+    assert "email" in message and "phone_number" in message and "\n" not in message
+
+
+def test_a_pii_policy_may_not_hash_the_row_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNISYNC_PII_POLICY", '{"pk": "drop"}')
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "OMNISYNC_PII_POLICY: pk identifies a row" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api:pw-secret-1@brand.omnitron.test", "http://only-user-name@brand.omnitron.test/"],
+)
+def test_credentials_in_the_omnitron_url_are_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("OMNITRON_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("OMNITRON_URL: must not carry credentials (user:pass@)")
+    assert "pw-secret-1" not in message and "only-user-name" not in message
+    assert "brand.omnitron.test" not in message

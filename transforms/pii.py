@@ -12,8 +12,12 @@ from typing import Literal
 
 import pyarrow as pa
 
+from transforms.schema import API_FIELDS
+
 PiiAction = Literal["keep", "hash", "drop"]
 PROTECTED = frozenset({"pk", "modified_date"})
+#: The columns a policy may name: the API's, and the fields the schema does not know yet.
+PII_COLUMNS: tuple[str, ...] = (*API_FIELDS, "_extra_fields")
 
 
 def stable_hash(value: str, salt: bytes) -> str:
@@ -21,8 +25,13 @@ def stable_hash(value: str, salt: bytes) -> str:
 
 
 def apply_pii_policy(table: pa.Table, policy: Mapping[str, PiiAction], salt: bytes) -> pa.Table:
-    """``table`` with each column treated as ``policy`` says (unnamed columns are kept)."""
+    """``table`` with each column treated as ``policy`` says (unnamed columns are kept).
+
+    Raises ValueError for a column outside :data:`PII_COLUMNS`: a misspelt name would leave the
+    column it meant in clear."""
     for name, action in policy.items():
+        if name not in PII_COLUMNS:
+            raise ValueError(f"the PII policy names {name!r}, which is no customer column")
         if name in PROTECTED and action != "keep":
             raise ValueError(f"{name} identifies the row and cannot be {action}ed")
         if name not in table.column_names or action == "keep":

@@ -14,7 +14,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from omnisync.client.errors import AuthenticationFailed, Retriable, classify
+from omnisync.client.errors import AuthenticationFailed, Retriable, classify, decode_body
 
 LOGIN_PATH = "/api/v1/auth/login/"
 
@@ -60,6 +60,15 @@ class OmnitronAuth(httpx.Auth):
             token = yield from self._login(request)
             request.headers["Authorization"] = f"Token {token.get_secret_value()}"
             yield request
+        elif response.status_code == 401:
+            # A fixed token that is refused cannot be renewed: name the setting to fix.
+            raise AuthenticationFailed(
+                f"Omnitron refused OMNITRON_TOKEN (401 on {request.method} {request.url.path}: "
+                f"{_detail(response)}): check OMNITRON_TOKEN, or set OMNITRON_USERNAME and "
+                "OMNITRON_PASSWORD to log in instead",
+                status=401,
+                body=decode_body(response),
+            )
 
     def _login(
         self, original: httpx.Request
@@ -93,3 +102,10 @@ class OmnitronAuth(httpx.Auth):
         with self._lock:
             self._token = token
         return token
+
+
+def _detail(response: httpx.Response) -> str:
+    """DRF's ``detail`` of a refusal ("Invalid token."), or a short excerpt of its body."""
+    body = decode_body(response)
+    detail = body.get("detail") if isinstance(body, dict) else body
+    return " ".join(str(detail).split())[:120]

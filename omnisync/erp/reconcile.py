@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -141,9 +142,12 @@ class ReconcileResult:
     guard_since: dt.datetime | None = field(default=None, repr=False)
     #: customers the sync quarantined: the snapshot may lack their newest version
     read_alone: frozenset[int] = field(default=frozenset(), repr=False)
-    #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes
-    human: tuple[pa.Table, pa.Table, dict[int, str | None]] | None = field(default=None, repr=False)
-    #: the report people open: report/summary.html beside the Parquet
+    #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes,
+    #: the codes unknown to the ERP
+    human: tuple[pa.Table, pa.Table, dict[int, str | None], pa.Table] | None = field(
+        default=None, repr=False
+    )
+    #: the report people open: _reports/reconciliation/run=<id>/summary.html
     summary_page: str = ""
     #: the same, relative to the lake root (for links)
     summary_relative: str = ""
@@ -197,7 +201,8 @@ def reconcile(
     store.migrate()
     try:
         kind = "dry-run" if dry_run else "write-back"
-        with RunRecord(store, run_id, STREAM, kind) as record:
+        stopped_by = (PlanTooLarge, PlanRejected, ErpInputError)  # before any PATCH
+        with RunRecord(store, run_id, STREAM, kind, stopped_by=stopped_by) as record:
             outcome = _plan(
                 settings,
                 storage,
@@ -227,6 +232,21 @@ def reconcile(
         store.dispose()
 
 
+#: the ERP input's validation column saying the row is in conflict (``erp_codes`` suite)
+IN_CONFLICT = "_in_conflict"
+
+
+def _erp_frame(erp: pa.Table, result: Reconciliation, validator: Validator) -> Any:
+    """The ERP input as the ``erp_codes`` suite reads it, with :data:`IN_CONFLICT` per row."""
+    frame = validation_frame(erp, validator.columns_read("erp_codes"))
+    rows = result.erp_rows
+    conflicting = rows.filter(pc.equal(rows.column("outcome"), "conflict")).column("row")
+    flags = np.zeros(len(frame), dtype=bool)
+    flags[conflicting.to_numpy()] = True
+    frame[IN_CONFLICT] = flags
+    return frame
+
+
 def _plan(
     settings: Settings,
     storage: LakeStorage,
@@ -251,16 +271,17 @@ def _plan(
     erp = source.read(match_on)
     validator = Validator.for_settings(settings)
     try:
-        checked = validator.validate(
-            "erp_codes", validation_frame(erp, validator.columns_read("erp_codes")), f"{run_id}-erp"
-        )
-        if checked.critical:
-            raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         customers = pa.concat_tables(
             [storage.read_table(f, columns=needed) for f in customer_files],
             promote_options="permissive",
         )
         result = plan_changes(erp, customers, match_on, clear_unknown=clear_unknown)
+        # Validated once matched: a row in conflict is a finding of the ERP input's page too.
+        checked = validator.validate(
+            "erp_codes", _erp_frame(erp, result, validator), f"{run_id}-erp"
+        )
+        if checked.critical:
+            raise PlanRejected("ERP input: " + "; ".join(checked.critical))
         report = f"{DATASET}/run={run_id}"
         storage.write_table(f"{report}/plan.parquet", result.plan)
         storage.write_table(f"{report}/conflicts.parquet", result.conflicts)
@@ -304,15 +325,15 @@ def _plan(
     codes_now = dict(
         zip(known.column("pk").to_pylist(), known.column("erp_code").to_pylist(), strict=True)
     )
-    outcome.human = (result.erp_rows, result.conflicts, codes_now)
+    outcome.human = (result.erp_rows, result.conflicts, codes_now, result.unknown_in_erp)
     outcome.validation_pages = pages
     outcome.summary_relative = write_report(
         storage,
-        report,
         run_id,
         *outcome.human,
         result.plan,
         refused=None if refusal is None else str(refusal),
+        dry_run=dry_run,
     )
     outcome.summary_page = storage.path(outcome.summary_relative)
     if refusal is not None:
@@ -418,7 +439,7 @@ def _write_back(
         done = outcomes_table(attempts, run_id)
         storage.write_table(f"{report}/outcomes.parquet", done)
         if outcome.human is not None:
-            write_report(storage, report, run_id, *outcome.human, outcome.plan, outcomes=done)
+            write_report(storage, run_id, *outcome.human, outcome.plan, outcomes=done)
         counts: dict[str, int] = {}
         for attempt in attempts:
             counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1

@@ -1,4 +1,7 @@
-"""The reconciliation report people open: a CSV per outcome and one HTML page, beside the Parquet.
+"""The reconciliation report people open: a CSV per outcome and one HTML page.
+
+It lives under ``_reports/reconciliation/run=<id>/``, apart from the run's Parquet
+(``reconciliation/run=<id>/``): a folder a reader opens as a dataset holds nothing but Parquet.
 
 Every file goes through ``LakeStorage``: written whole or not at all, and fenced like the data.
 
@@ -22,7 +25,7 @@ import pyarrow.csv as pacsv
 from omnisync.erp.outcomes import APPLIED
 from omnisync.lake import LakeStorage
 
-FOLDER = "report"
+FOLDER = "_reports/reconciliation"
 #: rows shown in a table of the page; the CSV files hold them all
 SHOWN = 500
 _STYLE = """
@@ -31,6 +34,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc;
 padding: .25em .6em; text-align: left; vertical-align: top; } th { background: #f2f2f2; }
 .refused { background: #fde8e8; border: 1px solid #e99; padding: .8em; }
+.dry { background: #fff6d6; border: 1px solid #e5c96b; padding: .8em; }
 .note { color: #666; font-size: .9em; }
 """
 
@@ -74,29 +78,37 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>{more}"
 
 
+def report_folder(run_id: str) -> str:
+    """The lake path of a run's human report."""
+    return f"{FOLDER}/run={run_id}"
+
+
 def write_report(
     storage: LakeStorage,
-    report_dir: str,
     run_id: str,
     erp_rows: pa.Table,
     conflicts: pa.Table,
     codes_now: dict[int, str | None],
+    unknown_in_erp: pa.Table,
     plan: pa.Table,
     outcomes: pa.Table | None = None,
     refused: str | None = None,
+    dry_run: bool = False,
 ) -> str:
-    """Write the CSV files and ``summary.html`` under ``<report_dir>/report/``; returns the
-    page's lake path. ``codes_now``: Omnitron's erp_code (per the snapshot) of the customers in
-    conflicts. Written again after the write-back, with what was changed."""
-    folder = f"{report_dir}/{FOLDER}"
+    """Write the CSV files and ``summary.html`` under :func:`report_folder`; returns the page's
+    lake path. ``codes_now``: Omnitron's erp_code (per the snapshot) of the customers in
+    conflicts; ``unknown_in_erp``: the codes Omnitron holds that the ERP does not list. Written
+    again after the write-back, with what was changed."""
+    folder = report_folder(run_id)
     storage.delete_tree(folder)  # a re-written report keeps no CSV of an outcome now gone
     files: list[str] = []
     for outcome, rows in _by_outcome(erp_rows, "outcome"):
         _csv(storage, f"{folder}/erp_rows_{outcome}.csv", rows)
         files.append(f"erp_rows_{outcome}.csv")
     _csv(storage, f"{folder}/conflicts.csv", conflicts)
+    _csv(storage, f"{folder}/unknown_in_erp.csv", unknown_in_erp)
     _csv(storage, f"{folder}/plan.csv", plan)
-    files += ["conflicts.csv", "plan.csv"]
+    files += ["conflicts.csv", "unknown_in_erp.csv", "plan.csv"]
     if outcomes is not None:
         for outcome, rows in _by_outcome(outcomes, "outcome"):
             _csv(storage, f"{folder}/write_back_{outcome}.csv", rows)
@@ -115,10 +127,16 @@ def write_report(
         }
         for c in conflicts.to_pylist()
     ]
+    what = "ERP reconciliation, dry run" if dry_run else "ERP reconciliation"
     sections = [
-        f"<h1>ERP reconciliation <code>{html.escape(run_id)}</code></h1>",
+        f"<h1>{what} <code>{html.escape(run_id)}</code></h1>",
         f"<p class='note'>written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>",
     ]
+    if dry_run:
+        sections.append(
+            "<div class='dry'><strong>Dry run: nothing was patched.</strong> The planned "
+            "changes below are what a write-back would send.</div>"
+        )
     if refused:
         sections.append(
             "<div class='refused'><strong>Refused: nothing was patched.</strong><br>"
@@ -131,6 +149,10 @@ def write_report(
         "<p class='note'>the ERP's side (code, key) and Omnitron's (the customers it matched, "
         "with the erp_code each holds)</p>",
         _table(conflict_rows, ["kind", "erp_code", "key", "pks", "omnitron_erp_code", "detail"]),
+        f"<h2>Codes unknown to the ERP: {unknown_in_erp.num_rows:,}</h2>",
+        "<p class='note'>erp_codes Omnitron holds that the ERP does not list (left as they are "
+        "unless the run clears them); all are in unknown_in_erp.csv</p>",
+        _table(unknown_in_erp.to_pylist(), unknown_in_erp.column_names),
         f"<h2>Planned changes: {plan.num_rows:,}</h2>",
         _table(
             plan.to_pylist(),
@@ -161,7 +183,7 @@ def write_report(
     )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>reconciliation {html.escape(run_id)}</title><style>{_STYLE}</style></head>"
+        f"<title>{what} {html.escape(run_id)}</title><style>{_STYLE}</style></head>"
         f"<body>{''.join(sections)}</body></html>"
     )
     path = f"{folder}/summary.html"

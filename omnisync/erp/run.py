@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from omnisync.counts import counts_markdown
 from omnisync.erp.reconcile import (
     ErpSource,
     PlanRejected,
@@ -49,7 +50,9 @@ def run_reconcile(
             max_changes=max_changes,
             force=force,
             clear_unknown=clear_unknown,
-            progress=lambda done, total: orchestration.progress("erp-write-back", done, total),
+            progress=lambda done, total: orchestration.progress(
+                "erp-write-back", done, total, rate=settings.max_rps
+            ),
         )
     except WriteBackFailed as exc:
         failure, result = exc, exc.result
@@ -63,11 +66,14 @@ def run_reconcile(
         )
         raise
     summary = result.summary()
-    rows = "\n".join(f"| {key} | {value} |" for key, value in summary.items())
+    title = f"# reconcile-erp-codes `{result.run_id}`" + (
+        " (dry run: nothing was patched)" if dry_run else ""
+    )
     orchestration.publish(
         KEY,
-        f"# reconcile-erp-codes `{result.run_id}`\n\n| what | value |\n|---|---|\n{rows}\n\n"
-        + _links(settings, result),
+        f"{title}\n\n{counts_markdown(summary)}\n\n"
+        f"{summary['unknown_in_erp']:,} erp_code(s) held in Omnitron are unknown to the ERP "
+        "(`unknown_in_erp.csv` in the report).\n\n" + _links(settings, result),
         "plan size, conflicts and write-back outcomes",
     )
     orchestration.logger().info("reconciliation %s: %s", result.run_id, summary)

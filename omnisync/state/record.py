@@ -5,20 +5,48 @@ and ERP reconciliations alike.
 while planning, extracting, finishing, building Data Docs or writing its artifact is recorded as
 ``failed`` with its error, and one that completes as ``succeeded`` with its counts. It is never
 left ``running`` by an exception. A run that found its stream busy is recorded as ``refused``.
+
+A run killed outright (SIGKILL, a lost VM) cannot record its end, so its row says ``running``.
+Two things tell that it is not:
+
+- A run that holds its stream's lock is the only one working on the stream: every other run of
+  the stream still marked ``running`` was killed, or stalled past its lease and can change nothing
+  any more (G5). Entering the record marks them ``interrupted``, naming the run that took over.
+- Each run notes its process (host, pid, PID namespace) while it runs. :func:`outcome_now` shows a
+  ``running`` run whose process is gone from this host as ``interrupted`` at once: a
+  reconciliation, which holds no stream lock while it plans, is covered too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import TracebackType
 from typing import Any
 
-from omnisync.state.store import StateStore
+from sqlalchemy import update
+
+from omnisync.state.schema import runs
+from omnisync.state.store import StateStore, process_gone
+
+INTERRUPTED = "interrupted"
+STOPPED = "stopped"
 
 
 class RunRecord:
-    def __init__(self, store: StateStore, run_id: str, stream: str, kind: str) -> None:
+    """``stopped_by``: the errors that end a run on purpose before it changed anything (an ERP
+    plan above its limit, say): recorded as ``stopped``, not ``failed``."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        run_id: str,
+        stream: str,
+        kind: str,
+        stopped_by: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.store = store
+        self.stopped_by = stopped_by
         self.run_id = run_id
         self.stream = stream
         self.kind = kind
@@ -36,6 +64,29 @@ class RunRecord:
     def __enter__(self) -> RunRecord:
         self.watermark_before = self.store.watermark(self.stream)
         self.store.start_run(self.run_id, self.stream, self.kind, self.watermark_before)
+        holder = self.store.lock_holder(self.stream)
+        with self.store.engine.begin() as connection:
+            # The process, for omnisync status while the run is marked running; the outcome's
+            # counts replace it.
+            connection.execute(
+                update(runs)
+                .where(runs.c.run_id == self.run_id)
+                .values(counts=json.dumps({"process": self.store.owner}))
+            )
+            if holder is not None and holder.get("run_id") == self.run_id:
+                connection.execute(
+                    update(runs)
+                    .where(
+                        runs.c.stream == self.stream,
+                        runs.c.status == "running",
+                        runs.c.run_id != self.run_id,
+                    )
+                    .values(
+                        status=INTERRUPTED,
+                        error=f"taken over by run {self.run_id}: it was killed, or it stalled "
+                        "past its lease and changed nothing after that",
+                    )
+                )
         return self
 
     def __exit__(
@@ -44,12 +95,30 @@ class RunRecord:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if exc is None:
+            status = "succeeded"
+        else:
+            status = STOPPED if isinstance(exc, self.stopped_by) else "failed"
         self.store.finish_run(
             self.run_id,
-            "succeeded" if exc is None else "failed",
+            status,
             window=self.window,
             watermark_before=self.watermark_before,
             watermark_after=self.store.watermark(self.stream) if exc is None else None,
             counts=self.counts,
             error=None if exc is None else f"{type(exc).__name__}: {exc}"[:2000],
         )
+
+
+def outcome_now(run: dict[str, Any]) -> str:
+    """The outcome to show for a run-log row: its status, except that a ``running`` run whose
+    process is gone from this host is ``interrupted`` (it could not record its end)."""
+    if run["status"] != "running":
+        return str(run["status"])
+    try:
+        process = json.loads(str(run["counts"] or "{}")).get("process")
+    except (ValueError, AttributeError):
+        process = None
+    if isinstance(process, str) and process_gone(process):
+        return INTERRUPTED
+    return "running"

@@ -121,6 +121,23 @@ def _safe_url(url: str) -> str:
         return url.split("://", 1)[0] + "://..."
 
 
+def process_gone(owner: str) -> bool:
+    """True when ``owner`` (a :attr:`StateStore.owner`) names a process of this kernel and PID
+    namespace that no longer exists; False while it lives, or when this host cannot tell."""
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[2] != _IDENTITY:
+        return False  # another kernel or PID namespace: only the lease can tell
+    if not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class Window:
     lo_us: int
@@ -365,18 +382,7 @@ class StateStore:
     def _holder_is_dead(self, owner: str, heartbeat_us: int) -> bool:
         if now_us() - heartbeat_us > self.lease_seconds * 1e6:
             return True
-        parts = owner.split(":")
-        if len(parts) != 4 or parts[0] != socket.gethostname() or parts[2] != _IDENTITY:
-            return False  # another kernel or PID namespace: only the lease can tell
-        if not parts[1].isdigit():
-            return False
-        try:
-            os.kill(int(parts[1]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return process_gone(owner)
 
     def try_lock(self, stream: str, run_id: str | None = None) -> Fence | None:
         """Take the stream's lock if it is free or its holder is dead; None if it is held."""

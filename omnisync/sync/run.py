@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from omnisync.counts import counts_markdown
+from omnisync.lake.presence import write_missing_datasets
 from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
@@ -31,6 +33,8 @@ from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
+from transforms.pii import apply_pii_policy
+from transforms.schema import CUSTOMER_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,14 @@ def _steps(
     # Always plan again: finishing an old plan does not make the lake current.
     plan = new_plan(parts, full_refresh=full_refresh)
     totals.add(_run_plan(parts, plan, orchestration))
+    # A sync that wrote no row (an empty Omnitron) still leaves every documented dataset readable.
+    settings = parts.settings
+    analyst = apply_pii_policy(
+        CUSTOMER_SCHEMA.empty_table(),
+        settings.pii_policy,
+        settings.pii_salt.get_secret_value().encode(),
+    )
+    write_missing_datasets(parts.storage, analyst.schema, plan.upper)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermark(STREAM)
     counts = {
@@ -145,9 +157,7 @@ def summary_markdown(
 ) -> str:
     """The run's summary as its readers see it in Prefect: counts, then this run's own
     validation pages (not the index, which every run rewrites)."""
-    rows = "\n".join(
-        f"| {key} | {value} |" for key, value in counts.items() if key != "unknown_fields"
-    )
+    rows = counts_markdown({k: v for k, v in counts.items() if k != "unknown_fields"})
     unknown = counts.get("unknown_fields") or {}
     drift = (
         "\n\n**Fields Omnitron sends that the schema does not know** (kept in `_extra_fields`):\n\n"
@@ -155,7 +165,6 @@ def summary_markdown(
         if unknown
         else ""
     )
-    return (
-        f"# sync-customers run `{run_id}`\n\n| what | value |\n|---|---|\n{rows}{drift}\n\n"
-        + validation_markdown(settings, pages)
+    return f"# sync-customers run `{run_id}`\n\n{rows}{drift}\n\n" + validation_markdown(
+        settings, pages
     )

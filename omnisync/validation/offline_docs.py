@@ -31,6 +31,8 @@ log = logging.getLogger("omnisync.validation")
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 LOCK = ASSETS_DIR / "lock.json"
 VENDOR = "static/vendor"
+#: the renderers that show outcomes by severity and hide validation's own columns
+PAGES = "omnisync.validation.pages"
 
 
 @dataclass(frozen=True)
@@ -286,10 +288,16 @@ def site_config(base_directory: str) -> Any:
         "site_index_builder": {
             "class_name": "DefaultSiteIndexBuilder",
             "view": {"module_name": module, "class_name": "OfflineIndexPageView"},
+            "renderer": {"module_name": PAGES, "class_name": "PeopleIndexPage"},
         },
-        # merged into GX's defaults: only the views change
+        # merged into GX's defaults: the views change, and the validation pages' renderer
         "site_section_builders": {
-            section: {"view": view} for section in ("expectations", "validations", "profiling")
+            "expectations": {"view": view},
+            "validations": {
+                "view": view,
+                "renderer": {"module_name": PAGES, "class_name": "PeopleValidationPage"},
+            },
+            "profiling": {"view": view},
         },
     }
 

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -52,6 +52,7 @@ class ValidationPage:
     page: str  # relative to the lake root
     success: bool
     failed: tuple[str, ...]  # names of the expectations that failed (warnings included)
+    outcome: str = "passed"  # failed (a critical expectation), warnings, or passed
 
 
 class SuiteError(Exception):
@@ -439,6 +440,8 @@ class Validator:
         Run names are ``<run id>`` or ``<run id>-<part>``."""
         if self._reports_local is None:
             return []
+        from omnisync.validation.pages import as_stored, outcome
+
         store: Any = self._context.validation_results_store
         found = []
         with self._lock:
@@ -447,6 +450,7 @@ class Validator:
                 if name != run_id and not name.startswith(f"{run_id}-"):
                     continue
                 result = store.get(key)
+                shown = outcome(as_stored(item) for item in result.results)
                 found.append(
                     ValidationPage(
                         key.expectation_suite_identifier.name,
@@ -459,6 +463,7 @@ class Validator:
                             for item in result.results
                             if not item.success
                         ),
+                        shown,
                     )
                 )
         return sorted(found, key=lambda page: page.page.split("/")[-2])  # by run time
@@ -489,8 +494,11 @@ class Validator:
             stored = orjson.loads(store.store_backend.get(key.to_tuple()))
         except Exception:  # GX's own getter answers {} for a result it cannot read
             return {}
+        from omnisync.validation.pages import Status, outcome
+
         return ExpectationSuiteValidationResult(
-            success=bool(stored.get("success")),
+            # the index shows three outcomes: failed, passed with warnings, passed
+            success=cast(bool, Status(outcome(stored.get("results") or []))),
             results=[],
             suite_name=stored.get("suite_name") or expectation_suite_name,
             statistics=stored.get("statistics"),

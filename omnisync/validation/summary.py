@@ -15,21 +15,24 @@ def validation_markdown(settings: Settings, pages: list[ValidationPage]) -> str:
     index = lake_link(settings, f"{DATA_DOCS}/index.html", "Data Docs index")
     if not pages:
         return f"No validation in this run. {index}\n"
-    failing = [page for page in pages if not page.success]
+    failing = [page for page in pages if page.outcome == "failed"]
+    warned = [page for page in pages if page.outcome == "warnings"]
     lines = [
-        f"## Validations of this run: {len(pages)} batch(es), "
-        f"{len(failing)} with failed expectations\n",
+        f"## Validations of this run: {len(pages)} batch(es), {len(failing)} failed, "
+        f"{len(warned)} passed with warnings\n",
         "A warning-level failure only flags rows (kept in `customers/`, named in `_dq_flags`);",
         "a critical one stops the run or quarantines the rows, as each page says.\n",
-        "| batch | suite | failed expectations | page |",
-        "|---|---|---|---|",
+        "| batch | suite | outcome | failed expectations | page |",
+        "|---|---|---|---|---|",
     ]
-    # failing batches first: they are the ones a reviewer opens
-    listed = [*failing, *(page for page in pages if page.success)][:MAX_LISTED]
+    # failed batches first, then those with warnings: they are the ones a reviewer opens
+    rest = [page for page in pages if page.outcome not in ("failed", "warnings")]
+    listed = [*failing, *warned, *rest][:MAX_LISTED]
     for page in listed:
         failed = ", ".join(f"`{name}`" for name in page.failed) or "none"
         link = lake_link(settings, page.page, "open")
-        lines.append(f"| `{page.run_name}` | {page.suite} | {failed} | {link} |")
+        shown = {"warnings": "passed with warnings"}.get(page.outcome, page.outcome)
+        lines.append(f"| `{page.run_name}` | {page.suite} | {shown} | {failed} | {link} |")
     if len(pages) > len(listed):
         lines.append(f"\n{len(pages) - len(listed)} more batch(es) passed; all are in the index.")
     lines.append(f"\n{index}\n")

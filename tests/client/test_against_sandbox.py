@@ -231,3 +231,15 @@ def test_no_secret_reaches_logs_or_errors(
     assert "s3cret-Pa55word" not in text
     for token in tokens:
         assert token not in text
+
+
+def test_a_wrong_fixed_token_names_the_setting_to_fix(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=10, app={"static_token": "fixed-token-123"})
+    with client_for(
+        server, username=None, password=None, token=SecretStr("wrong-token-456")
+    ) as client:
+        with pytest.raises(AuthenticationFailed) as caught:
+            client.count_customers()
+    message = str(caught.value)
+    assert message.startswith("Omnitron refused OMNITRON_TOKEN (401 on GET /api/v1/customers/")
+    assert "check OMNITRON_TOKEN" in message and "wrong-token-456" not in message

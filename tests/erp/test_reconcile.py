@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -139,8 +140,65 @@ def test_a_plan_above_the_limit_patches_nothing(
     stopped = [a for a in artifacts("reconcile-erp-codes") if "stopped before any" in str(a.data)]
     assert stopped, "Prefect says why"
     # ... and where the run's own report and validation pages are
-    assert any("report/summary.html`" in str(a.data) for a in stopped)
+    assert any("_reports/reconciliation/run=" in str(a.data) for a in stopped)
     assert any("_reports/data_docs/validations/erp_codes/" in str(a.data) for a in stopped)
+
+
+def test_a_refused_plan_fails_the_flow_run_in_one_line_without_a_traceback(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    too_large = reconcile_erp_codes(
+        erp_file=str(path), max_changes="1", settings=settings, return_state=True
+    )
+    with_erp = settings.model_copy(
+        update={"erp_url": SecretStr(erp_database(tmp_path / "erp.db", rows))}
+    )
+    bad_query = reconcile_erp_codes(
+        erp_query="select nothing from nowhere", settings=with_erp, return_state=True
+    )
+    APILogWorker.drain_all(timeout=30)  # the run's log lines, all at the API
+    for state, expected in ((too_large, "PlanTooLarge: "), (bad_query, "ErpInputError: ")):
+        assert state.is_failed() and state.message.startswith(expected), state.message
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+        text = "\n".join(log.message for log in logs)
+        assert "Traceback" not in text, text
+        errors = [log.message for log in logs if log.level >= 40]
+        assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+def test_status_names_each_reconciliation_by_its_folder_and_a_refused_plan_as_stopped(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    with pytest.raises(PlanTooLarge):
+        reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
+    reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
+    store = StateStore(settings.state_url.get_secret_value())
+    dry, refused = store.recent_runs(stream="erp", limit=2)
+    assert refused["status"] == "stopped" and "PlanTooLarge" in refused["error"]
+    env = {"OMNISYNC_STATE_URL": settings.state_url.get_secret_value(), "COLUMNS": "200"}
+    status = runner.invoke(app, ["status"], env=env)
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    folders = {p.name.removeprefix("run=") for p in Path(settings.lake, "reconciliation").iterdir()}
+    for run in (dry, refused):
+        assert run["run_id"] in folders
+        (line,) = [x for x in lines if f"run {run['run_id']}" in x]
+    (line,) = [x for x in lines if f"run {refused['run_id']}" in x]
+    assert "stopped" in line and "failed" not in line
+    assert any("PlanTooLarge" in x and "nothing was patched" in x for x in lines)
 
 
 def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
@@ -410,7 +468,9 @@ def test_a_write_back_from_the_terminal_shows_its_progress(
     found = re.search(r"run=(\d{8}T\d{6}Z-[0-9a-f]{8})", result.output)
     assert found is not None, result.output
     planned = read_report(settings.lake, found.group(1), "plan")
-    assert f"erp-write-back: 0 of {planned.num_rows:,} (0%)" in result.output
+    # Said up front, and kept on the screen: how many changes, at what rate, how long.
+    ahead = rf"erp-write-back: {planned.num_rows:,} changes at 10/s: about \d+ seconds"
+    assert re.search(ahead, result.output.splitlines()[0]), result.output  # the default rate
     assert f"erp-write-back: {planned.num_rows:,} of {planned.num_rows:,} (100%)" in result.output
 
 
@@ -541,15 +601,42 @@ def test_each_run_leaves_a_report_people_can_open_offline(
     path = erp_csv(tmp_path, rows)
     with pytest.raises(PlanTooLarge):
         reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
-    refused = sorted(Path(settings.lake, "reconciliation").glob("run=*/report/summary.html"))
+    reports = Path(settings.lake, "_reports", "reconciliation")
+    refused = sorted(reports.glob("run=*/summary.html"))
     assert len(refused) == 1
     page = refused[0].read_text()
     assert "Refused: nothing was patched" in page and "--max-changes" in page
+    dry = reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
+    page = Path(dry["summary"]).read_text()
+    assert "<title>ERP reconciliation, dry run" in page and "Dry run: nothing was patched" in page
+    assert f"Codes unknown to the ERP: {dry['unknown_in_erp']:,}" in page
+    assert dry["unknown_in_erp"] > 0, "the sandbox holds codes the ERP file does not"
+    unknown = list(csv.DictReader((Path(dry["summary"]).parent / "unknown_in_erp.csv").open()))
+    assert len(unknown) == dry["unknown_in_erp"]
     result = reconcile_erp_codes(erp_file=str(path), max_changes="none", settings=settings)
     folder = Path(result["summary"]).parent
+    assert folder == reports / f"run={result['run_id']}"
     page = Path(result["summary"]).read_text()
     for expected in ("ERP rows", "Conflicts", "customer_claimed_twice", "Changed in Omnitron"):
         assert expected in page, expected
+    assert "dry run" not in page.lower()
+    # A conflict is a finding of the ERP input's own validation page, as a warning.
+    (erp_page,) = Path(settings.lake, "_reports", "data_docs", "validations", "erp_codes").glob(
+        f"{result['run_id']}-erp/*/*.html"
+    )
+    shown = erp_page.read_text()
+    assert "erp_row_not_in_conflict" in shown and "Passed with warnings" in shown
+    assert not re.search(r"(?<![a-z])_in_conflict", re.sub(r"<[^>]+>", " ", shown))
+    # The dataset folder holds only Parquet: every reader opens a table across runs.
+    dataset = Path(settings.lake, "reconciliation")
+    assert {p.suffix for p in dataset.rglob("*") if p.is_file()} == {".parquet"}
+    import pandas as pd
+
+    outcomes = pd.concat(pd.read_parquet(p) for p in dataset.glob("run=*/outcomes.parquet"))
+    assert len(outcomes) == sum(result["outcomes"].values())
+    # The artifact shows counts as a table, never a Python dict.
+    (artifact,) = [a for a in artifacts("reconcile-erp-codes") if result["run_id"] in str(a.data)]
+    assert "{'" not in str(artifact.data) and "| outcomes: ok |" in str(artifact.data)
     assert "http://" not in page and "https://" not in page and "<script" not in page
     changed = list(csv.DictReader((folder / "write_back_ok.csv").open()))
     assert len(changed) == result["outcomes"]["ok"]

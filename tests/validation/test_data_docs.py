@@ -258,3 +258,47 @@ def test_a_remote_lake_keeps_the_history_and_uploads_only_what_a_run_adds(
     assert not any("run-remote-one" in path for path in uploads), "history is not re-uploaded"
     assert any("run-remote-two" in path for path in uploads)
     assert len(uploads) < first_uploads, "the vendored assets go up once"
+
+
+def test_warnings_are_shown_as_warnings_and_pages_name_the_asset_without_internals(
+    tmp_path: Path,
+) -> None:
+    """Only a critical failure is "failed"; a batch whose rows were only flagged passed with
+    warnings, in the index and on its page. Pages name the asset and show the lake's columns,
+    not the ones derived for validation (_row, _channel_key, _phone_valid)."""
+    validator = Validator(str(tmp_path))
+    validate_customers(validator, typed(clean_records(10)), "run-clean")
+    flagged = clean_records(10)
+    flagged[0]["email"] = "not-an-email"
+    validate_customers(validator, typed(flagged), "run-flagged")
+    twice = clean_records(10)
+    twice[1]["channel_code"] = twice[0]["channel_code"]  # channel_code unique per channel
+    twice[1]["channel"] = twice[0]["channel"]
+    validate_customers(validator, typed(twice), "run-refused")
+    index = Path(validator.publish_docs() or "").read_text()
+
+    def row_of(run: str) -> str:
+        """One row of the index's table data (GX writes it as a Python literal)."""
+        (row,) = [r for r in index.split("{'validation_success':") if f"'{run}'" in r]
+        return row
+
+    assert "fa-check-circle" in row_of("run-clean")
+    flagged_row = row_of("run-flagged")
+    assert "fa-exclamation-triangle text-warning" in flagged_row
+    assert "'_validation_success_text': 'Warnings'" in flagged_row
+    assert "fa-times" in row_of("run-refused")
+    assert "'_validation_success_text': 'Failed'" in row_of("run-refused")
+
+    pages = {
+        page.parts[-3]: page.read_text()
+        for page in (site(tmp_path) / "validations" / "customers").rglob("*.html")
+    }
+    shown = {run: re.sub(r"<[^>]+>", " ", text) for run, text in pages.items()}
+    assert "Passed with warnings" in shown["run-flagged"]
+    assert "Succeeded" in shown["run-clean"] and "Failed" in shown["run-refused"]
+    outcomes = {run: validator.pages(run)[0].outcome for run in shown}
+    assert outcomes == {"run-clean": "passed", "run-flagged": "warnings", "run-refused": "failed"}
+    for run, text in shown.items():
+        assert "Data asset: None" not in text and "customers (a window" in text, run
+        for internal in ("_row", "_channel_key", "_phone_valid"):
+            assert internal not in text, (run, internal)

@@ -1,0 +1,147 @@
+"""Every command that reads the settings refuses a dangerous one in one line, before any work."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omnisync.cli import app
+from sandbox import SandboxServer
+
+runner = CliRunner()
+
+COMMANDS = {
+    "sync": ["sync"],
+    "reconcile": ["reconcile", "--erp-file", "erp.csv", "--dry-run"],
+    "status": ["status"],
+    "demo": ["demo", "--customers", "5"],
+}
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "OMNISYNC_LAKE": str(tmp_path / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNISYNC_PII_SALT": "s3cret-salt",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_pii_policy_typo_stops_every_command_naming_the_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = _env(tmp_path, OMNISYNC_PII_POLICY='{"emial": "hash"}')
+    args = [*COMMANDS[command]]
+    if command == "demo":
+        args += ["--output", str(tmp_path / "demo")]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "OMNISYNC_PII_POLICY: unknown column emial" in lines[0]
+    assert "email" in lines[0] and "s3cret-salt" not in result.output
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.parametrize("command", ["sync", "reconcile", "status"])
+def test_credentials_in_the_url_stop_every_command_without_echoing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = _env(tmp_path, OMNITRON_URL="https://api:pw-in-url@brand.omnitron.test")
+    result = runner.invoke(app, COMMANDS[command], env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OMNITRON_URL: must not carry credentials" in lines[0]
+    assert "pw-in-url" not in result.output and "brand.omnitron.test" not in result.output
+
+
+class _Unauthorised(http.server.BaseHTTPRequestHandler):
+    """A Prefect API behind an auth string this client does not have: 401 but on /health."""
+
+    def do_GET(self) -> None:
+        code = 200 if self.path.endswith("/health") else 401
+        body = b"true" if code == 200 else b'{"exception_message": "Unauthorized"}'
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def unauthorised_api() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorised)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://user:api-pw-1@127.0.0.1:{server.server_address[1]}/api"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("command", ["sync", "reconcile"])
+@pytest.mark.parametrize("case", ["unreachable", "unauthorised"])
+def test_a_prefect_api_that_does_not_answer_is_one_line_naming_prefect_api_url(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unauthorised_api: str,
+    command: str,
+    case: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "erp.csv").write_text("pk,erp_code\n1,A\n")
+    api = "http://127.0.0.1:1/api" if case == "unreachable" else unauthorised_api
+    env = _env(tmp_path, PREFECT_API_URL=api)
+    result = runner.invoke(app, COMMANDS[command], env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: PREFECT_API_URL http://"), lines
+    expected = "is unreachable" if case == "unreachable" else "refused this client (401)"
+    assert expected in lines[0] and "api-pw-1" not in result.output
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_a_wrong_token_is_one_line_naming_omnitron_token(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = make_sandbox(customers=10)
+    env = _env(tmp_path, OMNITRON_URL=server.url, OMNITRON_TOKEN="wrong-token-456")
+    del env["OMNITRON_USERNAME"], env["OMNITRON_PASSWORD"]
+    result = runner.invoke(app, ["sync"], env=env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Omnitron refused OMNITRON_TOKEN" in lines[0], lines
+    assert "check OMNITRON_TOKEN" in lines[0] and "wrong-token-456" not in result.output
+
+
+@pytest.mark.parametrize("flow", ["sync-customers", "reconcile-erp-codes"])
+def test_a_pii_policy_typo_fails_a_flow_run_in_one_line(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flow: str
+) -> None:
+    """A deployment reads its settings from the worker's environment: the same refusal, as
+    the flow run's state message, with no traceback."""
+    from tests.flows import reconcile_erp_codes, sync_customers
+
+    for name, value in _env(tmp_path, OMNISYNC_PII_POLICY='{"emial": "hash"}').items():
+        monkeypatch.setenv(name, value)
+    if flow == "sync-customers":
+        state = sync_customers(return_state=True)
+    else:
+        state = reconcile_erp_codes(erp_file=str(tmp_path / "erp.csv"), return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("SettingsError: OMNISYNC_PII_POLICY: unknown column emial")
+    assert not (tmp_path / "lake").exists()

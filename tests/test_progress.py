@@ -1,0 +1,25 @@
+"""A long step says up front how long it should take, then how long is left."""
+
+from __future__ import annotations
+
+from omnisync.orchestration import duration, progress_line
+
+
+def test_the_first_report_says_what_is_ahead_at_the_configured_rate() -> None:
+    line = progress_line("erp-write-back", 0, 5215, rate=10)
+    assert line == "erp-write-back: 5,215 changes at 10/s: about 9 minutes"
+
+
+def test_later_reports_give_the_time_left_at_the_pace_so_far() -> None:
+    line = progress_line("erp-write-back", 1000, 5215, rate=10, elapsed=100.0)
+    assert line == "erp-write-back: 1,000 of 5,215 (19%), about 7 minutes left"
+    assert progress_line("erp-write-back", 5215, 5215, elapsed=521.0).endswith("(100%)")
+
+
+def test_durations_read_as_people_say_them() -> None:
+    assert [duration(s) for s in (1, 45, 521.5, 7200)] == [
+        "1 second",
+        "45 seconds",
+        "9 minutes",
+        "2.0 hours",
+    ]

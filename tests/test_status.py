@@ -1,0 +1,116 @@
+"""``omnisync status`` tells what became of every run, including those that could not say so."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from omnisync.cli import shown_run_id
+from omnisync.state import StateStore
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import cli_env, omnisync, start_omnisync, sync_ok
+
+Make = Callable[..., SandboxServer]
+
+
+def _kill_after_planning(env: dict[str, str]) -> None:
+    process = start_omnisync(env, "sync")
+    assert process.stderr is not None
+    for line in process.stderr:
+        if re.search(r"omnisync\.\w+ - planned", line):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait(timeout=300)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=1500)
+    env = cli_env(
+        server,
+        tmp_path,
+        "",
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_MAX_RPS="50",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_WINDOW_ROWS="400",
+        OMNISYNC_LOG_LEVEL="DEBUG",
+    )
+    _kill_after_planning(env)
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    (killed,) = store.recent_runs("customers")
+    assert killed["status"] == "running"  # it could not record its end
+
+    # Its process is gone: shown as interrupted at once, before any other run.
+    shown = omnisync(env, "status")
+    assert shown.returncode == 0, shown.stderr
+    line = next(x for x in shown.stdout.splitlines() if shown_run_id(killed["run_id"]) in x)
+    assert "interrupted" in line and "running" not in shown.stdout
+
+    # The next run takes the stream over, and says so in the killed run's row.
+    sync_ok(env)
+    later, again = store.recent_runs("customers")
+    assert later["status"] == "succeeded" and again["run_id"] == killed["run_id"]
+    assert again["status"] == "interrupted"
+    assert again["error"].startswith(f"taken over by run {later['run_id']}")
+    shown = omnisync(env, "status")
+    assert "running" not in shown.stdout and "taken over by run" in shown.stdout
+
+
+def test_a_running_run_of_a_live_process_stays_running(tmp_path: Path) -> None:
+    from omnisync.state import RunRecord
+    from omnisync.state.record import outcome_now
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    with RunRecord(store, "a" * 32, "customers", "incremental"):
+        (run,) = store.recent_runs()
+        assert outcome_now(run) == "running"
+    (run,) = store.recent_runs()
+    assert outcome_now(run) == "succeeded"
+
+
+def test_run_ids_are_shown_so_that_runs_can_be_told_apart() -> None:
+    assert shown_run_id("0123456789abcdef0123456789abcdef") == "01234567"
+    erp = "20261206T051000Z-1a2b3c4d"
+    assert shown_run_id(erp) == erp
+
+
+def test_a_busy_stream_is_skipped_not_an_error(make_sandbox: Make, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from omnisync.cli import app
+
+    server = make_sandbox(customers=20)
+    env = cli_env(server, tmp_path, "")
+    store = StateStore(env["OMNISYNC_STATE_URL"])
+    store.migrate()
+    with store.locked("customers", run_id="holder-run-1234"):
+        result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("skipped: stream 'customers' is busy")
+    assert "error" not in result.output.lower()
+
+
+def test_a_dask_address_the_terminal_run_does_not_use_is_named_in_one_line(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from omnisync.cli import app
+
+    server = make_sandbox(customers=20)
+    env = cli_env(server, tmp_path, "", OMNISYNC_DASK_ADDRESS="tcp://127.0.0.1:1")
+    result = CliRunner().invoke(app, ["sync"], env=env)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "OMNISYNC_DASK_ADDRESS" in line]
+    assert notes == [
+        "note: OMNISYNC_DASK_ADDRESS applies to Prefect runs (with PREFECT_API_URL set); this "
+        "run extracts its windows on threads (OMNISYNC_WINDOW_CONCURRENCY)"
+    ]
