@@ -135,9 +135,11 @@ def open_plan(parts: RunParts) -> Plan | None:
 
 def remove_finished_staging(parts: RunParts) -> None:
     """Remove the staged files of plans the state store records as merged or abandoned (a run
-    that stopped before removing its own). Staging is per plan: the files of a plan that is
-    still open, or that the store does not know, are never touched, so no run deletes another
-    run's staged rows, even one that lost the lock and still merges."""
+    that stopped before removing its own, or the plan a full refresh just abandoned). Staging is
+    per plan: the files of a plan that is still open, or that the store does not know, are never
+    touched, so no run deletes the staged rows of a plan another run may resume. A plan that is
+    over belongs to no run: one that lost its lock and still works on it is refused at its next
+    change to the lake, whatever is left of its staging."""
     plans = {
         posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
         for path in parts.storage.files(STAGING)
