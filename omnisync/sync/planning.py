@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from omnisync.client import CustomerQuery, OmnitronClient, Page
+from omnisync.lake import LakeStorage
+from omnisync.state import StateStore
 from omnisync.state.store import from_us, to_us
 from omnisync.sync.extraction import DAY, first_range_query, server_bounds
 from omnisync.sync.parts import STAGING, STREAM, RunParts
@@ -133,7 +135,7 @@ def open_plan(parts: RunParts) -> Plan | None:
     )
 
 
-def remove_finished_staging(parts: RunParts) -> None:
+def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
     """Remove the staged files of plans the state store records as merged or abandoned (a run
     that stopped before removing its own, or the plan a full refresh just abandoned). Staging is
     per plan: the files of a plan that is still open, or that the store does not know, are never
@@ -142,11 +144,11 @@ def remove_finished_staging(parts: RunParts) -> None:
     change to the lake, whatever is left of its staging."""
     plans = {
         posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
-        for path in parts.storage.files(STAGING)
+        for path in storage.files(STAGING, suffix="")
         if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
     }
-    for plan_id in sorted(parts.store.finished_plans(STREAM, sorted(plans))):
-        parts.storage.delete_tree(staging_dir(plan_id))
+    for plan_id in sorted(store.finished_plans(STREAM, sorted(plans))):
+        storage.delete_tree(staging_dir(plan_id))
 
 
 def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
@@ -155,7 +157,7 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     watermark = parts.store.watermark(STREAM)
     if full_refresh:
         parts.store.abandon_plans(STREAM, fence=parts.fence)
-    remove_finished_staging(parts)
+    remove_finished_staging(parts.storage, parts.store)
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
         None
