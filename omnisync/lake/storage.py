@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import json
 import os
 import posixpath
@@ -60,14 +61,22 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
+@functools.cache
+def _renameat2() -> Any:
+    """libc's ``renameat2``, or None where it has none; looked up once, so that nothing but the
+    system call runs between a guard and the swap it guards."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+
+
 def exchange_paths(first: str, second: str) -> bool:
     """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader
     sees one or the other at each path, never neither and never both. False where the kernel or
     file system cannot (nothing is changed then)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     result = renameat2(
         _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
@@ -152,7 +161,7 @@ class LakeStorage:
             # A process killed mid-write leaves its temp file behind: remove those first.
             for stale in self.fs.glob(temporary_path(target, "*")):
                 self._changing()
-                self.fs.rm(stale)
+                self.fs.rm_file(stale)
             temporary = temporary_path(target, uuid.uuid4().hex)
             try:
                 write(temporary)
@@ -232,6 +241,7 @@ class LakeStorage:
             os.rename(source, destination)
             self.fs.makedirs(source, exist_ok=True)
             return True
+        _renameat2()  # looked up before the guard, not between it and the swap
         self._changing()
         return exchange_paths(source, destination)
 
@@ -274,7 +284,7 @@ class LakeStorage:
             return
         if not self.fs.isdir(base):
             self._changing()
-            self.fs.rm(base)
+            self.fs.rm_file(base)
             return
         for found in sorted(self.fs.find(base), reverse=True):
             self._changing()
@@ -288,4 +298,4 @@ class LakeStorage:
         self._changing()
         if self.exists(relative):
             self._changing()
-            self.fs.rm(self.path(relative))
+            self.fs.rm_file(self.path(relative))
