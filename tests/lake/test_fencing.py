@@ -57,9 +57,9 @@ def test_a_holder_frozen_mid_change_and_taken_over_changes_nothing_when_it_wakes
     LakeStorage(str(lake)).write_table(BUCKET, rows("before"))
     LakeStorage(str(lake)).write_table("customers/bucket=2/part.parquet", rows("before"))
     stream = f"fence-{uuid.uuid4().hex[:8]}"
+    command = ["-m", "tests.lake.frozen_holder", state_url, str(lake), stream, kind, str(LEASE)]
     holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.lake.frozen_holder", state_url, str(lake), stream, kind]
-        + [str(LEASE)],
+        [sys.executable, *command],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
