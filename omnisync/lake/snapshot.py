@@ -59,7 +59,7 @@ class Snapshot:
         recorded = self.storage.read_json(LAYOUT)
         if recorded is None and (old := self.storage.read_json(OLD_LAYOUT)) is not None:
             self.storage.write_json(LAYOUT, old)  # move it out of the dataset's folder
-            self.storage.fs.rm(self.storage.path(OLD_LAYOUT))
+            self.storage.delete(OLD_LAYOUT)
             recorded = old
         if recorded is None:
             if self.storage.files(DATASET):

@@ -4,8 +4,14 @@ On a local disk a file is written to a temporary name in the same directory and 
 target (atomic on POSIX). On an object store a single PUT is already atomic: readers see the old
 object or the new one, never a part.
 
-``guard``, when set (by a run that holds its stream's lock), is called before every change to the
-lake: a run that lost its lock raises there, before it replaces, deletes or swaps anything.
+``guard``, when set (by a run that holds its stream's lock), is called immediately before every
+rename, replace, swap and delete in the lake, after the new content is already written aside: a run
+that lost its lock raises there and changes nothing. Nothing slow runs between the guard and the
+change it guards (no write, no listing, no network round trip on a local lake), so the only way
+past a guard that passed is to be frozen in those few instructions for longer than the lease it
+left (see ``omnisync/state/store.py``). On an object store the guarded change is one PUT or DELETE
+request, and its duration is part of that window. A process's own temporary file, under a name no
+other process uses, is removed without asking.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import json
 import os
 import posixpath
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -53,14 +61,22 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
+@functools.cache
+def _renameat2() -> Any:
+    """libc's ``renameat2``, or None where it has none; looked up once, so that nothing but the
+    system call runs between a guard and the swap it guards."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+
+
 def exchange_paths(first: str, second: str) -> bool:
     """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader
     sees one or the other at each path, never neither and never both. False where the kernel or
     file system cannot (nothing is changed then)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     result = renameat2(
         _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
@@ -138,23 +154,28 @@ class LakeStorage:
         self._write(relative, write)
 
     def _write(self, relative: str, write: Callable[[Any], None]) -> None:
-        self._changing()
+        self._changing()  # a run that already lost its lock writes nothing at all
         target = self.path(relative)
         if self.local:
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
             # A process killed mid-write leaves its temp file behind: remove those first.
             for stale in self.fs.glob(temporary_path(target, "*")):
-                self.fs.rm(stale)
+                self._changing()
+                self.fs.rm_file(stale)
             temporary = temporary_path(target, uuid.uuid4().hex)
             try:
                 write(temporary)
-                self.fs.mv(temporary, target)
+                self._changing()
+                os.replace(temporary, target)
             finally:
-                if self.fs.exists(temporary):
-                    self.fs.rm(temporary)
+                if os.path.lexists(temporary):
+                    os.remove(temporary)
         else:
-            with self.fs.open(target, "wb") as handle:
-                write(handle)
+            # Written aside first, so that the guard comes right before the one PUT.
+            with tempfile.NamedTemporaryFile(suffix=".omnisync") as local:
+                write(local.name)
+                self._changing()
+                self.fs.put_file(local.name, target)
 
     def open(self, relative: str) -> Any:
         """A binary file object to read ``relative`` (close it, or use it as a context)."""
@@ -203,11 +224,8 @@ class LakeStorage:
         return value if isinstance(value, dict) else None
 
     def write_json(self, relative: str, value: dict[str, Any]) -> None:
-        self._changing()
-        target = self.path(relative)
-        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        with self.fs.open(target, "wb") as handle:
-            handle.write(json.dumps(value).encode())
+        """Write ``value`` as JSON, replacing any file at ``relative`` atomically."""
+        self.write_bytes(relative, json.dumps(value).encode())
 
     def swap_directories(self, staged: str, target: str) -> bool:
         """Put the directory ``staged`` at ``target`` in one atomic step, leaving what was at
@@ -219,9 +237,12 @@ class LakeStorage:
         source, destination = self.path(staged), self.path(target)
         if not self.fs.exists(destination):
             self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+            self._changing()
             os.rename(source, destination)
             self.fs.makedirs(source, exist_ok=True)
             return True
+        _renameat2()  # looked up before the guard, not between it and the swap
+        self._changing()
         return exchange_paths(source, destination)
 
     def replace_directory(self, staged: str, target: str) -> None:
@@ -255,11 +276,26 @@ class LakeStorage:
         self.write_table(target, self.read_table(source))
 
     def delete_tree(self, relative: str) -> None:
+        """Delete every file under ``relative``, each removal guarded on its own (a run that
+        loses its lock half-way leaves a part, as a killed one would), then the empty folders."""
         self._changing()
-        if self.exists(relative):
-            self.fs.rm(self.path(relative), recursive=True)
+        base = self.path(relative)
+        if not self.fs.exists(base):
+            return
+        if not self.fs.isdir(base):
+            self._changing()
+            self.fs.rm_file(base)
+            return
+        for found in sorted(self.fs.find(base), reverse=True):
+            self._changing()
+            self.fs.rm_file(found)
+        if self.local:
+            for folder in sorted((f for f, _, _ in os.walk(base)), reverse=True):
+                self._changing()
+                os.rmdir(folder)
 
     def delete(self, relative: str) -> None:
         self._changing()
         if self.exists(relative):
-            self.fs.rm(self.path(relative))
+            self._changing()
+            self.fs.rm_file(self.path(relative))

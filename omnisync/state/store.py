@@ -9,13 +9,28 @@ is detected two ways: its heartbeat is older than the lease, or it ran in this v
 PID namespace (not merely on a host of the same name: containers share names and pids) and its
 process is gone, so a ``kill -9`` need not wait for the lease.
 
+**One clock.** The acquisition time and every heartbeat are stamped by the state database's own
+clock, in SQL (:func:`_database_now_us`), and a lease is judged expired by comparing that stamp
+with the same clock, in the same database. No host's clock takes part: two hosts whose clocks
+disagree by minutes still agree on whether a holder is alive. (SQLite is a file on one host: its
+``'now'`` is that host's clock, the same for every process using it.)
+
 **Fencing.** Holding the lock is proved, not assumed: ``locked()`` yields a :class:`Fence` (the
 owner and the acquisition time), and every state change of a run (plan saved, window done,
 watermark moved, plan closed or abandoned) runs in a transaction that first renews the lock row
 *only if it is still this owner's*. On PostgreSQL and MariaDB that row stays locked until the
 transaction ends; on SQLite the statement takes the database's write lock. A run that stalled past
 its lease and was taken over therefore gets ``LockLost`` at its next state change and changes
-nothing; lake writes call ``Fence.check()`` just before they replace a file.
+nothing.
+
+The lake cannot join a database transaction, so lake writes call :meth:`Fence.check` immediately
+before each rename, replace or delete. The check counts on this process's monotonic clock from the
+moment its last successful renewal was *sent*: the database stamped that heartbeat no earlier, so
+no other run can take the lock over before a full lease has passed on that clock. The check passes
+only while at least half the lease remains; otherwise it renews first, synchronously, and a renewal
+that fails, or that took so long that less than half the lease is left, raises ``LockLost``. What
+remains is a process frozen between a passed check and the rename that follows it, for longer than
+the half lease that was left (``docs/guarantees.md``, G5).
 """
 
 from __future__ import annotations
@@ -40,7 +55,9 @@ from typing import Any
 # initialized module 'sqlalchemy.orm.exc'".
 import sqlalchemy.orm  # noqa: F401
 from sqlalchemy import (
+    BigInteger,
     Column,
+    ColumnElement,
     Connection,
     Engine,
     MetaData,
@@ -49,6 +66,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -94,6 +112,9 @@ def iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
+UNKNOWN_IDENTITY = "unknown"
+
+
 def _process_identity() -> str:
     """What makes a pid meaningful: the kernel's boot and the PID namespace. Two containers with
     the same host name and pid differ here."""
@@ -104,7 +125,7 @@ def _process_identity() -> str:
                 Path(path).read_text().strip() if "boot" in path else str(os.stat(path).st_ino)
             )
         except OSError:
-            parts.append("?")
+            return UNKNOWN_IDENTITY  # every such host would look the same: trust no pid
     return uuid.uuid5(uuid.NAMESPACE_OID, "|".join(parts)).hex[:12]
 
 
@@ -127,6 +148,8 @@ def process_gone(owner: str) -> bool:
     parts = owner.split(":")
     if len(parts) != 4 or parts[0] != socket.gethostname() or parts[2] != _IDENTITY:
         return False  # another kernel or PID namespace: only the lease can tell
+    if _IDENTITY == UNKNOWN_IDENTITY:
+        return False  # this kernel or namespace could not be identified: only the lease can tell
     if not parts[1].isdigit():
         return False
     try:
@@ -206,10 +229,13 @@ class StateStore:
     @contextlib.contextmanager
     def _writing(self, fence: Fence | None) -> Iterator[Connection]:
         """A transaction that first proves ``fence`` still holds its lock (if one is given)."""
+        sent = time.monotonic()
         with self.engine.begin() as connection:
             if fence is not None:
                 fence.touch(connection)
             yield connection
+        if fence is not None:
+            fence.renewed_at(sent)
 
     def set_watermark(
         self, stream: str, value: dt.datetime, run_id: str, fence: Fence | None = None
@@ -330,6 +356,21 @@ class StateStore:
                 for r in rows
             ]
 
+    def finished_plans(self, stream: str, plan_ids: list[str]) -> set[str]:
+        """Those of ``plan_ids`` the store knows and that are over (merged or abandoned): their
+        staged files belong to no run. A plan it does not know is not among them."""
+        if not plan_ids:
+            return set()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(windows.c.plan_id, windows.c.status).where(
+                    windows.c.stream == stream, windows.c.plan_id.in_(plan_ids)
+                )
+            ).all()
+        known = {str(r.plan_id) for r in rows}
+        open_ = {str(r.plan_id) for r in rows if r.status in ("pending", "done")}
+        return known - open_
+
     def close_plan(self, stream: str, plan_id: str, fence: Fence | None = None) -> None:
         """Every window's rows are merged into the snapshot: the plan is finished."""
         with self._writing(fence) as connection:
@@ -379,27 +420,46 @@ class StateStore:
             connection.execute(update(windows).where(*condition).values(status="abandoned"))
 
     # -- the lock (G5) ------------------------------------------------------------------------
-    def _holder_is_dead(self, owner: str, heartbeat_us: int) -> bool:
-        if now_us() - heartbeat_us > self.lease_seconds * 1e6:
+    def _database_now(self) -> ColumnElement[int]:
+        return _database_now_us(self.engine.dialect.name)
+
+    def _expired(self, row: Any) -> bool:
+        """Whether the holder of lock ``row`` is dead. ``row.database_now`` is the database's
+        clock, read in the same statement as the row: the heartbeat was stamped by that clock."""
+        if int(row.database_now) - int(row.heartbeat_us) > self.lease_seconds * 1e6:
             return True
-        return process_gone(owner)
+        return process_gone(row.owner)
+
+    def _lock_row(self, connection: Connection, stream: str) -> Any:
+        """The lock row of ``stream`` with the database's clock beside it, or None."""
+        return connection.execute(
+            select(locks, self._database_now().label("database_now")).where(
+                locks.c.stream == stream
+            )
+        ).first()
 
     def try_lock(self, stream: str, run_id: str | None = None) -> Fence | None:
         """Take the stream's lock if it is free or its holder is dead; None if it is held."""
-        stamp = now_us()
-        values = {"owner": self.owner, "acquired_us": stamp, "heartbeat_us": stamp}
+        now = self._database_now()
+        values = {"owner": self.owner, "acquired_us": now, "heartbeat_us": now}
+        mine = select(locks.c.acquired_us).where(
+            locks.c.stream == stream, locks.c.owner == self.owner
+        )
+        sent = time.monotonic()
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(locks).values(stream=stream, run_id=run_id, **values))
-            return Fence(self, stream, self.owner, stamp)
+                acquired = int(connection.execute(mine).scalar_one())
+            return Fence(self, stream, self.owner, acquired, renewed=sent)
         except IntegrityError:
             pass
         with self.engine.begin() as connection:
-            row = connection.execute(select(locks).where(locks.c.stream == stream)).first()
+            row = self._lock_row(connection, stream)
             if row is None:
                 return None  # released meanwhile: the caller tries again
-            if not self._holder_is_dead(row.owner, row.heartbeat_us):
+            if not self._expired(row):
                 return None
+            sent = time.monotonic()
             taken = connection.execute(
                 update(locks)
                 .where(
@@ -410,7 +470,10 @@ class StateStore:
                 )
                 .values(run_id=run_id, **values)
             )
-            return Fence(self, stream, self.owner, stamp) if taken.rowcount == 1 else None
+            if taken.rowcount != 1:
+                return None  # the holder renewed, or another run took it first
+            acquired = int(connection.execute(mine).scalar_one())
+        return Fence(self, stream, self.owner, acquired, renewed=sent)
 
     def lock_holder(self, stream: str) -> dict[str, Any] | None:
         """The lock row of ``stream`` (owner, run_id, acquired_us, heartbeat_us), or None."""
@@ -420,10 +483,13 @@ class StateStore:
 
     def holder_alive(self, stream: str) -> dict[str, Any] | None:
         """The lock row of ``stream`` if its holder is alive (a run is working), else None."""
-        row = self.lock_holder(stream)
-        if row is None or self._holder_is_dead(row["owner"], row["heartbeat_us"]):
+        with self.engine.connect() as connection:
+            row = self._lock_row(connection, stream)
+        if row is None or self._expired(row):
             return None
-        return row
+        found = dict(row._mapping)
+        del found["database_now"]
+        return found
 
     def release(self, fence: Fence) -> None:
         with self.engine.begin() as connection:
@@ -463,11 +529,13 @@ class StateStore:
         def beat() -> None:
             while not stop.wait(self.lease_seconds / 3):
                 try:
-                    fence.check(force=True)
+                    fence.renew_or_fail()
                 except LockLost:
                     log.warning("lost the lock of stream %r: another run took it over", stream)
                     return
                 except SQLAlchemyError as exc:
+                    # not proof of a loss: the next beat tries again, and a lake write that
+                    # finds too little of the lease left renews itself or stops
                     log.warning("could not renew the lock of stream %r: %s", stream, exc)
 
         beater = threading.Thread(target=beat, name=f"lock-heartbeat-{stream}", daemon=True)
@@ -497,20 +565,31 @@ class StateStore:
             return [dict(row._mapping) for row in connection.execute(query)]
 
 
+#: a lake write's check passes only while at least this share of the lease remains
+CHECK_MARGIN = 0.5
+
+
 @dataclass
 class Fence:
-    """Proof that a run holds its stream's lock: the owner and when it acquired it."""
+    """Proof that a run holds its stream's lock: the owner and when it acquired it.
+
+    ``renewed`` is this process's monotonic time at which its last successful renewal (or the
+    acquisition) was sent; None when this process has not renewed it yet (a fence rebuilt from
+    its identity in another process), so its first check asks the database."""
 
     store: StateStore
     stream: str
     owner: str
     acquired_us: int
+    renewed: float | None = None
     lost: threading.Event = field(default_factory=threading.Event)
-    verified: float = field(default_factory=time.monotonic)
+    #: one renewal at a time: threads that find the lease short wait for it, then see its result
+    renewing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def touch(self, connection: Connection) -> None:
         """Renew the lock row in ``connection``'s transaction, only if it is still ours (the
-        row, or SQLite's write lock, then stays held until that transaction ends)."""
+        row, or SQLite's write lock, then stays held until that transaction ends). The caller
+        reports a committed renewal with :meth:`renewed_at`."""
         if self.lost.is_set():
             raise self._lost()
         renewed = connection.execute(
@@ -520,27 +599,86 @@ class Fence:
                 locks.c.owner == self.owner,
                 locks.c.acquired_us == self.acquired_us,
             )
-            .values(heartbeat_us=now_us())
+            .values(heartbeat_us=_database_now_us(connection.dialect.name))
         )
         if renewed.rowcount != 1:
             self.lost.set()
             raise self._lost()
-        self.verified = time.monotonic()
 
-    def check(self, force: bool = False) -> None:
-        """Raise LockLost if the lock is no longer ours. Asks the database when forced, or when
-        it was last proved more than a third of the lease ago (a stalled process always asks)."""
-        if self.lost.is_set():
-            raise self._lost()
-        if force or time.monotonic() - self.verified > self.store.lease_seconds / 3:
+    def renewed_at(self, sent: float) -> None:
+        """A renewal sent at monotonic time ``sent`` committed."""
+        if self.renewed is None or sent > self.renewed:
+            self.renewed = sent
+
+    def remaining(self) -> float:
+        """Seconds of the lease left on this process's monotonic clock (negative: none)."""
+        if self.renewed is None:
+            return float("-inf")
+        return self.renewed + self.store.lease_seconds - time.monotonic()
+
+    def renew_or_fail(self) -> None:
+        """Renew the lock row now. Raises LockLost if it is no longer ours, and lets a database
+        error through (the heartbeat tries again)."""
+        with self.renewing:
+            sent = time.monotonic()
             with self.store.engine.begin() as connection:
                 self.touch(connection)
+            self.renewed_at(sent)
+
+    def check(self, force: bool = False) -> None:
+        """Return only if no other run can have taken the lock over, with at least half the
+        lease still ahead; raise LockLost otherwise.
+
+        Counted on the monotonic clock from the last successful renewal; when less than half
+        the lease remains (or when forced), it renews synchronously first. A renewal that fails
+        (taken over, or the database unreachable) raises LockLost, and so does one that
+        answered so late that less than half the lease remains."""
+        if self.lost.is_set():
+            raise self._lost()
+        margin = self.store.lease_seconds * CHECK_MARGIN
+        if not force and self.remaining() >= margin:
+            return
+        with self.renewing:
+            # another thread may have renewed while this one waited for it
+            if force or self.remaining() < margin:
+                sent = time.monotonic()
+                try:
+                    with self.store.engine.begin() as connection:
+                        self.touch(connection)
+                except SQLAlchemyError as exc:
+                    raise LockLost(
+                        f"this run cannot prove it still holds the lock of stream "
+                        f"{self.stream!r} (renewing it failed: {exc}); it changes nothing more"
+                    ) from exc
+                self.renewed_at(sent)
+        if self.remaining() < margin:
+            raise LockLost(
+                f"this run cannot prove it still holds the lock of stream {self.stream!r}: "
+                f"renewing it took more than half its lease of {self.store.lease_seconds:.0f} s; "
+                "it changes nothing more"
+            )
 
     def _lost(self) -> LockLost:
         return LockLost(
             f"this run lost the lock of stream {self.stream!r} (it stalled past its lease of "
             f"{self.store.lease_seconds:.0f} s and another run took over); it changed nothing more"
         )
+
+
+def _database_now_us(dialect: str) -> ColumnElement[int]:
+    """The database's current time in microseconds since the epoch (UTC), as SQL: the one
+    clock leases are stamped and judged by. No value is bound into it."""
+    if dialect == "postgresql":
+        # clock_timestamp(): the moment of the statement itself, not of its transaction's start
+        sql = "CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000) AS BIGINT)"
+    elif dialect in ("mysql", "mariadb"):
+        # UTC on both sides: no session time zone or daylight saving step enters the difference
+        sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
+    elif dialect == "sqlite":
+        sql = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    else:
+        raise StateError(f"the state database's dialect {dialect!r} has no known clock")
+    return literal_column(sql, BigInteger)
 
 
 def _connect_args(url: str) -> dict[str, Any]:

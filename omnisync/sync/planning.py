@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import posixpath
 import uuid
 from dataclasses import dataclass, field
 
 from omnisync.client import CustomerQuery, OmnitronClient, Page
+from omnisync.lake import LakeStorage
+from omnisync.state import StateStore
 from omnisync.state.store import from_us, to_us
 from omnisync.sync.extraction import DAY, first_range_query, server_bounds
 from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.window import staging_dir
 
 log = logging.getLogger("omnisync.sync")
 MIN_WINDOW = dt.timedelta(seconds=1)
@@ -131,14 +135,29 @@ def open_plan(parts: RunParts) -> Plan | None:
     )
 
 
+def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
+    """Remove the staged files of plans the state store records as merged or abandoned (a run
+    that stopped before removing its own, or the plan a full refresh just abandoned). Staging is
+    per plan: the files of a plan that is still open, or that the store does not know, are never
+    touched, so no run deletes the staged rows of a plan another run may resume. A plan that is
+    over belongs to no run: one that lost its lock and still works on it is refused at its next
+    change to the lake, whatever is left of its staging."""
+    plans = {
+        posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
+        for path in storage.files(STAGING, suffix="")
+        if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
+    }
+    for plan_id in sorted(store.finished_plans(STREAM, sorted(plans))):
+        storage.delete_tree(staging_dir(plan_id))
+
+
 def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
     settings = parts.settings
     watermark = parts.store.watermark(STREAM)
     if full_refresh:
         parts.store.abandon_plans(STREAM, fence=parts.fence)
-    # No plan is open: whatever is staged belongs to an abandoned or finished plan.
-    parts.storage.delete_tree(STAGING)
+    remove_finished_staging(parts.storage, parts.store)
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
         None

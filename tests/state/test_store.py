@@ -223,3 +223,121 @@ def test_a_pid_is_trusted_only_in_the_same_kernel_and_pid_namespace(store: State
         )
     assert store.try_lock(name) is None, "another namespace's pid says nothing"
     assert store.holder_alive(name) is not None
+
+
+def make_dead(store: StateStore, name: str, leases: int = 10) -> None:
+    """Age the heartbeat of ``name`` by ``leases`` leases, as the database's clock counts: a
+    holder that stopped renewing that long ago (no waiting, and no host's clock involved)."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "update omnisync_locks set heartbeat_us = heartbeat_us - :age where stream = :s"
+            ),
+            {"age": int(leases * store.lease_seconds * 1e6), "s": name},
+        )
+
+
+@pytest.mark.parametrize("offset", [300, -300], ids=["5-min-ahead", "5-min-behind"])
+def test_a_taker_whose_clock_is_five_minutes_off_judges_a_holder_by_the_database_clock(
+    store: StateStore, offset: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """G5: a live holder is not taken over by a taker whose clock runs 5 minutes ahead, and a
+    dead one still is by a taker whose clock runs 5 minutes behind (and the other way round):
+    leases are stamped and judged by the state database's clock only."""
+    import omnisync.state.store as module
+
+    live, dead = stream(), stream()
+    live_fence = StateStore(store.url, lease_seconds=2).try_lock(live, run_id="live-run")
+    dead_fence = StateStore(store.url, lease_seconds=2).try_lock(dead, run_id="dead-run")
+    assert live_fence is not None and dead_fence is not None
+    make_dead(store, dead)
+
+    real_time, real_now_us = time.time, module.now_us
+    monkeypatch.setattr(time, "time", lambda: real_time() + offset)
+    monkeypatch.setattr(module, "now_us", lambda: real_now_us() + offset * 1_000_000)
+    taker = StateStore(store.url, lease_seconds=2)
+
+    assert taker.try_lock(live, run_id="taker") is None, "a live holder is not taken over"
+    assert taker.holder_alive(live) is not None
+    live_fence.check(force=True)  # still the live holder's
+    taken = taker.try_lock(dead, run_id="taker")
+    assert taken is not None, "a dead holder is taken over"
+    assert taker.holder_alive(dead) is not None
+    with pytest.raises(LockLost):
+        dead_fence.check(force=True)
+    taken.check(force=True)
+
+
+def test_a_check_renews_when_less_than_half_the_lease_is_left(store: StateStore) -> None:
+    """A lake write's check renews the lease synchronously once less than half of it is left
+    (counted on the monotonic clock from the last renewal sent), and only then."""
+    name = stream()
+    fence = store.try_lock(name)
+    assert fence is not None and fence.renewed is not None
+
+    def heartbeat() -> int:
+        row = store.lock_holder(name)
+        assert row is not None
+        return int(row["heartbeat_us"])
+
+    first = heartbeat()
+    fence.check()
+    assert heartbeat() == first, "more than half the lease left: no round trip"
+    fence.renewed -= store.lease_seconds * 0.6  # as if 60% of the lease went by since
+    fence.check()
+    assert heartbeat() > first, "less than half left: renewed before answering"
+    assert fence.remaining() > store.lease_seconds / 2
+
+
+def test_a_check_cannot_pass_once_the_lease_could_have_been_taken_over(
+    store: StateStore,
+) -> None:
+    """A holder whose last renewal is a full lease old on its own monotonic clock (it was
+    frozen) proves the lock again before any lake change, and is refused once taken over."""
+    name = stream()
+    fence = store.try_lock(name)
+    assert fence is not None and fence.renewed is not None
+    fence.renewed -= store.lease_seconds * 1.5
+    fence.check()  # nobody took it: renewed, and the change may go on
+    assert fence.remaining() > store.lease_seconds / 2
+
+    fence.renewed -= store.lease_seconds * 1.5
+    make_dead(store, name)
+    taker = StateStore(store.url, lease_seconds=store.lease_seconds).try_lock(name)
+    assert taker is not None
+    with pytest.raises(LockLost, match="lost the lock"):
+        fence.check()
+    with pytest.raises(LockLost):
+        fence.check()
+
+
+def test_a_renewal_that_fails_stops_the_change(tmp_path: Path) -> None:
+    """When the lease runs short and the database cannot be asked, the check fails closed."""
+    store = StateStore(f"sqlite:///{tmp_path}/state.db", lease_seconds=2)
+    store.migrate()
+    fence = store.try_lock(stream())
+    assert fence is not None and fence.renewed is not None
+    (tmp_path / "state.db").rename(tmp_path / "moved.db")
+    (tmp_path / "state.db").mkdir()  # the database file is now a directory: unusable
+    store.engine.dispose()
+    fence.renewed -= store.lease_seconds * 0.6
+    with pytest.raises(LockLost, match="cannot prove"):
+        fence.check()
+
+
+def test_a_fence_rebuilt_in_another_process_proves_itself_first(store: StateStore) -> None:
+    """A window task on another worker rebuilds the fence from its owner and acquisition time;
+    it has renewed nothing yet, so its first check asks the database."""
+    from omnisync.state import Fence
+
+    name = stream()
+    fence = store.try_lock(name)
+    assert fence is not None
+    rebuilt = Fence(store, name, fence.owner, fence.acquired_us)
+    assert rebuilt.remaining() < 0
+    rebuilt.check()
+    assert rebuilt.remaining() > store.lease_seconds / 2
+    make_dead(store, name)
+    assert StateStore(store.url, lease_seconds=store.lease_seconds).try_lock(name) is not None
+    with pytest.raises(LockLost):
+        Fence(store, name, fence.owner, fence.acquired_us).check()

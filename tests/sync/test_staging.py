@@ -1,0 +1,37 @@
+"""Staging is per plan (G5): a run removes staged files only of plans that are over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from omnisync.lake import LakeStorage
+from omnisync.state import StateStore
+from omnisync.sync.parts import STREAM
+from omnisync.sync.planning import remove_finished_staging
+from omnisync.sync.window import staging_dir
+
+
+def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Path) -> None:
+    """The staged rows of an open plan (one an interrupted or a frozen run may still resume or
+    merge) and of a plan the store does not know stay; those of merged and abandoned plans go,
+    hidden leftovers included."""
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    storage = LakeStorage(str(tmp_path / "lake"))
+    for plan_id in ("open", "merged", "abandoned"):
+        store.save_plan(STREAM, plan_id, [(0, 10), (10, 20)])
+    store.complete_window(STREAM, "open", 0, 1, 5)
+    store.close_plan(STREAM, "merged")
+    store.abandon_plans(STREAM, "abandoned")
+    rows = pa.table({"pk": [1]})
+    for plan_id in ("open", "merged", "abandoned", "unknown"):
+        storage.write_table(f"{staging_dir(plan_id)}/w1.parquet", rows)
+    storage.write_bytes(f"{staging_dir('merged')}/.w2.parquet.tmp-abc", b"left by a kill")
+
+    remove_finished_staging(storage, store)
+
+    left = sorted(p.name for p in (tmp_path / "lake" / staging_dir("x")).parent.iterdir())
+    assert left == ["plan=open", "plan=unknown"]
+    assert storage.files(staging_dir("open")) == [f"{staging_dir('open')}/w1.parquet"]
