@@ -46,6 +46,7 @@ locks = Table(
     Column("acquired_us", BigInteger, nullable=False),
     Column("heartbeat_us", BigInteger, nullable=False),
     Column("run_id", String(64)),  # 0003: the run holding the lock, for refused runs' messages
+    Column("lease_us", BigInteger),  # 0005: the holder's lease; takers wait at least this long
 )
 
 windows = Table(

@@ -24,8 +24,9 @@ its lease and was taken over therefore gets ``LockLost`` at its next state chang
 nothing.
 
 The lake cannot join a database transaction, so lake writes call :meth:`Fence.check` immediately
-before each rename, replace or delete. The check counts on this process's monotonic clock from the
-moment its last successful renewal was *sent*: the database stamped that heartbeat no earlier, so
+before each rename, replace or delete. The check counts on this process's lease clock
+(:func:`lease_clock`: monotonic, and counting through a host's suspend) from the moment its last
+successful renewal was *sent*: the database stamped that heartbeat no earlier, so
 no other run can take the lock over before a full lease has passed on that clock. The check passes
 only while at least half the lease remains; otherwise it renews first, synchronously, and a renewal
 that fails, or that took so long that less than half the lease is left, raises ``LockLost``. What
@@ -77,7 +78,7 @@ from omnisync.state.schema import ledger, locks, runs, watermarks, windows
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import is about 12 MiB and 0.13 s of every run; a test holds this to the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 log = logging.getLogger("omnisync.state")
 
@@ -113,6 +114,16 @@ def iso(moment: dt.datetime | None) -> str | None:
 
 
 UNKNOWN_IDENTITY = "unknown"
+
+
+def lease_clock() -> float:
+    """Seconds on the clock a holder counts its lease on. Linux's CLOCK_BOOTTIME keeps counting
+    while the host is suspended (CLOCK_MONOTONIC stops), so a holder that slept through its lease
+    asks the database before its next change; elsewhere, the monotonic clock."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def _process_identity() -> str:
@@ -229,7 +240,7 @@ class StateStore:
     @contextlib.contextmanager
     def _writing(self, fence: Fence | None) -> Iterator[Connection]:
         """A transaction that first proves ``fence`` still holds its lock (if one is given)."""
-        sent = time.monotonic()
+        sent = lease_clock()
         with self.engine.begin() as connection:
             if fence is not None:
                 fence.touch(connection)
@@ -426,7 +437,9 @@ class StateStore:
     def _expired(self, row: Any) -> bool:
         """Whether the holder of lock ``row`` is dead. ``row.database_now`` is the database's
         clock, read in the same statement as the row: the heartbeat was stamped by that clock."""
-        if int(row.database_now) - int(row.heartbeat_us) > self.lease_seconds * 1e6:
+        # The holder counts its own lease; a taker with a shorter one must not cut it short.
+        lease_us = max(int(row.lease_us or 0), int(self.lease_seconds * 1e6))
+        if int(row.database_now) - int(row.heartbeat_us) > lease_us:
             return True
         return process_gone(row.owner)
 
@@ -441,11 +454,16 @@ class StateStore:
     def try_lock(self, stream: str, run_id: str | None = None) -> Fence | None:
         """Take the stream's lock if it is free or its holder is dead; None if it is held."""
         now = self._database_now()
-        values = {"owner": self.owner, "acquired_us": now, "heartbeat_us": now}
+        values = {
+            "owner": self.owner,
+            "acquired_us": now,
+            "heartbeat_us": now,
+            "lease_us": int(self.lease_seconds * 1e6),
+        }
         mine = select(locks.c.acquired_us).where(
             locks.c.stream == stream, locks.c.owner == self.owner
         )
-        sent = time.monotonic()
+        sent = lease_clock()
         try:
             with self.engine.begin() as connection:
                 connection.execute(insert(locks).values(stream=stream, run_id=run_id, **values))
@@ -459,7 +477,7 @@ class StateStore:
                 return None  # released meanwhile: the caller tries again
             if not self._expired(row):
                 return None
-            sent = time.monotonic()
+            sent = lease_clock()
             taken = connection.execute(
                 update(locks)
                 .where(
@@ -573,9 +591,9 @@ CHECK_MARGIN = 0.5
 class Fence:
     """Proof that a run holds its stream's lock: the owner and when it acquired it.
 
-    ``renewed`` is this process's monotonic time at which its last successful renewal (or the
-    acquisition) was sent; None when this process has not renewed it yet (a fence rebuilt from
-    its identity in another process), so its first check asks the database."""
+    ``renewed`` is this process's :func:`lease_clock` time at which its last successful renewal
+    (or the acquisition) was sent; None when this process has not renewed it yet (a fence
+    rebuilt from its identity in another process), so its first check asks the database."""
 
     store: StateStore
     stream: str
@@ -614,13 +632,13 @@ class Fence:
         """Seconds of the lease left on this process's monotonic clock (negative: none)."""
         if self.renewed is None:
             return float("-inf")
-        return self.renewed + self.store.lease_seconds - time.monotonic()
+        return self.renewed + self.store.lease_seconds - lease_clock()
 
     def renew_or_fail(self) -> None:
         """Renew the lock row now. Raises LockLost if it is no longer ours, and lets a database
         error through (the heartbeat tries again)."""
         with self.renewing:
-            sent = time.monotonic()
+            sent = lease_clock()
             with self.store.engine.begin() as connection:
                 self.touch(connection)
             self.renewed_at(sent)
@@ -641,7 +659,7 @@ class Fence:
         with self.renewing:
             # another thread may have renewed while this one waited for it
             if force or self.remaining() < margin:
-                sent = time.monotonic()
+                sent = lease_clock()
                 try:
                     with self.store.engine.begin() as connection:
                         self.touch(connection)

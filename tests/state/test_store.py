@@ -341,3 +341,27 @@ def test_a_fence_rebuilt_in_another_process_proves_itself_first(store: StateStor
     assert StateStore(store.url, lease_seconds=store.lease_seconds).try_lock(name) is not None
     with pytest.raises(LockLost):
         Fence(store, name, fence.owner, fence.acquired_us).check()
+
+
+def test_a_taker_with_a_shorter_lease_waits_for_the_holder_s_own_lease(store: StateStore) -> None:
+    """A deployment with a long lease and a run by hand with the default: the holder counts its
+    own lease, so the taker must not judge it dead by a shorter one."""
+    name = stream()
+    holder = StateStore(store.url, lease_seconds=600).try_lock(name, run_id="long-lease")
+    assert holder is not None
+
+    def age_heartbeat(seconds: int) -> None:
+        with store.engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text(
+                    "update omnisync_locks set heartbeat_us = heartbeat_us - :age where stream = :s"
+                ),
+                {"age": seconds * 1_000_000, "s": name},
+            )
+
+    age_heartbeat(5)  # renewed 5 s ago: dead by a 2 s lease, alive by its own 600 s
+    taker = StateStore(store.url, lease_seconds=2)
+    assert taker.try_lock(name, run_id="short-lease") is None
+    holder.check(force=True)  # still the holder's
+    age_heartbeat(700)
+    assert taker.try_lock(name, run_id="short-lease") is not None
