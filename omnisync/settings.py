@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import urllib.parse
+import re
 from collections.abc import Iterator
 from typing import Literal
 
@@ -26,6 +26,45 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The error type of a check whose input must not be repeated (it may hold a secret).
 _HIDDEN_INPUT = "value_with_secret"
+#: Settings whose value is never repeated in a message, whatever check failed: a URL may carry
+#: ``user:pass@`` in a shape no check recognises ("HTTPS://u:p@h", " https://u:p@h", "u:p@h").
+_NEVER_ECHOED = frozenset(
+    {"omnitron_url", "lake_browse_url", "OMNITRON_URL", "OMNISYNC_LAKE_BROWSE_URL"}
+)
+_AUTHORITY = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|//)?(?P<authority>[^/?#]*)")
+
+
+def carries_userinfo(url: str) -> bool:
+    """Whether ``url`` has an ``@`` in its authority (``user:pass@host``), with or without a
+    scheme, in any case, with surrounding blanks: the first check of any URL setting."""
+    match = _AUTHORITY.match(url)
+    return bool(match and "@" in match.group("authority"))
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` as it may be shown in a message or a report: ``user:pass@`` in its authority
+    becomes ``***@``; any other URL or path is returned as it is."""
+    match = _AUTHORITY.match(url)
+    if not match or "@" not in match.group("authority"):
+        return url
+    authority = match.group("authority")
+    start, end = match.span("authority")
+    return url[:start] + "***@" + authority.rsplit("@", 1)[1] + url[end:]
+
+
+def _web_url(value: str, setting: str) -> str:
+    """``value`` with its scheme in lower case; refused, without repeating it, when it carries
+    credentials or is not http(s)."""
+    if carries_userinfo(value):
+        # Not echoed: the URL would go into every row's _source, every link and log lines.
+        raise PydanticCustomError(
+            _HIDDEN_INPUT,
+            "must not carry credentials (user:pass@)" + setting,
+        )
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise PydanticCustomError(_HIDDEN_INPUT, "must start with http:// or https://")
+    return f"{scheme.lower()}://{rest}".rstrip("/")
 
 
 def _env(*names: str) -> AliasChoices:
@@ -214,25 +253,14 @@ class Settings(BaseSettings):
     def _browse_url_is_web(cls, value: str | None) -> str | None:
         if not value:
             return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https:// (a browser opens it)")
-        return value.rstrip("/")
+        return _web_url(value, "; a browser opens it, and every artifact links there")
 
     @field_validator("omnitron_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        if "@" in urllib.parse.urlsplit(value).netloc:
-            # Not echoed: the URL would go into every row's _source and into log lines.
-            raise PydanticCustomError(
-                _HIDDEN_INPUT,
-                "must not carry credentials (user:pass@); set OMNITRON_TOKEN, or "
-                "OMNITRON_USERNAME and OMNITRON_PASSWORD",
-            )
-        return value.rstrip("/")
+        return _web_url(value, "; set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD")
 
     @field_validator("pii_policy")
     @classmethod
@@ -316,9 +344,13 @@ def load_settings(**overrides: object) -> Settings:
             where = ".".join(str(p) for p in error["loc"]) or "settings"
             name = _ENV_NAMES.get(where, where)
             value = error.get("input")
-            hidden = error["type"] == _HIDDEN_INPUT or any(
-                word in where for word in ("secret", "password", "token")
+            hidden = (
+                error["type"] == _HIDDEN_INPUT
+                or where in _NEVER_ECHOED
+                or any(word in where for word in ("secret", "password", "token"))
             )
+            if isinstance(value, str):
+                value = without_userinfo(value)
             shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{name}: {message}{shown}")

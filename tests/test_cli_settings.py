@@ -145,3 +145,68 @@ def test_a_pii_policy_typo_fails_a_flow_run_in_one_line(
     assert state.is_failed()
     assert state.message.startswith("SettingsError: OMNISYNC_PII_POLICY: unknown column emial")
     assert not (tmp_path / "lake").exists()
+
+
+#: URLs whose scheme check used to fail first and repeat the whole value, password included
+SCHEME_FIRST = [
+    "HTTPS://alice:s3cr3t@omni.example",
+    " https://alice:s3cr3t@omni.example",
+    "alice:s3cr3t@omni.example",
+]
+
+
+@pytest.mark.parametrize("url", SCHEME_FIRST)
+def test_credentials_in_a_url_of_any_shape_are_refused_without_echoing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, COMMANDS["sync"], env=_env(tmp_path, OMNITRON_URL=url))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OMNITRON_URL: must not carry credentials" in lines[0], lines
+    assert "s3cr3t" not in result.output and "alice" not in result.output
+
+
+def test_the_omnitron_url_is_never_echoed_whatever_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, COMMANDS["sync"], env=_env(tmp_path, OMNITRON_URL="ftp://x-host"))
+    assert result.exit_code == 2 and "must start with http:// or https://" in result.output
+    assert "x-host" not in result.output
+
+
+def test_the_scheme_of_the_omnitron_url_is_read_in_any_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from omnisync.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMNITRON_URL", "HTTPS://Brand.Omnitron.test/")
+    assert load_settings().omnitron_url == "https://Brand.Omnitron.test"
+
+
+@pytest.mark.parametrize("url", SCHEME_FIRST)
+def test_credentials_in_the_url_fail_a_flow_run_without_echoing_them(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from tests.flows import sync_customers
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in _env(tmp_path, OMNITRON_URL=url).items():
+        monkeypatch.setenv(name, value)
+    state = sync_customers(return_state=True)
+    APILogWorker.drain_all(timeout=30)
+    assert state.is_failed() and "must not carry credentials" in state.message, state.message
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    told = "\n".join([state.message, run.state.message or "", *(log.message for log in logs)])
+    assert any("must not carry credentials" in log.message for log in logs)
+    assert "s3cr3t" not in told and "alice" not in told

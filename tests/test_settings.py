@@ -86,3 +86,14 @@ def test_credentials_in_the_omnitron_url_are_refused_without_echoing_them(
     assert message.startswith("OMNITRON_URL: must not carry credentials (user:pass@)")
     assert "pw-secret-1" not in message and "only-user-name" not in message
     assert "brand.omnitron.test" not in message
+
+
+def test_credentials_in_the_browse_url_are_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMNISYNC_LAKE_BROWSE_URL", "https://u:pw-in-browse@reports.test")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("OMNISYNC_LAKE_BROWSE_URL: must not carry credentials")
+    assert "pw-in-browse" not in message and "reports.test" not in message
