@@ -2,6 +2,12 @@
 
 Hashing is stable for a given salt, so joins on a hashed column still match across runs and
 datasets. The salt is a secret: without it a hash of a phone number is easy to reverse.
+
+The policy holds for every dataset of the lake, quarantine included: a record quarantined
+because it could not be typed, or because validation refused it, keeps its raw JSON there, and
+:func:`apply_pii_policy_to_raw` treats that JSON's named keys as the columns are treated (the
+same salted hash of a string value, or the key removed), every other value written back as the
+server sent it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from transforms.exact_json import dumps_exact, loads_exact
 from transforms.schema import API_FIELDS
 
 PiiAction = Literal["keep", "hash", "drop"]
@@ -48,3 +55,41 @@ def apply_pii_policy(table: pa.Table, policy: Mapping[str, PiiAction], salt: byt
         )
         table = table.set_column(index, pa.field(name, pa.string()), hashed)
     return table
+
+
+def apply_pii_policy_to_raw(
+    raw: str | None, policy: Mapping[str, PiiAction], salt: bytes
+) -> str | None:
+    """One quarantined record's raw JSON with the policy applied to its top-level keys: a key a
+    policy hashes holds the hash of its value (a string's text, any other value's JSON text), a
+    key it drops is removed, and ``_extra_fields`` stands for every key the schema does not
+    know. Other values keep their exact JSON text.
+
+    A record that is not a JSON object (or not JSON), under a policy that hashes or drops
+    anything, becomes ``{"_hashed_record": <hash of its whole text>}`` (``null`` when nothing
+    is hashed, so there is no salt): no key can be told apart in it, and it may hold any of
+    them."""
+    acting = {name: action for name, action in policy.items() if action != "keep"}
+    if raw is None or not acting:
+        return raw
+    if "hash" in acting.values() and not salt:
+        raise ValueError("hashing a quarantined record needs OMNISYNC_PII_SALT")
+    try:
+        record = loads_exact(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        return dumps_exact({"_hashed_record": stable_hash(raw, salt)}) if salt else "null"
+    known = set(API_FIELDS)
+    treated: dict[str, object] = {}
+    for key, value in record.items():
+        # Lineage columns (``_run_id``, ``_source``...) of a typed row are no customer field.
+        extra = key not in known and not key.startswith("_")
+        action = acting.get(key) or (acting.get("_extra_fields") if extra else None)
+        if action == "drop":
+            continue
+        if action == "hash" and value is not None:
+            text = value if isinstance(value, str) else dumps_exact(value)
+            value = stable_hash(text, salt)
+        treated[key] = value
+    return dumps_exact(treated)

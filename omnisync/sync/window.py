@@ -3,7 +3,8 @@
 Order of work: each chunk of pages is typed; at the end of the window its rows are validated
 together, then staged under ``_staging/`` as one file with a row group per snapshot bucket, its
 versions go to the change log (a file per month it touches) and its rejected records to
-quarantine, and only then is the window marked done. The staged rows reach ``customers/`` when
+quarantine (with the PII policy applied to their raw JSON, G8), and only then is the window
+marked done. The staged rows reach ``customers/`` when
 the whole plan is finished (``finish.py``), so a backfill rewrites each bucket once. A window that
 fails is simply run again: its files are replaced.
 
@@ -29,13 +30,14 @@ import stamina
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
 from omnisync.memory import give_back
+from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.store import to_us
 from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift, to_table
-from transforms.pii import apply_pii_policy
+from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
 from transforms.schema import QUARANTINE_SCHEMA
 from transforms.versions import latest_per_pk
 
@@ -115,7 +117,10 @@ def sync_window(
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
     write_quarantine(
         parts.storage,
-        pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
+        _policy_applied(
+            pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
+            settings,
+        ),
         name,
         lineage.extracted_at,
     )
@@ -229,6 +234,22 @@ def _validate_window(
         top = pc.max(good.column("modified_date")).as_py()
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
     return analyst, validation.quarantined
+
+
+def _policy_applied(quarantine: pa.Table, settings: Settings) -> pa.Table:
+    """The quarantine rows with the PII policy applied to their raw JSON: what could not be
+    typed or was refused by validation is no reason to keep an email in clear (G8)."""
+    if quarantine.num_rows == 0 or all(a == "keep" for a in settings.pii_policy.values()):
+        return quarantine
+    salt = settings.pii_salt.get_secret_value().encode()
+    raw = [
+        apply_pii_policy_to_raw(text, settings.pii_policy, salt)
+        for text in quarantine.column("raw").to_pylist()
+    ]
+    index = quarantine.schema.get_field_index("raw")
+    return quarantine.set_column(
+        index, quarantine.schema.field(index), pa.array(raw, quarantine.schema.field(index).type)
+    )
 
 
 def _latest(table: pa.Table) -> pa.Table:

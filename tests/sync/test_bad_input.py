@@ -133,3 +133,67 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
     assert max(chunks) <= settings.chunk_rows + settings.page_size
     assert max(windows) <= 2 * settings.window_rows, "a window holds about window_rows customers"
     assert max(merges) <= 3000 // settings.snapshot_buckets * 3, "a merge holds one bucket's rows"
+
+
+def test_quarantined_records_follow_the_pii_policy_wherever_they_were_refused(
+    make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """G8 holds in quarantine too: a record that could not be typed, and one that validation
+    refused, keep their raw JSON there, with the policy's keys hashed or removed; no byte of
+    the lake holds their email or phone in clear, and their other values are as sent."""
+    import json
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from omnisync.orchestration import Local
+    from omnisync.sync.run import run_sync
+    from omnisync.validation import runner as validation_runner
+    from tests.conftest import truth
+    from transforms.pii import stable_hash
+
+    server = make_sandbox(customers=120)
+    corrupt(server, 17, is_active="yes", phone_number="+90 532 111 17 17")  # cannot be typed
+    corrupt(  # refused by validation
+        server, 23, email="carol.quarantined@@example.test", phone_number="+90 532 222 23 23"
+    )
+    people = {r["pk"]: r for r in truth(server)}
+    clear = [people[pk][key] for pk in (17, 23) for key in ("email", "phone_number")]
+    suites = tmp_path / "suites"
+    shutil.copytree(validation_runner.DEFAULT_SUITES, suites)
+    suite = json.loads((suites / "customers.json").read_text())
+    for expectation in suite["expectations"]:
+        if expectation["meta"]["name"] == "email_is_valid":
+            expectation["severity"] = "critical"
+    (suites / "customers.json").write_text(json.dumps(suite))
+    monkeypatch.setattr(
+        validation_runner.Validator,
+        "for_settings",
+        classmethod(lambda cls, s: cls(s.lake, suites_dir=suites)),
+    )
+    settings = settings_for(
+        server,
+        tmp_path,
+        lag_seconds=0,
+        pii_policy={"email": "hash", "phone_number": "drop"},
+        pii_salt="quarantine-salt",
+    )
+    outcome = run_sync(settings, False, Local())
+    assert isinstance(outcome, dict) and outcome["quarantined"] == 2, outcome
+    quarantine = {
+        q["pk"]: q for q in pq.read_table(f"{settings.lake}/quarantine/customers").to_pylist()
+    }
+    assert set(quarantine) == {17, 23}
+    for pk in (17, 23):
+        raw = json.loads(quarantine[pk]["raw"])
+        assert raw["email"] == stable_hash(people[pk]["email"], b"quarantine-salt")
+        assert "phone_number" not in raw and raw["first_name"] == people[pk]["first_name"]
+    assert json.loads(quarantine[17]["raw"])["is_active"] == "yes"
+    for folder, _, files in os.walk(settings.lake):
+        for name in files:
+            path = Path(folder, name)
+            data = path.read_bytes()
+            text = str(pq.read_table(path).to_pylist()) if name.endswith(".parquet") else ""
+            for value in clear:
+                assert value.encode() not in data and value not in text, (path, value)
