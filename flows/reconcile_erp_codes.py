@@ -14,7 +14,7 @@ from typing import Any, Literal
 from prefect import flow
 
 from flows.orchestration import PrefectRun, failed_in_one_line
-from omnisync.client import OmnitronError
+from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
 from omnisync.erp import ErpInputError, ErpSource, PlanRejected, PlanTooLarge, WriteBackFailed
 from omnisync.erp.run import run_reconcile
 from omnisync.lake import LakeError
@@ -66,14 +66,17 @@ def reconcile_erp_codes(
         return failed_in_one_line(error)
 
 
-#: errors whose message says what to do: the run fails in one line, without a traceback
+#: errors whose message says what to do: the run fails in one line, without a traceback. Not the
+#: client's root: an unexpected answer or a rejected filter is a defect, and keeps its traceback.
 ACTIONABLE = (
     PlanTooLarge,
     PlanRejected,
     ErpInputError,
     WriteBackFailed,
     SettingsError,
-    OmnitronError,
+    ConfigurationError,
+    AuthenticationFailed,
+    RetriesExhausted,
     LakeError,
     StateError,
 )

@@ -14,7 +14,7 @@ from prefect import flow
 from prefect.states import Cancelled
 
 from flows.orchestration import PrefectRun, failed_in_one_line
-from omnisync.client import OmnitronError
+from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
 from omnisync.lake import LakeError
 from omnisync.settings import SettingsError, load_settings
 from omnisync.state import StateError
@@ -22,8 +22,19 @@ from omnisync.sync import BatchRejected
 from omnisync.sync.run import Refused, run_sync
 from transforms.customers import SchemaDrift
 
-#: errors whose message says what to do: the run fails in one line, without a traceback
-ACTIONABLE = (SettingsError, OmnitronError, LakeError, StateError, BatchRejected, SchemaDrift)
+#: errors whose message says what to do: the run fails in one line, without a traceback. Not the
+#: client's root: an unexpected answer, a rejected filter or a 404 is a defect to be debugged,
+#: and its traceback stays in the run's log.
+ACTIONABLE = (
+    SettingsError,
+    ConfigurationError,
+    AuthenticationFailed,
+    RetriesExhausted,
+    LakeError,
+    StateError,
+    BatchRejected,
+    SchemaDrift,
+)
 
 
 @flow(name="sync-customers", log_prints=False)

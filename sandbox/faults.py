@@ -135,6 +135,8 @@ class FaultMiddleware:
                 b"" if seconds == 1 else b"s",
             )
             await _respond(send, 429, body, [json_type, (b"retry-after", retry_after)])
+        elif kind == "409":
+            await _respond(send, 409, b'{"detail":"Conflict."}', [json_type])
         elif kind == "500":
             await _respond(send, 500, b'{"detail":"A server error occurred."}', [json_type])
         elif kind == "502":

@@ -6,8 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["429", "500", "502", "503", "drop", "slow"]
-ALL_FAULTS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "drop", "slow")
+FaultKind = Literal["429", "500", "502", "503", "drop", "slow", "409"]
+#: the faults a real Omnitron shows now and then, and the random ones by default
+TRANSIENT_FAULTS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "drop", "slow")
+#: ... and ``409``, an answer no client expects (a defect to debug), for queued faults
+ALL_FAULTS: tuple[FaultKind, ...] = (*TRANSIENT_FAULTS, "409")
 LostAnswerKind = Literal["502", "reset", "timeout"]
 ALL_LOST_ANSWERS: tuple[LostAnswerKind, ...] = ("502", "reset", "timeout")
 
@@ -18,7 +21,7 @@ class FaultModes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rate: float = Field(0.0, ge=0.0, le=1.0, description="share of API requests that fail")
-    kinds: list[FaultKind] = Field(default_factory=lambda: list(ALL_FAULTS))
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(TRANSIENT_FAULTS))
     retry_after_seconds: int = Field(1, ge=0, description="Retry-After sent with 429 and 503")
     slow_seconds: float = Field(2.0, ge=0.0, description="delay of a 'slow' fault")
     seed: int = 0

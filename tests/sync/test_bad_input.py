@@ -197,3 +197,30 @@ def test_quarantined_records_follow_the_pii_policy_wherever_they_were_refused(
             text = str(pq.read_table(path).to_pylist()) if name.endswith(".parquet") else ""
             for value in clear:
                 assert value.encode() not in data and value not in text, (path, value)
+
+
+def test_an_unexpected_answer_keeps_its_traceback_in_the_flow_runs_log(
+    prefect_api: str, make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A 409 is no mistake of the person who runs the sync but a defect to debug: the flow run
+    fails with the traceback in its log, not in one tidy line."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from omnisync.client import UnexpectedResponse
+
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    server.admin.post("faults/next", json={"kinds": ["409"], "methods": ["GET"]})
+    state = sync_customers(settings=settings, return_state=True)
+    APILogWorker.drain_all(timeout=30)
+    assert state.is_failed(), state
+    with pytest.raises(UnexpectedResponse):
+        state.result()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    text = "\n".join(log.message for log in logs)
+    assert "Traceback" in text and "UnexpectedResponse" in text, text
