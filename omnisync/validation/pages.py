@@ -47,6 +47,22 @@ _ICONS = {
 }
 
 
+def raised_exception(info: Any) -> str | None:
+    """The message of an expectation that could not run, or None when it ran.
+
+    GX reports it at the top level of ``exception_info`` (``{"raised_exception": True, ...}``)
+    or, since 1.x, nested by metric (``{"MetricConfigurationID(...)": {"raised_exception":
+    True, ...}}``): both are read. An expectation that could not run counts as a critical
+    failure whatever its severity: a check that silently did not happen must not let a run on
+    as if it had passed with a warning."""
+    if not isinstance(info, Mapping):
+        return None
+    for entry in (info, *(v for v in info.values() if isinstance(v, Mapping))):
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "raised an exception")
+    return None
+
+
 def outcome(results: Iterable[Mapping[str, Any]]) -> str:
     """The outcome of one validation from its expectation results (as stored: dicts with
     ``success``, ``exception_info`` and ``expectation_config.severity``)."""
@@ -54,7 +70,7 @@ def outcome(results: Iterable[Mapping[str, Any]]) -> str:
     for result in results:
         if result.get("success"):
             continue
-        raised = (result.get("exception_info") or {}).get("raised_exception")
+        raised = raised_exception(result.get("exception_info"))
         severity = str((result.get("expectation_config") or {}).get("severity") or "critical")
         if raised or severity.lower().rsplit(".", 1)[-1] == "critical":
             return FAILED

@@ -360,8 +360,11 @@ class Validator:
         config = item.expectation_config
         name = config.meta.get("name", config.type)
         severity = str(getattr(config.severity, "value", config.severity)).lower()
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            detail = item.exception_info.get("exception_message") or "raised an exception"
+        # Imported here as the module's other uses of pages are: GX loads first.
+        from omnisync.validation.pages import raised_exception
+
+        detail = raised_exception(item.exception_info)
+        if detail is not None:  # could not run: critical whatever its severity (pages.py)
             result.batch_failures.append((name, "critical", f"could not run: {detail}"))
             return
         if item.success:

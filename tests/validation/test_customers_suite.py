@@ -337,3 +337,32 @@ def test_birth_dates_at_any_year_get_the_right_verdict_through_gx_vectorised_pat
     }
     assert flagged == {future["pk"], tomorrow["pk"]}
     assert outcome.good.column("date_of_birth").to_pylist()[3] == dt.date(9999, 12, 31)
+
+
+def test_a_warning_level_expectation_that_cannot_run_fails_the_batch_and_its_page(
+    tmp_path: Path,
+) -> None:
+    """An expectation on a column that is not there raises inside GX (1.24 nests the error by
+    metric in ``exception_info``): a check that did not happen fails the batch as critical,
+    whatever its severity, and its page says "failed", not "passed with warnings"."""
+    suites = tmp_path / "suites"
+    shutil.copytree(DEFAULT_SUITES, suites)
+    suite = json.loads((suites / "customers.json").read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "loyalty_tier"},
+            "meta": {"name": "loyalty_tier_present", "scope": "row"},
+            "severity": "warning",
+        }
+    )
+    (suites / "customers.json").write_text(json.dumps(suite))
+    validator = Validator(str(tmp_path / "lake"), suites_dir=suites)
+    try:
+        outcome = validate_customers(validator, typed(clean_records()), "cannot-run")
+        assert not outcome.passed
+        assert any(f.startswith("loyalty_tier_present: could not run") for f in outcome.failures)
+        (page,) = validator.pages("cannot-run")
+        assert page.outcome == "failed"
+    finally:
+        validator.close()
