@@ -41,6 +41,14 @@ def carries_userinfo(url: str) -> bool:
     return bool(match and "@" in match.group("authority"))
 
 
+def userinfo(url: str) -> str | None:
+    """The ``user:pass`` of ``url``'s authority (what :func:`without_userinfo` hides), if any."""
+    match = _AUTHORITY.match(url)
+    if not match or "@" not in match.group("authority"):
+        return None
+    return match.group("authority").rsplit("@", 1)[0]
+
+
 def without_userinfo(url: str) -> str:
     """``url`` as it may be shown in a message or a report: ``user:pass@`` in its authority
     becomes ``***@``; any other URL or path is returned as it is."""

@@ -97,3 +97,16 @@ def test_credentials_in_the_browse_url_are_refused_without_echoing_them(
     message = str(caught.value)
     assert message.startswith("OMNISYNC_LAKE_BROWSE_URL: must not carry credentials")
     assert "pw-in-browse" not in message and "reports.test" not in message
+
+
+def test_the_lake_url_is_shown_without_its_credentials() -> None:
+    from omnisync.lake import LakeError, LakeStorage
+    from omnisync.lake.browse import lake_link
+
+    storage = LakeStorage("http://u:pw-in-lake@127.0.0.1:9/lake")
+    with pytest.raises(LakeError) as caught:
+        storage.check_writable()
+    assert "pw-in-lake" not in str(caught.value) and "***@127.0.0.1:9" in str(caught.value)
+    settings = load_settings(lake="sftp://u:pw-in-lake@host/lake")
+    link = lake_link(settings, "reconciliation/run=1/summary.md", "summary")
+    assert link == "summary: `sftp://***@host/lake/reconciliation/run=1/summary.md`"

@@ -32,7 +32,7 @@ from omnisync.erp.source import ErpInputError, read_file, read_query
 from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
-from omnisync.settings import Settings
+from omnisync.settings import Settings, without_userinfo
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
@@ -265,7 +265,8 @@ def _plan(
     customer_files = storage.files("customers")
     if not customer_files:  # before GX starts: a mistake is named in a second
         raise ErpInputError(
-            f"no synced customers under {settings.lake}/customers: run `omnisync sync` first"
+            f"no synced customers under {without_userinfo(settings.lake)}/customers: "
+            "run `omnisync sync` first"
         )
     needed = needed_columns(settings, match_on)
     erp = source.read(match_on)

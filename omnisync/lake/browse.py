@@ -11,11 +11,11 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import quote
 
-from omnisync.settings import Settings
+from omnisync.settings import Settings, without_userinfo
 
 
 def lake_link(settings: Settings, relative: str, label: str) -> str:
     """Markdown for one file of the lake: a link, or its path as code."""
     if settings.lake_browse_url:
         return f"[{label}]({settings.lake_browse_url}/{quote(relative)})"
-    return f"{label}: `{posixpath.join(settings.lake, relative)}`"
+    return f"{label}: `{posixpath.join(without_userinfo(settings.lake), relative)}`"

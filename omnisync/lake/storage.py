@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from omnisync.settings import userinfo, without_userinfo
 from transforms.schema import with_json_types
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
@@ -100,6 +101,8 @@ class LakeStorage:
         self.root = path.rstrip("/")
         self.local = isinstance(fs, LocalFileSystem)
         self.url = root
+        #: the root as messages show it: ``user:pass@`` of a URL hidden
+        self.shown = without_userinfo(root)
         self.guard: Callable[[], None] | None = None
 
     def _changing(self) -> None:
@@ -118,7 +121,11 @@ class LakeStorage:
                 handle.write(b"ok")
             self.fs.rm(probe)
         except Exception as exc:  # any backend's error means the same thing to the user
-            raise LakeError(f"OMNISYNC_LAKE {self.url!r} is not writable: {exc}") from None
+            reason = str(exc).replace(self.url, self.shown)
+            secret = userinfo(self.url)
+            if secret:
+                reason = reason.replace(secret, "***")
+            raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is not writable: {reason}") from None
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
+from omnisync.settings import without_userinfo
 from transforms.quality import only_checked
 
 if TYPE_CHECKING:
@@ -393,8 +394,8 @@ class Validator:
 
     @property
     def docs_index(self) -> str | None:
-        if self._reports_remote:
-            return f"{self._reports_remote}/{_DOCS}/index.html"
+        if self._reports_remote:  # shown to people: no user:pass@ of the lake's URL
+            return without_userinfo(f"{self._reports_remote}/{_DOCS}/index.html")
         return str(self._reports_local / _DOCS / "index.html") if self._reports_local else None
 
     def publish_docs(self) -> str | None:
