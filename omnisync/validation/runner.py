@@ -547,14 +547,20 @@ class Validator:
 
     def _pull_reports(self) -> None:
         """A remote lake's results and pages, fetched so that the rebuilt index still lists
-        earlier runs (GX lists the pages it finds in the site). Bounded by the retention."""
+        earlier runs (GX lists the pages it finds in the site). Bounded by the retention.
+
+        Only ``data_docs/`` and ``validation_results/``: the rest of ``_reports/`` (each
+        reconciliation's CSVs, with their match keys) is no business of a validator, and is
+        not copied into a temporary directory of every process that validates."""
         import fsspec
 
         assert self._reports_local is not None
         assert self._reports_remote is not None
         fs, path = fsspec.core.url_to_fs(self._reports_remote)
-        if fs.exists(path):
-            fs.get(f"{path}/", str(self._reports_local), recursive=True)
+        for part in (_DOCS, _RESULTS):
+            if fs.exists(f"{path}/{part}"):
+                (self._reports_local / part).mkdir(parents=True, exist_ok=True)
+                fs.get(f"{path}/{part}/", str(self._reports_local / part), recursive=True)
         self._pushed = self._local_files()
 
     def _local_files(self) -> dict[str, int]:

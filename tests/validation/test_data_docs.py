@@ -302,3 +302,26 @@ def test_warnings_are_shown_as_warnings_and_pages_name_the_asset_without_interna
         assert "Data asset: None" not in text and "customers (a window" in text, run
         for internal in ("_row", "_channel_key", "_phone_valid"):
             assert internal not in text, (run, internal)
+
+
+def test_a_validator_on_a_remote_lake_pulls_only_the_validation_reports() -> None:
+    """Of a remote lake's ``_reports/``, a validator fetches its pages and results, never the
+    reconciliations' CSVs (match keys, ERP codes) into a temporary directory."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    root = "/pull-only-reports/_reports"
+    memory.pipe(f"{root}/reconciliation/run=1/planned.csv", b"pk,email\n1,a@b.test\n")
+    memory.pipe(f"{root}/data_docs/earlier.html", b"<html>an earlier page</html>")
+    memory.pipe(f"{root}/validation_results/customers/earlier.json", b"{}")
+    validator = Validator("memory://pull-only-reports")
+    try:
+        local = validator._reports_local
+        assert local is not None
+        pulled = {str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()}
+        assert "data_docs/earlier.html" in pulled
+        assert "validation_results/customers/earlier.json" in pulled
+        assert not any(p.startswith("reconciliation") for p in pulled), pulled
+    finally:
+        validator.close()
+        memory.rm("/pull-only-reports", recursive=True)
