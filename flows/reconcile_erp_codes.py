@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.states import Cancelled
 
 from flows.orchestration import PrefectRun, failed_in_one_line
 from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
@@ -19,7 +20,7 @@ from omnisync.erp import ErpInputError, ErpSource, PlanRejected, PlanTooLarge, W
 from omnisync.erp.run import run_reconcile
 from omnisync.lake import LakeError
 from omnisync.settings import SettingsError, load_settings
-from omnisync.state import StateError
+from omnisync.state import LockHeld, StateError
 
 
 @flow(name="reconcile-erp-codes", log_prints=False)
@@ -34,8 +35,9 @@ def reconcile_erp_codes(
     columns: dict[str, str] | None = None,
     erp_url_secret: str | None = None,
 ) -> Any:
-    """One reconciliation run; returns its summary (counts by outcome, report location), or a
-    ``Failed`` state in one line for an error a person can act on (:data:`ACTIONABLE`).
+    """One reconciliation run; returns its summary (counts by outcome, report location), a
+    ``Cancelled`` state when another reconciliation holds the write-back lock, or a ``Failed``
+    state in one line for an error a person can act on (:data:`ACTIONABLE`).
     Settings come from the worker's environment (or ``settings_in_effect``)."""
     try:
         settings = load_settings()
@@ -61,6 +63,9 @@ def reconcile_erp_codes(
             force=force,
             clear_unknown=clear_unknown,
         )
+    except LockHeld as busy:
+        # Another reconciliation is writing back: nothing went wrong, nothing was patched.
+        return Cancelled(message=str(busy))
     except ACTIONABLE as error:
         # The artifact (run_reconcile's) says why, with the report's links.
         return failed_in_one_line(error)

@@ -33,7 +33,7 @@ from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.settings import Settings, without_userinfo
-from omnisync.state import RunRecord, StateStore
+from omnisync.state import LockHeld, RunRecord, StateStore
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
 from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
@@ -202,7 +202,9 @@ def reconcile(
     try:
         kind = "dry-run" if dry_run else "write-back"
         stopped_by = (PlanTooLarge, PlanRejected, ErpInputError)  # before any PATCH
-        with RunRecord(store, run_id, STREAM, kind, stopped_by=stopped_by) as record:
+        with RunRecord(
+            store, run_id, STREAM, kind, stopped_by=stopped_by, refused_by=(LockHeld,)
+        ) as record:
             outcome = _plan(
                 settings,
                 storage,
@@ -407,13 +409,15 @@ def _write_back(
         if progress is not None:
             progress(len(attempts), total)
 
-    if progress is not None:
-        progress(0, total)  # from this thread: a Prefect progress artifact belongs to the run
     try:
         with (
             store.locked("erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id),
             OmnitronClient.from_settings(settings) as client,
         ):
+            # Once the lock is held (a busy lock is not "about 9 minutes" ahead), and from this
+            # thread: a Prefect progress artifact belongs to the run.
+            if progress is not None:
+                progress(0, total)
             guard = (
                 None
                 if outcome.guard_since is None

@@ -31,11 +31,14 @@ from omnisync.state.store import StateStore, process_gone
 
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"
+REFUSED = "refused"
 
 
 class RunRecord:
     """``stopped_by``: the errors that end a run on purpose before it changed anything (an ERP
-    plan above its limit, say): recorded as ``stopped``, not ``failed``."""
+    plan above its limit, say): recorded as ``stopped``, not ``failed``. ``refused_by``: those
+    that say another run holds what this one needs (a busy write-back lock): ``refused``, as a
+    sync that finds its stream busy."""
 
     def __init__(
         self,
@@ -44,9 +47,11 @@ class RunRecord:
         stream: str,
         kind: str,
         stopped_by: tuple[type[BaseException], ...] = (),
+        refused_by: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.store = store
         self.stopped_by = stopped_by
+        self.refused_by = refused_by
         self.run_id = run_id
         self.stream = stream
         self.kind = kind
@@ -59,7 +64,7 @@ class RunRecord:
     def refused(store: StateStore, run_id: str, stream: str, kind: str, reason: str) -> None:
         """Record a run that found its stream busy and did nothing (not a failure)."""
         store.start_run(run_id, stream, kind, store.watermark(stream))
-        store.finish_run(run_id, "refused", error=reason[:2000])
+        store.finish_run(run_id, REFUSED, error=reason[:2000])
 
     def __enter__(self) -> RunRecord:
         self.watermark_before = self.store.watermark(self.stream)
@@ -97,6 +102,8 @@ class RunRecord:
     ) -> None:
         if exc is None:
             status = "succeeded"
+        elif isinstance(exc, self.refused_by):
+            status = REFUSED
         else:
             status = STOPPED if isinstance(exc, self.stopped_by) else "failed"
         self.store.finish_run(

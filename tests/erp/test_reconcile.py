@@ -644,3 +644,31 @@ def test_each_run_leaves_a_report_people_can_open_offline(
     assert len(planned) == result["erp_row_outcomes"]["planned"]
     conflicts = list(csv.DictReader((folder / "erp_rows_conflict.csv").open()))
     assert len(conflicts) == result["erp_row_outcomes"]["conflict"] > 0
+
+
+def test_a_busy_write_back_lock_is_refused_alike_everywhere(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    """Another reconciliation writing back: the run log says ``refused``, the terminal says
+    ``skipped:`` (exit 3), the flow run ends ``Cancelled``, and no estimate of a write-back that
+    will not happen is shown; nothing is patched."""
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    env = {**cli_env(server, settings), "OMNISYNC_LOG_LEVEL": "INFO"}
+    store = StateStore(settings.state_url.get_secret_value(), lease_seconds=60)
+    with store.locked("erp-writeback", run_id="the-holder"):
+        result = runner.invoke(
+            app, ["reconcile", "--erp-file", str(path), "--max-changes", "none"], env=env
+        )
+        state = reconcile_erp_codes(
+            erp_file=str(path), max_changes="none", settings=settings, return_state=True
+        )
+    assert result.exit_code == 3 and "skipped:" in result.output, result.output
+    assert "changes at" not in result.output, result.output
+    assert state.is_cancelled(), state
+    assert "the-holder" in (state.message or ""), state.message
+    flow_run, terminal = store.recent_runs(stream="erp", limit=2)
+    assert flow_run["status"] == terminal["status"] == "refused", (flow_run, terminal)
+    assert server.admin.get("stats").json()["patches"] == {}
+    store.dispose()
