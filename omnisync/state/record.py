@@ -12,6 +12,9 @@ Two things tell that it is not:
 - A run that holds its stream's lock is the only one working on the stream: every other run of
   the stream still marked ``running`` was killed, or stalled past its lease and can change nothing
   any more (G5). Entering the record marks them ``interrupted``, naming the run that took over.
+  Taking a lock from a dead holder also marks that holder's own run (the lock row names it)
+  ``interrupted``, whatever stream it records under: a reconciliation records under ``erp``
+  and locks ``erp-writeback``.
 - Each run notes its process (host, pid, PID namespace) while it runs. :func:`outcome_now` shows a
   ``running`` run whose process is gone from this host as ``interrupted`` at once: a
   reconciliation, which holds no stream lock while it plans, is covered too.

@@ -490,6 +490,18 @@ class StateStore:
             )
             if taken.rowcount != 1:
                 return None  # the holder renewed, or another run took it first
+            if row.run_id is not None and row.run_id != run_id:
+                # The dead holder's own run, whatever stream it records under (a
+                # reconciliation records under ``erp`` and locks ``erp-writeback``).
+                connection.execute(
+                    update(runs)
+                    .where(runs.c.run_id == row.run_id, runs.c.status == "running")
+                    .values(
+                        status="interrupted",
+                        error=f"taken over by run {run_id or self.owner}: it was killed, or it "
+                        "stalled past its lease and changed nothing after that",
+                    )
+                )
             acquired = int(connection.execute(mine).scalar_one())
         return Fence(self, stream, self.owner, acquired, renewed=sent)
 

@@ -132,6 +132,25 @@ def test_the_lock_of_a_killed_process_is_taken_over(store: StateStore) -> None:
         assert holder is not None and holder["owner"] == store.owner
 
 
+def test_a_takeover_marks_the_dead_holders_own_run_interrupted(store: StateStore) -> None:
+    """A reconciliation records under ``erp`` but locks ``erp-writeback``: killed, its run is
+    found by the lock row's run_id, not by the stream, and marked taken over."""
+    name = stream()
+    killed, successor = uuid.uuid4().hex, uuid.uuid4().hex
+    code = (
+        f"from omnisync.state import StateStore; s = StateStore({store.url!r}); "
+        f"s.start_run({killed!r}, {name + '-log'!r}, 'write-back', None); "
+        f"assert s.try_lock({name + '-writeback'!r}, run_id={killed!r}); "
+        "import os; os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert store.recent_runs(name + "-log")[0]["status"] == "running"
+    with store.locked(name + "-writeback", wait_seconds=0, run_id=successor):
+        (run,) = store.recent_runs(name + "-log")
+    assert run["run_id"] == killed and run["status"] == "interrupted", run
+    assert f"taken over by run {successor}" in run["error"]
+
+
 def test_a_stale_lease_is_taken_over(store: StateStore) -> None:
     name = stream()
     with store.engine.begin() as connection:
