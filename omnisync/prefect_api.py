@@ -7,6 +7,7 @@ is a setting to fix: one line naming it, exit code 2.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from omnisync.settings import SettingsError
@@ -19,38 +20,74 @@ def shown_api_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
+def is_prefect_cloud(url: str) -> bool:
+    """Whether ``url`` is a Prefect Cloud workspace (``api.prefect.cloud``, or a path
+    ``/api/accounts/<id>/workspaces/<id>``), where ``/admin/version`` is not served."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return host.endswith("prefect.cloud") or bool(_WORKSPACE.search(parts.path))
+
+
+_WORKSPACE = re.compile(r"/accounts/[^/]+/workspaces/[^/]+/?$")
+#: statuses of an API that is there but not ready (starting, overloaded): asked once more
+NOT_READY = frozenset({429, 500, 502, 503, 504})
+
+
 def check_prefect_api(url: str) -> None:
     """Return when the Prefect API at ``url`` answers this client; raise SettingsError naming
-    ``PREFECT_API_URL`` (unreachable, not a Prefect API) or its credentials (401/403)."""
+    ``PREFECT_API_URL`` (unreachable, not ready, not a Prefect API) or its credentials
+    (401/403).
+
+    The request is an authenticated one (``/health`` is open to anyone): ``/admin/version`` on
+    a Prefect server, a one-flow listing on Prefect Cloud, which does not serve the former. A
+    429 or 5xx is asked once more, then reported as "not ready", not as a wrong URL."""
     import httpx
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
-    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
     shown = shown_api_url(url)
-    try:
-        # One attempt: a run's own requests retry; a check that waits is only a slower refusal.
-        with (
-            temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: 0}),
-            get_client(sync_client=True) as client,
-        ):
-            client.api_version()  # an authenticated request (/health is open to anyone)
-    except PrefectHTTPStatusError as exc:
-        code = exc.response.status_code
-        if code in (401, 403):
+    for attempt in range(2):
+        try:
+            _ask(url)
+            return
+        except PrefectHTTPStatusError as exc:
+            code = exc.response.status_code
+            if code in NOT_READY:
+                if attempt == 0:
+                    continue
+                raise SettingsError(
+                    f"PREFECT_API_URL {shown} is not ready (answered {code} twice): try again "
+                    "shortly, or check the Prefect server"
+                ) from None
+            if code in (401, 403):
+                raise SettingsError(
+                    f"PREFECT_API_URL {shown} refused this client ({code}): check "
+                    "PREFECT_API_KEY or PREFECT_API_AUTH_STRING"
+                ) from None
             raise SettingsError(
-                f"PREFECT_API_URL {shown} refused this client ({code}): check PREFECT_API_KEY "
-                "or PREFECT_API_AUTH_STRING"
+                f"PREFECT_API_URL {shown} answered {code}: is it a Prefect API (ending in /api)?"
             ) from None
-        raise SettingsError(
-            f"PREFECT_API_URL {shown} answered {code}: is it a Prefect API (ending in /api)?"
-        ) from None
-    except (httpx.HTTPError, OSError) as exc:
-        raise SettingsError(
-            f"PREFECT_API_URL {shown} is unreachable ({type(exc).__name__}): start the Prefect "
-            "server, fix the setting, or unset it to run in this process"
-        ) from None
-    except ValueError:  # a body that is not a version: something else answers there
-        raise SettingsError(
-            f"PREFECT_API_URL {shown} did not answer as a Prefect API (ending in /api)"
-        ) from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise SettingsError(
+                f"PREFECT_API_URL {shown} is unreachable ({type(exc).__name__}): start the "
+                "Prefect server, fix the setting, or unset it to run in this process"
+            ) from None
+        except ValueError:  # a body that is not a version: something else answers there
+            raise SettingsError(
+                f"PREFECT_API_URL {shown} did not answer as a Prefect API (ending in /api)"
+            ) from None
+
+
+def _ask(url: str) -> None:
+    """One authenticated request to the API at ``url``; raises what Prefect's client raises."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    # One attempt per call: the caller decides what is worth asking again.
+    with (
+        temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: 0}),
+        get_client(sync_client=True) as client,
+    ):
+        if is_prefect_cloud(url):
+            client.read_flows(limit=1)
+        else:
+            client.api_version()
