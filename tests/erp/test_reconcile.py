@@ -257,6 +257,13 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert codes(server) == expected
     assert set(server.admin.get("stats").json()["patches"].values()) == {1}
+    # The killed run is marked by the run that took its write-back lock over, whatever host
+    # would be asking: not left "running" because a reconciliation locks another stream.
+    store = StateStore(settings.state_url.get_secret_value())
+    rerun, killed = store.recent_runs(stream="erp", limit=2)
+    store.dispose()
+    assert killed["status"] == "interrupted", killed
+    assert f"taken over by run {rerun['run_id']}" in killed["error"], killed
 
 
 @pytest.mark.parametrize(
