@@ -679,3 +679,15 @@ def test_a_busy_write_back_lock_is_refused_alike_everywhere(
     assert flow_run["status"] == terminal["status"] == "refused", (flow_run, terminal)
     assert server.admin.get("stats").json()["patches"] == {}
     store.dispose()
+
+
+def test_a_lake_url_with_credentials_is_named_without_them(tmp_path: Path) -> None:
+    from omnisync.erp.reconcile import ErpSource, reconcile
+    from omnisync.settings import load_settings
+
+    lake = f"memory://u:pw-in-lake@lake-{tmp_path.name}/lake"
+    settings = load_settings(lake=lake, state_url=f"sqlite:///{tmp_path}/state.db")
+    with pytest.raises(ErpInputError) as caught:
+        reconcile(settings, ErpSource(file=erp_csv(tmp_path, [(1, "A")])), "pk", dry_run=True)
+    assert "no synced customers under" in str(caught.value)
+    assert "pw-in-lake" not in str(caught.value) and "***@" in str(caught.value)
