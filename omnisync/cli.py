@@ -389,6 +389,25 @@ def _run_lines(run: dict[str, object]) -> list[str]:
 
 
 @app.command()
+def verify(
+    full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+) -> None:
+    """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    with _user_errors():
+        from omnisync.settings import load_settings
+        from omnisync.verify import run_verify
+
+        settings = load_settings()
+        with _run_log(settings.log_level, local=True), console.status("verifying ..."):
+            outcome = run_verify(settings, full=full)
+    if outcome.equal:
+        console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[red]{outcome.line()}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
 def sandbox(
     port: int = typer.Option(8000, help="port to listen on (0 picks a free one)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),

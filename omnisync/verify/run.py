@@ -1,0 +1,195 @@
+"""One verification of ``customers/`` against Omnitron, judged as of the watermark (G9).
+
+The steps, and why the verdict is exact under churn:
+
+1. **The watermark** of the ``customers`` stream is read first: it is the greatest
+   ``modified_date`` the syncs have read, and the lake holds every version up to it (G1). A
+   customer Omnitron shows modified (or created) after it is *behind*: the next incremental
+   sync reads it, and it is never a difference.
+2. **The lake** is read as a reader sees it (``counts.LakeSide``), after the watermark: a sync
+   running meanwhile can only add versions after it, which step 5 calls behind.
+3. **The newest customers** are listed whole: everything Omnitron has modified at or after a cut
+   placed so that about half a page of the lake's rows are newer than it (never after the
+   watermark). This one request (more only when much changed since the watermark) covers what
+   changed since the watermark and the lake's most recent history, where a missed update is
+   most likely; each is compared customer by customer.
+4. **Everything older** is compared by counts, narrowed where they differ
+   (``narrowing.py``): a healthy lake costs this step 3 requests, whatever its size.
+5. **A second look.** Every pk found to differ is read again (by pk range, with no date
+   filter): one Omnitron now has modified after the watermark is behind, one whose
+   difference is gone is dropped (``vanished``), and the rest are classified (``report.py``).
+   So an edit made while verify runs never becomes a reported difference.
+
+``full`` lists everything (about N / page requests) and compares every customer's
+``modified_date``: it sees what counts cannot (differences that cancel within a range).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import numpy as np
+
+from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient
+from omnisync.lake import LakeStorage
+from omnisync.settings import Settings
+from omnisync.state import RunRecord, StateError, StateStore
+from omnisync.state.store import from_us, to_us
+from omnisync.sync.parts import STREAM
+from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
+from omnisync.verify.narrowing import Narrowing, OlderLake
+from omnisync.verify.report import KINDS, Outcome, write_report
+
+KIND = "verify"
+
+
+class NothingToVerify(StateError):
+    """The stream has no watermark yet: there is no lake to judge (run a sync first)."""
+
+
+def run_verify(settings: Settings, full: bool = False) -> Outcome:
+    """Verify the lake once, record it in the run log and write its report; returns the
+    outcome. Raises NothingToVerify, StateError, LakeError or an OmnitronError (the caller
+    turns them into one line)."""
+    storage = LakeStorage(settings.lake)
+    store = StateStore(
+        settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
+    )
+    try:
+        store.migrate()
+        watermark = store.watermark(STREAM)
+        if watermark is None:
+            raise NothingToVerify(
+                "the customers stream has no watermark yet: run `omnisync sync` first"
+            )
+        run_id = uuid.uuid4().hex
+        with (
+            OmnitronClient.from_settings(settings) as client,
+            RunRecord(store, run_id, STREAM, KIND) as record,
+        ):
+            outcome = verify(client, storage, watermark, settings.page_size, full, run_id)
+            write_report(storage, outcome, dt.datetime.now(dt.UTC))
+            record.counts = outcome.counts()
+        return outcome
+    finally:
+        store.dispose()
+
+
+def verify(
+    client: OmnitronClient,
+    storage: LakeStorage,
+    watermark: dt.datetime,
+    page_size: int,
+    full: bool = False,
+    run_id: str = "",
+) -> Outcome:
+    """Compare the lake with Omnitron as of ``watermark`` (steps 2-5 above)."""
+    lake = LakeSide.read(storage)
+    server = ServerSide(client, page_size)
+    cut, newer = _newest(server, lake, watermark, page_size, full)
+    watermark_us = to_us(watermark)
+
+    listed = np.fromiter(newer.keys(), dtype=np.int64, count=len(newer))
+    in_newer = np.isin(lake.pks, listed)
+    older = OlderLake.of(lake.pks[~in_newer], lake.modified[~in_newer])
+    candidates = {
+        pk
+        for pk, stamp in newer.items()
+        if stamp <= watermark_us and lake.versions_of(pk) != [stamp]
+    }
+    narrowing = Narrowing(server, cut, older, page_size)
+    if cut.param is None:
+        candidates.update(older.pks.tolist())  # listed everything: the rest is not in Omnitron
+    else:
+        total = server.count(cut.older())
+        narrowing.by_pk(total)
+        if cut.datetimes:
+            narrowing.by_modified(total)
+        candidates |= narrowing.candidates
+    found, behind, vanished = _second_look(server, lake, candidates, watermark_us, page_size)
+    return Outcome(
+        run_id=run_id,
+        watermark=watermark,
+        full=full,
+        lake_rows=len(lake),
+        lake_files=lake.files,
+        unreadable=lake.unreadable,
+        found=found,
+        behind=behind
+        + sum(
+            1
+            for pk, stamp in newer.items()
+            if stamp > watermark_us and lake.versions_of(pk) != [stamp]
+        ),
+        vanished=vanished,
+        requests=server.requests,
+        cut=None if cut.param is None else cut.param.isoformat(),
+        ranges_listed=narrowing.ranges_listed,
+        datetimes=server.datetimes,
+    )
+
+
+def _newest(
+    server: ServerSide, lake: LakeSide, watermark: dt.datetime, page_size: int, full: bool
+) -> tuple[Cut, Versions]:
+    """The cut (step 3) and every customer Omnitron has at or after it."""
+    keep = page_size // 2
+    if full or len(lake) <= keep:
+        return Cut(None, True), server.read_all(CustomerQuery(sort=None))
+    newest = int(np.partition(lake.modified, len(lake) - keep)[len(lake) - keep])
+    at = min(from_us(newest), watermark)
+    try:
+        first = server.detect_datetimes(at)
+    except DateFilterRejected:
+        cut = choose_cut(at, datetimes=False)
+        return cut, server.read_all(cut.newer())
+    cut = choose_cut(at, datetimes=True)
+    return cut, server.read_all(cut.newer(), first)
+
+
+def _second_look(
+    server: ServerSide, lake: LakeSide, candidates: set[int], watermark_us: int, page_size: int
+) -> tuple[dict[str, list[int]], int, int]:
+    """Read every candidate again and classify it; returns (found by kind, behind, vanished).
+    Neighbouring candidates are read together, a pk range holding at most half a page of the
+    lake's rows at a time."""
+    found: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    behind = vanished = 0
+    ordered = sorted(candidates)
+    start = 0
+    while start < len(ordered):
+        end = start + 1
+        while end < len(ordered) and end - start < page_size // 2:
+            lo, hi = np.searchsorted(lake.pks, [ordered[start], ordered[end] + 1])
+            if hi - lo > page_size // 2:
+                break
+            end += 1
+        group = ordered[start:end]
+        now = server.read_all(CustomerQuery(pk_gte=group[0], pk_lt=group[-1] + 1, sort=None))
+        for pk in group:
+            kind = classify(now.get(pk), lake.versions_of(pk), watermark_us)
+            if kind == "behind":
+                behind += 1
+            elif kind is None:
+                vanished += 1
+            else:
+                found[kind].append(pk)
+        start = end
+    return found, behind, vanished
+
+
+def classify(server: int | None, lake: list[int], watermark_us: int) -> str | None:
+    """What a customer's difference is, given Omnitron's version now and the lake's rows
+    (None: there is no difference)."""
+    if server is None:
+        return "deleted" if lake else None
+    if lake == [server]:
+        return None
+    if server > watermark_us:
+        return "behind"
+    if not lake:
+        return "missing"
+    if len(lake) > 1:
+        return "duplicated"
+    return "stale"
