@@ -391,6 +391,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
 @app.command()
 def verify(
     full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+    repair: bool = typer.Option(
+        False, "--repair", help="re-read what differs, commit it as a run, then verify again"
+    ),
 ) -> None:
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
     with _user_errors():
@@ -398,8 +401,24 @@ def verify(
         from omnisync.verify import run_verify
 
         settings = load_settings()
-        with _run_log(settings.log_level, local=True), console.status("verifying ..."):
+        with _run_log(settings.log_level, local=True), console.status("verifying ...") as status:
             outcome = run_verify(settings, full=full)
+            if repair and not outcome.equal:
+                from omnisync.verify.repair import repair as mend
+
+                console.print(f"[yellow]{outcome.line()}[/yellow]", highlight=False, soft_wrap=True)
+                status.update("repairing ...")
+                done = mend(settings, outcome)
+                console.print(
+                    f"repaired: {done.get('written', 0):,} customers re-read and written in "
+                    f"{done['windows']} window(s), {done['rows_removed']:,} rows of deleted "
+                    f"customers and {done['files_removed']} unreadable file(s) removed; "
+                    "verifying again",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                status.update("verifying again ...")
+                outcome = run_verify(settings, full=full)
     if outcome.equal:
         console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
         return

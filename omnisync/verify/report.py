@@ -48,7 +48,8 @@ class Outcome:
     ranges_listed: int = 0
     report: str | None = None
     datetimes: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Omnitron's modified_date (µs) of each missing or stale customer: what a repair reads
+    versions: dict[int, int] = field(default_factory=dict)
 
     @property
     def equal(self) -> bool:
@@ -94,6 +95,7 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
+        del body["versions"]
         body["watermark"] = iso(self.watermark)
         body["verdict"] = "equal" if self.equal else "different"
         body["found"] = {kind: sorted(self.found.get(kind, [])) for kind in KINDS}

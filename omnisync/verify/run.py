@@ -107,7 +107,10 @@ def verify(
         if cut.datetimes:
             narrowing.by_modified(total)
         candidates |= narrowing.candidates
-    found, behind, vanished = _second_look(server, lake, candidates, watermark_us, page_size)
+    versions: dict[int, int] = {}
+    found, behind, vanished = _second_look(
+        server, lake, candidates, watermark_us, page_size, versions
+    )
     return Outcome(
         run_id=run_id,
         watermark=watermark,
@@ -127,6 +130,7 @@ def verify(
         cut=None if cut.param is None else cut.param.isoformat(),
         ranges_listed=narrowing.ranges_listed,
         datetimes=server.datetimes,
+        versions=versions,
     )
 
 
@@ -149,9 +153,15 @@ def _newest(
 
 
 def _second_look(
-    server: ServerSide, lake: LakeSide, candidates: set[int], watermark_us: int, page_size: int
+    server: ServerSide,
+    lake: LakeSide,
+    candidates: set[int],
+    watermark_us: int,
+    page_size: int,
+    versions: dict[int, int],
 ) -> tuple[dict[str, list[int]], int, int]:
-    """Read every candidate again and classify it; returns (found by kind, behind, vanished).
+    """Read every candidate again and classify it; returns (found by kind, behind, vanished),
+    and puts Omnitron's version of each missing or stale customer in ``versions``.
     Neighbouring candidates are read together, a pk range holding at most half a page of the
     lake's rows at a time."""
     found: dict[str, list[int]] = {kind: [] for kind in KINDS}
@@ -175,6 +185,8 @@ def _second_look(
                 vanished += 1
             else:
                 found[kind].append(pk)
+                if kind in ("missing", "stale"):
+                    versions[pk] = now[pk]
         start = end
     return found, behind, vanished
 
