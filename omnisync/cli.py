@@ -402,11 +402,18 @@ def verify(
 
         settings = load_settings()
         with _run_log(settings.log_level, local=True), console.status("verifying ...") as status:
-            outcome = run_verify(settings, full=full)
+            from omnisync.verify.run import last_findings
+
+            # --repair after a verify at the same watermark mends what that one found
+            earlier = last_findings(settings) if repair else None
+            outcome = earlier or run_verify(settings, full=full)
             if repair and not outcome.equal:
                 from omnisync.verify.repair import repair as mend
 
-                console.print(f"[yellow]{outcome.line()}[/yellow]", highlight=False, soft_wrap=True)
+                said = f"(found by the verification at {outcome.report}) " if earlier else ""
+                console.print(
+                    f"[yellow]{said}{outcome.line()}[/yellow]", highlight=False, soft_wrap=True
+                )
                 status.update("repairing ...")
                 done = mend(settings, outcome)
                 console.print(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omnisync.client import CustomerQuery
+from omnisync.client import CustomerQuery, Page
 from omnisync.state.store import from_us
 from omnisync.verify.counts import Cut, ServerSide, Versions, versions_in
 
@@ -99,18 +99,27 @@ class Narrowing:
     def _pk_query(self, lo: int | None, hi: int | None) -> CustomerQuery:
         return self.cut.older(pk_gte=lo, pk_lt=hi)
 
+    def _held(self, query: CustomerQuery, lake_count: int) -> tuple[int, Page | None]:
+        """A range's server count, asked with a whole page when the lake's side of it fits one:
+        if the range then differs, its answer is already the listing (no second request)."""
+        if lake_count <= self.page // 2:
+            answer = self.server.page(query, self.page)
+            return answer.count, answer
+        return self.server.count(query), None
+
     def by_pk(self, total: int) -> None:
         """Descend the pk tree from the root, whose server count is ``total``."""
-        pending: list[tuple[Bounds, int, bool]] = [((None, None), total, True)]
+        pending: list[tuple[Bounds, int, bool, Page | None]] = [((None, None), total, True, None)]
         while pending:
-            (lo, hi), count, root = pending.pop()
+            (lo, hi), count, root, answer = pending.pop()
             rows = self.lake.pk_slice(lo, hi)
             lake_count = rows.stop - rows.start
             if count == lake_count and not root:
                 continue
             mid: int | None = None
-            if count <= self.page and lake_count <= self.page and not root:
+            if answer is None and count <= self.page and lake_count <= self.page and not root:
                 answer = self.server.page(self._pk_query(lo, hi), self.page)
+            if answer is not None:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
                     self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows])
                     continue
@@ -126,9 +135,10 @@ class Narrowing:
                 if mid is None:  # one pk cannot be split further: list it as it is
                     self._read_whole(self._pk_query(lo, hi), rows, by_pk=True)
                     continue
-            right = self.server.count(self._pk_query(mid, hi))
-            pending.append(((mid, hi), right, False))
-            pending.append(((lo, mid), count - right, False))
+            right_rows = self.lake.pk_slice(mid, hi)
+            right, held = self._held(self._pk_query(mid, hi), right_rows.stop - right_rows.start)
+            pending.append(((mid, hi), right, False, held))
+            pending.append(((lo, mid), count - right, False, None))
 
     # -- modified_date ranges -----------------------------------------------------------------
     def _modified_query(self, lo: int | None, hi: int | None) -> CustomerQuery:
@@ -159,19 +169,21 @@ class Narrowing:
             end = len(values) if hi is None else int(np.searchsorted(values, hi))
             return end - start
 
-        pending: list[tuple[Bounds, int, bool]] = [((None, None), total, True)]
+        pending: list[tuple[Bounds, int, bool, Page | None]] = [((None, None), total, True, None)]
         while pending:
-            (lo, hi), count, root = pending.pop()
+            (lo, hi), count, root, answer = pending.pop()
             rows = self.lake.modified_slice(lo, hi)
             lake_count = rows.stop - rows.start
             expected = lake_count - within(in_lake, lo, hi) + within(in_server, lo, hi)
             if count == expected and not root:
                 continue
             mid: int | None = None
-            if (count <= self.page and lake_count <= self.page and not root) or (
-                _median(self.lake.by_modified[rows]) is None
+            if answer is None and (
+                (count <= self.page and lake_count <= self.page and not root)
+                or _median(self.lake.by_modified[rows]) is None
             ):
                 answer = self.server.page(self._modified_query(lo, hi), self.page)
+            if answer is not None:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
                     self._leaf(
                         answer.results, self.lake.by_modified_pks[rows], self.lake.by_modified[rows]
@@ -179,15 +191,20 @@ class Narrowing:
                     continue
                 sample = np.array(sorted(_stamps(answer.results)), dtype=np.int64)
                 mid = _median(sample)
+                if mid is None:
+                    mid = _median(self.lake.by_modified[rows])
                 if mid is None:  # one instant shared by more than a page: list it by pk
                     self._read_whole(self._modified_query(lo, hi), rows, by_pk=False)
                     continue
             else:
                 mid = _median(self.lake.by_modified[rows])
             assert mid is not None
-            right = self.server.count(self._modified_query(mid, hi))
-            pending.append(((mid, hi), right, False))
-            pending.append(((lo, mid), count - right, False))
+            right_rows = self.lake.modified_slice(mid, hi)
+            right, held = self._held(
+                self._modified_query(mid, hi), right_rows.stop - right_rows.start
+            )
+            pending.append(((mid, hi), right, False, held))
+            pending.append(((lo, mid), count - right, False, None))
 
     # -- leaves -------------------------------------------------------------------------------
     def _leaf(self, results: list[dict[str, object]], pks: np.ndarray, stamps: np.ndarray) -> None:

@@ -65,6 +65,7 @@ class Outcome:
             "behind": self.behind,
             "requests": self.requests,
             "full": self.full,
+            "report": self.report,
         }
 
     def line(self) -> str:
@@ -95,11 +96,40 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
-        del body["versions"]
+        body["versions"] = {str(pk): stamp for pk, stamp in sorted(self.versions.items())}
         body["watermark"] = iso(self.watermark)
         body["verdict"] = "equal" if self.equal else "different"
         body["found"] = {kind: sorted(self.found.get(kind, [])) for kind in KINDS}
         return body
+
+
+def read_report(storage: LakeStorage, path: str) -> Outcome | None:
+    """The findings of an earlier verification from its report, or None if it is gone or
+    unreadable (the caller then verifies afresh)."""
+    root = storage.path("")
+    relative = path[len(root) :].lstrip("/") if path.startswith(root) else path
+    try:
+        body = storage.read_json(relative)
+        if body is None:
+            return None
+        return Outcome(
+            run_id=str(body["run_id"]),
+            watermark=dt.datetime.fromisoformat(str(body["watermark"]).replace("Z", "+00:00")),
+            full=bool(body["full"]),
+            lake_rows=int(body["lake_rows"]),
+            lake_files=int(body["lake_files"]),
+            unreadable={str(k): str(v) for k, v in body["unreadable"].items()},
+            found={kind: [int(pk) for pk in body["found"].get(kind, [])] for kind in KINDS},
+            behind=int(body["behind"]),
+            vanished=int(body["vanished"]),
+            requests=0,
+            cut=body.get("cut"),
+            report=path,
+            datetimes=body.get("datetimes"),
+            versions={int(pk): int(stamp) for pk, stamp in body["versions"].items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def write_report(storage: LakeStorage, outcome: Outcome, at: dt.datetime) -> str:

@@ -27,6 +27,7 @@ The steps, and why the verdict is exact under churn:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import numpy as np
@@ -39,7 +40,7 @@ from omnisync.state.store import from_us, to_us
 from omnisync.sync.parts import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
 from omnisync.verify.narrowing import Narrowing, OlderLake
-from omnisync.verify.report import KINDS, Outcome, write_report
+from omnisync.verify.report import KINDS, Outcome, read_report, write_report
 
 KIND = "verify"
 
@@ -76,6 +77,27 @@ def run_verify(settings: Settings, full: bool = False) -> Outcome:
         store.dispose()
 
 
+def last_findings(settings: Settings) -> Outcome | None:
+    """What the latest verification found, if it said "different" as of the watermark the
+    stream has now (so ``--repair`` need not ask Omnitron the same questions again); None
+    otherwise. The repair verifies afresh afterwards in any case, so findings that went out of
+    date meanwhile cannot make it report a lake equal that is not."""
+    store = StateStore(settings.state_url.get_secret_value())
+    try:
+        store.migrate()
+        watermark = store.watermark(STREAM)
+        runs = [r for r in store.recent_runs(STREAM, limit=20) if r["kind"] in (KIND, "repair")]
+    finally:
+        store.dispose()
+    if not runs or runs[0]["kind"] != KIND or runs[0]["status"] != "succeeded":
+        return None
+    counts = json.loads(str(runs[0]["counts"] or "{}"))
+    if counts.get("verdict") != "different" or not counts.get("report"):
+        return None
+    found = read_report(LakeStorage(settings.lake), str(counts["report"]))
+    return found if found is not None and found.watermark == watermark else None
+
+
 def verify(
     client: OmnitronClient,
     storage: LakeStorage,
@@ -107,10 +129,26 @@ def verify(
         if cut.datetimes:
             narrowing.by_modified(total)
         candidates |= narrowing.candidates
+    # A candidate read by a listing just now, at a version not after the watermark, is judged
+    # by that read; the others (not in Omnitron's answer, or the lake ahead of the watermark)
+    # are read again: they may have changed since the lake was read (behind), or be gone.
     versions: dict[int, int] = {}
-    found, behind, vanished = _second_look(
-        server, lake, candidates, watermark_us, page_size, versions
-    )
+    known = {**narrowing.listed, **newer}
+    settled: dict[str, list[int]] = {kind: [] for kind in KINDS}
+    again = set()
+    for pk in candidates:
+        held = lake.versions_of(pk)
+        if pk in known and known[pk] <= watermark_us and max(held, default=0) <= watermark_us:
+            kind = classify(known[pk], held, watermark_us)
+            if kind is not None and kind != "behind":
+                settled[kind].append(pk)
+                if kind in ("missing", "stale"):
+                    versions[pk] = known[pk]
+        else:
+            again.add(pk)
+    found, behind, vanished = _second_look(server, lake, again, watermark_us, page_size, versions)
+    for kind in KINDS:
+        found[kind] += settled[kind]
     return Outcome(
         run_id=run_id,
         watermark=watermark,

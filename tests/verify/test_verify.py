@@ -334,10 +334,16 @@ def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
     files[3].write_bytes(b"not parquet")
 
     env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0")
+    found = omnisync(env, "verify")
+    assert found.returncode == 1, found.stderr[-3000:]
+    before = list_requests(server)
     done = omnisync(env, "verify", "--repair")
     assert done.returncode == 0, done.stderr[-3000:]
     text = " ".join(done.stderr.split())
     assert "different" in text and "repaired" in text and "equal" in text
+    # it mends what the verification before it found, without asking the same questions again
+    assert "found by the verification at" in text
+    repair_requests = list_requests(server) - before
     assert_lake_matches_truth(server, current.lake)
     assert_no_duplicate_versions(current.lake)
     assert lost  # a whole bucket file was re-read (its request cost at scale: bench/verify.py)
@@ -345,6 +351,8 @@ def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
     kinds = [run["kind"] for run in store.recent_runs(STREAM, limit=3)]
     store.dispose()
     assert kinds == ["verify", "repair", "verify"]
+    # the re-read windows (4 missing, 3 stale, a bucket's customers) and the verify after them
+    assert repair_requests < 4 + len(lost) + 7 + 4
     before = list_requests(server)
     assert run_verify(current).equal
     assert list_requests(server) - before <= 4
