@@ -1,5 +1,6 @@
-"""``omnisync verify`` at scale (issue 25): its list requests on an equal lake and on a lake with 15
-differences, as a share of a full read's list requests (the full sync that wrote the lake).
+"""``omnisync verify`` at scale (issue 25): its list requests on an equal lake, on a lake with 15
+differences, and for ``verify --repair`` after it, as a share of a full read's list requests (the
+full sync that wrote the lake).
 
 The lake is written by ``omnisync sync`` from a sandbox in its own process, then damaged behind
 omnisync's back: 5 customers' rows removed, 5 rolled back to the version before their latest
@@ -99,11 +100,22 @@ def main() -> None:
         different_cost = list_requests(url) - before
         line = " ".join(different.stderr.split())
         assert different.returncode == 1, line
+        before = list_requests(url)
+        repaired = omnisync(env, "verify", "--repair")
+        repair_cost = list_requests(url) - before
+        assert repaired.returncode == 0, repaired.stderr[-2000:]
+        before = list_requests(url)
+        again = omnisync(env, "verify")
+        again_cost = list_requests(url) - before
+        assert again.returncode == 0, again.stderr[-2000:]
+        together = different_cost + repair_cost
         print(
             f"verify: {SIZE:,} customers; a full read took {full_read:,} list requests; "
             f"equal lake: {equal_cost} list requests ({equal_cost / full_read:.2%} of it); "
-            f"15 differences: {different_cost} list requests ({different_cost / full_read:.2%})"
-            f"\n  {line}",
+            f"15 differences: verify {different_cost} list requests "
+            f"({different_cost / full_read:.2%}), then verify --repair {repair_cost} (re-read "
+            f"and verify again): together {together} ({together / full_read:.2%}); a verify "
+            f"after the repair: {again_cost}\n  {line}",
             flush=True,
         )
 
