@@ -394,6 +394,12 @@ def verify(
     repair: bool = typer.Option(
         False, "--repair", help="re-read what differs, commit it as a run, then verify again"
     ),
+    audit: bool = typer.Option(
+        False,
+        "--audit",
+        help="also compare the next slice of the lake exactly (all of it within "
+        "OMNISYNC_VERIFY_AUDIT_RUNS runs)",
+    ),
 ) -> None:
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
     with _user_errors():
@@ -406,7 +412,7 @@ def verify(
 
             # --repair after a verify at the same watermark mends what that one found
             earlier = last_findings(settings) if repair else None
-            outcome = earlier or run_verify(settings, full=full)
+            outcome = earlier or run_verify(settings, full=full, audit=audit)
             if repair and not outcome.equal:
                 from omnisync.verify.repair import repair as mend
 

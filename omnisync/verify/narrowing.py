@@ -206,6 +206,21 @@ class Narrowing:
             pending.append(((mid, hi), right, False, held))
             pending.append(((lo, mid), count - right, False, None))
 
+    # -- the rolling audit --------------------------------------------------------------------
+    def audit(self, start: int | None, rows: int) -> dict[str, int | None]:
+        """Compare exactly the slice of about ``rows`` of the lake's older customers from pk
+        ``start`` on: Omnitron's customers of that pk range are listed whole and compared one
+        by one, so differences that cancel in every count are seen there. Returns the slice
+        (``to`` None: it reached the end, and the next slice starts from the beginning)."""
+        first = 0 if start is None else int(np.searchsorted(self.lake.pks, start))
+        if first >= len(self.lake.pks):
+            start, first = None, 0
+        last = first + max(1, rows)
+        end = int(self.lake.pks[last]) if last < len(self.lake.pks) else None
+        chunk = self.lake.pk_slice(start, end)
+        self._read_whole(self._pk_query(start, end), chunk, by_pk=True)
+        return {"from": start, "to": end, "compared": chunk.stop - chunk.start}
+
     # -- leaves -------------------------------------------------------------------------------
     def _leaf(self, results: list[dict[str, object]], pks: np.ndarray, stamps: np.ndarray) -> None:
         self._compared(versions_in(results), pks, stamps)

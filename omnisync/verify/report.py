@@ -50,6 +50,8 @@ class Outcome:
     datetimes: bool | None = None
     #: Omnitron's modified_date (µs) of each missing or stale customer: what a repair reads
     versions: dict[int, int] = field(default_factory=dict)
+    #: the rolling audit's slice: ``from`` and ``to`` pks (None: open), customers compared
+    audit: dict[str, int | None] | None = None
 
     @property
     def equal(self) -> bool:
@@ -66,6 +68,11 @@ class Outcome:
             "requests": self.requests,
             "full": self.full,
             "report": self.report,
+            **(
+                {"audit_compared": self.audit["compared"], "audit_next": self.audit["to"]}
+                if self.audit is not None
+                else {}
+            ),
         }
 
     def line(self) -> str:
@@ -73,6 +80,8 @@ class Outcome:
         mark = iso(self.watermark)
         if self.equal:
             how = "every customer compared" if self.full else "by counts"
+            if self.audit is not None:
+                how += f", {self.audit['compared']:,} compared one by one (rolling audit)"
             return (
                 f"equal: the lake's {self.lake_rows:,} customers match Omnitron as of the "
                 f"watermark {mark} ({how}; {self.behind:,} changed since, left for the next "

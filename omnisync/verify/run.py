@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class NothingToVerify(StateError):
     """The stream has no watermark yet: there is no lake to judge (run a sync first)."""
 
 
-def run_verify(settings: Settings, full: bool = False) -> Outcome:
+def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> Outcome:
     """Verify the lake once, record it in the run log and write its report; returns the
     outcome. Raises NothingToVerify, StateError, LakeError or an OmnitronError (the caller
     turns them into one line)."""
@@ -69,7 +70,10 @@ def run_verify(settings: Settings, full: bool = False) -> Outcome:
             OmnitronClient.from_settings(settings) as client,
             RunRecord(store, run_id, STREAM, KIND) as record,
         ):
-            outcome = verify(client, storage, watermark, settings.page_size, full, run_id)
+            rolling = next_audit(store, settings.verify_audit_runs) if audit else None
+            outcome = verify(
+                client, storage, watermark, settings.page_size, full, run_id, audit=rolling
+            )
             write_report(storage, outcome, dt.datetime.now(dt.UTC))
             record.counts = outcome.counts()
         return outcome
@@ -98,6 +102,28 @@ def last_findings(settings: Settings) -> Outcome | None:
     return found if found is not None and found.watermark == watermark else None
 
 
+@dataclass(frozen=True)
+class Audit:
+    """The rolling exact audit's next slice: from ``start`` (None: the lake's first pk), one
+    ``runs``-th of the lake's customers, each compared with Omnitron's version."""
+
+    start: int | None
+    runs: int
+
+
+def next_audit(store: StateStore, runs: int) -> Audit:
+    """Where the audit goes on: after the slice the latest audited verification compared (kept
+    in its run log record), sized so ``runs`` verifications cover the whole lake."""
+    for run in store.recent_runs(STREAM, limit=200):
+        if run["kind"] != KIND or run["status"] != "succeeded":
+            continue
+        counts = json.loads(str(run["counts"] or "{}"))
+        if "audit_next" in counts:
+            start = counts["audit_next"]
+            return Audit(start if isinstance(start, int) else None, runs)
+    return Audit(None, runs)
+
+
 def verify(
     client: OmnitronClient,
     storage: LakeStorage,
@@ -105,8 +131,10 @@ def verify(
     page_size: int,
     full: bool = False,
     run_id: str = "",
+    audit: Audit | None = None,
 ) -> Outcome:
-    """Compare the lake with Omnitron as of ``watermark`` (steps 2-5 above)."""
+    """Compare the lake with Omnitron as of ``watermark`` (steps 2-5 above); with ``audit``,
+    also compare one slice of pks exactly (step 4b)."""
     lake = LakeSide.read(storage)
     server = ServerSide(client, page_size)
     cut, newer = _newest(server, lake, watermark, page_size, full)
@@ -128,6 +156,10 @@ def verify(
         narrowing.by_pk(total)
         if cut.datetimes:
             narrowing.by_modified(total)
+        candidates |= narrowing.candidates
+    audited: dict[str, int | None] | None = None
+    if audit is not None and cut.param is not None:
+        audited = narrowing.audit(audit.start, -(-len(lake) // audit.runs))
         candidates |= narrowing.candidates
     # A candidate read by a listing just now, at a version not after the watermark, is judged
     # by that read; the others (not in Omnitron's answer, or the lake ahead of the watermark)
@@ -169,6 +201,7 @@ def verify(
         ranges_listed=narrowing.ranges_listed,
         datetimes=server.datetimes,
         versions=versions,
+        audit=audited,
     )
 
 
