@@ -68,8 +68,12 @@ class Outcome:
             "requests": self.requests,
             "full": self.full,
             "report": self.report,
+            # the next slice's first pk, as text: ``omnisync status`` shows numbers as counts
             **(
-                {"audit_compared": self.audit["compared"], "audit_next": self.audit["to"]}
+                {
+                    "audit_compared": self.audit["compared"],
+                    "audit_next": None if self.audit["to"] is None else str(self.audit["to"]),
+                }
                 if self.audit is not None
                 else {}
             ),

@@ -119,8 +119,8 @@ def next_audit(store: StateStore, runs: int) -> Audit:
             continue
         counts = json.loads(str(run["counts"] or "{}"))
         if "audit_next" in counts:
-            start = counts["audit_next"]
-            return Audit(start if isinstance(start, int) else None, runs)
+            start = str(counts["audit_next"] or "")
+            return Audit(int(start) if start.lstrip("-").isdigit() else None, runs)
     return Audit(None, runs)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,9 +29,11 @@ from omnisync.lake import LakeStorage
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
+from omnisync.state.store import to_us
 from omnisync.sync.parts import STREAM
 from omnisync.sync.run import run_sync
 from omnisync.verify import Outcome, run_verify, verify
+from omnisync.verify.repair import repair_windows
 from omnisync.verify.run import classify
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
@@ -390,3 +393,23 @@ def test_the_rolling_audit_sees_what_counts_cannot_within_its_period(
     # consecutive slices, from the first pk to the end: the whole lake in 3 runs
     assert slices[0][0] is None and slices[-1][1] is None
     assert all(a[1] == b[0] for a, b in itertools.pairwise(slices))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    versions=st.lists(st.integers(0, 10_000), max_size=40),
+    lake=st.lists(st.integers(0, 10_000), max_size=200),
+    page=st.integers(1, 50),
+)
+def test_repair_windows_hold_every_version_to_read_and_nothing_twice(
+    versions: list[int], lake: list[int], page: int
+) -> None:
+    windows = repair_windows(versions, np.array(lake, dtype=np.int64), page)
+    bounds = [(to_us(lo), to_us(hi)) for lo, hi in windows if lo is not None]
+    assert len(bounds) == len(windows)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(bounds))  # in order, disjoint
+    for stamp in versions:
+        assert sum(lo <= stamp < hi for lo, hi in bounds) == 1
+    # each window starts and ends at a version to read: nothing around them is read
+    assert {lo for lo, _ in bounds} <= set(versions)
+    assert {hi - 1 for _, hi in bounds} <= set(versions)
