@@ -26,6 +26,7 @@ The steps, and why the verdict is exact under churn:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient
+from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
 from omnisync.lake import LakeStorage
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
@@ -148,6 +149,7 @@ def verify(
         for pk, stamp in newer.items()
         if stamp <= watermark_us and lake.versions_of(pk) != [stamp]
     }
+    page_size = server.page_size  # what the server serves (see _newest)
     narrowing = Narrowing(server, cut, older, page_size)
     if cut.param is None:
         candidates.update(older.pks.tolist())  # listed everything: the rest is not in Omnitron
@@ -208,18 +210,28 @@ def verify(
 def _newest(
     server: ServerSide, lake: LakeSide, watermark: dt.datetime, page_size: int, full: bool
 ) -> tuple[Cut, Versions]:
-    """The cut (step 3) and every customer Omnitron has at or after it."""
+    """The cut (step 3) and every customer Omnitron has at or after it. A server that caps
+    ``limit`` below the page asked for shows it in its first answer (fewer rows and a ``next``):
+    the cut is then chosen again for the page it serves (one request more), and
+    ``server.page_size`` becomes that page for every later request."""
     keep = page_size // 2
     if full or len(lake) <= keep:
         return Cut(None, True), server.read_all(CustomerQuery(sort=None))
-    newest = int(np.partition(lake.modified, len(lake) - keep)[len(lake) - keep])
-    at = min(from_us(newest), watermark)
-    try:
-        first = server.detect_datetimes(at)
-    except DateFilterRejected:
-        cut = choose_cut(at, datetimes=False)
-        return cut, server.read_all(cut.newer())
-    cut = choose_cut(at, datetimes=True)
+    for again in (False, True):
+        newest = int(np.partition(lake.modified, len(lake) - keep)[len(lake) - keep])
+        at = min(from_us(newest), watermark)
+        first: Page | None = None
+        if server.datetimes is None:  # the first answer also says which filters it takes
+            with contextlib.suppress(DateFilterRejected):
+                first = server.detect_datetimes(at)
+        cut = choose_cut(at, datetimes=bool(server.datetimes))
+        if first is None:
+            first = server.page(cut.newer(), server.page_size)
+        received = len(first.results)
+        if not again and first.has_next and 1 < received < server.page_size:
+            server.page_size, keep = received, received // 2
+            continue
+        break
     return cut, server.read_all(cut.newer(), first)
 
 

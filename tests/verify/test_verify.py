@@ -413,3 +413,20 @@ def test_repair_windows_hold_every_version_to_read_and_nothing_twice(
     # each window starts and ends at a version to read: nothing around them is read
     assert {lo for lo, _ in bounds} <= set(versions)
     assert {hi - 1 for _, hi in bounds} <= set(versions)
+
+
+def test_a_server_that_ignores_sort_and_caps_limit_is_verified_exactly(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """Newest first whatever ``sort`` says, and at most 100 rows an answer whatever ``limit``
+    asks: one request more to learn the page it serves, then the same costs."""
+    server = make_sandbox(customers=4000, ignore_sort=True, max_limit=100)
+    lake = Synced(server, tmp_path)
+    before = list_requests(server)
+    equal = run_verify(lake.settings)
+    assert equal.equal, equal.line()
+    assert list_requests(server) - before <= 5
+    gone = {r["pk"] for r in server.admin.get("truth").json()["results"][::1300]}
+    remove_rows(lake.settings.lake, gone)
+    damaged = run_verify(lake.settings)
+    assert set(damaged.found["missing"]) == gone, damaged.line()
