@@ -14,11 +14,15 @@ The steps, and why the verdict is exact under churn:
    changed since the watermark and the lake's most recent history, where a missed update is
    most likely; each is compared customer by customer.
 4. **Everything older** is compared by counts, narrowed where they differ
-   (``narrowing.py``): a healthy lake costs this step 3 requests, whatever its size.
-5. **A second look.** Every pk found to differ is read again (by pk range, with no date
-   filter): one Omnitron now has modified after the watermark is behind, one whose
-   difference is gone is dropped (``vanished``), and the rest are classified (``report.py``).
-   So an edit made while verify runs never becomes a reported difference.
+   (``narrowing.py``): a healthy lake costs this step 3 requests, whatever its size. With
+   ``audit``, one slice of pks is also listed whole and compared customer by customer, from
+   where the previous audited verification stopped (its run log record keeps the place).
+5. **Judging each pk found.** One that a listing has just read at a version not after the
+   watermark is judged by that read (``report.py`` names the kinds). The others (absent from
+   Omnitron's answer, or held in the lake at a version after the watermark) are read again,
+   by pk range with no date filter: one Omnitron now has modified after the watermark is
+   behind, one whose difference is gone is dropped (``vanished``). So an edit made while
+   verify runs never becomes a reported difference.
 
 ``full`` lists everything (about N / page requests) and compares every customer's
 ``modified_date``: it sees what counts cannot (differences that cancel within a range).
