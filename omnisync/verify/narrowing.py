@@ -102,7 +102,7 @@ class Narrowing:
     def _held(self, query: CustomerQuery, lake_count: int) -> tuple[int, Page | None]:
         """A range's server count, asked with a whole page when the lake's side of it fits one:
         if the range then differs, its answer is already the listing (no second request)."""
-        if lake_count <= self.page // 2:
+        if lake_count <= self.page:
             answer = self.server.page(query, self.page)
             return answer.count, answer
         return self.server.count(query), None
