@@ -15,7 +15,8 @@ holds half of the lake's rows; where the lake has too few rows to tell (customer
 it), at the median of a page of the server's answer for the range. Cost: each differing customer
 costs about one request per level, and there are about log2(N / page) levels: O(d·log(N/page)),
 two requests for a root that is equal. Ranges whose differences cancel in both dimensions are
-invisible to counts: the exact comparisons (``--full``) see them.
+invisible to counts: the exact comparisons (the rolling audit's slice, :meth:`Narrowing.audit`,
+and ``--full``) see them.
 
 On a date-only server the ``modified_date`` tree is not used: a bare date there is midnight in
 a time zone the client does not know, so the lake's side of a date range cannot be counted
