@@ -129,6 +129,11 @@ def test_a_date_only_server_in_any_time_zone_costs_at_most_four_list_requests_wh
     assert outcome.equal, outcome.line()
     assert outcome.datetimes is False
     assert list_requests(server) - before <= 4
+    # changes after the watermark are behind there too, whatever the server's time zone
+    server.admin.post("modify", json={"count": 7})
+    server.admin.post("create", json={"count": 3})
+    later = run_verify(lake.settings)
+    assert later.equal and later.behind == 10, later.line()
     # and a damaged date-only lake is still caught, exactly
     gone = {r["pk"] for r in server.admin.get("truth").json()["results"][100:103]}
     remove_rows(str(tmp_path / "lake"), gone)
