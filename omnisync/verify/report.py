@@ -135,7 +135,7 @@ def read_report(storage: LakeStorage, path: str) -> Outcome | None:
             found={kind: [int(pk) for pk in body["found"].get(kind, [])] for kind in KINDS},
             behind=int(body["behind"]),
             vanished=int(body["vanished"]),
-            requests=0,
+            requests=int(body["requests"]),
             cut=body.get("cut"),
             report=path,
             datetimes=body.get("datetimes"),
