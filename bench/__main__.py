@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.validation",
     "bench.sync",
     "bench.erp",
+    "bench.verify",
 ]
 
 

@@ -436,6 +436,57 @@ def _run_lines(run: dict[str, object]) -> list[str]:
 
 
 @app.command()
+def verify(
+    full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+    repair: bool = typer.Option(
+        False, "--repair", help="re-read what differs, commit it as a run, then verify again"
+    ),
+    audit: bool = typer.Option(
+        False,
+        "--audit",
+        help="also compare the next slice of the lake exactly (all of it within "
+        "OMNISYNC_VERIFY_AUDIT_RUNS runs)",
+    ),
+) -> None:
+    """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    with _user_errors():
+        from omnisync.settings import load_settings
+        from omnisync.verify import run_verify
+
+        settings = load_settings()
+        with _run_log(settings.log_level, local=True), console.status("verifying ...") as status:
+            from omnisync.verify.run import last_findings
+
+            # --repair after a verify at the same watermark mends what that one found
+            earlier = last_findings(settings) if repair else None
+            outcome = earlier or run_verify(settings, full=full, audit=audit)
+            if repair and not outcome.equal:
+                from omnisync.verify.repair import repair as mend
+
+                said = f"(found by the verification at {outcome.report}) " if earlier else ""
+                console.print(
+                    f"[yellow]{said}{outcome.line()}[/yellow]", highlight=False, soft_wrap=True
+                )
+                status.update("repairing ...")
+                done = mend(settings, outcome)
+                console.print(
+                    f"repaired: {done.get('written', 0):,} customers re-read and written in "
+                    f"{done['windows']} window(s), {done['rows_removed']:,} rows of deleted "
+                    f"customers and {done['files_removed']} unreadable file(s) removed; "
+                    "verifying again",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                status.update("verifying again ...")
+                outcome = run_verify(settings, full=full)
+    if outcome.equal:
+        console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[red]{outcome.line()}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
 def sandbox(
     port: int = typer.Option(8000, help="port to listen on (0 picks a free one)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
         description="a lock whose holder has not renewed it for this long is taken over",
     )
+    verify_audit_runs: int = Field(
+        7,
+        ge=1,
+        validation_alias=_env("OMNISYNC_VERIFY_AUDIT_RUNS", "verify_audit_runs"),
+        description="`omnisync verify --audit` compares the whole lake exactly over this many runs",
+    )
     dask_address: str | None = Field(
         None,
         validation_alias=_env("OMNISYNC_DASK_ADDRESS", "dask_address"),
