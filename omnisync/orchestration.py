@@ -53,10 +53,18 @@ class Pacer:
     def __init__(self, seconds: float = 2.0) -> None:
         self._seconds = seconds
         self._last = float("-inf")
+        self._highest = -1
         self._lock = threading.Lock()
 
     def due(self, done: int, total: int) -> bool:
         with self._lock:
+            # Reports come from several threads: one counted before another may arrive after
+            # it, and must not move the progress back (the last one shown is then the end).
+            if done == 0:
+                self._highest = 0
+            elif done < self._highest:
+                return False
+            self._highest = done
             now = time.monotonic()
             if done in (0, total) or now - self._last >= self._seconds:
                 self._last = now
