@@ -358,6 +358,7 @@ def status() -> None:
         store.migrate()
         marks = store.all_watermarks()
         runs = store.recent_runs(limit=10)
+        checks = [r for r in store.recent_runs("customers", limit=50) if r["kind"] == "verify"]
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:
@@ -367,6 +368,8 @@ def status() -> None:
         )
     if not marks:
         out.print("  none yet: the first run reads the whole history")
+    out.print("[bold]last verification[/bold] (omnisync verify)")
+    out.print("  " + (_run_lines(checks[0])[0] if checks else "none yet"))
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
     for run in runs:
         for number, line in enumerate(_run_lines(run)):
@@ -451,34 +454,16 @@ def verify(
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
     with _user_errors():
         from omnisync.settings import load_settings
-        from omnisync.verify import run_verify
 
         settings = load_settings()
         with _run_log(settings.log_level, local=True), console.status("verifying ...") as status:
-            from omnisync.verify.run import last_findings
+            from omnisync.verify.checkup import checkup
 
-            # --repair after a verify at the same watermark mends what that one found
-            earlier = last_findings(settings) if repair else None
-            outcome = earlier or run_verify(settings, full=full, audit=audit)
-            if repair and not outcome.equal:
-                from omnisync.verify.repair import repair as mend
+            def say(line: str, next_step: str) -> None:
+                console.print(line, highlight=False, soft_wrap=True, style="yellow")
+                status.update(f"{next_step} ...")
 
-                said = f"(found by the verification at {outcome.report}) " if earlier else ""
-                console.print(
-                    f"[yellow]{said}{outcome.line()}[/yellow]", highlight=False, soft_wrap=True
-                )
-                status.update("repairing ...")
-                done = mend(settings, outcome)
-                console.print(
-                    f"repaired: {done.get('written', 0):,} customers re-read and written in "
-                    f"{done['windows']} window(s), {done['rows_removed']:,} rows of deleted "
-                    f"customers and {done['files_removed']} unreadable file(s) removed; "
-                    "verifying again",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-                status.update("verifying again ...")
-                outcome = run_verify(settings, full=full)
+            outcome = checkup(settings, full=full, audit=audit, repair=repair, say=say).outcome
     if outcome.equal:
         console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
         return

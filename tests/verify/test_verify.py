@@ -306,6 +306,8 @@ def test_the_command_line_says_one_line_and_exits_0_equal_1_different_2_unusable
     # the run log shows the verifications
     shown = omnisync(env, "status")
     assert shown.returncode == 0 and "verify" in shown.stdout
+    last = shown.stdout.split("last verification")[1].splitlines()[1]
+    assert "verify" in last and "failed" not in last, "status shows the last verification"
 
 
 def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
@@ -435,3 +437,28 @@ def test_a_server_that_ignores_sort_and_caps_limit_is_verified_exactly(
     remove_rows(lake.settings.lake, gone)
     damaged = run_verify(lake.settings)
     assert set(damaged.found["missing"]) == gone, damaged.line()
+
+
+def test_the_verify_customers_flow_repairs_and_publishes_its_counts(
+    prefect_api: str, synced: Synced, tmp_path: Path
+) -> None:
+    """The daily deployment's flow: a damaged lake is repaired, the run completes with the
+    counts as an artifact table; a lake it cannot make equal fails the run."""
+    from prefect.artifacts import Artifact
+
+    from flows.verify_customers import KEY
+    from flows.verify_customers import verify_customers as flow
+    from omnisync.settings import settings_in_effect
+
+    current = synced.copy(tmp_path)
+    gone = set(pq.read_table(bucket_files(current.lake)[0])["pk"].to_pylist()[:3])
+    remove_rows(current.lake, gone)
+    with settings_in_effect(current):
+        state = flow(return_state=True)
+    assert state.is_completed(), state.message
+    counts = state.result()
+    assert counts["verdict"] == "equal" and counts["missing"] == 3
+    assert counts["repaired: customers re-read and written"] == 3
+    table = Artifact.get(KEY)
+    assert table is not None and "| missing | 3 |" in str(table.data)
+    assert run_verify(current).equal
