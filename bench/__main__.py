@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.sync",
     "bench.erp",
     "bench.verify",
+    "bench.cli_latency",
 ]
 
 

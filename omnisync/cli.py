@@ -61,37 +61,58 @@ def _skip(message: str) -> typer.Exit:
     return typer.Exit(3)
 
 
+def _loaded(module: str, name: str) -> type[BaseException]:
+    """An exception class of ``module`` if that module is loaded, else one nothing raises: an
+    error of a module that was never imported cannot have happened, and a command that fails
+    on a setting does not pay for importing the sync's or the lake's code to name it."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
-    from omnisync.client import AuthenticationFailed, ConfigurationError, OmnitronError
-    from omnisync.lake import LakeError
     from omnisync.settings import SettingsError
-    from omnisync.state import LockHeld, LockLost, StateError
-    from omnisync.sync import BatchRejected
-    from transforms.customers import SchemaDrift
 
     try:
         yield
-    except (SettingsError, ConfigurationError, AuthenticationFailed, LakeError) as exc:
+    except SettingsError as exc:
         raise _fail(str(exc), 2) from None
-    except LockHeld as exc:
-        raise _skip(str(exc)) from None
-    except LockLost as exc:
-        raise _fail(str(exc), 1) from None
-    except StateError as exc:
-        raise _fail(str(exc), 2) from None
-    except OmnitronError as exc:
-        raise _fail(f"Omnitron: {exc}", 1) from None
-    except (BatchRejected, SchemaDrift) as exc:
-        raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
     except Exception as exc:
-        # ERP errors can only come from a command that loaded omnisync.erp; a sync does not
-        # pay for importing it (half a second) just to name its exceptions here.
-        erp = sys.modules.get("omnisync.erp")
-        if erp is not None and isinstance(exc, (erp.ErpInputError, erp.PlanRejected)):
+        client = "omnisync.client.errors"
+        state = "omnisync.state.store"
+        erp = "omnisync.erp.reconcile"
+        if isinstance(
+            exc,
+            (
+                _loaded(client, "ConfigurationError"),
+                _loaded(client, "AuthenticationFailed"),
+                _loaded("omnisync.lake.storage", "LakeError"),
+            ),
+        ):
+            raise _fail(str(exc), 2) from None
+        if isinstance(exc, _loaded(state, "LockHeld")):
+            raise _skip(str(exc)) from None
+        if isinstance(exc, _loaded(state, "LockLost")):
+            raise _fail(str(exc), 1) from None
+        if isinstance(exc, _loaded(state, "StateError")):
+            raise _fail(str(exc), 2) from None
+        if isinstance(exc, _loaded(client, "OmnitronError")):
+            raise _fail(f"Omnitron: {exc}", 1) from None
+        rejected = (
+            _loaded("omnisync.sync.window", "BatchRejected"),
+            _loaded("transforms.customers", "SchemaDrift"),
+        )
+        if isinstance(exc, rejected):
+            raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
+        refused = (_loaded("omnisync.erp.source", "ErpInputError"), _loaded(erp, "PlanRejected"))
+        if isinstance(exc, refused):
             raise _fail(f"{exc}; nothing was patched", 2) from None
-        if erp is not None and isinstance(exc, erp.PlanTooLarge):
+        if isinstance(exc, _loaded(erp, "PlanTooLarge")):
             raise _fail(str(exc), 4) from None
         raise
 
@@ -103,9 +124,10 @@ def sync(
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
     with _user_errors():
         from omnisync.settings import load_settings
+
+        settings = load_settings()  # before the sync's imports: a mistake answers at once
         from omnisync.sync import preflight
 
-        settings = load_settings()
         api = _prefect_api()
         if settings.dask_address and api is None:
             console.print(
