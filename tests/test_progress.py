@@ -33,3 +33,10 @@ def test_a_report_counted_before_another_but_arriving_after_it_does_not_move_pro
     assert pacer.due(10, 10)  # the last change's report came first
     assert not pacer.due(9, 10), "a late report of an earlier count is dropped"
     assert pacer.due(0, 5), "a new long step starts again"
+
+
+def test_one_change_and_a_second_are_said_in_the_singular() -> None:
+    assert progress_line("erp-write-back", 0, 1, rate=10) == (
+        "erp-write-back: 1 change at 10/s: about 1 second"
+    )
+    assert duration(0.3) == "1 second"
