@@ -25,6 +25,7 @@ from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
+from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, new_plan, open_plan
@@ -108,10 +109,12 @@ def _steps(
     # Always plan again: finishing an old plan does not make the lake current.
     plan = new_plan(parts, full_refresh=full_refresh)
     totals.add(_run_plan(parts, plan, orchestration))
+    deletions = check_deletions(parts, plan.upper, full_refresh)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermark(STREAM)
     counts = {
         **totals.counts(),
+        **deletions.counts(),
         "resumed_plan": unfinished is not None,
         "upper_bound": plan.upper.isoformat(),
         "watermark_before": None
