@@ -26,6 +26,7 @@ from omnisync.client import OmnitronClient, Throttle
 
 Order = Literal["pk", "newest-first", "pk-descending", "random", "heap"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DETAIL = re.compile(r"/customers/(\d+)/$")
 
 
 @dataclass
@@ -59,6 +60,12 @@ class FakeOmnitron:
     def handle(self, request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         self.requests.append(params)
+        if detail := _DETAIL.search(request.url.path):
+            pk = int(detail[1])
+            if pk not in self.rows:
+                return httpx.Response(404, json={"detail": "Not found."})
+            stamp = self.rows[pk].isoformat().replace("+00:00", "Z")
+            return httpx.Response(200, json={"pk": pk, "modified_date": stamp})
         bounds = {}
         for key in ("modified_date__gte", "modified_date__lt"):
             if key in params:
