@@ -144,14 +144,16 @@ def narrow(
         extra = len(_in(unseen, lo, hi))
         page = budget.page(lo, hi, page_size if len(held) + extra <= page_size else 1)
         if _complete(page):
-            candidates = [int(pk) for pk in held if int(pk) not in _listed(page)]
+            listed = _listed(page)
+            candidates = [int(pk) for pk in held if int(pk) not in listed]
             if not candidates:
                 continue
             if not budget.left:
                 return confirmed, [(lo, hi), *reversed(stack)]
             again = budget.page(lo, hi, page_size)
             if _complete(again):
-                confirmed.extend(pk for pk in candidates if pk not in _listed(again))
+                listed = _listed(again)
+                confirmed.extend(pk for pk in candidates if pk not in listed)
                 continue
             # customers came in between: the span is looked at again, in smaller parts
         elif page is not None and len(held) - page.count + extra <= 0:
@@ -180,7 +182,8 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     client, settings = parts.client, parts.settings
     check = DeletionCheck()
     lake = parts.snapshot.pks()
-    carried = [] if full_refresh else carried_ranges(parts.store, STREAM)
+    recorded = carried_ranges(parts.store, STREAM)
+    carried = [] if full_refresh else recorded  # a full refresh examines everything anyway
     total = client.count_customers(CustomerQuery(sort=None))
     listing: Any = _Counting(client)
     modified = [
@@ -200,6 +203,8 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     unseen = ahead[~np.isin(ahead, lake)]
     check.estimate = len(lake) - total + len(unseen)
     if check.estimate <= 0 and not carried:
+        if recorded:
+            carry_ranges(parts.store, STREAM, [], parts.run_id, parts.fence)
         return check
     budget = _Budget(client, None if full_refresh else settings.deletion_check_requests)
     spans = carried or [(None, None)]
@@ -211,7 +216,7 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
         record_deletions(parts.store, STREAM, found, detected, parts.run_id, parts.fence)
         check.deleted = sorted(found)
         apply_pending(parts)
-    if left or carried:
+    if left or recorded:
         carry_ranges(parts.store, STREAM, left, parts.run_id, parts.fence)
     if left:
         log.warning(

@@ -156,6 +156,11 @@ def test_a_full_refresh_keeps_no_deleted_customer(
     lake = str(tmp_path / "lake")
     sync_ok(env)
     gone = server.admin.post("delete", json={"count": 12}).json()["pks"]
+    sync_ok(env)  # a budget of 4 requests: some ranges are left for later
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    assert carried_ranges(store, "customers")
     sync_ok(env, "--full-refresh")
+    assert carried_ranges(store, "customers") == [], "a full refresh leaves nothing to narrow"
+    store.dispose()
     assert_lake_matches_truth(server, lake)
     assert sorted(deletion_rows(lake)) == sorted(gone)
