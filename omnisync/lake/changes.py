@@ -114,6 +114,13 @@ def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
     return rows.filter(pc.invert(found))
 
 
+def with_op(table: pa.Table) -> pa.Table:
+    """``table`` with ``_op``: ``upsert`` for rows that have none (versions read)."""
+    if OP in table.column_names:
+        return table
+    return table.append_column(OP, pa.array(["upsert"] * table.num_rows, pa.string()))
+
+
 class ChangeLog:
     def __init__(self, storage: LakeStorage) -> None:
         self.storage = storage
@@ -148,8 +155,7 @@ class ChangeLog:
         """
         name = f"part-{window}.parquet"
         written = 0
-        if OP not in table.column_names:  # a window's versions; deletions come with their own
-            table = table.append_column(OP, pa.array(["upsert"] * table.num_rows, pa.string()))
+        table = with_op(table)  # a window's versions; deletions come with their own
         # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
         versions, months = (
             _by_month(table) if table.num_rows else (table, np.array([], dtype=object))
