@@ -134,43 +134,60 @@ def narrow(
     differences costs about 2·d·log2(pieces) requests, listing the span whole about ``pieces``).
     """
     confirmed: list[int] = []
-    stack = list(reversed(spans))
+    # (lo, hi, sibling): halves share a cell holding the parent's difference and, once the
+    # lower half was asked, its own; the upper half is skipped when nothing is left for it.
+    stack: list[tuple[int | None, int | None, list[int | None] | None]] = [
+        (lo, hi, None) for lo, hi in reversed(spans)
+    ]
+
+    def left_over(*first: PkSpan) -> list[PkSpan]:
+        return [*first, *((lo, hi) for lo, hi, _ in reversed(stack))]
+
     fits = max(1, page_size * 9 // 10)
     while stack:
         if not budget.left:
-            return confirmed, list(reversed(stack))
-        lo, hi = stack.pop()
+            return confirmed, left_over()
+        lo, hi, cell = stack.pop()
+        upper_half = cell is not None and cell[1] is not None
+        if upper_half and cell is not None and (cell[0] or 0) - (cell[1] or 0) <= 0:
+            continue  # the lower half holds every difference its parent showed (a sketch)
         held = _in(lake, lo, hi)
         extra = len(_in(unseen, lo, hi))
         page = budget.page(lo, hi, page_size if len(held) + extra <= page_size else 1)
+        differ = len(held) + extra - (0 if page is None else page.count)
+        if cell is not None and not upper_half:
+            cell[1] = differ
         if _complete(page):
             listed = _listed(page)
             candidates = [int(pk) for pk in held if int(pk) not in listed]
             if not candidates:
                 continue
             if not budget.left:
-                return confirmed, [(lo, hi), *reversed(stack)]
+                return confirmed, left_over((lo, hi))
             again = budget.page(lo, hi, page_size)
             if _complete(again):
                 listed = _listed(again)
                 confirmed.extend(pk for pk in candidates if pk not in listed)
                 continue
             # customers came in between: the span is looked at again, in smaller parts
-        elif page is not None and len(held) - page.count + extra <= 0:
+        elif differ <= 0:
             continue  # no deletion seen here (a sketch: see the module's docstring)
         if len(held) <= 2:
             for pk in held:
                 if not budget.left:
-                    return confirmed, [(lo, hi), *reversed(stack)]
+                    return confirmed, left_over((lo, hi))
                 if budget.absent(int(pk)):
                     confirmed.append(int(pk))
             continue
-        differ = max(1, len(held) + extra - (page.count if page is not None else 0))
+        differ = max(1, differ)
         pieces = math.ceil((len(held) + extra) / fits)
-        whole = pieces <= 2 * differ * max(1.0, math.log2(max(pieces, 2)))
-        cuts = _cuts(held, pieces if whole and pieces > 2 else 2)
-        bounds = [lo, *cuts, hi]
-        stack.extend(reversed(list(itertools.pairwise(bounds))))
+        if pieces > 2 and pieces <= 2 * differ * math.log2(pieces):
+            bounds = [lo, *_cuts(held, pieces), hi]
+            stack.extend((a, b, None) for a, b in reversed(list(itertools.pairwise(bounds))))
+        else:
+            middle = _cuts(held, 2)[0]
+            halves: list[int | None] = [differ, None]
+            stack.extend([(middle, hi, halves), (lo, middle, halves)])
     return confirmed, []
 
 
