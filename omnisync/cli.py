@@ -502,6 +502,9 @@ def sandbox(
     username: str = typer.Option("sandbox", help="user that may log in"),
     password: str = typer.Option("sandbox", help="that user's password"),
     writers: float = typer.Option(0.0, min=0, help="live writer operations per second"),
+    delete_share: float = typer.Option(
+        0.0, min=0, max=1, help="share of the writers' edits that delete a customer instead"
+    ),
     shuffle_ties: bool = typer.Option(False, help="random order among equal sort keys"),
     late_commit: float = typer.Option(
         0.0, min=0, help="writer changes become visible this late (s)"
@@ -530,6 +533,7 @@ def sandbox(
 
     modes = SandboxModes(
         writers_per_second=writers,
+        writer_delete_share=delete_share,
         shuffle_ties=shuffle_ties,
         late_commit_seconds=late_commit,
         date_only_filters=date_only,

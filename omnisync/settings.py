@@ -80,6 +80,13 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOOKBACK_SECONDS", "lookback_seconds"),
         description="each run re-reads this far behind the watermark",
     )
+    deletion_check_requests: int = Field(
+        40,
+        ge=4,
+        validation_alias=_env("OMNISYNC_DELETION_CHECK_REQUESTS", "deletion_check_requests"),
+        description="requests a run may spend narrowing down deleted customers; the ranges "
+        "left are carried over to the next run",
+    )
     max_rps: float = Field(
         10.0,
         gt=0,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +183,9 @@ class ServerSide:
             pks = sorted(received)
             if not pks:
                 raise_unreadable(page)
-            bounds = [lo, *split_points(pks, lo, page.count, len(page.results)), hi]
+            # parts of about half a page each: the received pks are a sample of the range
+            parts = math.ceil(2 * page.count / max(len(page.results), 1))
+            bounds = [lo, *split_points(pks, lo, parts), hi]
             pending.extend(itertools.pairwise(bounds))
         return found
 
