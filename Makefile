@@ -26,8 +26,9 @@ lint: install
 typecheck: install
 	$(UV) run --locked mypy
 
+# Two workers (the machine has two cores); tests of the shared databases stay on one of them.
 unit: install
-	$(UV) run --locked pytest
+	$(UV) run --locked pytest -n 2 --dist loadgroup
 
 test: lint typecheck unit
 

@@ -16,6 +16,8 @@ BENCHMARKS = [
     "bench.validation",
     "bench.sync",
     "bench.erp",
+    "bench.verify",
+    "bench.cli_latency",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -92,6 +93,9 @@ class PrefectRun:
         log their progress through this logger, never building one of their own."""
         own_lines_at(settings.log_level)
         self._pacer = Pacer()
+        # Held from the pacer's verdict to the artifact's update, so that reports from several
+        # threads reach the artifact in the order the pacer let them through.
+        self._reporting = threading.Lock()
         self._eta = Eta()
         self._progress: dict[str, Any] = {}
         self._logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = get_run_logger()
@@ -124,6 +128,10 @@ class PrefectRun:
         create_markdown_artifact(markdown, key=key, description=description)
 
     def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+        with self._reporting:
+            self._report(key, done, total, rate)
+
+    def _report(self, key: str, done: int, total: int, rate: float | None) -> None:
         line = self._eta.line(key, done, total, rate)
         if not self._pacer.due(done, total):
             return

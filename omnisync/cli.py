@@ -61,37 +61,58 @@ def _skip(message: str) -> typer.Exit:
     return typer.Exit(3)
 
 
+def _loaded(module: str, name: str) -> type[BaseException]:
+    """An exception class of ``module`` if that module is loaded, else one nothing raises: an
+    error of a module that was never imported cannot have happened, and a command that fails
+    on a setting does not pay for importing the sync's or the lake's code to name it."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback."""
-    from omnisync.client import AuthenticationFailed, ConfigurationError, OmnitronError
-    from omnisync.lake import LakeError
     from omnisync.settings import SettingsError
-    from omnisync.state import LockHeld, LockLost, StateError
-    from omnisync.sync import BatchRejected
-    from transforms.customers import SchemaDrift
 
     try:
         yield
-    except (SettingsError, ConfigurationError, AuthenticationFailed, LakeError) as exc:
+    except SettingsError as exc:
         raise _fail(str(exc), 2) from None
-    except LockHeld as exc:
-        raise _skip(str(exc)) from None
-    except LockLost as exc:
-        raise _fail(str(exc), 1) from None
-    except StateError as exc:
-        raise _fail(str(exc), 2) from None
-    except OmnitronError as exc:
-        raise _fail(f"Omnitron: {exc}", 1) from None
-    except (BatchRejected, SchemaDrift) as exc:
-        raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
     except Exception as exc:
-        # ERP errors can only come from a command that loaded omnisync.erp; a sync does not
-        # pay for importing it (half a second) just to name its exceptions here.
-        erp = sys.modules.get("omnisync.erp")
-        if erp is not None and isinstance(exc, (erp.ErpInputError, erp.PlanRejected)):
+        client = "omnisync.client.errors"
+        state = "omnisync.state.store"
+        erp = "omnisync.erp.reconcile"
+        if isinstance(
+            exc,
+            (
+                _loaded(client, "ConfigurationError"),
+                _loaded(client, "AuthenticationFailed"),
+                _loaded("omnisync.lake.storage", "LakeError"),
+            ),
+        ):
+            raise _fail(str(exc), 2) from None
+        if isinstance(exc, _loaded(state, "LockHeld")):
+            raise _skip(str(exc)) from None
+        if isinstance(exc, _loaded(state, "LockLost")):
+            raise _fail(str(exc), 1) from None
+        if isinstance(exc, _loaded(state, "StateError")):
+            raise _fail(str(exc), 2) from None
+        if isinstance(exc, _loaded(client, "OmnitronError")):
+            raise _fail(f"Omnitron: {exc}", 1) from None
+        rejected = (
+            _loaded("omnisync.sync.window", "BatchRejected"),
+            _loaded("transforms.customers", "SchemaDrift"),
+        )
+        if isinstance(exc, rejected):
+            raise _fail(f"the batch was rejected, watermark unchanged: {exc}", 1) from None
+        refused = (_loaded("omnisync.erp.source", "ErpInputError"), _loaded(erp, "PlanRejected"))
+        if isinstance(exc, refused):
             raise _fail(f"{exc}; nothing was patched", 2) from None
-        if erp is not None and isinstance(exc, erp.PlanTooLarge):
+        if isinstance(exc, _loaded(erp, "PlanTooLarge")):
             raise _fail(str(exc), 4) from None
         raise
 
@@ -103,9 +124,10 @@ def sync(
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
     with _user_errors():
         from omnisync.settings import load_settings
+
+        settings = load_settings()  # before the sync's imports: a mistake answers at once
         from omnisync.sync import preflight
 
-        settings = load_settings()
         api = _prefect_api()
         if settings.dask_address and api is None:
             console.print(
@@ -358,6 +380,7 @@ def status() -> None:
         store.migrate()
         marks = store.all_watermarks()
         runs = store.recent_runs(limit=10)
+        checks = [r for r in store.recent_runs("customers", limit=50) if r["kind"] == "verify"]
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:
@@ -367,6 +390,8 @@ def status() -> None:
         )
     if not marks:
         out.print("  none yet: the first run reads the whole history")
+    out.print("[bold]last verification[/bold] (omnisync verify)")
+    out.print("  " + (_run_lines(checks[0])[0] if checks else "none yet"))
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
     for run in runs:
         for number, line in enumerate(_run_lines(run)):
@@ -436,6 +461,39 @@ def _run_lines(run: dict[str, object]) -> list[str]:
 
 
 @app.command()
+def verify(
+    full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+    repair: bool = typer.Option(
+        False, "--repair", help="re-read what differs, commit it as a run, then verify again"
+    ),
+    audit: bool = typer.Option(
+        False,
+        "--audit",
+        help="also compare the next slice of the lake exactly (all of it within "
+        "OMNISYNC_VERIFY_AUDIT_RUNS runs)",
+    ),
+) -> None:
+    """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    with _user_errors():
+        from omnisync.settings import load_settings
+
+        settings = load_settings()
+        with _run_log(settings.log_level, local=True), console.status("verifying ...") as status:
+            from omnisync.verify.checkup import checkup
+
+            def say(line: str, next_step: str) -> None:
+                console.print(line, highlight=False, soft_wrap=True, style="yellow")
+                status.update(f"{next_step} ...")
+
+            outcome = checkup(settings, full=full, audit=audit, repair=repair, say=say).outcome
+    if outcome.equal:
+        console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[red]{outcome.line()}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
 def sandbox(
     port: int = typer.Option(8000, help="port to listen on (0 picks a free one)"),
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
@@ -444,6 +502,9 @@ def sandbox(
     username: str = typer.Option("sandbox", help="user that may log in"),
     password: str = typer.Option("sandbox", help="that user's password"),
     writers: float = typer.Option(0.0, min=0, help="live writer operations per second"),
+    delete_share: float = typer.Option(
+        0.0, min=0, max=1, help="share of the writers' edits that delete a customer instead"
+    ),
     shuffle_ties: bool = typer.Option(False, help="random order among equal sort keys"),
     late_commit: float = typer.Option(
         0.0, min=0, help="writer changes become visible this late (s)"
@@ -472,6 +533,7 @@ def sandbox(
 
     modes = SandboxModes(
         writers_per_second=writers,
+        writer_delete_share=delete_share,
         shuffle_ties=shuffle_ties,
         late_commit_seconds=late_commit,
         date_only_filters=date_only,

@@ -53,10 +53,18 @@ class Pacer:
     def __init__(self, seconds: float = 2.0) -> None:
         self._seconds = seconds
         self._last = float("-inf")
+        self._highest = -1
         self._lock = threading.Lock()
 
     def due(self, done: int, total: int) -> bool:
         with self._lock:
+            # Reports come from several threads: one counted before another may arrive after
+            # it, and must not move the progress back (the last one shown is then the end).
+            if done == 0:
+                self._highest = 0
+            elif done < self._highest:
+                return False
+            self._highest = done
             now = time.monotonic()
             if done in (0, total) or now - self._last >= self._seconds:
                 self._last = now
@@ -67,7 +75,8 @@ class Pacer:
 def duration(seconds: float) -> str:
     """``seconds`` as people say it: "45 seconds", "9 minutes", "1.5 hours"."""
     if seconds < 90:
-        return f"{max(1, round(seconds))} second{'s' if round(seconds) != 1 else ''}"
+        whole = max(1, round(seconds))
+        return f"{whole} second{'s' if whole != 1 else ''}"
     if seconds < 90 * 60:
         return f"{round(seconds / 60)} minutes"
     return f"{seconds / 3600:.1f} hours"
@@ -79,7 +88,8 @@ def progress_line(
     """``erp-write-back: 120 of 5,215 (2%), about 8 minutes left``; at 0 with a ``rate``, what
     is ahead: ``erp-write-back: 5,215 changes at 10/s: about 9 minutes``."""
     if done == 0 and rate and total:
-        return f"{key}: {total:,} changes at {rate:g}/s: about {duration(total / rate)}"
+        noun = "change" if total == 1 else "changes"
+        return f"{key}: {total:,} {noun} at {rate:g}/s: about {duration(total / rate)}"
     share = done / total if total else 1.0
     line = f"{key}: {done:,} of {total:,} ({share:.0%})"
     if elapsed is not None and 0 < done < total:

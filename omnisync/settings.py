@@ -127,6 +127,13 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOOKBACK_SECONDS", "lookback_seconds"),
         description="each run re-reads this far behind the watermark",
     )
+    deletion_check_requests: int = Field(
+        40,
+        ge=4,
+        validation_alias=_env("OMNISYNC_DELETION_CHECK_REQUESTS", "deletion_check_requests"),
+        description="requests a run may spend narrowing down deleted customers; the ranges "
+        "left are carried over to the next run",
+    )
     max_rps: float = Field(
         10.0,
         gt=0,
@@ -208,6 +215,12 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("OMNISYNC_LOCK_LEASE_SECONDS", "lock_lease_seconds"),
         description="a lock whose holder has not renewed it for this long is taken over",
+    )
+    verify_audit_runs: int = Field(
+        7,
+        ge=1,
+        validation_alias=_env("OMNISYNC_VERIFY_AUDIT_RUNS", "verify_audit_runs"),
+        description="`omnisync verify --audit` compares the whole lake exactly over this many runs",
     )
     dask_address: str | None = Field(
         None,

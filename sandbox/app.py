@@ -299,6 +299,9 @@ def create_app(
                 b"]}",
             )
         )
+        if modes.creates_per_list:
+            # After the answer is built: the next request of the same read sees them.
+            writers.create(state.store, state.rng, modes.creates_per_list)
         return Response(body, media_type="application/json")
 
     @app.post("/api/v1/customers/")
@@ -435,9 +438,17 @@ def create_app(
         )
         return _json({"pks": [c.pk for c in done]})
 
+    @app.post("/_sandbox/delete")
+    async def admin_delete(request: Request) -> Response:
+        body = await body_of(request)
+        pks = body.get("pks") or state.store.random_pks(state.rng, int(body.get("count", 1)))
+        return _json({"pks": writers.delete(state.store, [int(p) for p in pks])})
+
     @app.post("/_sandbox/quiesce")
     async def quiesce() -> Response:
-        state.modes = state.modes.model_copy(update={"writers_per_second": 0.0})
+        state.modes = state.modes.model_copy(
+            update={"writers_per_second": 0.0, "creates_per_list": 0}
+        )
         committed = state.store.flush_all()
         return _json({"committed": committed, "count": len(state.store)})
 

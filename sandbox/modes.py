@@ -62,6 +62,19 @@ class SandboxModes(BaseModel):
         0.0, ge=0.0, description="live writer operations per second (modify or create)"
     )
     writer_create_share: float = Field(0.2, ge=0.0, le=1.0)
+    writer_delete_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the writer operations that do not create "
+        "which delete a customer (the rest modify one)",
+    )
+    creates_per_list: int = Field(
+        0,
+        ge=0,
+        description="customers created right after each list answer, between the "
+        "page reads of a client",
+    )
     shuffle_ties: bool = Field(False, description="random order among equal sort keys, per request")
     late_commit_seconds: float = Field(
         0.0, ge=0.0, description="writer changes become visible this long after their modified_date"

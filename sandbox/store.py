@@ -59,6 +59,20 @@ class Store:
         self.by_pk[pk] = customer
         self.version += 1
 
+    def delete(self, pk: int) -> bool:
+        """Remove ``pk`` (an admin's delete, or a merge of two customers); its pending late
+        commits go with it. False if there was no such customer."""
+        self._pending = [item for item in self._pending if item[2] != pk]
+        heapq.heapify(self._pending)
+        old = self.by_pk.pop(pk, None)
+        if old is None:
+            return False
+        del self.md_index[bisect.bisect_left(self.md_index, (old.modified_us, pk))]
+        del self.pk_index[bisect.bisect_left(self.pk_index, pk)]
+        self.unique.pop((old.data["channel"], old.data["channel_code"]), None)
+        self.version += 1
+        return True
+
     def allocate_pk(self) -> int:
         pk = self.next_pk
         self.next_pk += 1

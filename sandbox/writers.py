@@ -1,4 +1,4 @@
-"""Live writers: a background task that modifies and creates customers while clients page.
+"""Live writers: a background task that modifies, creates and deletes customers while clients page.
 
 With ``late_commit_seconds`` set, each write gets its ``modified_date`` when it starts but becomes
 visible only that many seconds later, like a slow transaction: a client that trusts "nothing older
@@ -72,6 +72,12 @@ def create(
     return done
 
 
+def delete(store: Store, pks: list[int]) -> list[int]:
+    """Delete each pk that exists, as Omnitron's admin or a customer merge does (the API itself
+    answers DELETE with 405); the pks really deleted."""
+    return [pk for pk in pks if store.delete(pk)]
+
+
 async def run_writers(store: Store, get_modes: Any, rng: random.Random) -> None:
     """Forever: one writer operation every 1/rate seconds, reading the modes each time."""
     while True:
@@ -87,5 +93,7 @@ async def run_writers(store: Store, get_modes: Any, rng: random.Random) -> None:
         store.flush_due()
         if rng.random() < modes.writer_create_share or not store.pk_index:
             create(store, rng, 1, late_seconds=modes.late_commit_seconds)
+        elif modes.writer_delete_share and rng.random() < modes.writer_delete_share:
+            delete(store, store.random_pks(rng, 1))
         else:
             modify(store, rng, store.random_pks(rng, 1), late_seconds=modes.late_commit_seconds)

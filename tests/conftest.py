@@ -90,3 +90,12 @@ def postgres_url() -> str:
 @pytest.fixture(scope="session")
 def mariadb_url() -> str:
     return database_url("mysql+pymysql://root:@127.0.0.1:3306/test", "MariaDB")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the shared PostgreSQL and MariaDB databases run on one xdist worker, one
+    after another: they use the same tables (``make test`` runs the suite with ``-n 2``)."""
+    for item in items:
+        names = " ".join([item.nodeid.lower(), *getattr(item, "fixturenames", ())])
+        if "postgres" in names or "mariadb" in names:
+            item.add_marker(pytest.mark.xdist_group("databases"))

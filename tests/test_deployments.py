@@ -16,9 +16,14 @@ DEPLOYMENTS: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_
 ]
 
 
-def test_the_three_deployments_are_declared() -> None:
+def test_the_four_deployments_are_declared() -> None:
     names = {d["name"] for d in DEPLOYMENTS}
-    assert names == {"customers-incremental", "customers-full-refresh", "erp-reconcile"}
+    assert names == {
+        "customers-incremental",
+        "customers-full-refresh",
+        "verify-customers",
+        "erp-reconcile",
+    }
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d["name"])
@@ -46,3 +51,6 @@ def test_incremental_runs_every_15_minutes_and_reconcile_nightly() -> None:
     assert by_name["erp-reconcile"]["schedules"][0]["cron"].split()[1] in {
         str(h) for h in range(0, 7)
     }
+    verify = by_name["verify-customers"]
+    assert len(verify["schedules"][0]["cron"].split()) == 5, "daily"
+    assert verify["parameters"]["repair"] is True

@@ -10,6 +10,7 @@ from prefect.utilities.callables import parameter_schema
 
 from flows.reconcile_erp_codes import reconcile_erp_codes
 from flows.sync_customers import sync_customers
+from flows.verify_customers import verify_customers
 
 
 def test_the_deployed_flows_take_only_what_a_scheduler_needs() -> None:
@@ -27,5 +28,7 @@ def test_the_deployed_flows_take_only_what_a_scheduler_needs() -> None:
         "columns",
         "erp_url_secret",
     }
-    shown = str(sync) + str(reconcile)
+    verify = parameter_schema(verify_customers.fn).properties
+    assert set(verify) == {"full", "audit", "repair"}
+    shown = str(sync) + str(reconcile) + str(verify)
     assert "password" not in shown.lower() and "format" not in shown

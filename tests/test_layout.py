@@ -40,6 +40,7 @@ RULES = [
     ("omnisync/state", ("prefect", "httpx", "flows", "sandbox")),
     ("omnisync/validation", ("prefect", "httpx", "flows", "sandbox")),
     ("omnisync/erp", ("prefect", "flows", "sandbox")),
+    ("omnisync/verify", ("prefect", "flows", "sandbox", "pandas")),
 ]
 
 

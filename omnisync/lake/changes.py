@@ -4,7 +4,9 @@ its modified_date.
 Files are named after the extraction window that produced them
 (``modified_month=2024-05/part-<window>.parquet``), so writing a window again replaces its files
 instead of adding to them. Versions already logged by another window (lookback overlaps) are left
-out, so each (pk, modified_date) is logged once.
+out, so each (pk, modified_date) is logged once. ``_op`` says what a row records: ``upsert``, a
+version read from Omnitron, or ``delete``, a customer found deleted there (its ``modified_date``
+and ``_extracted_at`` are then the moment the deletion was detected, its other fields null).
 
 A month is compacted into one file (``part-compacted.parquet``) once it is closed, and the open
 month whenever it holds more than ``OPEN_MONTH_PARTS`` files: closed history costs one file a
@@ -49,6 +51,8 @@ APPLY = "_apply.json"
 #: the open month is compacted once it holds more files than this (one per run's window)
 OPEN_MONTH_PARTS = 16
 _MONTH = "__month"
+#: what a row records: ``upsert`` (a version read) or ``delete`` (the customer was found deleted)
+OP = "_op"
 _WINDOW_SAFE = re.compile(r"[^0-9A-Za-z_.-]")
 
 
@@ -110,6 +114,13 @@ def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
     return rows.filter(pc.invert(found))
 
 
+def with_op(table: pa.Table) -> pa.Table:
+    """``table`` with ``_op``: ``upsert`` for rows that have none (versions read)."""
+    if OP in table.column_names:
+        return table
+    return table.append_column(OP, pa.array(["upsert"] * table.num_rows, pa.string()))
+
+
 class ChangeLog:
     def __init__(self, storage: LakeStorage) -> None:
         self.storage = storage
@@ -144,6 +155,7 @@ class ChangeLog:
         """
         name = f"part-{window}.parquet"
         written = 0
+        table = with_op(table)  # a window's versions; deletions come with their own
         # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
         versions, months = (
             _by_month(table) if table.num_rows else (table, np.array([], dtype=object))

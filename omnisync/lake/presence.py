@@ -15,7 +15,7 @@ import datetime as dt
 import pyarrow as pa
 
 from omnisync.lake.changes import DATASET as CHANGES
-from omnisync.lake.changes import PARTITION, PARTITION_NOTE
+from omnisync.lake.changes import PARTITION, PARTITION_NOTE, with_op
 from omnisync.lake.snapshot import DATASET as SNAPSHOT
 from omnisync.lake.snapshot import bucket_path
 from omnisync.lake.storage import LakeStorage
@@ -35,7 +35,11 @@ def write_missing_datasets(storage: LakeStorage, schema: pa.Schema, now: dt.date
     for dataset, target in targets.items():
         if storage.files(dataset):
             continue
-        table = empty if dataset == SNAPSHOT else empty.replace_schema_metadata(PARTITION_NOTE)
+        # The change log's rows say what they record (``_op``): its empty file says it too, so
+        # that every file of the dataset has the same columns.
+        table = (
+            empty if dataset == SNAPSHOT else with_op(empty).replace_schema_metadata(PARTITION_NOTE)
+        )
         storage.write_table(target, table)
         written.append(dataset)
     return written

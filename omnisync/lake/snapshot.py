@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from omnisync.lake.storage import LakeError, LakeStorage
 from transforms.schema import with_json_types
@@ -127,6 +128,34 @@ class Snapshot:
             if after_bucket is not None:
                 after_bucket(bucket)
         return rewritten
+
+    def pks(self) -> np.ndarray:
+        """Every pk in ``customers/``, sorted, as a reader of the files sees them."""
+        arrays = [
+            self.storage.read_table(f, ["pk"]).column("pk").to_numpy()
+            for f in self.storage.files(DATASET)
+        ]
+        return np.sort(np.concatenate(arrays)) if arrays else np.array([], dtype=np.int64)
+
+    def remove(self, pks: list[int]) -> int:
+        """Remove ``pks`` from their buckets, each bucket replaced atomically (idempotent: a pk
+        already gone is no change); returns the rows removed."""
+        removed = 0
+        by_bucket: dict[int, list[int]] = {}
+        for pk in pks:
+            by_bucket.setdefault(pk % self.buckets, []).append(pk)
+        for bucket, gone in sorted(by_bucket.items()):
+            path = bucket_path(bucket)
+            with self._bucket_locks[bucket]:
+                if not self.storage.exists(path):
+                    continue
+                current = self.storage.read_table(path)
+                keep = pc.invert(pc.is_in(current.column("pk"), value_set=pa.array(gone)))
+                kept = current.filter(keep)
+                if kept.num_rows != current.num_rows:
+                    self.storage.write_table(path, kept)
+                    removed += current.num_rows - kept.num_rows
+        return removed
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole snapshot (for tests and small lakes; analysts read the files directly)."""

@@ -27,6 +27,7 @@ from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
+from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, new_plan, open_plan
@@ -120,10 +121,12 @@ def _steps(
         settings.pii_salt.get_secret_value().encode(),
     )
     write_missing_datasets(parts.storage, analyst.schema, plan.upper)
+    deletions = check_deletions(parts, plan.upper, full_refresh)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermark(STREAM)
     counts = {
         **totals.counts(),
+        **deletions.counts(),
         "resumed_plan": unfinished is not None,
         "upper_bound": plan.upper.isoformat(),
         "watermark_before": None

@@ -202,7 +202,9 @@ def test_the_request_rate_is_limited(make_sandbox: Make) -> None:
         for _ in range(20):
             client.get_customer(1)
         elapsed = time.monotonic() - started
-    assert 0.9 <= elapsed < 3.0
+    # 20 requests at 20/s cannot take less than about a second, however fast the machine; how
+    # close to it they come is measured by the benchmarks, not asserted here.
+    assert elapsed >= 0.9
 
 
 def test_no_secret_reaches_logs_or_errors(

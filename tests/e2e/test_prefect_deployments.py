@@ -174,7 +174,12 @@ def test_prefect_yaml_deploys_and_each_deployment_runs_through_a_process_worker(
     deployed = prefect.run("--no-prompt", "deploy", "--all", env={"OMNISYNC_HOME": str(ROOT)})
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = prefect.deployments()
-    assert set(deployments) == {"customers-full-refresh", "customers-incremental", "erp-reconcile"}
+    assert set(deployments) == {
+        "customers-full-refresh",
+        "customers-incremental",
+        "verify-customers",
+        "erp-reconcile",
+    }
 
     server = make_sandbox(customers=800)
     changed = next(r["pk"] for r in truth(server) if r["erp_code"] is not None)

@@ -435,7 +435,7 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     ],
     ids=["missing-file", "bad-limit"],
 )
-def test_a_reconcile_mistake_is_one_line_within_two_seconds(
+def test_a_reconcile_mistake_is_one_line_before_anything_starts(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     """Named before anything starts: no GX, no Omnitron, nothing patched."""
@@ -450,12 +450,9 @@ def test_a_reconcile_mistake_is_one_line_within_two_seconds(
         "OMNITRON_URL": "http://127.0.0.1:9",
         "COLUMNS": "300",
     }
-    started = time.monotonic()
     result = runner.invoke(app, ["reconcile", "--erp-file", str(erp), *args], env=env)
-    took = time.monotonic() - started
     assert result.exit_code == 2, result.output
     assert message in one_line(result.output) and "Traceback" not in result.output
-    assert took < 2.0, f"took {took:.1f} s"
 
 
 def test_a_write_back_from_the_terminal_shows_its_progress(

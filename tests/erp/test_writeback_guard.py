@@ -79,7 +79,9 @@ def test_the_write_back_costs_about_one_request_and_a_tenth_per_patched_customer
     # each later one, the changes of one batch.
     lists = used["GET /api/v1/customers/"]
     print(f"{patches} PATCH, {lists} list requests, {guard.listings} listings")
-    assert (patches + lists) / patches <= 1.1 + 8 / patches, used
+    # Pages of 100 here: a listing of several pages costs one answer that only sizes the pk
+    # ranges, then about 1.2 requests a page (extraction trusts no order claim); 1.1 at 1,000.
+    assert (patches + lists) / patches <= 1.15 + 8 / patches, used
 
 
 def test_a_change_made_in_omnitron_during_the_write_back_is_not_overwritten(

@@ -302,6 +302,8 @@ def test_a_crash_at_any_step_of_the_json_type_upgrade_never_shows_a_row_twice(
         schema = pa.parquet.read_schema(path)
         assert schema.field("attributes").type == json_type, path
         assert schema.field("_extra_fields").type == json_type, path
+    for path in final.glob("customer_changes/*/*.parquet"):
+        assert pa.parquet.read_table(path, columns=["_op"])["_op"].to_pylist() == ["upsert"] * 39
     for dataset in ("customers", "customer_changes"):
         assert pl.read_parquet(final / dataset).height == 39, "Polars reads one type again"
     assert (final / FORMAT).exists()
@@ -320,3 +322,26 @@ def test_rows_staged_by_an_earlier_omnisync_merge_into_an_upgraded_snapshot(
     merged = snapshot.read()
     assert merged.num_rows == 29
     assert merged.schema.field("attributes").type == pa.json_(pa.string())
+
+
+def test_a_version_two_lake_gets_op_in_its_change_log_alone(tmp_path: Path) -> None:
+    """Version 3 rewrites only ``customer_changes/``: its files from before ``_op`` get
+    ``upsert``, so that Polars reads the dataset beside files written since."""
+    import polars as pl
+
+    from omnisync.lake.changes import ChangeLog
+    from omnisync.lake.upgrade import FORMAT, upgrade
+
+    storage = LakeStorage(str(tmp_path))
+    rows = versions([(pk, pk) for pk in range(1, 21)])
+    storage.write_table("customers/bucket=0/part.parquet", rows)
+    storage.write_table("customer_changes/modified_month=2026-03/part-old.parquet", rows)
+    storage.write_json(FORMAT, {"version": 2})
+    before = (tmp_path / "customers/bucket=0/part.parquet").stat().st_mtime_ns
+    assert upgrade(storage) == 1
+    assert (tmp_path / "customers/bucket=0/part.parquet").stat().st_mtime_ns == before
+    later = versions([(pk, pk + 100) for pk in range(1, 6)])
+    ChangeLog(storage).write_window(later, "later")
+    log = pl.read_parquet(tmp_path / "customer_changes")
+    assert log.height == 25 and set(log["_op"]) == {"upsert"}
+    assert upgrade(storage) == 0, "once only"

@@ -249,3 +249,44 @@ def test_queued_faults_can_wait_for_a_method(make_sandbox: Make) -> None:
     assert client.get("/api/v1/customers/1/").status_code == 200
     assert client.patch("/api/v1/customers/1/", json={"erp_code": "X"}).status_code == 500
     assert truth(server)[0]["erp_code"] != "X", "a fault in front of the API applies nothing"
+
+
+def test_the_admin_delete_removes_customers_from_lists_details_and_truth(
+    make_sandbox: Make,
+) -> None:
+    server = make_sandbox(customers=50)
+    client = client_for(server)
+    assert server.admin.post("delete", json={"pks": [3, 7, 999]}).json() == {"pks": [3, 7]}
+    assert client.get("/api/v1/customers/3/").status_code == 404
+    listed = client.get("/api/v1/customers/", params={"pk__gte": 1, "pk__lt": 10, "limit": 50})
+    assert listed.json()["count"] == 7
+    assert {r["pk"] for r in listed.json()["results"]} == {1, 2, 4, 5, 6, 8, 9}
+    assert {r["pk"] for r in truth(server)} == set(range(1, 51)) - {3, 7}
+    random = server.admin.post("delete", json={"count": 5}).json()["pks"]
+    assert len(random) == 5 and len(truth(server)) == 43
+
+
+def test_live_writers_delete_customers_while_clients_read(make_sandbox: Make) -> None:
+    server = make_sandbox(
+        customers=300, writers_per_second=300, writer_create_share=0.0, writer_delete_share=0.5
+    )
+    before = {r["pk"] for r in truth(server)}
+    client = client_for(server)
+    # Read until the writers have deleted something: no sleep-then-assert.
+    while len(before - {r["pk"] for r in truth(server)}) < 3:
+        assert client.get("/api/v1/customers/", params={"limit": 1}).status_code == 200
+    server.admin.post("quiesce")
+    after = {r["pk"] for r in truth(server)}
+    assert after < before, "deleted, and nothing created"
+    listed = client.get("/api/v1/customers/", params={"limit": 1000}).json()
+    assert listed["count"] == len(after)
+
+
+def test_customers_are_created_between_the_page_reads_of_a_client(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=20, creates_per_list=2)
+    client = client_for(server)
+    counts = [client.get("/api/v1/customers/").json()["count"] for _ in range(3)]
+    assert counts == [20, 22, 24]
+    server.admin.post("quiesce")
+    assert client.get("/api/v1/customers/").json()["count"] == 26
+    assert client.get("/api/v1/customers/").json()["count"] == 26

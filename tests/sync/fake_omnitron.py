@@ -2,9 +2,11 @@
 
 It implements only what the API document promises (``modified_date`` and ``pk`` range filters,
 ``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
-(``sort`` honoured, ignored, or random per request), a cap on ``limit``, and the time zone in
-which a date-only server reads a bare date. The sandbox has the same modes over real HTTP; this
-one is fast enough for hypothesis to try thousands of servers.
+(``sort`` honoured, ignored, random per request, or PostgreSQL's heap order, where an updated
+row moves to the end), a cap on ``limit``, and the time zone in which a date-only server reads a
+bare date. It can also create customers after each answer, as a live tenant does while a sync
+reads. The sandbox has the same modes over real HTTP; this one is fast enough for hypothesis to
+try thousands of servers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
 
-Order = Literal["pk", "newest-first", "pk-descending", "random"]
+Order = Literal["pk", "newest-first", "pk-descending", "random", "heap"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DETAIL = re.compile(r"/customers/(\d+)/$")
 
 
 @dataclass
@@ -34,6 +37,12 @@ class FakeOmnitron:
     date_only: bool = False
     utc_offset_hours: float = 0.0
     seed: int = 0
+    # Customers created after each list answer, stamped ``created_at`` (their pks are drawn from
+    # ``created_pks`` in turn, or follow the greatest pk: assignment order is not documented).
+    creates_per_answer: int = 0
+    creates_at_most: int = 1_000_000
+    created_at: dt.datetime | None = None
+    created_pks: list[int] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -51,6 +60,12 @@ class FakeOmnitron:
     def handle(self, request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         self.requests.append(params)
+        if detail := _DETAIL.search(request.url.path):
+            pk = int(detail[1])
+            if pk not in self.rows:
+                return httpx.Response(404, json={"detail": "Not found."})
+            stamp = self.rows[pk].isoformat().replace("+00:00", "Z")
+            return httpx.Response(200, json={"pk": pk, "modified_date": stamp})
         bounds = {}
         for key in ("modified_date__gte", "modified_date__lt"):
             if key in params:
@@ -73,6 +88,8 @@ class FakeOmnitron:
             matched.sort(key=lambda row: (row[1], row[0]), reverse=True)
         elif self.order == "pk-descending":
             matched.sort(reverse=True)
+        elif self.order == "heap":
+            pass  # insertion order of ``rows``: an updated row is inserted again, at the end
         else:
             self._rng.shuffle(matched)
         limit = min(int(params.get("limit", 20)), self.cap)
@@ -95,7 +112,15 @@ class FakeOmnitron:
                 for pk, stamp in chunk
             ],
         }
+        self._create()
         return httpx.Response(200, content=orjson.dumps(body))
+
+    def _create(self) -> None:
+        for _ in range(min(self.creates_per_answer, self.creates_at_most)):
+            self.creates_at_most -= 1
+            stamp = self.created_at or max(self.rows.values(), default=dt.datetime.now(dt.UTC))
+            free = [pk for pk in self.created_pks if pk not in self.rows]
+            self.rows[free[0] if free else max(self.rows, default=0) + 1] = stamp
 
     def client(self, page_size: int = 1000) -> OmnitronClient:
         return OmnitronClient(

@@ -1,0 +1,278 @@
+"""Customers deleted in Omnitron leave the lake within one run (G9).
+
+Omnitron's API answers ``DELETE`` with 405, but its admin deletes customers and merges remove
+them. The list endpoint never shows a customer that is gone, so a sync that only reads changes
+never learns of one. Each run therefore ends with a check, using only the documented ``pk`` and
+``modified_date`` filters and the ``count`` of a list answer:
+
+* **The cheap check: two requests when nothing was deleted.** Let ``L`` be the pks in
+  ``customers/`` (read from the files), ``S`` the customers Omnitron holds now (one request, its
+  ``count``), and ``M`` those modified at or after the run's upper bound (one listing, usually a
+  single page). Every customer whose current version is older than the upper bound is in ``L``
+  (G1), so ``S`` is that set plus ``M``, and the customers deleted from ``L`` number
+  ``|L| - |S| + |M - L|``. ``S`` is counted before ``M`` is listed, so a customer created in
+  between makes the estimate larger (a wasted narrowing), never smaller.
+* **Counts are a sketch.** A customer missing from the lake (quarantined, or a commit later than
+  the lag) cancels a deleted one in that sum; such a deletion is seen once the other difference
+  is gone, by a later run. Nothing is ever removed on a count's word.
+* **Narrowing.** When the estimate is positive, pk ranges are compared by the same sum, cutting
+  the ranges that differ at the lake's pk quantiles (see :func:`narrow`). A range whose answer
+  fits one page lists it whole: a pk of the lake missing from it is a candidate.
+* **Only a pk the server confirms absent leaves the lake.** A candidate must be missing from a
+  second whole listing of its range too (or answer 404 on its own URL). A whole listing of a pk
+  range, with no other filter, shows every customer that exists in it, whatever its
+  ``modified_date``: a customer modified or created during the run, or by a live writer, is
+  listed, and stays.
+* **A request budget** (``OMNISYNC_DELETION_CHECK_REQUESTS``) bounds the narrowing; ranges left
+  over are recorded in the state database and narrowed first by the next run. A full refresh has
+  no budget: it ends with no deleted customer kept.
+* **Applying (G3).** Confirmed deletions are recorded in the state database (fenced, with the
+  moment they were detected) before the lake changes; then the change log gets one
+  ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way if a
+  crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically), and
+  the deletions are marked applied. A run killed anywhere in between applies the same rows again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from omnisync.client import CustomerQuery, NotFound, OmnitronClient, Page
+from omnisync.state.deletions import (
+    PkSpan,
+    carried_ranges,
+    carry_ranges,
+    mark_applied,
+    pending_deletions,
+    record_deletions,
+)
+from omnisync.sync.extraction import extract_window
+from omnisync.sync.parts import STREAM, RunParts
+from transforms.deletions import deletion_rows
+
+log = logging.getLogger("omnisync.sync")
+#: customers modified after the upper bound are listed up to this far ahead of it
+AHEAD = dt.timedelta(days=3650)
+
+
+@dataclass
+class DeletionCheck:
+    """What a run's deletion check did."""
+
+    requests: int = 0
+    estimate: int = 0
+    deleted: list[int] = field(default_factory=list)
+    carried: list[PkSpan] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "deleted": len(self.deleted),
+            "deletion_check_requests": self.requests,
+            "deletion_ranges_carried": len(self.carried),
+        }
+
+
+class _Budget:
+    def __init__(self, client: OmnitronClient, limit: int | None) -> None:
+        self.client, self.limit, self.used = client, limit, 0
+
+    @property
+    def left(self) -> bool:
+        return self.limit is None or self.used < self.limit
+
+    def page(self, lo: int | None, hi: int | None, limit: int) -> Page | None:
+        self.used += 1
+        query = CustomerQuery(pk_gte=lo, pk_lt=hi, sort=None)
+        return next(self.client.list_customers(query, limit), None)
+
+    def absent(self, pk: int) -> bool:
+        """Whether Omnitron confirms ``pk`` is gone (404 on its own URL)."""
+        self.used += 1
+        try:
+            self.client.get_customer(pk)
+        except NotFound:
+            return True
+        return False
+
+
+def _in(pks: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
+    start = 0 if lo is None else int(np.searchsorted(pks, lo, "left"))
+    stop = len(pks) if hi is None else int(np.searchsorted(pks, hi, "left"))
+    return pks[start:stop]
+
+
+def _complete(page: Page | None) -> bool:
+    return page is None or (not page.has_next and page.count <= len(page.results))
+
+
+def _listed(page: Page | None) -> set[Any]:
+    return set() if page is None else {r.get("pk") for r in page.results if isinstance(r, dict)}
+
+
+def _cuts(held: np.ndarray, parts: int) -> list[int]:
+    """``parts - 1`` cuts at the lake's pk quantiles (each above the range's least pk)."""
+    return sorted({int(held[len(held) * k // parts]) for k in range(1, parts)} - {int(held[0])})
+
+
+def narrow(
+    budget: _Budget, lake: np.ndarray, unseen: np.ndarray, spans: list[PkSpan], page_size: int
+) -> tuple[list[int], list[PkSpan]]:
+    """The lake pks Omnitron confirms deleted within ``spans``, and the spans left unexamined
+    when the budget ran out. ``unseen``: pks Omnitron holds that the lake does not (sorted).
+
+    A span whose answer lists it whole names its candidates: lake pks it does not hold. They are
+    confirmed by a second whole listing of the span (or, for a span of one or two lake pks, by
+    their own URLs: 404). A span that differs is cut at the lake's pk quantiles: in halves, or,
+    when many of its customers differ, straight into pieces that each fit one page (bisecting d
+    differences costs about 2·d·log2(pieces) requests, listing the span whole about ``pieces``).
+    """
+    confirmed: list[int] = []
+    # (lo, hi, sibling): halves share a cell holding the parent's difference and, once the
+    # lower half was asked, its own; the upper half is skipped when nothing is left for it.
+    stack: list[tuple[int | None, int | None, list[int | None] | None]] = [
+        (lo, hi, None) for lo, hi in reversed(spans)
+    ]
+
+    def left_over(*first: PkSpan) -> list[PkSpan]:
+        return [*first, *((lo, hi) for lo, hi, _ in reversed(stack))]
+
+    fits = max(1, page_size * 9 // 10)
+    while stack:
+        if not budget.left:
+            return confirmed, left_over()
+        lo, hi, cell = stack.pop()
+        upper_half = cell is not None and cell[1] is not None
+        if upper_half and cell is not None and (cell[0] or 0) - (cell[1] or 0) <= 0:
+            continue  # the lower half holds every difference its parent showed (a sketch)
+        held = _in(lake, lo, hi)
+        extra = len(_in(unseen, lo, hi))
+        page = budget.page(lo, hi, page_size if len(held) + extra <= page_size else 1)
+        differ = len(held) + extra - (0 if page is None else page.count)
+        if cell is not None and not upper_half:
+            cell[1] = differ
+        if _complete(page):
+            listed = _listed(page)
+            candidates = [int(pk) for pk in held if int(pk) not in listed]
+            if not candidates:
+                continue
+            if not budget.left:
+                return confirmed, left_over((lo, hi))
+            again = budget.page(lo, hi, page_size)
+            if _complete(again):
+                listed = _listed(again)
+                confirmed.extend(pk for pk in candidates if pk not in listed)
+                continue
+            # customers came in between: the span is looked at again, in smaller parts
+        elif differ <= 0:
+            continue  # no deletion seen here (a sketch: see the module's docstring)
+        if len(held) <= 2:
+            for pk in held:
+                if not budget.left:
+                    return confirmed, left_over((lo, hi))
+                if budget.absent(int(pk)):
+                    confirmed.append(int(pk))
+            continue
+        differ = max(1, differ)
+        pieces = math.ceil((len(held) + extra) / fits)
+        if pieces > 2 and pieces <= 2 * differ * math.log2(pieces):
+            bounds = [lo, *_cuts(held, pieces), hi]
+            stack.extend((a, b, None) for a, b in reversed(list(itertools.pairwise(bounds))))
+        else:
+            middle = _cuts(held, 2)[0]
+            halves: list[int | None] = [differ, None]
+            stack.extend([(middle, hi, halves), (lo, middle, halves)])
+    return confirmed, []
+
+
+def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> DeletionCheck:
+    """Apply deletions an interrupted run recorded, then find and apply this run's (see the
+    module's docstring). Call it under the stream's lock, after the run's plans finished."""
+    assert parts.fence is not None, "the deletion check changes the lake: hold the lock"
+    apply_pending(parts)
+    client, settings = parts.client, parts.settings
+    check = DeletionCheck()
+    lake = parts.snapshot.pks()
+    recorded = carried_ranges(parts.store, STREAM)
+    carried = [] if full_refresh else recorded  # a full refresh examines everything anyway
+    total = client.count_customers(CustomerQuery(sort=None))
+    listing: Any = _Counting(client)
+    modified = [
+        record["pk"]
+        for page in extract_window(
+            listing,
+            upper,
+            upper + AHEAD,
+            parts.datetimes,
+            settings.page_size,
+        )
+        for record in page
+        if isinstance(record, dict) and isinstance(record.get("pk"), int)
+    ]
+    check.requests = 1 + listing.requests
+    ahead = np.unique(np.array(modified, dtype=np.int64))
+    unseen = ahead[~np.isin(ahead, lake)]
+    check.estimate = len(lake) - total + len(unseen)
+    if check.estimate <= 0 and not carried:
+        if recorded:
+            carry_ranges(parts.store, STREAM, [], parts.run_id, parts.fence)
+        return check
+    budget = _Budget(client, None if full_refresh else settings.deletion_check_requests)
+    spans = carried or [(None, None)]
+    found, left = narrow(budget, lake, unseen, spans, settings.page_size)
+    check.requests += budget.used
+    check.carried = left
+    if found:
+        detected = client.server_time()
+        record_deletions(parts.store, STREAM, found, detected, parts.run_id, parts.fence)
+        check.deleted = sorted(found)
+        apply_pending(parts)
+    if left or recorded:
+        carry_ranges(parts.store, STREAM, left, parts.run_id, parts.fence)
+    if left:
+        log.warning(
+            "deletion check: %d pk range(s) left for the next run (request budget %d, "
+            "OMNISYNC_DELETION_CHECK_REQUESTS)",
+            len(left),
+            settings.deletion_check_requests,
+        )
+    return check
+
+
+class _Counting:
+    """The client, counting the list requests made through it (the listing of ``M``)."""
+
+    def __init__(self, client: OmnitronClient) -> None:
+        self._client, self.requests = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
+        self.requests += 1
+        return self._client.list_customers(query, page_size)
+
+
+def apply_pending(parts: RunParts) -> int:
+    """Write the change-log rows of recorded deletions, remove their pks from ``customers/``,
+    and mark them applied; returns how many. Idempotent (see the module's docstring)."""
+    assert parts.fence is not None
+    pending = pending_deletions(parts.store, STREAM)
+    if not pending:
+        return 0
+    by_run: dict[tuple[str, dt.datetime], list[int]] = {}
+    for deletion in pending:
+        by_run.setdefault((deletion.run_id, deletion.detected), []).append(deletion.pk)
+    for (run_id, detected), pks in by_run.items():
+        rows = deletion_rows(pks, detected, run_id, parts.client.base_url)
+        parts.changes.write_window(rows, f"deleted-{run_id}-{detected:%Y%m%dT%H%M%S%fZ}")
+        parts.snapshot.remove(pks)
+    mark_applied(parts.store, STREAM, [d.pk for d in pending], parts.fence)
+    log.info("removed %d customer(s) deleted in Omnitron", len(pending))
+    return len(pending)

@@ -1,0 +1,131 @@
+"""``omnisync verify --repair``: re-read exactly what differs and commit it as a normal run.
+
+A repair is a sync run whose plan is not a span of time since the watermark but the
+``modified_date`` of each missing or stale customer, as Omnitron has it now: each window is
+``[m, m + 1 µs)`` (neighbours joined while the lake holds at most a page of rows between them),
+so the sync's own extraction reads exactly those versions, by the same rules that make it lose
+nothing (G1, date-only servers included), and the sync's own window and finish steps type,
+validate, stage, log (``customer_changes/`` skips versions it already holds) and merge them. The
+run holds the stream's lock, every change is fenced (G5), and it is recorded in the run log as
+kind ``repair``. The watermark does not move backwards: every version repaired is not newer
+than it.
+
+Two differences the sync cannot mend by reading are mended here, under the same fence, one
+bucket file at a time, each replaced atomically: a file no reader can open is removed (it
+holds nothing anyone can read; its customers are then missing, and re-read), and the rows of
+customers Omnitron no longer has are taken out of ``customers/``.
+
+Then the lake is verified again; the command exits 0 only if it is now equal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from omnisync.orchestration import Local
+from omnisync.settings import Settings
+from omnisync.state import RunRecord
+from omnisync.state.store import from_us, to_us
+from omnisync.sync.finish import finish_plan
+from omnisync.sync.parts import STREAM, RunParts, adopt, release
+from omnisync.sync.planning import Plan, Window
+from omnisync.validation import Validator
+from omnisync.verify.counts import DATASET, LakeSide
+from omnisync.verify.report import Outcome
+
+KIND = "repair"
+ONE = dt.timedelta(microseconds=1)
+
+
+def repair_windows(versions: list[int], lake_modified: np.ndarray, page_size: int) -> list[Window]:
+    """Windows holding exactly the versions to read again (µs), in order, each joined with the
+    next while the lake holds at most ``page_size`` rows between them (fewer windows, each about
+    a page)."""
+    stamps = sorted(set(versions))
+    ordered = np.sort(lake_modified)
+    windows: list[Window] = []
+    start = end = None
+    for stamp in stamps:
+        if start is not None and end is not None:
+            between = int(
+                np.searchsorted(ordered, stamp, "right") - np.searchsorted(ordered, start)
+            )
+            if between <= page_size:
+                end = stamp
+                continue
+            windows.append((from_us(start), from_us(end) + ONE))
+        start = end = stamp
+    if start is not None and end is not None:
+        windows.append((from_us(start), from_us(end) + ONE))
+    return windows
+
+
+def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
+    """Take the rows of ``pks`` out of ``customers/``; returns the rows removed. Every file is
+    looked at (its pk column only), not just the bucket a pk belongs in: a row put in the wrong
+    file behind omnisync's back is seen by readers all the same."""
+    if not pks:
+        return 0
+    removed = 0
+    wanted = pa.array(sorted(pks), type=pa.int64())
+    for path in parts.storage.files(DATASET):
+        if not pc.any(pc.is_in(parts.storage.read_table(path, ["pk"])["pk"], wanted)).as_py():
+            continue
+        table = parts.storage.read_table(path)
+        kept = table.filter(pc.invert(pc.is_in(table["pk"], wanted)))
+        parts.storage.write_table(path, kept)
+        removed += table.num_rows - kept.num_rows
+    return removed
+
+
+def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
+    """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
+    Raises LockHeld when another run holds the stream (nothing was changed)."""
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    adopt(parts)
+    try:
+        with contextlib.ExitStack() as stack:
+            parts.hold(
+                stack.enter_context(
+                    parts.store.locked(
+                        STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
+                    )
+                )
+            )
+            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
+            parts.changes.recover()
+            parts.snapshot.recover()
+            for path in found.unreadable:
+                parts.storage.delete(path)
+            removed = remove_from_snapshot(parts, set(found.found.get("deleted", [])))
+            lake = LakeSide.read(parts.storage)
+            versions = [found.versions[pk] for pk in found.versions]
+            windows = repair_windows(versions, lake.modified, settings.page_size)
+            counts: dict[str, Any] = {
+                "files_removed": len(found.unreadable),
+                "rows_removed": removed,
+                "windows": len(windows),
+            }
+            if windows:
+                plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
+                parts.store.save_plan(
+                    STREAM,
+                    plan.plan_id,
+                    [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
+                    fence=parts.fence,
+                )
+                parts.validator = Validator.for_settings(settings)
+                Local().run_windows(parts, plan)
+                totals = finish_plan(parts, plan)
+                counts.update(totals.counts())
+            record.counts = counts
+            return counts
+    finally:
+        release(parts.run_id)
