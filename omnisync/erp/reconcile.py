@@ -269,6 +269,7 @@ def _plan(
         )
     needed = needed_columns(settings, match_on)
     erp = source.read(match_on)
+    check_login(settings)
     validator = Validator.for_settings(settings)
     try:
         customers = pa.concat_tables(
@@ -379,6 +380,15 @@ def _refusal(
             "parameters force=true or max_changes)"
         )
     return None
+
+
+def check_login(settings: Settings) -> None:
+    """One cheap request (a count, one customer long) with the run's credentials, before
+    anything is planned or written: a refused OMNITRON_TOKEN or login raises
+    ``AuthenticationFailed`` naming the setting to fix, instead of a plan that every PATCH
+    would then fail on."""
+    with OmnitronClient.from_settings(settings) as client:
+        client.count_customers()
 
 
 def _quarantined_pks(storage: LakeStorage) -> frozenset[int]:

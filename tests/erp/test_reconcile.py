@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from omnisync.cli import app
 from omnisync.erp import ErpInputError, PlanTooLarge
-from omnisync.erp.reconcile import read_report
+from omnisync.erp.reconcile import ErpSource, WriteBackFailed, read_report, reconcile
 from omnisync.erp.source import read_file, read_query
 from omnisync.state import StateStore
 from sandbox import SandboxServer
@@ -365,10 +365,15 @@ def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_
     server, settings = synced
     rows, _ = erp_rows(server)
     path = erp_csv(tmp_path, rows)
-    server.state.users["sandbox"] = "changed-by-an-admin"
-    server.admin.post("tokens/expire")
-    state = reconcile_erp_codes(erp_file=str(path), settings=settings, return_state=True)
-    assert state.is_failed(), "failed write-backs fail the flow run"
+
+    def change_the_password(done: int, total: int) -> None:
+        # The login was checked before planning; it is refused from the write-back on.
+        if done == 0:
+            server.state.users["sandbox"] = "changed-by-an-admin"
+            server.admin.post("tokens/expire")
+
+    with pytest.raises(WriteBackFailed):
+        reconcile(settings, ErpSource(file=path), "pk", progress=change_the_password)
     store = StateStore(settings.state_url.get_secret_value())
     run = store.recent_runs(stream="erp", limit=1)[0]
     assert run["status"] == "failed" and "not made" in run["error"]
@@ -486,13 +491,9 @@ def test_the_command_accounts_for_every_erp_row(
     ]
     path = tmp_path / "erp.csv"
     path.write_text("pk,erp_code\n" + "\n".join(lines))
-    env = {
-        "OMNISYNC_LAKE": settings.lake,
-        "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
-        "OMNITRON_URL": server.url,
-        "COLUMNS": "300",
-    }
-    result = runner.invoke(app, ["reconcile", "--erp-file", str(path), "--dry-run"], env=env)
+    result = runner.invoke(
+        app, ["reconcile", "--erp-file", str(path), "--dry-run"], env=cli_env(server, settings)
+    )
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     total = re.search(r"([\d,]+) ERP rows = ([^;]+);", text)
@@ -523,6 +524,51 @@ def one_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1, output
     return lines[0]
+
+
+def lake_files(settings: Any) -> set[Path]:
+    return {p for p in Path(settings.lake).rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("credentials", "setting", "secret"),
+    [
+        ({"OMNITRON_TOKEN": "wrong-token-456"}, "check OMNITRON_TOKEN", "wrong-token-456"),
+        (
+            {"OMNITRON_USERNAME": "sandbox", "OMNITRON_PASSWORD": "wrong-pass-789"},
+            "check OMNITRON_USERNAME and OMNITRON_PASSWORD",
+            "wrong-pass-789",
+        ),
+    ],
+    ids=["wrong-token", "wrong-password"],
+)
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "write-back"])
+def test_a_refused_login_is_one_line_naming_the_setting_before_anything_is_planned(
+    synced: tuple[SandboxServer, Any],
+    tmp_path: Path,
+    credentials: dict[str, str],
+    setting: str,
+    secret: str,
+    dry_run: bool,
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    env = {
+        "OMNISYNC_LAKE": settings.lake,
+        "OMNISYNC_STATE_URL": settings.state_url.get_secret_value(),
+        "OMNITRON_URL": server.url,
+        "COLUMNS": "300",
+        **credentials,
+    }
+    before = lake_files(settings)
+    args = ["reconcile", "--erp-file", str(path), "--max-changes", "none"]
+    result = runner.invoke(app, args + (["--dry-run"] if dry_run else []), env=env)
+    assert result.exit_code == 2, result.output
+    line = one_line(result.output)
+    assert "Omnitron refused" in line and setting in line and secret not in result.output
+    assert lake_files(settings) == before, "nothing is planned, reported or written"
+    assert server.admin.get("stats").json()["patches"] == {}
 
 
 def test_reconcile_under_a_pii_policy_matches_what_it_can_and_refuses_the_rest(
