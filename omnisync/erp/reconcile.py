@@ -2,13 +2,14 @@
 
 Steps: read and validate the ERP input (``erp_codes``), match it against the synced
 ``customers/`` (Omnitron is not read again for planning), plan, validate the plan
-(``erp_patch_plan``), write plan, conflicts and unknown codes to ``reconciliation/run=<id>/``,
-stop for a dry run or a plan over the limit, then write back and record the outcomes.
+(``erp_patch_plan``), write plan, conflicts and unknown codes (each table to its own dataset,
+``reconciliation/<table>/run=<id>/``), stop for a dry run or a plan over the limit, then write back
+and record the outcomes.
 
 The run is recorded in the state database from start to outcome (``omnisync status``), and its
-``outcomes.parquet`` is written whatever ends the write-back. A run in which any wanted change
-was not made raises ``WriteBackFailed`` (after writing everything), so the CLI exits 1 and the
-Prefect flow run fails, with the counts.
+``reconciliation/outcomes/`` file is written whatever ends the write-back. A run in which any
+wanted change was not made raises ``WriteBackFailed`` (after writing everything), so the CLI exits
+1 and the Prefect flow run fails, with the counts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from omnisync.erp.source import ErpInputError, read_file, read_query
 from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
+from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateStore
 from omnisync.validation import Validator
@@ -40,7 +42,6 @@ from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
-DATASET = "reconciliation"
 STREAM = "erp"  # the run log's name for reconciliations; the write-back lock is "erp-writeback"
 SYNC_STREAM = "customers"  # whose watermark says how current the snapshot is
 
@@ -132,6 +133,7 @@ class ReconcileResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     #: PATCH answers lost on the way; each change's outcome says what its re-read found
     lost_answers: int = 0
+    #: the reconciliation datasets' folder: this run's tables are ``<table>/run=<id>/`` in it
     report_dir: str = ""
     plan: pa.Table | None = field(default=None, repr=False)
     #: what became of each ERP input row (planned, already_right, conflict, unknown_customer,
@@ -224,7 +226,7 @@ def reconcile(
                     raise WriteBackFailed(
                         f"{outcome.failed} of {outcome.planned} change(s) were not made "
                         f"({', '.join(f'{n} {k}' for k, n in sorted(outcome.outcomes.items()))}); "
-                        f"see {outcome.report_dir}/outcomes.parquet and the ledger",
+                        f"see {storage.path(table_path('outcomes', run_id))} and the ledger",
                         outcome,
                     )
             return outcome
@@ -283,11 +285,10 @@ def _plan(
         )
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
-        report = f"{DATASET}/run={run_id}"
-        storage.write_table(f"{report}/plan.parquet", result.plan)
-        storage.write_table(f"{report}/conflicts.parquet", result.conflicts)
-        storage.write_table(f"{report}/unknown_in_erp.parquet", result.unknown_in_erp)
-        storage.write_table(f"{report}/erp_rows.parquet", result.erp_rows)
+        write_run_table(storage, "plan", run_id, result.plan)
+        write_run_table(storage, "conflicts", run_id, result.conflicts)
+        write_run_table(storage, "unknown_in_erp", run_id, result.unknown_in_erp)
+        write_run_table(storage, "erp_rows", run_id, result.erp_rows)
         plan_check = validator.validate(
             "erp_patch_plan",
             validation_frame(result.plan, validator.columns_read("erp_patch_plan")),
@@ -306,7 +307,7 @@ def _plan(
         result.unchanged,
         erp.num_rows,
         dry_run=False,
-        report_dir=storage.path(report),
+        report_dir=storage.path(DATASET),
         plan=result.plan,
         erp_row_outcomes=result.row_counts(),
         guard_since=None
@@ -359,7 +360,8 @@ def _refusal(
     if outcome.erp_rows and result.matched == 0 and not result.conflicts.num_rows:
         return PlanRejected(
             f"no ERP row matched a synced customer by {match_on} ({outcome.erp_row_outcomes}); "
-            f"check --match-on and the ERP's columns. Review {outcome.report_dir}/erp_rows.parquet"
+            f"check --match-on and the ERP's columns. Review "
+            f"{outcome.report_dir}/erp_rows/run={outcome.run_id}/"
         )
     clears = pc.sum(pc.equal(result.plan.column("action"), "clear")).as_py() or 0
     erp_codes = customers.column("erp_code")
@@ -368,16 +370,16 @@ def _refusal(
         return PlanRejected(
             f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "
             f"{MAX_CLEAR_SHARE:.0%}: the ERP input looks incomplete. Review "
-            f"{outcome.report_dir}/plan.parquet, then re-run with --force (a deployment: the "
-            "parameter force=true) if it is right"
+            f"{outcome.report_dir}/plan/run={outcome.run_id}/, then re-run with --force (a "
+            "deployment: the parameter force=true) if it is right"
         )
     limit = parse_limit(max_changes, customers.num_rows)
     if limit is not None and result.plan.num_rows > limit and not force and not dry_run:
         return PlanTooLarge(
             f"the plan has {result.plan.num_rows} changes, more than --max-changes "
             f"{max_changes} ({limit}); nothing was patched. Review {outcome.report_dir}"
-            f"/plan.parquet, then re-run with --force or a larger limit (a deployment: the "
-            "parameters force=true or max_changes)"
+            f"/plan/run={outcome.run_id}/, then re-run with --force or a larger limit (a "
+            "deployment: the parameters force=true or max_changes)"
         )
     return None
 
@@ -445,9 +447,8 @@ def _write_back(
                 read_alone=outcome.read_alone,
             )
     finally:
-        report = f"{DATASET}/run={run_id}"
         done = outcomes_table(attempts, run_id)
-        storage.write_table(f"{report}/outcomes.parquet", done)
+        write_run_table(storage, "outcomes", run_id, done)
         if outcome.human is not None:
             write_report(storage, run_id, *outcome.human, outcome.plan, outcomes=done)
         counts: dict[str, int] = {}
@@ -458,5 +459,6 @@ def _write_back(
 
 
 def read_report(lake: str, run_id: str, name: str) -> pa.Table:
+    """One run's table ``name`` (plan, conflicts, unknown_in_erp, erp_rows or outcomes)."""
     storage = LakeStorage(lake)
-    return storage.read_table(f"{DATASET}/run={run_id}/{name}.parquet")
+    return storage.read_table(table_path(name, run_id))

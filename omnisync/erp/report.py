@@ -1,7 +1,8 @@
 """The reconciliation report people open: a CSV per outcome and one HTML page.
 
 It lives under ``_reports/reconciliation/run=<id>/``, apart from the run's Parquet
-(``reconciliation/run=<id>/``): a folder a reader opens as a dataset holds nothing but Parquet.
+(``reconciliation/<table>/run=<id>/``): a folder a reader opens as a dataset holds nothing but
+Parquet.
 
 Every file goes through ``LakeStorage``: written whole or not at all, and fenced like the data.
 

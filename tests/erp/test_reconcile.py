@@ -192,7 +192,8 @@ def test_status_names_each_reconciliation_by_its_folder_and_a_refused_plan_as_st
     status = runner.invoke(app, ["status"], env=env)
     assert status.exit_code == 0, status.output
     lines = status.output.splitlines()
-    folders = {p.name.removeprefix("run=") for p in Path(settings.lake, "reconciliation").iterdir()}
+    plans = Path(settings.lake, "reconciliation", "plan")
+    folders = {p.name.removeprefix("run=") for p in plans.iterdir()}
     for run in (dry, refused):
         assert run["run_id"] in folders
         (line,) = [x for x in lines if f"run {run['run_id']}" in x]
@@ -632,6 +633,45 @@ def test_reconcile_has_a_safe_default_limit(
     assert server.admin.get("stats").json()["patches"] == {}
 
 
+def test_each_reconciliation_table_is_one_dataset_across_runs_in_every_reader(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    """plan, conflicts, unknown_in_erp, erp_rows and outcomes each read as one table across runs,
+    with one schema and a ``run`` column, in pandas, Polars and DuckDB."""
+    import duckdb
+    import pandas as pd
+    import polars as pl
+
+    from omnisync.lake.reconciliation import TABLES
+
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    dry = reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
+    real = reconcile_erp_codes(erp_file=str(path), max_changes="none", settings=settings)
+    lake = Path(settings.lake)
+    for table, schema in TABLES.items():
+        expected = pa.concat_tables(
+            read_report(settings.lake, run["run_id"], table)
+            for run in (dry, real)
+            if (lake / "reconciliation" / table / f"run={run['run_id']}").exists()
+        )
+        assert table != "outcomes" or expected.num_rows == real["planned"] > 0
+        frame = pd.read_parquet(lake / "reconciliation" / table)
+        glob = f"{lake}/reconciliation/{table}/**/*.parquet"
+        polars = pl.scan_parquet(glob, hive_partitioning=True).collect()
+        by_duckdb = duckdb.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+        for name, reader_rows, columns in (
+            ("pandas", len(frame), list(frame.columns)),
+            ("polars", polars.height, polars.columns),
+            ("duckdb", len(by_duckdb.fetchall()), by_duckdb.columns),
+        ):
+            assert reader_rows == expected.num_rows, (table, name)
+            assert columns == [*schema.names, "run"], (table, name)
+        runs = {str(r) for r in frame["run"].unique()}
+        assert runs <= {dry["run_id"], real["run_id"], "none"}, runs
+
+
 def test_each_run_leaves_a_report_people_can_open_offline(
     synced: tuple[SandboxServer, Any], tmp_path: Path
 ) -> None:
@@ -670,12 +710,12 @@ def test_each_run_leaves_a_report_people_can_open_offline(
     shown = erp_page.read_text()
     assert "erp_row_not_in_conflict" in shown and "Passed with warnings" in shown
     assert not re.search(r"(?<![a-z])_in_conflict", re.sub(r"<[^>]+>", " ", shown))
-    # The dataset folder holds only Parquet: every reader opens a table across runs.
+    # The dataset folders hold only Parquet: every reader opens a table across runs.
     dataset = Path(settings.lake, "reconciliation")
     assert {p.suffix for p in dataset.rglob("*") if p.is_file()} == {".parquet"}
     import pandas as pd
 
-    outcomes = pd.concat(pd.read_parquet(p) for p in dataset.glob("run=*/outcomes.parquet"))
+    outcomes = pd.read_parquet(dataset / "outcomes")
     assert len(outcomes) == sum(result["outcomes"].values())
     # The artifact shows counts as a table, never a Python dict.
     (artifact,) = [a for a in artifacts("reconcile-erp-codes") if result["run_id"] in str(a.data)]
