@@ -63,7 +63,8 @@ def write_missing_tables(storage: LakeStorage) -> list[str]:
     datasets that got one."""
     written = []
     for table, schema in TABLES.items():
-        if storage.files(table_dataset(table)):
+        # The empty file is kept once runs wrote theirs: after the first sync, one look per table.
+        if storage.exists(table_path(table, NO_RUN)) or storage.files(table_dataset(table)):
             continue
         storage.write_table(table_path(table, NO_RUN), schema.empty_table())
         written.append(table_dataset(table))
