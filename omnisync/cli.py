@@ -365,6 +365,10 @@ def reconcile(
         highlight=False,
         soft_wrap=True,
     )
+    if summary.get("would_stop"):
+        console.print(
+            f"[yellow]note:[/yellow] {summary['would_stop']}", highlight=False, soft_wrap=True
+        )
     if failure is not None:
         raise _fail(str(failure), 1)
 

@@ -155,6 +155,8 @@ class ReconcileResult:
     summary_relative: str = ""
     #: this run's validations (ERP input, plan) and their Data Docs pages
     validation_pages: list[ValidationPage] = field(default_factory=list, repr=False)
+    #: a dry run's plan above --max-changes: the one line saying the real run would stop
+    would_stop: str = ""
 
     @property
     def failed(self) -> int:
@@ -176,6 +178,7 @@ class ReconcileResult:
             "failed": self.failed,
             "report": self.report_dir,
             "summary": self.summary_page,
+            **({"would_stop": self.would_stop} if self.would_stop else {}),
         }
 
 
@@ -329,6 +332,8 @@ def _plan(
     )
     outcome.human = (result.erp_rows, result.conflicts, codes_now, result.unknown_in_erp)
     outcome.validation_pages = pages
+    if dry_run:
+        outcome.would_stop = _would_stop(result.plan.num_rows, customers, max_changes, force)
     outcome.summary_relative = write_report(
         storage,
         run_id,
@@ -336,6 +341,7 @@ def _plan(
         result.plan,
         refused=None if refusal is None else str(refusal),
         dry_run=dry_run,
+        would_stop=outcome.would_stop,
     )
     outcome.summary_page = storage.path(outcome.summary_relative)
     if refusal is not None:
@@ -382,6 +388,19 @@ def _refusal(
             "deployment: the parameters force=true or max_changes)"
         )
     return None
+
+
+def _would_stop(planned: int, customers: pa.Table, max_changes: str | None, force: bool) -> str:
+    """For a dry run: the line saying the real run would stop (PlanTooLarge) on this plan, or
+    "" when it would go on."""
+    limit = parse_limit(max_changes, customers.num_rows)
+    if limit is None or planned <= limit or force:
+        return ""
+    return (
+        f"the real run would stop here: the plan has {planned:,} changes, more than "
+        f"--max-changes {max_changes} ({limit:,}); nothing would be patched without --force "
+        "or a larger limit"
+    )
 
 
 def check_login(settings: Settings) -> None:

@@ -633,6 +633,26 @@ def test_reconcile_has_a_safe_default_limit(
     assert server.admin.get("stats").json()["patches"] == {}
 
 
+def test_a_dry_run_above_the_limit_says_in_one_line_that_the_real_run_would_stop(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    server, settings = synced
+    rows, _ = erp_rows(server)
+    path = erp_csv(tmp_path, rows)
+    args = ["reconcile", "--erp-file", str(path), "--dry-run"]
+    dry = runner.invoke(app, args, env=cli_env(server, settings))  # the default limit, 2%
+    assert dry.exit_code == 0, dry.output
+    (line,) = [x for x in dry.output.splitlines() if "would stop" in x]
+    assert "the real run would stop" in line and "--max-changes 2%" in line, line
+    found = re.search(r"for people: (\S+summary\.html)", " ".join(dry.output.split()))
+    assert found is not None, dry.output
+    page = Path(found.group(1)).read_text()
+    assert "The real run would stop here" in page and "--max-changes 2%" in page
+    unlimited = runner.invoke(app, [*args, "--max-changes", "none"], env=cli_env(server, settings))
+    assert unlimited.exit_code == 0 and "would stop" not in unlimited.output, unlimited.output
+    assert server.admin.get("stats").json()["patches"] == {}
+
+
 def test_each_reconciliation_table_is_one_dataset_across_runs_in_every_reader(
     synced: tuple[SandboxServer, Any], tmp_path: Path
 ) -> None:
