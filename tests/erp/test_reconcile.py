@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from omnisync.cli import app
 from omnisync.erp import ErpInputError, PlanTooLarge
+from omnisync.erp.outcomes import APPLIED
 from omnisync.erp.reconcile import ErpSource, WriteBackFailed, read_report, reconcile
 from omnisync.erp.source import read_file, read_query
 from omnisync.state import StateStore
@@ -107,13 +108,15 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     first = reconcile_erp_codes(erp_query=QUERY, settings=settings)
     assert codes(server) == expected
     assert first["conflicts"] == 2 and first["failed"] == 0
-    assert first["outcomes"] == {"ok": first["planned"]}
+    # Faults may lose a PATCH's answer: a re-read then settles it (ok_answer_lost, ok_resent).
+    assert set(first["outcomes"]) <= APPLIED, first["outcomes"]
+    assert sum(first["outcomes"].values()) == first["planned"]
     conflicts = read_report(settings.lake, first["run_id"], "conflicts").to_pylist()
     assert {c["kind"] for c in conflicts} == {"customer_claimed_twice", "code_claimed_by_several"}
     ledger = StateStore(settings.state_url.get_secret_value()).ledger_rows(first["run_id"])
     planned = read_report(settings.lake, first["run_id"], "plan").column("pk").to_pylist()
     assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
-    assert all(r["outcome"] == "ok" and r["based_on_modified_iso"] for r in ledger)
+    assert all(r["outcome"] in APPLIED and r["based_on_modified_iso"] for r in ledger)
 
     progress = artifacts("erp-write-back")
     assert progress and progress[0].data == 100.0, "the flow run shows the write-back's progress"
