@@ -359,11 +359,16 @@ def reconcile(
         f"{summary['erp_rows']:,} ERP rows = {rows}; {summary['planned']:,} changes planned, "
         f"{summary['conflicts']:,} conflicts, {summary['unknown_in_erp']:,} Omnitron codes "
         f"unknown to the ERP; write-back: {outcomes}\n"
-        f"report: {summary['report']} (erp_rows.parquet says what became of each ERP row); "
+        f"tables: {summary['report']}/<table>/run={summary['run_id']}/ (plan, conflicts, "
+        "unknown_in_erp, outcomes; erp_rows says what became of each ERP row); "
         f"for people: {summary['summary']} and a CSV per outcome beside it",
         highlight=False,
         soft_wrap=True,
     )
+    if summary.get("would_stop"):
+        console.print(
+            f"[yellow]note:[/yellow] {summary['would_stop']}", highlight=False, soft_wrap=True
+        )
     if failure is not None:
         raise _fail(str(failure), 1)
 
@@ -412,7 +417,7 @@ _OUTCOME_STYLE = {
 
 def shown_run_id(run_id: str) -> str:
     """A run's ID as ``status`` shows it: a sync's random hex cut to 8 characters, which tell runs
-    apart; a reconciliation's whole ID, as in its ``reconciliation/run=<id>`` folder."""
+    apart; a reconciliation's whole ID, as in its ``reconciliation/<table>/run=<id>`` folders."""
     is_hex = len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
     return run_id[:8] if is_hex else run_id
 

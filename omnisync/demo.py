@@ -125,7 +125,8 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
         f"  current customers   {lake}/customers/\n"
         f"  change log          {lake}/customer_changes/\n"
         f"  quarantine          {lake}/quarantine/customers/\n"
-        f"  reconciliation      {lake}/reconciliation/  (for people: {real['summary']})\n"
+        f"  reconciliation      {lake}/reconciliation/<table>/ (plan, conflicts, unknown_in_erp, "
+        f"erp_rows, outcomes; for people: {real['summary']})\n"
         f"  Data Docs           {lake}/_reports/data_docs/index.html\n"
         f"  state database      {root}/state.db\n"
         "Try it in DuckDB (from this folder):",

@@ -37,9 +37,8 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
     sql = f"select count(distinct pk), count(*) from read_parquet('{lake}/customers/**/*.parquet')"
     assert duckdb.connect().execute(sql).fetchone() == (600, 600)
     assert (lake / "_reports" / "data_docs" / "index.html").exists()
-    assert list((lake / "reconciliation").glob("run=*/outcomes.parquet"))
     # The lake shows the codes the write-back just set: the demo syncs after it.
-    outcomes = pq.read_table(next((lake / "reconciliation").glob("run=*/outcomes.parquet")))
+    outcomes = pq.read_table(lake / "reconciliation" / "outcomes")
     patched = {r["pk"]: r["erp_code"] for r in outcomes.to_pylist() if r["outcome"] == "ok"}
     assert patched, "the demo's write-back changed something"
     synced = dict(

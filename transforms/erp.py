@@ -78,6 +78,23 @@ CONFLICT_SCHEMA = pa.schema(
     ]
 )
 
+#: what became of each planned change (``omnisync.erp.outcomes``)
+OUTCOMES_SCHEMA = pa.schema(
+    [
+        pa.field("_run_id", pa.string()),
+        pa.field("pk", pa.int64()),
+        pa.field("erp_code", pa.string()),
+        pa.field("previous_erp_code", pa.string()),
+        pa.field("based_on_modified", pa.timestamp("us", tz="UTC")),
+        pa.field("outcome", pa.string()),
+        pa.field("status_code", pa.int64()),
+        pa.field("detail", pa.string()),
+        pa.field("lost_answers", pa.int64()),
+        pa.field("seen_modified", pa.timestamp("us", tz="UTC")),
+        pa.field("seen_erp_code", pa.string()),
+    ]
+)
+
 
 def normalise_email(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():

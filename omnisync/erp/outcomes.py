@@ -15,6 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from transforms.erp import OUTCOMES_SCHEMA
+
 OK = "ok"
 OK_ANSWER_LOST = "ok_answer_lost"  # the answer was lost; a re-read showed it applied
 OK_RESENT = "ok_resent"  # the answer was lost; a re-read showed it not applied; sent again
@@ -62,23 +64,6 @@ def parse_moment(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
-
-
-OUTCOMES_SCHEMA = pa.schema(
-    [
-        pa.field("_run_id", pa.string()),
-        pa.field("pk", pa.int64()),
-        pa.field("erp_code", pa.string()),
-        pa.field("previous_erp_code", pa.string()),
-        pa.field("based_on_modified", pa.timestamp("us", tz="UTC")),
-        pa.field("outcome", pa.string()),
-        pa.field("status_code", pa.int64()),
-        pa.field("detail", pa.string()),
-        pa.field("lost_answers", pa.int64()),
-        pa.field("seen_modified", pa.timestamp("us", tz="UTC")),
-        pa.field("seen_erp_code", pa.string()),
-    ]
-)
 
 
 def outcomes_table(attempts: list[Attempt], run_id: str) -> pa.Table:

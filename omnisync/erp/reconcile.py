@@ -2,13 +2,14 @@
 
 Steps: read and validate the ERP input (``erp_codes``), match it against the synced
 ``customers/`` (Omnitron is not read again for planning), plan, validate the plan
-(``erp_patch_plan``), write plan, conflicts and unknown codes to ``reconciliation/run=<id>/``,
-stop for a dry run or a plan over the limit, then write back and record the outcomes.
+(``erp_patch_plan``), write plan, conflicts and unknown codes (each table to its own dataset,
+``reconciliation/<table>/run=<id>/``), stop for a dry run or a plan over the limit, then write back
+and record the outcomes.
 
 The run is recorded in the state database from start to outcome (``omnisync status``), and its
-``outcomes.parquet`` is written whatever ends the write-back. A run in which any wanted change
-was not made raises ``WriteBackFailed`` (after writing everything), so the CLI exits 1 and the
-Prefect flow run fails, with the counts.
+``reconciliation/outcomes/`` file is written whatever ends the write-back. A run in which any
+wanted change was not made raises ``WriteBackFailed`` (after writing everything), so the CLI exits
+1 and the Prefect flow run fails, with the counts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from omnisync.erp.source import ErpInputError, read_file, read_query
 from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
+from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
 from omnisync.settings import Settings, without_userinfo
 from omnisync.state import LockHeld, RunRecord, StateStore
 from omnisync.validation import Validator
@@ -40,7 +42,6 @@ from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")
-DATASET = "reconciliation"
 STREAM = "erp"  # the run log's name for reconciliations; the write-back lock is "erp-writeback"
 SYNC_STREAM = "customers"  # whose watermark says how current the snapshot is
 
@@ -132,6 +133,7 @@ class ReconcileResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     #: PATCH answers lost on the way; each change's outcome says what its re-read found
     lost_answers: int = 0
+    #: the reconciliation datasets' folder: this run's tables are ``<table>/run=<id>/`` in it
     report_dir: str = ""
     plan: pa.Table | None = field(default=None, repr=False)
     #: what became of each ERP input row (planned, already_right, conflict, unknown_customer,
@@ -153,6 +155,8 @@ class ReconcileResult:
     summary_relative: str = ""
     #: this run's validations (ERP input, plan) and their Data Docs pages
     validation_pages: list[ValidationPage] = field(default_factory=list, repr=False)
+    #: a dry run's plan above --max-changes: the one line saying the real run would stop
+    would_stop: str = ""
 
     @property
     def failed(self) -> int:
@@ -174,6 +178,7 @@ class ReconcileResult:
             "failed": self.failed,
             "report": self.report_dir,
             "summary": self.summary_page,
+            **({"would_stop": self.would_stop} if self.would_stop else {}),
         }
 
 
@@ -226,7 +231,7 @@ def reconcile(
                     raise WriteBackFailed(
                         f"{outcome.failed} of {outcome.planned} change(s) were not made "
                         f"({', '.join(f'{n} {k}' for k, n in sorted(outcome.outcomes.items()))}); "
-                        f"see {outcome.report_dir}/outcomes.parquet and the ledger",
+                        f"see {storage.path(table_path('outcomes', run_id))} and the ledger",
                         outcome,
                     )
             return outcome
@@ -272,6 +277,7 @@ def _plan(
         )
     needed = needed_columns(settings, match_on)
     erp = source.read(match_on)
+    check_login(settings)
     validator = Validator.for_settings(settings)
     try:
         customers = pa.concat_tables(
@@ -285,11 +291,10 @@ def _plan(
         )
         if checked.critical:
             raise PlanRejected("ERP input: " + "; ".join(checked.critical))
-        report = f"{DATASET}/run={run_id}"
-        storage.write_table(f"{report}/plan.parquet", result.plan)
-        storage.write_table(f"{report}/conflicts.parquet", result.conflicts)
-        storage.write_table(f"{report}/unknown_in_erp.parquet", result.unknown_in_erp)
-        storage.write_table(f"{report}/erp_rows.parquet", result.erp_rows)
+        write_run_table(storage, "plan", run_id, result.plan)
+        write_run_table(storage, "conflicts", run_id, result.conflicts)
+        write_run_table(storage, "unknown_in_erp", run_id, result.unknown_in_erp)
+        write_run_table(storage, "erp_rows", run_id, result.erp_rows)
         plan_check = validator.validate(
             "erp_patch_plan",
             validation_frame(result.plan, validator.columns_read("erp_patch_plan")),
@@ -308,7 +313,7 @@ def _plan(
         result.unchanged,
         erp.num_rows,
         dry_run=False,
-        report_dir=storage.path(report),
+        report_dir=storage.path(DATASET),
         plan=result.plan,
         erp_row_outcomes=result.row_counts(),
         guard_since=None
@@ -330,6 +335,8 @@ def _plan(
     )
     outcome.human = (result.erp_rows, result.conflicts, codes_now, result.unknown_in_erp)
     outcome.validation_pages = pages
+    if dry_run:
+        outcome.would_stop = _would_stop(result.plan.num_rows, customers, max_changes, force)
     outcome.summary_relative = write_report(
         storage,
         run_id,
@@ -337,6 +344,7 @@ def _plan(
         result.plan,
         refused=None if refusal is None else str(refusal),
         dry_run=dry_run,
+        would_stop=outcome.would_stop,
     )
     outcome.summary_page = storage.path(outcome.summary_relative)
     if refusal is not None:
@@ -361,7 +369,8 @@ def _refusal(
     if outcome.erp_rows and result.matched == 0 and not result.conflicts.num_rows:
         return PlanRejected(
             f"no ERP row matched a synced customer by {match_on} ({outcome.erp_row_outcomes}); "
-            f"check --match-on and the ERP's columns. Review {outcome.report_dir}/erp_rows.parquet"
+            f"check --match-on and the ERP's columns. Review "
+            f"{outcome.report_dir}/erp_rows/run={outcome.run_id}/"
         )
     clears = pc.sum(pc.equal(result.plan.column("action"), "clear")).as_py() or 0
     erp_codes = customers.column("erp_code")
@@ -370,18 +379,40 @@ def _refusal(
         return PlanRejected(
             f"the plan would clear {clears} of {coded} erp_codes (--clear-unknown), more than "
             f"{MAX_CLEAR_SHARE:.0%}: the ERP input looks incomplete. Review "
-            f"{outcome.report_dir}/plan.parquet, then re-run with --force (a deployment: the "
-            "parameter force=true) if it is right"
+            f"{outcome.report_dir}/plan/run={outcome.run_id}/, then re-run with --force (a "
+            "deployment: the parameter force=true) if it is right"
         )
     limit = parse_limit(max_changes, customers.num_rows)
     if limit is not None and result.plan.num_rows > limit and not force and not dry_run:
         return PlanTooLarge(
             f"the plan has {result.plan.num_rows} changes, more than --max-changes "
             f"{max_changes} ({limit}); nothing was patched. Review {outcome.report_dir}"
-            f"/plan.parquet, then re-run with --force or a larger limit (a deployment: the "
-            "parameters force=true or max_changes)"
+            f"/plan/run={outcome.run_id}/, then re-run with --force or a larger limit (a "
+            "deployment: the parameters force=true or max_changes)"
         )
     return None
+
+
+def _would_stop(planned: int, customers: pa.Table, max_changes: str | None, force: bool) -> str:
+    """For a dry run: the line saying the real run would stop (PlanTooLarge) on this plan, or
+    "" when it would go on."""
+    limit = parse_limit(max_changes, customers.num_rows)
+    if limit is None or planned <= limit or force:
+        return ""
+    return (
+        f"the real run would stop here: the plan has {planned:,} changes, more than "
+        f"--max-changes {max_changes} ({limit:,}); nothing would be patched without --force "
+        "or a larger limit"
+    )
+
+
+def check_login(settings: Settings) -> None:
+    """One cheap request (a count, one customer long) with the run's credentials, before
+    anything is planned or written: a refused OMNITRON_TOKEN or login raises
+    ``AuthenticationFailed`` naming the setting to fix, instead of a plan that every PATCH
+    would then fail on."""
+    with OmnitronClient.from_settings(settings) as client:
+        client.count_customers()
 
 
 def _quarantined_pks(storage: LakeStorage) -> frozenset[int]:
@@ -440,9 +471,8 @@ def _write_back(
                 read_alone=outcome.read_alone,
             )
     finally:
-        report = f"{DATASET}/run={run_id}"
         done = outcomes_table(attempts, run_id)
-        storage.write_table(f"{report}/outcomes.parquet", done)
+        write_run_table(storage, "outcomes", run_id, done)
         if outcome.human is not None:
             write_report(storage, run_id, *outcome.human, outcome.plan, outcomes=done)
         counts: dict[str, int] = {}
@@ -453,5 +483,6 @@ def _write_back(
 
 
 def read_report(lake: str, run_id: str, name: str) -> pa.Table:
+    """One run's table ``name`` (plan, conflicts, unknown_in_erp, erp_rows or outcomes)."""
     storage = LakeStorage(lake)
-    return storage.read_table(f"{DATASET}/run={run_id}/{name}.parquet")
+    return storage.read_table(table_path(name, run_id))

@@ -1,7 +1,8 @@
 """The reconciliation report people open: a CSV per outcome and one HTML page.
 
 It lives under ``_reports/reconciliation/run=<id>/``, apart from the run's Parquet
-(``reconciliation/run=<id>/``): a folder a reader opens as a dataset holds nothing but Parquet.
+(``reconciliation/<table>/run=<id>/``): a folder a reader opens as a dataset holds nothing but
+Parquet.
 
 Every file goes through ``LakeStorage``: written whole or not at all, and fenced like the data.
 
@@ -94,11 +95,13 @@ def write_report(
     outcomes: pa.Table | None = None,
     refused: str | None = None,
     dry_run: bool = False,
+    would_stop: str = "",
 ) -> str:
     """Write the CSV files and ``summary.html`` under :func:`report_folder`; returns the page's
     lake path. ``codes_now``: Omnitron's erp_code (per the snapshot) of the customers in
     conflicts; ``unknown_in_erp``: the codes Omnitron holds that the ERP does not list. Written
-    again after the write-back, with what was changed."""
+    again after the write-back, with what was changed. ``would_stop``: a dry run's line saying
+    the real run would stop on this plan (shown in the dry run's box)."""
     folder = report_folder(run_id)
     storage.delete_tree(folder)  # a re-written report keeps no CSV of an outcome now gone
     files: list[str] = []
@@ -135,7 +138,13 @@ def write_report(
     if dry_run:
         sections.append(
             "<div class='dry'><strong>Dry run: nothing was patched.</strong> The planned "
-            "changes below are what a write-back would send.</div>"
+            "changes below are what a write-back would send."
+            + (
+                f"<br><strong>{html.escape(would_stop[:1].upper() + would_stop[1:])}.</strong>"
+                if would_stop
+                else ""
+            )
+            + "</div>"
         )
     if refused:
         sections.append(

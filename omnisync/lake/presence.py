@@ -5,7 +5,8 @@ columns, not "no such file", from a lake whose first sync read nothing (an empty
 window that held only quarantined records). Where a dataset has no file yet, one empty file with
 the analyst schema is written where the dataset's files go; the first rows written beside it (or
 a compaction) make it irrelevant, and it adds no row to any reader. ``quarantine/customers/``
-does the same on its own (``omnisync.lake.quarantine``).
+does the same on its own (``omnisync.lake.quarantine``). The five ``reconciliation/<table>/``
+datasets get theirs here too, before any reconciliation ran (``omnisync.lake.reconciliation``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import pyarrow as pa
 
 from omnisync.lake.changes import DATASET as CHANGES
 from omnisync.lake.changes import PARTITION, PARTITION_NOTE, with_op
+from omnisync.lake.reconciliation import write_missing_tables
 from omnisync.lake.snapshot import DATASET as SNAPSHOT
 from omnisync.lake.snapshot import bucket_path
 from omnisync.lake.storage import LakeStorage
 
 
 def write_missing_datasets(storage: LakeStorage, schema: pa.Schema, now: dt.datetime) -> list[str]:
-    """Give ``customers/`` and ``customer_changes/`` an empty file each when they have none
-    (``schema``: the columns the sync writes, after the PII policy); returns the datasets that
-    got one. The change log's goes into the month of ``now`` (UTC), the open month."""
+    """Give ``customers/``, ``customer_changes/`` and each ``reconciliation/<table>/`` an empty
+    file when they have none (``schema``: the columns the sync writes, after the PII policy);
+    returns the datasets that got one. The change log's goes into the month of ``now`` (UTC),
+    the open month."""
     empty = schema.empty_table()
     month = now.astimezone(dt.UTC).strftime("%Y-%m")
     targets = {
@@ -42,4 +45,4 @@ def write_missing_datasets(storage: LakeStorage, schema: pa.Schema, now: dt.date
         )
         storage.write_table(target, table)
         written.append(dataset)
-    return written
+    return written + write_missing_tables(storage)

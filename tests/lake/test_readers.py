@@ -100,6 +100,34 @@ def test_the_quarantine_exists_with_its_schema_on_a_healthy_lake(first_sync: Pat
         assert len(frame) == 0 and {"pk", "reasons", "raw", "_run_id"} <= set(frame.columns)
 
 
+def columns_and_rows(folder: Path) -> dict[str, tuple[list[str], int]]:
+    """A dataset's columns and row count as each reader gives them, per docs/lake.md's recipes."""
+    glob = f"{folder}/**/*.parquet"
+    frame = pd.read_parquet(folder)
+    polars = pl.scan_parquet(glob, hive_partitioning=True).collect()
+    by_duckdb = duckdb.sql(f"select * from read_parquet('{glob}', hive_partitioning=true)")
+    return {
+        "pandas": (list(frame.columns), len(frame)),
+        "polars": (polars.columns, polars.height),
+        "duckdb": (by_duckdb.columns, len(by_duckdb.fetchall())),
+    }
+
+
+@pytest.mark.parametrize("table", ["plan", "conflicts", "unknown_in_erp", "erp_rows", "outcomes"])
+def test_each_reconciliation_dataset_exists_with_its_schema_before_any_reconciliation(
+    first_sync: Path, table: str
+) -> None:
+    """docs/lake.md's readers of ``reconciliation/<table>/`` work on a lake that only synced:
+    zero rows, the table's columns and a ``run`` column, in pandas, Polars and DuckDB."""
+    from omnisync.lake.reconciliation import TABLES
+
+    folder = first_sync / "reconciliation" / table
+    for reader, shown in columns_and_rows(folder).items():
+        assert shown == ([*TABLES[table].names, "run"], 0), reader
+    (empty,) = folder.rglob("*.parquet")
+    assert pq.read_schema(empty).remove_metadata() == TABLES[table], "the schema a run writes"
+
+
 def test_bucket_reads_as_the_documented_integer_in_every_reader(first_sync: Path) -> None:
     """docs/lake.md: an integer in DuckDB, Polars and pyarrow; pandas gives a categorical of
     those integers (categories in the folders' text order), ``.astype("int64")`` the number."""
