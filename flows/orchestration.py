@@ -24,13 +24,26 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from omnisync.client import Page
+from omnisync.client import AuthenticationFailed, ConfigurationError, Page, RetriesExhausted
+from omnisync.lake import LakeError
 from omnisync.orchestration import Eta, Pacer
-from omnisync.settings import Settings
-from omnisync.state import Fence
+from omnisync.settings import Settings, SettingsError
+from omnisync.state import Fence, StateError
 from omnisync.sync import STREAM, Plan, RunParts, WindowResult
 from omnisync.sync.parts import parts_for
 from omnisync.sync.window import sync_window_retrying
+
+#: errors whose message says what to do, common to every flow: the run fails in one line,
+#: without a traceback. Not the client's root: an unexpected answer, a rejected filter or a 404
+#: is a defect to be debugged, and its traceback stays in the run's log.
+ACTIONABLE: tuple[type[Exception], ...] = (
+    SettingsError,
+    ConfigurationError,
+    AuthenticationFailed,
+    RetriesExhausted,
+    LakeError,
+    StateError,
+)
 
 
 def failed_in_one_line(error: Exception) -> State[Any]:

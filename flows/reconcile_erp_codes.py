@@ -14,13 +14,12 @@ from typing import Any, Literal
 from prefect import flow
 from prefect.states import Cancelled
 
+from flows.orchestration import ACTIONABLE as COMMON
 from flows.orchestration import PrefectRun, failed_in_one_line
-from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
 from omnisync.erp import ErpInputError, ErpSource, PlanRejected, PlanTooLarge, WriteBackFailed
 from omnisync.erp.run import run_reconcile
-from omnisync.lake import LakeError
-from omnisync.settings import SettingsError, load_settings
-from omnisync.state import LockHeld, StateError
+from omnisync.settings import load_settings
+from omnisync.state import LockHeld
 
 
 @flow(name="reconcile-erp-codes", log_prints=False)
@@ -71,19 +70,14 @@ def reconcile_erp_codes(
         return failed_in_one_line(error)
 
 
-#: errors whose message says what to do: the run fails in one line, without a traceback. Not the
-#: client's root: an unexpected answer or a rejected filter is a defect, and keeps its traceback.
-ACTIONABLE = (
+#: what a person can act on in a reconciliation, besides every flow's
+#: (:data:`flows.orchestration.ACTIONABLE`)
+ACTIONABLE: tuple[type[Exception], ...] = (
     PlanTooLarge,
     PlanRejected,
     ErpInputError,
     WriteBackFailed,
-    SettingsError,
-    ConfigurationError,
-    AuthenticationFailed,
-    RetriesExhausted,
-    LakeError,
-    StateError,
+    *COMMON,
 )
 
 

@@ -13,28 +13,15 @@ from typing import Any
 from prefect import flow
 from prefect.states import Cancelled
 
+from flows.orchestration import ACTIONABLE as COMMON
 from flows.orchestration import PrefectRun, failed_in_one_line
-from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
-from omnisync.lake import LakeError
-from omnisync.settings import SettingsError, load_settings
-from omnisync.state import StateError
+from omnisync.settings import load_settings
 from omnisync.sync import BatchRejected
 from omnisync.sync.run import Refused, run_sync
 from transforms.customers import SchemaDrift
 
-#: errors whose message says what to do: the run fails in one line, without a traceback. Not the
-#: client's root: an unexpected answer, a rejected filter or a 404 is a defect to be debugged,
-#: and its traceback stays in the run's log.
-ACTIONABLE = (
-    SettingsError,
-    ConfigurationError,
-    AuthenticationFailed,
-    RetriesExhausted,
-    LakeError,
-    StateError,
-    BatchRejected,
-    SchemaDrift,
-)
+#: what a person can act on in a sync, besides every flow's (:data:`flows.orchestration.ACTIONABLE`)
+ACTIONABLE: tuple[type[Exception], ...] = (*COMMON, BatchRejected, SchemaDrift)
 
 
 @flow(name="sync-customers", log_prints=False)
