@@ -51,32 +51,44 @@ class Snapshot:
         # or the later writer drops the earlier one's rows (a lost update). One process per
         # stream is guaranteed by the state store's lock (G5), so thread locks suffice.
         self._bucket_locks = [threading.Lock() for _ in range(buckets)]
+        # Parallel windows merge at once: the layout is recorded by one of them, once.
+        self._layout_lock = threading.Lock()
+        self._layout_recorded = False
         self._check_layout()
 
     def _check_layout(self) -> None:
         """The bucket count is part of the layout: a lake written with another count would put
         a pk in two buckets. It is recorded in ``_meta/customers-layout.json`` (beside the
-        datasets, never inside one) and checked on open."""
-        recorded = self.storage.read_json(LAYOUT)
-        if recorded is None and (old := self.storage.read_json(OLD_LAYOUT)) is not None:
-            self.storage.write_json(LAYOUT, old)  # move it out of the dataset's folder
-            self.storage.delete(OLD_LAYOUT)
-            recorded = old
-        if recorded is None:
-            if self.storage.files(DATASET):
-                return  # a lake from before the layout file: trust the configured count
-            self.storage.write_json(LAYOUT, {"buckets": self.buckets})
-        elif recorded.get("buckets") != self.buckets:
+        datasets, never inside one) and checked on open. Opening only reads (a run refused for a
+        busy stream changes nothing): the record is written by :meth:`recover` and :meth:`merge`,
+        under the stream's lock, like every other lake change."""
+        recorded = self.storage.read_json(LAYOUT) or self.storage.read_json(OLD_LAYOUT)
+        if recorded is not None and recorded.get("buckets") != self.buckets:
             raise LakeError(
                 f"the lake's customers/ has {recorded.get('buckets')} buckets but "
                 f"OMNISYNC_SNAPSHOT_BUCKETS is {self.buckets}: set it back to "
                 f"{recorded.get('buckets')}, or re-sync into a new lake"
             )
 
+    def _record_layout(self) -> None:
+        with self._layout_lock:
+            if self._layout_recorded:
+                return
+            if self.storage.read_json(LAYOUT) is None:
+                old = self.storage.read_json(OLD_LAYOUT)
+                if old is not None:
+                    self.storage.write_json(LAYOUT, old)  # out of the dataset's folder
+                    self.storage.delete(OLD_LAYOUT)
+                elif not self.storage.files(DATASET):
+                    # A lake from before the layout file keeps trusting the configured count.
+                    self.storage.write_json(LAYOUT, {"buckets": self.buckets})
+            self._layout_recorded = True
+
     def recover(self) -> int:
         """Give zero-padded bucket folders (``bucket=007``) their plain names, in one switch;
         returns 1 if it did (or finished an interrupted switch), else 0. Call it while holding
-        the stream's lock, before anything is merged."""
+        the stream's lock, before anything is merged; it also records the layout."""
+        self._record_layout()
         if self.storage.finish_replace(RELAYOUT, DATASET):
             return 1
         files = self.storage.files(DATASET)
@@ -121,6 +133,7 @@ class Snapshot:
 
     def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
         """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten."""
+        self._record_layout()  # before the first bucket a count could be wrong for
         rewritten = 0
         for bucket, part in self.split(latest_per_pk(changes) if changes.num_rows else changes):
             self.merge_bucket(bucket, part)
