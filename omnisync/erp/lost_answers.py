@@ -41,7 +41,6 @@ from omnisync.erp.outcomes import (
     iso,
     parse_moment,
 )
-from omnisync.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,11 @@ class Hold:
     run_id: str
 
 
-def open_holds(store: StateStore) -> dict[int, Hold]:
+def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     """pk -> the hold of every customer whose latest lost-answer outcome is still open: a
     ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``."""
     holds: dict[int, Hold] = {}
-    for row in store.ledger_rows():  # in attempt order: the latest row decides
+    for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         if outcome in APPLIED or outcome == DELETED:
             holds.pop(pk, None)

@@ -57,12 +57,12 @@ from transforms.erp import replan_one
 log = logging.getLogger("omnisync.erp")
 
 
-def already_done(store: StateStore) -> set[tuple[int, str, str]]:
-    """(pk, erp_code, based_on) of every change the ledger shows applied."""
+def already_done(ledger: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
+    """(pk, erp_code, based_on) of every change the ledger's rows show applied."""
     return {
         (row["pk"], row["erp_code"] or "", row["based_on_modified_iso"])
-        for outcome in sorted(APPLIED)
-        for row in store.ledger_rows(outcome=outcome)
+        for row in ledger
+        if row["outcome"] in APPLIED
     }
 
 
@@ -167,7 +167,7 @@ def apply_one(
     except Exception as exc:
         # A defect, or an answer of a shape nobody expected: the ledger must still say so, and
         # the write-back stops. Only the type is kept: its text may hold anything.
-        log.exception("write-back of customer %s stopped", pk)
+        log.error("write-back of customer %s stopped by an unexpected %s", pk, type(exc).__name__)
         attempt.outcome = "stopped_" + type(exc).__name__
         attempt.detail = f"an unexpected {type(exc).__name__}: the write-back stopped"
     if attempt.patch_sent and attempt.outcome.startswith("stopped_"):
@@ -194,8 +194,8 @@ def write_back(
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
     an earlier lost answer left open goes ahead only when :func:`check_hold` allows it."""
-    done = already_done(store)
-    holds = open_holds(store)
+    ledger = store.ledger_rows()  # read once: what was applied, and what lost answers left open
+    done, holds = already_done(ledger), open_holds(ledger)
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
