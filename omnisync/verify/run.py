@@ -265,6 +265,9 @@ def _second_look(
         group = ordered[start:end]
         now = server.read_all(CustomerQuery(pk_gte=group[0], pk_lt=group[-1] + 1, sort=None))
         for pk in group:
+            if pk not in now and pk in server.unreadable:
+                vanished += 1  # listed, but its date cannot be read: not judged, never deleted
+                continue
             kind = classify(now.get(pk), lake.versions_of(pk), watermark_us)
             if kind == "behind":
                 behind += 1

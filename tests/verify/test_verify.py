@@ -462,3 +462,31 @@ def test_the_verify_customers_flow_repairs_and_publishes_its_counts(
     table = Artifact.get(KEY)
     assert table is not None and "| missing | 3 |" in str(table.data)
     assert run_verify(current).equal
+
+
+def test_a_listed_customer_whose_date_cannot_be_read_is_never_called_deleted() -> None:
+    """Omnitron lists the customer, so it exists: a repair must not take it out of the lake."""
+    import httpx
+    import orjson
+    from pydantic import SecretStr
+
+    from omnisync.client import CustomerQuery, Throttle
+    from omnisync.verify.counts import ServerSide
+
+    records = [
+        {"pk": 1, "modified_date": "2024-01-01T00:00:00Z"},
+        {"pk": 2, "modified_date": "2024-01-01 00:00:00"},  # no zone: unreadable
+    ]
+    body = {"count": 2, "next": None, "previous": None, "results": records}
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, content=orjson.dumps(body)))
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t"),
+        transport=transport,
+        throttle=Throttle(1000, 2),
+    )
+    with client:
+        server = ServerSide(client, page_size=100)
+        found = server.read_all(CustomerQuery(pk_gte=1, pk_lt=3, sort=None))
+    assert set(found) == {1}
+    assert server.unreadable == {2}
