@@ -155,10 +155,7 @@ def test_a_lost_answer_of_a_patch_never_applied_is_sent_again_once_the_re_read_s
 def test_an_unreadable_re_read_after_a_lost_answer_sends_nothing_more_until_a_look_settles_it(
     make_sandbox: Make, tmp_path: Path, failure: str
 ) -> None:
-    server = make_sandbox(customers=50)
-    rows = truth(server)[:1]
-    pk = rows[0]["pk"]
-    store = store_in(tmp_path)
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
     server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
     transport = ReadsFailAfterAPatch(failure)
     first = run(server, store, rows, "first", concurrency=1, transport=transport)
@@ -174,10 +171,7 @@ def test_an_unreadable_re_read_after_a_lost_answer_sends_nothing_more_until_a_lo
 def test_an_unconfirmed_patch_that_was_never_applied_lands_once_in_the_next_run(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    server = make_sandbox(customers=50)
-    rows = truth(server)[:1]
-    pk = rows[0]["pk"]
-    store = store_in(tmp_path)
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
     # A 500 from in front of the API: not applied; then no re-read can be had.
     faults = {"kinds": ["500"], "methods": ["PATCH"]}
     server.admin.post("faults/next", json=faults).raise_for_status()
@@ -197,10 +191,7 @@ def test_an_unconfirmed_patch_that_was_never_applied_lands_once_in_the_next_run(
 def test_an_unconfirmed_patch_followed_by_a_person_s_edit_is_held_until_a_sync(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    server = make_sandbox(customers=50)
-    rows = truth(server)[:1]
-    pk = rows[0]["pk"]
-    store = store_in(tmp_path)
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
     answers = {"answers": [{"kind": "reset", "edit": True}]}
     server.admin.post("lost_answers/next", json=answers).raise_for_status()
     first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
@@ -217,6 +208,15 @@ def test_an_unconfirmed_patch_followed_by_a_person_s_edit_is_held_until_a_sync(
     third = run(server, store, [synced], "third", concurrency=1)
     assert third[pk].outcome == HELD, "the person's code stands after a sync too"
     assert stats(server)["patches"][str(pk)] == patched
+
+
+def one_customer(
+    make_sandbox: Make, tmp_path: Path
+) -> tuple[SandboxServer, list[dict[str, Any]], int, StateStore]:
+    """A small sandbox, its first customer as the plan's only row, and a fresh state store."""
+    server = make_sandbox(customers=50)
+    rows = truth(server)[:1]
+    return server, rows, int(rows[0]["pk"]), store_in(tmp_path)
 
 
 class ReadsFailAfterAPatch(httpx.HTTPTransport):
