@@ -84,12 +84,14 @@ def database_url(url: str, name: str) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    return database_url("postgresql+psycopg://postgres@127.0.0.1:5432/test", "PostgreSQL")
+    default = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    return database_url(os.environ.get("OMNISYNC_TEST_POSTGRES_URL", default), "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> str:
-    return database_url("mysql+pymysql://root:@127.0.0.1:3306/test", "MariaDB")
+    default = "mysql+pymysql://root:@127.0.0.1:3306/test"
+    return database_url(os.environ.get("OMNISYNC_TEST_MARIADB_URL", default), "MariaDB")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
