@@ -1,8 +1,8 @@
 """Extracting one window of customers without losing a change (G1).
 
-A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what the document
-lists (``modified_date`` and ``pk`` range filters, ``count``, ``next``) and the rows are kept
-whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent, but never trusted. Why
+A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what Omnitron
+documents (docs/omnitron-api.md: ``modified_date`` and ``pk`` range filters, ``count``, ``next``)
+and the rows are kept whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent, but never trusted. Why
 this cannot lose a change:
 
 * **Ranges, not pages.** The window is read as ``pk`` ranges, each asked for on its own first page
