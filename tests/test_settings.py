@@ -7,7 +7,9 @@ import pytest
 from omnisync.settings import SettingsError, load_settings
 
 
-def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_defaults_are_the_documented_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
     settings = load_settings()
     assert settings.state_url.get_secret_value() == "sqlite:///.omnisync/state.db"

@@ -2,8 +2,8 @@
 
 A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what Omnitron
 documents (docs/omnitron-api.md: ``modified_date`` and ``pk`` range filters, ``count``, ``next``)
-and the rows are kept whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent, but never trusted. Why
-this cannot lose a change:
+and the rows are kept whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent,
+but never trusted. Why this cannot lose a change:
 
 * **Ranges, not pages.** The window is read as ``pk`` ranges, each asked for on its own first page
   (``pk__gte=a & pk__lt=b``). Only a **complete** answer is used: one with no ``next`` and a
