@@ -41,8 +41,8 @@ yields nothing) and about one request per ``Density.target`` rows, a little less
 that a piece rarely overflows: about 1.1 requests per page of 1,000, more for small pages.
 
 Memory: one page at a time and the pending pk ranges: a page, not the window. No record is kept
-once yielded (keeping the key of every record yielded in the window cost about 5% of a full
-sync's CPU). The caller groups pages into chunks.
+once yielded (keeping the key of every record yielded in the window would cost CPU and memory
+in proportion to the window). The caller groups pages into chunks.
 """
 
 from __future__ import annotations
