@@ -1,4 +1,4 @@
-"""The one typed settings object (the README lists it), from the environment, ``.env`` or flags.
+"""The one typed settings object, from the environment, ``.env`` or flags (docs/settings.md).
 
 Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly. Secrets are
 ``SecretStr``: they print as ``**********`` and reach the wire only through ``get_secret_value()``.

@@ -81,7 +81,7 @@ def _month_end(month: str) -> dt.date:
     return dt.date(year + number // 12, number % 12 + 1, 1)
 
 
-#: said in every file's schema metadata, for readers who find a file without the README
+#: said in every file's schema metadata, for readers who find a file without docs/lake.md
 PARTITION_NOTE = {b"omnisync.modified_month": b"YYYY-MM of modified_date in UTC"}
 
 
