@@ -1,6 +1,6 @@
 """The client's own CPU cost per customer, against a bare httpx + orjson loop over the same pages.
 
-Target (issue 3): within 1.5x of the bare loop. Both run in this process; the sandbox runs in
+Target: within 1.5x of the bare loop. Both run in this process; the sandbox runs in
 another, so process CPU time is the client's alone.
 """
 

@@ -1,4 +1,4 @@
-"""ERP reconciliation figures (issue 7): planning 1M ERP rows against 1M customers, and
+"""ERP reconciliation figures: planning 1M ERP rows against 1M customers, and
 write-back throughput against the sandbox compared with the configured request rate."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lake writer figures (issue 4): merging 1,000 changes into snapshots of 100k and 1M customers,
+"""Lake writer figures: merging 1,000 changes into snapshots of 100k and 1M customers,
 and writing 1M customers in full, each against a bare pyarrow floor.
 
 Each measured step runs in a fresh process, so its peak RSS is its own (interpreter and imports

@@ -1,6 +1,6 @@
 """How fast the sandbox serves pages, so that client benchmarks measure the client, not the server.
 
-Target (issue 2): pages of 1,000 customers at 30,000 customers/s or more.
+Target: pages of 1,000 customers at 30,000 customers/s or more.
 """
 
 from __future__ import annotations

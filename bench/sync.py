@@ -1,4 +1,4 @@
-"""The sync end to end from the command line (issue 13): full syncs of 100k and 1M customers and
+"""The sync end to end from the command line: full syncs of 100k and 1M customers and
 an incremental run with 1,000 changes on each lake, against the bare floor measured in the same
 invocation.
 
@@ -25,12 +25,12 @@ from bench.sandbox_process import sandbox_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DLT_100K_CPU = 10.0
-#: the bare floor measured beside dlt in issue 13, on that machine: dlt was 3.7x it
+#: the bare floor measured beside dlt, on that machine: dlt was 3.7x it (docs/performance.md)
 DLT_FLOOR_100K_CPU = 2.7
 #: ``BENCH_SIZES=100000 make bench`` measures one size while working on it
 SIZES = tuple(
     int(n) for n in os.environ.get("BENCH_SIZES", "100000,1000000").split(",")
-)  # dlt 1.31 rest_api -> Parquet, full sync of 100k, as measured in issue 13
+)  # dlt 1.31 rest_api -> Parquet, full sync of 100k (docs/performance.md)
 
 
 def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:

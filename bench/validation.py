@@ -1,4 +1,4 @@
-"""Validation time per 100k customers with the customers suite (issue 5), Data Docs included."""
+"""Validation time per 100k customers with the customers suite, Data Docs included."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``omnisync verify`` at scale (issue 25): its list requests on an equal lake, on a lake with 15
+"""``omnisync verify`` at scale: its list requests on an equal lake, on a lake with 15
 differences, and for ``verify --repair`` after it, as a share of a full read's list requests (the
 full sync that wrote the lake).
 

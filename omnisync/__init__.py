@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 # Arrow's C++ code (the Parquet reader and writer, compute kernels) allocates from the pool
 # this variable names, read once when pyarrow is first imported; ``pyarrow.set_memory_pool``
-# changes only what Python-level calls use. Its default, mimalloc, kept about 30 MiB of freed
-# pages through a sync (omnisync/memory.py). A choice made in the environment is kept.
+# changes only what Python-level calls use. Its default, mimalloc, keeps freed pages for
+# reuse, so a sync's memory would not come back after each window (omnisync/memory.py). A
+# choice made in the environment is kept.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

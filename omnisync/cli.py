@@ -1,4 +1,4 @@
-"""The ``omnisync`` command line (its commands are listed in the README).
+"""The ``omnisync`` command line (its commands: README.md, in full docs/operations.md).
 
 A user's mistake ends with a one-line message naming what to fix and exit code 2, never a traceback.
 The sandbox is imported only inside the commands that run it: production paths never load it.

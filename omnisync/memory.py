@@ -6,13 +6,13 @@ not depend on how many customers it reads. Two allocators kept what a finished w
 * Arrow's default pool (mimalloc) keeps freed pages for reuse. Arrow's C++ code (the Parquet
   reader and writer, compute kernels) takes its pool from ``ARROW_DEFAULT_MEMORY_POOL`` when
   pyarrow is first imported, which ``omnisync/__init__.py`` sets to ``system``; pyarrow's own
-  calls are moved by :func:`use_system_allocator`. Moving only the latter left about 30 MiB in
-  mimalloc at the peak of a 200k sync (331 against 358-360 MiB, same CPU).
+  calls are moved by :func:`use_system_allocator`. Moving only the latter leaves Arrow's C++
+  allocations in mimalloc, and the peak higher.
 * glibc returns freed heap to the system only from the top of the heap; a window's millions of
   small objects leave most of it in the middle. ``malloc_trim`` gives those pages back.
 
-Without them the peak RSS of a 1M-customer sync was 614 MiB and grew with the number of windows
-(``make bench`` prints the figures).
+Without them a sync's peak RSS grows with the number of windows (the figures are in
+docs/performance.md; ``make bench`` prints them).
 """
 
 from __future__ import annotations
@@ -55,6 +55,6 @@ _MALLOC_TRIM = _find_malloc_trim()
 
 def give_back() -> None:
     """Return the heap pages nothing uses any more to the system (glibc): after a window, a
-    merged bucket or a compacted month (about 1.3 ms each)."""
+    merged bucket or a compacted month; it costs little next to that work."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -5,8 +5,8 @@ orchestration for three things: a logger, a way to run a plan's windows side by 
 to publish a summary. The Prefect flows (``flows/``) answer with Prefect's task runner, run logger
 and artifacts. :class:`Local` answers with a bounded thread pool, the ``omnisync`` loggers and
 nothing to publish to: it is what ``omnisync sync`` and ``omnisync reconcile`` use when no Prefect
-API is configured, so that a run from a terminal or cron does not start a Prefect server (about
-5 s and 225 MiB per run, and a start-up timeout on a loaded host).
+API is configured, so that a run from a terminal or cron does not start a Prefect server (seconds
+and hundreds of MiB per run, and a start-up timeout on a loaded host: docs/performance.md).
 """
 
 from __future__ import annotations

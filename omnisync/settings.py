@@ -1,4 +1,4 @@
-"""The one typed settings object (the README lists it), from the environment, ``.env`` or flags.
+"""The one typed settings object, from the environment, ``.env`` or flags (docs/settings.md).
 
 Build it once at the edge (the CLI, a flow's entry) and pass it down explicitly. Secrets are
 ``SecretStr``: they print as ``**********`` and reach the wire only through ``get_secret_value()``.
@@ -190,8 +190,8 @@ class Settings(BaseSettings):
         description="a backfill window holds about this many customers (committed on its own)",
     )
     chunk_rows: int = Field(
-        # 10,000 held about 37 MiB of raw records per window thread; 2,000 took 25 MiB off a
-        # 200k sync's peak and cost no CPU (make bench)
+        # Raw records are the largest objects a window thread holds until they are typed: a
+        # small chunk bounds them, and typing in smaller chunks costs no CPU (docs/performance.md).
         2_000,
         ge=1,
         validation_alias=_env("OMNISYNC_CHUNK_ROWS", "chunk_rows"),

@@ -1,4 +1,6 @@
-"""The README's analyst queries run as written, in DuckDB, Polars and pandas, on a synced lake."""
+"""The README and docs/ stay true: their analyst queries run as written (DuckDB, Polars, pandas) on a
+synced lake, the settings reference names exactly the settings of ``omnisync/settings.py``, every
+link resolves inside the repository, and the README stays a short front door."""
 
 from __future__ import annotations
 
@@ -16,14 +18,21 @@ from tests.sync.sandbox_runs import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: Where the analyst's queries are written: the README shows one, docs/lake.md the rest.
+QUERY_PAGES = (README, (ROOT / "docs" / "lake.md").read_text(encoding="utf-8"))
+SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 
 
 def blocks(language: str, marker: str) -> list[str]:
-    found = re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    found = [
+        block
+        for page in QUERY_PAGES
+        for block in re.findall(rf"```{language}\n(.*?)```", page, flags=re.S)
+    ]
     return [block for block in found if marker in block]
 
 
-def test_the_readme_has_the_queries_this_test_runs() -> None:
+def test_the_docs_have_the_queries_this_test_runs() -> None:
     assert blocks("sql", "-- DuckDB") and blocks("python", "import polars")
     assert blocks("python", "import pandas")
 
@@ -89,6 +98,23 @@ def test_every_link_of_the_docs_leads_to_a_file_of_the_repository() -> None:
             assert resolved.exists(), f"{page.name} links to a missing file: {target}"
 
 
+def anchors(page: Path) -> set[str]:
+    """GitHub's ids of a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_link_to_a_heading_leads_to_one() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", text):
+            linked = (page.parent / target).resolve() if target else page
+            assert anchor in anchors(linked), (
+                f"{page.name} links to a missing heading: {target}#{anchor}"
+            )
+
+
 def test_commands_in_the_docs_use_the_uv_that_make_installs() -> None:
     """``make install`` bootstraps uv into ``.tools/bin/`` when none is on PATH: a bare
     ``uv ...`` in a command of the docs would not be found on such a machine."""
@@ -97,3 +123,84 @@ def test_commands_in_the_docs_use_the_uv_that_make_installs() -> None:
         for line in page.read_text(encoding="utf-8").splitlines():
             for command in re.findall(r"(?:^|[`;#] ?|&& )(uv (?:run|sync|pip)\b[^`]*)", line):
                 pytest.fail(f"{page.name}: `{command}` needs .tools/bin/uv or the .venv")
+
+
+def documented_settings() -> tuple[set[str], set[str]]:
+    """The variables of docs/settings.md's table, and those it lists as secrets."""
+    text = SETTINGS_PAGE.read_text(encoding="utf-8")
+    table: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            table |= set(re.findall(r"`((?:OMNITRON|OMNISYNC)_[A-Z_]+)`", line.split(" | ")[0]))
+    secrets = set(re.findall(r"^- `((?:OMNITRON|OMNISYNC)_[A-Z_]+)`$", text, flags=re.M))
+    return table, secrets
+
+
+def test_the_settings_reference_names_exactly_the_settings_of_the_code() -> None:
+    from pydantic import SecretStr
+
+    from omnisync.settings import Settings
+
+    by_variable = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", [alias])
+        variables = [c for c in choices if isinstance(c, str) and c.isupper()]
+        assert variables, f"Settings.{name} has no environment variable"
+        by_variable[variables[0]] = field
+    table, secrets = documented_settings()
+    assert table == set(by_variable), (
+        f"docs/settings.md lacks {sorted(set(by_variable) - table)}, "
+        f"names unknown {sorted(table - set(by_variable))}"
+    )
+    secret_fields = {
+        v
+        for v, f in by_variable.items()
+        if SecretStr in getattr(f.annotation, "__args__", (f.annotation,))
+    }
+    assert secrets == secret_fields
+
+
+def test_the_readme_is_a_short_front_door_that_points_to_the_references() -> None:
+    assert len(README.splitlines()) <= 250
+    for page in ("settings", "guarantees", "operations", "lake", "erp", "performance"):
+        assert f"(docs/{page}.md" in README, f"the README does not link docs/{page}.md"
+    figures = re.findall(r"[0-9.,]+ ?(?:CPU-s|MiB|µs/customer|requests/s)", README)
+    assert not figures, f"benchmark figures belong in docs/performance.md: {figures}"
+
+
+def test_every_make_target_the_readme_names_exists() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, flags=re.M))
+    named = set(re.findall(r"`make ([a-z][a-z0-9-]*)`", README))
+    named |= set(re.findall(r"^make ([a-z][a-z0-9-]*)", README, flags=re.M))
+    assert {"demo", "test", "test-e2e", "bench"} <= named
+    assert named <= targets, f"not in the Makefile: {sorted(named - targets)}"
+
+
+def test_every_omnisync_command_the_readme_names_exists() -> None:
+    from typer.main import get_command
+
+    from omnisync.cli import app
+
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    named = set(re.findall(r"`omnisync ([a-z]+)", README))
+    assert {"sync", "status", "verify", "reconcile"} <= named <= commands
+
+
+def test_nothing_cites_a_document_outside_the_repository() -> None:
+    """Code, comments and docs say it in place or link docs/: a reader has nothing else."""
+    # Spelled in pieces, so that this line does not cite what it forbids.
+    cite = ("SP" + "EC", "API " + "document", "/" + "shared")
+    pattern = re.compile(rf"\b{cite[0]}\b|{cite[1]}\b|\.\.{cite[2]}|/work{cite[2]}")
+    folders = ("omnisync", "transforms", "flows", "sandbox", "bench", "tests", "docs", "scripts")
+    files = [ROOT / "README.md", ROOT / "prefect.yaml", ROOT / "Makefile"]
+    for folder in folders:
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".yaml"}]
+    cited = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not cited, cited

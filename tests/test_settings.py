@@ -7,7 +7,9 @@ import pytest
 from omnisync.settings import SettingsError, load_settings
 
 
-def test_defaults_follow_the_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_defaults_are_the_documented_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
     settings = load_settings()
     assert settings.state_url.get_secret_value() == "sqlite:///.omnisync/state.db"
@@ -15,7 +17,7 @@ def test_defaults_follow_the_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: obj
     assert settings.timeout_seconds > 0
 
 
-def test_environment_variables_use_the_spec_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_variables_use_the_documented_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMNITRON_URL", "https://brand.omnitron.test/")
     monkeypatch.setenv("OMNITRON_PASSWORD", "pw-123456")
     monkeypatch.setenv("OMNITRON_USERNAME", "api")

@@ -43,7 +43,7 @@ def _int(text: str) -> int | JsonNumber:
 def loads_exact(body: bytes | str) -> Any:
     """Parse JSON keeping every number's text; raises ValueError if ``body`` is not JSON.
 
-    orjson reads it first (several times faster than the stdlib with hooks); its result is
+    orjson reads it first (it is faster than the stdlib with hooks); its result is
     kept when it holds no float and no integer outside 64 bits, since then no number's text can
     differ. Anything else (a float, a big integer, or what orjson refuses but the stdlib reads,
     like a lone surrogate escape) is read again by the stdlib, number by number."""

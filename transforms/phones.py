@@ -1,7 +1,7 @@
 """Whether a phone number is valid, as phonenumbers says, at a fraction of its cost.
 
-``phonenumbers.parse`` plus ``is_valid_number`` costs about 20 µs a number, most of a sync's
-validation time. The common Turkish shapes (``+90 532 123 45 67``, ``05321234567``,
+``phonenumbers.parse`` plus ``is_valid_number`` would be most of a sync's validation time
+(docs/performance.md). The common Turkish shapes (``+90 532 123 45 67``, ``05321234567``,
 ``5321234567``) need neither the parser nor its type-by-type loop: their national significant
 number is the digits after ``+90`` or the national prefix ``0``, and a number is valid when
 phonenumbers' own metadata for the region matches it (the general pattern, then any one number

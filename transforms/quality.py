@@ -30,7 +30,7 @@ _NS_DAYS = (
 
 def _nanosecond_dates(dates: pa.ChunkedArray) -> pd.Series:
     """Dates as datetime64[ns]: GX compares those column-wide, and every other unit (pandas 3
-    makes date32 a datetime64[s]) one row at a time in Python, 5% of a sync's CPU."""
+    makes date32 a datetime64[s]) one row at a time in Python, at a cost on every row."""
     low, high = _NS_DAYS
     clipped = pc.max_element_wise(
         pc.min_element_wise(dates, high, skip_nulls=False), low, skip_nulls=False
@@ -43,7 +43,7 @@ def validation_frame(table: pa.Table, checked: Collection[str] | None = None) ->
 
     ``checked``: the columns whose values a suite reads (None: all). Every other column is a
     one-byte placeholder of the same name, never converted: as Python objects, the text columns
-    that no expectation reads were half of the frame's memory (7 of 14 MiB per 50k rows)."""
+    that no expectation reads would be about half of the frame's memory."""
 
     def wanted(name: str) -> bool:
         return checked is None or name in checked

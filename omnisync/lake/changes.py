@@ -81,7 +81,7 @@ def _month_end(month: str) -> dt.date:
     return dt.date(year + number // 12, number % 12 + 1, 1)
 
 
-#: said in every file's schema metadata, for readers who find a file without the README
+#: said in every file's schema metadata, for readers who find a file without docs/lake.md
 PARTITION_NOTE = {b"omnisync.modified_month": b"YYYY-MM of modified_date in UTC"}
 
 
@@ -104,8 +104,8 @@ def _version_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:
 def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
     """Rows whose (pk, modified_date) is not in ``logged``, in their order (a row missing
     either never matches). A hash lookup of both keys as one value: not ``Table.join``, which
-    loads Acero and ``pyarrow.dataset`` (about 50 MiB more in every run that logs a version
-    again) and returns rows in no defined order."""
+    loads Acero and ``pyarrow.dataset`` (more memory in every run that logs a version again)
+    and returns rows in no defined order."""
     if not logged.num_rows or not rows.num_rows:
         return rows
     keys, present = _version_keys(rows)

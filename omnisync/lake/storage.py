@@ -38,8 +38,8 @@ from transforms.schema import with_json_types
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
 #: files read once by omnisync itself, then deleted (staged windows): written for speed. No
-#: dictionaries: a window's text columns are nearly all distinct, and building them cost a third
-#: of the write (56 -> 38 ms per 50k rows, and 36 -> 31 ms to read back, for 5% more bytes).
+#: dictionaries: a window's text columns are nearly all distinct, so building them costs much of
+#: the write and saves few bytes (docs/performance.md).
 SCRATCH_OPTIONS: dict[str, Any] = {
     "compression": "lz4",
     "write_statistics": False,
@@ -191,8 +191,9 @@ class LakeStorage:
     @contextlib.contextmanager
     def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:
         """One Parquet file, opened as a single file. Not ``pq.read_table``: it goes through
-        ``pyarrow.dataset``, whose libraries add about 50 MiB to the memory of every process
-        that loads them. A local file is read by Arrow itself, with no Python in the read path."""
+        ``pyarrow.dataset``, whose libraries add to the memory of every process that loads
+        them (docs/performance.md). A local file is read by Arrow itself, with no Python in the
+        read path."""
         if self.local:
             with pq.ParquetFile(self.path(relative)) as file:
                 yield file

@@ -77,7 +77,7 @@ from omnisync.state.schema import ledger, locks, runs, watermarks, windows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
-#: import is about 12 MiB and 0.13 s of every run; a test holds this to the migrations' head.
+#: import would cost every run memory and time; a test holds this to the migrations' head.
 SCHEMA_REVISION = "0006"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 log = logging.getLogger("omnisync.state")

@@ -1,9 +1,9 @@
 """Extracting one window of customers without losing a change (G1).
 
-A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what the document
-lists (``modified_date`` and ``pk`` range filters, ``count``, ``next``) and the rows are kept
-whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent, but never trusted. Why
-this cannot lose a change:
+A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what Omnitron
+documents (docs/omnitron-api.md: ``modified_date`` and ``pk`` range filters, ``count``, ``next``)
+and the rows are kept whose ``modified_date`` is really in ``[lo, hi)``. ``sort=pk`` is sent,
+but never trusted. Why this cannot lose a change:
 
 * **Ranges, not pages.** The window is read as ``pk`` ranges, each asked for on its own first page
   (``pk__gte=a & pk__lt=b``). Only a **complete** answer is used: one with no ``next`` and a
@@ -41,8 +41,8 @@ yields nothing) and about one request per ``Density.target`` rows, a little less
 that a piece rarely overflows: about 1.1 requests per page of 1,000, more for small pages.
 
 Memory: one page at a time and the pending pk ranges: a page, not the window. No record is kept
-once yielded (keeping the key of every record yielded in the window cost about 5% of a full
-sync's CPU). The caller groups pages into chunks.
+once yielded (keeping the key of every record yielded in the window would cost CPU and memory
+in proportion to the window). The caller groups pages into chunks.
 """
 
 from __future__ import annotations

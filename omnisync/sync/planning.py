@@ -4,9 +4,9 @@ The span ``[lo, hi)`` is halved by time while a part holds more than ``target_ro
 (down to one second, or one day on date-only servers, finer than which their filters cannot
 tell), then neighbouring parts are joined again while their counts still fit. A full read starts
 from a fixed floor and its first window is open below, so no customer is older than the plan;
-nothing depends on ``sort`` (the document lists none). Counting costs one request per part, and
-each window is then extracted, written and committed on its own, so a failed backfill resumes
-where it stopped.
+nothing depends on ``sort`` (docs/omnitron-api.md: it is not promised). Counting costs one
+request per part, and each window is then extracted, written and committed on its own, so a
+failed backfill resumes where it stopped.
 
 The first count asks for a whole page, exactly as extraction asks for a window's first range:
 when the plan is that one window (the usual incremental), extraction starts from this page instead

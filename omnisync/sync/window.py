@@ -205,8 +205,8 @@ def _validate_window(
     policy applied) and the rows to quarantine. Raises BatchRejected for a batch-level critical
     failure (a schema change).
 
-    Once per window, not per chunk: GX costs about 0.13 s per validation whatever its size
-    (1.7 CPU-s per 100k rows in chunks of 10k, 0.6 in one batch), and the window's typed rows
+    Once per window, not per chunk: GX has a fixed cost per validation whatever its size, so
+    fewer, larger validations cost less CPU (docs/performance.md), and the window's typed rows
     are held until it is staged anyway."""
     settings = parts.settings
     table = pa.concat_tables(typed, promote_options="permissive")
@@ -254,8 +254,8 @@ def _policy_applied(quarantine: pa.Table, settings: Settings) -> pa.Table:
 
 def _latest(table: pa.Table) -> pa.Table:
     """Each customer's latest version in the window, for validation. A backfill's window holds
-    one version per customer: then the window itself, not a sorted copy of it (13 MiB per 50k
-    rows, held while GX runs). Validation reads no order: its verdicts go back by pk."""
+    one version per customer: then the window itself, not a sorted copy of it (a copy of the
+    window's rows, held while GX runs). Validation reads no order: its verdicts go back by pk."""
     if pc.count_distinct(table.column("pk"), mode="all").as_py() == table.num_rows:
         return table
     return latest_per_pk(table)
@@ -298,7 +298,7 @@ def _pks(table: pa.Table) -> set[int]:
 def with_latest_flags(table: pa.Table, latest: pa.Table) -> pa.Table:
     """Copy the flags of each pk's latest version (``latest``, as validated) onto every version
     of it in ``table``; versions of unflagged pks get none. Column-wise: a Python list per row
-    cost 2% of a sync."""
+    would cost CPU on every version."""
     flags = latest.column("_dq_flags")
     flagged = latest.filter(pc.greater(pc.list_value_length(flags), 0))
     if not flagged.num_rows:

@@ -254,9 +254,9 @@ class _Offline:
         super().__init__(*args, **kwargs)
         assert self.env.loader is not None
         self.env.loader = _LocalAssetsLoader(self.env.loader)
-        # GX makes a Jinja environment per view, so every run compiled its ~25 templates
-        # again: 0.4-0.7 CPU-s of each run. Compiled templates are kept in Jinja's per-user
-        # cache directory, keyed by the (rewritten) source's checksum.
+        # GX makes a Jinja environment per view, so every run would compile its templates
+        # again, a noticeable part of each run's CPU. Compiled templates are kept in Jinja's
+        # per-user cache directory, keyed by the (rewritten) source's checksum.
         self.env.bytecode_cache = _bytecode_cache()
 
     def render(self, document: Any, template: Any = None, **kwargs: Any) -> Any:

@@ -155,8 +155,9 @@ def _store_without_row_lists(store: Any) -> None:
 
     The run needs every failing row number (to flag or quarantine those rows), and reads them
     from the result GX returns; the Data Docs need the counts and the first rows only, which
-    GX keeps in ``partial_unexpected_index_list``. Serializing full lists into the docs store cost
-    about 2 s per 100k rows. The lists are taken out while the result is stored, then put back.
+    GX keeps in ``partial_unexpected_index_list``. Serializing full lists into the docs store
+    costs time in proportion to the rows. The lists are taken out while the result is stored,
+    then put back.
     """
     original = store.store_validation_results
 
@@ -175,8 +176,8 @@ def _store_without_row_lists(store: Any) -> None:
 
 
 #: modules GX imports for expectations and data sources omnisync's suites never use (KL
-#: divergence and its charts, JSON schemas, S3 batches): about 1 s of every run's start, and
-#: boto3's clients. They load on first use instead.
+#: divergence and its charts, JSON schemas, S3 batches): a good part of every run's start
+#: (docs/performance.md), and boto3's clients. They load on first use instead.
 _DEFERRED = ("scipy.stats", "altair", "jsonschema", "boto3")
 
 
@@ -227,7 +228,7 @@ class Validator:
     ) -> None:
         with _GX_LOCK:  # sys.modules is shared: one thread puts the deferred modules there
             _defer_unused_imports()
-        import great_expectations as gx  # about 2 s: only runs that validate pay it
+        import great_expectations as gx  # a slow import: only runs that validate pay it
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         from omnisync.validation.offline_docs import site_config
@@ -275,8 +276,8 @@ class Validator:
                     _SITE, site_config(str((self._reports_local / _DOCS).resolve()))
                 )
             _store_without_row_lists(self._context.validation_results_store)
-        # GX fingerprints each batch (an md5 of the whole frame, 2% of a sync's CPU) only to show
-        # it among the batch's markers, and itself leaves it out above this many bytes.
+        # GX fingerprints each batch (an md5 of the whole frame, CPU spent on every row) only to
+        # show it among the batch's markers, and itself leaves it out above this many bytes.
         from great_expectations.execution_engine import pandas_execution_engine
 
         pandas_execution_engine.HASH_THRESHOLD = 0
@@ -301,15 +302,15 @@ class Validator:
         definition = self._context.validation_definitions.add(
             gx.ValidationDefinition(name=suite_name, data=batch, suite=suite)
         )
-        # No per-run docs action: rebuilding the site after every batch cost ~3 s per 100k rows;
-        # publish_docs() builds it once at the end of a run.
+        # No per-run docs action: rebuilding the site after every batch would cost time in
+        # proportion to the rows; publish_docs() builds it once at the end of a run.
         checkpoint = self._context.checkpoints.add(
             gx.Checkpoint(
                 name=suite_name,
                 validation_definitions=[definition],
                 actions=[],
                 # Row numbers are the frame's own index (0..n-1, equal to ``_row``): naming an
-                # index column instead made GX look each failing row up by name, 11 s per 100k.
+                # index column instead makes GX look each failing row up by name, slowly.
                 result_format={"result_format": "COMPLETE", "exclude_unexpected_values": True},
             )
         )
@@ -403,7 +404,7 @@ class Validator:
         returns the index path.
 
         The index lists every validation within the retention, so building it costs time in
-        proportion to the history (about 2 s per 1,000 validations). It is rebuilt when this
+        proportion to the history (docs/performance.md). It is rebuilt when this
         run has a failing expectation, when it is older than :data:`INDEX_EVERY`, or when it is
         missing; a run that only passed renders its own pages (linked from its summary) and
         appears in the index at the next rebuild."""
@@ -423,9 +424,9 @@ class Validator:
             if due:
                 self._forget_old_results()
                 resources += self._add_every_suite()
-            # Earlier runs' pages are on disk already; rendering them again cost ~10 ms each.
-            # The index reads every listed result for its status: through marshmallow that was
-            # 2 ms each (3 s at 30 days of incremental runs); only the summary is needed.
+            # Earlier runs' pages are on disk already: they are not rendered again. The index
+            # reads every listed result for its status, and only the summary is needed, not
+            # the whole result through marshmallow, which costs seconds at 30 days of runs.
             self._context.get_validation_result = self._result_summary  # type: ignore[method-assign]
             try:
                 self._context.build_data_docs(

@@ -1,4 +1,4 @@
-"""The sandbox answers like the Omnitron Customers API document, over real HTTP."""
+"""The sandbox answers like Omnitron's Customers API (docs/omnitron-api.md), over real HTTP."""
 
 from __future__ import annotations
 

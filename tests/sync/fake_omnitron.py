@@ -1,7 +1,7 @@
 """An in-process Omnitron list endpoint for property tests of extraction and planning.
 
-It implements only what the API document promises (``modified_date`` and ``pk`` range filters,
-``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
+It implements only what Omnitron's API promises (docs/omnitron-api.md: ``modified_date`` and
+``pk`` range filters, ``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
 (``sort`` honoured, ignored, random per request, or PostgreSQL's heap order, where an updated
 row moves to the end), a cap on ``limit``, and the time zone in which a date-only server reads a
 bare date. It can also create customers after each answer, as a live tenant does while a sync

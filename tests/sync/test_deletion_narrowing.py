@@ -1,6 +1,6 @@
-"""Narrowing down deleted customers (G9) on every server the API document allows: only a pk the
-server confirms absent is ever reported, whatever the order, the cap, and customers created
-while it reads."""
+"""Narrowing down deleted customers (G9) on every server Omnitron's API allows
+(docs/omnitron-api.md): only a pk the server confirms absent is ever reported, whatever the order,
+the cap, and customers created while it reads."""
 
 from __future__ import annotations
 

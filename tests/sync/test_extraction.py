@@ -1,6 +1,6 @@
-"""G1 for one window and for a plan, on every server the API document allows.
+"""G1 for one window and for a plan, on every server Omnitron's API allows.
 
-The document promises ``modified_date`` and ``pk`` range filters, ``count`` and ``next``; it says
+The API promises (docs/omnitron-api.md) ``modified_date`` and ``pk`` range filters, ``count`` and ``next``; it says
 nothing of ``sort``, of how far ``limit`` may be capped, or of the time zone in which a date-only
 server reads a bare date. hypothesis tries many servers that differ in exactly those ways.
 """

@@ -1,6 +1,6 @@
-"""G1 on servers that differ from the sandbox's defaults only where the API document is silent,
-end to end through ``omnisync sync``: a date-only server east or west of UTC, a server that
-ignores ``sort`` and caps ``limit``, and a run that finds an interrupted plan.
+"""G1 on servers that differ from the sandbox's defaults only where Omnitron's API promises nothing
+(docs/omnitron-api.md), end to end through ``omnisync sync``: a date-only server east or west of
+UTC, a server that ignores ``sort`` and caps ``limit``, and a run that finds an interrupted plan.
 
 Every run that exits 0 must have read every customer below its own upper bound (the server's
 clock minus the lag), not only eventually.
@@ -107,8 +107,8 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
 def test_a_skewed_or_missing_date_header_loses_nothing(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, skew: float | None
 ) -> None:
-    """A run's upper bound comes from the server's Date header, which the API document does not
-    promise. A web server whose clock runs ahead of the database's is covered by the lookback;
+    """A run's upper bound comes from the server's Date header, which Omnitron's API does not
+    promise (docs/omnitron-api.md). A web server whose clock runs ahead of the database's is covered by the lookback;
     no header at all falls back to the local clock."""
     server = make_sandbox(customers=1500, seed=6, writers_per_second=30, date_skew_seconds=skew)
     settings = settings_for(server, tmp_path, lag_seconds=2, lookback_seconds=30)
