@@ -113,6 +113,9 @@ def test_sync_refuses_an_older_lake_in_one_line_and_a_full_refresh_rebuilds_it(
     older_lake(lake)
     one_line_refusal(omnisync(env, "sync"))
     one_line_refusal(omnisync(env, "verify"))
+    erp = tmp_path / "erp.csv"
+    erp.write_text("pk,erp_code\n1,A1\n")
+    one_line_refusal(omnisync(env, "reconcile", "--erp-file", str(erp), "--dry-run"))
     assert not (lake / RECORD).exists(), "a refused run changes nothing"
 
     sync_ok(env, "--full-refresh")
