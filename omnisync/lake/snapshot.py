@@ -103,7 +103,9 @@ class Snapshot:
         rebuild an older lake): the record is written by :meth:`ensure_current`, under the
         stream's lock, like every other lake change."""
         recorded = self.storage.read_json(RECORD)
-        if recorded is not None and recorded.get("buckets") != self.buckets:
+        if recorded is None or recorded.get("format") != FORMAT:
+            return  # a new lake, or one to refuse or rebuild: its count no longer matters
+        if recorded.get("buckets") != self.buckets:
             raise LakeError(
                 f"the lake's customers/ has {recorded.get('buckets')} buckets but "
                 f"OMNISYNC_SNAPSHOT_BUCKETS is {self.buckets}: set it back to "

@@ -131,3 +131,11 @@ def test_the_first_sync_records_the_format(make_sandbox: Any, tmp_path: Path) ->
     sync_ok(env)
     record = json.loads((tmp_path / "lake" / RECORD).read_text())
     assert record == {"format": FORMAT, "buckets": 64}
+
+
+def test_the_bucket_count_of_a_lake_to_rebuild_does_not_stop_its_rebuild(tmp_path: Path) -> None:
+    storage = LakeStorage(str(tmp_path))
+    storage.write_json(RECORD, {"format": FORMAT - 1, "buckets": 4})
+    snapshot = Snapshot(storage, buckets=8)  # opening an older lake with another count: fine
+    snapshot.ensure_current(rebuild=True)
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 8}
