@@ -34,6 +34,7 @@ from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
+from omnisync.lake.snapshot import check_format
 from omnisync.settings import Settings, without_userinfo
 from omnisync.state import LockHeld, RunRecord, StateStore
 from omnisync.validation import Validator
@@ -200,6 +201,7 @@ def reconcile(
     run_id = run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     storage = LakeStorage(settings.lake)
     storage.check_writable()
+    check_format(storage)  # an older lake: one line saying to rebuild it
     store = StateStore(
         settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
     )

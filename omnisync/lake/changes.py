@@ -17,10 +17,6 @@ in one atomic step (``LakeStorage.swap_directories``). Where the storage has no 
 (object stores), a marker is written first, then the month's parts are removed and the compacted
 file put in their place: a reader may briefly miss that month's versions but never sees one twice,
 and a run interrupted in between completes the switch (``recover``) before it writes anything else.
-
-A lake written by an earlier omnisync has daily partitions (``modified_day=``); ``recover`` moves
-it to this layout once, by building the monthly change log under ``_staging/`` and swapping the
-whole dataset directory in one step.
 """
 
 from __future__ import annotations
@@ -43,10 +39,8 @@ from transforms.versions import unique_versions
 log = logging.getLogger("omnisync.lake")
 DATASET = "customer_changes"
 PARTITION = "modified_month"
-OLD_PARTITION = "modified_day"
 COMPACTED = "part-compacted.parquet"
 COMPACTING = "_staging/compaction/customer_changes"
-RELAYOUT = "_staging/relayout/customer_changes"
 APPLY = "_apply.json"
 #: the open month is compacted once it holds more files than this (one per run's window)
 OPEN_MONTH_PARTS = 16
@@ -233,15 +227,14 @@ class ChangeLog:
         self.storage.delete_tree(staged)
 
     def recover(self) -> int:
-        """Finish or discard compactions a crash interrupted, and move a daily change log to
-        monthly partitions; returns how many were found.
+        """Finish or discard compactions a crash interrupted; returns how many were found.
 
         A staged month with the marker was being switched without an atomic swap: the switch is
         completed. Any other staged month is either a compaction never switched or an old
         generation swapped out: both are discarded (the month's directory is complete either
         way). Call it while holding the stream's lock, before any window writes to the change log.
         """
-        found = self._relayout()
+        found = 0
         for name in self.storage.files(COMPACTING, suffix=APPLY):
             found += 1
             self._apply(posixpath.basename(posixpath.dirname(name)).split("=", 1)[1])
@@ -249,29 +242,3 @@ class ChangeLog:
             found += 1
             self.storage.delete_tree(posixpath.dirname(path))
         return found
-
-    def _relayout(self) -> int:
-        """Move a change log with daily partitions to monthly ones, in one switch."""
-        if self.storage.finish_replace(RELAYOUT, DATASET):  # a switch, interrupted
-            return 1
-        old = [f for f in self.storage.files(DATASET) if f"/{OLD_PARTITION}=" in f]
-        self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
-        if not old:
-            return 0
-        by_month: dict[str, list[str]] = defaultdict(list)
-        for path in self.storage.files(DATASET):
-            label = posixpath.basename(posixpath.dirname(path)).split("=", 1)[1]
-            by_month[label[:7]].append(path)
-        for month, paths in sorted(by_month.items()):
-            merged = unique_versions(
-                pa.concat_tables(
-                    [self.storage.read_table(f) for f in paths], promote_options="permissive"
-                )
-            )
-            self.storage.write_table(
-                f"{RELAYOUT}/{PARTITION}={month}/{COMPACTED}",
-                _noted(merged),  # in pk order already
-            )
-        self.storage.replace_directory(RELAYOUT, DATASET)
-        log.info("moved the change log to monthly partitions (%d files before)", len(old))
-        return 1

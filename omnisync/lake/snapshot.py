@@ -9,15 +9,18 @@ Memory holds one bucket plus the batch (G4).
 
 Bucket numbers are written plain (``bucket=7``), so that DuckDB, Polars, pyarrow, pandas and
 Spark all read ``bucket`` as the same integer (zero-padded names read as the string ``'007'`` in
-DuckDB and as 7 elsewhere). ``recover`` moves a lake an earlier omnisync wrote with padded names,
-once, by building the renamed dataset under ``_staging/`` and switching it into place whole.
+DuckDB and as 7 elsewhere).
+
+The lake's format and layout are one record, ``_meta/lake.json`` (``{"format": 1, "buckets":
+64}``), beside the datasets, never inside one. Until a first release, a lake of another format
+is not converted: every command refuses it (:class:`OldLake`) in one line saying to rebuild it,
+and ``omnisync sync --full-refresh`` moves its datasets aside (:data:`ASIDE`) and starts a
+current lake in their place (:meth:`Snapshot.ensure_current`).
 """
 
 from __future__ import annotations
 
 import logging
-import posixpath
-import re
 import threading
 from collections.abc import Callable, Iterator
 
@@ -33,10 +36,47 @@ log = logging.getLogger("omnisync.lake")
 DATASET = "customers"
 DEFAULT_BUCKETS = 64
 # Outside the dataset's folder: a non-Parquet file inside it breaks pl.scan_parquet("customers/").
-LAYOUT = f"_meta/{DATASET}-layout.json"
-OLD_LAYOUT = f"{DATASET}/_layout.json"  # where lakes written before kept it
-RELAYOUT = "_staging/relayout/customers"
-_BUCKET_DIR = re.compile(r"/bucket=(\d+)/")
+RECORD = "_meta/lake.json"
+#: The format this omnisync reads and writes. Raise it with any change a reader of the files
+#: written before would misread; until a first release, a lake of a lower one is rebuilt.
+FORMAT = 1
+#: what omnisync writes: a lake without RECORD that holds any of these was written before it
+WRITTEN = ("_meta", DATASET, "customer_changes", "quarantine")
+#: moved aside by a full refresh of an older lake (kept for people, out of every reader's way)
+MOVED = (*WRITTEN, "reconciliation")
+ASIDE = "_before_rebuild"
+
+
+class OldLake(LakeError):
+    """The lake was written in another format than this omnisync's: rebuild it."""
+
+
+def lake_format(storage: LakeStorage) -> int | None:
+    """The lake's format: :data:`FORMAT` for a brand-new lake (nothing written yet), None for
+    one written before the format was recorded, else the recorded number."""
+    record = storage.read_json(RECORD)
+    if record is not None:
+        return int(record.get("format", 0))
+    # A rebuild interrupted after moving everything aside is not a new lake either.
+    return None if any(storage.files(d, suffix="") for d in (*WRITTEN, ASIDE)) else FORMAT
+
+
+def check_format(storage: LakeStorage) -> None:
+    """Raise :class:`OldLake` (one line for the user) unless the lake is of :data:`FORMAT` or
+    brand new. Readers call it before they read; it only reads."""
+    found = lake_format(storage)
+    if found == FORMAT:
+        return
+    if found is not None and found > FORMAT:
+        raise OldLake(
+            f"the lake {storage.shown!r} is in format {found}, written by a newer omnisync "
+            f"(this one reads format {FORMAT}): upgrade omnisync"
+        )
+    recorded = "no format recorded" if found is None else f"format {found}"
+    raise OldLake(
+        f"the lake {storage.shown!r} was written by an earlier omnisync ({recorded}; this one "
+        f"reads format {FORMAT}): rebuild it with `omnisync sync --full-refresh`"
+    )
 
 
 def bucket_path(bucket: int) -> str:
@@ -58,53 +98,46 @@ class Snapshot:
 
     def _check_layout(self) -> None:
         """The bucket count is part of the layout: a lake written with another count would put
-        a pk in two buckets. It is recorded in ``_meta/customers-layout.json`` (beside the
-        datasets, never inside one) and checked on open. Opening only reads (a run refused for a
-        busy stream changes nothing): the record is written by :meth:`recover` and :meth:`merge`,
-        under the stream's lock, like every other lake change."""
-        recorded = self.storage.read_json(LAYOUT) or self.storage.read_json(OLD_LAYOUT)
-        if recorded is not None and recorded.get("buckets") != self.buckets:
+        a pk in two buckets. It is recorded with the format and checked on open. Opening only
+        reads (a run refused for a busy stream changes nothing, and a full refresh may still
+        rebuild an older lake): the record is written by :meth:`ensure_current`, under the
+        stream's lock, like every other lake change."""
+        recorded = self.storage.read_json(RECORD)
+        if recorded is None or recorded.get("format") != FORMAT:
+            return  # a new lake, or one to refuse or rebuild: its count no longer matters
+        if recorded.get("buckets") != self.buckets:
             raise LakeError(
                 f"the lake's customers/ has {recorded.get('buckets')} buckets but "
                 f"OMNISYNC_SNAPSHOT_BUCKETS is {self.buckets}: set it back to "
                 f"{recorded.get('buckets')}, or re-sync into a new lake"
             )
 
-    def _record_layout(self) -> None:
+    def ensure_current(self, rebuild: bool = False) -> None:
+        """Make sure the lake is of :data:`FORMAT` before anything is written to it. A brand-new
+        lake gets its record. A lake of another format raises :class:`OldLake`, unless
+        ``rebuild`` (a full refresh): then what omnisync wrote is moved under :data:`ASIDE`
+        and the record written, so the refresh starts on an empty lake. Call it while holding
+        the stream's lock. The record is written last: a rebuild interrupted half way leaves
+        the lake refused, and the next full refresh moves the rest."""
         with self._layout_lock:
             if self._layout_recorded:
                 return
-            if self.storage.read_json(LAYOUT) is None:
-                old = self.storage.read_json(OLD_LAYOUT)
-                if old is not None:
-                    self.storage.write_json(LAYOUT, old)  # out of the dataset's folder
-                    self.storage.delete(OLD_LAYOUT)
-                elif not self.storage.files(DATASET):
-                    # A lake from before the layout file keeps trusting the configured count.
-                    self.storage.write_json(LAYOUT, {"buckets": self.buckets})
+            found = lake_format(self.storage)
+            if found != FORMAT:
+                if not rebuild or (found is not None and found > FORMAT):
+                    check_format(self.storage)
+                self._move_aside()
+            if self.storage.read_json(RECORD) is None:
+                self.storage.write_json(RECORD, {"format": FORMAT, "buckets": self.buckets})
             self._layout_recorded = True
 
-    def recover(self) -> int:
-        """Give zero-padded bucket folders (``bucket=007``) their plain names, in one switch;
-        returns 1 if it did (or finished an interrupted switch), else 0. Call it while holding
-        the stream's lock, before anything is merged; it also records the layout."""
-        self._record_layout()
-        if self.storage.finish_replace(RELAYOUT, DATASET):
-            return 1
-        files = self.storage.files(DATASET)
-        padded = [f for f in files if (m := _BUCKET_DIR.search(f)) and m[1] != str(int(m[1]))]
-        self.storage.delete_tree(RELAYOUT)  # a build never switched, or the old generation
-        if not padded:
-            return 0
-        for path in files:
-            match = _BUCKET_DIR.search(path)
-            if match is None:
-                continue
-            name = posixpath.basename(path)
-            self.storage.copy(path, f"{RELAYOUT}/bucket={int(match[1])}/{name}")
-        self.storage.replace_directory(RELAYOUT, DATASET)
-        log.info("renamed %d bucket folders of customers/ to plain numbers", len(padded))
-        return 1
+    def _move_aside(self) -> None:
+        for folder in MOVED:
+            aside = f"{ASIDE}/{folder}"
+            self.storage.finish_replace(folder, aside)  # a move a crash interrupted
+            if self.storage.files(folder, suffix=""):
+                self.storage.replace_directory(folder, aside)
+                log.warning("moved %s/ of an older lake aside to %s/", folder, aside)
 
     def split(self, changes: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         """``changes`` grouped by bucket (rows keep their order within a bucket)."""
@@ -132,8 +165,8 @@ class Snapshot:
             self.storage.write_table(path, incoming)
 
     def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
-        """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten."""
-        self._record_layout()  # before the first bucket a count could be wrong for
+        """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten.
+        A run calls :meth:`ensure_current` first, under the stream's lock."""
         rewritten = 0
         for bucket, part in self.split(latest_per_pk(changes) if changes.num_rows else changes):
             self.merge_bucket(bucket, part)

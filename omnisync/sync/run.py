@@ -23,7 +23,6 @@ from typing import Any
 
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
-from omnisync.lake.upgrade import upgrade
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
@@ -102,10 +101,9 @@ def _steps(
     orchestration: Orchestration,
 ) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
-    # a compaction or a relayout a crash interrupted, before anything is written
-    parts.changes.recover()
-    parts.snapshot.recover()
-    upgrade(parts.storage)  # files an earlier omnisync wrote, once
+    # A lake of an older format is refused before anything is written; a full refresh rebuilds it.
+    parts.snapshot.ensure_current(rebuild=full_refresh)
+    parts.changes.recover()  # a compaction a crash interrupted
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(parts)
     if unfinished is not None:

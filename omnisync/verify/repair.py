@@ -100,8 +100,8 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
                 )
             )
             record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
+            parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
             parts.changes.recover()
-            parts.snapshot.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
             removed = remove_from_snapshot(parts, set(found.found.get("deleted", [])))

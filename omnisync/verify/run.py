@@ -40,6 +40,7 @@ import numpy as np
 
 from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
 from omnisync.lake import LakeStorage
+from omnisync.lake.snapshot import check_format
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.store import from_us, to_us
@@ -60,6 +61,7 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
     outcome. Raises NothingToVerify, StateError, LakeError or an OmnitronError (the caller
     turns them into one line)."""
     storage = LakeStorage(settings.lake)
+    check_format(storage)  # an older lake: one line saying to rebuild it, not a wrong verdict
     store = StateStore(
         settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
     )

@@ -25,6 +25,7 @@ from omnisync.erp import ErpInputError, PlanTooLarge
 from omnisync.erp.outcomes import APPLIED
 from omnisync.erp.reconcile import ErpSource, WriteBackFailed, read_report, reconcile
 from omnisync.erp.source import read_file, read_query
+from omnisync.lake.snapshot import FORMAT
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
@@ -451,6 +452,8 @@ def test_a_reconcile_mistake_is_one_line_before_anything_starts(
     lake = tmp_path / "lake"
     (lake / "customers").mkdir(parents=True)
     pq.write_table(pa.table({"pk": [1]}), lake / "customers" / "part.parquet")
+    (lake / "_meta").mkdir()  # a lake of the current format (docs/lake.md)
+    (lake / "_meta" / "lake.json").write_text(json.dumps({"format": FORMAT, "buckets": 64}))
     erp = tmp_path / "erp.csv"
     erp.write_text("pk,erp_code\n1,A\n")
     env = {

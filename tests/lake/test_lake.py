@@ -180,20 +180,6 @@ def test_closed_months_are_compacted_into_one_file_and_the_open_month_kept_small
     assert log.compact(before=in_april) == 0
 
 
-def test_a_daily_change_log_is_moved_to_monthly_partitions_once(storage: LakeStorage) -> None:
-    """A lake written by an earlier omnisync (modified_day=) gets one monthly layout, with the
-    same versions, the first time a run recovers the change log."""
-    for day, rows in (("2026-03-01", [(1, 0), (2, 5)]), ("2026-03-02", [(2, 60 * 24 + 1)])):
-        storage.write_table(f"customer_changes/modified_day={day}/part-w.parquet", versions(rows))
-    before = pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height
-    log = ChangeLog(storage)
-    assert log.recover() == 1
-    files = storage.files("customer_changes")
-    assert files == ["customer_changes/modified_month=2026-03/part-compacted.parquet"]
-    assert pl.read_parquet(f"{storage.root}/customer_changes/**/*.parquet").height == before == 3
-    assert log.recover() == 0
-
-
 def test_an_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
@@ -296,22 +282,13 @@ def test_parallel_merges_into_the_same_buckets_lose_nothing(storage: LakeStorage
 
 
 def test_reopening_the_lake_with_another_bucket_count_is_refused(storage: LakeStorage) -> None:
-    Snapshot(storage, buckets=8).merge(versions([(1, 0), (2, 0)]))
+    snapshot = Snapshot(storage, buckets=8)
+    snapshot.ensure_current()
+    snapshot.merge(versions([(1, 0), (2, 0)]))
     Snapshot(storage, buckets=8)  # same layout: fine
     with pytest.raises(LakeError, match="OMNISYNC_SNAPSHOT_BUCKETS is 16"):
         Snapshot(storage, buckets=16)
     assert pl.read_parquet(f"{storage.root}/customers/**/*.parquet").height == 2
-
-
-def test_the_layout_record_stays_out_of_the_dataset_folder(storage: LakeStorage) -> None:
-    """A non-Parquet file inside customers/ broke pl.scan_parquet("customers/"); a lake written
-    before keeps its bucket count, moved out of the folder."""
-    storage.write_json("customers/_layout.json", {"buckets": 8})
-    Snapshot(storage, buckets=8).merge(versions([(1, 0), (2, 0)]))
-    assert not (Path(storage.root) / "customers" / "_layout.json").exists()
-    assert pl.scan_parquet(f"{storage.root}/customers/").collect().height == 2
-    with pytest.raises(LakeError, match="has 8 buckets"):
-        Snapshot(storage, buckets=16)
 
 
 def test_a_retried_window_replaces_its_quarantine_file(storage: LakeStorage) -> None:

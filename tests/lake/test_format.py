@@ -1,0 +1,141 @@
+"""Until a first release, a lake of another format is refused in one line and rebuilt by a full
+refresh, never converted (``omnisync/lake/snapshot.py``, docs/lake.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from omnisync.lake import LakeStorage, Snapshot
+from omnisync.lake.snapshot import ASIDE, FORMAT, RECORD, OldLake, check_format, lake_format
+from sandbox import SandboxServer
+from tests.lake.test_lake import versions
+from tests.lake.test_switches import crash_at_every_step, snapshot_pks
+from tests.sync.sandbox_runs import cli_env, omnisync, sync_ok
+
+REBUILD = "rebuild it with `omnisync sync --full-refresh`"
+
+
+def older_lake(root: Path) -> list[int]:
+    """A lake as an earlier omnisync left it: datasets and its own records, no format record."""
+    storage = LakeStorage(str(root))
+    storage.write_table("customers/bucket=0/part.parquet", versions([(1, 0), (2, 0)]))
+    storage.write_table(
+        "customer_changes/modified_day=2026-03-01/part-w.parquet", versions([(1, 0)])
+    )
+    storage.write_json("_meta/customers-layout.json", {"buckets": 4})
+    return [1, 2]
+
+
+def test_a_brand_new_lake_gets_the_current_format(tmp_path: Path) -> None:
+    storage = LakeStorage(str(tmp_path))
+    assert lake_format(storage) == FORMAT, "nothing written yet: nothing to refuse"
+    Snapshot(storage, buckets=8).ensure_current()
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 8}
+    check_format(storage)
+
+
+def test_a_lake_without_a_format_record_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    older_lake(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    storage = LakeStorage(str(tmp_path))
+    for refuse in (check_format, lambda s: Snapshot(s, buckets=4).ensure_current()):
+        with pytest.raises(OldLake, match="no format recorded") as refused:
+            refuse(storage)
+        assert str(refused.value).endswith(REBUILD) and "\n" not in str(refused.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("recorded", "said"),
+    [(FORMAT - 1, REBUILD), (FORMAT + 1, "written by a newer omnisync")],
+    ids=["lower", "higher"],
+)
+def test_a_lake_of_another_format_is_refused(tmp_path: Path, recorded: int, said: str) -> None:
+    storage = LakeStorage(str(tmp_path))
+    storage.write_json(RECORD, {"format": recorded, "buckets": 4})
+    with pytest.raises(OldLake, match=f"format {recorded}") as refused:
+        check_format(storage)
+    assert said in str(refused.value)
+
+
+def test_a_rebuild_moves_an_older_lake_aside_and_records_the_format(tmp_path: Path) -> None:
+    older_lake(tmp_path)
+    storage = LakeStorage(str(tmp_path))
+    Snapshot(storage, buckets=4).ensure_current(rebuild=True)
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4}
+    assert not storage.files("customers") and not storage.files("customer_changes")
+    assert snapshot_pks(tmp_path / ASIDE) == [1, 2], "the older lake is kept, out of the way"
+    check_format(storage)
+
+
+@pytest.mark.parametrize("swap", [True, False], ids=["atomic-swap", "object-store-fallback"])
+def test_a_rebuild_interrupted_at_any_step_leaves_the_lake_refused_until_one_completes(
+    tmp_path: Path, swap: bool
+) -> None:
+    def rebuild(storage: LakeStorage) -> None:
+        Snapshot(storage, buckets=4).ensure_current(rebuild=True)
+
+    def check(root: Path, expected: list[int]) -> None:
+        storage = LakeStorage(str(root))
+        if storage.read_json(RECORD) is None:
+            with pytest.raises(OldLake):
+                check_format(storage)
+        else:
+            assert not storage.files("customers"), "a current lake starts empty"
+        if list((root / "customers").rglob("*.parquet")):
+            pks = snapshot_pks(root)
+            assert len(pks) == len(set(pks)) and set(pks) <= set(expected)
+
+    steps = crash_at_every_step(older_lake, rebuild, check, tmp_path, swap)
+    assert steps > 3, "the rebuild was interrupted at each of its steps"
+    final = LakeStorage(str(tmp_path / f"crash-{steps}"))
+    assert lake_format(final) == FORMAT
+    assert snapshot_pks(tmp_path / f"crash-{steps}" / ASIDE) == [1, 2]
+
+
+def one_line_refusal(done: Any) -> None:
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = (done.stdout + done.stderr).strip()
+    assert "Traceback" not in said
+    assert said.count("\n") == 0 and said.endswith(REBUILD), said
+
+
+def test_sync_refuses_an_older_lake_in_one_line_and_a_full_refresh_rebuilds_it(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    server: SandboxServer = make_sandbox(customers=300, seed=23)
+    env = cli_env(server, tmp_path, "", OMNISYNC_SNAPSHOT_BUCKETS="4")
+    lake = tmp_path / "lake"
+    older_lake(lake)
+    one_line_refusal(omnisync(env, "sync"))
+    one_line_refusal(omnisync(env, "verify"))
+    erp = tmp_path / "erp.csv"
+    erp.write_text("pk,erp_code\n1,A1\n")
+    one_line_refusal(omnisync(env, "reconcile", "--erp-file", str(erp), "--dry-run"))
+    assert not (lake / RECORD).exists(), "a refused run changes nothing"
+
+    sync_ok(env, "--full-refresh")
+    assert json.loads((lake / RECORD).read_text()) == {"format": FORMAT, "buckets": 4}
+    assert len(snapshot_pks(lake)) == 300, "rebuilt from Omnitron alone"
+    assert not list((lake / "customer_changes").rglob("modified_day=*")), "nothing older is read"
+    sync_ok(env)  # a current lake is accepted
+
+
+def test_the_first_sync_records_the_format(make_sandbox: Any, tmp_path: Path) -> None:
+    server: SandboxServer = make_sandbox(customers=50, seed=29)
+    env = cli_env(server, tmp_path, "")
+    sync_ok(env)
+    record = json.loads((tmp_path / "lake" / RECORD).read_text())
+    assert record == {"format": FORMAT, "buckets": 64}
+
+
+def test_the_bucket_count_of_a_lake_to_rebuild_does_not_stop_its_rebuild(tmp_path: Path) -> None:
+    storage = LakeStorage(str(tmp_path))
+    storage.write_json(RECORD, {"format": FORMAT - 1, "buckets": 4})
+    snapshot = Snapshot(storage, buckets=8)  # opening an older lake with another count: fine
+    snapshot.ensure_current(rebuild=True)
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 8}
