@@ -8,6 +8,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= omnisync
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 export PREFECT_LOGGING_LEVEL ?= WARNING
+# A loaded machine can take longer than Prefect's default 20 s to start a temporary API server.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 .PHONY: install test test-e2e lint typecheck unit demo bench clean docs-assets
 
