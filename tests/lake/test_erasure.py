@@ -20,7 +20,13 @@ from omnisync.state.deletions import pending_deletions
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.parts import STREAM, RunParts
 from sandbox import SandboxServer
-from tests.sync.sandbox_runs import cli_env, settings_for, sync_ok, wait_for_server_clock
+from tests.sync.sandbox_runs import (
+    cli_env,
+    omnisync,
+    settings_for,
+    sync_ok,
+    wait_for_server_clock,
+)
 from tests.sync.test_bad_input import corrupt
 
 Make = Callable[..., SandboxServer]
@@ -119,7 +125,18 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
     assert {(r["email"], r["phone_number"]) for r in changes if r["pk"] == GONE} == {
         (EMAIL, PHONE)
     }
-    assert leaks(lake, NEEDLES), "the test's premise: the lake holds the customer"
+    # The ERP reconciliation quotes match keys: a plan by email, then conflicts by phone.
+    erp = tmp_path / "erp.csv"
+    erp.write_text(
+        f"email,phone_number,erp_code\n{EMAIL},{PHONE},ACC-1\n{KEPT_EMAIL},,ACC-2\n"
+        f"x@example.test,{PHONE},ACC-3\n"
+    )
+    for key in ("email", "phone"):
+        done = omnisync(env, "reconcile", "--erp-file", str(erp), "--match-on", key, "--dry-run")
+        assert done.returncode == 0, done.stderr[-2000:]
+    found = leaks(lake, NEEDLES)
+    for place in ("reconciliation/plan/", "reconciliation/conflicts/", "_reports/reconciliation/"):
+        assert any(place in leak for leak in found), f"the test's premise: {place} quotes it"
     assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
     return server, env, lake
 
