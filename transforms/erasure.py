@@ -35,18 +35,6 @@ def _null_where(values: pa.ChunkedArray, mask: pa.Array) -> pa.Array:
     return pc.if_else(mask, pa.scalar(None, values.type), values)
 
 
-def holds_values(table: pa.Table, mask: pa.Array, columns: Collection[str]) -> bool:
-    """Whether any row of ``mask`` has a value in one of ``columns`` (nothing left to erase)."""
-    if not pc.any(mask).as_py():
-        return False
-    for name in columns:
-        if name in table.column_names:
-            chosen = table.column(name).combine_chunks().filter(mask)
-            if chosen.null_count < len(chosen):
-                return True
-    return False
-
-
 def erase_columns(table: pa.Table, mask: pa.Array, columns: Collection[str]) -> pa.Table:
     """``table`` with ``columns`` (those it has) null in the rows of ``mask``."""
     for name in columns:
@@ -101,6 +89,4 @@ def erase_quarantine(table: pa.Table, mask: pa.Array, columns: Collection[str]) 
     table = table.set_column(index, table.schema.field(index), raw_array)
     index = table.column_names.index("reasons")
     reasons_type = table.schema.field(index).type
-    return table.set_column(
-        index, table.schema.field(index), pa.array(new_reasons, reasons_type)
-    )
+    return table.set_column(index, table.schema.field(index), pa.array(new_reasons, reasons_type))

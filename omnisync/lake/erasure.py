@@ -24,6 +24,7 @@ Why nothing of such a customer is left, where it can be named by its ``pk``:
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections.abc import Callable, Collection
@@ -56,6 +57,10 @@ _RECONCILIATION = {
 }
 
 
+#: erases the rows a mask chooses in one file's table
+Eraser = Callable[[pa.Table, pa.Array], pa.Table]
+
+
 @dataclass
 class Erased:
     """What one erasure changed: files rewritten per dataset, report files scrubbed."""
@@ -84,16 +89,14 @@ def _affected(storage: LakeStorage, path: str, pks: set[int]) -> bool:
     return bool(pc.any(_mask(column, pks)).as_py())
 
 
-def _datasets(
-    columns: Collection[str],
-) -> list[tuple[str, Callable[[pa.Table, pa.Array], pa.Table]]]:
+def _datasets(columns: Collection[str]) -> list[tuple[str, Eraser]]:
     """Each dataset with per-customer rows, and how its chosen rows are erased."""
-    found: list[tuple[str, Callable[[pa.Table, pa.Array], pa.Table]]] = [
-        (CHANGES, lambda t, m: erase_columns(t, m, columns)),
-        (QUARANTINE, lambda t, m: erase_quarantine(t, m, columns)),
+    found: list[tuple[str, Eraser]] = [
+        (CHANGES, functools.partial(erase_columns, columns=columns)),
+        (QUARANTINE, functools.partial(erase_quarantine, columns=columns)),
     ]
     for table, held in _RECONCILIATION.items():
-        found.append((table_dataset(table), lambda t, m, held=held: erase_columns(t, m, held)))
+        found.append((table_dataset(table), functools.partial(erase_columns, columns=held)))
     return found
 
 
@@ -114,7 +117,9 @@ def _quoted_values(table: pa.Table, mask: pa.Array, columns: Collection[str]) ->
                 continue
             if isinstance(record, dict):
                 values.update(
-                    str(record[n]) for n in _QUOTED if n in columns and record.get(n) not in (None, "")
+                    str(record[n])
+                    for n in _QUOTED
+                    if n in columns and record.get(n) not in (None, "")
                 )
     return values
 
@@ -151,7 +156,7 @@ def erase_customers(storage: LakeStorage, pks: Collection[int], columns: Collect
     if not wanted:
         return erased
     datasets = _datasets(columns)
-    affected: list[tuple[str, str, Callable[[pa.Table, pa.Array], pa.Table]]] = []
+    affected: list[tuple[str, str, Eraser]] = []
     values: set[str] = set()
     for dataset, erase in datasets:
         for path in storage.files(dataset):

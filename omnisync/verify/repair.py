@@ -35,8 +35,8 @@ import pyarrow.compute as pc
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
-from omnisync.state.store import from_us, to_us
 from omnisync.state.deletions import record_deletions
+from omnisync.state.store import from_us, to_us
 from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release

@@ -98,8 +98,10 @@ def _holds(path: Path, pk: int) -> bool:
 def _rows_without(lake: Path, dataset: str, pk: int, names: list[str]) -> list[dict[str, Any]]:
     table = pq.read_table(lake / dataset)
     kept = table.filter(pc.fill_null(pc.not_equal(table["pk"], pk), True))
-    return sorted(kept.to_pylist(), key=repr) if not names else sorted(
-        (r for r in kept.to_pylist() if r["_run_id"] in names), key=repr
+    return (
+        sorted(kept.to_pylist(), key=repr)
+        if not names
+        else sorted((r for r in kept.to_pylist() if r["_run_id"] in names), key=repr)
     )
 
 
@@ -109,9 +111,7 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
     server = make_sandbox(customers=300, seed=31)
     corrupt(server, GONE, email=EMAIL, phone_number=PHONE)
     corrupt(server, KEPT, email=KEPT_EMAIL)
-    env = cli_env(
-        server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_ERASE_DELETED=erase
-    )
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_ERASE_DELETED=erase)
     sync_ok(env)
     wait_for_server_clock(server, 0)
     corrupt(server, GONE, is_active="yes", phone_number=PHONE_DIGITS)
@@ -122,9 +122,7 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
     assert "phone_number: not a string: 905327391188" in quarantined[0]["reasons"]
     assert EMAIL in quarantined[0]["raw"]
     changes = pq.read_table(lake / "customer_changes").to_pylist()
-    assert {(r["email"], r["phone_number"]) for r in changes if r["pk"] == GONE} == {
-        (EMAIL, PHONE)
-    }
+    assert {(r["email"], r["phone_number"]) for r in changes if r["pk"] == GONE} == {(EMAIL, PHONE)}
     # The ERP reconciliation quotes match keys: a plan by email, then conflicts by phone.
     erp = tmp_path / "erp.csv"
     erp.write_text(
@@ -144,7 +142,7 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
 def test_a_deleted_customer_leaves_no_byte_of_its_email_or_phone_in_the_lake(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    server, env, lake = _known_customer_quarantined(make_sandbox, tmp_path, "true")
+    _, env, lake = _known_customer_quarantined(make_sandbox, tmp_path, "true")
     before = {**_files(lake, "customer_changes"), **_files(lake, "quarantine/customers")}
     runs = sorted({r["_run_id"] for r in pq.read_table(lake / "customer_changes").to_pylist()})
     others_changes = _rows_without(lake, "customer_changes", GONE, runs)
@@ -180,9 +178,7 @@ def test_a_deleted_customer_leaves_no_byte_of_its_email_or_phone_in_the_lake(
     assert rewritten and all(after[p][0] != before[p][0] for p in rewritten)
 
 
-def test_with_the_setting_off_a_deletion_erases_nothing(
-    make_sandbox: Make, tmp_path: Path
-) -> None:
+def test_with_the_setting_off_a_deletion_erases_nothing(make_sandbox: Make, tmp_path: Path) -> None:
     _, env, lake = _known_customer_quarantined(make_sandbox, tmp_path, "false")
     sync_ok(env)
     customers = pq.read_table(lake / "customers").column("pk").to_pylist()
@@ -225,7 +221,9 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
     finally:
         after.close()
     deletes = [
-        r["pk"] for r in pq.read_table(lake / "customer_changes").to_pylist() if r["_op"] == "delete"
+        r["pk"]
+        for r in pq.read_table(lake / "customer_changes").to_pylist()
+        if r["_op"] == "delete"
     ]
     assert deletes == [GONE], "the deletion is logged once"
 
