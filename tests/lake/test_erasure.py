@@ -241,3 +241,15 @@ def test_settings_refuse_an_unknown_column_to_erase() -> None:
         load_settings(erase_columns="email,phone")
     with pytest.raises(SettingsError, match="OMNISYNC_ERASE_COLUMNS: unknown column pk"):
         load_settings(erase_columns='["pk"]')
+
+
+def test_a_deletion_found_by_verify_repair_is_logged_and_erased(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    _, env, lake = _known_customer_quarantined(make_sandbox, tmp_path, "true")
+    done = omnisync(env, "verify", "--repair")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert leaks(lake, NEEDLES) == []
+    changes = pq.read_table(lake / "customer_changes").to_pylist()
+    assert [r["pk"] for r in changes if r["_op"] == "delete"] == [GONE]
+    assert GONE not in pq.read_table(lake / "customers").column("pk").to_pylist()
