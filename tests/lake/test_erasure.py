@@ -144,6 +144,7 @@ def test_a_deleted_customer_leaves_no_byte_of_its_email_or_phone_in_the_lake(
 ) -> None:
     _, env, lake = _known_customer_quarantined(make_sandbox, tmp_path, "true")
     before = {**_files(lake, "customer_changes"), **_files(lake, "quarantine/customers")}
+    schemas = {path: pq.read_schema(lake / path) for path in before}
     runs = sorted({r["_run_id"] for r in pq.read_table(lake / "customer_changes").to_pylist()})
     others_changes = _rows_without(lake, "customer_changes", GONE, runs)
     others_quarantine = _rows_without(lake, "quarantine/customers", GONE, [])
@@ -176,6 +177,8 @@ def test_a_deleted_customer_leaves_no_byte_of_its_email_or_phone_in_the_lake(
         assert after[path] == before[path], f"{path} was rewritten"
     rewritten = [p for p in before if _holds(lake / p, GONE)]
     assert rewritten and all(after[p][0] != before[p][0] for p in rewritten)
+    for path in rewritten:  # the month a change-log file holds is in its schema's metadata
+        assert pq.read_schema(lake / path).equals(schemas[path], check_metadata=True)
 
 
 def test_with_the_setting_off_a_deletion_erases_nothing(make_sandbox: Make, tmp_path: Path) -> None:
