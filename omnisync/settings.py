@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic_settings
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The error type of a check whose input must not be repeated (it may hold a secret).
 _HIDDEN_INPUT = "value_with_secret"
@@ -30,6 +31,24 @@ _HIDDEN_INPUT = "value_with_secret"
 #: ``user:pass@`` in a shape no check recognises ("HTTPS://u:p@h", " https://u:p@h", "u:p@h").
 _NEVER_ECHOED = frozenset(
     {"omnitron_url", "lake_browse_url", "OMNITRON_URL", "OMNISYNC_LAKE_BROWSE_URL"}
+)
+#: The columns erasure nulls by default (G9): what names, reaches or describes a person. The
+#: JSON columns are free-form (addresses, loyalty data...), so they go whole. Kept: ids and codes
+#: (``channel_code``, ``erp_code``: the ERP's own record answers for that account), flags and
+#: dates of the record itself.
+ERASE_COLUMNS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "date_of_birth",
+    "gender",
+    "extra_field",
+    "attributes",
+    "attributes_kwargs",
+    "localized_attributes",
+    "localized_attributes_kwargs",
+    "_extra_fields",
 )
 _AUTHORITY = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|//)?(?P<authority>[^/?#]*)")
 
@@ -170,6 +189,17 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_PII_SALT", "pii_salt"),
         description="secret salt for hashed PII columns (required when any column is hashed)",
     )
+    erase_deleted: bool = Field(
+        False,
+        validation_alias=_env("OMNISYNC_ERASE_DELETED", "erase_deleted"),
+        description="a customer deleted in Omnitron also has its personal columns erased from "
+        "the lake's history (change log, quarantine, reconciliation, reports): G9",
+    )
+    erase_columns: Annotated[tuple[str, ...], NoDecode] = Field(
+        ERASE_COLUMNS,
+        validation_alias=_env("OMNISYNC_ERASE_COLUMNS", "erase_columns"),
+        description="the personal columns erasure nulls: comma-separated or a JSON list",
+    )
     max_quarantine_share: float = Field(
         0.05,
         ge=0,
@@ -309,6 +339,38 @@ class Settings(BaseSettings):
                 {"fixed": ", ".join(fixed)},
             )
         return value
+
+    @field_validator("erase_columns", mode="before")
+    @classmethod
+    def _erase_columns_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise PydanticCustomError("erase_columns_json", "not a valid JSON list") from None
+        return tuple(name.strip() for name in text.split(",") if name.strip())
+
+    @field_validator("erase_columns")
+    @classmethod
+    def _erase_known_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Imported here, as for the PII policy: pyarrow comes with it.
+        from transforms.pii import PII_COLUMNS, PROTECTED
+
+        known = [name for name in PII_COLUMNS if name not in PROTECTED]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            # A typo must not leave the column it meant in the history of a deleted customer.
+            raise PydanticCustomError(
+                "erase_unknown_column",
+                "unknown column {unknown}; the columns are {known}",
+                {"unknown": ", ".join(unknown), "known": ", ".join(known)},
+            )
+        if not value:
+            raise PydanticCustomError("erase_no_column", "names no column to erase")
+        return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -31,6 +31,11 @@ never learns of one. Each run therefore ends with a check, using only the docume
   ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way if a
   crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically), and
   the deletions are marked applied. A run killed anywhere in between applies the same rows again.
+* **Erasure (``OMNISYNC_ERASE_DELETED``).** Before the mark, the deleted customers' personal
+  values are erased from the rest of the lake (``omnisync.lake.erasure``): a run killed while
+  erasing leaves the deletions pending, and the next run erases them again (idempotent), so no
+  deletion is marked applied before its erasure is complete. ``verify --repair`` records the
+  deletions it finds and applies them through this same path.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from omnisync.client import CustomerQuery, NotFound, OmnitronClient, Page
+from omnisync.lake.erasure import erase_customers
 from omnisync.state.deletions import (
     PkSpan,
     carried_ranges,
@@ -261,7 +267,8 @@ class _Counting:
 
 def apply_pending(parts: RunParts) -> int:
     """Write the change-log rows of recorded deletions, remove their pks from ``customers/``,
-    and mark them applied; returns how many. Idempotent (see the module's docstring)."""
+    erase them from the lake's history when the settings say so, and mark them applied; returns
+    how many. Idempotent (see the module's docstring)."""
     assert parts.fence is not None
     pending = pending_deletions(parts.store, STREAM)
     if not pending:
@@ -273,6 +280,9 @@ def apply_pending(parts: RunParts) -> int:
         rows = deletion_rows(pks, detected, run_id, parts.client.base_url)
         parts.changes.write_window(rows, f"deleted-{run_id}-{detected:%Y%m%dT%H%M%S%fZ}")
         parts.snapshot.remove(pks)
+    if parts.settings.erase_deleted:
+        # before the mark: a run killed while erasing leaves these pending, to be erased again
+        erase_customers(parts.storage, [d.pk for d in pending], parts.settings.erase_columns)
     mark_applied(parts.store, STREAM, [d.pk for d in pending], parts.fence)
     log.info("removed %d customer(s) deleted in Omnitron", len(pending))
     return len(pending)

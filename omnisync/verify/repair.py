@@ -13,7 +13,10 @@ than it.
 Two differences the sync cannot mend by reading are mended here, under the same fence, one
 bucket file at a time, each replaced atomically: a file no reader can open is removed (it
 holds nothing anyone can read; its customers are then missing, and re-read), and the rows of
-customers Omnitron no longer has are taken out of ``customers/``.
+customers Omnitron no longer has are taken out of ``customers/``. Those customers are deletions
+like the ones the sync finds (G9): recorded in the state database first, then applied by the same
+step (``omnisync.sync.deletions.apply_pending``): their ``_op = 'delete'`` rows, and their erasure
+when ``OMNISYNC_ERASE_DELETED`` is set.
 
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
@@ -32,7 +35,9 @@ import pyarrow.compute as pc
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
+from omnisync.state.deletions import record_deletions
 from omnisync.state.store import from_us, to_us
+from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, Window
@@ -104,7 +109,16 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             parts.changes.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
-            removed = remove_from_snapshot(parts, set(found.found.get("deleted", [])))
+            deleted = sorted(set(found.found.get("deleted", [])))
+            if deleted:
+                # Recorded first, as the sync's check records them: the change log gets their
+                # delete rows and, when set, erasure runs; a repair killed after this leaves them
+                # to the next run's apply, so none is removed here and never erased.
+                detected = parts.client.server_time()
+                assert parts.fence is not None
+                record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
+            removed = remove_from_snapshot(parts, set(deleted))
+            apply_pending(parts)
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
