@@ -60,7 +60,9 @@ def prefect_api() -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # None: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (the Makefile gives 120 s), as a loaded
+    # two-core machine can take longer than the harness's own 30 s to start the server.
+    with prefect_test_harness(server_startup_timeout=None):
         yield str(PREFECT_API_URL.value())
 
 
