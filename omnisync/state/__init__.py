@@ -1,4 +1,4 @@
-"""The state store (SQLAlchemy 2 + Alembic): watermarks, run log, locks, windows, ledger."""
+"""The state store (SQLAlchemy 2 + Alembic): watermarks, run log, plans, the lease, the ledger."""
 
 from omnisync.state.errors import LockHeld, LockLost, StateError
 from omnisync.state.lease import Fence

@@ -21,31 +21,17 @@ import sqlalchemy.orm  # noqa: F401
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from omnisync.state.errors import LockHeld, LockLost, StateError
-from omnisync.state.lease import Fence, Lease
+from omnisync.state.errors import StateError
+from omnisync.state.lease import Lease
 from omnisync.state.ledger import Ledger
-from omnisync.state.plans import Plans, Window
-from omnisync.state.process import process_gone
+from omnisync.state.plans import Plans
 from omnisync.state.runs import Runs
-from omnisync.state.times import from_us, iso, now_us, to_us
 from omnisync.state.watermarks import Watermarks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import is about 12 MiB and 0.13 s of every run; a test holds this to the migrations' head.
 SCHEMA_REVISION = "0006"
-__all__ = [  # the old names, while callers move to their modules (removed next)
-    "Fence",
-    "LockHeld",
-    "LockLost",
-    "StateError",
-    "Window",
-    "from_us",
-    "iso",
-    "now_us",
-    "process_gone",
-    "to_us",
-]
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 
 
@@ -60,10 +46,12 @@ def _safe_url(url: str) -> str:
 
 
 class StateStore:
+    """The state database: its engine, its migration, and one attribute per store kept in it,
+    all on that engine (``store.watermarks.get(stream)``, ``store.lease.locked(stream)``)."""
+
     def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
         self.url = url
         self.safe_url = _safe_url(url)
-        self.lease_seconds = lease_seconds
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -108,77 +96,6 @@ class StateStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-    # -- the old interface, delegating while callers move to the stores (removed next) ---------
-    @property
-    def owner(self) -> str:
-        return self.lease.owner
-
-    def watermark(self, stream: str) -> Any:
-        return self.watermarks.get(stream)
-
-    def set_watermark(self, *args: Any, **kwargs: Any) -> None:
-        self.watermarks.set(*args, **kwargs)
-
-    def reset_watermark(self, stream: str) -> None:
-        self.watermarks.reset(stream)
-
-    def all_watermarks(self) -> Any:
-        return self.watermarks.all()
-
-    def start_run(self, *args: Any, **kwargs: Any) -> None:
-        self.runs.start(*args, **kwargs)
-
-    def finish_run(self, *args: Any, **kwargs: Any) -> None:
-        self.runs.finish(*args, **kwargs)
-
-    def recent_runs(self, *args: Any, **kwargs: Any) -> Any:
-        return self.runs.recent(*args, **kwargs)
-
-    def save_plan(self, *args: Any, **kwargs: Any) -> None:
-        self.plans.save(*args, **kwargs)
-
-    def open_plan(self, stream: str) -> Any:
-        return self.plans.open(stream)
-
-    def plan_windows(self, *args: Any, **kwargs: Any) -> Any:
-        return self.plans.windows(*args, **kwargs)
-
-    def finished_plans(self, *args: Any, **kwargs: Any) -> Any:
-        return self.plans.finished(*args, **kwargs)
-
-    def close_plan(self, *args: Any, **kwargs: Any) -> None:
-        self.plans.close(*args, **kwargs)
-
-    def complete_window(self, *args: Any, **kwargs: Any) -> None:
-        self.plans.complete_window(*args, **kwargs)
-
-    def abandon_plans(self, *args: Any, **kwargs: Any) -> None:
-        self.plans.abandon(*args, **kwargs)
-
-    def try_lock(self, *args: Any, **kwargs: Any) -> Any:
-        return self.lease.try_lock(*args, **kwargs)
-
-    def lock_holder(self, stream: str) -> Any:
-        return self.lease.holder(stream)
-
-    def holder_alive(self, stream: str) -> Any:
-        return self.lease.holder_alive(stream)
-
-    def release(self, fence: Any) -> None:
-        self.lease.release(fence)
-
-    def refusal(self, *args: Any, **kwargs: Any) -> Any:
-        return self.lease.refusal(*args, **kwargs)
-
-    def locked(self, *args: Any, **kwargs: Any) -> Any:
-        return self.lease.locked(*args, **kwargs)
-
-    def record_attempt(self, **values: Any) -> None:
-        self.ledger.record(**values)
-
-    def ledger_rows(self, *args: Any, **kwargs: Any) -> Any:
-        return self.ledger.rows(*args, **kwargs)
 
 
 def _connect_args(url: str) -> dict[str, Any]:
