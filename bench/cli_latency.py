@@ -55,7 +55,7 @@ def main() -> None:
         rows.append(("a bad setting", *_median(mistake, "-m", "omnisync.cli", "sync")))
         store = StateStore(env["OMNISYNC_STATE_URL"])
         store.migrate()
-        with store.locked("customers", run_id="bench-holder"):
+        with store.lease.locked("customers", run_id="bench-holder"):
             rows.append(("a busy stream", *_median(env, "-m", "omnisync.cli", "sync")))
         gone = {**env, "OMNITRON_URL": "http://127.0.0.1:9"}
         rows.append(("an unreachable Omnitron", *_median(gone, "-m", "omnisync.cli", "sync")))

@@ -76,7 +76,7 @@ def sync_window_task(
     own_lines_at(settings.log_level)
     parts = parts_for(settings, run_id)
     if parts.fence is None and fence is not None:
-        parts.hold(Fence(parts.store, STREAM, *fence))
+        parts.hold(Fence(parts.store.lease, STREAM, *fence))
     return sync_window_retrying(parts, plan_id, lo, hi, first_page)
 
 

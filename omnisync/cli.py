@@ -84,7 +84,7 @@ def _user_errors() -> Iterator[None]:
         raise _fail(str(exc), 2) from None
     except Exception as exc:
         client = "omnisync.client.errors"
-        state = "omnisync.state.store"
+        state = "omnisync.state.errors"
         erp = "omnisync.erp.reconcile"
         if isinstance(
             exc,
@@ -248,9 +248,9 @@ def _refuse_if_busy(settings: Settings, kind: str) -> None:
     store = StateStore(settings.state_url.get_secret_value())
     try:
         store.migrate()
-        if store.holder_alive(STREAM) is None:
+        if store.lease.holder_alive(STREAM) is None:
             return
-        busy = store.refusal(STREAM, 0)
+        busy = store.lease.refusal(STREAM, 0)
         RunRecord.refused(store, uuid.uuid4().hex, STREAM, kind, str(busy))
     finally:
         store.dispose()
@@ -383,9 +383,9 @@ def status() -> None:
         settings = load_settings()
         store = StateStore(settings.state_url.get_secret_value())
         store.migrate()
-        marks = store.all_watermarks()
-        runs = store.recent_runs(limit=10)
-        checks = [r for r in store.recent_runs("customers", limit=50) if r["kind"] == "verify"]
+        marks = store.watermarks.all()
+        runs = store.runs.recent(limit=10)
+        checks = [r for r in store.runs.recent("customers", limit=50) if r["kind"] == "verify"]
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:

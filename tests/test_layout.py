@@ -64,3 +64,38 @@ def test_production_code_never_imports_the_sandbox_outside_the_commands_that_run
         if path not in allowed and any(n.split(".")[0] == "sandbox" for n in imports(path))
     ]
     assert broken == []
+
+
+def test_only_the_lease_module_holds_locks_and_fences() -> None:
+    """G5's argument is made in one module: only ``omnisync/state/lease.py`` defines the fence,
+    reads or writes the lock table, or stamps the database's clock. The other modules use a
+    fence only through ``Fence.touch``, ``Fence.check`` or ``fenced``."""
+    state = ROOT / "omnisync" / "state"
+    lease = state / "lease.py"
+    # the table is declared in the schema and created by the migrations, and used nowhere else
+    declared = {lease, state / "schema.py", *(state / "migrations").rglob("*.py")}
+    broken = []
+    for path in modules("omnisync"):
+        if path in declared:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ClassDef) and node.name in ("Fence", "Lease")) or (
+                isinstance(node, ast.FunctionDef)
+                and node.name
+                in (
+                    "lease_clock",
+                    "_database_now_us",
+                    "try_lock",
+                    "locked",
+                    "fenced",
+                )
+            ):
+                broken.append(f"{path.relative_to(ROOT)} defines {node.name}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "omnisync.state.schema":
+                if any(alias.name == "locks" for alias in node.names):
+                    broken.append(f"{path.relative_to(ROOT)} imports the lock table")
+            elif isinstance(node, ast.Constant) and node.value == "omnisync_locks":
+                broken.append(f"{path.relative_to(ROOT)} names the lock table")
+    assert broken == []
+    assert "class Fence" in lease.read_text(encoding="utf-8")

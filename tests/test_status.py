@@ -43,7 +43,7 @@ def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
     )
     _kill_after_planning(env)
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
-    (killed,) = store.recent_runs("customers")
+    (killed,) = store.runs.recent("customers")
     assert killed["status"] == "running"  # it could not record its end
 
     # Its process is gone: shown as interrupted at once, before any other run.
@@ -54,7 +54,7 @@ def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
 
     # The next run takes the stream over, and says so in the killed run's row.
     sync_ok(env)
-    later, again = store.recent_runs("customers")
+    later, again = store.runs.recent("customers")
     assert later["status"] == "succeeded" and again["run_id"] == killed["run_id"]
     assert again["status"] == "interrupted"
     assert again["error"].startswith(f"taken over by run {later['run_id']}")
@@ -69,9 +69,9 @@ def test_a_running_run_of_a_live_process_stays_running(tmp_path: Path) -> None:
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     store.migrate()
     with RunRecord(store, "a" * 32, "customers", "incremental"):
-        (run,) = store.recent_runs()
+        (run,) = store.runs.recent()
         assert outcome_now(run) == "running"
-    (run,) = store.recent_runs()
+    (run,) = store.runs.recent()
     assert outcome_now(run) == "succeeded"
 
 
@@ -90,7 +90,7 @@ def test_a_busy_stream_is_skipped_not_an_error(make_sandbox: Make, tmp_path: Pat
     env = cli_env(server, tmp_path, "")
     store = StateStore(env["OMNISYNC_STATE_URL"])
     store.migrate()
-    with store.locked("customers", run_id="holder-run-1234"):
+    with store.lease.locked("customers", run_id="holder-run-1234"):
         result = CliRunner().invoke(app, ["sync"], env=env)
     assert result.exit_code == 3, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

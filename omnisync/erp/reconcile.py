@@ -270,7 +270,7 @@ def _plan(
 ) -> ReconcileResult:
     """Read, match, plan, validate and report; raises when the plan must not be applied."""
     # Before the snapshot is read: the snapshot is at least as new as this watermark.
-    watermark = store.watermark(SYNC_STREAM)
+    watermark = store.watermarks.get(SYNC_STREAM)
     customer_files = storage.files("customers")
     if not customer_files:  # before GX starts: a mistake is named in a second
         raise ErpInputError(
@@ -444,7 +444,9 @@ def _write_back(
 
     try:
         with (
-            store.locked("erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id),
+            store.lease.locked(
+                "erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id
+            ),
             OmnitronClient.from_settings(settings) as client,
         ):
             # Once the lock is held (a busy lock is not "about 9 minutes" ahead), and from this

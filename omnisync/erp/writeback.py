@@ -194,7 +194,7 @@ def write_back(
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
     an earlier lost answer left open goes ahead only when :func:`check_hold` allows it."""
-    ledger = store.ledger_rows()  # read once: what was applied, and what lost answers left open
+    ledger = store.ledger.rows()  # read once: what was applied, and what lost answers left open
     done, holds = already_done(ledger), open_holds(ledger)
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
@@ -226,7 +226,7 @@ def write_back(
             attempt = apply_one(client, change, None if key[0] in read_alone else guard)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()
-        store.record_attempt(
+        store.ledger.record(
             run_id=run_id,
             pk=attempt.pk,
             erp_code=attempt.erp_code,

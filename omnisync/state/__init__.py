@@ -1,6 +1,9 @@
-"""The state store (SQLAlchemy 2 + Alembic): watermarks, run log, locks, windows, ledger."""
+"""The state store (SQLAlchemy 2 + Alembic): watermarks, run log, plans, the lease, the ledger."""
 
+from omnisync.state.errors import LockHeld, LockLost, StateError
+from omnisync.state.lease import Fence
+from omnisync.state.plans import Window
 from omnisync.state.record import RunRecord
-from omnisync.state.store import Fence, LockHeld, LockLost, StateError, StateStore, Window
+from omnisync.state.store import StateStore
 
 __all__ = ["Fence", "LockHeld", "LockLost", "RunRecord", "StateError", "StateStore", "Window"]

@@ -29,8 +29,9 @@ from typing import Any
 
 from sqlalchemy import update
 
+from omnisync.state.process import process_gone
 from omnisync.state.schema import runs
-from omnisync.state.store import StateStore, process_gone
+from omnisync.state.store import StateStore
 
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"
@@ -66,20 +67,20 @@ class RunRecord:
     @staticmethod
     def refused(store: StateStore, run_id: str, stream: str, kind: str, reason: str) -> None:
         """Record a run that found its stream busy and did nothing (not a failure)."""
-        store.start_run(run_id, stream, kind, store.watermark(stream))
-        store.finish_run(run_id, REFUSED, error=reason[:2000])
+        store.runs.start(run_id, stream, kind, store.watermarks.get(stream))
+        store.runs.finish(run_id, REFUSED, error=reason[:2000])
 
     def __enter__(self) -> RunRecord:
-        self.watermark_before = self.store.watermark(self.stream)
-        self.store.start_run(self.run_id, self.stream, self.kind, self.watermark_before)
-        holder = self.store.lock_holder(self.stream)
+        self.watermark_before = self.store.watermarks.get(self.stream)
+        self.store.runs.start(self.run_id, self.stream, self.kind, self.watermark_before)
+        holder = self.store.lease.holder(self.stream)
         with self.store.engine.begin() as connection:
             # The process, for omnisync status while the run is marked running; the outcome's
             # counts replace it.
             connection.execute(
                 update(runs)
                 .where(runs.c.run_id == self.run_id)
-                .values(counts=json.dumps({"process": self.store.owner}))
+                .values(counts=json.dumps({"process": self.store.lease.owner}))
             )
             if holder is not None and holder.get("run_id") == self.run_id:
                 connection.execute(
@@ -109,12 +110,12 @@ class RunRecord:
             status = REFUSED
         else:
             status = STOPPED if isinstance(exc, self.stopped_by) else "failed"
-        self.store.finish_run(
+        self.store.runs.finish(
             self.run_id,
             status,
             window=self.window,
             watermark_before=self.watermark_before,
-            watermark_after=self.store.watermark(self.stream) if exc is None else None,
+            watermark_after=self.store.watermarks.get(self.stream) if exc is None else None,
             counts=self.counts,
             error=None if exc is None else f"{type(exc).__name__}: {exc}"[:2000],
         )

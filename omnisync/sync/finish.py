@@ -28,7 +28,7 @@ import pyarrow as pa
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import Window
-from omnisync.state.store import from_us
+from omnisync.state.times import from_us
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan
 from omnisync.sync.window import (
@@ -137,22 +137,22 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     """Judge, merge, move the watermark, close and compact; returns the plan's totals.
     Raises BatchRejected (plan abandoned, watermark unchanged) for a systemic problem."""
     store, settings = parts.store, parts.settings
-    windows = store.plan_windows(STREAM, plan.plan_id)
+    windows = store.plans.windows(STREAM, plan.plan_id)
     unfinished = [w for w in windows if w.status != "done"]
     if unfinished:
         raise RuntimeError(f"plan {plan.plan_id} has {len(unfinished)} window(s) not done")
     totals = PlanTotals.of(windows)
     problem = quality_problem(totals, settings)
     if problem is not None:
-        store.abandon_plans(STREAM, plan.plan_id, fence=parts.fence)
+        store.plans.abandon(STREAM, plan.plan_id, fence=parts.fence)
         parts.storage.delete_tree(staging_dir(plan.plan_id))
         raise BatchRejected(problem)
     merge_staged(parts, plan.plan_id)
     if totals.max_modified is not None:
-        store.set_watermark(STREAM, totals.max_modified, parts.run_id, fence=parts.fence)
-    store.close_plan(STREAM, plan.plan_id, fence=parts.fence)
+        store.watermarks.set(STREAM, totals.max_modified, parts.run_id, fence=parts.fence)
+    store.plans.close(STREAM, plan.plan_id, fence=parts.fence)
     parts.storage.delete_tree(staging_dir(plan.plan_id))
-    watermark = store.watermark(STREAM)
+    watermark = store.watermarks.get(STREAM)
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
         parts.changes.compact(before=closed - dt.timedelta(days=1))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
-from omnisync.state.store import from_us, to_us
+from omnisync.state.times import from_us, to_us
 from omnisync.sync.extraction import DAY, first_range_query, server_bounds
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.sync.window import staging_dir
@@ -120,7 +120,7 @@ class Plan:
 
 def open_plan(parts: RunParts) -> Plan | None:
     """The plan an interrupted run left unfinished, with the windows it still has to do."""
-    found = parts.store.open_plan(STREAM)
+    found = parts.store.plans.open(STREAM)
     if found is None:
         return None
     plan_id, windows = found
@@ -129,7 +129,7 @@ def open_plan(parts: RunParts) -> Plan | None:
     return Plan(
         plan_id,
         from_us(windows[-1].hi_us),
-        parts.store.watermark(STREAM),
+        parts.store.watermarks.get(STREAM),
         [(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)) for w in left],
         resumed=True,
     )
@@ -147,16 +147,16 @@ def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
         for path in storage.files(STAGING, suffix="")
         if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
     }
-    for plan_id in sorted(store.finished_plans(STREAM, sorted(plans))):
+    for plan_id in sorted(store.plans.finished(STREAM, sorted(plans))):
         storage.delete_tree(staging_dir(plan_id))
 
 
 def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
     settings = parts.settings
-    watermark = parts.store.watermark(STREAM)
+    watermark = parts.store.watermarks.get(STREAM)
     if full_refresh:
-        parts.store.abandon_plans(STREAM, fence=parts.fence)
+        parts.store.plans.abandon(STREAM, fence=parts.fence)
     remove_finished_staging(parts.storage, parts.store)
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
@@ -177,7 +177,7 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
         page_size=settings.page_size,
     )
     plan = Plan(uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages)
-    parts.store.save_plan(
+    parts.store.plans.save(
         STREAM,
         plan.plan_id,
         [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds],

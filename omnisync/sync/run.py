@@ -67,7 +67,7 @@ def run_sync(
             try:
                 parts.hold(
                     stack.enter_context(
-                        parts.store.locked(
+                        parts.store.lease.locked(
                             STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
                         )
                     )
@@ -121,7 +121,7 @@ def _steps(
     write_missing_datasets(parts.storage, analyst.schema, plan.upper)
     deletions = check_deletions(parts, plan.upper, full_refresh)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
-    watermark = parts.store.watermark(STREAM)
+    watermark = parts.store.watermarks.get(STREAM)
     counts = {
         **totals.counts(),
         **deletions.counts(),

@@ -32,7 +32,7 @@ from omnisync.lake import window_key, write_quarantine
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
-from omnisync.state.store import to_us
+from omnisync.state.times import to_us
 from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
@@ -124,7 +124,7 @@ def sync_window(
         name,
         lineage.extracted_at,
     )
-    parts.store.complete_window(
+    parts.store.plans.complete_window(
         STREAM,
         plan_id,
         0 if lo is None else to_us(lo),

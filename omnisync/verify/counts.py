@@ -42,7 +42,7 @@ from omnisync.client import (
     UnexpectedResponse,
 )
 from omnisync.lake import LakeStorage
-from omnisync.state.store import to_us
+from omnisync.state.times import to_us
 from omnisync.sync.extraction import WEST, parse_modified, split_points
 
 DATASET = "customers"

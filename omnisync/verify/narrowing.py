@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnisync.client import CustomerQuery, Page
-from omnisync.state.store import from_us
+from omnisync.state.times import from_us
 from omnisync.verify.counts import Cut, ServerSide, Versions, versions_in
 
 

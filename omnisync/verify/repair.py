@@ -36,7 +36,7 @@ from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
 from omnisync.state.deletions import record_deletions
-from omnisync.state.store import from_us, to_us
+from omnisync.state.times import from_us, to_us
 from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
@@ -99,7 +99,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             parts.hold(
                 stack.enter_context(
-                    parts.store.locked(
+                    parts.store.lease.locked(
                         STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
                     )
                 )
@@ -129,7 +129,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             }
             if windows:
                 plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
-                parts.store.save_plan(
+                parts.store.plans.save(
                     STREAM,
                     plan.plan_id,
                     [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omnisync.lake import LakeStorage
-from omnisync.state.store import iso
+from omnisync.state.times import iso
 
 KINDS = ("missing", "stale", "deleted", "duplicated")
 REPORTS = "_reports/verify"

@@ -43,7 +43,7 @@ from omnisync.lake import LakeStorage
 from omnisync.lake.snapshot import check_format
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
-from omnisync.state.store import from_us, to_us
+from omnisync.state.times import from_us, to_us
 from omnisync.sync.parts import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
 from omnisync.verify.narrowing import Narrowing, OlderLake
@@ -67,7 +67,7 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
     )
     try:
         store.migrate()
-        watermark = store.watermark(STREAM)
+        watermark = store.watermarks.get(STREAM)
         if watermark is None:
             raise NothingToVerify(
                 "the customers stream has no watermark yet: run `omnisync sync` first"
@@ -96,8 +96,8 @@ def last_findings(settings: Settings) -> Outcome | None:
     store = StateStore(settings.state_url.get_secret_value())
     try:
         store.migrate()
-        watermark = store.watermark(STREAM)
-        runs = [r for r in store.recent_runs(STREAM, limit=20) if r["kind"] in (KIND, "repair")]
+        watermark = store.watermarks.get(STREAM)
+        runs = [r for r in store.runs.recent(STREAM, limit=20) if r["kind"] in (KIND, "repair")]
     finally:
         store.dispose()
     if not runs or runs[0]["kind"] != KIND or runs[0]["status"] != "succeeded":
@@ -121,7 +121,7 @@ class Audit:
 def next_audit(store: StateStore, runs: int) -> Audit:
     """Where the audit goes on: after the slice the latest audited verification compared (kept
     in its run log record), sized so ``runs`` verifications cover the whole lake."""
-    for run in store.recent_runs(STREAM, limit=200):
+    for run in store.runs.recent(STREAM, limit=200):
         if run["kind"] != KIND or run["status"] != "succeeded":
             continue
         counts = json.loads(str(run["counts"] or "{}"))

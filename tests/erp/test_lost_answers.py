@@ -101,7 +101,7 @@ def test_lost_answers_are_re_read_never_resent_and_a_person_s_edit_stands(
             assert attempt.outcome == "ok", attempt
             assert codes[pk] == f"ERP-{pk}"
         assert not is_failure(attempt.outcome)
-    ledger = {row["pk"]: row for row in store.ledger_rows(run_id="first")}
+    ledger = {row["pk"]: row for row in store.ledger.rows(run_id="first")}
     assert {pk for pk, row in ledger.items() if row["lost_answers"]} == set(lost_pks)
     assert {pk for pk, row in ledger.items() if row["outcome"] == CONFLICT} == set(edited)
     assert all(ledger[pk]["seen_modified_iso"] for pk in lost_pks)

@@ -114,7 +114,7 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     assert sum(first["outcomes"].values()) == first["planned"]
     conflicts = read_report(settings.lake, first["run_id"], "conflicts").to_pylist()
     assert {c["kind"] for c in conflicts} == {"customer_claimed_twice", "code_claimed_by_several"}
-    ledger = StateStore(settings.state_url.get_secret_value()).ledger_rows(first["run_id"])
+    ledger = StateStore(settings.state_url.get_secret_value()).ledger.rows(first["run_id"])
     planned = read_report(settings.lake, first["run_id"], "plan").column("pk").to_pylist()
     assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
     assert all(r["outcome"] in APPLIED and r["based_on_modified_iso"] for r in ledger)
@@ -190,7 +190,7 @@ def test_status_names_each_reconciliation_by_its_folder_and_a_refused_plan_as_st
         reconcile_erp_codes(erp_file=str(path), max_changes="1", settings=settings)
     reconcile_erp_codes(erp_file=str(path), dry_run=True, settings=settings)
     store = StateStore(settings.state_url.get_secret_value())
-    dry, refused = store.recent_runs(stream="erp", limit=2)
+    dry, refused = store.runs.recent(stream="erp", limit=2)
     assert refused["status"] == "stopped" and "PlanTooLarge" in refused["error"]
     env = {"OMNISYNC_STATE_URL": settings.state_url.get_secret_value(), "COLUMNS": "200"}
     status = runner.invoke(app, ["status"], env=env)
@@ -265,7 +265,7 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     # The killed run is marked by the run that took its write-back lock over, whatever host
     # would be asking: not left "running" because a reconciliation locks another stream.
     store = StateStore(settings.state_url.get_secret_value())
-    rerun, killed = store.recent_runs(stream="erp", limit=2)
+    rerun, killed = store.runs.recent(stream="erp", limit=2)
     store.dispose()
     assert killed["status"] == "interrupted", killed
     assert f"taken over by run {rerun['run_id']}" in killed["error"], killed
@@ -387,7 +387,7 @@ def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_
     with pytest.raises(WriteBackFailed):
         reconcile(settings, ErpSource(file=path), "pk", progress=change_the_password)
     store = StateStore(settings.state_url.get_secret_value())
-    run = store.recent_runs(stream="erp", limit=1)[0]
+    run = store.runs.recent(stream="erp", limit=1)[0]
     assert run["status"] == "failed" and "not made" in run["error"]
     counts = json.loads(run["counts"])
     outcomes = read_report(settings.lake, counts["run_id"], "outcomes").to_pylist()
@@ -777,7 +777,7 @@ def test_a_busy_write_back_lock_is_refused_alike_everywhere(
     path = erp_csv(tmp_path, rows)
     env = {**cli_env(server, settings), "OMNISYNC_LOG_LEVEL": "INFO"}
     store = StateStore(settings.state_url.get_secret_value(), lease_seconds=60)
-    with store.locked("erp-writeback", run_id="the-holder"):
+    with store.lease.locked("erp-writeback", run_id="the-holder"):
         result = runner.invoke(
             app, ["reconcile", "--erp-file", str(path), "--max-changes", "none"], env=env
         )
@@ -788,7 +788,7 @@ def test_a_busy_write_back_lock_is_refused_alike_everywhere(
     assert "changes at" not in result.output, result.output
     assert state.is_cancelled(), state
     assert "the-holder" in (state.message or ""), state.message
-    flow_run, terminal = store.recent_runs(stream="erp", limit=2)
+    flow_run, terminal = store.runs.recent(stream="erp", limit=2)
     assert flow_run["status"] == terminal["status"] == "refused", (flow_run, terminal)
     assert server.admin.get("stats").json()["patches"] == {}
     store.dispose()

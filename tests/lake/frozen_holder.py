@@ -51,7 +51,7 @@ class PausingStorage(LakeStorage):
 def main(url: str, lake: str, stream: str, kind: str, lease: float) -> int:
     store = StateStore(url, lease_seconds=lease)
     try:
-        with store.locked(stream) as fence:
+        with store.lease.locked(stream) as fence:
             storage = PausingStorage(lake) if kind == "replace-file" else LakeStorage(lake)
             storage.guard = fence.check
 

@@ -212,7 +212,7 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
     parts = RunParts.open(settings, "killed", validate=False)
     try:
-        with parts.store.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
+        with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
             parts.hold(fence)
             with pytest.raises(Killed):
                 check_deletions(parts, parts.client.server_time(), full_refresh=False)

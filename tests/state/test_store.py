@@ -51,7 +51,7 @@ def test_a_current_schema_is_not_handed_to_alembic(store: StateStore, tmp_path: 
         "import sys\n"
         "from omnisync.state import StateStore\n"
         "store = StateStore(sys.argv[1]); store.migrate()\n"
-        "print('alembic' in sys.modules, store.open_plan('s'))\n"
+        "print('alembic' in sys.modules, store.plans.open('s'))\n"
     )
     assert printed_by(script, store.url) == ["False", "None"]
     assert printed_by(script, f"sqlite:///{tmp_path}/new.db") == ["True", "None"]
@@ -63,12 +63,12 @@ def stream() -> str:
 
 def test_watermarks_are_exact_and_only_move_forward(store: StateStore) -> None:
     name = stream()
-    assert store.watermark(name) is None
-    store.set_watermark(name, T, "r1")
-    store.set_watermark(name, T - dt.timedelta(days=1), "r2")
-    assert store.watermark(name) == T
-    store.set_watermark(name, T + dt.timedelta(microseconds=1), "r3")
-    assert store.watermark(name) == T + dt.timedelta(microseconds=1)
+    assert store.watermarks.get(name) is None
+    store.watermarks.set(name, T, "r1")
+    store.watermarks.set(name, T - dt.timedelta(days=1), "r2")
+    assert store.watermarks.get(name) == T
+    store.watermarks.set(name, T + dt.timedelta(microseconds=1), "r3")
+    assert store.watermarks.get(name) == T + dt.timedelta(microseconds=1)
 
 
 def test_only_one_of_two_racing_runs_gets_the_lock(store: StateStore) -> None:
@@ -81,7 +81,7 @@ def test_only_one_of_two_racing_runs_gets_the_lock(store: StateStore) -> None:
     def run(who: StateStore, label: str) -> None:
         barrier.wait()
         try:
-            with who.locked(name):
+            with who.lease.locked(name):
                 entered.append(label)
                 threading.Event().wait(0.5)
         except LockHeld as exc:
@@ -104,7 +104,7 @@ def test_a_waiting_run_gets_the_lock_when_the_first_ends(store: StateStore) -> N
     held = threading.Event()
 
     def hold() -> None:
-        with store.locked(name):
+        with store.lease.locked(name):
             held.set()
             time.sleep(0.6)
 
@@ -112,9 +112,9 @@ def test_a_waiting_run_gets_the_lock_when_the_first_ends(store: StateStore) -> N
     holder.start()
     held.wait(5)
     started = time.monotonic()
-    with other.locked(name, wait_seconds=5):
-        row = other.lock_holder(name)
-        assert row is not None and row["owner"] == other.owner
+    with other.lease.locked(name, wait_seconds=5):
+        row = other.lease.holder(name)
+        assert row is not None and row["owner"] == other.lease.owner
         assert time.monotonic() - started >= 0.3, "the second run waited for the first"
     holder.join()
 
@@ -123,13 +123,13 @@ def test_the_lock_of_a_killed_process_is_taken_over(store: StateStore) -> None:
     name = stream()
     code = (
         f"from omnisync.state import StateStore; s = StateStore({store.url!r}); "
-        f"assert s.try_lock({name!r}); import os; os._exit(0)"
+        f"assert s.lease.try_lock({name!r}); import os; os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert store.lock_holder(name) is not None
-    with store.locked(name, wait_seconds=0):
-        holder = store.lock_holder(name)
-        assert holder is not None and holder["owner"] == store.owner
+    assert store.lease.holder(name) is not None
+    with store.lease.locked(name, wait_seconds=0):
+        holder = store.lease.holder(name)
+        assert holder is not None and holder["owner"] == store.lease.owner
 
 
 def test_a_takeover_marks_the_dead_holders_own_run_interrupted(store: StateStore) -> None:
@@ -139,14 +139,14 @@ def test_a_takeover_marks_the_dead_holders_own_run_interrupted(store: StateStore
     killed, successor = uuid.uuid4().hex, uuid.uuid4().hex
     code = (
         f"from omnisync.state import StateStore; s = StateStore({store.url!r}); "
-        f"s.start_run({killed!r}, {name + '-log'!r}, 'write-back', None); "
-        f"assert s.try_lock({name + '-writeback'!r}, run_id={killed!r}); "
+        f"s.runs.start({killed!r}, {name + '-log'!r}, 'write-back', None); "
+        f"assert s.lease.try_lock({name + '-writeback'!r}, run_id={killed!r}); "
         "import os; os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert store.recent_runs(name + "-log")[0]["status"] == "running"
-    with store.locked(name + "-writeback", wait_seconds=0, run_id=successor):
-        (run,) = store.recent_runs(name + "-log")
+    assert store.runs.recent(name + "-log")[0]["status"] == "running"
+    with store.lease.locked(name + "-writeback", wait_seconds=0, run_id=successor):
+        (run,) = store.runs.recent(name + "-log")
     assert run["run_id"] == killed and run["status"] == "interrupted", run
     assert f"taken over by run {successor}" in run["error"]
 
@@ -161,24 +161,24 @@ def test_a_stale_lease_is_taken_over(store: StateStore) -> None:
             ),
             {"s": name},
         )
-    assert store.try_lock(name)
+    assert store.lease.try_lock(name)
 
 
 def test_run_log_and_backfill_windows_round_trip(store: StateStore) -> None:
     name = stream()
     run = uuid.uuid4().hex
-    store.start_run(run, name, "incremental", None)
-    store.finish_run(run, "succeeded", window=(None, T), watermark_after=T, counts={"read": 3})
-    assert store.recent_runs(name)[0]["status"] == "succeeded"
-    store.save_plan(name, "p1", [(0, 10), (10, 20)])
-    store.complete_window(name, "p1", 0, 5, 7)
-    plan = store.open_plan(name)
+    store.runs.start(run, name, "incremental", None)
+    store.runs.finish(run, "succeeded", window=(None, T), watermark_after=T, counts={"read": 3})
+    assert store.runs.recent(name)[0]["status"] == "succeeded"
+    store.plans.save(name, "p1", [(0, 10), (10, 20)])
+    store.plans.complete_window(name, "p1", 0, 5, 7)
+    plan = store.plans.open(name)
     assert plan is not None and [w.status for w in plan[1]] == ["done", "pending"]
-    store.complete_window(name, "p1", 10, 1, 15)
-    plan = store.open_plan(name)
+    store.plans.complete_window(name, "p1", 10, 1, 15)
+    plan = store.plans.open(name)
     assert plan is not None, "extracted but not merged: still open"
-    store.close_plan(name, "p1")
-    assert store.open_plan(name) is None
+    store.plans.close(name, "p1")
+    assert store.plans.open(name) is None
 
 
 def test_an_unreachable_database_is_one_clear_error() -> None:
@@ -192,30 +192,30 @@ def test_a_run_that_lost_its_lock_can_change_nothing(store: StateStore) -> None:
     state change, in the same statement that would have made it."""
     name = stream()
     stalled = StateStore(store.url, lease_seconds=0.2)
-    old = stalled.try_lock(name, run_id="stalled-run")
+    old = stalled.lease.try_lock(name, run_id="stalled-run")
     assert old is not None
-    stalled.save_plan(name, "plan-1", [(0, 10), (10, 20)], fence=old)
+    stalled.plans.save(name, "plan-1", [(0, 10), (10, 20)], fence=old)
     time.sleep(0.3)  # no heartbeat: the lease (0.2 s) has certainly expired
-    new = StateStore(store.url, lease_seconds=0.2).try_lock(name, run_id="new-run")
+    new = StateStore(store.url, lease_seconds=0.2).lease.try_lock(name, run_id="new-run")
     assert new is not None, "the expired lease is taken over"
     attempts = {
-        "window done": lambda: stalled.complete_window(name, "plan-1", 0, 5, 1, fence=old),
-        "watermark": lambda: stalled.set_watermark(name, T, "stalled-run", fence=old),
-        "plan closed": lambda: stalled.close_plan(name, "plan-1", fence=old),
-        "plan saved": lambda: stalled.save_plan(name, "plan-2", [(0, 1)], fence=old),
-        "plans abandoned": lambda: stalled.abandon_plans(name, fence=old),
+        "window done": lambda: stalled.plans.complete_window(name, "plan-1", 0, 5, 1, fence=old),
+        "watermark": lambda: stalled.watermarks.set(name, T, "stalled-run", fence=old),
+        "plan closed": lambda: stalled.plans.close(name, "plan-1", fence=old),
+        "plan saved": lambda: stalled.plans.save(name, "plan-2", [(0, 1)], fence=old),
+        "plans abandoned": lambda: stalled.plans.abandon(name, fence=old),
         "check": lambda: old.check(force=True),
     }
     for what, attempt in attempts.items():
         with pytest.raises(LockLost):
             attempt()
         assert what
-    assert store.watermark(name) is None
-    assert [w.status for w in store.plan_windows(name, "plan-1")] == ["pending", "pending"]
-    assert store.open_plan(name) is not None and store.open_plan(name)[0] == "plan-1"  # type: ignore[index]
-    store.set_watermark(name, T, "new-run", fence=new)
-    assert store.watermark(name) == T, "the new holder's changes go through"
-    holder = store.lock_holder(name)
+    assert store.watermarks.get(name) is None
+    assert [w.status for w in store.plans.windows(name, "plan-1")] == ["pending", "pending"]
+    assert store.plans.open(name) is not None and store.plans.open(name)[0] == "plan-1"  # type: ignore[index]
+    store.watermarks.set(name, T, "new-run", fence=new)
+    assert store.watermarks.get(name) == T, "the new holder's changes go through"
+    holder = store.lease.holder(name)
     assert holder is not None and holder["run_id"] == "new-run"
 
 
@@ -240,8 +240,8 @@ def test_a_pid_is_trusted_only_in_the_same_kernel_and_pid_namespace(store: State
             ),
             {"s": name, "o": f"{socket.gethostname()}:{dead_pid}:othernamespace:abc", "t": beat},
         )
-    assert store.try_lock(name) is None, "another namespace's pid says nothing"
-    assert store.holder_alive(name) is not None
+    assert store.lease.try_lock(name) is None, "another namespace's pid says nothing"
+    assert store.lease.holder_alive(name) is not None
 
 
 def make_dead(store: StateStore, name: str, leases: int = 10) -> None:
@@ -252,7 +252,7 @@ def make_dead(store: StateStore, name: str, leases: int = 10) -> None:
             sqlalchemy.text(
                 "update omnisync_locks set heartbeat_us = heartbeat_us - :age where stream = :s"
             ),
-            {"age": int(leases * store.lease_seconds * 1e6), "s": name},
+            {"age": int(leases * store.lease.seconds * 1e6), "s": name},
         )
 
 
@@ -263,25 +263,26 @@ def test_a_taker_whose_clock_is_five_minutes_off_judges_a_holder_by_the_database
     """G5: a live holder is not taken over by a taker whose clock runs 5 minutes ahead, and a
     dead one still is by a taker whose clock runs 5 minutes behind (and the other way round):
     leases are stamped and judged by the state database's clock only."""
-    import omnisync.state.store as module
+    from omnisync.state import deletions, ledger, runs, times, watermarks
 
     live, dead = stream(), stream()
-    live_fence = StateStore(store.url, lease_seconds=2).try_lock(live, run_id="live-run")
-    dead_fence = StateStore(store.url, lease_seconds=2).try_lock(dead, run_id="dead-run")
+    live_fence = StateStore(store.url, lease_seconds=2).lease.try_lock(live, run_id="live-run")
+    dead_fence = StateStore(store.url, lease_seconds=2).lease.try_lock(dead, run_id="dead-run")
     assert live_fence is not None and dead_fence is not None
     make_dead(store, dead)
 
-    real_time, real_now_us = time.time, module.now_us
+    real_time, real_now_us = time.time, times.now_us
     monkeypatch.setattr(time, "time", lambda: real_time() + offset)
-    monkeypatch.setattr(module, "now_us", lambda: real_now_us() + offset * 1_000_000)
+    for module in (times, deletions, ledger, runs, watermarks):  # every host clock they take
+        monkeypatch.setattr(module, "now_us", lambda: real_now_us() + offset * 1_000_000)
     taker = StateStore(store.url, lease_seconds=2)
 
-    assert taker.try_lock(live, run_id="taker") is None, "a live holder is not taken over"
-    assert taker.holder_alive(live) is not None
+    assert taker.lease.try_lock(live, run_id="taker") is None, "a live holder is not taken over"
+    assert taker.lease.holder_alive(live) is not None
     live_fence.check(force=True)  # still the live holder's
-    taken = taker.try_lock(dead, run_id="taker")
+    taken = taker.lease.try_lock(dead, run_id="taker")
     assert taken is not None, "a dead holder is taken over"
-    assert taker.holder_alive(dead) is not None
+    assert taker.lease.holder_alive(dead) is not None
     with pytest.raises(LockLost):
         dead_fence.check(force=True)
     taken.check(force=True)
@@ -291,21 +292,21 @@ def test_a_check_renews_when_less_than_half_the_lease_is_left(store: StateStore)
     """A lake write's check renews the lease synchronously once less than half of it is left
     (counted on the monotonic clock from the last renewal sent), and only then."""
     name = stream()
-    fence = store.try_lock(name)
+    fence = store.lease.try_lock(name)
     assert fence is not None and fence.renewed is not None
 
     def heartbeat() -> int:
-        row = store.lock_holder(name)
+        row = store.lease.holder(name)
         assert row is not None
         return int(row["heartbeat_us"])
 
     first = heartbeat()
     fence.check()
     assert heartbeat() == first, "more than half the lease left: no round trip"
-    fence.renewed -= store.lease_seconds * 0.6  # as if 60% of the lease went by since
+    fence.renewed -= store.lease.seconds * 0.6  # as if 60% of the lease went by since
     fence.check()
     assert heartbeat() > first, "less than half left: renewed before answering"
-    assert fence.remaining() > store.lease_seconds / 2
+    assert fence.remaining() > store.lease.seconds / 2
 
 
 def test_a_check_cannot_pass_once_the_lease_could_have_been_taken_over(
@@ -314,15 +315,15 @@ def test_a_check_cannot_pass_once_the_lease_could_have_been_taken_over(
     """A holder whose last renewal is a full lease old on its own monotonic clock (it was
     frozen) proves the lock again before any lake change, and is refused once taken over."""
     name = stream()
-    fence = store.try_lock(name)
+    fence = store.lease.try_lock(name)
     assert fence is not None and fence.renewed is not None
-    fence.renewed -= store.lease_seconds * 1.5
+    fence.renewed -= store.lease.seconds * 1.5
     fence.check()  # nobody took it: renewed, and the change may go on
-    assert fence.remaining() > store.lease_seconds / 2
+    assert fence.remaining() > store.lease.seconds / 2
 
-    fence.renewed -= store.lease_seconds * 1.5
+    fence.renewed -= store.lease.seconds * 1.5
     make_dead(store, name)
-    taker = StateStore(store.url, lease_seconds=store.lease_seconds).try_lock(name)
+    taker = StateStore(store.url, lease_seconds=store.lease.seconds).lease.try_lock(name)
     assert taker is not None
     with pytest.raises(LockLost, match="lost the lock"):
         fence.check()
@@ -334,12 +335,12 @@ def test_a_renewal_that_fails_stops_the_change(tmp_path: Path) -> None:
     """When the lease runs short and the database cannot be asked, the check fails closed."""
     store = StateStore(f"sqlite:///{tmp_path}/state.db", lease_seconds=2)
     store.migrate()
-    fence = store.try_lock(stream())
+    fence = store.lease.try_lock(stream())
     assert fence is not None and fence.renewed is not None
     (tmp_path / "state.db").rename(tmp_path / "moved.db")
     (tmp_path / "state.db").mkdir()  # the database file is now a directory: unusable
     store.engine.dispose()
-    fence.renewed -= store.lease_seconds * 0.6
+    fence.renewed -= store.lease.seconds * 0.6
     with pytest.raises(LockLost, match="cannot prove"):
         fence.check()
 
@@ -350,23 +351,23 @@ def test_a_fence_rebuilt_in_another_process_proves_itself_first(store: StateStor
     from omnisync.state import Fence
 
     name = stream()
-    fence = store.try_lock(name)
+    fence = store.lease.try_lock(name)
     assert fence is not None
-    rebuilt = Fence(store, name, fence.owner, fence.acquired_us)
+    rebuilt = Fence(store.lease, name, fence.owner, fence.acquired_us)
     assert rebuilt.remaining() < 0
     rebuilt.check()
-    assert rebuilt.remaining() > store.lease_seconds / 2
+    assert rebuilt.remaining() > store.lease.seconds / 2
     make_dead(store, name)
-    assert StateStore(store.url, lease_seconds=store.lease_seconds).try_lock(name) is not None
+    assert StateStore(store.url, lease_seconds=store.lease.seconds).lease.try_lock(name) is not None
     with pytest.raises(LockLost):
-        Fence(store, name, fence.owner, fence.acquired_us).check()
+        Fence(store.lease, name, fence.owner, fence.acquired_us).check()
 
 
 def test_a_taker_with_a_shorter_lease_waits_for_the_holder_s_own_lease(store: StateStore) -> None:
     """A deployment with a long lease and a run by hand with the default: the holder counts its
     own lease, so the taker must not judge it dead by a shorter one."""
     name = stream()
-    holder = StateStore(store.url, lease_seconds=600).try_lock(name, run_id="long-lease")
+    holder = StateStore(store.url, lease_seconds=600).lease.try_lock(name, run_id="long-lease")
     assert holder is not None
 
     def age_heartbeat(seconds: int) -> None:
@@ -380,7 +381,7 @@ def test_a_taker_with_a_shorter_lease_waits_for_the_holder_s_own_lease(store: St
 
     age_heartbeat(5)  # renewed 5 s ago: dead by a 2 s lease, alive by its own 600 s
     taker = StateStore(store.url, lease_seconds=2)
-    assert taker.try_lock(name, run_id="short-lease") is None
+    assert taker.lease.try_lock(name, run_id="short-lease") is None
     holder.check(force=True)  # still the holder's
     age_heartbeat(700)
-    assert taker.try_lock(name, run_id="short-lease") is not None
+    assert taker.lease.try_lock(name, run_id="short-lease") is not None

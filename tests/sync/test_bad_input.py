@@ -51,14 +51,14 @@ def test_a_systemic_problem_fails_the_run_and_keeps_the_watermark(
     settings = settings_for(server, tmp_path, lag_seconds=0)
     sync_customers(settings=settings)
     store = StateStore(settings.state_url.get_secret_value())
-    before = store.watermark("customers")
+    before = store.watermarks.get("customers")
     for pk in range(1, 41):  # a fifth of the customers now fail to type: not a bad record, a break
         corrupt(server, pk, channel="web")
     strict = settings.model_copy(update={"lookback_seconds": 10**9, "quarantine_min_rows": 100})
     with pytest.raises(BatchRejected, match="OMNISYNC_MAX_QUARANTINE_SHARE"):
         sync_customers(settings=strict)
-    assert store.watermark("customers") == before
-    assert store.recent_runs()[0]["status"] == "failed"
+    assert store.watermarks.get("customers") == before
+    assert store.runs.recent()[0]["status"] == "failed"
     # The rejected plan was abandoned: once Omnitron is fixed, the next run reads it afresh.
     for pk in range(1, 41):
         corrupt(server, pk, channel=1)

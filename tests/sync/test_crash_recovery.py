@@ -134,7 +134,7 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
         kills += run_until(env, args, category, occurrence)
         assert_readers_see_one_row_per_key(tmp_path / "lake")
         store.migrate()
-        watermark = store.watermark("customers")
+        watermark = store.watermarks.get("customers")
         if watermark is not None:
             # The watermark never runs ahead of what the lake holds (G3).
             in_lake = set(

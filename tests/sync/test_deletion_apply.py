@@ -46,7 +46,7 @@ def test_a_deletion_interrupted_anywhere_is_applied_once_by_the_next_run(
         monkeypatch.setattr(Snapshot, "remove", killed)
     parts = RunParts.open(settings_for(server, tmp_path, lag_seconds=0), "killed", validate=False)
     try:
-        with parts.store.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
+        with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
             parts.hold(fence)
             with pytest.raises(Killed):
                 check_deletions(parts, parts.client.server_time(), full_refresh=False)

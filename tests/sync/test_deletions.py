@@ -42,7 +42,7 @@ def runs(root: Path) -> list[dict[str, Any]]:
     try:
         return [
             {**run, "counts": json.loads(run["counts"] or "{}")}
-            for run in store.recent_runs(limit=50)
+            for run in store.runs.recent(limit=50)
         ]
     finally:
         store.dispose()

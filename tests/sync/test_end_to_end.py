@@ -64,6 +64,6 @@ def test_incremental_syncs_under_every_hard_mode_converge_to_the_ground_truth(
     assert stats["faults_injected"], "the faults were really injected"
     store = StateStore(settings.state_url.get_secret_value())
     newest = max(row["modified_date"] for row in truth(server))
-    watermark = store.watermark("customers")
+    watermark = store.watermarks.get("customers")
     assert watermark is not None and watermark.isoformat().replace("+00:00", "Z") == newest
-    assert [run["status"] for run in store.recent_runs()] == ["succeeded"] * 4
+    assert [run["status"] for run in store.runs.recent()] == ["succeeded"] * 4

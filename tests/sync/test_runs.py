@@ -115,7 +115,7 @@ def test_bad_configuration_is_one_line_and_keeps_the_watermark(
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     store.migrate()
     before = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-    store.set_watermark("customers", before, "earlier")
+    store.watermarks.set("customers", before, "earlier")
     env = env_for(server, tmp_path, **extra)
     if not env["OMNITRON_URL"]:
         env["OMNITRON_URL"] = ""
@@ -124,7 +124,7 @@ def test_bad_configuration_is_one_line_and_keeps_the_watermark(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], (case, result.output)
     assert "Traceback" not in result.output and "pw-123" not in result.output
-    assert store.watermark("customers") == before
+    assert store.watermarks.get("customers") == before
 
 
 def test_sync_and_status_from_the_command_line(
@@ -202,7 +202,7 @@ def test_a_busy_stream_refuses_a_run_at_once_and_records_it(
     store = StateStore(settings.state_url.get_secret_value())
     store.migrate()
     env = cli_env(server, tmp_path, prefect_api)
-    with store.locked("customers", run_id="holder-run-1234"):
+    with store.lease.locked("customers", run_id="holder-run-1234"):
         refused = omnisync(env, "sync")
         state = sync_customers(settings=settings, return_state=True)
     assert refused.returncode == 3, refused.stderr
@@ -306,7 +306,7 @@ def test_every_run_is_recorded_once_whatever_ends_it(
         monkeypatch.setattr(flows.orchestration, "create_markdown_artifact", broken)
     state = sync_customers(settings=settings, return_state=True)
     assert state.is_failed()
-    runs = StateStore(settings.state_url.get_secret_value()).recent_runs()
+    runs = StateStore(settings.state_url.get_secret_value()).runs.recent()
     assert len(runs) == 1 and runs[0]["status"] == "failed" and runs[0]["ended_us"]
     assert f"{where} broke" in runs[0]["error"]
 

@@ -21,10 +21,10 @@ def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Pa
     store.migrate()
     storage = LakeStorage(str(tmp_path / "lake"))
     for plan_id in ("open", "merged", "abandoned"):
-        store.save_plan(STREAM, plan_id, [(0, 10), (10, 20)])
-    store.complete_window(STREAM, "open", 0, 1, 5)
-    store.close_plan(STREAM, "merged")
-    store.abandon_plans(STREAM, "abandoned")
+        store.plans.save(STREAM, plan_id, [(0, 10), (10, 20)])
+    store.plans.complete_window(STREAM, "open", 0, 1, 5)
+    store.plans.close(STREAM, "merged")
+    store.plans.abandon(STREAM, "abandoned")
     rows = pa.table({"pk": [1]})
     for plan_id in ("open", "merged", "abandoned", "unknown"):
         storage.write_table(f"{staging_dir(plan_id)}/w1.parquet", rows)

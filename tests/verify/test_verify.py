@@ -29,7 +29,7 @@ from omnisync.lake import LakeStorage
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
-from omnisync.state.store import to_us
+from omnisync.state.times import to_us
 from omnisync.sync.parts import STREAM
 from omnisync.sync.run import run_sync
 from omnisync.verify import Outcome, run_verify, verify
@@ -71,7 +71,7 @@ class Synced:
     def watermark(self, current: Settings | None = None) -> dt.datetime:
         store = StateStore((current or self.settings).state_url.get_secret_value())
         try:
-            mark = store.watermark(STREAM)
+            mark = store.watermarks.get(STREAM)
         finally:
             store.dispose()
         assert mark is not None
@@ -359,7 +359,7 @@ def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
     assert_no_duplicate_versions(current.lake)
     assert lost  # a whole bucket file was re-read (its request cost at scale: bench/verify.py)
     store = StateStore(current.state_url.get_secret_value())
-    kinds = [run["kind"] for run in store.recent_runs(STREAM, limit=3)]
+    kinds = [run["kind"] for run in store.runs.recent(STREAM, limit=3)]
     store.dispose()
     assert kinds == ["verify", "repair", "verify"]
     # the re-read windows (4 missing, 3 stale, a bucket's customers) and the verify after them
