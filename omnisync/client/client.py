@@ -189,7 +189,7 @@ class OmnitronClient:
         self._last_date: tuple[str | None, float] | None = None
         # Whether the server orders lists by ``sort=pk``, which the API does not promise
         # (docs/omnitron-api.md):
-        # None until a page says otherwise, then False for good (see sync/extraction.py).
+        # None until a page says otherwise, then False for good (see client/paginator.py).
         self.sort_honoured: bool | None = None
 
     @classmethod

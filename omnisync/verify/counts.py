@@ -41,9 +41,9 @@ from omnisync.client import (
     Page,
     UnexpectedResponse,
 )
+from omnisync.client.paginator import WEST, parse_modified, split_points
 from omnisync.lake import LakeStorage
 from omnisync.state.store import to_us
-from omnisync.sync.extraction import WEST, parse_modified, split_points
 
 DATASET = "customers"
 

@@ -1,4 +1,4 @@
-"""An in-process Omnitron list endpoint for property tests of extraction and planning.
+"""An in-process Omnitron list endpoint for property tests of the paginator and planning.
 
 It implements only what the API document promises (``modified_date`` and ``pk`` range filters,
 ``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
@@ -27,6 +28,25 @@ from omnisync.client import OmnitronClient, Throttle
 Order = Literal["pk", "newest-first", "pk-descending", "random", "heap"]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DETAIL = re.compile(r"/customers/(\d+)/$")
+
+BASE = dt.datetime(2024, 3, 9, 20, 0, tzinfo=dt.UTC)
+
+
+offsets = st.sampled_from([-12.0, -5.0, 0.0, 3.0, 5.5, 14.0])
+
+
+@st.composite
+def customers(draw: st.DrawFn) -> dict[int, dt.datetime]:
+    """Customers over three days, many sharing one modified_date (bulk updates)."""
+    pks = draw(st.sets(st.integers(1, 5000), min_size=0, max_size=120))
+    shared = BASE + dt.timedelta(minutes=draw(st.integers(0, 3000)))
+    rows = {}
+    for pk in sorted(pks):
+        if draw(st.booleans()):
+            rows[pk] = shared
+        else:
+            rows[pk] = BASE + dt.timedelta(seconds=draw(st.integers(0, 3 * 86_400)))
+    return rows
 
 
 @dataclass
