@@ -35,7 +35,6 @@ from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
-    ConfigurationError,
     DateFilterRejected,
     NotFound,
     OmnitronError,
@@ -47,7 +46,6 @@ from omnisync.client.errors import (
 from omnisync.client.query import CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.throttle import Throttle
-from omnisync.settings import Settings
 from transforms.exact_json import loads_exact
 
 log = logging.getLogger("omnisync.client")
@@ -191,26 +189,6 @@ class OmnitronClient:
         # (docs/omnitron-api.md):
         # None until a page says otherwise, then False for good (see client/paginator.py).
         self.sort_honoured: bool | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OmnitronClient:
-        """A client configured by ``settings``; raises OmnitronError if OMNITRON_URL is unset."""
-        if not settings.omnitron_url:
-            raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
-        options: dict[str, Any] = {
-            "token": settings.omnitron_token,
-            "username": settings.omnitron_username,
-            "password": settings.omnitron_password,
-            "page_size": settings.page_size,
-            "timeout_seconds": settings.timeout_seconds,
-            "max_rps": settings.max_rps,
-            "concurrency": settings.concurrency,
-            "retry_attempts": settings.retry_attempts,
-            "retry_max_seconds": settings.retry_max_seconds,
-            "verify_tls": settings.verify_tls,
-        }
-        options.update(overrides)
-        return cls(settings.omnitron_url, **options)
 
     def __repr__(self) -> str:
         return f"OmnitronClient({self.base_url!r}, auth={self._auth!r})"
