@@ -43,19 +43,12 @@ from omnisync.client.errors import (
     UnexpectedResponse,
     classify,
 )
+from omnisync.client.exact_json import loads_exact
 from omnisync.client.query import CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.throttle import Throttle
-from transforms.exact_json import loads_exact
 
 log = logging.getLogger("omnisync.client")
-
-
-def decode_exact(body: bytes) -> Any:
-    """JSON as Omnitron sent it: numbers keep their text (``12.10`` stays ``12.10``, integers
-    past 64 bits stay exact), where orjson alone would turn both into lossy floats. Raises
-    ValueError for a body that is not JSON."""
-    return loads_exact(body)
 
 
 CUSTOMERS_PATH = "/api/v1/customers/"
@@ -296,7 +289,7 @@ class OmnitronClient:
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         try:
-            return decode_exact(response.content)
+            return loads_exact(response.content)
         except ValueError:
             raise UnexpectedResponse(
                 f"{response.request.method} {response.request.url.path} answered "
@@ -339,7 +332,7 @@ class OmnitronClient:
         """A write's 2xx answer as the object written. An answer that is not one (a proxy's
         page, an empty body) says the write arrived, not what it did: a lost answer."""
         try:
-            body = decode_exact(response.content)
+            body = loads_exact(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):
