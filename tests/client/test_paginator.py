@@ -2,7 +2,8 @@
 
 The document promises ``modified_date`` and ``pk`` range filters, ``count`` and ``next``; it says
 nothing of ``sort``, of how far ``limit`` may be capped, or of the time zone in which a date-only
-server reads a bare date. hypothesis tries many servers that differ in exactly those ways.
+server reads a bare date. hypothesis tries many servers that differ in exactly those ways, and
+that create, update and delete customers between the answers the paginator reads.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnisync.client import OmnitronClient, Paginator
+from omnisync.client import CustomerQuery, OmnitronClient, Paginator
 from omnisync.client.paginator import DAY, Density, PkRange, carve, server_bounds, split_points
-from tests.client.fake_omnitron import BASE, FakeOmnitron, customers, offsets
+from tests.client.fake_omnitron import BASE, Change, FakeOmnitron, customers, offsets
 
 orders = st.sampled_from(["pk", "newest-first", "pk-descending", "random"])
 
@@ -208,3 +209,114 @@ def test_a_window_read_while_customers_are_created_loses_no_customer(
         got = [r["pk"] for page in changed(client, lo, hi, False) for r in page]
     assert sorted(got) == ordered
     assert len(got) == len(set(got)), "no version is yielded twice"
+
+
+def stamp_of(record: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(record["modified_date"].replace("Z", "+00:00"))
+
+
+@st.composite
+def changes(draw: st.DrawFn, rows: dict[int, dt.datetime]) -> list[Change]:
+    """Creates, updates (moving a modified_date into, within or out of any window) and deletes,
+    on the customers there and on new pks among and after them."""
+    known = sorted(rows) or [1]
+    pks = st.one_of(st.sampled_from(known), st.integers(1, 5200))
+    # Often a stamp already in use, so that an update tends to stay in the window.
+    stamps = st.one_of(
+        st.sampled_from(sorted(set(rows.values())) or [BASE]),
+        st.integers(-3600, 3 * 86_400 + 7200).map(lambda s: BASE + dt.timedelta(seconds=s)),
+    )
+    kinds = st.sampled_from(["create", "update", "update", "delete"])
+    return draw(st.lists(st.tuples(kinds, pks, stamps), max_size=40))  # type: ignore[arg-type]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=customers(),
+    order=st.sampled_from(["pk", "newest-first", "pk-descending", "random", "heap"]),
+    cap=st.integers(1, 30),
+    page_size=st.sampled_from([5, 50]),
+    date_only=st.booleans(),
+    offset=offsets,
+    per_answer=st.integers(1, 4),
+    data=st.data(),
+)
+def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_in_the_window(
+    rows: dict[int, dt.datetime],
+    order: str,
+    cap: int,
+    page_size: int,
+    date_only: bool,
+    offset: float,
+    per_answer: int,
+    data: st.DataObject,
+) -> None:
+    """Every customer there from start to end whose every version was in the window is yielded;
+    every record yielded is a version the customer really had, inside the window; none twice."""
+    lo, hi = window_of(data.draw)
+    server = FakeOmnitron(
+        dict(rows),
+        order=order,  # type: ignore[arg-type]
+        cap=cap,
+        date_only=date_only,
+        utc_offset_hours=offset,
+        seed=data.draw(st.integers(0, 1000)),
+        changes=data.draw(changes(rows)),
+        changes_per_answer=per_answer,
+    )
+    with server.client(page_size=page_size) as client:
+        got = [record for page in changed(client, lo, hi, not date_only) for record in page]
+
+    def inside(stamp: dt.datetime) -> bool:
+        return (lo is None or stamp >= lo) and stamp < hi
+
+    stayed = {
+        pk for pk in rows if pk not in server.deleted and all(inside(s) for s in server.history[pk])
+    }
+    yielded = [(record["pk"], stamp_of(record)) for record in got]
+    assert stayed <= {pk for pk, _ in yielded}
+    assert all(inside(stamp) for _, stamp in yielded), "nothing outside the window"
+    assert all(stamp in server.history.get(pk, ()) for pk, stamp in yielded), "only real versions"
+    assert len(yielded) == len(set(yielded)), "no version is yielded twice"
+    assert all("page" not in request for request in server.requests), "no page is followed"
+
+
+def test_updates_deletes_and_creates_between_reads_of_a_heap_ordered_server() -> None:
+    """Pages of ten from a server that ignores sort and answers in heap order. After the first
+    answer pk 25 moves out of the window, pk 27 is updated inside it (its new tuple goes last,
+    so the next pages look ascending but skip it), pk 29 is deleted and pk 100 is created in
+    the window: every customer that stayed in the window is read, and what moved out is never
+    read in its new version."""
+    hi = BASE + DAY
+    rows = dict.fromkeys(range(1, 41), BASE)
+    server = FakeOmnitron(
+        rows,
+        order="heap",
+        cap=10,
+        changes=[
+            ("update", 25, hi + dt.timedelta(hours=1)),
+            ("update", 27, BASE + dt.timedelta(hours=2)),
+            ("delete", 29, BASE),
+            ("create", 100, BASE + dt.timedelta(hours=3)),
+        ],
+        changes_per_answer=4,
+    )
+    with server.client(page_size=10) as client:
+        got = {r["pk"]: stamp_of(r) for page in changed(client, None, hi, True) for r in page}
+    assert set(range(1, 41)) - {25, 29} <= set(got)
+    assert got[27] in (BASE, BASE + dt.timedelta(hours=2))
+    assert got.get(25, BASE) == BASE, "pk 25's version after hi is the next run's"
+    assert set(got) <= set(range(1, 41)) | {100}
+
+
+def test_a_pk_range_is_listed_whole_whatever_the_order_and_cap() -> None:
+    rows = {pk: BASE + dt.timedelta(seconds=pk % 13) for pk in range(1, 200)}
+    server = FakeOmnitron(rows, order="random", cap=3, seed=5)
+    with server.client(page_size=50) as client:
+        pages = Paginator(client).pages(CustomerQuery(pk_gte=40, pk_lt=120))
+        got = [record["pk"] for page in pages for record in page]
+    assert sorted(got) == list(range(40, 120))
+    assert all(
+        int(request.get("pk__gte", 40)) >= 40 and int(request.get("pk__lt", 120)) <= 120
+        for request in server.requests
+    ), "never outside the range asked"
