@@ -1,8 +1,11 @@
 """The layout is the architecture: imports point inward, checked on every module's source.
 
 Flows use everything; transforms are pure (no Prefect, no HTTP, no client, no lake); the client
-knows no Prefect, pandas or lake; the library's steps know no orchestration; production code
-never imports the sandbox, except the two commands that run it (``sandbox`` and ``demo``).
+knows no Prefect, pandas, lake, settings or transforms (it takes its options as arguments and
+decodes JSON itself); the write-back knows nothing of the sync; whoever reads customers by pk
+ranges (the sync, the write-back guard, ``verify``) gets that reading from the client's
+paginator; the library's steps know no orchestration; production code never imports the
+sandbox, except the two commands that run it (``sandbox`` and ``demo``).
 """
 
 from __future__ import annotations
@@ -33,13 +36,22 @@ RULES = [
     ("transforms", ("prefect", "httpx", "omnisync", "flows", "sandbox", "fsspec", "sqlalchemy")),
     (
         "omnisync/client",
-        ("prefect", "pandas", "omnisync.lake", "omnisync.sync", "flows", "sandbox"),
+        (
+            "prefect",
+            "pandas",
+            "omnisync.lake",
+            "omnisync.sync",
+            "omnisync.settings",
+            "transforms",
+            "flows",
+            "sandbox",
+        ),
     ),
     ("omnisync/sync", ("prefect", "flows", "sandbox")),
     ("omnisync/lake", ("prefect", "httpx", "omnisync.client", "flows", "sandbox")),
     ("omnisync/state", ("prefect", "httpx", "flows", "sandbox")),
     ("omnisync/validation", ("prefect", "httpx", "flows", "sandbox")),
-    ("omnisync/erp", ("prefect", "flows", "sandbox")),
+    ("omnisync/erp", ("prefect", "flows", "sandbox", "omnisync.sync")),
     ("omnisync/verify", ("prefect", "flows", "sandbox", "pandas")),
 ]
 
@@ -99,3 +111,39 @@ def test_only_the_lease_module_holds_locks_and_fences() -> None:
                 broken.append(f"{path.relative_to(ROOT)} names the lock table")
     assert broken == []
     assert "class Fence" in lease.read_text(encoding="utf-8")
+
+
+# What reading customers by pk ranges is made of: the paginator and its parts.
+RANGE_READING = frozenset(
+    {"Paginator", "PkRange", "Density", "carve", "split", "split_points", "server_bounds"}
+    | {"parse_modified", "WEST", "EAST"}
+)
+
+
+def test_pk_ranges_are_read_through_the_clients_paginator_alone() -> None:
+    """The sync, the write-back guard and ``verify`` import range reading from the client, so
+    there is one reader to trust (and test against a server that changes under it)."""
+    broken = []
+    for path in modules("omnisync"):
+        if path.is_relative_to(ROOT / "omnisync" / "client"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = {alias.name for alias in node.names} & RANGE_READING
+                if names and node.module not in ("omnisync.client", "omnisync.client.paginator"):
+                    broken.append(
+                        f"{path.relative_to(ROOT)} imports {sorted(names)} from {node.module}"
+                    )
+    assert broken == []
+    assert not (ROOT / "omnisync" / "sync" / "extraction.py").exists()
+    readers = {
+        path.relative_to(ROOT).as_posix()
+        for path in modules("omnisync")
+        if "omnisync.client.paginator" in imports(path)
+        or "Paginator" in path.read_text(encoding="utf-8")
+    }
+    assert {
+        "omnisync/sync/window.py",
+        "omnisync/erp/writeback.py",
+        "omnisync/verify/counts.py",
+    } <= readers

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.exact_json import dumps_exact, loads_exact
+from transforms.exact_json import dumps_exact, loads_verbatim
 from transforms.schema import API_FIELDS
 
 #: a reason is ``<field>: <what is wrong>: <the value>``; the value is what must go
@@ -52,7 +52,7 @@ def erase_raw(raw: str | None, columns: Collection[str]) -> str | None:
     if raw is None:
         return None
     try:
-        record = loads_exact(raw)
+        record = loads_verbatim(raw)
     except ValueError:
         return "null"
     if not isinstance(record, dict):

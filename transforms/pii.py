@@ -18,7 +18,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from transforms.exact_json import dumps_exact, loads_exact
+from transforms.exact_json import dumps_exact, loads_verbatim
 from transforms.schema import API_FIELDS
 
 PiiAction = Literal["keep", "hash", "drop"]
@@ -75,7 +75,7 @@ def apply_pii_policy_to_raw(
     if "hash" in acting.values() and not salt:
         raise ValueError("hashing a quarantined record needs OMNISYNC_PII_SALT")
     try:
-        record = loads_exact(raw)
+        record = loads_verbatim(raw)
     except ValueError:
         record = None
     if not isinstance(record, dict):

@@ -1,7 +1,7 @@
 """The Omnitron API client (httpx). It knows nothing of Prefect, pandas or the lake.
 
-Public surface: ``OmnitronClient``, ``CustomerQuery``, ``Page``, ``Throttle``, ``RetryBudget``
-and the errors in
+Public surface: ``OmnitronClient``, ``CustomerQuery``, ``Page``, ``Paginator`` (customers by pk
+ranges, whatever the server does with ``sort``), ``Throttle``, ``RetryBudget`` and the errors in
 ``omnisync.client.errors`` (the tree is drawn there).
 """
 
@@ -18,6 +18,7 @@ from omnisync.client.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
+from omnisync.client.paginator import Paginator
 from omnisync.client.query import CustomerQuery
 from omnisync.client.throttle import Throttle
 
@@ -33,6 +34,7 @@ __all__ = [
     "OmnitronError",
     "Page",
     "PageIterator",
+    "Paginator",
     "RetriesExhausted",
     "RetryBudget",
     "Throttle",

@@ -35,7 +35,6 @@ from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
-    ConfigurationError,
     DateFilterRejected,
     NotFound,
     OmnitronError,
@@ -44,20 +43,12 @@ from omnisync.client.errors import (
     UnexpectedResponse,
     classify,
 )
+from omnisync.client.exact_json import loads_exact
 from omnisync.client.query import CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.throttle import Throttle
-from omnisync.settings import Settings
-from transforms.exact_json import loads_exact
 
 log = logging.getLogger("omnisync.client")
-
-
-def decode_exact(body: bytes) -> Any:
-    """JSON as Omnitron sent it: numbers keep their text (``12.10`` stays ``12.10``, integers
-    past 64 bits stay exact), where orjson alone would turn both into lossy floats. Raises
-    ValueError for a body that is not JSON."""
-    return loads_exact(body)
 
 
 CUSTOMERS_PATH = "/api/v1/customers/"
@@ -189,28 +180,8 @@ class OmnitronClient:
         self._last_date: tuple[str | None, float] | None = None
         # Whether the server orders lists by ``sort=pk``, which the API does not promise
         # (docs/omnitron-api.md):
-        # None until a page says otherwise, then False for good (see sync/extraction.py).
+        # None until a page says otherwise, then False for good (see client/paginator.py).
         self.sort_honoured: bool | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OmnitronClient:
-        """A client configured by ``settings``; raises OmnitronError if OMNITRON_URL is unset."""
-        if not settings.omnitron_url:
-            raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
-        options: dict[str, Any] = {
-            "token": settings.omnitron_token,
-            "username": settings.omnitron_username,
-            "password": settings.omnitron_password,
-            "page_size": settings.page_size,
-            "timeout_seconds": settings.timeout_seconds,
-            "max_rps": settings.max_rps,
-            "concurrency": settings.concurrency,
-            "retry_attempts": settings.retry_attempts,
-            "retry_max_seconds": settings.retry_max_seconds,
-            "verify_tls": settings.verify_tls,
-        }
-        options.update(overrides)
-        return cls(settings.omnitron_url, **options)
 
     def __repr__(self) -> str:
         return f"OmnitronClient({self.base_url!r}, auth={self._auth!r})"
@@ -318,7 +289,7 @@ class OmnitronClient:
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         try:
-            return decode_exact(response.content)
+            return loads_exact(response.content)
         except ValueError:
             raise UnexpectedResponse(
                 f"{response.request.method} {response.request.url.path} answered "
@@ -361,7 +332,7 @@ class OmnitronClient:
         """A write's 2xx answer as the object written. An answer that is not one (a proxy's
         page, an empty body) says the write arrived, not what it did: a lost answer."""
         try:
-            body = decode_exact(response.content)
+            body = loads_exact(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):

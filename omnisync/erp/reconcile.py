@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.client import OmnitronClient
+from omnisync.connection import open_client
 from omnisync.erp.outcomes import Attempt, is_failure, outcomes_table
 from omnisync.erp.report import write_report
 from omnisync.erp.source import ErpInputError, read_file, read_query
@@ -413,7 +413,7 @@ def check_login(settings: Settings) -> None:
     anything is planned or written: a refused OMNITRON_TOKEN or login raises
     ``AuthenticationFailed`` naming the setting to fix, instead of a plan that every PATCH
     would then fail on."""
-    with OmnitronClient.from_settings(settings) as client:
+    with open_client(settings) as client:
         client.count_customers()
 
 
@@ -447,7 +447,7 @@ def _write_back(
             store.lease.locked(
                 "erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id
             ),
-            OmnitronClient.from_settings(settings) as client,
+            open_client(settings) as client,
         ):
             # Once the lock is held (a busy lock is not "about 9 minutes" ahead), and from this
             # thread: a Prefect progress artifact belongs to the run.

@@ -45,13 +45,13 @@ from omnisync.client import (
     NotFound,
     OmnitronClient,
     OmnitronError,
+    Paginator,
     RetriesExhausted,
     ValidationFailed,
 )
 from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
 from omnisync.erp.outcomes import APPLIED, DELETED, UNCONFIRMED, Attempt, iso, parse_moment
 from omnisync.state import StateStore
-from omnisync.sync.extraction import extract_window
 from transforms.erp import replan_one
 
 log = logging.getLogger("omnisync.erp")
@@ -109,9 +109,8 @@ class ChangeGuard:
         now = self._client.server_time()
         rows = 0
         # Until a day ahead: a record stamped a little in the future is still a change.
-        for page in extract_window(
-            self._client, self._next, now + dt.timedelta(days=1), datetimes, self._page_size
-        ):
+        paginator = Paginator(self._client, self._page_size)
+        for page in paginator.changed(self._next, now + dt.timedelta(days=1), datetimes):
             for record in page:
                 pk = record.get("pk") if isinstance(record, dict) else None
                 if isinstance(pk, int):

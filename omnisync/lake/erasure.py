@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -38,7 +39,6 @@ from omnisync.lake.quarantine import DATASET as QUARANTINE
 from omnisync.lake.reconciliation import table_dataset
 from omnisync.lake.storage import LakeStorage
 from transforms.erasure import erase_columns, erase_quarantine, rows_of
-from transforms.exact_json import loads_exact
 
 log = logging.getLogger("omnisync.lake")
 REPORTS = "_reports"
@@ -112,7 +112,8 @@ def _quoted_values(table: pa.Table, mask: pa.Array, columns: Collection[str]) ->
         storage = raws.storage if isinstance(raws, pa.ExtensionArray) else raws
         for text in storage.filter(mask).to_pylist():
             try:
-                record = loads_exact(text) if text else None
+                # numbers as their own text: a quoted value is searched for as it was written
+                record = json.loads(text, parse_float=str, parse_int=str) if text else None
             except ValueError:
                 continue
             if isinstance(record, dict):

@@ -2,8 +2,7 @@
 
 parts       what every step shares, opened before any window thread starts
 planning    the upper bound and the windows, from counts (or the plan a crash left open)
-extraction  one window's customers by pk ranges, without trusting sort or limit (G1)
-window      type, validate, stage and log one window, then mark it done (G3, G6)
+window      one window: read (client's paginator), type, validate, stage, log, mark done (G3, G6)
 finish      judge the run's quality, merge, move the watermark, compact (G3, G6)
 record      the run's start and outcome, written in one place
 """

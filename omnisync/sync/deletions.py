@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from omnisync.client import CustomerQuery, NotFound, OmnitronClient, Page
+from omnisync.client.paginator import Paginator
 from omnisync.lake.erasure import erase_customers
 from omnisync.state.deletions import (
     PkSpan,
@@ -59,7 +60,6 @@ from omnisync.state.deletions import (
     pending_deletions,
     record_deletions,
 )
-from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STREAM, RunParts
 from transforms.deletions import deletion_rows
 
@@ -211,12 +211,8 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     listing: Any = _Counting(client)
     modified = [
         record["pk"]
-        for page in extract_window(
-            listing,
-            upper,
-            upper + AHEAD,
-            parts.datetimes,
-            settings.page_size,
+        for page in Paginator(listing, settings.page_size).changed(
+            upper, upper + AHEAD, parts.datetimes
         )
         for record in page
         if isinstance(record, dict) and isinstance(record.get("pk"), int)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnisync.client import OmnitronClient
+from omnisync.connection import open_client
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.memory import use_system_allocator
 from omnisync.settings import Settings
@@ -61,7 +62,7 @@ class RunParts:
         client: OmnitronClient | None = None
         try:
             store.migrate()
-            client = OmnitronClient.from_settings(settings, **client_options)
+            client = open_client(settings, **client_options)
             # Logs in and asks once: a wrong URL or credential fails before any work.
             datetimes = client.datetime_filters_supported
             return cls(

@@ -22,10 +22,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from omnisync.client import CustomerQuery, OmnitronClient, Page
+from omnisync.client.paginator import DAY, Paginator, server_bounds
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.extraction import DAY, first_range_query, server_bounds
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.sync.window import staging_dir
 
@@ -77,7 +77,7 @@ def plan_windows(
     while pending:
         a, b = pending.pop()
         if first_pages is not None and whole is None and (a, b) == (start, hi):
-            query = first_range_query(lo, hi, datetimes)
+            query = Paginator.first_query(lo, hi, datetimes)
             whole = next(client.list_customers(query, page_size), None)
             count = 0 if whole is None else whole.count
         else:

@@ -28,12 +28,12 @@ import pyarrow.compute as pc
 import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
+from omnisync.client.paginator import Paginator
 from omnisync.lake import window_key, write_quarantine
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.times import to_us
-from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift, to_table
@@ -92,8 +92,8 @@ def sync_window(
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
     number = 0
-    pages = extract_window(
-        parts.client, lo, hi, parts.datetimes, settings.page_size, first_page=first_page
+    pages = Paginator(parts.client, settings.page_size).changed(
+        lo, hi, parts.datetimes, first_page=first_page
     )
     for page in pages:
         chunk.extend(page)

@@ -26,8 +26,7 @@ because both parts are the server's own answers to the same date (its ``__gte`` 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +38,10 @@ from omnisync.client import (
     DateFilterRejected,
     OmnitronClient,
     Page,
-    UnexpectedResponse,
 )
+from omnisync.client.paginator import WEST, Paginator, parse_modified
 from omnisync.lake import LakeStorage
 from omnisync.state.times import to_us
-from omnisync.sync.extraction import WEST, parse_modified, split_points
 
 DATASET = "customers"
 
@@ -164,46 +162,28 @@ class ServerSide:
         self.datetimes = True
         return page
 
+    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Iterator[Page]:
+        """The client's listing, each request counted (what the paginator reads through)."""
+        self.requests += 1
+        return self.client.list_customers(query, page_size)
+
     def read_all(self, query: CustomerQuery, first: Page | None = None) -> Versions:
         """Every customer matching ``query`` (pk -> modified_date µs; ``first``: its first
-        answer, already received), by pk ranges within the query's own, each read
-        whole on one page, split at the received pks' quantiles when they do not fit: no page
-        number is followed and no order is assumed. Records without a readable pk or
-        modified_date are skipped (the sync quarantines them; they are not in the lake)."""
+        answer, already received), read by the client's paginator: pk ranges within the
+        query's own, each read whole on one page, so no page number is followed and no order is
+        assumed. Records without a readable pk or modified_date are skipped (the sync
+        quarantines them; they are not in the lake)."""
         found: Versions = {}
-        whole = (query.pk_gte, query.pk_lt)
-        pending: list[tuple[int | None, int | None]] = [whole]
-        while pending:
-            lo, hi = pending.pop()
-            if first is not None and (lo, hi) == whole:
-                page, first = first, None
-            else:
-                page = self.page(query.with_(pk_gte=lo, pk_lt=hi), self.page_size)
-            received = versions_in(page.results)
-            if not page.has_next and page.count <= len(page.results):
-                found.update(received)
-                self.unreadable.update(listed_pks(page.results) - received.keys())
-                continue
-            pks = sorted(received)
-            if not pks:
-                raise_unreadable(page)
-            # parts of about half a page each: the received pks are a sample of the range
-            parts = math.ceil(2 * page.count / max(len(page.results), 1))
-            bounds = [lo, *split_points(pks, lo, parts), hi]
-            pending.extend(itertools.pairwise(bounds))
+        for results in Paginator(self, self.page_size).pages(query, first):
+            received = versions_in(results)
+            found.update(received)
+            self.unreadable.update(listed_pks(results) - received.keys())
         return found
 
     def version(self, pk: int) -> int | None:
         """The current modified_date (µs) of customer ``pk``, or None if Omnitron has none."""
         page = self.page(CustomerQuery(pk_gte=pk, pk_lt=pk + 1, sort=None), 1)
         return versions_in(page.results).get(pk)
-
-
-def raise_unreadable(page: Page) -> None:
-    raise UnexpectedResponse(
-        f"GET customers answered {len(page.results)} record(s) without a pk and a next page: "
-        "they cannot be read by pk ranges"
-    )
 
 
 def listed_pks(records: list[Any]) -> set[int]:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnisync.sync.deletions import _Budget, narrow
-from tests.sync.fake_omnitron import FakeOmnitron
+from tests.client.fake_omnitron import FakeOmnitron
 
 BASE = dt.datetime(2024, 3, 9, 20, 0, tzinfo=dt.UTC)
 orders = st.sampled_from(["pk", "newest-first", "random", "heap"])

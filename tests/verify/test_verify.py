@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnisync.client import OmnitronClient
+from omnisync.connection import open_client
 from omnisync.lake import LakeStorage
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
@@ -78,7 +79,7 @@ class Synced:
         return mark
 
     def verify(self, current: Settings, full: bool = False, page_size: int = 1000) -> Outcome:
-        with OmnitronClient.from_settings(current) as client:
+        with open_client(current) as client:
             return verify(
                 client, LakeStorage(current.lake), self.watermark(current), page_size, full
             )

@@ -1,4 +1,4 @@
-"""Extracting one window of customers without losing a change (G1).
+"""The paginator: reading customers by pk ranges without losing a change (G1).
 
 A window is ``[lo, hi)`` of ``modified_date``. The server is asked only with what Omnitron
 documents (docs/omnitron-api.md: ``modified_date`` and ``pk`` range filters, ``count``, ``next``)
@@ -49,15 +49,15 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
-from omnisync.client import CustomerQuery, OmnitronClient, Page, UnexpectedResponse
+from omnisync.client.client import Page
+from omnisync.client.errors import UnexpectedResponse
+from omnisync.client.query import CustomerQuery
 
-log = logging.getLogger("omnisync.sync")
 DAY = dt.timedelta(days=1)
 # Time zones span UTC-12 to UTC+14: a bare date D is an instant between D 00:00Z - 14 h and
 # D 00:00Z + 12 h, depending on the server's TIME_ZONE.
@@ -208,66 +208,94 @@ def split(part: PkRange, pks: list[int], count: int, density: Density) -> list[P
     return [PkRange(a, b, share) for a, b in itertools.pairwise(bounds)]
 
 
-def first_range_query(lo: dt.datetime | None, hi: dt.datetime, datetimes: bool) -> CustomerQuery:
-    """What :func:`extract_window` asks first for ``[lo, hi)`` (its whole pk range)."""
-    gte, lt = server_bounds(lo, hi, datetimes)
-    return CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
+class Lister(Protocol):
+    """What the paginator needs of a client: the first answer to a list query."""
+
+    def list_customers(
+        self, query: CustomerQuery, page_size: int | None = None
+    ) -> Iterator[Page]: ...
 
 
-def extract_window(
-    client: OmnitronClient,
-    lo: dt.datetime | None,
-    hi: dt.datetime,
-    datetimes: bool,
-    page_size: int | None = None,
-    first_page: Page | None = None,
-) -> Iterator[list[dict[str, Any]]]:
-    """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
-    cannot be read are passed through, so that the transform quarantines them).
+class Paginator:
+    """Reads customers by pk ranges (see the module's docstring) through ``client``, asking
+    for ``page_size`` rows a request (None: the client's own). Memory: one page."""
 
-    ``first_page`` is an answer already received to :func:`first_range_query` (planning asks it),
-    used instead of asking again. A version is yielded once; a customer changed while its range
-    was read again may be yielded in both versions: callers keep one row per version, as they
-    must anyway for lookback overlaps.
-    """
-    base = first_range_query(lo, hi, datetimes)
-    pending = [PkRange(None, None)]
-    density = Density()
-    given = first_page
-    while pending:
-        part, rest = carve(pending.pop(), density)
-        page: Page | None
-        if given is not None and part == PkRange(None, None):
-            page, given = given, None
-        else:
-            page = next(
-                client.list_customers(base.with_(pk_gte=part.lo, pk_lt=part.hi), page_size), None
-            )
-        results = [] if page is None else page.results
-        count = 0 if page is None else page.count
-        if rest is not None:
-            # A piece holding more than expected leaves less for the rest. One holding less does
-            # not add to it: the rest's estimate falls by a piece each time, so the walk of a
-            # range open above ends even when the customers it expects are not there.
-            over = max(0.0, count - (part.rows or 0))
-            pending.append(replace(rest, rows=(rest.rows or 0) - over))
-        if page is None or (not page.has_next and count <= len(results)):
+    def __init__(self, client: Lister, page_size: int | None = None) -> None:
+        self.client = client
+        self.page_size = page_size
+
+    @staticmethod
+    def first_query(lo: dt.datetime | None, hi: dt.datetime, datetimes: bool) -> CustomerQuery:
+        """What :meth:`changed` asks first for ``[lo, hi)`` (its whole pk range)."""
+        gte, lt = server_bounds(lo, hi, datetimes)
+        return CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
+
+    def changed(
+        self,
+        lo: dt.datetime | None,
+        hi: dt.datetime,
+        datetimes: bool,
+        first_page: Page | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
+        cannot be read are passed through, so that the transform quarantines them).
+
+        ``datetimes``: whether the server takes datetimes in date filters (else dates padded by
+        :func:`server_bounds` are sent). ``first_page`` is an answer already received to
+        :meth:`first_query` (planning asks it), used instead of asking again. A version is
+        yielded once; a customer changed while its range was read again may be yielded in both
+        versions: callers keep one row per version, as they must anyway for lookback overlaps.
+        Raises the client's errors, and UnexpectedResponse for records without a pk that do
+        not fit one page.
+        """
+        for results in self.pages(self.first_query(lo, hi, datetimes), first_page):
             rows = [record for record in results if _in_window(record, lo, hi)]
             if rows:
                 yield rows
-            if part.lo is not None and part.hi is not None:
-                density.observe(part.hi - part.lo, count, part.rows if rest else None)
-            continue
-        pks = _valid_pks(results)
-        if not pks:
-            raise UnexpectedResponse(
-                f"GET customers answered {len(results)} record(s) without a pk and a next page: "
-                "they cannot be read by pk ranges"
-            )
-        density.page = max(density.page, len(results))
-        if rest is not None and part.lo is not None and part.hi is not None:
-            density.observe(part.hi - part.lo, count, part.rows)
-        pending.extend(reversed(split(part, pks, count, density)))
+
+    def pages(
+        self, query: CustomerQuery, first_page: Page | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every customer matching ``query``, as the records of complete answers, by pk ranges
+        within the query's own pk bounds (``pk_gte``, ``pk_lt``). ``first_page``: an answer
+        already received to ``query`` itself. Nothing is filtered here."""
+        whole = PkRange(query.pk_gte, query.pk_lt)
+        pending = [whole]
+        density = Density()
+        given = first_page
+        while pending:
+            part, rest = carve(pending.pop(), density)
+            page: Page | None
+            if given is not None and part == whole:
+                page, given = given, None
+            else:
+                ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
+                page = next(self.client.list_customers(ranged, self.page_size), None)
+            results = [] if page is None else page.results
+            count = 0 if page is None else page.count
+            if rest is not None:
+                # A piece holding more than expected leaves less for the rest. One holding less
+                # does not add to it: the rest's estimate falls by a piece each time, so the
+                # walk of a range open above ends even when the customers it expects are not
+                # there.
+                over = max(0.0, count - (part.rows or 0))
+                pending.append(replace(rest, rows=(rest.rows or 0) - over))
+            if page is None or (not page.has_next and count <= len(results)):
+                if results:
+                    yield results
+                if part.lo is not None and part.hi is not None:
+                    density.observe(part.hi - part.lo, count, part.rows if rest else None)
+                continue
+            pks = _valid_pks(results)
+            if not pks:
+                raise UnexpectedResponse(
+                    f"GET customers answered {len(results)} record(s) without a pk and a next "
+                    "page: they cannot be read by pk ranges"
+                )
+            density.page = max(density.page, len(results))
+            if rest is not None and part.lo is not None and part.hi is not None:
+                density.observe(part.hi - part.lo, count, part.rows)
+            pending.extend(reversed(split(part, pks, count, density)))
 
 
 def _in_window(record: Any, lo: dt.datetime | None, hi: dt.datetime) -> bool:

@@ -1,11 +1,11 @@
-"""An in-process Omnitron list endpoint for property tests of extraction and planning.
+"""An in-process Omnitron list endpoint for property tests of the paginator and planning.
 
 It implements only what Omnitron's API promises (docs/omnitron-api.md: ``modified_date`` and
 ``pk`` range filters, ``count``, ``next``, ``page``) and lets every undocumented behaviour vary: the order of results
 (``sort`` honoured, ignored, random per request, or PostgreSQL's heap order, where an updated
 row moves to the end), a cap on ``limit``, and the time zone in which a date-only server reads a
-bare date. It can also create customers after each answer, as a live tenant does while a sync
-reads. The sandbox has the same modes over real HTTP; this one is fast enough for hypothesis to
+bare date. It can also create, update and delete customers after each answer, as a live tenant
+does while a sync reads, and records every version each customer had meanwhile. The sandbox has the same modes over real HTTP; this one is fast enough for hypothesis to
 try thousands of servers.
 """
 
@@ -20,13 +20,34 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
 
 Order = Literal["pk", "newest-first", "pk-descending", "random", "heap"]
+Change = tuple[Literal["create", "update", "delete"], int, dt.datetime]
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DETAIL = re.compile(r"/customers/(\d+)/$")
+
+BASE = dt.datetime(2024, 3, 9, 20, 0, tzinfo=dt.UTC)
+
+
+offsets = st.sampled_from([-12.0, -5.0, 0.0, 3.0, 5.5, 14.0])
+
+
+@st.composite
+def customers(draw: st.DrawFn) -> dict[int, dt.datetime]:
+    """Customers over three days, many sharing one modified_date (bulk updates)."""
+    pks = draw(st.sets(st.integers(1, 5000), min_size=0, max_size=120))
+    shared = BASE + dt.timedelta(minutes=draw(st.integers(0, 3000)))
+    rows = {}
+    for pk in sorted(pks):
+        if draw(st.booleans()):
+            rows[pk] = shared
+        else:
+            rows[pk] = BASE + dt.timedelta(seconds=draw(st.integers(0, 3 * 86_400)))
+    return rows
 
 
 @dataclass
@@ -43,10 +64,19 @@ class FakeOmnitron:
     creates_at_most: int = 1_000_000
     created_at: dt.datetime | None = None
     created_pks: list[int] = field(default_factory=list)
+    # Changes made after each list answer, ``changes_per_answer`` at a time, in order: an update
+    # moves the row to the end (heap order), like PostgreSQL's new tuple.
+    changes: list[Change] = field(default_factory=list)
+    changes_per_answer: int = 1
     requests: list[dict[str, str]] = field(default_factory=list)
+    # Every modified_date each customer had while the fake ran, and who was deleted or created.
+    history: dict[int, set[dt.datetime]] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+    created: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self.history = {pk: {stamp} for pk, stamp in self.rows.items()}
 
     def _instant(self, raw: str) -> dt.datetime | None:
         if _DATE.match(raw):
@@ -113,14 +143,35 @@ class FakeOmnitron:
             ],
         }
         self._create()
+        self._change()
         return httpx.Response(200, content=orjson.dumps(body))
+
+    def _change(self) -> None:
+        for kind, pk, stamp in self.changes[: self.changes_per_answer]:
+            if kind == "create" and pk not in self.rows and pk not in self.history:
+                self.created.add(pk)
+                self.rows[pk] = stamp
+            elif kind == "update" and pk in self.rows:
+                del self.rows[pk]
+                self.rows[pk] = stamp
+            elif kind == "delete" and pk in self.rows:
+                self.deleted.add(pk)
+                del self.rows[pk]
+                continue
+            else:
+                continue
+            self.history.setdefault(pk, set()).add(stamp)
+        del self.changes[: self.changes_per_answer]
 
     def _create(self) -> None:
         for _ in range(min(self.creates_per_answer, self.creates_at_most)):
             self.creates_at_most -= 1
             stamp = self.created_at or max(self.rows.values(), default=dt.datetime.now(dt.UTC))
             free = [pk for pk in self.created_pks if pk not in self.rows]
-            self.rows[free[0] if free else max(self.rows, default=0) + 1] = stamp
+            pk = free[0] if free else max(self.rows, default=0) + 1
+            self.rows[pk] = stamp
+            self.created.add(pk)
+            self.history.setdefault(pk, set()).add(stamp)
 
     def client(self, page_size: int = 1000) -> OmnitronClient:
         return OmnitronClient(

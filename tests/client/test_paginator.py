@@ -1,47 +1,32 @@
-"""G1 for one window and for a plan, on every server Omnitron's API allows.
+"""The paginator (G1): a window read by pk ranges, on every server Omnitron's API allows.
 
 The API promises (docs/omnitron-api.md) ``modified_date`` and ``pk`` range filters, ``count`` and ``next``; it says
 nothing of ``sort``, of how far ``limit`` may be capped, or of the time zone in which a date-only
-server reads a bare date. hypothesis tries many servers that differ in exactly those ways.
+server reads a bare date. hypothesis tries many servers that differ in exactly those ways, and
+that create, update and delete customers between the answers the paginator reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnisync.sync.extraction import (
-    Density,
-    PkRange,
-    carve,
-    extract_window,
-    server_bounds,
-    split_points,
-)
-from omnisync.sync.planning import plan_windows
-from tests.sync.fake_omnitron import FakeOmnitron
+from omnisync.client import CustomerQuery, OmnitronClient, Paginator
+from omnisync.client.paginator import DAY, Density, PkRange, carve, server_bounds, split_points
+from tests.client.fake_omnitron import BASE, Change, FakeOmnitron, customers, offsets
 
-BASE = dt.datetime(2024, 3, 9, 20, 0, tzinfo=dt.UTC)
 orders = st.sampled_from(["pk", "newest-first", "pk-descending", "random"])
-offsets = st.sampled_from([-12.0, -5.0, 0.0, 3.0, 5.5, 14.0])
 
 
-@st.composite
-def customers(draw: st.DrawFn) -> dict[int, dt.datetime]:
-    """Customers over three days, many sharing one modified_date (bulk updates)."""
-    pks = draw(st.sets(st.integers(1, 5000), min_size=0, max_size=120))
-    shared = BASE + dt.timedelta(minutes=draw(st.integers(0, 3000)))
-    rows = {}
-    for pk in sorted(pks):
-        if draw(st.booleans()):
-            rows[pk] = shared
-        else:
-            rows[pk] = BASE + dt.timedelta(seconds=draw(st.integers(0, 3 * 86_400)))
-    return rows
+def changed(
+    client: OmnitronClient, lo: dt.datetime | None, hi: dt.datetime, datetimes: bool
+) -> Iterator[list[dict[str, Any]]]:
+    return Paginator(client).changed(lo, hi, datetimes)
 
 
 def window_of(draw: st.DrawFn) -> tuple[dt.datetime | None, dt.datetime]:
@@ -71,7 +56,7 @@ def test_a_window_yields_every_customer_in_it_once_whatever_the_server_order_cap
     lo, hi = window_of(data.draw)
     server = FakeOmnitron(rows, order=order, cap=cap, date_only=date_only, utc_offset_hours=offset)  # type: ignore[arg-type]
     with server.client(page_size=50) as client:
-        got = [r["pk"] for page in extract_window(client, lo, hi, not date_only) for r in page]
+        got = [r["pk"] for page in changed(client, lo, hi, not date_only) for r in page]
     want = sorted(pk for pk, stamp in rows.items() if (lo is None or stamp >= lo) and stamp < hi)
     assert sorted(got) == want
     assert len(got) == len(set(got)), "no version is yielded twice"
@@ -82,7 +67,7 @@ def test_a_server_that_ignores_sort_is_read_by_pk_ranges_cut_at_the_quantiles_of
     rows = {pk: BASE + dt.timedelta(seconds=pk % 97) for pk in range(1, 1001)}
     server = FakeOmnitron(rows, order="newest-first", cap=100)
     with server.client(page_size=100) as client:
-        got = [r["pk"] for page in extract_window(client, None, BASE + DAY, True) for r in page]
+        got = [r["pk"] for page in changed(client, None, BASE + DAY, True) for r in page]
     assert sorted(got) == list(range(1, 1001))
     assert len(server.requests) < 2 * 1000 / 100, "splitting costs under two requests a page"
 
@@ -96,7 +81,7 @@ def test_a_server_that_honours_sort_costs_little_more_than_one_request_per_page(
     rows = dict.fromkeys(range(1, 10 * page + 1), BASE)
     server = FakeOmnitron(rows, order="pk", cap=page)
     with server.client(page_size=page) as client:
-        pages = list(extract_window(client, None, BASE + DAY, True))
+        pages = list(changed(client, None, BASE + DAY, True))
     assert sum(len(p) for p in pages) == 10 * page
     assert len(server.requests) <= at_most
 
@@ -104,7 +89,7 @@ def test_a_server_that_honours_sort_costs_little_more_than_one_request_per_page(
 def test_a_range_that_fits_one_page_is_one_request() -> None:
     server = FakeOmnitron(dict.fromkeys(range(1, 51), BASE), order="random", cap=50)
     with server.client(page_size=50) as client:
-        assert sum(len(p) for p in extract_window(client, None, BASE + DAY, True)) == 50
+        assert sum(len(p) for p in changed(client, None, BASE + DAY, True)) == 50
     assert len(server.requests) == 1
 
 
@@ -114,7 +99,7 @@ def test_an_ordered_looking_page_from_an_unordered_server_hides_nothing() -> Non
     rows = {pk: BASE + dt.timedelta(seconds=(pk * 7919) % 1000) for pk in range(1, 301)}
     server = FakeOmnitron(rows, order="random", cap=2, seed=3)
     with server.client(page_size=2) as client:
-        got = [r["pk"] for page in extract_window(client, None, BASE + DAY, True) for r in page]
+        got = [r["pk"] for page in changed(client, None, BASE + DAY, True) for r in page]
     assert sorted(got) == list(range(1, 301))
 
 
@@ -163,32 +148,6 @@ def test_a_carved_piece_is_always_smaller_than_its_range(
         )
 
 
-DAY = dt.timedelta(days=1)
-
-
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=customers(), date_only=st.booleans(), offset=offsets, target=st.integers(5, 80))
-def test_planned_windows_cover_the_span_exactly_and_stay_near_the_target(
-    rows: dict[int, dt.datetime], date_only: bool, offset: float, target: int
-) -> None:
-    server = FakeOmnitron(rows, order="newest-first", date_only=date_only, utc_offset_hours=offset)
-    hi = BASE + 4 * DAY
-    for lo in (None, BASE + dt.timedelta(hours=7)):
-        with server.client() as client:
-            windows = plan_windows(client, lo, hi, not date_only, target)
-        assert windows[0][0] == lo and windows[-1][1] == hi
-        assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
-        if not date_only:
-            for a, b in windows:
-                inside = sum(1 for s in rows.values() if (a is None or s >= a) and s < b)
-                assert (
-                    inside <= target
-                    or b - (a or b) <= dt.timedelta(seconds=1)
-                    or (len({s for s in rows.values() if (a is None or s >= a) and s < b}) == 1)
-                )
-    assert all("sort" not in r for r in server.requests), "planning never relies on sort"
-
-
 def _heap(pks: list[int], updated: list[int], stamp: dt.datetime) -> dict[int, dt.datetime]:
     """PostgreSQL's heap order: an updated row's new tuple sits after every other row."""
     rows = {pk: stamp for pk in pks if pk not in updated}
@@ -212,7 +171,7 @@ def test_customers_created_between_page_reads_cannot_hide_a_customer_a_page_skip
         created_at=hi + dt.timedelta(hours=1),
     )
     with server.client(page_size=10) as client:
-        got = [r["pk"] for page in extract_window(client, None, hi, False) for r in page]
+        got = [r["pk"] for page in changed(client, None, hi, False) for r in page]
     assert sorted(got) == list(range(1, 41))
     assert len(got) == len(set(got))
 
@@ -247,6 +206,117 @@ def test_a_window_read_while_customers_are_created_loses_no_customer(
         created_pks=[pk for pk in range(1, 401) if pk not in pks] if created_low else [],
     )
     with server.client(page_size=cap) as client:
-        got = [r["pk"] for page in extract_window(client, lo, hi, False) for r in page]
+        got = [r["pk"] for page in changed(client, lo, hi, False) for r in page]
     assert sorted(got) == ordered
     assert len(got) == len(set(got)), "no version is yielded twice"
+
+
+def stamp_of(record: dict[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(record["modified_date"].replace("Z", "+00:00"))
+
+
+@st.composite
+def changes(draw: st.DrawFn, rows: dict[int, dt.datetime]) -> list[Change]:
+    """Creates, updates (moving a modified_date into, within or out of any window) and deletes,
+    on the customers there and on new pks among and after them."""
+    known = sorted(rows) or [1]
+    pks = st.one_of(st.sampled_from(known), st.integers(1, 5200))
+    # Often a stamp already in use, so that an update tends to stay in the window.
+    stamps = st.one_of(
+        st.sampled_from(sorted(set(rows.values())) or [BASE]),
+        st.integers(-3600, 3 * 86_400 + 7200).map(lambda s: BASE + dt.timedelta(seconds=s)),
+    )
+    kinds = st.sampled_from(["create", "update", "update", "delete"])
+    return draw(st.lists(st.tuples(kinds, pks, stamps), max_size=40))  # type: ignore[arg-type]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=customers(),
+    order=st.sampled_from(["pk", "newest-first", "pk-descending", "random", "heap"]),
+    cap=st.integers(1, 30),
+    page_size=st.sampled_from([5, 50]),
+    date_only=st.booleans(),
+    offset=offsets,
+    per_answer=st.integers(1, 4),
+    data=st.data(),
+)
+def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_in_the_window(
+    rows: dict[int, dt.datetime],
+    order: str,
+    cap: int,
+    page_size: int,
+    date_only: bool,
+    offset: float,
+    per_answer: int,
+    data: st.DataObject,
+) -> None:
+    """Every customer there from start to end whose every version was in the window is yielded;
+    every record yielded is a version the customer really had, inside the window; none twice."""
+    lo, hi = window_of(data.draw)
+    server = FakeOmnitron(
+        dict(rows),
+        order=order,  # type: ignore[arg-type]
+        cap=cap,
+        date_only=date_only,
+        utc_offset_hours=offset,
+        seed=data.draw(st.integers(0, 1000)),
+        changes=data.draw(changes(rows)),
+        changes_per_answer=per_answer,
+    )
+    with server.client(page_size=page_size) as client:
+        got = [record for page in changed(client, lo, hi, not date_only) for record in page]
+
+    def inside(stamp: dt.datetime) -> bool:
+        return (lo is None or stamp >= lo) and stamp < hi
+
+    stayed = {
+        pk for pk in rows if pk not in server.deleted and all(inside(s) for s in server.history[pk])
+    }
+    yielded = [(record["pk"], stamp_of(record)) for record in got]
+    assert stayed <= {pk for pk, _ in yielded}
+    assert all(inside(stamp) for _, stamp in yielded), "nothing outside the window"
+    assert all(stamp in server.history.get(pk, ()) for pk, stamp in yielded), "only real versions"
+    assert len(yielded) == len(set(yielded)), "no version is yielded twice"
+    assert all("page" not in request for request in server.requests), "no page is followed"
+
+
+def test_updates_deletes_and_creates_between_reads_of_a_heap_ordered_server() -> None:
+    """Pages of ten from a server that ignores sort and answers in heap order. After the first
+    answer pk 25 moves out of the window, pk 27 is updated inside it (its new tuple goes last,
+    so the next pages look ascending but skip it), pk 29 is deleted and pk 100 is created in
+    the window: every customer that stayed in the window is read, and what moved out is never
+    read in its new version."""
+    hi = BASE + DAY
+    rows = dict.fromkeys(range(1, 41), BASE)
+    server = FakeOmnitron(
+        rows,
+        order="heap",
+        cap=10,
+        changes=[
+            ("update", 25, hi + dt.timedelta(hours=1)),
+            ("update", 27, BASE + dt.timedelta(hours=2)),
+            ("delete", 29, BASE),
+            ("create", 100, BASE + dt.timedelta(hours=3)),
+        ],
+        changes_per_answer=4,
+    )
+    with server.client(page_size=10) as client:
+        got = {r["pk"]: stamp_of(r) for page in changed(client, None, hi, True) for r in page}
+    assert set(range(1, 41)) - {25, 29} <= set(got)
+    assert got[27] in (BASE, BASE + dt.timedelta(hours=2))
+    assert got.get(25, BASE) == BASE, "pk 25's version after hi is the next run's"
+    assert set(got) <= set(range(1, 41)) | {100}
+
+
+def test_a_pk_range_is_listed_whole_whatever_the_order_and_cap() -> None:
+    rows = {pk: BASE + dt.timedelta(seconds=pk % 13) for pk in range(1, 200)}
+    server = FakeOmnitron(rows, order="random", cap=3, seed=5)
+    with server.client(page_size=50) as client:
+        pages = Paginator(client).pages(CustomerQuery(pk_gte=40, pk_lt=120))
+        got = [record["pk"] for page in pages for record in page]
+    assert sorted(got) == list(range(40, 120))
+    assert all(
+        int(request.get("pk__gte", 40)) >= 40 and int(request.get("pk__lt", 120)) <= 120
+        for request in server.requests
+    ), "never outside the range asked"
