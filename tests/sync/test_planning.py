@@ -1,4 +1,4 @@
-"""Planning (G1): windows that cover the span exactly, on every server the API document allows."""
+"""Planning (G1): windows that cover the span exactly, on every server Omnitron's API allows."""
 
 from __future__ import annotations
 
