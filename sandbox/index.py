@@ -21,10 +21,11 @@ LOAD = 1000
 class SortedInts(Sequence[int]):
     """Distinct integers in ascending order, addressed by value (``rank``) or by position."""
 
-    def __init__(self, values: Iterable[int] = ()) -> None:
+    def __init__(self, values: Iterable[int] = (), load: int = LOAD) -> None:
         ordered = sorted(set(values))
+        self._load = load
         self._blocks: list[list[int]] = [
-            ordered[i : i + LOAD] for i in range(0, len(ordered), LOAD)
+            ordered[i : i + load] for i in range(0, len(ordered), load)
         ]
         self._maxes: list[int] = [block[-1] for block in self._blocks]
         self._len = len(ordered)
@@ -70,9 +71,10 @@ class SortedInts(Sequence[int]):
                     return
                 block.insert(i, value)
             block = blocks[b]
-            if len(block) > 2 * LOAD:
-                blocks[b : b + 1] = [block[:LOAD], block[LOAD:]]
-                maxes[b : b + 1] = [block[LOAD - 1], block[-1]]
+            load = self._load
+            if len(block) > 2 * load:
+                blocks[b : b + 1] = [block[:load], block[load:]]
+                maxes[b : b + 1] = [block[load - 1], block[-1]]
         self._len += 1
         self._starts = None
 

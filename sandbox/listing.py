@@ -109,13 +109,18 @@ def _range(lo: int | None, hi: int | None) -> tuple[int, int]:
     return (_LOWEST if lo is None else lo), (_HIGHEST if hi is None else hi)
 
 
+def _positions(index: SortedInts, lo: int, hi: int) -> tuple[int, int]:
+    """Where ``[lo, hi)`` starts and stops in ``index`` (empty when ``lo >= hi``)."""
+    start = index.rank(lo)
+    return start, max(start, index.rank(hi))
+
+
 def _candidates(store: Store, query: Query) -> tuple[list[int], str]:
     """The pks in both ranges, read from the narrower index, and that index's order."""
     pk_lo, pk_hi = _range(query.pk_lo, query.pk_hi)
     md_lo, md_hi = _range(query.modified_lo, query.modified_hi)
-    pk_start, pk_stop = store.pks.rank(pk_lo), store.pks.rank(pk_hi)
-    md_start = store.changes.rank(md_lo << PK_BITS)
-    md_stop = store.changes.rank(md_hi << PK_BITS)
+    pk_start, pk_stop = _positions(store.pks, pk_lo, pk_hi)
+    md_start, md_stop = _positions(store.changes, md_lo << PK_BITS, md_hi << PK_BITS)
     if pk_stop - pk_start <= md_stop - md_start:
         pks = store.pks.between(pk_start, pk_stop)
         if query.modified_lo is not None or query.modified_hi is not None:
@@ -136,10 +141,10 @@ def _listing(store: Store, query: Query, name: str, descending: bool) -> Listing
     by_md = query.modified_lo is not None or query.modified_hi is not None
     if name == "pk" and not by_md:
         lo, hi = _range(query.pk_lo, query.pk_hi)
-        return Listing(store.pks, store.pks.rank(lo), store.pks.rank(hi), descending)
+        return Listing(store.pks, *_positions(store.pks, lo, hi), descending)
     if name == "modified_date" and not descending and not by_pk:
         lo, hi = _range(query.modified_lo, query.modified_hi)
-        start, stop = store.changes.rank(lo << PK_BITS), store.changes.rank(hi << PK_BITS)
+        start, stop = _positions(store.changes, lo << PK_BITS, hi << PK_BITS)
         return Listing(store.changes, start, stop, packed=True)
     return None
 
