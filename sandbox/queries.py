@@ -1,4 +1,5 @@
-"""django-filter style filtering, ``sort`` and page-number pagination over the store.
+"""django-filter style filters and ``sort``, parsed into index ranges and row predicates
+(answered by ``sandbox/listing.py``).
 
 Filters follow the API's documented filter list (docs/omnitron-api.md). Parameters it does not
 list are ignored, as django-filter ignores them. Semantics worth knowing:
