@@ -11,6 +11,7 @@ import sys
 
 BENCHMARKS = [
     "bench.sandbox_throughput",
+    "bench.sandbox_sync",
     "bench.client_cpu",
     "bench.lake_merge",
     "bench.validation",

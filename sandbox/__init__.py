@@ -13,8 +13,10 @@ tests and the benchmarks do.
 Modules:
     records   field names, DRF value formats, one customer's stored form
     seed      deterministic, realistic seed customers
-    store     the in-memory store with its sorted indexes and late-commit queue
-    queries   django-filter style filters, sort and pagination over the store
+    index     a sorted set of integers, cheap to change: the store's indexes
+    store     the compact in-memory store with its sorted indexes and late-commit queue
+    queries   django-filter style filters and sort, parsed into index ranges and predicates
+    listing   a parsed query answered from the narrower index, in result order
     serializer  DRF-style validation for POST, PUT and PATCH bodies
     modes     the switchable test modes
     faults    fault injection as an ASGI middleware

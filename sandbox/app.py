@@ -14,7 +14,7 @@ import random
 import re
 import secrets
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import writers
 from sandbox.faults import FaultInjector, FaultMiddleware, LostAnswer
+from sandbox.listing import run_query
 from sandbox.modes import ALL_FAULTS, ALL_LOST_ANSWERS, SandboxModes
-from sandbox.queries import FilterError, parse_query, run_query
+from sandbox.queries import FilterError, parse_query
 from sandbox.records import Customer, now_us
 from sandbox.seed import seed_customers
 from sandbox.serializer import (
@@ -77,7 +78,7 @@ class SandboxState:
         #: API requests by method and path, pks shown as {pk}: what a client spent
         self.requests: Counter[str] = Counter()
         self.patches: Counter[int] = Counter()  # successful PATCHes per pk, for write-back tests
-        self._cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], Sequence[int]] = OrderedDict()
 
     def person_edit(self, pk: int) -> str | None:
         """A person sets the customer's erp_code in Omnitron's UI (after a lost answer)."""
@@ -130,15 +131,15 @@ class SandboxState:
             return _json({"detail": "Invalid token."}, 401, challenge)
         return None
 
-    def body(self, customer: Customer) -> bytes:
+    def body(self, blob: bytes) -> bytes:
         """A customer's JSON, with the fields a newer server adds (``added_fields`` mode)."""
         added = self.modes.added_fields
         if not added:
-            return customer.blob
-        return customer.blob[:-1] + b"," + orjson.dumps(added)[1:]
+            return blob
+        return blob[:-1] + b"," + orjson.dumps(added)[1:]
 
     # -- queries --------------------------------------------------------------------------------
-    def query_pks(self, params: list[tuple[str, str]]) -> list[int]:
+    def query_pks(self, params: list[tuple[str, str]]) -> Sequence[int]:
         modes = self.modes
         query = parse_query(
             params, modes.date_only_filters, modes.utc_offset_hours, modes.ignore_sort
@@ -284,8 +285,10 @@ def create_app(
         url = str(request.url)
         next_url = _page_url(url, page + 1) if page < pages else None
         previous = None if page == 1 else _page_url(url, None if page == 2 else page - 1)
-        by_pk = state.store.by_pk
-        rows = b",".join(state.body(by_pk[pk]) for pk in pks[(page - 1) * limit : page * limit])
+        body_of_pk = state.store.body
+        rows = b",".join(
+            state.body(body_of_pk(pk)) for pk in pks[(page - 1) * limit : page * limit]
+        )
         body = b"".join(
             (
                 b'{"count":',
@@ -312,7 +315,7 @@ def create_app(
             clean = validate(await body_of(request), required=REQUIRED_ON_CREATE)
         except ValidationFailed as exc:
             return _json(exc.errors, 400)
-        if (clean["channel"], clean["channel_code"]) in state.store.unique:
+        if state.store.owner(clean["channel"], clean["channel_code"]) is not None:
             return _json(UNIQUE_ERROR, 400)
         customer = state.store.create({**DEFAULTS, **clean})
         return Response(customer.blob, status_code=201, media_type="application/json")
@@ -327,7 +330,7 @@ def create_app(
         customer = lookup(pk)
         if customer is None:
             return _json({"detail": "Not found."}, 404)
-        return Response(state.body(customer), media_type="application/json")
+        return Response(state.body(customer.blob), media_type="application/json")
 
     @app.api_route("/api/v1/customers/{pk}/", methods=["PATCH", "PUT"])
     async def update_customer(pk: str, request: Request) -> Response:
@@ -348,11 +351,11 @@ def create_app(
             clean = validate(body, required=required)
         except ValidationFailed as exc:
             return _json(exc.errors, 400)
-        key = (
+        owner = state.store.owner(
             clean.get("channel", customer.data["channel"]),
             clean.get("channel_code", customer.data["channel_code"]),
         )
-        if state.store.unique.get(key, customer.pk) != customer.pk:
+        if owner not in (None, customer.pk):
             return _json(UNIQUE_ERROR, 400)
         updated = state.store.update(customer.pk, clean)
         if request.method == "PATCH":
@@ -461,7 +464,7 @@ def create_app(
     @app.get("/_sandbox/truth")
     async def truth() -> Response:
         store = state.store
-        rows = b",".join(store.by_pk[pk].blob for pk in store.pk_index)
+        rows = b",".join(map(store.body, store.pks))
         return Response(
             b'{"count":%d,"pending":%d,"results":[%b]}' % (len(store), store.pending_count, rows),
             media_type="application/json",

@@ -1,4 +1,5 @@
-"""django-filter style filtering, ``sort`` and page-number pagination over the store.
+"""django-filter style filters and ``sort``, parsed into index ranges and row predicates
+(answered by ``sandbox/listing.py``).
 
 Filters follow the API's documented filter list (docs/omnitron-api.md). Parameters it does not
 list are ignored, as django-filter ignores them. Semantics worth knowing:
@@ -21,7 +22,6 @@ list are ignored, as django-filter ignores them. Semantics worth knowing:
 from __future__ import annotations
 
 import datetime as dt
-import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +29,7 @@ from typing import Any
 
 import orjson
 
-from sandbox.records import CHANNELS, FIELDS, GENDERS, USER_TYPES, Customer, to_us
-from sandbox.store import Store
+from sandbox.records import CHANNELS, GENDERS, USER_TYPES, Customer, to_us
 
 Predicate = Callable[[Customer], bool]
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -79,6 +78,8 @@ class Query:
     modified_hi: int | None = None  # exclusive
     pk_lo: int | None = None
     pk_hi: int | None = None
+    created_lo: int | None = None
+    created_hi: int | None = None
     sort: str | None = None
 
     def narrow_modified(self, lo: int | None, hi: int | None) -> None:
@@ -86,6 +87,12 @@ class Query:
             self.modified_lo = lo if self.modified_lo is None else max(self.modified_lo, lo)
         if hi is not None:
             self.modified_hi = hi if self.modified_hi is None else min(self.modified_hi, hi)
+
+    def narrow_created(self, lo: int | None, hi: int | None) -> None:
+        if lo is not None:
+            self.created_lo = lo if self.created_lo is None else max(self.created_lo, lo)
+        if hi is not None:
+            self.created_hi = hi if self.created_hi is None else min(self.created_hi, hi)
 
     def narrow_pk(self, lo: int | None, hi: int | None) -> None:
         if lo is not None:
@@ -117,14 +124,6 @@ def _parse_filter_datetime(
 
 
 _DAY_US = 86_400_000_000
-
-
-def _in_range(attr: str, lo: int | None, hi: int | None) -> Predicate:
-    def check(c: Customer) -> bool:
-        value: int = getattr(c, attr)
-        return (lo is None or value >= lo) and (hi is None or value < hi)
-
-    return check
 
 
 def _equals(name: str, wanted: Any) -> Predicate:
@@ -159,7 +158,6 @@ def _datefilter(
     query: Query, name: str, lookup: str, raw: str, date_only: bool, offset_us: int
 ) -> None:
     us, _ = _parse_filter_datetime(raw, date_only, lookup, offset_us)
-    attr = "modified_us" if name == "modified_date" else "created_us"
     bounds = {
         "exact": (us, us + 1),
         "gt": (us + 1, None),
@@ -171,7 +169,8 @@ def _datefilter(
     lo, hi = bounds
     if name == "modified_date":
         query.narrow_modified(lo, hi)
-    query.predicates.append(_in_range(attr, lo, hi))
+    else:
+        query.narrow_created(lo, hi)
 
 
 def _number(query: Query, lookup: str, raw: str) -> None:
@@ -278,56 +277,3 @@ def parse_query(
     if errors:
         raise FilterError(errors)
     return query
-
-
-def _sort_key(name: str) -> Callable[[Customer], Any]:
-    if name == "modified_date":
-        return lambda c: (False, c.modified_us)
-    if name == "created_date":
-        return lambda c: (False, c.created_us)
-    if name in ("pk", "id"):
-        return lambda c: (False, c.data["pk"])
-    # NULLs sort last ascending and first descending, as PostgreSQL does.
-    return lambda c: (c.data[name] is None, _comparable(c.data[name]))
-
-
-def _comparable(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    return value
-
-
-def run_query(store: Store, query: Query, rng: random.Random | None) -> list[int]:
-    """pks matching ``query`` in result order. ``rng`` given means: shuffle ties."""
-    if query.modified_lo is not None or query.modified_hi is not None:
-        pks = store.modified_range(query.modified_lo, query.modified_hi)
-        natural = "modified_date"
-        if query.pk_lo is not None or query.pk_hi is not None:
-            lo, hi = query.pk_lo, query.pk_hi
-            pks = [pk for pk in pks if (lo is None or pk >= lo) and (hi is None or pk < hi)]
-    else:
-        pks = store.pk_range(query.pk_lo, query.pk_hi)
-        natural = "pk"
-    by_pk = store.by_pk
-    customers = [by_pk[pk] for pk in pks]
-    for predicate in query.predicates:
-        customers = [c for c in customers if predicate(c)]
-
-    sort = query.sort or "pk"
-    descending = sort.startswith("-")
-    name = sort.lstrip("-")
-    if name not in FIELDS and name != "id":
-        name, descending = "pk", False  # DRF's ordering filter ignores unknown fields
-    if name == "id":
-        name = "pk"
-    unique = name == "pk"
-    if rng is not None and not unique:
-        rng.shuffle(customers)
-        customers.sort(key=_sort_key(name), reverse=descending)
-    elif not (name == natural and not descending):
-        if natural != "pk":
-            customers.sort(key=lambda c: c.data["pk"])
-        customers.sort(key=_sort_key(name), reverse=descending)
-    return [c.pk for c in customers]

@@ -10,6 +10,7 @@ unknown choice value) so that validation has something to catch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import unicodedata
 from collections.abc import Iterator
@@ -115,6 +116,7 @@ HISTORY_START = dt.datetime(2017, 1, 1, tzinfo=dt.UTC)
 _TR_ASCII = str.maketrans({"ı": "i", "İ": "i", "ş": "s", "Ş": "s", "ğ": "g", "Ğ": "g"})
 
 
+@functools.lru_cache(maxsize=1024)  # called with the same few names for every seed customer
 def ascii_slug(text: str) -> str:
     """``Çiğdem`` -> ``cigdem``: how people write their names in email addresses."""
     folded = unicodedata.normalize("NFKD", text.translate(_TR_ASCII))

@@ -1,75 +1,152 @@
 """The in-memory customer store.
 
-The hot path (listing pages) is served from memory: a dict by pk, a pk-ordered list and a list of
-``(modified_us, pk)`` kept sorted for ``bisect``. Every write bumps ``version`` so that cached query
-results are never served stale. Late commits wait in ``pending`` until their visibility time; until
-then no request can see them, although their ``modified_date`` is already in the past.
+The hot path (listing pages) is served from memory, from two sorted indexes (``sandbox/index.py``)
+kept up to date on every write: ``pks``, and ``changes``, which holds ``(modified_us, pk)`` packed
+in one integer (:func:`change_key`) so that it sorts by modified_date, then pk. A count or a page
+of either is O(log N + page).
+
+Each customer is kept compactly, as one tuple ``(modified_us, created_us, body)``, where ``body``
+is its JSON response, encoded once when it is written: a page is spliced from bodies, and a
+customer's fields are decoded only for the rare filter or sort on them (``customer()``). A
+million customers fit in a few hundred bytes each beyond their JSON, where a dict per customer
+took several kilobytes.
+
+Every write bumps ``version`` so that cached query results are never served stale. Late commits
+wait in ``pending`` until their visibility time; until then no request can see them, although
+their ``modified_date`` is already in the past.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import orjson
+
+from sandbox.index import SortedInts
 from sandbox.records import Customer, now_us
+
+PK_BITS = 32
+PK_MASK = (1 << PK_BITS) - 1
+Row = tuple[int, int, bytes]  # modified_us, created_us, JSON body
+
+
+def change_key(modified_us: int, pk: int) -> int:
+    """``(modified_us, pk)`` as one integer with the same order (pks are below ``2**32``)."""
+    return (modified_us << PK_BITS) + pk
+
+
+def _unique_key(channel: Any, channel_code: Any) -> str:
+    return f"{channel}\x00{channel_code}"
+
+
+class CustomerView(Mapping[int, Customer]):
+    """``store.by_pk``: each customer decoded from its stored body when asked for."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, pk: int) -> Customer:
+        customer = self._store.customer(pk)
+        if customer is None:
+            raise KeyError(pk)
+        return customer
+
+    def __contains__(self, pk: object) -> bool:
+        return pk in self._store.rows
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._store.pks)
+
+    def __len__(self) -> int:
+        return len(self._store.rows)
 
 
 class Store:
     def __init__(self, customers: Iterable[Customer] = ()) -> None:
-        self.by_pk: dict[int, Customer] = {}
-        self.pk_index: list[int] = []
-        self.md_index: list[tuple[int, int]] = []
-        self.unique: dict[tuple[int, str], int] = {}
+        self.rows: dict[int, Row] = {}
+        self._unique: dict[str, int] = {}
+        for customer in customers:
+            data = customer.data
+            pk = data["pk"]
+            self._check_pk(pk)
+            self.rows[pk] = (customer.modified_us, customer.created_us, customer.blob)
+            self._unique[_unique_key(data["channel"], data["channel_code"])] = pk
+        self.pks = SortedInts(self.rows)
+        self.changes = SortedInts(change_key(row[0], pk) for pk, row in self.rows.items())
+        self.by_pk = CustomerView(self)
         self.version = 0
-        self.next_pk = 1
+        self.next_pk = (self.pks[-1] + 1) if self.pks else 1
         self._pending: list[
             tuple[int, int, int, Customer]
         ] = []  # (visible_at_us, seq, pk, version)
         self._seq = itertools.count()
-        for customer in customers:
-            self.by_pk[customer.pk] = customer
-        self.pk_index = sorted(self.by_pk)
-        self.md_index = sorted((c.modified_us, c.pk) for c in self.by_pk.values())
-        self.unique = {
-            (c.data["channel"], c.data["channel_code"]): c.pk for c in self.by_pk.values()
-        }
-        self.next_pk = (self.pk_index[-1] + 1) if self.pk_index else 1
 
     def __len__(self) -> int:
-        return len(self.by_pk)
+        return len(self.rows)
+
+    @staticmethod
+    def _check_pk(pk: int) -> None:
+        if not 0 < pk <= PK_MASK:
+            raise ValueError(f"pk {pk} is outside 1..{PK_MASK}")
+
+    # -- reads ----------------------------------------------------------------------------------
+    def customer(self, pk: int) -> Customer | None:
+        """The customer ``pk`` with its fields decoded, or None."""
+        row = self.rows.get(pk)
+        if row is None:
+            return None
+        return Customer(orjson.loads(row[2]), row[0], row[1], row[2])
+
+    def body(self, pk: int) -> bytes:
+        return self.rows[pk][2]
+
+    def owner(self, channel: Any, channel_code: Any) -> int | None:
+        """The pk holding ``(channel, channel_code)``, unique across customers, or None."""
+        return self._unique.get(_unique_key(channel, channel_code))
+
+    def random_pks(self, rng: random.Random, count: int) -> list[int]:
+        count = min(count, len(self.pks))
+        return rng.sample(self.pks, count)
 
     # -- writes ---------------------------------------------------------------------------------
     def put(self, customer: Customer) -> None:
         """Make ``customer`` visible now, replacing any earlier version of the same pk."""
-        pk = customer.pk
-        old = self.by_pk.get(pk)
+        data = customer.data
+        pk = data["pk"]
+        self._check_pk(pk)
+        old = self.rows.get(pk)
         if old is not None:
-            i = bisect.bisect_left(self.md_index, (old.modified_us, pk))
-            del self.md_index[i]
-            self.unique.pop((old.data["channel"], old.data["channel_code"]), None)
+            self.changes.remove(change_key(old[0], pk))
+            self._forget_unique(pk, old)
         else:
-            bisect.insort(self.pk_index, pk)
+            self.pks.add(pk)
             self.next_pk = max(self.next_pk, pk + 1)
-        bisect.insort(self.md_index, (customer.modified_us, pk))
-        self.unique[(customer.data["channel"], customer.data["channel_code"])] = pk
-        self.by_pk[pk] = customer
+        self.rows[pk] = (customer.modified_us, customer.created_us, customer.blob)
+        self.changes.add(change_key(customer.modified_us, pk))
+        self._unique[_unique_key(data["channel"], data["channel_code"])] = pk
         self.version += 1
+
+    def _forget_unique(self, pk: int, row: Row) -> None:
+        data = orjson.loads(row[2])
+        key = _unique_key(data["channel"], data["channel_code"])
+        if self._unique.get(key) == pk:
+            del self._unique[key]
 
     def delete(self, pk: int) -> bool:
         """Remove ``pk`` (an admin's delete, or a merge of two customers); its pending late
         commits go with it. False if there was no such customer."""
         self._pending = [item for item in self._pending if item[2] != pk]
         heapq.heapify(self._pending)
-        old = self.by_pk.pop(pk, None)
+        old = self.rows.pop(pk, None)
         if old is None:
             return False
-        del self.md_index[bisect.bisect_left(self.md_index, (old.modified_us, pk))]
-        del self.pk_index[bisect.bisect_left(self.pk_index, pk)]
-        self.unique.pop((old.data["channel"], old.data["channel_code"]), None)
+        self.changes.remove(change_key(old[0], pk))
+        self.pks.remove(pk)
+        self._forget_unique(pk, old)
         self.version += 1
         return True
 
@@ -126,22 +203,3 @@ class Store:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
-
-    # -- reads ----------------------------------------------------------------------------------
-    def modified_range(self, lo_us: int | None, hi_us: int | None) -> list[int]:
-        """pks with ``lo_us <= modified_us < hi_us`` in (modified_us, pk) order."""
-        start = 0 if lo_us is None else bisect.bisect_left(self.md_index, (lo_us, -1))
-        stop = (
-            len(self.md_index) if hi_us is None else bisect.bisect_left(self.md_index, (hi_us, -1))
-        )
-        return [pk for _, pk in self.md_index[start:stop]]
-
-    def pk_range(self, lo: int | None, hi: int | None) -> list[int]:
-        """pks with ``lo <= pk < hi`` in ascending order."""
-        start = 0 if lo is None else bisect.bisect_left(self.pk_index, lo)
-        stop = len(self.pk_index) if hi is None else bisect.bisect_left(self.pk_index, hi)
-        return self.pk_index[start:stop]
-
-    def random_pks(self, rng: random.Random, count: int) -> list[int]:
-        count = min(count, len(self.pk_index))
-        return rng.sample(self.pk_index, count)

@@ -91,7 +91,7 @@ async def run_writers(store: Store, get_modes: Any, rng: random.Random) -> None:
         if modes.writers_per_second <= 0:
             continue
         store.flush_due()
-        if rng.random() < modes.writer_create_share or not store.pk_index:
+        if rng.random() < modes.writer_create_share or not len(store):
             create(store, rng, 1, late_seconds=modes.late_commit_seconds)
         elif modes.writer_delete_share and rng.random() < modes.writer_delete_share:
             delete(store, store.random_pks(rng, 1))
