@@ -12,8 +12,11 @@ than it.
 
 Two differences the sync cannot mend by reading are mended here, under the same fence, one
 bucket file at a time, each replaced atomically: a file no reader can open is removed (it
-holds nothing anyone can read; its customers are then missing, and re-read), and the rows of
-customers Omnitron no longer has are taken out of ``customers/``.
+holds nothing anyone can read; its customers are then missing, and re-read), and customers
+Omnitron no longer has leave ``customers/`` the way every deletion does (G9): recorded in the
+state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then removed
+(``omnisync/sync/deletions.py``, ``apply_pending``); a row of theirs that a tool put in another
+bucket's file is removed from there too.
 
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
@@ -32,7 +35,9 @@ import pyarrow.compute as pc
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
+from omnisync.state.deletions import record_deletions
 from omnisync.state.store import from_us, to_us
+from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, Window
@@ -104,12 +109,20 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             parts.snapshot.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
-            removed = remove_from_snapshot(parts, set(found.found.get("deleted", [])))
+            deleted = sorted(set(found.found.get("deleted", [])))
+            if deleted:
+                # The one way a deletion leaves the lake: recorded, logged, then applied.
+                detected = parts.client.server_time()
+                record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
+            apply_pending(parts)
+            # Rows of those customers a tool put outside their bucket file are seen all the same.
+            removed = remove_from_snapshot(parts, set(deleted))
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
             counts: dict[str, Any] = {
                 "files_removed": len(found.unreadable),
+                "deleted": len(deleted),
                 "rows_removed": removed,
                 "windows": len(windows),
             }
