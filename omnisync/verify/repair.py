@@ -90,10 +90,26 @@ def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
     return removed
 
 
+def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
+    """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
+    leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
+    (:func:`~omnisync.sync.deletions.apply_pending`). Rows of theirs that a tool put outside
+    their own bucket's file are seen by readers all the same: they are removed too; returns how
+    many such rows there were."""
+    assert parts.fence is not None
+    if deleted:
+        # After the re-read, if there was one: the server's clock is then known without asking.
+        detected = parts.client.server_time()
+        record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
+    apply_pending(parts)
+    return remove_from_snapshot(parts, set(deleted))
+
+
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    # The verification has just seen which date filters the server takes: not asked again.
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
     adopt(parts)
     try:
         with contextlib.ExitStack() as stack:
@@ -109,21 +125,11 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             parts.snapshot.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
-            deleted = sorted(set(found.found.get("deleted", [])))
-            if deleted:
-                # The one way a deletion leaves the lake: recorded, logged, then applied.
-                detected = parts.client.server_time()
-                record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
-            apply_pending(parts)
-            # Rows of those customers a tool put outside their bucket file are seen all the same.
-            removed = remove_from_snapshot(parts, set(deleted))
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
             counts: dict[str, Any] = {
                 "files_removed": len(found.unreadable),
-                "deleted": len(deleted),
-                "rows_removed": removed,
                 "windows": len(windows),
             }
             if windows:
@@ -138,6 +144,9 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
                 Local().run_windows(parts, plan)
                 totals = finish_plan(parts, plan)
                 counts.update(totals.counts())
+            deleted = sorted(set(found.found.get("deleted", [])))
+            counts["deleted"] = len(deleted)
+            counts["rows_removed"] = remove_deleted(parts, deleted)
             record.counts = counts
             return counts
     finally:
