@@ -184,7 +184,27 @@ def verify(
                     versions[pk] = known[pk]
         else:
             again.add(pk)
+    # Customers no answer listed: one listing of everything at or after the cut settles them
+    # all (see _absent_now) when their pk ranges would take more than one request.
+    absent = {pk for pk in again if pk not in known}
+    now = _absent_now(server, lake, cut, absent, page_size)
+    if now is not None:
+        again -= absent
     found, behind, vanished = _second_look(server, lake, again, watermark_us, page_size, versions)
+    if now is not None:
+        for pk in absent:
+            if pk not in now and pk in server.unreadable:
+                vanished += 1
+                continue
+            kind = classify(now.get(pk), lake.versions_of(pk), watermark_us)
+            if kind == "behind":
+                behind += 1
+            elif kind is None:
+                vanished += 1
+            else:
+                found[kind].append(pk)
+                if kind in ("missing", "stale"):
+                    versions[pk] = now[pk]
     for kind in KINDS:
         found[kind] += settled[kind]
     return Outcome(
@@ -237,6 +257,33 @@ def _newest(
             continue
         break
     return cut, server.read_all(cut.newer(), first)
+
+
+def _groups(lake: LakeSide, pks: list[int], page_size: int) -> list[list[int]]:
+    """``pks`` (sorted) in neighbouring groups, each a pk range holding at most half a page of
+    the lake's rows (one request each)."""
+    groups: list[list[int]] = []
+    for pk in pks:
+        if groups and len(groups[-1]) < page_size // 2:
+            lo, hi = np.searchsorted(lake.pks, [groups[-1][0], pk + 1])
+            if hi - lo <= page_size // 2:
+                groups[-1].append(pk)
+                continue
+        groups.append([pk])
+    return groups
+
+
+def _absent_now(
+    server: ServerSide, lake: LakeSide, cut: Cut, absent: set[int], page_size: int
+) -> Versions | None:
+    """Everything Omnitron has at or after the cut now, when that settles the ``absent``
+    candidates (lake pks that no answer before the cut listed) in fewer requests than reading
+    their pk ranges; else None. Why it settles them: such a customer was not before the cut
+    when its range was listed, so if it exists it was at or after the cut then, and is still
+    (a modified_date only grows): a customer missing from this listing too is gone."""
+    if cut.param is None or len(_groups(lake, sorted(absent), page_size)) <= 1:
+        return None
+    return server.read_all(cut.newer())
 
 
 def _second_look(
