@@ -164,6 +164,17 @@ class Snapshot:
                 )
             self.storage.write_table(path, incoming)
 
+    def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:
+        """Replace the bucket file with ``rows`` (one row per pk, all of this bucket) atomically,
+        or remove it when ``rows`` is None (a full refresh that found no customer there)."""
+        self._record_layout()
+        path = bucket_path(bucket)
+        with self._bucket_locks[bucket]:
+            if rows is not None:
+                self.storage.write_table(path, rows)
+            elif self.storage.exists(path):
+                self.storage.delete(path)
+
     def merge(self, changes: pa.Table, after_bucket: Callable[[int], None] | None = None) -> int:
         """Merge ``changes`` (any versions, any order); returns the number of buckets rewritten.
         A run calls :meth:`ensure_current` first, under the stream's lock."""

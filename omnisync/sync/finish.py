@@ -7,7 +7,8 @@ The steps run in this order, each safe to repeat after a crash:
    but only once the plan has read ``OMNISYNC_QUARANTINE_MIN_ROWS`` records: one bad customer
    among a dozen changes must not stop the stream. A rejected plan is abandoned (the next run
    plans again from the unchanged watermark, so a fixed source is read afresh) and the run fails.
-2. **Merge** the staged rows into ``customers/``, bucket by bucket (idempotent).
+2. **Merge** the staged rows into ``customers/``, bucket by bucket (idempotent); a full
+   refresh instead rebuilds every bucket from what it read (``rebuild.py``).
 3. **Move the watermark** to the greatest ``modified_date`` read, only forward (G3: after the
    data of its window is durably written).
 4. **Close** the plan and remove its staging; **compact** closed months of the change log (and
@@ -31,6 +32,7 @@ from omnisync.state import Window
 from omnisync.state.times import from_us
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan
+from omnisync.sync.rebuild import rebuild_snapshot
 from omnisync.sync.window import (
     BatchRejected,
     staged_buckets,
@@ -147,7 +149,10 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
         store.plans.abandon(STREAM, plan.plan_id, fence=parts.fence)
         parts.storage.delete_tree(staging_dir(plan.plan_id))
         raise BatchRejected(problem)
-    merge_staged(parts, plan.plan_id)
+    if plan.rebuild:
+        rebuild_snapshot(parts, plan.plan_id, plan.upper)
+    else:
+        merge_staged(parts, plan.plan_id)
     if totals.max_modified is not None:
         store.watermarks.set(STREAM, totals.max_modified, parts.run_id, fence=parts.fence)
     store.plans.close(STREAM, plan.plan_id, fence=parts.fence)

@@ -48,11 +48,18 @@ class RunParts:
 
     @classmethod
     def open(
-        cls, settings: Settings, run_id: str, validate: bool = True, **client_options: Any
+        cls,
+        settings: Settings,
+        run_id: str,
+        validate: bool = True,
+        datetimes: bool | None = None,
+        **client_options: Any,
     ) -> RunParts:
         """Open everything a run needs; raises the error a user can act on (LakeError,
         StateError, ConfigurationError, AuthenticationFailed, RetriesExhausted).
-        ``client_options`` override the client's settings (preflight retries briefly)."""
+        ``datetimes``: whether the server takes datetime filters, when the caller has just
+        seen it answer (otherwise one request asks). ``client_options`` override the client's
+        settings (preflight retries briefly)."""
         use_system_allocator()
         storage = LakeStorage(settings.lake)
         storage.check_writable()
@@ -64,7 +71,8 @@ class RunParts:
             store.migrate()
             client = open_client(settings, **client_options)
             # Logs in and asks once: a wrong URL or credential fails before any work.
-            datetimes = client.datetime_filters_supported
+            if datetimes is None:
+                datetimes = client.datetime_filters_supported
             return cls(
                 settings,
                 run_id,

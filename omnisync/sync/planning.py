@@ -27,6 +27,7 @@ from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
 from omnisync.state.times import from_us, to_us
 from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.rebuild import is_rebuild, mark_rebuild
 from omnisync.sync.window import staging_dir
 
 log = logging.getLogger("omnisync.sync")
@@ -114,6 +115,8 @@ class Plan:
     watermark_before: dt.datetime | None
     windows: list[Window]
     resumed: bool = False
+    #: a full refresh: its finish rebuilds ``customers/`` from what it read (``rebuild.py``)
+    rebuild: bool = False
     #: answers planning already has for a window's first range (not kept across runs)
     first_pages: dict[Window, Page] = field(default_factory=dict)
 
@@ -132,6 +135,7 @@ def open_plan(parts: RunParts) -> Plan | None:
         parts.store.watermarks.get(STREAM),
         [(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)) for w in left],
         resumed=True,
+        rebuild=is_rebuild(parts, plan_id),
     )
 
 
@@ -176,7 +180,11 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
         first_pages=first_pages,
         page_size=settings.page_size,
     )
-    plan = Plan(uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages)
+    plan = Plan(
+        uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
+    )
+    if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
+        mark_rebuild(parts, plan.plan_id)
     parts.store.plans.save(
         STREAM,
         plan.plan_id,

@@ -38,7 +38,7 @@ class Checkup:
         if self.repaired is not None:
             rows += [
                 ("repaired: customers re-read and written", self.repaired.get("written", 0)),
-                ("repaired: rows of deleted customers removed", self.repaired["rows_removed"]),
+                ("repaired: deleted customers removed and logged", self.repaired["deleted"]),
                 ("repaired: unreadable files removed", self.repaired["files_removed"]),
             ]
         return rows
@@ -73,7 +73,8 @@ def checkup(
     done = mend(settings, outcome)
     say(
         f"repaired: {done.get('written', 0):,} customers re-read and written in "
-        f"{done['windows']} window(s), {done['rows_removed']:,} rows of deleted customers and "
+        f"{done['windows']} window(s), {done['deleted']:,} deleted customer(s) removed (logged as "
+        f"deletions) and "
         f"{done['files_removed']} unreadable file(s) removed; verifying again",
         "verifying again",
     )

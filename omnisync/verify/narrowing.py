@@ -100,13 +100,34 @@ class Narrowing:
     def _pk_query(self, lo: int | None, hi: int | None) -> CustomerQuery:
         return self.cut.older(pk_gte=lo, pk_lt=hi)
 
-    def _held(self, query: CustomerQuery, lake_count: int) -> tuple[int, Page | None]:
+    def _held(self, query: CustomerQuery, lake_count: int, sample: bool) -> tuple[int, Page | None]:
         """A range's server count, asked with a whole page when the lake's side of it fits one:
-        if the range then differs, its answer is already the listing (no second request)."""
-        if lake_count <= self.page:
+        if the range then differs, its answer is already the listing (no second request). With
+        ``sample`` (its parent differs), a larger range is asked with a whole page too, for the
+        same one request: the customers it happens to list are compared (:meth:`_sampled`)."""
+        if lake_count <= self.page or sample:
             answer = self.server.page(query, self.page)
-            return answer.count, answer
+            self._sampled(answer.results)
+            return answer.count, answer if lake_count <= self.page else None
         return self.server.count(query), None
+
+    def _sampled(self, results: list[dict[str, object]]) -> None:
+        """Positive evidence from a part of a range's answer: a customer listed that the lake's
+        older rows do not hold, or hold at another version (or twice), is a candidate, with
+        Omnitron's version. Nothing is concluded about the customers not listed."""
+        for pk, stamp in versions_in(results).items():
+            lo, hi = np.searchsorted(self.lake.pks, [pk, pk + 1])
+            if hi - lo != 1 or int(self.lake.modified[lo]) != stamp:
+                self.candidates.add(pk)
+                self.listed[pk] = stamp
+
+    def _found_by_pk(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pks, sorted, of the differences already found: those the lake's older rows hold
+        (deleted, stale or duplicated) and those Omnitron listed (missing or stale)."""
+        found = np.fromiter(self.candidates, dtype=np.int64, count=len(self.candidates))
+        in_lake = self.lake.pks[np.isin(self.lake.pks, found)]  # a duplicate counts its rows
+        in_server = np.sort(np.fromiter(self.listed.keys(), dtype=np.int64))
+        return in_lake, in_server
 
     def by_pk(self, total: int) -> None:
         """Descend the pk tree from the root, whose server count is ``total``."""
@@ -115,8 +136,10 @@ class Narrowing:
             (lo, hi), count, root, answer = pending.pop()
             rows = self.lake.pk_slice(lo, hi)
             lake_count = rows.stop - rows.start
-            if count == lake_count and not root:
-                continue
+            in_lake, in_server = self._found_by_pk()
+            expected = lake_count - _within(in_lake, lo, hi) + _within(in_server, lo, hi)
+            if count == expected and not root:
+                continue  # every difference its count shows is found already
             mid: int | None = None
             if answer is None and count <= self.page and lake_count <= self.page and not root:
                 answer = self.server.page(self._pk_query(lo, hi), self.page)
@@ -124,6 +147,7 @@ class Narrowing:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
                     self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows])
                     continue
+                self._sampled(answer.results)
                 mid = _median(np.array(sorted(_pks(answer.results)), dtype=np.int64))
             if mid is None:
                 mid = _median(self.lake.pks[rows])
@@ -132,12 +156,15 @@ class Narrowing:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
                     self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows])
                     continue
+                self._sampled(answer.results)
                 mid = _median(np.array(sorted(_pks(answer.results)), dtype=np.int64))
                 if mid is None:  # one pk cannot be split further: list it as it is
                     self._read_whole(self._pk_query(lo, hi), rows, by_pk=True)
                     continue
             right_rows = self.lake.pk_slice(mid, hi)
-            right, held = self._held(self._pk_query(mid, hi), right_rows.stop - right_rows.start)
+            right, held = self._held(
+                self._pk_query(mid, hi), right_rows.stop - right_rows.start, count != expected
+            )
             pending.append(((mid, hi), right, False, held))
             pending.append(((lo, mid), count - right, False, None))
 
@@ -163,19 +190,13 @@ class Narrowing:
         """Descend the modified_date tree from the root (datetime filters only). Differences the
         pk tree already found are accounted for: a range descends only for differences its
         counts do not explain yet, so a customer is not paid for twice."""
-        in_lake, in_server = self._explained()
-
-        def within(values: np.ndarray, lo: int | None, hi: int | None) -> int:
-            start = 0 if lo is None else int(np.searchsorted(values, lo))
-            end = len(values) if hi is None else int(np.searchsorted(values, hi))
-            return end - start
-
         pending: list[tuple[Bounds, int, bool, Page | None]] = [((None, None), total, True, None)]
         while pending:
             (lo, hi), count, root, answer = pending.pop()
             rows = self.lake.modified_slice(lo, hi)
             lake_count = rows.stop - rows.start
-            expected = lake_count - within(in_lake, lo, hi) + within(in_server, lo, hi)
+            in_lake, in_server = self._explained()
+            expected = lake_count - _within(in_lake, lo, hi) + _within(in_server, lo, hi)
             if count == expected and not root:
                 continue
             mid: int | None = None
@@ -190,6 +211,7 @@ class Narrowing:
                         answer.results, self.lake.by_modified_pks[rows], self.lake.by_modified[rows]
                     )
                     continue
+                self._sampled(answer.results)
                 sample = np.array(sorted(_stamps(answer.results)), dtype=np.int64)
                 mid = _median(sample)
                 if mid is None:
@@ -202,7 +224,7 @@ class Narrowing:
             assert mid is not None
             right_rows = self.lake.modified_slice(mid, hi)
             right, held = self._held(
-                self._modified_query(mid, hi), right_rows.stop - right_rows.start
+                self._modified_query(mid, hi), right_rows.stop - right_rows.start, count != expected
             )
             pending.append(((mid, hi), right, False, held))
             pending.append(((lo, mid), count - right, False, None))
@@ -238,6 +260,13 @@ class Narrowing:
         pks = self.lake.pks[rows] if by_pk else self.lake.by_modified_pks[rows]
         stamps = self.lake.modified[rows] if by_pk else self.lake.by_modified[rows]
         self._compared(listed, pks, stamps)
+
+
+def _within(values: np.ndarray, lo: int | None, hi: int | None) -> int:
+    """How many of ``values`` (sorted) lie in ``[lo, hi)``."""
+    start = 0 if lo is None else int(np.searchsorted(values, lo))
+    end = len(values) if hi is None else int(np.searchsorted(values, hi))
+    return end - start
 
 
 def _whole(count: int, has_next: bool, received: int) -> bool:

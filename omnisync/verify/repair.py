@@ -12,11 +12,11 @@ than it.
 
 Two differences the sync cannot mend by reading are mended here, under the same fence, one
 bucket file at a time, each replaced atomically: a file no reader can open is removed (it
-holds nothing anyone can read; its customers are then missing, and re-read), and the rows of
-customers Omnitron no longer has are taken out of ``customers/``. Those customers are deletions
-like the ones the sync finds (G9): recorded in the state database first, then applied by the same
-step (``omnisync.sync.deletions.apply_pending``): their ``_op = 'delete'`` rows, and their erasure
-when ``OMNISYNC_ERASE_DELETED`` is set.
+holds nothing anyone can read; its customers are then missing, and re-read), and customers
+Omnitron no longer has leave ``customers/`` the way every deletion does (G9): recorded in the
+state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then removed and,
+with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/deletions.py``, ``apply_pending``); a
+row of theirs that a tool put in another bucket's file is removed from there too.
 
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
@@ -90,10 +90,26 @@ def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
     return removed
 
 
+def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
+    """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
+    leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
+    (:func:`~omnisync.sync.deletions.apply_pending`). Rows of theirs that a tool put outside
+    their own bucket's file are seen by readers all the same: they are removed too; returns how
+    many such rows there were."""
+    assert parts.fence is not None
+    if deleted:
+        # After the re-read, if there was one: the server's clock is then known without asking.
+        detected = parts.client.server_time()
+        record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
+    apply_pending(parts)
+    return remove_from_snapshot(parts, set(deleted))
+
+
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    # The verification has just seen which date filters the server takes: not asked again.
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
     adopt(parts)
     try:
         with contextlib.ExitStack() as stack:
@@ -109,22 +125,11 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             parts.changes.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
-            deleted = sorted(set(found.found.get("deleted", [])))
-            if deleted:
-                # Recorded first, as the sync's check records them: the change log gets their
-                # delete rows and, when set, erasure runs; a repair killed after this leaves them
-                # to the next run's apply, so none is removed here and never erased.
-                detected = parts.client.server_time()
-                assert parts.fence is not None
-                record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
-            removed = remove_from_snapshot(parts, set(deleted))
-            apply_pending(parts)
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
             counts: dict[str, Any] = {
                 "files_removed": len(found.unreadable),
-                "rows_removed": removed,
                 "windows": len(windows),
             }
             if windows:
@@ -139,6 +144,9 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
                 Local().run_windows(parts, plan)
                 totals = finish_plan(parts, plan)
                 counts.update(totals.counts())
+            deleted = sorted(set(found.found.get("deleted", [])))
+            counts["deleted"] = len(deleted)
+            counts["rows_removed"] = remove_deleted(parts, deleted)
             record.counts = counts
             return counts
     finally:

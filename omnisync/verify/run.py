@@ -49,6 +49,9 @@ from omnisync.sync.parts import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
 from omnisync.verify.narrowing import Narrowing, OlderLake
 from omnisync.verify.report import KINDS, Outcome, read_report, write_report
+from omnisync.verify.second_look import classify, second_look
+
+__all__ = ["classify", "run_verify", "verify"]
 
 KIND = "verify"
 
@@ -187,7 +190,7 @@ def verify(
                     versions[pk] = known[pk]
         else:
             again.add(pk)
-    found, behind, vanished = _second_look(server, lake, again, watermark_us, page_size, versions)
+    found, behind, vanished = second_look(server, lake, cut, again, known, watermark_us, versions)
     for kind in KINDS:
         found[kind] += settled[kind]
     return Outcome(
@@ -240,61 +243,3 @@ def _newest(
             continue
         break
     return cut, server.read_all(cut.newer(), first)
-
-
-def _second_look(
-    server: ServerSide,
-    lake: LakeSide,
-    candidates: set[int],
-    watermark_us: int,
-    page_size: int,
-    versions: dict[int, int],
-) -> tuple[dict[str, list[int]], int, int]:
-    """Read every candidate again and classify it; returns (found by kind, behind, vanished),
-    and puts Omnitron's version of each missing or stale customer in ``versions``.
-    Neighbouring candidates are read together, a pk range holding at most half a page of the
-    lake's rows at a time."""
-    found: dict[str, list[int]] = {kind: [] for kind in KINDS}
-    behind = vanished = 0
-    ordered = sorted(candidates)
-    start = 0
-    while start < len(ordered):
-        end = start + 1
-        while end < len(ordered) and end - start < page_size // 2:
-            lo, hi = np.searchsorted(lake.pks, [ordered[start], ordered[end] + 1])
-            if hi - lo > page_size // 2:
-                break
-            end += 1
-        group = ordered[start:end]
-        now = server.read_all(CustomerQuery(pk_gte=group[0], pk_lt=group[-1] + 1, sort=None))
-        for pk in group:
-            if pk not in now and pk in server.unreadable:
-                vanished += 1  # listed, but its date cannot be read: not judged, never deleted
-                continue
-            kind = classify(now.get(pk), lake.versions_of(pk), watermark_us)
-            if kind == "behind":
-                behind += 1
-            elif kind is None:
-                vanished += 1
-            else:
-                found[kind].append(pk)
-                if kind in ("missing", "stale"):
-                    versions[pk] = now[pk]
-        start = end
-    return found, behind, vanished
-
-
-def classify(server: int | None, lake: list[int], watermark_us: int) -> str | None:
-    """What a customer's difference is, given Omnitron's version now and the lake's rows
-    (None: there is no difference)."""
-    if server is None:
-        return "deleted" if lake else None
-    if lake == [server]:
-        return None
-    if server > watermark_us:
-        return "behind"
-    if not lake:
-        return "missing"
-    if len(lake) > 1:
-        return "duplicated"
-    return "stale"

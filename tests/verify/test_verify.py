@@ -45,6 +45,7 @@ from tests.sync.sandbox_runs import (
     settings_for,
     wait_for_server_clock,
 )
+from tests.sync.test_deletions import deletion_rows
 
 LIST = "GET /api/v1/customers/"
 
@@ -358,6 +359,8 @@ def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
     repair_requests = list_requests(server) - before
     assert_lake_matches_truth(server, current.lake)
     assert_no_duplicate_versions(current.lake)
+    # the customers Omnitron does not have left as every deletion does: logged, then removed
+    assert deletion_rows(current.lake) == [top + 5, top + 6]
     assert lost  # a whole bucket file was re-read (its request cost at scale: bench/verify.py)
     store = StateStore(current.state_url.get_secret_value())
     kinds = [run["kind"] for run in store.runs.recent(STREAM, limit=3)]

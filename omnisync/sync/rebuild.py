@@ -1,0 +1,219 @@
+"""A full refresh rebuilds ``customers/`` from what it read (G9), instead of merging into it.
+
+A merge keeps every row the read did not replace, so a customer deleted in Omnitron, or a row a
+tool put in the lake behind omnisync's back, would survive a full refresh. The plan's finish
+therefore writes each bucket afresh, and why nothing is lost or kept wrongly:
+
+* **What a bucket holds afterwards:** the plan's staged rows of that bucket (everything Omnitron
+  listed modified before the plan's upper bound), plus the lake's rows the read could not have
+  seen: versions at or after the upper bound (a later run may have written them), and customers
+  the read did not list that Omnitron still has (modified during the read, so moved past the
+  upper bound, or quarantined). Latest ``modified_date`` wins, as in a merge.
+* **Only a customer Omnitron confirms absent is dropped.** A lake pk the read did not list is a
+  candidate; it is dropped only when two whole listings of a pk range holding it (no date
+  filter: every customer that exists there is listed, whatever its ``modified_date``) both lack
+  it, or, where a range cannot be listed whole, its own URL answers 404.
+* **Deletions are recorded before any bucket changes** (``omnisync/state/deletions.py``), and
+  applied by the one apply step every deletion takes (``omnisync/sync/deletions.py``,
+  :func:`~omnisync.sync.deletions.apply_pending`): the change log gets its ``_op = 'delete'``
+  rows exactly once.
+* **No reader sees an empty or half lake.** Each bucket file is replaced atomically (fenced by
+  ``LakeStorage``'s guard), so a reader in the middle sees each pk once, in its old or its new
+  version; a bucket left with no row is removed only after its replacement rows are written.
+  Files in ``customers/`` that are no bucket of the layout are removed last.
+* **Crash-safe.** The plan is marked a rebuild in its staging folder before it is saved, so a
+  run that resumes it rebuilds too. Rebuilding is idempotent: a bucket already rebuilt holds the
+  staged rows and the rows kept, which a second rebuild keeps again, and the deletions recorded
+  are still pending until applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from omnisync.client import CustomerQuery, NotFound, OmnitronClient
+from omnisync.lake.snapshot import DATASET, bucket_path
+from omnisync.memory import give_back
+from omnisync.state.deletions import record_deletions
+from omnisync.state.store import to_us
+from omnisync.sync.deletions import apply_pending
+from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.window import staged_buckets, staging_dir, without_staging_metadata
+from transforms.schema import with_json_types
+from transforms.versions import latest_per_pk
+
+log = logging.getLogger("omnisync.sync")
+_MARK = "_rebuild.json"
+
+
+def mark_rebuild(parts: RunParts, plan_id: str) -> None:
+    """Say, in the plan's staging folder, that finishing it rebuilds ``customers/``."""
+    parts.storage.write_json(f"{staging_dir(plan_id)}/{_MARK}", {"rebuild": True})
+
+
+def is_rebuild(parts: RunParts, plan_id: str) -> bool:
+    return parts.storage.read_json(f"{staging_dir(plan_id)}/{_MARK}") is not None
+
+
+def _listed(client: OmnitronClient, lo: int, hi: int, page_size: int) -> set[int] | None:
+    """Every pk Omnitron has in ``[lo, hi)`` (no other filter), or None when one answer does
+    not hold the range whole. A record listed with an unreadable body still counts as present."""
+    query = CustomerQuery(pk_gte=lo, pk_lt=hi, sort=None)
+    page = next(client.list_customers(query, page_size), None)
+    if page is None:
+        return set()
+    if page.has_next or page.count > len(page.results):
+        return None
+    return {r["pk"] for r in page.results if isinstance(r, dict) and isinstance(r.get("pk"), int)}
+
+
+def confirmed_absent(
+    client: OmnitronClient, candidates: list[int], lake: np.ndarray, page_size: int
+) -> list[int]:
+    """The ``candidates`` (sorted) Omnitron confirms it does not have. Neighbouring candidates
+    are asked together, in pk ranges holding at most about a page of the lake's rows (``lake``:
+    its pks, sorted); a range Omnitron cannot answer on one page is halved, down to one pk,
+    which is asked by its own URL."""
+    fits = max(1, page_size * 9 // 10)
+    groups: list[list[int]] = []
+    for pk in candidates:
+        if groups:
+            lo = int(np.searchsorted(lake, groups[-1][0]))
+            hi = int(np.searchsorted(lake, pk, "right"))
+            if hi - lo <= fits:
+                groups[-1].append(pk)
+                continue
+        groups.append([pk])
+    gone: list[int] = []
+    while groups:
+        group = groups.pop()
+        missing: list[int] = group
+        for _ in range(2):  # absent from two whole listings, as the sync's deletion check asks
+            listed = _listed(client, group[0], group[-1] + 1, page_size)
+            if listed is None:
+                break
+            missing = [pk for pk in missing if pk not in listed]
+            if not missing:
+                break
+        else:
+            gone.extend(missing)
+            continue
+        if not missing:
+            continue
+        if len(group) == 1:
+            with contextlib.suppress(NotFound):
+                client.get_customer(group[0])
+                continue
+            gone.append(group[0])
+            continue
+        middle = len(group) // 2
+        groups.extend([group[middle:], group[:middle]])
+    return sorted(gone)
+
+
+def _read_old(parts: RunParts) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The files of ``customers/``, and the pks and modified_dates (µs) their readable rows hold.
+    A file no reader can open holds nothing anyone can read: the rebuild replaces it."""
+    files = parts.storage.files(DATASET)
+    pks, stamps = [], []
+    for path in files:
+        try:
+            table = parts.storage.read_table(path, ["pk", "modified_date"])
+        except Exception as exc:  # any reader's failure: its rows are lost to every reader
+            log.warning("full refresh: %s cannot be read (%s); it is rebuilt", path, exc)
+            continue
+        pks.append(table.column("pk").cast(pa.int64()).to_numpy())
+        modified = table.column("modified_date").cast(pa.timestamp("us", tz="UTC"))
+        stamps.append(modified.cast(pa.int64()).to_numpy(zero_copy_only=False))
+    if not pks:
+        return files, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return files, np.concatenate(pks), np.concatenate(stamps)
+
+
+def _staged_pks(parts: RunParts, plan_id: str) -> np.ndarray:
+    arrays = [
+        parts.storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
+        for name in parts.storage.files(staging_dir(plan_id))
+    ]
+    return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
+
+
+def _rows_of(parts: RunParts, files: list[str], keep: np.ndarray) -> pa.Table | None:
+    """The lake's rows of the pks in ``keep`` (few: those the read could not have seen)."""
+    if not len(keep):
+        return None
+    wanted = pa.array(keep, type=pa.int64())
+    found = []
+    for path in files:
+        with contextlib.suppress(Exception):  # unreadable: told in _read_old
+            pks = parts.storage.read_table(path, ["pk"]).column("pk").cast(pa.int64())
+            if pc.any(pc.is_in(pks, wanted)).as_py():
+                table = parts.storage.read_table(path)
+                found.append(table.filter(pc.is_in(table.column("pk").cast(pa.int64()), wanted)))
+    return pa.concat_tables(found, promote_options="permissive") if found else None
+
+
+def rebuild_snapshot(parts: RunParts, plan_id: str, upper: dt.datetime) -> int:
+    """Write ``customers/`` afresh from the plan's staged rows, keeping the lake's rows the read
+    could not have seen and recording (then applying) the deletions Omnitron confirms; returns
+    the buckets written. See the module's docstring for why this is exact and safe to repeat."""
+    assert parts.fence is not None, "a rebuild changes the lake: hold the lock"
+    snapshot, storage = parts.snapshot, parts.storage
+    files, old_pks, old_stamps = _read_old(parts)
+    read = _staged_pks(parts, plan_id)
+    newer = old_pks[old_stamps >= to_us(upper)]
+    unread = np.unique(old_pks[~np.isin(old_pks, read)])
+    candidates = unread[~np.isin(unread, newer)]
+    gone = confirmed_absent(
+        parts.client, candidates.tolist(), np.sort(old_pks), parts.settings.page_size
+    )
+    if gone:
+        detected = parts.client.server_time()
+        record_deletions(parts.store, STREAM, gone, detected, parts.run_id, parts.fence)
+    kept = _rows_of(parts, files, unread[~np.isin(unread, np.array(gone, np.int64))])
+    kept_by_bucket = dict(snapshot.split(with_json_types(kept))) if kept is not None else {}
+    written = 0
+    with contextlib.ExitStack() as stack:
+        staged = []
+        for name in storage.files(staging_dir(plan_id)):
+            file = stack.enter_context(storage.parquet_file(name))
+            staged.append((file, staged_buckets(file)))
+        for bucket in range(snapshot.buckets):
+            groups = [
+                with_json_types(without_staging_metadata(file.read_row_group(found.index(bucket))))
+                for file, found in staged
+                if bucket in found
+            ]
+            if bucket in kept_by_bucket:
+                groups.append(kept_by_bucket[bucket])
+            rows = (
+                latest_per_pk(pa.concat_tables(groups, promote_options="permissive"))
+                if groups
+                else None
+            )
+            snapshot.replace_bucket(bucket, rows)
+            written += rows is not None
+            del rows, groups
+            give_back()  # see omnisync/memory.py
+            log.debug("merged bucket %d (rebuilt)", bucket)
+    # Files a reader sees that are no bucket of the layout held rows the read replaced, or kept.
+    layout = {bucket_path(b) for b in range(snapshot.buckets)}
+    for path in storage.files(DATASET, suffix=""):
+        hidden = any(part.startswith((".", "_")) for part in path.split("/")[1:])
+        if path not in layout and not hidden:
+            storage.delete(path)
+    apply_pending(parts)
+    log.info(
+        "full refresh rebuilt customers/: %d bucket(s), %d customer(s) kept that the read "
+        "could not see, %d deleted in Omnitron",
+        written,
+        0 if kept is None else kept.num_rows,
+        len(gone),
+    )
+    return written

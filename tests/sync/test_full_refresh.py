@@ -1,0 +1,130 @@
+"""G9, full refresh: ``customers/`` is rebuilt from what the refresh read, so it keeps no customer
+Omnitron deleted and no row put there behind omnisync's back; a customer the read could not see
+(modified during it) is kept, never called deleted; a refresh killed in its rebuild is finished
+by the next run, each deletion logged once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from omnisync.lake import Snapshot
+from omnisync.orchestration import Local
+from omnisync.settings import Settings
+from omnisync.state.deletions import pending_deletions
+from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.run import run_sync
+from sandbox import SandboxServer
+from tests.conftest import truth
+from tests.sync.sandbox_runs import (
+    assert_lake_matches_truth,
+    assert_no_duplicate_versions,
+    settings_for,
+    wait_for_server_clock,
+)
+from tests.sync.test_deletions import deletion_rows
+
+Make = Callable[..., SandboxServer]
+
+
+class Killed(Exception):
+    """Stands for the process dying at this point."""
+
+
+def sync(settings: Settings, full_refresh: bool = False) -> dict[str, object]:
+    outcome = run_sync(settings, full_refresh, Local())
+    assert isinstance(outcome, dict), outcome
+    return outcome
+
+
+def add_strangers(lake: str, pks: list[int]) -> None:
+    """Rows of customers Omnitron never had, written into a bucket file by a tool outside
+    omnisync (one of them into a file of its own, which no bucket of the layout names)."""
+    path = sorted(Path(lake, "customers").glob("bucket=*/part.parquet"))[0]
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("pk")
+    pk_type = table.schema.field("pk").type
+    extra = table.slice(0, len(pks)).set_column(index, "pk", pa.array(pks, pk_type))
+    extra = extra.cast(table.schema)
+    pq.write_table(pa.concat_tables([table, extra.slice(1)]), path)
+    pq.write_table(extra.slice(0, 1), path.parent / "stray.parquet")
+
+
+def lake_pks(lake: str) -> set[int]:
+    return set(pq.read_table(f"{lake}/customers", columns=["pk"])["pk"].to_pylist())
+
+
+def test_a_full_refresh_rebuilds_the_snapshot_and_logs_what_omnitron_confirms_deleted(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=1500, seed=29, max_limit=200)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=200)
+    lake = settings.lake
+    sync(settings)
+    # Deleted in Omnitron while no check could run (a budget of 0 would be refused: the full
+    # refresh is what runs next), and rows of customers Omnitron never had.
+    gone = server.admin.post("delete", json={"pks": [3, 400, 401, 1200]}).json()["pks"]
+    strangers = [900_001, 900_002, 900_003]
+    add_strangers(lake, strangers)
+    # Modified now, so past a refresh whose upper bound is an hour back: it cannot be read, it
+    # still exists, and it must stay (the next incremental reads its new version).
+    moved = [10, 700]
+    server.admin.post("modify", json={"pks": moved})
+    late = settings.model_copy(update={"lag_seconds": 3600})
+    counts = sync(late, full_refresh=True)
+    assert set(moved) <= lake_pks(lake), "a customer the read could not see is kept"
+    assert not lake_pks(lake) & {*gone, *strangers}
+    assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers])
+    assert not list(Path(lake, "customers").rglob("stray.parquet"))
+    assert counts["read"] == 1500 - len(gone) - len(moved)
+    wait_for_server_clock(server, 0)
+    sync(settings)
+    assert_lake_matches_truth(server, lake)
+    assert_no_duplicate_versions(lake)
+    assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers]), "each logged once"
+
+
+@pytest.mark.parametrize("after_buckets", [0, 9])
+def test_a_full_refresh_killed_in_its_rebuild_is_finished_by_the_next_run(
+    make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_buckets: int
+) -> None:
+    server = make_sandbox(customers=800, seed=31)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    lake = settings.lake
+    sync(settings)
+    gone = server.admin.post("delete", json={"pks": [5, 77, 150, 640]}).json()["pks"]
+    strangers = [700_001, 700_002]
+    add_strangers(lake, strangers)
+    replace = Snapshot.replace_bucket
+    written: list[int] = []
+
+    def dies(self: Snapshot, bucket: int, rows: pa.Table | None) -> None:
+        if len(written) == after_buckets:
+            raise Killed
+        written.append(bucket)
+        replace(self, bucket, rows)
+
+    monkeypatch.setattr(Snapshot, "replace_bucket", dies)
+    with pytest.raises(Killed):
+        sync(settings, full_refresh=True)
+    monkeypatch.undo()
+    # Readers meanwhile see every customer once: no bucket is ever empty or half written.
+    pks = pq.read_table(f"{lake}/customers", columns=["pk"])["pk"]
+    assert len(pks) == len(pc.unique(pks))
+    live = {row["pk"] for row in truth(server)}
+    assert live <= set(pks.to_pylist()), "no customer Omnitron has is missing meanwhile"
+    parts = RunParts.open(settings, "look", validate=False)
+    try:
+        recorded = sorted(d.pk for d in pending_deletions(parts.store, STREAM))
+    finally:
+        parts.close()
+    assert recorded == sorted([*gone, *strangers]), "recorded before any bucket changed"
+    counts = sync(settings)
+    assert counts["resumed_plan"] is True
+    assert_lake_matches_truth(server, lake)
+    assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers]), "each logged once"
