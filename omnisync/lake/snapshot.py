@@ -166,8 +166,8 @@ class Snapshot:
 
     def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:
         """Replace the bucket file with ``rows`` (one row per pk, all of this bucket) atomically,
-        or remove it when ``rows`` is None (a full refresh that found no customer there)."""
-        self._record_layout()
+        or remove it when ``rows`` is None (a full refresh that found no customer there). A run
+        calls :meth:`ensure_current` first, under the stream's lock."""
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
             if rows is not None:

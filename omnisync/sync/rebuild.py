@@ -41,7 +41,7 @@ from omnisync.client import CustomerQuery, NotFound, OmnitronClient
 from omnisync.lake.snapshot import DATASET, bucket_path
 from omnisync.memory import give_back
 from omnisync.state.deletions import record_deletions
-from omnisync.state.store import to_us
+from omnisync.state.times import to_us
 from omnisync.sync.deletions import apply_pending
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.window import staged_buckets, staging_dir, without_staging_metadata

@@ -90,6 +90,7 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
     settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=400)
     parts = RunParts.open(settings, "interrupted")
     try:
+        parts.snapshot.ensure_current()  # as a run does before it plans
         plan = new_plan(parts)
         assert len(plan.windows) > 2
         sync_window(parts, plan.plan_id, *plan.windows[0])  # then the process died
