@@ -29,6 +29,7 @@ import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
+from omnisync.lake.quarantine import quarantine_path
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
@@ -38,7 +39,8 @@ from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift, to_table
 from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
-from transforms.schema import QUARANTINE_SCHEMA
+from transforms.quarantine_marks import MARK_SCHEMA, marks_for
+from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -58,6 +60,8 @@ class WindowResult:
     changes_logged: int = 0
     quarantined: int = 0
     flagged: int = 0
+    #: quarantined versions named on their customer's row (pk and modified_date readable)
+    marked: int = 0
     max_modified: dt.datetime | None = None
     unknown_fields: Counter[str] = field(default_factory=Counter)
 
@@ -67,6 +71,7 @@ class WindowResult:
             "written": self.written,
             "changes_logged": self.changes_logged,
             "flagged": self.flagged,
+            "marked": self.marked,
             "unknown_fields": dict(self.unknown_fields),
         }
 
@@ -91,6 +96,7 @@ def sync_window(
     chunk: list[dict[str, Any]] = []
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
+    rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
     pages = extract_window(
         parts.client, lo, hi, parts.datetimes, settings.page_size, first_page=first_page
@@ -102,28 +108,40 @@ def sync_window(
             converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
             typed.append(converted.table)
             rejected.append(converted.rejected)
+            rejected_modified.append(converted.rejected_modified)
             chunk = []
     if chunk:
         number += 1
         converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
         typed.append(converted.table)
         rejected.append(converted.rejected)
+        rejected_modified.append(converted.rejected_modified)
     if typed:
-        rows, quarantined = _validate_window(parts, typed, name, result)
+        rows, quarantined, modified = _validate_window(parts, typed, name, result)
         rejected.append(quarantined)
+        rejected_modified.append(modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
         stage_window(parts, plan_id, name, rows)
         result.changes_logged += parts.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
+    quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
     write_quarantine(
-        parts.storage,
-        _policy_applied(
-            pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
-            settings,
-        ),
-        name,
-        lineage.extracted_at,
+        parts.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
     )
+    modified = pa.chunked_array(rejected_modified, TIMESTAMP)
+    stage_marks(
+        parts,
+        plan_id,
+        name,
+        marks_for(quarantine.column("pk"), modified, quarantine_path(name, lineage.extracted_at)),
+        result,
+    )
+    # A quarantined version whose date can be read counts in the window's greatest date: it is
+    # recorded, and its customer's row marked; reading it again would only quarantine the same
+    # record again, run after run (docs/guarantees.md, G6).
+    top = pc.max(modified).as_py()
+    if top is not None:
+        result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
     parts.store.complete_window(
         STREAM,
         plan_id,
@@ -200,10 +218,10 @@ def _type_chunk(
 
 def _validate_window(
     parts: RunParts, typed: list[pa.Table], name: str, result: WindowResult
-) -> tuple[pa.Table, pa.Table]:
+) -> tuple[pa.Table, pa.Table, pa.ChunkedArray]:
     """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
-    policy applied) and the rows to quarantine. Raises BatchRejected for a batch-level critical
-    failure (a schema change).
+    policy applied), the rows to quarantine and their ``modified_date``. Raises BatchRejected
+    for a batch-level critical failure (a schema change).
 
     Once per window, not per chunk: GX costs about 0.13 s per validation whatever its size
     (1.7 CPU-s per 100k rows in chunks of 10k, 0.6 in one batch), and the window's typed rows
@@ -211,7 +229,8 @@ def _validate_window(
     settings = parts.settings
     table = pa.concat_tables(typed, promote_options="permissive")
     assert parts.validator is not None, "a sync run opens its validator"
-    validation = validate_customers(parts.validator, _latest(table), f"{parts.run_id}-{name}")
+    latest = _latest(table)
+    validation = validate_customers(parts.validator, latest, f"{parts.run_id}-{name}")
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
     table = with_latest_flags(table, validation.good)
@@ -233,7 +252,10 @@ def _validate_window(
     if good.num_rows:
         top = pc.max(good.column("modified_date")).as_py()
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
-    return analyst, validation.quarantined
+    quarantined_pks = validation.quarantined.column("pk").combine_chunks()
+    at = pc.index_in(quarantined_pks, value_set=latest.column("pk"))
+    modified = latest.column("modified_date").combine_chunks().take(at).cast(TIMESTAMP)
+    return analyst, validation.quarantined, modified
 
 
 def _policy_applied(quarantine: pa.Table, settings: Settings) -> pa.Table:
@@ -262,6 +284,20 @@ def _latest(table: pa.Table) -> pa.Table:
 
 
 BUCKETS_KEY = b"omnisync.buckets"
+MARKS_SUFFIX = ".quarantined"
+
+
+def stage_marks(
+    parts: RunParts, plan_id: str, name: str, marks: pa.Table, result: WindowResult
+) -> None:
+    """Stage the marks of the window's quarantined versions beside its rows (merged with them,
+    ``finish.py``), replacing an earlier try's."""
+    path = f"{staging_dir(plan_id)}/{name}{MARKS_SUFFIX}"
+    if not marks.num_rows:
+        parts.storage.delete(path)
+        return
+    parts.storage.write_table(path, marks.cast(MARK_SCHEMA))
+    result.marked += marks.num_rows
 
 
 def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> None:
