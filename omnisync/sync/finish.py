@@ -3,19 +3,22 @@
 The steps run in this order, each safe to repeat after a crash:
 
 1. **Judge** the plan over all of its windows (those of an earlier, interrupted run included),
-   and the stream's recent records (this plan with the latest succeeded runs, summed until they
-   read ``OMNISYNC_QUARANTINE_MIN_ROWS``): a share of quarantined records above
+   and over the stream's ``OMNISYNC_QUARANTINE_MIN_ROWS`` latest records (this plan's, then
+   those of the latest succeeded runs, each record counted by the run that first read it, so a
+   lookback's re-reads count once): a share of quarantined records above
    ``OMNISYNC_MAX_QUARANTINE_SHARE`` is a systemic problem once there is enough evidence, that
    is once the records judged number ``OMNISYNC_QUARANTINE_MIN_ROWS``, or the quarantined ones
    alone are more than that share of ``OMNISYNC_QUARANTINE_MIN_ROWS`` (more than 50 by default).
    One bad customer among a dozen changes does not stop the stream; 400 broken customers in a
-   run of 400 do, at once, and a break of 20 a run does within three runs. A rejected plan is
+   run of 400 do, at once, and a break of 20 a run does by the third run. A rejected plan is
    abandoned (the next run plans again from the unchanged watermark, so a fixed source is read
-   afresh), the run fails, and its error says the watermark is held back.
+   afresh), the run fails, and its error says that the watermark is held back.
 2. **Merge** the staged rows into ``customers/``, bucket by bucket (idempotent), and mark the
    rows of customers whose newer version was quarantined (``transforms/quarantine_marks.py``).
 3. **Move the watermark** to the greatest ``modified_date`` read, only forward (G3: after the
-   data of its window is durably written).
+   data of its window is durably written). A quarantined version whose date can be read counts:
+   it is recorded, and its customer's row marked, so reading it again would only quarantine it
+   again; an accepted run's watermark is never held back by quarantined records.
 4. **Close** the plan and remove its staging; **compact** closed months of the change log (and
    an open month with too many files), each behind one atomic switch (``omnisync/lake/changes.py``).
 """
@@ -62,6 +65,8 @@ class PlanTotals:
     quarantined: int = 0
     flagged: int = 0
     marked: int = 0
+    fresh: int = 0
+    fresh_quarantined: int = 0
     unknown_fields: Counter[str] = field(default_factory=Counter)
     max_modified: dt.datetime | None = None
 
@@ -76,6 +81,10 @@ class PlanTotals:
             totals.changes_logged += int(counts.get("changes_logged", 0))
             totals.flagged += int(counts.get("flagged", 0))
             totals.marked += int(counts.get("marked", 0))
+            totals.fresh += int(counts.get("fresh", window.rows or 0))
+            totals.fresh_quarantined += int(
+                counts.get("fresh_quarantined", window.quarantined or 0)
+            )
             totals.unknown_fields.update(counts.get("unknown_fields") or {})
             if window.max_modified_us is not None:
                 stamp = from_us(window.max_modified_us)
@@ -92,6 +101,8 @@ class PlanTotals:
         self.quarantined += other.quarantined
         self.flagged += other.flagged
         self.marked += other.marked
+        self.fresh += other.fresh
+        self.fresh_quarantined += other.fresh_quarantined
         self.unknown_fields.update(other.unknown_fields)
 
     def counts(self) -> dict[str, Any]:
@@ -103,6 +114,8 @@ class PlanTotals:
             "quarantined": self.quarantined,
             "flagged": self.flagged,
             "quarantined_marked": self.marked,
+            "read_after_watermark": self.fresh,
+            "quarantined_after_watermark": self.fresh_quarantined,
             "unknown_fields": dict(sorted(self.unknown_fields.items())),
         }
 
@@ -129,8 +142,9 @@ def quality_problem(
             f"{totals.quarantined:,} of {totals.rows:,} records quarantined ({share:.1%}), above "
             f"{limit}; see quarantine/customers/ for the reasons"
         )
-    rows, bad = totals.rows + earlier_read, totals.quarantined + earlier_quarantined
-    if totals.quarantined and earlier_read and _too_many(rows, bad, settings):
+    # The lookback's re-reads are left out: a record is counted in the run that first read it.
+    rows, bad = totals.fresh + earlier_read, totals.fresh_quarantined + earlier_quarantined
+    if totals.fresh_quarantined and earlier_read and _too_many(rows, bad, settings):
         return (
             f"{bad:,} of the {rows:,} records read by this run and the latest ones quarantined "
             f"({bad / rows:.1%}), above {limit}: a break that quarantines a few records in every "
@@ -198,7 +212,7 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     if unfinished:
         raise RuntimeError(f"plan {plan.plan_id} has {len(unfinished)} window(s) not done")
     totals = PlanTotals.of(windows)
-    recent = recent_records(store, STREAM, settings.quarantine_min_rows)
+    recent = recent_records(store, STREAM, max(0, settings.quarantine_min_rows - totals.fresh))
     problem = quality_problem(totals, settings, recent.read, recent.quarantined)
     if problem is not None:
         store.abandon_plans(STREAM, plan.plan_id, fence=parts.fence)

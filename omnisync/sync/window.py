@@ -62,6 +62,9 @@ class WindowResult:
     flagged: int = 0
     #: quarantined versions named on their customer's row (pk and modified_date readable)
     marked: int = 0
+    #: records (and quarantined ones) after the watermark: not read by an earlier run's window
+    fresh: int = 0
+    fresh_quarantined: int = 0
     max_modified: dt.datetime | None = None
     unknown_fields: Counter[str] = field(default_factory=Counter)
 
@@ -72,6 +75,8 @@ class WindowResult:
             "changes_logged": self.changes_logged,
             "flagged": self.flagged,
             "marked": self.marked,
+            "fresh": self.fresh,
+            "fresh_quarantined": self.fresh_quarantined,
             "unknown_fields": dict(self.unknown_fields),
         }
 
@@ -92,6 +97,7 @@ def sync_window(
     settings = parts.settings
     result = WindowResult(lo, hi)
     name = window_key(lo, hi)
+    since = parts.store.watermark(STREAM)
     lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
     chunk: list[dict[str, Any]] = []
     typed: list[pa.Table] = []
@@ -116,10 +122,11 @@ def sync_window(
         typed.append(converted.table)
         rejected.append(converted.rejected)
         rejected_modified.append(converted.rejected_modified)
+    rows: pa.Table | None = None
     if typed:
-        rows, quarantined, modified = _validate_window(parts, typed, name, result)
+        rows, quarantined, refused_modified = _validate_window(parts, typed, name, result)
         rejected.append(quarantined)
-        rejected_modified.append(modified)
+        rejected_modified.append(refused_modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
         stage_window(parts, plan_id, name, rows)
         result.changes_logged += parts.changes.write_window(rows, name)
@@ -136,6 +143,7 @@ def sync_window(
         marks_for(quarantine.column("pk"), modified, quarantine_path(name, lineage.extracted_at)),
         result,
     )
+    _count_fresh(result, rows, modified, since)
     # A quarantined version whose date can be read counts in the window's greatest date: it is
     # recorded, and its customer's row marked; reading it again would only quarantine the same
     # record again, run after run (docs/guarantees.md, G6).
@@ -202,6 +210,29 @@ def sync_window_retrying(
             page, first_page = first_page, None
             return sync_window(parts, plan_id, lo, hi, first_page=page)
     raise AssertionError("unreachable: stamina either returns or raises")
+
+
+def _count_fresh(
+    result: WindowResult,
+    rows: pa.Table | None,
+    quarantined: pa.ChunkedArray,
+    since: dt.datetime | None,
+) -> None:
+    """Count the window's records after ``since`` (the watermark): what the lookback re-reads
+    is not counted twice when recent runs are judged together (``finish.py``). A quarantined
+    record whose date cannot be read counts as new."""
+    if since is None:
+        result.fresh_quarantined = len(quarantined)
+        result.fresh = (0 if rows is None else rows.num_rows) + len(quarantined)
+        return
+    after = pa.scalar(since, TIMESTAMP)
+    bad = int(pc.sum(pc.fill_null(pc.greater(quarantined, after), True)).as_py() or 0)
+    good = (
+        0
+        if rows is None
+        else int(pc.sum(pc.greater(rows.column("modified_date"), after)).as_py() or 0)
+    )
+    result.fresh_quarantined, result.fresh = bad, good + bad
 
 
 def _type_chunk(
