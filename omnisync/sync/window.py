@@ -10,8 +10,10 @@ fails is simply run again: its files are replaced.
 
 A record that cannot be represented is quarantined and the window goes on; whether the run as a
 whole has too many of them is judged once over the whole plan (``finish.py``), never over one
-small chunk. Memory: one chunk of records, and one window's typed rows for validation, staging
-and the change log.
+small chunk. The marks of its quarantined versions (``transforms/quarantine_marks.py``) are staged
+beside the window's rows, so that the merge marks the row of each customer whose newer version
+was quarantined: ``customers/`` never holds an older version silently. Memory: one chunk of
+records, and one window's typed rows for validation, staging and the change log.
 """
 
 from __future__ import annotations
