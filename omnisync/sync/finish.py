@@ -34,7 +34,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from omnisync.lake.snapshot import bucket_path
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import Window
@@ -42,14 +41,13 @@ from omnisync.state.quarantine_history import recent_records
 from omnisync.state.store import from_us
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan
+from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.window import (
-    MARKS_SUFFIX,
     BatchRejected,
     staged_buckets,
     staging_dir,
     without_staging_metadata,
 )
-from transforms.quarantine_marks import MARK_SCHEMA, mark_rows
 
 log = logging.getLogger("omnisync.sync")
 
@@ -158,7 +156,7 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
     bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
     is finished by the next run."""
     merged = 0
-    marks = _staged_marks(parts, plan_id)
+    marks = staged_marks(parts, staging_dir(plan_id))
     with contextlib.ExitStack() as stack:
         staged = []
         for name in parts.storage.files(staging_dir(plan_id)):
@@ -178,29 +176,8 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
                 merged += 1
                 log.debug("merged bucket %d", bucket)
             if bucket in marks:
-                _mark_bucket(parts, bucket, marks[bucket])
+                mark_bucket(parts, bucket, marks[bucket])
     return merged
-
-
-def _staged_marks(parts: RunParts, plan_id: str) -> dict[int, pa.Table]:
-    """The plan's staged marks of quarantined versions, by bucket."""
-    files = parts.storage.files(staging_dir(plan_id), suffix=MARKS_SUFFIX)
-    if not files:
-        return {}
-    marks = pa.concat_tables([parts.storage.read_table(f).cast(MARK_SCHEMA) for f in files])
-    return dict(parts.snapshot.split(marks))
-
-
-def _mark_bucket(parts: RunParts, bucket: int, marks: pa.Table) -> None:
-    """Mark the bucket's rows older than their customer's quarantined version (after its merge:
-    a newer version the plan read replaces the row, and then there is nothing to mark). The
-    bucket is replaced atomically, and marking again after a crash gives the same rows."""
-    path = bucket_path(bucket)
-    if not parts.storage.exists(path):
-        return
-    marked = mark_rows(parts.storage.read_table(path), marks)
-    if marked is not None:
-        parts.storage.write_table(path, marked)
 
 
 def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:

@@ -31,17 +31,16 @@ import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.lake import window_key, write_quarantine
-from omnisync.lake.quarantine import quarantine_path
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.store import to_us
 from omnisync.sync.extraction import extract_window
 from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.quarantined import record_quarantined
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift, to_table
 from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
-from transforms.quarantine_marks import MARK_SCHEMA, marks_for
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 from transforms.versions import latest_per_pk
 
@@ -137,20 +136,23 @@ def sync_window(
     write_quarantine(
         parts.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
     )
-    modified = pa.chunked_array(rejected_modified, TIMESTAMP)
-    stage_marks(
+    left = record_quarantined(
         parts,
-        plan_id,
+        staging_dir(plan_id),
         name,
-        marks_for(quarantine.column("pk"), modified, quarantine_path(name, lineage.extracted_at)),
-        result,
+        quarantine.column("pk"),
+        pa.chunked_array(rejected_modified, TIMESTAMP),
+        lineage.extracted_at,
+        rows,
+        since,
     )
-    _count_fresh(result, rows, modified, since)
-    # A quarantined version whose date can be read counts in the window's greatest date: it is
-    # recorded, and its customer's row marked; reading it again would only quarantine the same
-    # record again, run after run (docs/guarantees.md, G6).
-    top = pc.max(modified).as_py()
-    if top is not None:
+    result.marked, result.fresh, result.fresh_quarantined = (
+        left.marked,
+        left.fresh,
+        left.fresh_quarantined,
+    )
+    if left.newest is not None:  # see quarantined.py: counts in the watermark
+        top = left.newest
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
     parts.store.complete_window(
         STREAM,
@@ -212,29 +214,6 @@ def sync_window_retrying(
             page, first_page = first_page, None
             return sync_window(parts, plan_id, lo, hi, first_page=page)
     raise AssertionError("unreachable: stamina either returns or raises")
-
-
-def _count_fresh(
-    result: WindowResult,
-    rows: pa.Table | None,
-    quarantined: pa.ChunkedArray,
-    since: dt.datetime | None,
-) -> None:
-    """Count the window's records after ``since`` (the watermark): what the lookback re-reads
-    is not counted twice when recent runs are judged together (``finish.py``). A quarantined
-    record whose date cannot be read counts as new."""
-    if since is None:
-        result.fresh_quarantined = len(quarantined)
-        result.fresh = (0 if rows is None else rows.num_rows) + len(quarantined)
-        return
-    after = pa.scalar(since, TIMESTAMP)
-    bad = int(pc.sum(pc.fill_null(pc.greater(quarantined, after), True)).as_py() or 0)
-    good = (
-        0
-        if rows is None
-        else int(pc.sum(pc.greater(rows.column("modified_date"), after)).as_py() or 0)
-    )
-    result.fresh_quarantined, result.fresh = bad, good + bad
 
 
 def _type_chunk(
@@ -317,20 +296,6 @@ def _latest(table: pa.Table) -> pa.Table:
 
 
 BUCKETS_KEY = b"omnisync.buckets"
-MARKS_SUFFIX = ".quarantined"
-
-
-def stage_marks(
-    parts: RunParts, plan_id: str, name: str, marks: pa.Table, result: WindowResult
-) -> None:
-    """Stage the marks of the window's quarantined versions beside its rows (merged with them,
-    ``finish.py``), replacing an earlier try's."""
-    path = f"{staging_dir(plan_id)}/{name}{MARKS_SUFFIX}"
-    if not marks.num_rows:
-        parts.storage.delete(path)
-        return
-    parts.storage.write_table(path, marks.cast(MARK_SCHEMA))
-    result.marked += marks.num_rows
 
 
 def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> None:
