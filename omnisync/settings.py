@@ -211,7 +211,9 @@ class Settings(BaseSettings):
         1000,
         ge=1,
         validation_alias=_env("OMNISYNC_QUARANTINE_MIN_ROWS", "quarantine_min_rows"),
-        description="the quarantined share is judged only over runs that read this many records",
+        description="the quarantined share is judged over a run once it read this many records "
+        "(or once more than the share of this many were quarantined), and over the stream's "
+        "latest this many records",
     )
     window_rows: int = Field(
         50_000,

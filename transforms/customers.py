@@ -69,6 +69,8 @@ class Converted:
     rejected: pa.Table
     #: how many records carried each field the schema does not know (kept in ``_extra_fields``)
     unknown_field_counts: Counter[str] = field(default_factory=Counter)
+    #: each rejected record's ``modified_date`` (null where it cannot be read), row for row
+    rejected_modified: pa.Array = field(default_factory=lambda: pa.array([], TIMESTAMP))
 
     @property
     def unknown_fields(self) -> set[str]:
@@ -221,6 +223,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
     keep = pa.array(keep_rows)
     good = table.filter(keep).cast(CUSTOMER_SCHEMA)
     raw = [records[i] for i in bad]
+    modified = columns["modified_date"].take(pa.array(bad, pa.int64()))
     return Converted(
         good,
         _rejected(
@@ -237,6 +240,7 @@ def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
             lineage,
         ),
         unknown_counts,
+        modified,
     )
 
 

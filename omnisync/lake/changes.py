@@ -159,7 +159,7 @@ class ChangeLog:
         if len(months):
             unique_months, first = np.unique(months, return_index=True)
             month_values, starts = [str(m) for m in unique_months], [int(i) for i in first]
-        ends = [*starts[1:], len(months)]
+        ends = [*starts[1:], len(months)] if starts else []  # a window with no row left
         written_months: set[str] = set()
         for month, start, end in zip(month_values, starts, ends, strict=True):
             written_months.add(month)

@@ -129,3 +129,20 @@ def carry_ranges(
                     for lo, hi in spans
                 ],
             )
+
+
+def recorded_deletions(store: StateStore, stream: str, pks: list[int]) -> set[int]:
+    """Which of ``pks`` have a deletion recorded (applied or not)."""
+    found: set[int] = set()
+    with store.engine.connect() as connection:
+        for start in range(0, len(pks), 1000):
+            found.update(
+                int(pk)
+                for pk in connection.execute(
+                    select(deletions.c.pk).where(
+                        deletions.c.stream == stream,
+                        deletions.c.pk.in_(pks[start : start + 1000]),
+                    )
+                ).scalars()
+            )
+    return found

@@ -12,9 +12,15 @@ never learns of one. Each run therefore ends with a check, using only the docume
   (G1), so ``S`` is that set plus ``M``, and the customers deleted from ``L`` number
   ``|L| - |S| + |M - L|``. ``S`` is counted before ``M`` is listed, so a customer created in
   between makes the estimate larger (a wasted narrowing), never smaller.
-* **Counts are a sketch.** A customer missing from the lake (quarantined, or a commit later than
-  the lag) cancels a deleted one in that sum; such a deletion is seen once the other difference
-  is gone, by a later run. Nothing is ever removed on a count's word.
+* **Quarantined customers count on the lake's side.** A customer Omnitron holds whose only
+  versions were quarantined (no row in ``customers/``) is in ``S``: left out of ``L`` it would
+  cancel a deleted customer in that sum, for as long as it stays in quarantine. So ``L`` is the
+  pks of ``customers/`` and those of ``quarantine/customers/`` (see :func:`lake_side`); one whose
+  deletion is already recorded is left out, so that it is found deleted once.
+* **Counts are a sketch.** A customer missing from the lake for another reason (a commit later
+  than the lag, a record whose pk cannot be read) cancels a deleted one in that sum; such a
+  deletion is seen once the other difference is gone, by a later run. Nothing is ever removed
+  on a count's word.
 * **Narrowing.** When the estimate is positive, pk ranges are compared by the same sum, cutting
   the ranges that differ at the lake's pk quantiles (see :func:`narrow`). A range whose answer
   fits one page lists it whole: a pk of the lake missing from it is a candidate.
@@ -52,6 +58,7 @@ import numpy as np
 from omnisync.client import CustomerQuery, NotFound, OmnitronClient, Page
 from omnisync.client.paginator import Paginator
 from omnisync.lake.erasure import erase_customers
+from omnisync.lake.quarantine import quarantined_pks
 from omnisync.state.deletions import (
     PkSpan,
     carried_ranges,
@@ -59,6 +66,7 @@ from omnisync.state.deletions import (
     mark_applied,
     pending_deletions,
     record_deletions,
+    recorded_deletions,
 )
 from omnisync.sync.parts import STREAM, RunParts
 from transforms.deletions import deletion_rows
@@ -204,7 +212,7 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     apply_pending(parts)
     client, settings = parts.client, parts.settings
     check = DeletionCheck()
-    lake = parts.snapshot.pks()
+    lake = lake_side(parts)
     recorded = carried_ranges(parts.store, STREAM)
     carried = [] if full_refresh else recorded  # a full refresh examines everything anyway
     total = client.count_customers(CustomerQuery(sort=None))
@@ -245,6 +253,18 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
             settings.deletion_check_requests,
         )
     return check
+
+
+def lake_side(parts: RunParts) -> np.ndarray:
+    """``L``: the pks of ``customers/``, with the quarantined pks that have no row there (and
+    no deletion recorded), sorted."""
+    held = parts.snapshot.pks()
+    only_quarantined = np.setdiff1d(quarantined_pks(parts.storage), held)
+    if not len(only_quarantined):
+        return held
+    gone = recorded_deletions(parts.store, STREAM, [int(pk) for pk in only_quarantined])
+    keep = np.array([int(pk) not in gone for pk in only_quarantined], dtype=np.bool_)
+    return np.sort(np.concatenate([held, only_quarantined[keep]]))
 
 
 class _Counting:

@@ -2,15 +2,25 @@
 
 The steps run in this order, each safe to repeat after a crash:
 
-1. **Judge** the plan over all of its windows (those of an earlier, interrupted run included):
-   a share of quarantined records above ``OMNISYNC_MAX_QUARANTINE_SHARE`` is a systemic problem,
-   but only once the plan has read ``OMNISYNC_QUARANTINE_MIN_ROWS`` records: one bad customer
-   among a dozen changes must not stop the stream. A rejected plan is abandoned (the next run
-   plans again from the unchanged watermark, so a fixed source is read afresh) and the run fails.
+1. **Judge** the plan over all of its windows (those of an earlier, interrupted run included),
+   and over the stream's ``OMNISYNC_QUARANTINE_MIN_ROWS`` latest records (this plan's, then
+   those of the latest succeeded runs, each record counted by the run that first read it, so a
+   lookback's re-reads count once): a share of quarantined records above
+   ``OMNISYNC_MAX_QUARANTINE_SHARE`` is a systemic problem once there is enough evidence, that
+   is once the records judged number ``OMNISYNC_QUARANTINE_MIN_ROWS``, or the quarantined ones
+   alone are more than that share of ``OMNISYNC_QUARANTINE_MIN_ROWS`` (more than 50 by default).
+   One bad customer among a dozen changes does not stop the stream; 400 broken customers in a
+   run of 400 do, at once, and a break of 20 a run does by the third run. A rejected plan is
+   abandoned (the next run plans again from the unchanged watermark, so a fixed source is read
+   afresh), the run fails, and its error says that the watermark is held back.
 2. **Merge** the staged rows into ``customers/``, bucket by bucket (idempotent); a full
-   refresh instead rebuilds every bucket from what it read (``rebuild.py``).
+   refresh instead rebuilds every bucket from what it read (``rebuild.py``). Either way, the
+   rows of customers whose newer version was quarantined are then marked
+   (``transforms/quarantine_marks.py``).
 3. **Move the watermark** to the greatest ``modified_date`` read, only forward (G3: after the
-   data of its window is durably written).
+   data of its window is durably written). A quarantined version whose date can be read counts:
+   it is recorded, and its customer's row marked, so reading it again would only quarantine it
+   again; an accepted run's watermark is never held back by quarantined records.
 4. **Close** the plan and remove its staging; **compact** closed months of the change log (and
    an open month with too many files), each behind one atomic switch (``omnisync/lake/changes.py``).
 """
@@ -29,9 +39,11 @@ import pyarrow as pa
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import Window
+from omnisync.state.quarantine_history import recent_records
 from omnisync.state.times import from_us
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.planning import Plan
+from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.rebuild import rebuild_snapshot
 from omnisync.sync.window import (
     BatchRejected,
@@ -53,6 +65,9 @@ class PlanTotals:
     changes_logged: int = 0
     quarantined: int = 0
     flagged: int = 0
+    marked: int = 0
+    fresh: int = 0
+    fresh_quarantined: int = 0
     unknown_fields: Counter[str] = field(default_factory=Counter)
     max_modified: dt.datetime | None = None
 
@@ -66,6 +81,11 @@ class PlanTotals:
             totals.written += int(counts.get("written", 0))
             totals.changes_logged += int(counts.get("changes_logged", 0))
             totals.flagged += int(counts.get("flagged", 0))
+            totals.marked += int(counts.get("marked", 0))
+            totals.fresh += int(counts.get("fresh", window.rows or 0))
+            totals.fresh_quarantined += int(
+                counts.get("fresh_quarantined", window.quarantined or 0)
+            )
             totals.unknown_fields.update(counts.get("unknown_fields") or {})
             if window.max_modified_us is not None:
                 stamp = from_us(window.max_modified_us)
@@ -81,6 +101,9 @@ class PlanTotals:
         self.changes_logged += other.changes_logged
         self.quarantined += other.quarantined
         self.flagged += other.flagged
+        self.marked += other.marked
+        self.fresh += other.fresh
+        self.fresh_quarantined += other.fresh_quarantined
         self.unknown_fields.update(other.unknown_fields)
 
     def counts(self) -> dict[str, Any]:
@@ -91,22 +114,44 @@ class PlanTotals:
             "changes_logged": self.changes_logged,
             "quarantined": self.quarantined,
             "flagged": self.flagged,
+            "quarantined_marked": self.marked,
+            "read_after_watermark": self.fresh,
+            "quarantined_after_watermark": self.fresh_quarantined,
             "unknown_fields": dict(sorted(self.unknown_fields.items())),
         }
 
 
-def quality_problem(totals: PlanTotals, settings: Settings) -> str | None:
-    """Why the plan's quarantined share is a systemic problem, or None when it is not."""
-    if totals.rows < settings.quarantine_min_rows or totals.rows == 0:
-        return None
-    share = totals.quarantined / totals.rows
-    if share <= settings.max_quarantine_share:
-        return None
-    return (
-        f"{totals.quarantined:,} of {totals.rows:,} records quarantined ({share:.1%}), above the "
-        f"limit of {settings.max_quarantine_share:.1%} (OMNISYNC_MAX_QUARANTINE_SHARE); see "
-        "quarantine/customers/ for the reasons"
-    )
+def _too_many(rows: int, quarantined: int, settings: Settings) -> bool:
+    """Whether ``quarantined`` of ``rows`` is above the limit, with enough evidence to say so:
+    ``OMNISYNC_QUARANTINE_MIN_ROWS`` records, or more quarantined ones than the limit allows in
+    that many (a small run that is mostly broken is judged by its own share)."""
+    if rows == 0 or quarantined / rows <= settings.max_quarantine_share:
+        return False
+    enough = settings.max_quarantine_share * settings.quarantine_min_rows
+    return rows >= settings.quarantine_min_rows or quarantined > enough
+
+
+def quality_problem(
+    totals: PlanTotals, settings: Settings, earlier_read: int = 0, earlier_quarantined: int = 0
+) -> str | None:
+    """Why the quarantined share is a systemic problem, or None when it is not: the plan's own,
+    or that of the plan with the records the latest succeeded runs read (``earlier_*``)."""
+    limit = f"the limit of {settings.max_quarantine_share:.1%} (OMNISYNC_MAX_QUARANTINE_SHARE)"
+    if _too_many(totals.rows, totals.quarantined, settings):
+        share = totals.quarantined / totals.rows
+        return (
+            f"{totals.quarantined:,} of {totals.rows:,} records quarantined ({share:.1%}), above "
+            f"{limit}; see quarantine/customers/ for the reasons"
+        )
+    # The lookback's re-reads are left out: a record is counted in the run that first read it.
+    rows, bad = totals.fresh + earlier_read, totals.fresh_quarantined + earlier_quarantined
+    if totals.fresh_quarantined and earlier_read and _too_many(rows, bad, settings):
+        return (
+            f"{bad:,} of the {rows:,} records read by this run and the latest ones quarantined "
+            f"({bad / rows:.1%}), above {limit}: a break that quarantines a few records in every "
+            "run; see quarantine/customers/ for the reasons"
+        )
+    return None
 
 
 def merge_staged(parts: RunParts, plan_id: str) -> int:
@@ -114,6 +159,7 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
     bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
     is finished by the next run."""
     merged = 0
+    marks = staged_marks(parts, staging_dir(plan_id))
     with contextlib.ExitStack() as stack:
         staged = []
         for name in parts.storage.files(staging_dir(plan_id)):
@@ -132,7 +178,16 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
                 give_back()  # see omnisync/memory.py: as after each window
                 merged += 1
                 log.debug("merged bucket %d", bucket)
+            if bucket in marks:
+                mark_bucket(parts, bucket, marks[bucket])
     return merged
+
+
+def mark_rebuilt(parts: RunParts, plan_id: str) -> None:
+    """Mark the rows of customers whose newer version was quarantined, in the buckets a full
+    refresh just rebuilt (they hold the staged rows, unmarked). Idempotent like the rebuild."""
+    for bucket, marks in staged_marks(parts, staging_dir(plan_id)).items():
+        mark_bucket(parts, bucket, marks)
 
 
 def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
@@ -144,13 +199,20 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     if unfinished:
         raise RuntimeError(f"plan {plan.plan_id} has {len(unfinished)} window(s) not done")
     totals = PlanTotals.of(windows)
-    problem = quality_problem(totals, settings)
+    recent = recent_records(store, STREAM, max(0, settings.quarantine_min_rows - totals.fresh))
+    problem = quality_problem(totals, settings, recent.read, recent.quarantined)
     if problem is not None:
         store.plans.abandon(STREAM, plan.plan_id, fence=parts.fence)
         parts.storage.delete_tree(staging_dir(plan.plan_id))
-        raise BatchRejected(problem)
+        held = store.watermarks.get(STREAM)
+        raise BatchRejected(
+            f"{problem}. The watermark is held back at "
+            f"{'the start' if held is None else held.isoformat()} by the quarantined records: "
+            "the next run reads them again"
+        )
     if plan.rebuild:
         rebuild_snapshot(parts, plan.plan_id, plan.upper)
+        mark_rebuilt(parts, plan.plan_id)
     else:
         merge_staged(parts, plan.plan_id)
     if totals.max_modified is not None:

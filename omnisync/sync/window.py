@@ -10,8 +10,10 @@ fails is simply run again: its files are replaced.
 
 A record that cannot be represented is quarantined and the window goes on; whether the run as a
 whole has too many of them is judged once over the whole plan (``finish.py``), never over one
-small chunk. Memory: one chunk of records, and one window's typed rows for validation, staging
-and the change log.
+small chunk. The marks of its quarantined versions (``transforms/quarantine_marks.py``) are staged
+beside the window's rows, so that the merge marks the row of each customer whose newer version
+was quarantined: ``customers/`` never holds an older version silently. Memory: one chunk of
+records, and one window's typed rows for validation, staging and the change log.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.times import to_us
 from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.quarantined import record_quarantined
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift, to_table
 from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
-from transforms.schema import QUARANTINE_SCHEMA
+from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -58,6 +61,11 @@ class WindowResult:
     changes_logged: int = 0
     quarantined: int = 0
     flagged: int = 0
+    #: quarantined versions named on their customer's row (pk and modified_date readable)
+    marked: int = 0
+    #: records (and quarantined ones) after the watermark: not read by an earlier run's window
+    fresh: int = 0
+    fresh_quarantined: int = 0
     max_modified: dt.datetime | None = None
     unknown_fields: Counter[str] = field(default_factory=Counter)
 
@@ -67,6 +75,9 @@ class WindowResult:
             "written": self.written,
             "changes_logged": self.changes_logged,
             "flagged": self.flagged,
+            "marked": self.marked,
+            "fresh": self.fresh,
+            "fresh_quarantined": self.fresh_quarantined,
             "unknown_fields": dict(self.unknown_fields),
         }
 
@@ -87,10 +98,12 @@ def sync_window(
     settings = parts.settings
     result = WindowResult(lo, hi)
     name = window_key(lo, hi)
+    since = parts.store.watermarks.get(STREAM)
     lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
     chunk: list[dict[str, Any]] = []
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
+    rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
     pages = Paginator(parts.client, settings.page_size).changed(
         lo, hi, parts.datetimes, first_page=first_page
@@ -102,28 +115,45 @@ def sync_window(
             converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
             typed.append(converted.table)
             rejected.append(converted.rejected)
+            rejected_modified.append(converted.rejected_modified)
             chunk = []
     if chunk:
         number += 1
         converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
         typed.append(converted.table)
         rejected.append(converted.rejected)
+        rejected_modified.append(converted.rejected_modified)
+    rows: pa.Table | None = None
     if typed:
-        rows, quarantined = _validate_window(parts, typed, name, result)
+        rows, quarantined, refused_modified = _validate_window(parts, typed, name, result)
         rejected.append(quarantined)
+        rejected_modified.append(refused_modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
         stage_window(parts, plan_id, name, rows)
         result.changes_logged += parts.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
+    quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
     write_quarantine(
-        parts.storage,
-        _policy_applied(
-            pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table(),
-            settings,
-        ),
-        name,
-        lineage.extracted_at,
+        parts.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
     )
+    left = record_quarantined(
+        parts,
+        staging_dir(plan_id),
+        name,
+        quarantine.column("pk"),
+        pa.chunked_array(rejected_modified, TIMESTAMP),
+        lineage.extracted_at,
+        rows,
+        since,
+    )
+    result.marked, result.fresh, result.fresh_quarantined = (
+        left.marked,
+        left.fresh,
+        left.fresh_quarantined,
+    )
+    if left.newest is not None:  # see quarantined.py: counts in the watermark
+        top = left.newest
+        result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
     parts.store.plans.complete_window(
         STREAM,
         plan_id,
@@ -200,10 +230,10 @@ def _type_chunk(
 
 def _validate_window(
     parts: RunParts, typed: list[pa.Table], name: str, result: WindowResult
-) -> tuple[pa.Table, pa.Table]:
+) -> tuple[pa.Table, pa.Table, pa.ChunkedArray]:
     """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
-    policy applied) and the rows to quarantine. Raises BatchRejected for a batch-level critical
-    failure (a schema change).
+    policy applied), the rows to quarantine and their ``modified_date``. Raises BatchRejected
+    for a batch-level critical failure (a schema change).
 
     Once per window, not per chunk: GX has a fixed cost per validation whatever its size, so
     fewer, larger validations cost less CPU (docs/performance.md), and the window's typed rows
@@ -211,7 +241,8 @@ def _validate_window(
     settings = parts.settings
     table = pa.concat_tables(typed, promote_options="permissive")
     assert parts.validator is not None, "a sync run opens its validator"
-    validation = validate_customers(parts.validator, _latest(table), f"{parts.run_id}-{name}")
+    latest = _latest(table)
+    validation = validate_customers(parts.validator, latest, f"{parts.run_id}-{name}")
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
     table = with_latest_flags(table, validation.good)
@@ -233,7 +264,10 @@ def _validate_window(
     if good.num_rows:
         top = pc.max(good.column("modified_date")).as_py()
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
-    return analyst, validation.quarantined
+    quarantined_pks = validation.quarantined.column("pk").combine_chunks()
+    at = pc.index_in(quarantined_pks, value_set=latest.column("pk"))
+    modified = latest.column("modified_date").combine_chunks().take(at).cast(TIMESTAMP)
+    return analyst, validation.quarantined, modified
 
 
 def _policy_applied(quarantine: pa.Table, settings: Settings) -> pa.Table:

@@ -7,6 +7,9 @@ missing       Omnitron has the customer (modified before the watermark), the lak
 stale         the lake holds another version than Omnitron's (modified before the watermark)
 deleted       the lake holds a customer Omnitron does not have
 duplicated    a reader of the lake sees more than one row for the pk (G2 broken)
+quarantined   Omnitron's version is in ``quarantine/customers/`` (it cannot be represented):
+              the lake says so (the row is marked, or there is none), so it is named, not a
+              difference; reading it again would quarantine it again
 ============  ======================================================================
 
 A file of ``customers/`` that cannot be read is reported too (``unreadable``): every reader of
@@ -24,7 +27,9 @@ from typing import Any
 from omnisync.lake import LakeStorage
 from omnisync.state.times import iso
 
-KINDS = ("missing", "stale", "deleted", "duplicated")
+KINDS = ("missing", "stale", "deleted", "duplicated", "quarantined")
+#: the kinds that make the lake different from Omnitron (exit 1)
+DIFFERENCES = KINDS[:4]
 REPORTS = "_reports/verify"
 #: pks named on the verdict line, per kind
 SHOWN = 5
@@ -55,7 +60,7 @@ class Outcome:
 
     @property
     def equal(self) -> bool:
-        return not self.unreadable and not any(self.found.get(kind) for kind in KINDS)
+        return not self.unreadable and not any(self.found.get(kind) for kind in DIFFERENCES)
 
     def counts(self) -> dict[str, Any]:
         """For the run log (``omnisync status``): numbers, and the verdict."""
@@ -89,12 +94,12 @@ class Outcome:
             return (
                 f"equal: the lake's {self.lake_rows:,} customers match Omnitron as of the "
                 f"watermark {mark} ({how}; {self.behind:,} changed since, left for the next "
-                f"sync); {self.requests:,} list requests"
+                f"sync){self._quarantined()}; {self.requests:,} list requests"
             )
         parts = []
         for kind in KINDS:
             pks = sorted(self.found.get(kind, []))
-            if pks or kind != "duplicated":
+            if pks or kind in DIFFERENCES[:3]:
                 shown = ", ".join(str(pk) for pk in pks[:SHOWN])
                 more = ", ..." if len(pks) > SHOWN else ""
                 parts.append(f"{len(pks):,} {kind}" + (f" (pks {shown}{more})" if pks else ""))
@@ -105,6 +110,16 @@ class Outcome:
         return (
             f"different as of the watermark {mark}: {', '.join(parts)}; "
             f"{self.requests:,} list requests; report {self.report}"
+        )
+
+    def _quarantined(self) -> str:
+        pks = sorted(self.found.get("quarantined", []))
+        if not pks:
+            return ""
+        shown = ", ".join(str(pk) for pk in pks[:SHOWN]) + (", ..." if len(pks) > SHOWN else "")
+        return (
+            f", except {len(pks):,} quarantined (pks {shown}): their newest version is in "
+            "quarantine/customers/"
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, P
 from omnisync.connection import open_client
 from omnisync.lake import LakeStorage
 from omnisync.lake.snapshot import check_format
+from omnisync.lake.quarantine import quarantined_versions
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.times import from_us, to_us
@@ -193,6 +194,7 @@ def verify(
     found, behind, vanished = second_look(server, lake, cut, again, known, watermark_us, versions)
     for kind in KINDS:
         found[kind] += settled[kind]
+    _name_quarantined(found, versions, quarantined_versions(storage))
     return Outcome(
         run_id=run_id,
         watermark=watermark,
@@ -215,6 +217,23 @@ def verify(
         versions=versions,
         audit=audited,
     )
+
+
+def _name_quarantined(
+    found: dict[str, list[int]], versions: dict[int, int], quarantined: dict[int, set[int | None]]
+) -> None:
+    """Move the missing and stale customers whose version in Omnitron is a quarantined one to
+    ``quarantined``: the lake says why it lacks that version (the customer's row is marked, or
+    it has none), and a repair would only read it into quarantine again."""
+    for kind in ("missing", "stale"):
+        kept = []
+        for pk in found[kind]:
+            if versions.get(pk) in quarantined.get(pk, ()):
+                found["quarantined"].append(pk)
+                del versions[pk]
+            else:
+                kept.append(pk)
+        found[kind] = kept
 
 
 def _newest(

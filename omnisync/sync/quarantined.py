@@ -1,0 +1,87 @@
+"""What a window's quarantined versions leave behind, beside the quarantine itself (G6).
+
+* **Marks**, staged beside the window's rows and applied when the plan's buckets are merged: the
+  row of each customer whose newer version was quarantined is marked, so ``customers/`` never
+  holds an older version silently (``transforms/quarantine_marks.py`` says what a mark is).
+* **Counts after the watermark**: the records a run reads that no earlier run read (the
+  lookback re-reads the latest ones), so that the latest records of the stream can be judged
+  together without counting a record twice (``finish.py``).
+* **The greatest readable date**: a quarantined version counts in the watermark like any other
+  read; it is recorded and marked, and reading it again would only quarantine it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from omnisync.lake.quarantine import quarantine_path
+from omnisync.lake.snapshot import bucket_path
+from omnisync.sync.parts import RunParts
+from transforms.quarantine_marks import MARK_SCHEMA, mark_rows, marks_for
+from transforms.schema import TIMESTAMP
+
+#: a window's staged marks: Parquet, named apart from its staged rows (``*.parquet``)
+MARKS_SUFFIX = ".quarantined"
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    marked: int
+    fresh: int
+    fresh_quarantined: int
+    newest: dt.datetime | None
+
+
+def record_quarantined(
+    parts: RunParts,
+    staging: str,
+    window: str,
+    pks: pa.ChunkedArray,
+    modified: pa.ChunkedArray,
+    extracted_at: dt.datetime,
+    rows: pa.Table | None,
+    since: dt.datetime | None,
+) -> Quarantined:
+    """Stage the marks of a window's quarantined versions (``pks``, ``modified``: row for row
+    of its quarantine file), replacing an earlier try's; count what it read after ``since``
+    (the watermark). ``rows``: the window's rows for the lake."""
+    marks = marks_for(pks, modified, quarantine_path(window, extracted_at))
+    path = f"{staging}/{window}{MARKS_SUFFIX}"
+    if marks.num_rows:
+        parts.storage.write_table(path, marks.cast(MARK_SCHEMA))
+    else:
+        parts.storage.delete(path)
+    good = 0 if rows is None else rows.num_rows
+    bad = len(modified)
+    if since is not None:
+        after = pa.scalar(since, TIMESTAMP)
+        # a quarantined record whose date cannot be read counts as new
+        bad = int(pc.sum(pc.fill_null(pc.greater(modified, after), True)).as_py() or 0)
+        if rows is not None:
+            good = int(pc.sum(pc.greater(rows.column("modified_date"), after)).as_py() or 0)
+    return Quarantined(marks.num_rows, good + bad, bad, pc.max(modified).as_py())
+
+
+def staged_marks(parts: RunParts, staging: str) -> dict[int, pa.Table]:
+    """A plan's staged marks, by bucket."""
+    files = parts.storage.files(staging, suffix=MARKS_SUFFIX)
+    if not files:
+        return {}
+    marks = pa.concat_tables([parts.storage.read_table(f).cast(MARK_SCHEMA) for f in files])
+    return dict(parts.snapshot.split(marks))
+
+
+def mark_bucket(parts: RunParts, bucket: int, marks: pa.Table) -> None:
+    """Mark the bucket's rows older than their customer's quarantined version (after its merge:
+    a newer version the plan read replaces the row, and then there is nothing to mark). The
+    bucket is replaced atomically, and marking again after a crash gives the same rows."""
+    path = bucket_path(bucket)
+    if not parts.storage.exists(path):
+        return
+    marked = mark_rows(parts.storage.read_table(path), marks)
+    if marked is not None:
+        parts.storage.write_table(path, marked)

@@ -1,0 +1,234 @@
+"""G6 and G9 for quarantined versions: the lake never holds an older version of a customer
+silently, verify names it, a retried window quarantines once, a systemic break fails early
+however small the runs, and a quarantined customer never hides a deletion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from omnisync.lake import LakeStorage
+from omnisync.lake.quarantine import DATASET, write_quarantine
+from omnisync.orchestration import Local
+from omnisync.settings import Settings
+from omnisync.state import StateStore
+from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
+from omnisync.sync.deletions import lake_side
+from omnisync.sync.run import run_sync
+from omnisync.verify import run_verify
+from sandbox import SandboxServer
+from sandbox.records import now_us
+from tests.sync.sandbox_runs import settings_for
+from transforms.quarantine_marks import FLAG, POINTER
+from transforms.schema import QUARANTINE_SCHEMA
+
+Make = Callable[..., SandboxServer]
+
+
+def corrupt(server: SandboxServer, pk: int, **values: Any) -> None:
+    """A new version of ``pk`` the API could never type (a broken import into Omnitron)."""
+    store = server.state.store
+    store.put(store.by_pk[pk].replaced(values, now_us() - 1_000_000))
+
+
+def sync(settings: Settings) -> dict[str, Any]:
+    outcome = run_sync(settings, False, Local())
+    assert isinstance(outcome, dict)
+    return outcome
+
+
+def lake_row(lake: str, pk: int) -> dict[str, Any]:
+    rows = [r for r in pq.read_table(f"{lake}/customers").to_pylist() if r["pk"] == pk]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def quarantine_rows(lake: str, pk: int) -> list[dict[str, Any]]:
+    return [r for r in pq.read_table(f"{lake}/{DATASET}").to_pylist() if r["pk"] == pk]
+
+
+def test_a_quarantined_newest_version_marks_the_older_row_and_verify_names_it(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=200)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    sync(settings)
+    before = lake_row(settings.lake, 17)
+    assert not before["_dq_flags"]
+    corrupt(server, 17, is_active="yes", first_name="Newer")
+
+    counts = sync(settings)
+
+    assert counts["quarantined"] == 1 and counts["quarantined_marked"] == 1
+    row = lake_row(settings.lake, 17)
+    assert row["modified_date"] == before["modified_date"], "the newest representable version"
+    assert row["first_name"] == before["first_name"], "no value of the refused version"
+    assert FLAG in row["_dq_flags"]
+    [pointer] = [f for f in row["_dq_flags"] if f.startswith(POINTER)]
+    path, version = pointer[len(POINTER) :].split("#")
+    [record] = [r for r in pq.read_table(f"{settings.lake}/{path}").to_pylist() if r["pk"] == 17]
+    raw = orjson.loads(record["raw"])
+    assert raw["is_active"] == "yes" and raw["first_name"] == "Newer"
+    assert dt.datetime.fromisoformat(version) > before["modified_date"]
+    assert record["reasons"] == ["is_active: not a boolean: 'yes'"]
+    store = StateStore(settings.state_url.get_secret_value())
+    assert store.watermark("customers") >= dt.datetime.fromisoformat(version), (
+        "a recorded quarantined version is not read again run after run"
+    )
+
+    outcome = run_verify(settings)
+    assert outcome.found["quarantined"] == [17]
+    assert outcome.found["stale"] == [] and outcome.found["missing"] == []
+    assert outcome.equal, "named, not a difference a repair could mend: exit 0"
+    assert "1 quarantined (pks 17)" in outcome.line()
+
+    # Omnitron fixed: the newer version replaces the row, and its marks go with the old row.
+    corrupt(server, 17, is_active=True, first_name="Fixed")
+    sync(settings)
+    fixed = lake_row(settings.lake, 17)
+    assert fixed["first_name"] == "Fixed" and not fixed["_dq_flags"]
+    assert run_verify(settings).found["quarantined"] == []
+
+
+def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=300)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    sync(settings)
+    corrupt(server, 42, channel="web")
+    parts = RunParts.open(settings, "retried")
+    try:
+        plan = new_plan(parts)
+        [(lo, hi)] = plan.windows
+        sync_window(parts, plan.plan_id, lo, hi)
+        [tried] = [f for f in parts.storage.files(DATASET) if quarantine_rows_in(parts, f)]
+        # The first try as a try of another day leaves it (a plan resumed after midnight).
+        parts.storage.copy(tried, f"{DATASET}/extracted_day=1999-12-31/{posixpath.basename(tried)}")
+        parts.storage.delete(tried)
+        sync_window(parts, plan.plan_id, lo, hi)  # the retry
+        sync_window(parts, plan.plan_id, lo, hi)  # and one more, the same day
+        finish_plan(parts, plan)
+    finally:
+        parts.close()
+    assert len(quarantine_rows(settings.lake, 42)) == 1
+    assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
+
+
+def quarantine_rows_in(parts: RunParts, name: str) -> int:
+    return int(parts.storage.read_table(name).num_rows)
+
+
+def test_writing_a_window_s_quarantine_again_on_another_day_replaces_it(tmp_path: Path) -> None:
+    storage = LakeStorage(str(tmp_path))
+    monday = dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.UTC)
+    row = {
+        "_run_id": "r",
+        "_extracted_at": monday,
+        "_source": "s",
+        "pk": 1,
+        "reasons": ["x"],
+        "raw": "{}",
+    }
+    rejected = pa.Table.from_pylist([row], schema=QUARANTINE_SCHEMA)
+    write_quarantine(storage, rejected, "w1", monday)
+    write_quarantine(storage, rejected, "w2", monday)
+    write_quarantine(storage, rejected, "w1", monday + dt.timedelta(minutes=2))
+    files = storage.files(DATASET)
+    assert [posixpath.basename(f) for f in files] == ["part-w2.parquet", "part-w1.parquet"]
+    assert "extracted_day=2026-03-03" in files[1]
+
+
+def test_a_systemic_break_of_400_customers_fails_the_first_small_run(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """An Omnitron upgrade changes a field's type: every modified customer fails typing. A run
+    of 400 is below OMNISYNC_QUARANTINE_MIN_ROWS (1,000) but is judged by its own share."""
+    server = make_sandbox(customers=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    assert settings.quarantine_min_rows == 1000
+    sync(settings)
+    store = StateStore(settings.state_url.get_secret_value())
+    before = store.watermark("customers")
+    for pk in range(1, 401):
+        corrupt(server, pk, channel="web")
+    with pytest.raises(BatchRejected, match=r"400 of 40\d records quarantined") as rejected:
+        run_sync(settings, False, Local())
+    assert "watermark is held back" in str(rejected.value)
+    assert store.watermark("customers") == before
+    last = store.recent_runs("customers", limit=1)[0]
+    assert last["status"] == "failed" and "held back" in last["error"]
+
+
+def test_a_slow_break_of_20_customers_a_run_fails_within_three_runs(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """20 broken customers a run never make a run of 1,000: the latest runs, judged together,
+    do (more than 5% of OMNISYNC_QUARANTINE_MIN_ROWS quarantined: 51 records)."""
+    server = make_sandbox(customers=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    sync(settings)
+    store = StateStore(settings.state_url.get_secret_value())
+    outcomes: list[str] = []
+    for run in range(5):
+        for pk in range(run * 20 + 1, run * 20 + 21):
+            corrupt(server, pk, channel="web")
+        try:
+            counts = sync(settings)
+        except BatchRejected as exc:
+            outcomes.append(str(exc))
+            break
+        # the record at the watermark is read again (windows start at it): counted once
+        assert counts["quarantined_after_watermark"] == 20 <= counts["quarantined"] <= 21
+        outcomes.append("ok")
+    assert outcomes[:2] == ["ok", "ok"] and len(outcomes) == 3, outcomes
+    assert "records read by this run and the latest ones quarantined" in outcomes[2]
+    assert "watermark is held back" in outcomes[2]
+    assert store.recent_runs("customers", limit=1)[0]["status"] == "failed"
+
+
+def test_one_bad_customer_re_read_by_the_lookback_never_stops_a_quiet_stream(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A lookback reads the same quarantined record run after run: it is counted once."""
+    server = make_sandbox(customers=300)
+    settings = settings_for(
+        server, tmp_path, lag_seconds=0, lookback_seconds=3600, quarantine_min_rows=20
+    )
+    sync(settings)
+    corrupt(server, 5, channel="web")
+    for _ in range(4):
+        counts = sync(settings)
+        assert counts["quarantined"] == 1
+    assert counts["quarantined_after_watermark"] == 0
+
+
+def test_a_customer_only_in_quarantine_never_hides_a_deletion(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """|L| - |S| + |M - L|: a customer Omnitron holds whose only version is quarantined would
+    cancel a deleted one if it were left out of L."""
+    server = make_sandbox(customers=300)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    corrupt(server, 7, channel="web")  # never typed: no row in customers/
+    sync(settings)
+    assert 7 not in pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
+    server.admin.post("delete", json={"pks": [250]})
+    counts = sync(settings)
+    assert counts["deleted"] == 1
+    assert 250 not in pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
+    parts = RunParts.open(settings, "look")
+    try:
+        held = lake_side(parts)
+    finally:
+        parts.close()
+    assert 7 in held.tolist() and np.all(np.diff(held) >= 0)
