@@ -41,8 +41,8 @@ import numpy as np
 from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
 from omnisync.connection import open_client
 from omnisync.lake import LakeStorage
-from omnisync.lake.snapshot import check_format
 from omnisync.lake.quarantine import quarantined_versions
+from omnisync.lake.snapshot import check_format
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.times import from_us, to_us
