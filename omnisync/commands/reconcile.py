@@ -46,7 +46,7 @@ def reconcile(
             if not sep or not name or not column_name:
                 raise fail(f"--column takes FIELD=SOURCE_COLUMN, got {item!r}", 2)
             mapping[name.strip()] = column_name.strip()
-        from omnisync.erp.reconcile import parse_limit
+        from omnisync.erp.refusal import parse_limit
 
         parse_limit(max_changes, 0)  # its syntax, before anything starts
         settings = load_settings(erp_url=erp_url)

@@ -27,7 +27,7 @@ def user_errors() -> Iterator[None]:
     except Exception as exc:
         client = "omnisync.client.errors"
         state = "omnisync.state.errors"
-        erp = "omnisync.erp.reconcile"
+        erp = "omnisync.erp.refusal"
         if isinstance(
             exc,
             (
