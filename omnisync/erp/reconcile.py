@@ -34,8 +34,9 @@ from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
 from omnisync.lake.snapshot import check_format
-from omnisync.settings import Settings, without_userinfo
+from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord, StateStore
+from omnisync.url_credentials import without_userinfo
 from omnisync.validation import Validator
 from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
 from transforms.quality import validation_frame

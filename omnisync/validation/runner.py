@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from omnisync.settings import without_userinfo
+from omnisync.url_credentials import without_userinfo
 from omnisync.validation.deferred_imports import defer_unused_imports
 from omnisync.validation.docs_site import (
     DATA_DOCS,
