@@ -224,7 +224,7 @@ class Validator(DocsSite):
         run has a failing expectation, when it is older than :data:`INDEX_EVERY`, or when it is
         missing; a run that only passed renders its own pages (linked from its summary) and
         appears in the index at the next rebuild."""
-        from omnisync.validation.offline_docs import install_assets
+        from omnisync.validation.vendored_assets import install_assets
 
         if self._reports_local is None:
             return None
