@@ -7,7 +7,8 @@ views below, which point each CDN address at ``static/vendor/`` in the site, whe
 ``vendored_assets.install_assets`` copies the files.
 
 The views wrap GX's own templates rather than copying them, so a GX upgrade keeps its pages; a
-CDN address that ``vendored_assets.ASSETS`` does not know fails ``tests/validation/test_data_docs.py``.
+CDN address that ``vendored_assets.ASSETS`` does not know fails
+``tests/validation/test_data_docs.py``.
 """
 
 from __future__ import annotations
