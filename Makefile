@@ -48,6 +48,6 @@ clean:
 	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache .omnisync lake
 
 # The Data Docs' front-end files, from the npm registry at the versions pinned in
-# omnisync/validation/offline_docs.py (run after changing one; the result is committed).
+# omnisync/validation/vendored_assets.py (run after changing one; the result is committed).
 docs-assets: install
 	$(UV) run --locked python scripts/vendor_docs_assets.py

@@ -7,10 +7,33 @@ is a setting to fix: one line naming it, exit code 2.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
+from pathlib import Path
 
 from omnisync.settings import SettingsError
+
+
+def configured_prefect_api() -> str | None:
+    """The Prefect API this command reports its runs to, or None to run them in this process;
+    raises SettingsError when it does not answer this client.
+
+    Prefect reads its settings from the environment, the active profile, ``prefect.toml`` and
+    ``.env``; importing it costs about a second, so it is asked only when one of those could
+    name an API."""
+    api = os.environ.get("PREFECT_API_URL") or None
+    if api is None:
+        home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+        places = (home / "profiles.toml", Path("prefect.toml"), Path(".env"))
+        if not any(place.is_file() for place in places):
+            return None
+        from prefect.settings import PREFECT_API_URL
+
+        api = PREFECT_API_URL.value() or None
+    if api is not None:
+        check_prefect_api(api)
+    return api
 
 
 def shown_api_url(url: str) -> str:

@@ -8,94 +8,33 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
-import re
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import pydantic_settings
 from pydantic import (
+    AfterValidator,
     AliasChoices,
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: The error type of a check whose input must not be repeated (it may hold a secret).
-_HIDDEN_INPUT = "value_with_secret"
-#: Settings whose value is never repeated in a message, whatever check failed: a URL may carry
-#: ``user:pass@`` in a shape no check recognises ("HTTPS://u:p@h", " https://u:p@h", "u:p@h").
-_NEVER_ECHOED = frozenset(
-    {"omnitron_url", "lake_browse_url", "OMNITRON_URL", "OMNISYNC_LAKE_BROWSE_URL"}
+from omnisync.settings_checks import (
+    ERASE_COLUMNS,
+    erase_columns_list,
+    known_erase_columns,
+    known_pii_policy,
+    one_line,
+    upper_case,
+    web_url,
 )
-#: The columns erasure nulls by default (G9): what names, reaches or describes a person. The
-#: JSON columns are free-form (addresses, loyalty data...), so they go whole. Kept: ids and codes
-#: (``channel_code``, ``erp_code``: the ERP's own record answers for that account), flags and
-#: dates of the record itself.
-ERASE_COLUMNS: tuple[str, ...] = (
-    "email",
-    "first_name",
-    "last_name",
-    "phone_number",
-    "date_of_birth",
-    "gender",
-    "extra_field",
-    "attributes",
-    "attributes_kwargs",
-    "localized_attributes",
-    "localized_attributes_kwargs",
-    "_extra_fields",
-)
-_AUTHORITY = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|//)?(?P<authority>[^/?#]*)")
 
-
-def carries_userinfo(url: str) -> bool:
-    """Whether ``url`` has an ``@`` in its authority (``user:pass@host``), with or without a
-    scheme, in any case, with surrounding blanks: the first check of any URL setting."""
-    match = _AUTHORITY.match(url)
-    return bool(match and "@" in match.group("authority"))
-
-
-def userinfo(url: str) -> str | None:
-    """The ``user:pass`` of ``url``'s authority (what :func:`without_userinfo` hides), if any."""
-    match = _AUTHORITY.match(url)
-    if not match or "@" not in match.group("authority"):
-        return None
-    return match.group("authority").rsplit("@", 1)[0]
-
-
-def without_userinfo(url: str) -> str:
-    """``url`` as it may be shown in a message or a report: ``user:pass@`` in its authority
-    becomes ``***@``; any other URL or path is returned as it is."""
-    match = _AUTHORITY.match(url)
-    if not match or "@" not in match.group("authority"):
-        return url
-    authority = match.group("authority")
-    start, end = match.span("authority")
-    return url[:start] + "***@" + authority.rsplit("@", 1)[1] + url[end:]
-
-
-def _web_url(value: str, setting: str) -> str:
-    """``value`` with its scheme in lower case; refused, without repeating it, when it carries
-    credentials or is not http(s)."""
-    if carries_userinfo(value):
-        # Not echoed: the URL would go into every row's _source, every link and log lines.
-        raise PydanticCustomError(
-            _HIDDEN_INPUT,
-            "must not carry credentials (user:pass@)" + setting,
-        )
-    scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in ("http", "https"):
-        raise PydanticCustomError(_HIDDEN_INPUT, "must start with http:// or https://")
-    return f"{scheme.lower()}://{rest}".rstrip("/")
-
-
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
+_env = AliasChoices  # each setting's environment name first, then its field name
 
 
 class Settings(BaseSettings):
@@ -179,7 +118,9 @@ class Settings(BaseSettings):
         description="total time budget of one request's retries",
     )
     verify_tls: bool = Field(True, validation_alias=_env("OMNISYNC_VERIFY_TLS", "verify_tls"))
-    pii_policy: dict[str, Literal["keep", "hash", "drop"]] = Field(
+    pii_policy: Annotated[
+        dict[str, Literal["keep", "hash", "drop"]], AfterValidator(known_pii_policy)
+    ] = Field(
         default_factory=dict,
         validation_alias=_env("OMNISYNC_PII_POLICY", "pii_policy"),
         description='per column of the analyst datasets: {"email": "hash", "phone_number": "drop"}',
@@ -195,7 +136,12 @@ class Settings(BaseSettings):
         description="a customer deleted in Omnitron also has its personal columns erased from "
         "the lake's history (change log, quarantine, reconciliation, reports): G9",
     )
-    erase_columns: Annotated[tuple[str, ...], NoDecode] = Field(
+    erase_columns: Annotated[
+        tuple[str, ...],
+        NoDecode,
+        BeforeValidator(erase_columns_list),
+        AfterValidator(known_erase_columns),
+    ] = Field(
         ERASE_COLUMNS,
         validation_alias=_env("OMNISYNC_ERASE_COLUMNS", "erase_columns"),
         description="the personal columns erasure nulls: comma-separated or a JSON list",
@@ -290,89 +236,27 @@ class Settings(BaseSettings):
         description="validation results and their Data Docs pages are kept this many days",
     )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(upper_case)
+    ] = Field(
         "WARNING",
         validation_alias=_env("OMNISYNC_LOG_LEVEL", "log_level"),
         description="level of omnisync's own log lines (INFO: each window; DEBUG: each step)",
     )
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @field_validator("lake_browse_url")
     @classmethod
     def _browse_url_is_web(cls, value: str | None) -> str | None:
         if not value:
             return None
-        return _web_url(value, "; a browser opens it, and every artifact links there")
+        return web_url(value, "; a browser opens it, and every artifact links there")
 
     @field_validator("omnitron_url")
     @classmethod
     def _url_has_scheme(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        return _web_url(value, "; set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD")
-
-    @field_validator("pii_policy")
-    @classmethod
-    def _policy_names_known_columns(
-        cls, value: dict[str, Literal["keep", "hash", "drop"]]
-    ) -> dict[str, Literal["keep", "hash", "drop"]]:
-        if not value:
-            return value
-        # Imported here: pyarrow comes with it, and most commands have no policy to check.
-        from transforms.pii import PII_COLUMNS, PROTECTED
-
-        unknown = sorted(set(value) - set(PII_COLUMNS))
-        if unknown:
-            # A typo must not leave the column it meant in clear.
-            raise PydanticCustomError(
-                "pii_unknown_column",
-                "unknown column {unknown}; the columns are {known}",
-                {"unknown": ", ".join(unknown), "known": ", ".join(PII_COLUMNS)},
-            )
-        fixed = sorted(name for name in PROTECTED if value.get(name, "keep") != "keep")
-        if fixed:
-            raise PydanticCustomError(
-                "pii_protected_column",
-                "{fixed} identifies a row and can only be kept",
-                {"fixed": ", ".join(fixed)},
-            )
-        return value
-
-    @field_validator("erase_columns", mode="before")
-    @classmethod
-    def _erase_columns_list(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise PydanticCustomError("erase_columns_json", "not a valid JSON list") from None
-        return tuple(name.strip() for name in text.split(",") if name.strip())
-
-    @field_validator("erase_columns")
-    @classmethod
-    def _erase_known_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # Imported here, as for the PII policy: pyarrow comes with it.
-        from transforms.pii import PII_COLUMNS, PROTECTED
-
-        known = [name for name in PII_COLUMNS if name not in PROTECTED]
-        unknown = sorted(set(value) - set(known))
-        if unknown:
-            # A typo must not leave the column it meant in the history of a deleted customer.
-            raise PydanticCustomError(
-                "erase_unknown_column",
-                "unknown column {unknown}; the columns are {known}",
-                {"unknown": ", ".join(unknown), "known": ", ".join(known)},
-            )
-        if not value:
-            raise PydanticCustomError("erase_no_column", "names no column to erase")
-        return tuple(dict.fromkeys(value))
+        return web_url(value, "; set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -424,22 +308,7 @@ def load_settings(**overrides: object) -> Settings:
         name = _ENV_NAMES.get(field, field)
         raise SettingsError(f"{name}: not valid JSON (give a JSON object)") from None
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "settings"
-            name = _ENV_NAMES.get(where, where)
-            value = error.get("input")
-            hidden = (
-                error["type"] == _HIDDEN_INPUT
-                or where in _NEVER_ECHOED
-                or any(word in where for word in ("secret", "password", "token"))
-            )
-            if isinstance(value, str):
-                value = without_userinfo(value)
-            shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{name}: {message}{shown}")
-        raise SettingsError("; ".join(lines)) from None
+        raise SettingsError(one_line(exc, _ENV_NAMES)) from None
 
 
 _ENV_NAMES = {

@@ -1,6 +1,6 @@
 """Fetch the Data Docs' front-end files from the npm registry into omnisync/validation/assets/.
 
-Run by ``make docs-assets`` after changing a version in ``omnisync.validation.offline_docs``.
+Run by ``make docs-assets`` after changing a version in ``omnisync.validation.vendored_assets``.
 Each package's tarball is checked against the registry's sha512 integrity, which is kept in
 ``assets/lock.json`` with every file's sha256; a tarball that no longer matches a kept integrity
 is refused. The test suite checks the shipped files against the lock without the network.
@@ -18,7 +18,7 @@ import tarfile
 
 import httpx
 
-from omnisync.validation.offline_docs import ASSETS, ASSETS_DIR, LOCK, sha256
+from omnisync.validation.vendored_assets import ASSETS, ASSETS_DIR, LOCK, sha256
 
 REGISTRY = "https://registry.npmjs.org"
 

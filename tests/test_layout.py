@@ -68,7 +68,7 @@ def test_imports_point_inward(folder: str, forbidden: tuple[str, ...]) -> None:
 
 
 def test_production_code_never_imports_the_sandbox_outside_the_commands_that_run_it() -> None:
-    allowed = {ROOT / "omnisync" / "cli.py", ROOT / "omnisync" / "demo.py"}
+    allowed = {ROOT / "omnisync" / "commands" / "sandbox.py", ROOT / "omnisync" / "demo.py"}
     broken = [
         str(path.relative_to(ROOT))
         for folder in ("omnisync", "flows", "transforms")
@@ -79,13 +79,14 @@ def test_production_code_never_imports_the_sandbox_outside_the_commands_that_run
 
 
 def test_only_the_lease_module_holds_locks_and_fences() -> None:
-    """G5's argument is made in one module: only ``omnisync/state/lease.py`` defines the fence,
-    reads or writes the lock table, or stamps the database's clock. The other modules use a
-    fence only through ``Fence.touch``, ``Fence.check`` or ``fenced``."""
+    """G5's argument is made in one pair of modules: only ``omnisync/state/lease.py`` (the lock)
+    and ``omnisync/state/fence.py`` (the proof it is still held) define the lease or the fence,
+    read or write the lock table, or stamp the database's clock. The other modules use a fence
+    only through ``Fence.touch``, ``Fence.check`` or ``fenced``."""
     state = ROOT / "omnisync" / "state"
-    lease = state / "lease.py"
+    lease, fence = state / "lease.py", state / "fence.py"
     # the table is declared in the schema and created by the migrations, and used nowhere else
-    declared = {lease, state / "schema.py", *(state / "migrations").rglob("*.py")}
+    declared = {lease, fence, state / "schema.py", *(state / "migrations").rglob("*.py")}
     broken = []
     for path in modules("omnisync"):
         if path in declared:
@@ -97,7 +98,7 @@ def test_only_the_lease_module_holds_locks_and_fences() -> None:
                 and node.name
                 in (
                     "lease_clock",
-                    "_database_now_us",
+                    "database_now_us",
                     "try_lock",
                     "locked",
                     "fenced",
@@ -110,7 +111,8 @@ def test_only_the_lease_module_holds_locks_and_fences() -> None:
             elif isinstance(node, ast.Constant) and node.value == "omnisync_locks":
                 broken.append(f"{path.relative_to(ROOT)} names the lock table")
     assert broken == []
-    assert "class Fence" in lease.read_text(encoding="utf-8")
+    assert "class Lease" in lease.read_text(encoding="utf-8")
+    assert "class Fence" in fence.read_text(encoding="utf-8")
 
 
 # What reading customers by pk ranges is made of: the paginator and its parts.
@@ -147,3 +149,21 @@ def test_pk_ranges_are_read_through_the_clients_paginator_alone() -> None:
         "omnisync/erp/writeback.py",
         "omnisync/verify/counts.py",
     } <= readers
+
+
+#: the longest a module may grow: small modules, each named after what it holds
+MAX_MODULE_LINES = 320
+#: modules being split on another branch (the sync's steps), allowed until that branch lands
+BEING_SPLIT = frozenset({"omnisync/sync/window.py"})
+
+
+def test_every_module_is_small() -> None:
+    """No module of the library (vendored Data Docs files aside: they are not Python) is longer
+    than :data:`MAX_MODULE_LINES` lines; a longer one is split by what it holds."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in modules("omnisync")
+        if path.relative_to(ROOT).as_posix() not in BEING_SPLIT
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}

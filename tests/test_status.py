@@ -8,7 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from omnisync.cli import shown_run_id
+from omnisync.commands.status import shown_run_id
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import cli_env, omnisync, start_omnisync, sync_ok

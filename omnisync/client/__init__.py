@@ -5,7 +5,7 @@ ranges, whatever the server does with ``sort``), ``Throttle``, ``RetryBudget`` a
 ``omnisync.client.errors`` (the tree is drawn there).
 """
 
-from omnisync.client.client import OmnitronClient, Page, PageIterator, RetryBudget
+from omnisync.client.client import OmnitronClient
 from omnisync.client.errors import (
     AnswerLost,
     AuthenticationFailed,
@@ -18,8 +18,10 @@ from omnisync.client.errors import (
     UnexpectedResponse,
     ValidationFailed,
 )
+from omnisync.client.pages import Page, PageIterator
 from omnisync.client.paginator import Paginator
 from omnisync.client.query import CustomerQuery
+from omnisync.client.retry import RetryBudget
 from omnisync.client.throttle import Throttle
 
 __all__ = [

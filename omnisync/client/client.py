@@ -18,13 +18,11 @@ import contextlib
 import datetime as dt
 import email.utils
 import logging
-import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -36,7 +34,6 @@ from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
     DateFilterRejected,
-    NotFound,
     OmnitronError,
     Retriable,
     RetriesExhausted,
@@ -44,87 +41,16 @@ from omnisync.client.errors import (
     classify,
 )
 from omnisync.client.exact_json import loads_exact
-from omnisync.client.query import CustomerQuery
+from omnisync.client.pages import PageIterator
+from omnisync.client.query import CUSTOMERS_PATH, CustomerQuery
 from omnisync.client.redaction import Redactor
+from omnisync.client.retry import READS, RetryBudget, retry_policy
 from omnisync.client.throttle import Throttle
 
 log = logging.getLogger("omnisync.client")
 
-
-CUSTOMERS_PATH = "/api/v1/customers/"
 # An answer's Date header stands for the server's clock this long after it came.
 CLOCK_REUSE_SECONDS = 60.0
-# A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
-MAX_RETRY_AFTER_SECONDS = 60.0
-# Methods sent again freely after any transient failure: they change nothing on the server.
-READS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class RetryBudget:
-    """Attempts and time left for one write, with the client's backoff between attempts."""
-
-    def __init__(
-        self, attempts: int, seconds: float, initial: float, maximum: float, jitter: float
-    ) -> None:
-        self.left = attempts - 1  # the first attempt is not a retry
-        self._deadline = time.monotonic() + seconds
-        self._wait = (initial, maximum, jitter)
-        self._retries = 0
-
-    def another(self) -> bool:
-        """Wait the backoff, then True; False (at once) when the budget is spent."""
-        initial, maximum, jitter = self._wait
-        pause = min(maximum, initial * 2**self._retries) + random.uniform(0, jitter)
-        if self.left <= 0 or time.monotonic() + pause > self._deadline:
-            return False
-        self.left -= 1
-        self._retries += 1
-        time.sleep(pause)
-        return True
-
-
-@dataclass(frozen=True)
-class Page:
-    number: int
-    count: int
-    results: list[dict[str, Any]]
-    has_next: bool
-
-
-class PageIterator(Iterator[Page]):
-    """Pages of one listing, fetched lazily by following ``next``.
-
-    ``shrunk`` turns True when the server answered "Invalid page." to a ``next`` link: the result
-    set got smaller while we paged (rows were modified out of the filter). Iteration then ends
-    instead of failing; callers that need every row re-query (the sync does).
-    """
-
-    def __init__(self, client: OmnitronClient, params: dict[str, str], page_size: int) -> None:
-        self._client = client
-        self._params: dict[str, str] | None = {**params, "limit": str(page_size)}
-        self.shrunk = False
-        self.count: int | None = None
-        self.pages = 0
-
-    def __next__(self) -> Page:
-        if self._params is None:
-            raise StopIteration
-        try:
-            body = self._client.get_json(CUSTOMERS_PATH, params=self._params)
-        except NotFound as exc:
-            if exc.invalid_page and self.pages > 0:
-                self.shrunk, self._params = True, None
-                log.info("listing shrank while paging; stopping at page %d", self.pages + 1)
-                raise StopIteration from None
-            raise
-        if not isinstance(body, dict) or "results" not in body:
-            raise UnexpectedResponse(f"GET {CUSTOMERS_PATH} answered a body without results")
-        self.pages += 1
-        self.count = int(body.get("count") or 0)
-        next_url = body.get("next")
-        # Only the query of ``next`` is used: behind a proxy its scheme and host may be wrong.
-        self._params = dict(parse_qsl(urlsplit(next_url).query)) if next_url else None
-        return Page(self.pages, self.count, body["results"], next_url is not None)
 
 
 class OmnitronClient:
@@ -201,19 +127,6 @@ class OmnitronClient:
         self.close()
 
     # -- the retry layer ----------------------------------------------------------------------
-    def _retry_policy(self, method: str) -> Callable[[Exception], bool | float]:
-        read = method in READS
-
-        def backoff(exc: Exception) -> bool | float:
-            if not isinstance(exc, Retriable) or not (read or exc.unsent):
-                return False
-            log.warning("%s; retrying", self._redact(str(exc)))
-            if exc.retry_after is not None:
-                return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-            return True
-
-        return backoff
-
     def retry_budget(self) -> RetryBudget:
         """A budget of attempts and time with this client's backoff, for a caller that must look
         before it sends a write again (after ``AnswerLost``)."""
@@ -231,7 +144,7 @@ class OmnitronClient:
         initial, maximum, jitter = self._backoff_waits
         try:
             for attempt in stamina.retry_context(
-                on=self._retry_policy(method),
+                on=retry_policy(method, self._redact),
                 attempts=self.retry_attempts,
                 timeout=self.retry_max_seconds,
                 wait_initial=initial,

@@ -54,8 +54,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from omnisync.client.client import Page
 from omnisync.client.errors import UnexpectedResponse
+from omnisync.client.pages import Page
 from omnisync.client.query import CustomerQuery
 
 DAY = dt.timedelta(days=1)

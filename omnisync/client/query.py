@@ -12,6 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 DateOrTime = dt.date | dt.datetime
+#: where customers are listed, and each one read or written (``<pk>/``)
+CUSTOMERS_PATH = "/api/v1/customers/"
 
 
 def format_filter_value(value: DateOrTime | int | str | bool) -> str:

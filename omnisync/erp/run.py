@@ -10,14 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from omnisync.counts import counts_markdown
-from omnisync.erp.reconcile import (
-    ErpSource,
-    PlanRejected,
-    PlanTooLarge,
-    ReconcileResult,
-    WriteBackFailed,
-    reconcile,
-)
+from omnisync.erp.reconcile import reconcile
+from omnisync.erp.refusal import PlanRejected, PlanTooLarge
+from omnisync.erp.result import ReconcileResult, WriteBackFailed
+from omnisync.erp.source import ErpSource
 from omnisync.lake.browse import lake_link
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings

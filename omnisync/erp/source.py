@@ -8,6 +8,7 @@ Anything wrong with the input raises ``ErpInputError`` with one line naming the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -103,3 +104,18 @@ def read_query(
         for i, name in enumerate(names)
     }
     return _select(pa.table(data) if data else pa.table({}), match_on, columns or {}, where)
+
+
+@dataclasses.dataclass
+class ErpSource:
+    file: Path | None = None
+    url: str | None = None
+    query: str | None = None
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def read(self, match_on: MatchKey) -> pa.Table:
+        if self.file is not None:
+            return read_file(self.file, match_on, self.columns)
+        if self.url and self.query:
+            return read_query(self.url, self.query, match_on, self.columns)
+        raise ErpInputError("give --erp-file, or --erp-url with --erp-query")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import posixpath
 from urllib.parse import quote
 
-from omnisync.settings import Settings, without_userinfo
+from omnisync.settings import Settings
+from omnisync.url_credentials import without_userinfo
 
 
 def lake_link(settings: Settings, relative: str, label: str) -> str:

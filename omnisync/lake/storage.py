@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from omnisync.settings import userinfo, without_userinfo
+from omnisync.url_credentials import userinfo, without_userinfo
 from transforms.schema import with_json_types
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}

@@ -1,7 +1,7 @@
 """The state store (SQLAlchemy 2 + Alembic): watermarks, run log, plans, the lease, the ledger."""
 
 from omnisync.state.errors import LockHeld, LockLost, StateError
-from omnisync.state.lease import Fence
+from omnisync.state.fence import Fence
 from omnisync.state.plans import Window
 from omnisync.state.record import RunRecord
 from omnisync.state.store import StateStore

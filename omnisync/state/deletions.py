@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table, delete, insert, select, update
 
-from omnisync.state.lease import Fence
+from omnisync.state.fence import Fence
 from omnisync.state.schema import metadata
 from omnisync.state.store import StateStore
 from omnisync.state.times import from_us, iso, now_us, to_us

@@ -2,7 +2,7 @@
 
 A plan stays open while any of its windows is pending (not extracted) or done (extracted, its
 staged rows not merged yet): the next run resumes it. Every change of a plan runs in a fenced
-transaction (:func:`~omnisync.state.lease.fenced`).
+transaction (:func:`~omnisync.state.fence.fenced`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from omnisync.state.lease import Fence, fenced
+from omnisync.state.fence import Fence, fenced
 from omnisync.state.schema import windows
 
 

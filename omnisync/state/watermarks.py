@@ -1,5 +1,5 @@
 """Watermarks: per stream, the newest modification time every change up to which is in the lake.
-A watermark only moves forward, in a fenced transaction (:func:`~omnisync.state.lease.fenced`)."""
+A watermark only moves forward, in a fenced transaction (:func:`~omnisync.state.fence.fenced`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from omnisync.state.lease import Fence, fenced
+from omnisync.state.fence import Fence, fenced
 from omnisync.state.schema import watermarks
 from omnisync.state.times import from_us, iso, now_us, to_us
 

@@ -2,6 +2,7 @@
 context created once per run, with Data Docs built under the lake's ``_reports/data_docs/``."""
 
 from omnisync.validation.customers import CustomerValidation, validate_customers
-from omnisync.validation.runner import SuiteResult, Validator
+from omnisync.validation.runner import Validator
+from omnisync.validation.suites import SuiteResult
 
 __all__ = ["CustomerValidation", "SuiteResult", "Validator", "validate_customers"]

@@ -21,7 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.validation.runner import SuiteResult, Validator
+from omnisync.validation.runner import Validator
+from omnisync.validation.suites import SuiteResult
 from transforms.quality import validation_frame
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from omnisync.lake.browse import lake_link
 from omnisync.settings import Settings
-from omnisync.validation.runner import DATA_DOCS, ValidationPage
+from omnisync.validation.docs_site import DATA_DOCS
+from omnisync.validation.runner import ValidationPage
 
 #: beyond this many batches, the summary counts the rest (a 1M backfill validates ~100 chunks)
 MAX_LISTED = 40

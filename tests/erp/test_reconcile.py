@@ -21,9 +21,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from omnisync.cli import app
-from omnisync.erp import ErpInputError, PlanTooLarge
+from omnisync.erp import ErpInputError, ErpSource, PlanTooLarge, WriteBackFailed
 from omnisync.erp.outcomes import APPLIED
-from omnisync.erp.reconcile import ErpSource, WriteBackFailed, read_report, reconcile
+from omnisync.erp.reconcile import read_report, reconcile
 from omnisync.erp.source import read_file, read_query
 from omnisync.lake.snapshot import FORMAT
 from omnisync.state import StateStore
@@ -795,7 +795,8 @@ def test_a_busy_write_back_lock_is_refused_alike_everywhere(
 
 
 def test_a_lake_url_with_credentials_is_named_without_them(tmp_path: Path) -> None:
-    from omnisync.erp.reconcile import ErpSource, reconcile
+    from omnisync.erp import ErpSource
+    from omnisync.erp.reconcile import reconcile
     from omnisync.settings import load_settings
 
     lake = f"memory://u:pw-in-lake@lake-{tmp_path.name}/lake"

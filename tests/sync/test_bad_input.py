@@ -150,6 +150,7 @@ def test_quarantined_records_follow_the_pii_policy_wherever_they_were_refused(
     from omnisync.orchestration import Local
     from omnisync.sync.run import run_sync
     from omnisync.validation import runner as validation_runner
+    from omnisync.validation.suites import DEFAULT_SUITES
     from tests.conftest import truth
     from transforms.pii import stable_hash
 
@@ -161,7 +162,7 @@ def test_quarantined_records_follow_the_pii_policy_wherever_they_were_refused(
     people = {r["pk"]: r for r in truth(server)}
     clear = [people[pk][key] for pk in (17, 23) for key in ("email", "phone_number")]
     suites = tmp_path / "suites"
-    shutil.copytree(validation_runner.DEFAULT_SUITES, suites)
+    shutil.copytree(DEFAULT_SUITES, suites)
     suite = json.loads((suites / "customers.json").read_text())
     for expectation in suite["expectations"]:
         if expectation["meta"]["name"] == "email_is_valid":

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from omnisync.validation import Validator, validate_customers
-from omnisync.validation.runner import DEFAULT_SUITES, SuiteError, load_suite_json
+from omnisync.validation.suites import DEFAULT_SUITES, SuiteError, checked_columns, load_suite_json
 from sandbox.seed import seed_customers
 from transforms.customers import Lineage, to_table
 
@@ -274,7 +274,7 @@ def test_validating_only_the_checked_columns_changes_no_answer(
     assert slim.row_failures
     assert slim.batch_failures == whole.batch_failures == from_slim.batch_failures
     assert any(name == "channel_code_unique_per_channel" for name, _, _ in whole.batch_failures)
-    assert runner.checked_columns(load_suite_json("customers")) == {
+    assert checked_columns(load_suite_json("customers")) == {
         "_row",
         "pk",
         "channel",

@@ -14,12 +14,10 @@ import pyarrow as pa
 import pytest
 
 from omnisync.validation import Validator, runner, validate_customers
-from omnisync.validation.offline_docs import (
+from omnisync.validation.offline_docs import CompiledTemplates, OfflinePageView, cdn_addresses
+from omnisync.validation.vendored_assets import (
     ASSETS,
     ASSETS_DIR,
-    CompiledTemplates,
-    OfflinePageView,
-    cdn_addresses,
     local_addresses,
     read_lock,
     sha256,

@@ -1,0 +1,59 @@
+"""The retry layer's decisions: which failures are tried again (any transient one for a read, only
+an unsent one for a write), how long a ``Retry-After`` may hold a run, and the budget a caller
+uses when it must look before it sends a write again (after ``AnswerLost``)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from omnisync.client.errors import Retriable
+from omnisync.client.redaction import Redactor
+
+log = logging.getLogger("omnisync.client")
+
+# A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
+MAX_RETRY_AFTER_SECONDS = 60.0
+# Methods sent again freely after any transient failure: they change nothing on the server.
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RetryBudget:
+    """Attempts and time left for one write, with the client's backoff between attempts."""
+
+    def __init__(
+        self, attempts: int, seconds: float, initial: float, maximum: float, jitter: float
+    ) -> None:
+        self.left = attempts - 1  # the first attempt is not a retry
+        self._deadline = time.monotonic() + seconds
+        self._wait = (initial, maximum, jitter)
+        self._retries = 0
+
+    def another(self) -> bool:
+        """Wait the backoff, then True; False (at once) when the budget is spent."""
+        initial, maximum, jitter = self._wait
+        pause = min(maximum, initial * 2**self._retries) + random.uniform(0, jitter)
+        if self.left <= 0 or time.monotonic() + pause > self._deadline:
+            return False
+        self.left -= 1
+        self._retries += 1
+        time.sleep(pause)
+        return True
+
+
+def retry_policy(method: str, redact: Redactor) -> Callable[[Exception], bool | float]:
+    """What stamina does after ``exc`` for a request by ``method``: retry a read after any
+    transient failure, a write only when it was never sent; wait a capped ``Retry-After``."""
+    read = method in READS
+
+    def backoff(exc: Exception) -> bool | float:
+        if not isinstance(exc, Retriable) or not (read or exc.unsent):
+            return False
+        log.warning("%s; retrying", redact(str(exc)))
+        if exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
+        return True
+
+    return backoff

@@ -1,0 +1,100 @@
+"""``omnisync status``: the watermarks, the last verification and the last runs, one line each."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from omnisync.commands.user_errors import user_errors
+
+
+def status() -> None:
+    """Show watermarks and the last runs (syncs and reconciliations) with their outcome."""
+    with user_errors():
+        from omnisync.settings import load_settings
+        from omnisync.state import StateStore
+
+        settings = load_settings()
+        store = StateStore(settings.state_url.get_secret_value())
+        store.migrate()
+        marks = store.watermarks.all()
+        runs = store.runs.recent(limit=10)
+        checks = [r for r in store.runs.recent("customers", limit=50) if r["kind"] == "verify"]
+    out = Console(highlight=False, soft_wrap=True)
+    out.print("[bold]watermarks[/bold]")
+    for mark in marks:
+        out.print(
+            f"  {mark['stream']:<12} {mark['value_iso']}  "
+            f"(set by run {shown_run_id(str(mark['run_id']))})"
+        )
+    if not marks:
+        out.print("  none yet: the first run reads the whole history")
+    out.print("[bold]last verification[/bold] (omnisync verify)")
+    out.print("  " + (_run_lines(checks[0])[0] if checks else "none yet"))
+    out.print("[bold]last runs[/bold] (newest first, times in UTC)")
+    for run in runs:
+        for number, line in enumerate(_run_lines(run)):
+            out.print(("  " if number == 0 else "      ") + line)
+    if not runs:
+        out.print("  none yet")
+
+
+_OUTCOME_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "refused": "yellow",
+    "running": "cyan",
+    "interrupted": "red",
+    "stopped": "yellow",
+}
+
+
+def shown_run_id(run_id: str) -> str:
+    """A run's ID as ``status`` shows it: a sync's random hex cut to 8 characters, which tell runs
+    apart; a reconciliation's whole ID, as in its ``reconciliation/<table>/run=<id>`` folders."""
+    is_hex = len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
+    return run_id[:8] if is_hex else run_id
+
+
+def _run_lines(run: dict[str, object]) -> list[str]:
+    """One run as a line (when, what, outcome, how long, counts), then its details."""
+    import datetime as dt
+
+    counts = json.loads(str(run["counts"] or "{}"))
+    started = dt.datetime.fromtimestamp(int(str(run["started_us"])) / 1e6, dt.UTC)
+    took = (
+        f"{(int(str(run['ended_us'])) - int(str(run['started_us']))) / 1e6:.1f} s"
+        if run["ended_us"]
+        else "-"
+    )
+    from omnisync.state.record import outcome_now
+
+    outcome = outcome_now(run)
+    style = _OUTCOME_STYLE.get(outcome, "white")
+    shown = [
+        f"{n:,} {name}"
+        for name, n in counts.items()
+        if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
+    ]
+    lines = [
+        f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
+        f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"
+        + (f"  {', '.join(shown)}" if shown else "")
+    ]
+    outcomes = counts.get("outcomes") or {}
+    if outcomes:
+        lines.append("write-back: " + ", ".join(f"{n:,} {k}" for k, n in sorted(outcomes.items())))
+    unknown = counts.get("unknown_fields") or {}
+    if unknown:
+        lines.append(
+            "fields the schema does not know: "
+            + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
+        )
+    if run["error"] and outcome == "stopped":
+        lines.append(f"[yellow]{str(run['error'])[:300]}; nothing was patched[/yellow]")
+    elif run["error"]:
+        lines.append(f"[red]{str(run['error'])[:300]}[/red]")
+    elif outcome == "interrupted":
+        lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
+    return lines

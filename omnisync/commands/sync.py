@@ -1,0 +1,105 @@
+"""``omnisync sync``: one run of the customer sync, in this process or as a Prefect flow run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+import typer
+
+from omnisync.commands.terminal import console, run_log, skip
+from omnisync.commands.user_errors import user_errors
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+    from omnisync.settings import Settings
+    from omnisync.sync import RunParts
+
+
+def sync(
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="re-read the whole history"),
+) -> None:
+    """Run the customer sync once: incremental from the watermark, or a full refresh."""
+    with user_errors():
+        from omnisync.settings import load_settings
+
+        settings = load_settings()  # before the sync's imports: a mistake answers at once
+        from omnisync.prefect_api import configured_prefect_api
+        from omnisync.sync import preflight
+
+        api = configured_prefect_api()
+        if settings.dask_address and api is None:
+            console.print(
+                "[yellow]note:[/yellow] OMNISYNC_DASK_ADDRESS applies to Prefect runs (with "
+                "PREFECT_API_URL set); this run extracts its windows on threads "
+                "(OMNISYNC_WINDOW_CONCURRENCY)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if settings.lock_wait_seconds == 0:
+            _refuse_if_busy(settings, "full" if full_refresh else "incremental")
+        with console.status("checking the lake, the state database and Omnitron ..."):
+            parts = preflight(settings)
+        # After the preflight: its mistakes are one line each, without the retries before them.
+        with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
+            result = _sync_run(settings, full_refresh, parts, api)
+    console.print(
+        f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
+        f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
+        f"{result['windows']} window(s); watermark {result['watermark_before']} -> "
+        f"{result['watermark_after']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.get("unknown_fields"):
+        console.print(
+            "[yellow]Omnitron sends fields the schema does not know[/yellow] (kept in "
+            "_extra_fields): "
+            + ", ".join(f"{name} ({n:,} records)" for name, n in result["unknown_fields"].items()),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.get("data_docs"):
+        console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+
+
+def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str | None) -> Any:
+    """The run's steps: in this process when no Prefect API is configured; otherwise as a flow
+    run that the Prefect server records (the same steps, orchestrated by Prefect)."""
+    if api is None:
+        from omnisync.orchestration import Local
+        from omnisync.sync.run import Refused, run_sync
+
+        outcome = run_sync(settings, full_refresh, Local(), parts=parts)
+        if isinstance(outcome, Refused):
+            raise skip(outcome.message)
+        return outcome
+    parts.close()
+    from flows.sync_customers import sync_customers
+    from omnisync.settings import settings_in_effect
+
+    with settings_in_effect(settings):
+        state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
+    if state.is_cancelled():
+        raise skip(state.message or "the run was cancelled")
+    return state.result()
+
+
+def _refuse_if_busy(settings: Settings, kind: str) -> None:
+    """Before any engine starts: when another run is working on the stream and this one may
+    not wait, record the refusal and end at once (exit code 3)."""
+    import uuid
+
+    from omnisync.state import StateStore
+    from omnisync.sync import STREAM, RunRecord
+
+    store = StateStore(settings.state_url.get_secret_value())
+    try:
+        store.migrate()
+        if store.lease.holder_alive(STREAM) is None:
+            return
+        busy = store.lease.refusal(STREAM, 0)
+        RunRecord.refused(store, uuid.uuid4().hex, STREAM, kind, str(busy))
+    finally:
+        store.dispose()
+    raise busy

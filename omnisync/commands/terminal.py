@@ -1,0 +1,52 @@
+"""What the commands print and log to the terminal: the console on stderr, the one-line
+error and skip messages with their exit codes, and the run's own log lines."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def skip(message: str) -> typer.Exit:
+    """A run that did nothing because another is working: exit 3, and not called an error."""
+    console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(3)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now: rich's status line swaps it while it spins."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def run_log(level: str, local: bool) -> Iterator[None]:
+    """The run's own lines (``omnisync.*`` loggers) at ``OMNISYNC_LOG_LEVEL``: on stderr for a
+    run in this process; a Prefect run ships them with the run instead."""
+    logger = logging.getLogger("omnisync")
+    logger.setLevel(level)
+    handler = _Stderr()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s - %(message)s", "%H:%M:%S")
+    )
+    if local:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

@@ -1,0 +1,40 @@
+"""``omnisync verify``: customers/ compared with Omnitron as of the watermark (G9)."""
+
+from __future__ import annotations
+
+import typer
+
+from omnisync.commands.terminal import console, run_log
+from omnisync.commands.user_errors import user_errors
+
+
+def verify(
+    full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+    repair: bool = typer.Option(
+        False, "--repair", help="re-read what differs, commit it as a run, then verify again"
+    ),
+    audit: bool = typer.Option(
+        False,
+        "--audit",
+        help="also compare the next slice of the lake exactly (all of it within "
+        "OMNISYNC_VERIFY_AUDIT_RUNS runs)",
+    ),
+) -> None:
+    """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    with user_errors():
+        from omnisync.settings import load_settings
+
+        settings = load_settings()
+        with run_log(settings.log_level, local=True), console.status("verifying ...") as status:
+            from omnisync.verify.checkup import checkup
+
+            def say(line: str, next_step: str) -> None:
+                console.print(line, highlight=False, soft_wrap=True, style="yellow")
+                status.update(f"{next_step} ...")
+
+            outcome = checkup(settings, full=full, audit=audit, repair=repair, say=say).outcome
+    if outcome.equal:
+        console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
+        return
+    console.print(f"[red]{outcome.line()}[/red]", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)

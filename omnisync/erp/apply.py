@@ -1,0 +1,78 @@
+"""A reconciliation's plan applied: the write-back under its lock, with the change guard, and the
+outcomes written whatever ends it (``reconciliation/outcomes/`` and the human report)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from omnisync.connection import open_client
+from omnisync.erp.outcomes import Attempt, outcomes_table
+from omnisync.erp.report import write_report
+from omnisync.erp.result import ReconcileResult
+from omnisync.erp.writeback import ChangeGuard, write_back
+from omnisync.lake import LakeStorage
+from omnisync.lake.reconciliation import write_run_table
+from omnisync.settings import Settings
+from omnisync.state import StateStore
+
+
+def apply_plan(
+    settings: Settings,
+    storage: LakeStorage,
+    store: StateStore,
+    outcome: ReconcileResult,
+    run_id: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Apply the plan under the write-back lock; outcomes.parquet is written whatever happens."""
+    attempts: list[Attempt] = []
+    assert outcome.plan is not None
+    total = outcome.plan.num_rows
+
+    def step(_: Attempt) -> None:
+        if progress is not None:
+            progress(len(attempts), total)
+
+    try:
+        with (
+            store.lease.locked(
+                "erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id
+            ),
+            open_client(settings) as client,
+        ):
+            # Once the lock is held (a busy lock is not "about 9 minutes" ahead), and from this
+            # thread: a Prefect progress artifact belongs to the run.
+            if progress is not None:
+                progress(0, total)
+            guard = (
+                None
+                if outcome.guard_since is None
+                else ChangeGuard(
+                    client,
+                    outcome.guard_since,
+                    dt.timedelta(seconds=settings.lag_seconds),
+                    settings.page_size,
+                )
+            )
+            write_back(
+                client,
+                store,
+                outcome.plan,
+                run_id,
+                settings.concurrency,
+                progress=step,
+                attempts=attempts,
+                guard=guard,
+                read_alone=outcome.read_alone,
+            )
+    finally:
+        done = outcomes_table(attempts, run_id)
+        write_run_table(storage, "outcomes", run_id, done)
+        if outcome.human is not None:
+            write_report(storage, run_id, *outcome.human, outcome.plan, outcomes=done)
+        counts: dict[str, int] = {}
+        for attempt in attempts:
+            counts[attempt.outcome] = counts.get(attempt.outcome, 0) + 1
+        outcome.outcomes = counts
+        outcome.lost_answers = sum(attempt.lost_answers for attempt in attempts)

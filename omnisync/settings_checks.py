@@ -1,0 +1,141 @@
+"""The checks of the settings that need more than a type and bounds: URLs (http(s), no
+credentials), the PII policy and the erased columns (known customer columns only), and the
+one-line message a failed check becomes, which never repeats a value that may hold a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
+
+from omnisync.url_credentials import carries_userinfo, without_userinfo
+
+#: The error type of a check whose input must not be repeated (it may hold a secret).
+HIDDEN_INPUT = "value_with_secret"
+#: Settings whose value is never repeated in a message, whatever check failed: a URL may carry
+#: ``user:pass@`` in a shape no check recognises ("HTTPS://u:p@h", " https://u:p@h", "u:p@h").
+NEVER_ECHOED = frozenset(
+    {"omnitron_url", "lake_browse_url", "OMNITRON_URL", "OMNISYNC_LAKE_BROWSE_URL"}
+)
+#: The columns erasure nulls by default (G9): what names, reaches or describes a person. The
+#: JSON columns are free-form (addresses, loyalty data...), so they go whole. Kept: ids and codes
+#: (``channel_code``, ``erp_code``: the ERP's own record answers for that account), flags and
+#: dates of the record itself.
+ERASE_COLUMNS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "phone_number",
+    "date_of_birth",
+    "gender",
+    "extra_field",
+    "attributes",
+    "attributes_kwargs",
+    "localized_attributes",
+    "localized_attributes_kwargs",
+    "_extra_fields",
+)
+
+
+def web_url(value: str, setting: str) -> str:
+    """``value`` with its scheme in lower case; refused, without repeating it, when it carries
+    credentials or is not http(s)."""
+    if carries_userinfo(value):
+        # Not echoed: the URL would go into every row's _source, every link and log lines.
+        raise PydanticCustomError(
+            HIDDEN_INPUT,
+            "must not carry credentials (user:pass@)" + setting,
+        )
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise PydanticCustomError(HIDDEN_INPUT, "must start with http:// or https://")
+    return f"{scheme.lower()}://{rest}".rstrip("/")
+
+
+def upper_case(value: object) -> object:
+    """A level given in any case (``info``) as the upper-case name it is compared with."""
+    return value.upper() if isinstance(value, str) else value
+
+
+def known_pii_policy(
+    value: dict[str, Literal["keep", "hash", "drop"]],
+) -> dict[str, Literal["keep", "hash", "drop"]]:
+    """``OMNISYNC_PII_POLICY`` as given, refused when it names an unknown or protected column."""
+    if not value:
+        return value
+    # Imported here: pyarrow comes with it, and most commands have no policy to check.
+    from transforms.pii import PII_COLUMNS, PROTECTED
+
+    unknown = sorted(set(value) - set(PII_COLUMNS))
+    if unknown:
+        # A typo must not leave the column it meant in clear.
+        raise PydanticCustomError(
+            "pii_unknown_column",
+            "unknown column {unknown}; the columns are {known}",
+            {"unknown": ", ".join(unknown), "known": ", ".join(PII_COLUMNS)},
+        )
+    fixed = sorted(name for name in PROTECTED if value.get(name, "keep") != "keep")
+    if fixed:
+        raise PydanticCustomError(
+            "pii_protected_column",
+            "{fixed} identifies a row and can only be kept",
+            {"fixed": ", ".join(fixed)},
+        )
+    return value
+
+
+def erase_columns_list(value: object) -> object:
+    """``OMNISYNC_ERASE_COLUMNS`` from its text: a JSON list, or names separated by commas."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise PydanticCustomError("erase_columns_json", "not a valid JSON list") from None
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def known_erase_columns(value: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns to erase, each once, refused when one is unknown or none is named."""
+    # Imported here, as for the PII policy: pyarrow comes with it.
+    from transforms.pii import PII_COLUMNS, PROTECTED
+
+    known = [name for name in PII_COLUMNS if name not in PROTECTED]
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        # A typo must not leave the column it meant in the history of a deleted customer.
+        raise PydanticCustomError(
+            "erase_unknown_column",
+            "unknown column {unknown}; the columns are {known}",
+            {"unknown": ", ".join(unknown), "known": ", ".join(known)},
+        )
+    if not value:
+        raise PydanticCustomError("erase_no_column", "names no column to erase")
+    return tuple(dict.fromkeys(value))
+
+
+def one_line(exc: ValidationError, env_names: Mapping[str, str]) -> str:
+    """Every failed check of ``exc`` as ``NAME: message (got value)``, joined in one line; a value
+    that may hold a secret is not repeated, a URL's ``user:pass@`` is hidden."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        name = env_names.get(where, where)
+        value = error.get("input")
+        hidden = (
+            error["type"] == HIDDEN_INPUT
+            or where in NEVER_ECHOED
+            or any(word in where for word in ("secret", "password", "token"))
+        )
+        if isinstance(value, str):
+            value = without_userinfo(value)
+        shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}{shown}")
+    return "; ".join(lines)
