@@ -1,0 +1,135 @@
+"""Customer records decoded straight into typed structs (msgspec), exactly as sent (G6).
+
+A page's ``results`` are decoded in one call into :class:`Customer` structs: integers, strings
+and booleans typed, timestamps kept as their text (the transform parses them column by column),
+and the JSON objects (``extra_field``, ``attributes`` and the rest) kept as the raw JSON text the
+server sent (``msgspec.Raw``): no number in them is ever parsed or written again. A struct holds
+its values in slots: no dict per customer is built on this path.
+
+msgspec drops unknown fields silently by default; :class:`Customer` forbids them instead, as it
+requires every documented field and refuses a value of another type. So a page decodes in one
+call only when every record in it is exactly a documented customer; otherwise (a drifted field,
+a missing one, a wrong type) the page is decoded again record by record, and only the records
+that fail are decoded into exact dicts (``exact_json.loads_exact``) for the transform's checks,
+which keep unknown fields in ``_extra_fields`` and quarantine wrong values with their reasons.
+Noticing is free (the decoder refuses the page); only drifted or broken records pay.
+
+msgspec rather than pydantic or orjson-then-typing: it types while it parses, in C, without an
+intermediate dict, and its ``Raw`` keeps a value's text untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from omnisync.client.exact_json import loads_exact
+
+
+class Customer(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One customer exactly as documented: every field present, of its type. The fields are in
+    the API's documented order (``transforms.schema.API_FIELDS``, checked by the tests)."""
+
+    pk: int
+    channel: int | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    phone_number: str | None
+    is_active: bool | None
+    channel_code: str | None
+    erp_code: str | None
+    extra_field: msgspec.Raw
+    modified_date: str
+    created_date: str | None
+    date_joined: str | None
+    email_allowed: bool | None
+    sms_allowed: bool | None
+    call_allowed: bool | None
+    gender: str | None
+    attributes: msgspec.Raw
+    user_type: str | None
+    date_of_birth: str | None
+    attributes_kwargs: msgspec.Raw
+    localized_attributes: msgspec.Raw
+    localized_attributes_kwargs: msgspec.Raw
+
+
+#: a record: a typed customer, or (drifted or broken) the exact dict of what was sent
+Record = Customer | Any
+
+
+class _Envelope(msgspec.Struct):
+    """A list answer with its results left unparsed (``Raw(b"")``: no results at all)."""
+
+    count: Any = None
+    next: Any = None
+    results: msgspec.Raw = msgspec.Raw(b"")
+
+
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_CUSTOMERS = msgspec.json.Decoder(list[Customer])
+_CUSTOMER = msgspec.json.Decoder(Customer)
+_SLICES = msgspec.json.Decoder(list[msgspec.Raw])
+_ENCODER = msgspec.json.Encoder()
+
+
+def envelope(body: bytes) -> tuple[Any, Any, bytes] | None:
+    """``(count, next, results text)`` of a list answer, or None when msgspec cannot read it as
+    one (not JSON, not an object, no ``results``, or text only the stdlib reads): the caller
+    then decodes it exactly as any other answer."""
+    try:
+        page = _ENVELOPE.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if not len(page.results):
+        return None
+    return page.count, page.next, bytes(page.results)
+
+
+def decode_records(results: bytes) -> list[Record]:
+    """The records of a ``results`` array: a :class:`Customer` for each that is exactly one, the
+    exact dict (or value) of what was sent for the others. Raises ValueError if ``results`` is
+    not a JSON array."""
+    try:
+        return list(_CUSTOMERS.decode(results))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:
+        slices = _SLICES.decode(results)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        slices = None
+    if slices is None:
+        value = loads_exact(results)
+        if not isinstance(value, list):
+            raise ValueError("results is not a JSON array")
+        return value
+    return [_record(bytes(text)) for text in slices]
+
+
+def _record(text: bytes) -> Record:
+    try:
+        return _CUSTOMER.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return loads_exact(text)
+
+
+def record_pk(record: Record) -> Any:
+    """The record's pk as sent (None if it has none)."""
+    if type(record) is Customer:
+        return record.pk
+    return record.get("pk") if isinstance(record, dict) else None
+
+
+def record_modified(record: Record) -> Any:
+    """The record's ``modified_date`` as sent (None if it has none)."""
+    if type(record) is Customer:
+        return record.modified_date
+    return record.get("modified_date") if isinstance(record, dict) else None
+
+
+def customer_text(customer: Customer) -> str:
+    """A typed customer as JSON text (its fields in documented order, each JSON object as the
+    server's own text): the ``raw`` of a customer quarantined after decoding."""
+    return _ENCODER.encode(customer).decode()
