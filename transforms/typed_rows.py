@@ -43,7 +43,7 @@ from transforms.schema import (
     TIMESTAMP,
 )
 
-_ROW_VALUES = operator.attrgetter(*API_FIELDS)
+_GETTERS = tuple((name, operator.attrgetter(name)) for name in API_FIELDS)
 
 
 def records_to_table(
@@ -95,13 +95,12 @@ def rows_to_table(
     reasons: Reasons = defaultdict(list)
     columns: dict[str, Any]
     if count:
-        # One C-level tuple per row, transposed in C (as ``to_table`` does with dicts).
-        values = list(zip(*map(_ROW_VALUES, rows), strict=True))
+        # A column is one C-level pass over the rows: no tuple or dict is made per row.
         columns = {
-            name: _json_column(name, column, reasons)
+            name: _json_column(name, list(map(value, rows)), reasons)
             if name in JSON_FIELDS
-            else _convert_column(name, list(column), reasons)
-            for name, column in zip(API_FIELDS, values, strict=True)
+            else _convert_column(name, list(map(value, rows)), reasons)
+            for name, value in _GETTERS
         }
     else:
         columns = {name: pa.nulls(0, CUSTOMER_SCHEMA.field(name).type) for name in API_FIELDS}
