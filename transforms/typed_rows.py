@@ -3,10 +3,10 @@
 The client decodes a customer that is exactly as documented into a typed row (an object with one
 attribute per API field, ``omnisync.client.records.Customer``): its integers, strings and
 booleans are of their type already, its timestamps are text, and its JSON objects are the raw
-JSON text the server sent (bytes-like). Any other record (a drifted or broken one) comes as the
-dict it was sent as and is typed by :func:`transforms.customers.to_table`, which keeps unknown
-fields and gives each bad value its reason. :func:`records_to_table` takes a chunk of both and
-gives one ``Converted``.
+JSON text the server sent (bytes-like); a drifted one also carries its unknown fields as JSON
+text. Any other record (a broken one) comes as the dict it was sent as and is typed by
+:func:`transforms.customers.to_table`, which gives each bad value its reason.
+:func:`records_to_table` takes a chunk of both and gives one ``Converted``.
 
 What a typed row can still hold that the schema refuses (an unparseable or zone-less timestamp,
 a JSON value that is not an object, an integer past 64 bits) is found column by column, as in
@@ -49,18 +49,19 @@ _GETTERS = tuple((name, operator.attrgetter(name)) for name in API_FIELDS)
 def records_to_table(
     records: Sequence[Any], lineage: Lineage, row_type: type, text_of: Callable[[Any], str]
 ) -> Converted:
-    """Type a chunk of records: the typed rows (of ``row_type``) column by column, the others
+    """Type a chunk of records: the typed rows (of ``row_type`` or a subclass, see
+    :func:`rows_to_table`) column by column, the others
     (dicts, or whatever JSON was sent in place of a record) by ``to_table``. ``text_of`` gives a
     typed row's JSON text, for quarantine. Raises SchemaDrift as ``to_table`` does, only when no
     record of the chunk is a typed row (a typed row has every documented field)."""
-    rows = [r for r in records if type(r) is row_type]
+    rows = [r for r in records if isinstance(r, row_type)]
     if len(rows) == len(records):
-        return rows_to_table(rows, lineage, text_of)
-    others = [r for r in records if type(r) is not row_type]
+        return rows_to_table(rows, lineage, row_type, text_of)
+    others = [r for r in records if not isinstance(r, row_type)]
     loose = to_table(others, lineage, complete=bool(rows))
     if not rows:
         return loose
-    typed = rows_to_table(rows, lineage, text_of)
+    typed = rows_to_table(rows, lineage, row_type, text_of)
     return Converted(
         pa.concat_tables([typed.table, loose.table]),
         pa.concat_tables([typed.rejected, loose.rejected]),
@@ -88,9 +89,11 @@ def _json_column(name: str, values: Sequence[Any], reasons: Reasons) -> pa.Array
 
 
 def rows_to_table(
-    rows: Sequence[Any], lineage: Lineage, text_of: Callable[[Any], str]
+    rows: Sequence[Any], lineage: Lineage, row_type: type, text_of: Callable[[Any], str]
 ) -> Converted:
-    """Type typed rows (see the module's docstring); never raises for a bad value."""
+    """Type typed rows (see the module's docstring); never raises for a bad value. A row of a
+    subclass of ``row_type`` carries fields the schema does not know: ``extra_keys`` (their
+    names) and ``extra_text`` (a JSON object of them), kept in ``_extra_fields``."""
     count = len(rows)
     reasons: Reasons = defaultdict(list)
     columns: dict[str, Any]
@@ -111,14 +114,23 @@ def rows_to_table(
     columns["_run_id"] = pa.repeat(pa.scalar(lineage.run_id, pa.string()), count)
     columns["_extracted_at"] = pa.repeat(pa.scalar(lineage.extracted_at, TIMESTAMP), count)
     columns["_source"] = pa.repeat(pa.scalar(lineage.source, pa.string()), count)
-    columns["_extra_fields"] = pa.nulls(count, JSON)
+    unknown: Counter[str] = Counter()
+    drifted = [i for i, row in enumerate(rows) if type(row) is not row_type]
+    if drifted:
+        extras: list[str | None] = [None] * count
+        for i in drifted:
+            unknown.update(rows[i].extra_keys)
+            extras[i] = rows[i].extra_text
+        columns["_extra_fields"] = pa.array(extras, JSON)
+    else:
+        columns["_extra_fields"] = pa.nulls(count, JSON)
     columns["_dq_flags"] = pa.ListArray.from_arrays(
         pa.array(np.zeros(count + 1, dtype=np.int32)), pa.array([], pa.string())
     )
     table = pa.Table.from_pydict(columns, schema=_LOOSE_SCHEMA)
     bad = sorted(i for i, r in reasons.items() if r)
     if not bad:
-        return Converted(table.cast(CUSTOMER_SCHEMA), QUARANTINE_SCHEMA.empty_table())
+        return Converted(table.cast(CUSTOMER_SCHEMA), QUARANTINE_SCHEMA.empty_table(), unknown)
     keep_rows = np.ones(count, dtype=np.bool_)
     keep_rows[bad] = False
     good = table.filter(pa.array(keep_rows)).cast(CUSTOMER_SCHEMA)
@@ -136,4 +148,4 @@ def rows_to_table(
         schema=QUARANTINE_SCHEMA,
     )
     modified = columns["modified_date"].take(pa.array(bad, pa.int64()))
-    return Converted(good, rejected, Counter(), modified)
+    return Converted(good, rejected, unknown, modified)

@@ -8,11 +8,13 @@ its values in slots: no dict per customer is built on this path.
 
 msgspec drops unknown fields silently by default; :class:`Customer` forbids them instead, as it
 requires every documented field and refuses a value of another type. So a page decodes in one
-call only when every record in it is exactly a documented customer; otherwise (a drifted field,
-a missing one, a wrong type) the page is decoded again record by record, and only the records
-that fail are decoded into exact dicts (``exact_json.loads_exact``) for the transform's checks,
-which keep unknown fields in ``_extra_fields`` and quarantine wrong values with their reasons.
-Noticing is free (the decoder refuses the page); only drifted or broken records pay.
+call only when every record in it is exactly a documented customer. Otherwise the page is
+decoded again record by record (its records as raw slices). A record whose only fault is fields
+the schema does not know becomes a :class:`DriftedCustomer`: typed like any other, with its key
+set read as raw slices, so its unknown fields are kept as the server's text and counted. Any
+other (a field missing, a value of another type) is decoded into an exact dict
+(``exact_json.loads_exact``) for the transform's checks, which quarantine it with its reasons.
+Noticing costs nothing (the decoder refuses the page); only drifted or broken records pay.
 
 msgspec rather than pydantic or orjson-then-typing: it types while it parses, in C, without an
 intermediate dict, and its ``Raw`` keeps a value's text untouched.
@@ -56,8 +58,22 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     localized_attributes_kwargs: msgspec.Raw
 
 
-#: a record: a typed customer, or (drifted or broken) the exact dict of what was sent
+class DriftedCustomer(Customer, forbid_unknown_fields=False):
+    """A documented customer sent with fields the schema does not know. The three fields below
+    are set from the record's key set after it is decoded (whatever a server sent under their
+    names is overwritten, and kept among the unknown fields)."""
+
+    #: the unknown fields' names, sorted
+    extra_keys: tuple[str, ...] = msgspec.field(default=(), name="omnisync:extra_keys")
+    #: a JSON object of the unknown fields, each value the server's own text
+    extra_text: str = msgspec.field(default="", name="omnisync:extra_text")
+    #: the whole record as the server sent it
+    source: str = msgspec.field(default="", name="omnisync:source")
+
+
+#: a record: a typed customer, or (broken) the exact dict or value of what was sent
 Record = Customer | Any
+_KNOWN = frozenset(Customer.__struct_fields__)
 
 
 class _Envelope(msgspec.Struct):
@@ -71,6 +87,8 @@ class _Envelope(msgspec.Struct):
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _CUSTOMERS = msgspec.json.Decoder(list[Customer])
 _CUSTOMER = msgspec.json.Decoder(Customer)
+_DRIFTED = msgspec.json.Decoder(DriftedCustomer)
+_KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _SLICES = msgspec.json.Decoder(list[msgspec.Raw])
 _ENCODER = msgspec.json.Encoder()
 
@@ -112,24 +130,39 @@ def _record(text: bytes) -> Record:
     try:
         return _CUSTOMER.decode(text)
     except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:
+        drifted = _DRIFTED.decode(text)
+        fields = _KEYS.decode(text)  # the key set, each value as its raw slice
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return loads_exact(text)
+    extra = sorted(fields.keys() - _KNOWN)
+    drifted.extra_keys = tuple(extra)
+    drifted.extra_text = (
+        b"{" + b",".join(_ENCODER.encode(key) + b":" + bytes(fields[key]) for key in extra) + b"}"
+    ).decode()
+    drifted.source = text.decode()
+    return drifted
 
 
 def record_pk(record: Record) -> Any:
     """The record's pk as sent (None if it has none)."""
-    if type(record) is Customer:
+    if isinstance(record, Customer):
         return record.pk
     return record.get("pk") if isinstance(record, dict) else None
 
 
 def record_modified(record: Record) -> Any:
     """The record's ``modified_date`` as sent (None if it has none)."""
-    if type(record) is Customer:
+    if isinstance(record, Customer):
         return record.modified_date
     return record.get("modified_date") if isinstance(record, dict) else None
 
 
 def customer_text(customer: Customer) -> str:
     """A typed customer as JSON text (its fields in documented order, each JSON object as the
-    server's own text): the ``raw`` of a customer quarantined after decoding."""
+    server's own text; a drifted one as it was sent): the ``raw`` of a customer quarantined
+    after decoding."""
+    if type(customer) is DriftedCustomer:
+        return customer.source
     return _ENCODER.encode(customer).decode()

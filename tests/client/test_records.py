@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from omnisync.client.exact_json import JsonNumber
 from omnisync.client.records import (
     Customer,
+    DriftedCustomer,
     customer_text,
     decode_records,
     envelope,
@@ -41,14 +41,18 @@ def test_documented_customers_decode_typed_with_json_objects_as_the_server_wrote
     assert orjson.loads(customer_text(records[1])) == source[1]
 
 
-def test_a_record_with_an_unknown_field_is_kept_whole_as_an_exact_dict() -> None:
+def test_a_record_with_unknown_fields_is_typed_and_keeps_them_as_the_servers_text() -> None:
     source = customers()
     source[1]["loyalty_tier"] = {"points": 1}
+    source[1]["omnisync:source"] = "x"  # a server's field of the name we use is kept too
     body = orjson.dumps(source).replace(b'"points":1', b'"points":1.50')
     records = decode_records(body)
     assert type(records[0]) is Customer and type(records[2]) is Customer
-    assert isinstance(records[1], dict)
-    assert records[1]["loyalty_tier"] == {"points": JsonNumber("1.50")}
+    drifted = records[1]
+    assert type(drifted) is DriftedCustomer and drifted.email == source[1]["email"]
+    assert drifted.extra_keys == ("loyalty_tier", "omnisync:source")
+    assert drifted.extra_text == '{"loyalty_tier":{"points":1.50},"omnisync:source":"x"}'
+    assert customer_text(drifted) == orjson.dumps(source[1]).decode().replace("1}", "1.50}", 1)
 
 
 def test_records_with_a_wrong_type_or_a_missing_field_are_decoded_alone() -> None:

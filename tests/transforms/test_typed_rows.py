@@ -69,14 +69,28 @@ def test_a_typed_row_the_schema_refuses_is_quarantined_with_its_reason_and_text(
 
 def test_drifted_records_keep_their_unknown_fields_beside_typed_rows() -> None:
     records = source(5)
-    records[3]["loyalty_tier"] = {"points": 1.50}
+    records[3]["loyalty_tier"] = {"points": 1}
     records[4]["is_active"] = "yes"
-    result = typed(orjson.dumps(records))
-    assert result.unknown_field_counts == {"loyalty_tier": 1}
+    records[4]["loyalty_tier"] = None
+    body = orjson.dumps(records).replace(b'"points":1', b'"points":1.50')
+    result = typed(body)
+    assert result.unknown_field_counts == {"loyalty_tier": 2}  # counted in rejected ones too
     rows = {r["pk"]: r for r in result.table.to_pylist()}
-    assert rows[records[3]["pk"]]["_extra_fields"] == '{"loyalty_tier":{"points":1.5}}'
+    assert rows[records[3]["pk"]]["_extra_fields"] == '{"loyalty_tier":{"points":1.50}}'
+    assert rows[records[0]["pk"]]["_extra_fields"] is None
     assert result.table.num_rows == 4 and result.rejected.num_rows == 1
     assert result.rejected.to_pylist()[0]["reasons"] == ["is_active: not a boolean: 'yes'"]
+    dropped = records_to_table(decode_records(body)[:4], LINEAGE, Customer, customer_text)
+    assert dropped.table.equals(result.table)
+
+
+def test_a_drifted_typed_row_quarantined_keeps_its_text_as_sent() -> None:
+    records = source(3)
+    records[1]["modified_date"] = "yesterday"
+    records[1]["loyalty_tier"] = {"points": 1}
+    body = orjson.dumps(records).replace(b'"points":1', b'"points":1.50')
+    quarantined = typed(body).rejected.to_pylist()
+    assert len(quarantined) == 1 and '"loyalty_tier":{"points":1.50}' in quarantined[0]["raw"]
 
 
 def test_a_field_gone_from_every_record_is_drift_but_not_beside_a_typed_row() -> None:
