@@ -92,8 +92,9 @@ def rows_to_table(
     rows: Sequence[Any], lineage: Lineage, row_type: type, text_of: Callable[[Any], str]
 ) -> Converted:
     """Type typed rows (see the module's docstring); never raises for a bad value. A row of a
-    subclass of ``row_type`` carries fields the schema does not know: ``extra_keys`` (their
-    names) and ``extra_text`` (a JSON object of them), kept in ``_extra_fields``."""
+    subclass of ``row_type`` may carry fields the schema does not know: ``extra_keys`` (their
+    names, empty when none) and ``extra_text`` (a JSON object of them), kept in
+    ``_extra_fields``."""
     count = len(rows)
     reasons: Reasons = defaultdict(list)
     columns: dict[str, Any]
@@ -115,7 +116,7 @@ def rows_to_table(
     columns["_extracted_at"] = pa.repeat(pa.scalar(lineage.extracted_at, TIMESTAMP), count)
     columns["_source"] = pa.repeat(pa.scalar(lineage.source, pa.string()), count)
     unknown: Counter[str] = Counter()
-    drifted = [i for i, row in enumerate(rows) if type(row) is not row_type]
+    drifted = [i for i, row in enumerate(rows) if type(row) is not row_type and row.extra_keys]
     if drifted:
         extras: list[str | None] = [None] * count
         for i in drifted:

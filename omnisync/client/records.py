@@ -67,8 +67,8 @@ class DriftedCustomer(Customer, forbid_unknown_fields=False):
     extra_keys: tuple[str, ...] = msgspec.field(default=(), name="omnisync:extra_keys")
     #: a JSON object of the unknown fields, each value the server's own text
     extra_text: str = msgspec.field(default="", name="omnisync:extra_text")
-    #: the whole record as the server sent it
-    source: str = msgspec.field(default="", name="omnisync:source")
+    #: the whole record as the server sent it (bytes-like)
+    source: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="omnisync:source")
 
 
 #: a record: a typed customer, or (broken) the exact dict or value of what was sent
@@ -89,6 +89,8 @@ _CUSTOMERS = msgspec.json.Decoder(list[Customer])
 _CUSTOMER = msgspec.json.Decoder(Customer)
 _DRIFTED = msgspec.json.Decoder(DriftedCustomer)
 _KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_DRIFTED_LIST = msgspec.json.Decoder(list[DriftedCustomer])
+_KEY_SETS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
 _SLICES = msgspec.json.Decoder(list[msgspec.Raw])
 _ENCODER = msgspec.json.Encoder()
 
@@ -107,9 +109,9 @@ def envelope(body: bytes) -> tuple[Any, Any, bytes] | None:
 
 
 def decode_records(results: bytes) -> list[Record]:
-    """The records of a ``results`` array: a :class:`Customer` for each that is exactly one, the
-    exact dict (or value) of what was sent for the others. Raises ValueError if ``results`` is
-    not a JSON array."""
+    """The records of a ``results`` array: a :class:`Customer` for each that is exactly one, a
+    :class:`DriftedCustomer` for one with unknown fields, the exact dict (or value) of what was
+    sent for the others. Raises ValueError if ``results`` is not a JSON array."""
     try:
         return list(_CUSTOMERS.decode(results))
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -117,13 +119,21 @@ def decode_records(results: bytes) -> list[Record]:
     try:
         slices = _SLICES.decode(results)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        slices = None
-    if slices is None:
         value = loads_exact(results)
         if not isinstance(value, list):
-            raise ValueError("results is not a JSON array")
+            raise ValueError("results is not a JSON array") from None
         return value
-    return [_record(bytes(text)) for text in slices]
+    try:
+        # Only drift (an API that added a field, mostly for good): each page in three calls,
+        # no exception per record.
+        drifted = _DRIFTED_LIST.decode(results)
+        fields = _KEY_SETS.decode(results)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return [_record(bytes(text)) for text in slices]
+    return [
+        _kept(record, keys, text)
+        for record, keys, text in zip(drifted, fields, slices, strict=True)
+    ]
 
 
 def _record(text: bytes) -> Record:
@@ -136,12 +146,19 @@ def _record(text: bytes) -> Record:
         fields = _KEYS.decode(text)  # the key set, each value as its raw slice
     except (msgspec.DecodeError, msgspec.ValidationError):
         return loads_exact(text)
-    extra = sorted(fields.keys() - _KNOWN)
-    drifted.extra_keys = tuple(extra)
-    drifted.extra_text = (
-        b"{" + b",".join(_ENCODER.encode(key) + b":" + bytes(fields[key]) for key in extra) + b"}"
-    ).decode()
-    drifted.source = text.decode()
+    return _kept(drifted, fields, text)
+
+
+def _kept(drifted: DriftedCustomer, fields: dict[str, msgspec.Raw], text: Any) -> Record:
+    """``drifted`` with its unknown fields (from its key set ``fields``) and its ``text`` kept;
+    it is left without them when it has none."""
+    if len(fields) > len(_KNOWN):  # it decoded, so every documented field is among them
+        extra = sorted(key for key in fields if key not in _KNOWN)
+        drifted.extra_keys = tuple(extra)
+        drifted.extra_text = (
+            b"{" + b",".join(_ENCODER.encode(key) + b":" + fields[key] for key in extra) + b"}"
+        ).decode()
+        drifted.source = text
     return drifted
 
 
@@ -161,8 +178,8 @@ def record_modified(record: Record) -> Any:
 
 def customer_text(customer: Customer) -> str:
     """A typed customer as JSON text (its fields in documented order, each JSON object as the
-    server's own text; a drifted one as it was sent): the ``raw`` of a customer quarantined
-    after decoding."""
-    if type(customer) is DriftedCustomer:
-        return customer.source
+    server's own text; one with unknown fields as it was sent): the ``raw`` of a customer
+    quarantined after decoding."""
+    if type(customer) is DriftedCustomer and len(customer.source):
+        return bytes(customer.source).decode()
     return _ENCODER.encode(customer).decode()
