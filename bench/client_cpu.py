@@ -1,7 +1,8 @@
 """The client's own CPU cost per customer, against a bare httpx + orjson loop over the same pages.
 
-Target: within 1.5x of the bare loop. Both run in this process; the sandbox runs in
-another, so process CPU time is the client's alone.
+Target: within 1.5x of the bare loop, for the typed records the sync reads (``Page.records``);
+the exact dicts other callers read (``Page.results``) are shown beside them. Both run in this
+process; the sandbox runs in another, so process CPU time is the client's alone.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def bare(url: str) -> float:
         return time.process_time() - started
 
 
-def client(url: str) -> float:
+def client(url: str, view: str = "records") -> float:
     with OmnitronClient(
         url,
         username="sandbox",
@@ -46,7 +47,7 @@ def client(url: str) -> float:
     ) as omnitron:
         started, seen = time.process_time(), 0
         for page in omnitron.list_customers(CustomerQuery(sort="pk")):
-            seen += len(page.results)
+            seen += len(getattr(page, view))
         assert seen == CUSTOMERS
         return time.process_time() - started
 
@@ -56,10 +57,12 @@ def main() -> None:
         bare(url), client(url)  # warm both paths up
         floor = min(bare(url) for _ in range(ROUNDS))
         ours = min(client(url) for _ in range(ROUNDS))
+        dicts = min(client(url, "results") for _ in range(ROUNDS))
     per = 1e6 / CUSTOMERS
     print(
         f"client: {ours * per:.2f} us CPU/customer; bare httpx+orjson: {floor * per:.2f} us "
-        f"-> ratio {ours / floor:.2f}x (target <= 1.5x) {'ok' if ours / floor <= 1.5 else 'OVER'}"
+        f"-> ratio {ours / floor:.2f}x (target <= 1.5x) {'ok' if ours / floor <= 1.5 else 'OVER'}; "
+        f"as exact dicts: {dicts * per:.2f} us ({dicts / floor:.2f}x)"
     )
 
 

@@ -153,13 +153,16 @@ def _convert_column(name: str, values: list[Any], reasons: Reasons) -> pa.Array:
     return pa.array(cleaned, target)
 
 
-def to_table(records: Sequence[dict[str, Any]], lineage: Lineage) -> Converted:
-    """Type ``records`` (API JSON objects). Raises SchemaDrift if a documented field vanished."""
+def to_table(
+    records: Sequence[dict[str, Any]], lineage: Lineage, *, complete: bool = False
+) -> Converted:
+    """Type ``records`` (API JSON objects). Raises SchemaDrift if a documented field vanished
+    from every record (``complete``: records of the same batch typed elsewhere have every
+    documented field, so none vanished)."""
     count = len(records)
     reasons: Reasons = defaultdict(list)  # row -> what is wrong with it; most rows: nothing
     unknown: set[str] = set()
     present: set[str] = set()
-    complete = False  # some record has every documented field
     odd = False  # some record is not a dict of exactly the documented fields
     for i, record in enumerate(records):
         if not isinstance(record, dict):

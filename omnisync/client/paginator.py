@@ -57,6 +57,7 @@ from typing import Any, Protocol
 from omnisync.client.errors import UnexpectedResponse
 from omnisync.client.pages import Page
 from omnisync.client.query import CustomerQuery
+from omnisync.client.records import Record, record_modified, record_pk
 
 DAY = dt.timedelta(days=1)
 # Time zones span UTC-12 to UTC+14: a bare date D is an instant between D 00:00Z - 14 h and
@@ -149,9 +150,7 @@ class Density:
 
 def _valid_pks(records: list[Any]) -> list[int]:
     return [
-        r["pk"]
-        for r in records
-        if isinstance(r, dict) and isinstance(r.get("pk"), int) and not isinstance(r["pk"], bool)
+        pk for pk in map(record_pk, records) if isinstance(pk, int) and not isinstance(pk, bool)
     ]
 
 
@@ -236,7 +235,8 @@ class Paginator:
         hi: dt.datetime,
         datetimes: bool,
         first_page: Page | None = None,
-    ) -> Iterator[list[dict[str, Any]]]:
+        typed: bool = False,
+    ) -> Iterator[list[Any]]:
         """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
         cannot be read are passed through, so that the transform quarantines them).
 
@@ -246,19 +246,21 @@ class Paginator:
         yielded once; a customer changed while its range was read again may be yielded in both
         versions: callers keep one row per version, as they must anyway for lookback overlaps.
         Raises the client's errors, and UnexpectedResponse for records without a pk that do
-        not fit one page.
+        not fit one page. ``typed``: yield each page's typed ``records`` (``Page.records``)
+        rather than its dicts.
         """
-        for results in self.pages(self.first_query(lo, hi, datetimes), first_page):
+        for results in self.pages(self.first_query(lo, hi, datetimes), first_page, typed):
             rows = [record for record in results if _in_window(record, lo, hi)]
             if rows:
                 yield rows
 
     def pages(
-        self, query: CustomerQuery, first_page: Page | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
+        self, query: CustomerQuery, first_page: Page | None = None, typed: bool = False
+    ) -> Iterator[list[Any]]:
         """Every customer matching ``query``, as the records of complete answers, by pk ranges
         within the query's own pk bounds (``pk_gte``, ``pk_lt``). ``first_page``: an answer
-        already received to ``query`` itself. Nothing is filtered here."""
+        already received to ``query`` itself. Nothing is filtered here. ``typed``: the pages'
+        ``records`` rather than their ``results``."""
         whole = PkRange(query.pk_gte, query.pk_lt)
         pending = [whole]
         density = Density()
@@ -271,7 +273,9 @@ class Paginator:
             else:
                 ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
                 page = next(self.client.list_customers(ranged, self.page_size), None)
-            results = [] if page is None else page.results
+            results: list[Record] = []
+            if page is not None:
+                results = page.records if typed else page.results
             count = 0 if page is None else page.count
             if rest is not None:
                 # A piece holding more than expected leaves less for the rest. One holding less
@@ -299,5 +303,5 @@ class Paginator:
 
 
 def _in_window(record: Any, lo: dt.datetime | None, hi: dt.datetime) -> bool:
-    stamp = parse_modified(record.get("modified_date")) if isinstance(record, dict) else None
+    stamp = parse_modified(record_modified(record))
     return stamp is None or ((lo is None or stamp >= lo) and stamp < hi)

@@ -31,6 +31,7 @@ import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.client.paginator import Paginator
+from omnisync.client.records import Customer, Record, customer_text
 from omnisync.lake import window_key, write_quarantine
 from omnisync.memory import give_back
 from omnisync.settings import Settings
@@ -39,9 +40,10 @@ from omnisync.state.times import to_us
 from omnisync.sync.parts import STAGING, STREAM, RunParts
 from omnisync.sync.quarantined import record_quarantined
 from omnisync.validation import validate_customers
-from transforms.customers import Converted, Lineage, SchemaDrift, to_table
+from transforms.customers import Converted, Lineage, SchemaDrift
 from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
+from transforms.typed_rows import records_to_table
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -100,13 +102,13 @@ def sync_window(
     name = window_key(lo, hi)
     since = parts.store.watermarks.get(STREAM)
     lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
-    chunk: list[dict[str, Any]] = []
+    chunk: list[Record] = []
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
     rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
     pages = Paginator(parts.client, settings.page_size).changed(
-        lo, hi, parts.datetimes, first_page=first_page
+        lo, hi, parts.datetimes, first_page=first_page, typed=True
     )
     for page in pages:
         chunk.extend(page)
@@ -217,10 +219,10 @@ def sync_window_retrying(
 
 
 def _type_chunk(
-    records: list[dict[str, Any]], name: str, lineage: Lineage, result: WindowResult
+    records: list[Record], name: str, lineage: Lineage, result: WindowResult
 ) -> Converted:
     """Type one chunk of records; the raw records can go once this returns."""
-    converted = to_table(records, lineage)
+    converted = records_to_table(records, lineage, Customer, customer_text)
     log.debug("typed chunk %s: %d records", name, len(records))
     result.rows += len(records)
     result.quarantined += converted.rejected.num_rows
