@@ -240,8 +240,10 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     check.carried = left
     if found:
         detected = client.server_time()
-        record_deletions(parts.store, STREAM, found, detected, parts.run_id, parts.fence)
-        check.deleted = sorted(found)
+        # only what is newly recorded counts: a pending one was counted by the run that found it
+        check.deleted = record_deletions(
+            parts.store, STREAM, found, detected, parts.run_id, parts.fence
+        )
         apply_pending(parts)
     if left or recorded:
         carry_ranges(parts.store, STREAM, left, parts.run_id, parts.fence)
