@@ -15,7 +15,8 @@ Why nothing of such a customer is left, where it can be named by its ``pk``:
 * **Reports quote values, not rows.** ``_reports/`` holds HTML, CSV and JSON built from those
   tables (the reconciliation's reports, the validation results and their Data Docs). Every
   email, phone number and ERP match key of the customers is collected from the datasets first,
-  then replaced by ``[erased]`` wherever a report's text holds it (also HTML-escaped).
+  then replaced by ``[erased]`` where a report's field holds it, each format read by its
+  structure (``omnisync.lake.scrubbing``: JSON and CSV stay valid, other text stays whole).
 * **Crash safety by order and idempotence.** Reports are scrubbed first, while the datasets
   still hold the values that find them; then the datasets. Erasing twice is erasing once: a file
   with nothing left to erase is not rewritten. The caller marks the deletions applied only after
@@ -25,7 +26,6 @@ Why nothing of such a customer is left, where it can be named by its ``pk``:
 from __future__ import annotations
 
 import functools
-import html
 import json
 import logging
 from collections.abc import Callable, Collection
@@ -37,13 +37,11 @@ import pyarrow.compute as pc
 from omnisync.lake.changes import DATASET as CHANGES
 from omnisync.lake.quarantine import DATASET as QUARANTINE
 from omnisync.lake.reconciliation import table_dataset
+from omnisync.lake.scrubbing import scrub_reports
 from omnisync.lake.storage import LakeStorage
 from transforms.erasure import erase_columns, erase_quarantine, rows_of
 
 log = logging.getLogger("omnisync.lake")
-REPORTS = "_reports"
-REPORT_SUFFIXES = (".html", ".json", ".csv")
-ERASED = "[erased]"
 #: the columns whose values identify a person in a report's text (names are too common to
 #: search for: they never appear in a report, which quotes match keys)
 _QUOTED = ("email", "phone_number")
@@ -125,29 +123,6 @@ def _quoted_values(table: pa.Table, mask: pa.Array, columns: Collection[str]) ->
     return values
 
 
-def _scrub_reports(storage: LakeStorage, values: set[str]) -> int:
-    """Replace each of ``values`` in every report's text; returns the files rewritten."""
-    needles = sorted(
-        {form.encode() for v in values if len(v) >= 3 for form in (v, html.escape(v))},
-        key=len,
-        reverse=True,  # a longer value first: one that holds a shorter one is replaced whole
-    )
-    if not needles:
-        return 0
-    scrubbed = 0
-    for suffix in REPORT_SUFFIXES:
-        for path in storage.files(REPORTS, suffix):
-            with storage.open(path) as handle:
-                data = handle.read()
-            clean = data
-            for needle in needles:
-                clean = clean.replace(needle, ERASED.encode())
-            if clean != data:
-                storage.write_bytes(path, clean)
-                scrubbed += 1
-    return scrubbed
-
-
 def erase_customers(storage: LakeStorage, pks: Collection[int], columns: Collection[str]) -> Erased:
     """Erase the personal values of ``pks`` from the lake's history (see the module's docstring);
     returns what was rewritten. Idempotent. Call it with the stream's lock held (the storage's
@@ -165,7 +140,7 @@ def erase_customers(storage: LakeStorage, pks: Collection[int], columns: Collect
                 affected.append((dataset, path, erase))
                 table = storage.read_table(path)
                 values |= _quoted_values(table, _mask(table, wanted), columns)
-    erased.reports = _scrub_reports(storage, values)
+    erased.reports = scrub_reports(storage, values)
     for dataset, path, erase in affected:
         table = storage.read_table(path)
         done = erase(table, _mask(table, wanted))

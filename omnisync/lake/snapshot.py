@@ -20,6 +20,7 @@ current lake in their place (:meth:`Snapshot.ensure_current`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -77,6 +78,12 @@ def check_format(storage: LakeStorage) -> None:
         f"the lake {storage.shown!r} was written by an earlier omnisync ({recorded}; this one "
         f"reads format {FORMAT}): rebuild it with `omnisync sync --full-refresh`"
     )
+
+
+def visible(path: str) -> bool:
+    """Whether readers see the file: they skip names (and folders) starting with ``.`` or
+    ``_`` below the dataset's folder."""
+    return not any(part.startswith((".", "_")) for part in path.split("/")[1:])
 
 
 def bucket_path(bucket: int) -> str:
@@ -187,31 +194,37 @@ class Snapshot:
         return rewritten
 
     def pks(self) -> np.ndarray:
-        """Every pk in ``customers/``, sorted, as a reader of the files sees them."""
+        """Every pk in ``customers/`` as a reader of the files sees them (the files it opens:
+        :func:`visible`), sorted and unique: a pk a tool wrote twice is one customer."""
         arrays = [
             self.storage.read_table(f, ["pk"]).column("pk").to_numpy()
             for f in self.storage.files(DATASET)
+            if visible(f)
         ]
-        return np.sort(np.concatenate(arrays)) if arrays else np.array([], dtype=np.int64)
+        return np.unique(np.concatenate(arrays)) if arrays else np.array([], dtype=np.int64)
 
     def remove(self, pks: list[int]) -> int:
-        """Remove ``pks`` from their buckets, each bucket replaced atomically (idempotent: a pk
-        already gone is no change); returns the rows removed."""
+        """Remove ``pks`` from every file a reader sees, each file replaced atomically
+        (idempotent: a pk already gone is no change); returns the rows removed. Not only the
+        bucket a pk belongs in: a row a tool put in another file is read all the same, and a
+        deletion is marked applied only once no reader sees the pk."""
+        if not pks:
+            return 0
         removed = 0
-        by_bucket: dict[int, list[int]] = {}
-        for pk in pks:
-            by_bucket.setdefault(pk % self.buckets, []).append(pk)
-        for bucket, gone in sorted(by_bucket.items()):
-            path = bucket_path(bucket)
-            with self._bucket_locks[bucket]:
-                if not self.storage.exists(path):
+        gone = pa.array(sorted(set(pks)), type=pa.int64())
+        by_path = {bucket_path(b): b for b in range(self.buckets)}
+        for path in self.storage.files(DATASET):
+            if not visible(path):
+                continue
+            bucket = by_path.get(path)
+            with self._bucket_locks[bucket] if bucket is not None else contextlib.nullcontext():
+                held = self.storage.read_table(path, ["pk"]).column("pk")
+                if not pc.any(pc.is_in(held, value_set=gone)).as_py():
                     continue
                 current = self.storage.read_table(path)
-                keep = pc.invert(pc.is_in(current.column("pk"), value_set=pa.array(gone)))
-                kept = current.filter(keep)
-                if kept.num_rows != current.num_rows:
-                    self.storage.write_table(path, kept)
-                    removed += current.num_rows - kept.num_rows
+                kept = current.filter(pc.invert(pc.is_in(current.column("pk"), value_set=gone)))
+                self.storage.write_table(path, kept)
+                removed += current.num_rows - kept.num_rows
         return removed
 
     def read(self, columns: list[str] | None = None) -> pa.Table:

@@ -52,27 +52,40 @@ class Deletion:
 
 def record_deletions(
     store: StateStore, stream: str, pks: list[int], detected: dt.datetime, run_id: str, fence: Fence
-) -> None:
-    """Record confirmed deletions, not yet applied (a pk recorded before keeps its first row)."""
+) -> list[int]:
+    """Record confirmed deletions, not yet applied; returns the pks newly recorded, sorted.
+
+    A pk whose deletion is still pending keeps its row (a repeated run applies the same
+    deletion, logged once). A pk whose deletion was applied before and that is confirmed absent
+    again came back into the lake after it (a plan an interrupted run left open, a restored
+    file): its row is reset to pending with this detection, so it is logged, removed and erased
+    again, instead of staying in the lake for good.
+    """
+    wanted = sorted(set(pks))
     with store.engine.begin() as connection:
         fence.touch(connection)
-        known = set(
+        known = {
+            int(pk): applied
+            for pk, applied in connection.execute(
+                select(deletions.c.pk, deletions.c.applied_us).where(
+                    deletions.c.stream == stream, deletions.c.pk.in_(wanted)
+                )
+            )
+        }
+        fresh = [pk for pk in wanted if pk not in known]
+        again = [pk for pk in wanted if pk in known and known[pk] is not None]
+        values = {"detected_us": to_us(detected), "detected_iso": iso(detected), "run_id": run_id}
+        if fresh:
             connection.execute(
-                select(deletions.c.pk).where(deletions.c.stream == stream, deletions.c.pk.in_(pks))
-            ).scalars()
-        )
-        rows = [
-            {
-                "stream": stream,
-                "pk": pk,
-                "detected_us": to_us(detected),
-                "detected_iso": iso(detected),
-                "run_id": run_id,
-            }
-            for pk in sorted(set(pks) - known)
-        ]
-        if rows:
-            connection.execute(insert(deletions), rows)
+                insert(deletions), [{"stream": stream, "pk": pk, **values} for pk in fresh]
+            )
+        if again:
+            connection.execute(
+                update(deletions)
+                .where(deletions.c.stream == stream, deletions.c.pk.in_(again))
+                .values(applied_us=None, **values)
+            )
+    return sorted(fresh + again)
 
 
 def pending_deletions(store: StateStore, stream: str) -> list[Deletion]:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from omnisync.state.fence import Fence, fenced
 from omnisync.state.schema import windows
@@ -45,11 +45,16 @@ class Plans:
 
     def open(self, stream: str) -> tuple[str, list[Window]] | None:
         """The unfinished plan of ``stream``: windows still to extract, or extracted windows
-        whose staged rows are not merged yet (a previous run stopped half-way)."""
+        whose staged rows are not merged yet (a previous run stopped half-way). Should several
+        be open, the oldest (the lowest upper bound) comes first, whatever order the database
+        returns rows in: each run then finishes the same one, and older staged versions are
+        merged before newer ones."""
         with self.engine.connect() as connection:
             plan_id = connection.execute(
                 select(windows.c.plan_id)
                 .where(windows.c.stream == stream, windows.c.status.in_(("pending", "done")))
+                .group_by(windows.c.plan_id)
+                .order_by(func.max(windows.c.hi_us), windows.c.plan_id)
                 .limit(1)
             ).scalar()
         if plan_id is None:

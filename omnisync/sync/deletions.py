@@ -30,8 +30,9 @@ never learns of one. Each run therefore ends with a check, using only the docume
   ``modified_date``: a customer modified or created during the run, or by a live writer, is
   listed, and stays.
 * **A request budget** (``OMNISYNC_DELETION_CHECK_REQUESTS``) bounds the narrowing; ranges left
-  over are recorded in the state database and narrowed first by the next run. A full refresh has
-  no budget: it ends with no deleted customer kept.
+  over are recorded in the state database and narrowed first by the next run; when they are
+  done and do not explain the estimate, the budget left narrows the whole range the same run. A
+  full refresh has no budget: it ends with no deleted customer kept.
 * **Applying (G3).** Confirmed deletions are recorded in the state database (fenced, with the
   moment they were detected) before the lake changes; then the change log gets one
   ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way if a
@@ -236,12 +237,20 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     budget = _Budget(client, None if full_refresh else settings.deletion_check_requests)
     spans = carried or [(None, None)]
     found, left = narrow(budget, lake, unseen, spans, settings.page_size)
+    if carried and not left and budget.left and check.estimate > len(found):
+        # The carried ranges do not explain the estimate: a deletion elsewhere is looked for
+        # with the budget left, not a run later. Pks found there are no longer the lake's side.
+        rest = lake[~np.isin(lake, np.array(found, dtype=np.int64))]
+        more, left = narrow(budget, rest, unseen, [(None, None)], settings.page_size)
+        found = [*found, *more]
     check.requests += budget.used
     check.carried = left
     if found:
         detected = client.server_time()
-        record_deletions(parts.store, STREAM, found, detected, parts.run_id, parts.fence)
-        check.deleted = sorted(found)
+        # only what is newly recorded counts: a pending one was counted by the run that found it
+        check.deleted = record_deletions(
+            parts.store, STREAM, found, detected, parts.run_id, parts.fence
+        )
         apply_pending(parts)
     if left or recorded:
         carry_ranges(parts.store, STREAM, left, parts.run_id, parts.fence)

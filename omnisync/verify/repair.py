@@ -18,6 +18,9 @@ state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then re
 with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/deletions.py``, ``apply_pending``); a
 row of theirs that a tool put in another bucket's file is removed from there too.
 
+A plan an interrupted sync left open is finished first (:func:`_finish_open_plan`): its staged
+rows are then in the lake before deletions are applied, not merged back over them later.
+
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
 
@@ -40,7 +43,7 @@ from omnisync.state.times import from_us, to_us
 from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
 from omnisync.sync.parts import STREAM, RunParts, adopt, release
-from omnisync.sync.planning import Plan, Window
+from omnisync.sync.planning import Plan, Window, open_plan
 from omnisync.validation import Validator
 from omnisync.verify.counts import DATASET, LakeSide
 from omnisync.verify.report import Outcome
@@ -105,6 +108,23 @@ def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
     return remove_from_snapshot(parts, set(deleted))
 
 
+def _finish_open_plan(parts: RunParts) -> bool:
+    """Finish the plan an interrupted sync left open, before anything is mended; returns
+    whether there was one. Its staged rows would otherwise be merged by the next sync after
+    this repair applied deletions: a deleted customer's staged version would come back.
+    Finishing it (not refusing to repair while it is open) keeps repair usable exactly when a
+    sync keeps failing; should its finish fail again, the repair fails with it, having
+    changed nothing else."""
+    plan = open_plan(parts)
+    if plan is None:
+        return False
+    if plan.windows:
+        parts.validator = parts.validator or Validator.for_settings(parts.settings)
+        Local().run_windows(parts, plan)
+    finish_plan(parts, plan)
+    return True
+
+
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
@@ -125,13 +145,11 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             parts.changes.recover()
             for path in found.unreadable:
                 parts.storage.delete(path)
+            counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
-            counts: dict[str, Any] = {
-                "files_removed": len(found.unreadable),
-                "windows": len(windows),
-            }
+            counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
             if windows:
                 plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
                 parts.store.plans.save(

@@ -6,6 +6,7 @@ leaves it to the next run, which finishes it."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -261,3 +262,55 @@ def test_a_deletion_found_by_verify_repair_is_logged_and_erased(
     changes = pq.read_table(lake / "customer_changes").to_pylist()
     assert [r["pk"] for r in changes if r["_op"] == "delete"] == [GONE]
     assert GONE not in pq.read_table(lake / "customers").column("pk").to_pylist()
+
+
+SHORT_PHONE = "300"  # as short as a count: every validation result holds "300" (300 customers)
+SHORT_KEPT_EMAIL = "kept300.yok@example.test"
+
+
+def test_scrubbing_reports_keeps_every_json_report_valid_and_other_customers_text_whole(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """An erased value as short as a count is replaced only where a report's field holds it
+    whole: every JSON report still parses, the Data Docs index is rebuilt from the validation
+    results, and another customer's text that merely contains the value stays as it was."""
+    server = make_sandbox(customers=300, seed=41)
+    corrupt(server, GONE, email=EMAIL, phone_number=SHORT_PHONE)
+    corrupt(server, KEPT, email=SHORT_KEPT_EMAIL)
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_ERASE_DELETED="true")
+    sync_ok(env)
+    lake = tmp_path / "lake"
+    erp = tmp_path / "erp.csv"
+    erp.write_text(
+        f"email,phone_number,erp_code\n{EMAIL},,ACC-1\n{SHORT_KEPT_EMAIL},,ACC-2\n"
+        f"x@example.test,{SHORT_PHONE},ACC-3\n"
+    )
+    done = omnisync(env, "reconcile", "--erp-file", str(erp), "--match-on", "email", "--dry-run")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert omnisync(env, "verify").returncode == 0
+    reports = sorted((lake / "_reports").rglob("*.json"))
+    assert any("verify" in str(p) for p in reports) and len(reports) > 2
+    kept_in = [
+        p
+        for p in (lake / "_reports").rglob("*")
+        if p.is_file() and SHORT_KEPT_EMAIL.encode() in p.read_bytes()
+    ]
+    assert kept_in, "the test's premise: a report quotes the kept customer's email"
+    assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
+    sync_ok(env)
+
+    assert leaks(lake, (EMAIL,)) == []
+    for path in sorted((lake / "_reports").rglob("*.json")):
+        json.loads(path.read_text())  # every JSON report still parses
+    for path in kept_in:
+        assert SHORT_KEPT_EMAIL.encode() in path.read_bytes(), f"{path} lost another's text"
+    # The index is rebuilt (it is missing) from every validation result on disk.
+    (lake / "_reports/data_docs/index.html").unlink()
+    corrupt(server, 7, first_name="Rebuilt")
+    wait_for_server_clock(server, 0)
+    sync_ok(env)
+    index = (lake / "_reports/data_docs/index.html").read_text()
+    results = list((lake / "_reports").rglob("validations/**/*.json"))
+    assert results, "the test's premise: validation results on disk"
+    for path in results:
+        assert path.stem in index, f"the index lists {path.name}"

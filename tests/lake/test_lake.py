@@ -351,3 +351,23 @@ def test_change_log_files_say_which_month_modified_month_is(storage: LakeStorage
     for path in storage.files("customer_changes"):
         metadata = pq.read_schema(storage.path(path)).metadata
         assert metadata[b"omnisync.modified_month"] == b"YYYY-MM of modified_date in UTC"
+
+
+def test_removing_a_pk_takes_it_out_of_every_file_a_reader_sees(storage: LakeStorage) -> None:
+    """A row a tool put in another bucket's file (or a file of its own) is read all the same: a
+    deletion's apply removes it there too, and ``pks()`` names each pk once, from the files
+    readers open only."""
+    snapshot = Snapshot(storage, buckets=4)
+    snapshot.merge(versions([(1, 1), (2, 1), (3, 1)]))
+    stray = versions([(2, 2), (5, 1)])
+    storage.write_table("customers/bucket=3/extra.parquet", stray)
+    storage.write_table("customers/_hidden/part.parquet", versions([(9, 1)]))
+    assert snapshot.pks().tolist() == [1, 2, 3, 5]
+    assert snapshot.remove([2, 5]) == 3
+    assert snapshot.pks().tolist() == [1, 3]
+    seen = duckdb.execute(
+        f"select distinct pk from read_parquet('{storage.root}/customers/bucket=*/*.parquet') "
+        "order by pk"
+    ).fetchall()
+    assert seen == [(1,), (3,)]
+    assert snapshot.remove([2, 5]) == 0, "removing again changes nothing"

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from omnisync.state import StateStore
-from omnisync.state.deletions import carried_ranges
+from omnisync.state.deletions import carried_ranges, carry_ranges
 from sandbox import SandboxServer
 from tests.conftest import truth
 from tests.sync.sandbox_runs import (
@@ -164,3 +164,35 @@ def test_a_full_refresh_keeps_no_deleted_customer(
     store.dispose()
     assert_lake_matches_truth(server, lake)
     assert sorted(deletion_rows(lake)) == sorted(gone)
+
+
+def test_a_deletion_outside_the_carried_ranges_is_found_by_the_same_run(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The ranges a run carried over are narrowed first; a budget not used up then looks at
+    the whole range while the estimate is not explained, so a new deletion elsewhere does not
+    wait for another run."""
+    server = make_sandbox(customers=1000, seed=19, max_limit=100)
+    env = cli_env(
+        server,
+        tmp_path,
+        "",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_DELETION_CHECK_REQUESTS="40",
+    )
+    lake = str(tmp_path / "lake")
+    sync_ok(env)
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    try:
+        # what a run whose budget ran out leaves: a range to narrow, with nothing deleted in it
+        with store.lease.locked("customers", wait_seconds=0, run_id="earlier") as fence:
+            carry_ranges(store, "customers", [(600, 700)], "earlier", fence)
+        assert server.admin.post("delete", json={"pks": [11]}).json()["pks"] == [11]
+        sync_ok(env)
+        assert runs(tmp_path)[0]["counts"]["deleted"] == 1
+        assert deletion_rows(lake) == [11]
+        assert carried_ranges(store, "customers") == []
+    finally:
+        store.dispose()
+    assert_lake_matches_truth(server, lake)
