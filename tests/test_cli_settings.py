@@ -210,3 +210,21 @@ def test_credentials_in_the_url_fail_a_flow_run_without_echoing_them(
     told = "\n".join([state.message, run.state.message or "", *(log.message for log in logs)])
     assert any("must not carry credentials" in log.message for log in logs)
     assert "s3cr3t" not in told and "alice" not in told
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "omni:Pw-marker-7q@db.internal/omnisync",  # the scheme forgotten
+        "postgresql+psycopg//omni:Pw-marker-7q@127.0.0.1/x",  # a ':' forgotten
+        "postgresql+nodriver://omni:Pw-marker-7q@127.0.0.1/x",  # a driver that is not there
+    ],
+)
+def test_a_malformed_state_url_is_refused_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """Found by a new user: an unparseable OMNISYNC_STATE_URL was shown whole, password and all."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, COMMANDS["status"], env=_env(tmp_path, OMNISYNC_STATE_URL=url))
+    assert result.exit_code == 2 and "OMNISYNC_STATE_URL" in result.output, result.output
+    assert "Pw-marker-7q" not in result.output

@@ -10,6 +10,7 @@ statement uses bound parameters.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,29 @@ SCHEMA_REVISION = "0006"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparseable URL: show only its scheme
-        return url.split("://", 1)[0] + "://..."
+    except Exception:  # an unparseable URL: show only its scheme, when it has a real one
+        scheme, sep, _ = url.strip().partition("://")
+        # Without a plain scheme ("u:pw@host/db", "dialect//u:pw@host") any part may be a password.
+        return f"{scheme}://..." if sep and _SCHEME.fullmatch(scheme) else "(not a database URL)"
+
+
+def _without(text: str, url: str) -> str:
+    """``text`` (a driver's error) with ``url`` and every piece of its authority removed: an
+    error about a malformed URL may quote it, password included."""
+    authority = url.partition("://")[2].split("/", 1)[0] if "://" in url else url.split("/", 1)[0]
+    pieces = {url, url.strip(), authority, *authority.replace("@", ":").split(":")}
+    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "...")
+    return text
 
 
 class StateStore:
@@ -59,7 +75,10 @@ class StateStore:
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
             )
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise StateError(f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {exc}") from None
+            reason = _without(str(exc), url)
+            raise StateError(
+                f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {reason}"
+            ) from None
         self.watermarks = Watermarks(self.engine)
         self.runs = Runs(self.engine)
         self.plans = Plans(self.engine)
