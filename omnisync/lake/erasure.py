@@ -101,7 +101,9 @@ def _datasets(columns: Collection[str]) -> list[tuple[str, Eraser]]:
         found.append((table_dataset(table), functools.partial(erase_columns, columns=held)))
     # What a full refresh of an older lake moved aside is kept for people: erased the same way
     # (its customers/ too, which the deletion itself does not touch).
-    aside = [(f"{ASIDE}/{SNAPSHOT}", functools.partial(erase_columns, columns=columns))]
+    aside: list[tuple[str, Eraser]] = [
+        (f"{ASIDE}/{SNAPSHOT}", functools.partial(erase_columns, columns=columns))
+    ]
     aside += [(f"{ASIDE}/{dataset}", erase) for dataset, erase in found]
     return found + aside
 
