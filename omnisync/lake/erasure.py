@@ -8,6 +8,8 @@ Why nothing of such a customer is left, where it can be named by its ``pk``:
   and reasons that quote the bad value), and the reconciliation tables that hold a customer's
   match key (``plan.match_value``, ``erp_rows.key``, ``conflicts.key``) or a server's answer about
   it (``outcomes.detail``). ``customers/`` itself lost the rows before (the deletion's apply).
+  The same datasets under ``_before_rebuild/`` (moved aside by a full refresh of an older lake,
+  ``customers/`` included) are erased the same way.
 * **Every file is looked at, by its ``pk`` column first.** Only a file holding one of the pks
   (and a value still to erase) is read whole and rewritten: through :class:`LakeStorage`, to a
   temporary name and renamed (or one PUT), each change fenced by the run's lock. Other files are
@@ -38,6 +40,8 @@ from omnisync.lake.changes import DATASET as CHANGES
 from omnisync.lake.quarantine import DATASET as QUARANTINE
 from omnisync.lake.reconciliation import table_dataset
 from omnisync.lake.scrubbing import scrub_reports
+from omnisync.lake.snapshot import ASIDE
+from omnisync.lake.snapshot import DATASET as SNAPSHOT
 from omnisync.lake.storage import LakeStorage
 from transforms.erasure import erase_columns, erase_quarantine, rows_of
 
@@ -95,7 +99,13 @@ def _datasets(columns: Collection[str]) -> list[tuple[str, Eraser]]:
     ]
     for table, held in _RECONCILIATION.items():
         found.append((table_dataset(table), functools.partial(erase_columns, columns=held)))
-    return found
+    # What a full refresh of an older lake moved aside is kept for people: erased the same way
+    # (its customers/ too, which the deletion itself does not touch).
+    aside: list[tuple[str, Eraser]] = [
+        (f"{ASIDE}/{SNAPSHOT}", functools.partial(erase_columns, columns=columns))
+    ]
+    aside += [(f"{ASIDE}/{dataset}", erase) for dataset, erase in found]
+    return found + aside
 
 
 def _quoted_values(table: pa.Table, mask: pa.Array, columns: Collection[str]) -> set[str]:

@@ -314,3 +314,23 @@ def test_scrubbing_reports_keeps_every_json_report_valid_and_other_customers_tex
     assert results, "the test's premise: validation results on disk"
     for path in results:
         assert path.stem in index, f"the index lists {path.name}"
+
+
+def test_a_deleted_customer_is_erased_from_what_a_rebuild_moved_aside_too(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A full refresh of a lake of an older format moves its datasets under
+    ``_before_rebuild/``: the customer's history there is erased like the current one."""
+    server = make_sandbox(customers=300, seed=43)
+    corrupt(server, GONE, email=EMAIL, phone_number=PHONE)
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_ERASE_DELETED="true")
+    sync_ok(env)
+    lake = tmp_path / "lake"
+    (lake / "_meta/lake.json").unlink()  # a lake written before the format was recorded
+    sync_ok(env, "--full-refresh")
+    assert any("_before_rebuild/customer_changes" in leak for leak in leaks(lake, NEEDLES[:2]))
+    assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
+    sync_ok(env)
+    assert leaks(lake, NEEDLES[:2]) == []
+    aside = pq.read_table(lake / "_before_rebuild/customer_changes").to_pylist()
+    assert KEPT in {r["pk"] for r in aside}, "other customers' history aside is kept"
