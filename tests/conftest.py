@@ -96,10 +96,26 @@ def mariadb_url() -> str:
     return database_url(os.environ.get("OMNISYNC_TEST_MARIADB_URL", default), "MariaDB")
 
 
+def databases_used(item: pytest.Item) -> set[str]:
+    """The database servers a test uses, by its parameter (``[postgresql]``, ``[mariadb_url]``)
+    when it names one, or else by its name and fixtures."""
+    names = " ".join([item.nodeid.lower(), *getattr(item, "fixturenames", ())])
+    parameter = item.nodeid.lower().partition("[")[2]
+    for key in (parameter, names):
+        used = {server for server in ("postgres", "mariadb") if server in key}
+        if used:
+            return used
+    return set()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that use the shared PostgreSQL and MariaDB databases run on one xdist worker, one
-    after another: they use the same tables (``make test`` runs the suite with ``-n 2``)."""
-    for item in items:
-        names = " ".join([item.nodeid.lower(), *getattr(item, "fixturenames", ())])
-        if "postgres" in names or "mariadb" in names:
-            item.add_marker(pytest.mark.xdist_group("databases"))
+    """Tests that use the shared PostgreSQL database run on one xdist worker, one after another,
+    as do those of the MariaDB database: each uses the same tables (``make test`` runs the
+    suite with ``-n 2``). The servers are separate, so the two groups run side by side, unless
+    a test uses both: then all of them share one group."""
+    used = {item: databases_used(item) for item in items}
+    together = any(len(servers) > 1 for servers in used.values())
+    for item, servers in used.items():
+        if servers:
+            group = "databases" if together else next(iter(servers))
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from omnisync.settings import Settings, load_settings
 from sandbox import SandboxServer
 from sandbox.records import to_us
+from tests.cli_runner import run_cli
 from tests.conftest import truth
 from transforms.customers import Lineage, to_table
 from transforms.schema import API_FIELDS
@@ -163,7 +164,14 @@ def cli_env(
 
 
 def omnisync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``omnisync`` command line as a user would, and return what it did."""
+    """Run the ``omnisync`` command line as a user would, and return what it did: in this
+    process (``tests/cli_runner.py``), with exactly ``env`` as its environment."""
+    return run_cli(env, *args)
+
+
+def omnisync_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``omnisync ARGS`` in a process of its own: for what one process's imports, globals and
+    Prefect settings would hide."""
     return subprocess.run(
         [sys.executable, "-m", "omnisync.cli", *args],
         cwd=ROOT,

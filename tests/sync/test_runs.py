@@ -23,6 +23,7 @@ from tests.sync.sandbox_runs import (
     cli_env,
     forget_stream,
     omnisync,
+    omnisync_process,
     settings_for,
     start_omnisync,
     sync_ok,
@@ -164,7 +165,8 @@ def test_a_terminal_run_starts_no_prefect_server_and_a_configured_api_records_th
         OMNISYNC_LAG_SECONDS="0",
         OMNISYNC_LOG_LEVEL="INFO",
     )
-    done = sync_ok(env)
+    done = omnisync_process(env, "sync")  # a fresh process: no Prefect context of the test's
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "200 read" in done.stderr
     assert "omnisync.sync - planned 1 window(s)" in done.stderr, done.stderr
     assert not [p for p in home.rglob("*") if p.suffix == ".db"], "a Prefect server was started"
