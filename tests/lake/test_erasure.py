@@ -310,10 +310,10 @@ def test_scrubbing_reports_keeps_every_json_report_valid_and_other_customers_tex
     wait_for_server_clock(server, 0)
     sync_ok(env)
     index = (lake / "_reports/data_docs/index.html").read_text()
-    results = list((lake / "_reports").rglob("validations/**/*.json"))
-    assert results, "the test's premise: validation results on disk"
-    for path in results:
-        assert path.stem in index, f"the index lists {path.name}"
+    results = list((lake / "_reports/validation_results/customers").rglob("*.json"))
+    assert len(results) >= 2, "the test's premise: validation results on disk"
+    for path in results:  # <suite>/<run>/<validated at>/<name>.json
+        assert path.parent.name in index, f"the index lists {path}"
 
 
 def test_a_deleted_customer_is_erased_from_what_a_rebuild_moved_aside_too(
