@@ -81,7 +81,7 @@ def test_a_quarantined_newest_version_marks_the_older_row_and_verify_names_it(
     assert dt.datetime.fromisoformat(version) > before["modified_date"]
     assert record["reasons"] == ["is_active: not a boolean: 'yes'"]
     store = StateStore(settings.state_url.get_secret_value())
-    assert store.watermark("customers") >= dt.datetime.fromisoformat(version), (
+    assert store.watermarks.get("customers") >= dt.datetime.fromisoformat(version), (
         "a recorded quarantined version is not read again run after run"
     )
 
@@ -158,14 +158,14 @@ def test_a_systemic_break_of_400_customers_fails_the_first_small_run(
     assert settings.quarantine_min_rows == 1000
     sync(settings)
     store = StateStore(settings.state_url.get_secret_value())
-    before = store.watermark("customers")
+    before = store.watermarks.get("customers")
     for pk in range(1, 401):
         corrupt(server, pk, channel="web")
     with pytest.raises(BatchRejected, match=r"400 of 40\d records quarantined") as rejected:
         run_sync(settings, False, Local())
     assert "watermark is held back" in str(rejected.value)
-    assert store.watermark("customers") == before
-    last = store.recent_runs("customers", limit=1)[0]
+    assert store.watermarks.get("customers") == before
+    last = store.runs.recent("customers", limit=1)[0]
     assert last["status"] == "failed" and "held back" in last["error"]
 
 
@@ -193,7 +193,7 @@ def test_a_slow_break_of_20_customers_a_run_fails_within_three_runs(
     assert outcomes[:2] == ["ok", "ok"] and len(outcomes) == 3, outcomes
     assert "records read by this run and the latest ones quarantined" in outcomes[2]
     assert "watermark is held back" in outcomes[2]
-    assert store.recent_runs("customers", limit=1)[0]["status"] == "failed"
+    assert store.runs.recent("customers", limit=1)[0]["status"] == "failed"
 
 
 def test_one_bad_customer_re_read_by_the_lookback_never_stops_a_quiet_stream(
