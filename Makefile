@@ -34,7 +34,8 @@ unit: install
 
 test: lint typecheck unit
 
-# prefect.yaml deployed to a real Prefect server and run by a process worker (.ci/run calls it)
+# prefect.yaml deployed to a real Prefect server and run by a process worker, and the SIGKILL
+# scenario of tests/sync/test_crash_recovery.py (.ci/run calls it)
 test-e2e: install
 	$(UV) run --locked pytest -m e2e
 

@@ -8,10 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sandbox import SandboxModes, SandboxServer
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Property tests judge answers, not speed: on a shared two-core machine an example may take
+# longer than hypothesis's default deadline, which would fail a test whose answers are right.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def comparable(result: Reconciliation) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     erp=erp_rows(),
     synced=customers(),

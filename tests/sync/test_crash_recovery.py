@@ -6,6 +6,9 @@ Kill points come from the run's own progress (its DEBUG log lines: planned, type
 staged window, window done, merged bucket, compacted month), never from a sleep, so the test means the same on a slow
 machine. What happens between two steps (a rename, a swap, a commit) is covered step by step in
 ``tests/lake/test_switches.py``.
+
+Eleven ``omnisync sync`` processes, each paying its own imports: the scenario runs in
+``make test-e2e`` (which ``.ci/run`` runs after ``make test``), not in ``make test``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 
 from omnisync.state import StateStore
 from sandbox import SandboxServer
@@ -48,11 +52,11 @@ CATEGORIES = (
 )
 
 
-def environment(server: SandboxServer, root: Path, prefect_api: str) -> dict[str, str]:
+def environment(server: SandboxServer, root: Path) -> dict[str, str]:
     return cli_env(
         server,
         root,
-        prefect_api,
+        "",  # runs in its own process, with no Prefect API
         OMNISYNC_MAX_RPS="400",
         OMNISYNC_LAG_SECONDS="0",
         OMNISYNC_WINDOW_ROWS="400",
@@ -110,11 +114,12 @@ def assert_readers_see_one_row_per_key(lake: Path) -> None:
         assert_no_duplicate_versions(str(lake))
 
 
+@pytest.mark.e2e
 def test_sigkill_at_every_kind_of_step_then_rerun_converges(
-    prefect_api: str, make_sandbox: Make, tmp_path: Path
+    make_sandbox: Make, tmp_path: Path
 ) -> None:
     server = make_sandbox(customers=2500, seed=3, max_limit=100)
-    env = environment(server, tmp_path, prefect_api)
+    env = environment(server, tmp_path)
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     rng = random.Random(20261129)
     schedule: list[tuple[list[str], str, int]] = [
