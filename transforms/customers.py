@@ -237,6 +237,7 @@ def to_table(
                 if isinstance(r, dict)
                 and isinstance(r.get("pk"), int)
                 and not isinstance(r.get("pk"), bool)
+                and -(2**63) <= r["pk"] < 2**63  # past 64 bits: no customer row to tie it to
                 else None
                 for r in raw
             ],
