@@ -107,10 +107,29 @@ class Prefect:
         found = self.http.post("/deployments/filter", json={}).raise_for_status().json()
         return {d["name"]: d for d in found}
 
+    def create_flow_run(self, deployment: dict[str, Any]) -> str:
+        """A new run of ``deployment``. A loaded server can answer 503 (its database busy); that
+        answer may come after the run was made, so it is looked for before asking again."""
+        for _ in range(5):
+            created = self.http.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
+            if created.status_code != 503:
+                return str(created.raise_for_status().json()["id"])
+            made = self.http.post(
+                "/flow_runs/filter",
+                json={  # a run made by hand, not one its schedule made
+                    "flow_runs": {"auto_scheduled": {"eq_": False}},
+                    "deployments": {"id": {"any_": [deployment["id"]]}},
+                },
+            )
+            if made.status_code == 200 and made.json():
+                return str(made.json()[0]["id"])
+            time.sleep(1)  # the server said it is busy: give it a moment before asking again
+        created.raise_for_status()
+        raise AssertionError("unreachable")
+
     def run_deployment(self, deployment: dict[str, Any], worker_log: Path) -> dict[str, Any]:
         """Start one run and wait, driven by the run's own state, until it ends."""
-        created = self.http.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
-        run_id = created.raise_for_status().json()["id"]
+        run_id = self.create_flow_run(deployment)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             run: dict[str, Any] = self.http.get(f"/flow_runs/{run_id}").raise_for_status().json()
