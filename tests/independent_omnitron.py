@@ -6,7 +6,7 @@ It shares no code with ``sandbox/``; it implements the documented surface only
 Framework server in Istanbul would, and differs from the sandbox's defaults wherever the API
 promises nothing:
 
-* the date filters are ``DateFilter``s, as the API document types them: a datetime is refused
+* the date filters are ``DateFilter``s, as Omnitron declares them: a datetime is refused
   with 400, and a bare date means midnight in the server's time zone (UTC+3);
 * datetimes are rendered in that time zone (``...+03:00``), as DRF renders them under
   ``TIME_ZONE = "Europe/Istanbul"``;
