@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -27,7 +28,7 @@ from omnisync.sync.run import run_sync
 from omnisync.verify import run_verify
 from sandbox import SandboxServer
 from sandbox.records import now_us
-from tests.sync.sandbox_runs import settings_for
+from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
 from transforms.quarantine_marks import FLAG, POINTER
 from transforms.schema import QUARANTINE_SCHEMA
 
@@ -232,3 +233,51 @@ def test_a_customer_only_in_quarantine_never_hides_a_deletion(
     finally:
         parts.close()
     assert 7 in held.tolist() and np.all(np.diff(held) >= 0)
+
+
+def test_a_quarantined_customer_whose_row_was_lost_is_a_difference_and_repaired(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A version in the quarantine does not make a lost row "quarantined": verify calls a
+    customer so only when the lake holds its row marked with a pointer at that version (or it
+    never had a row). A marked row removed, or its marks dropped, behind the product's back is
+    missing or stale (exit 1), and the repair puts the newest logged version back, marked."""
+    server = make_sandbox(customers=200)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    sync(settings)
+    before = lake_row(settings.lake, 17)
+    corrupt(server, 17, is_active="yes", first_name="Newer")
+    corrupt(server, 42, is_active="no")
+    sync(settings)
+    assert FLAG in lake_row(settings.lake, 17)["_dq_flags"]
+    assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
+    for path in Path(settings.lake, "customers").glob("**/*.parquet"):
+        table = pq.read_table(path)
+        table = table.filter(pc.not_equal(table["pk"], 17))
+        flags = [
+            [] if pk == 42 else value
+            for pk, value in zip(
+                table["pk"].to_pylist(), table["_dq_flags"].to_pylist(), strict=True
+            )
+        ]
+        index = table.schema.get_field_index("_dq_flags")
+        table = table.set_column(
+            index, table.schema.field(index), pa.array(flags, table.schema.field(index).type)
+        )
+        pq.write_table(table, path)
+
+    outcome = run_verify(settings)
+    assert outcome.found["missing"] == [17], outcome.found
+    assert outcome.found["stale"] == [42], outcome.found
+    assert outcome.found["quarantined"] == []
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_LOOKBACK_SECONDS="0")
+    found = omnisync(env, "verify")
+    assert found.returncode == 1, found.stderr[-2000:]
+    repaired = omnisync(env, "verify", "--repair")
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    row = lake_row(settings.lake, 17)
+    assert row["modified_date"] == before["modified_date"], "the newest version that could be"
+    assert FLAG in row["_dq_flags"] and FLAG in lake_row(settings.lake, 42)["_dq_flags"]
+    after = run_verify(settings)
+    assert sorted(after.found["quarantined"]) == [17, 42] and after.equal
+
