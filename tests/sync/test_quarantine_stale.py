@@ -22,6 +22,7 @@ from omnisync.lake.quarantine import DATASET, write_quarantine
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
+from omnisync.state.quarantine_history import recent_records
 from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
 from omnisync.sync.deletions import lake_side
 from omnisync.sync.run import run_sync
@@ -281,3 +282,35 @@ def test_a_quarantined_customer_whose_row_was_lost_is_a_difference_and_repaired(
     after = run_verify(settings)
     assert sorted(after.found["quarantined"]) == [17, 42] and after.equal
 
+
+def unreadable_date(server: SandboxServer, pk: int, late_us: int = 2_000_000) -> None:
+    """A new version of ``pk`` whose ``modified_date`` no client can read (no time zone); the
+    server still files it under its real moment, so date filters list it."""
+    store = server.state.store
+    version = store.by_pk[pk].replaced({"first_name": "Undated"}, now_us() - late_us)
+    version.data["modified_date"] = "2024-01-01 00:00:00"
+    version.blob = bytes(orjson.dumps(version.data))
+    store.put(version)
+
+
+def test_a_quarantined_record_whose_date_cannot_be_read_counts_once_in_the_rolling_share(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The rolling quarantined share counts each record in the run that first read it. A record
+    whose date cannot be read cannot be told apart from the lookback's re-reads by its date, so
+    it is told apart by the quarantine: read again, it is not counted again."""
+    server = make_sandbox(customers=100)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=3600)
+    sync(settings)
+    unreadable_date(server, 23)
+    corrupt(server, 24, first_name="Later")  # a readable change: the watermark moves past it
+    first = sync(settings)
+    assert first["quarantined"] == 1 and first["quarantined_after_watermark"] == 1
+    second = sync(settings)  # its lookback lists the record again
+    assert second["quarantined"] == 1, "read (and quarantined) again by the lookback"
+    assert second["quarantined_after_watermark"] == 0, "but counted once, by the first run"
+    store = StateStore(settings.state_url.get_secret_value())
+    try:
+        assert recent_records(store, "customers", 10_000).quarantined == 1
+    finally:
+        store.dispose()
