@@ -53,7 +53,7 @@ def quarantined_before(storage: LakeStorage, window: str, raws: list[str]) -> li
     file of another window than ``window`` (an earlier read: the same window's file is this
     window's own try, on any day)."""
     own = posixpath.basename(quarantine_path(window, dt.datetime.now(dt.UTC)))
-    wanted, seen = set(raws), set()
+    wanted, seen = set(raws), set[str]()
     for name in storage.files(DATASET):
         if posixpath.basename(name) == own:
             continue
