@@ -34,7 +34,7 @@ never learns of one. Each run therefore ends with a check, using only the docume
 * **A request budget** (``OMNISYNC_DELETION_CHECK_REQUESTS``) bounds the narrowing; ranges left
   over are recorded in the state database and narrowed first by the next run; when they are
   done and do not explain the estimate, the budget left narrows the whole range the same run. A
-  full refresh has no budget: it ends with no deleted customer kept.
+  full refresh has no budget: it keeps no deleted customer but one whose answers disagree.
 * **Applying (G3).** Confirmed deletions are recorded in the state database (fenced, with the
   moment they were detected) before the lake changes; then the change log gets one
   ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way if a
