@@ -276,6 +276,7 @@ def test_a_quarantined_customer_whose_row_was_lost_is_a_difference_and_repaired(
     assert found.returncode == 1, found.stderr[-2000:]
     repaired = omnisync(env, "verify", "--repair")
     assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert "2 row(s) put back from the change log" in repaired.stdout + repaired.stderr
     row = lake_row(settings.lake, 17)
     assert row["modified_date"] == before["modified_date"], "the newest version that could be"
     assert FLAG in row["_dq_flags"] and FLAG in lake_row(settings.lake, 42)["_dq_flags"]
