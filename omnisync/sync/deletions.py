@@ -249,7 +249,7 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
         more, left = narrow(budget, rest, unseen, [(None, None)], settings.page_size)
         found = [*found, *more]
     check.requests += budget.used
-    left = [*left, *(span for span in budget.doubtful if span not in left)]
+    left = list(dict.fromkeys([*left, *budget.doubtful]))  # doubtful pks: asked again
     check.carried = left
     if found:
         detected = client.server_time()
