@@ -135,9 +135,8 @@ def sync_window(
         result.changes_logged += parts.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
     quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
-    write_quarantine(
-        parts.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
-    )
+    to_keep = _policy_applied(quarantine, settings)
+    write_quarantine(parts.storage, to_keep, name, lineage.extracted_at)
     left = record_quarantined(
         parts,
         staging_dir(plan_id),
@@ -147,6 +146,7 @@ def sync_window(
         lineage.extracted_at,
         rows,
         since,
+        to_keep.column("raw"),  # as the quarantine holds it: compared with earlier reads
     )
     result.marked, result.fresh, result.fresh_quarantined = (
         left.marked,

@@ -21,6 +21,10 @@ row of theirs that a tool put in another bucket's file is removed from there too
 A plan an interrupted sync left open is finished first (:func:`_finish_open_plan`): its staged
 rows are then in the lake before deletions are applied, not merged back over them later.
 
+A customer whose version in Omnitron is quarantined, and whose row was removed or rolled back
+behind the product's back, gets its newest version logged in ``customer_changes/`` back (the
+newest that could be typed); reading its quarantined version again then marks that row.
+
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
 
@@ -35,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake.quarantine import quarantined_versions
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
@@ -46,6 +51,7 @@ from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, Window, open_plan
 from omnisync.validation import Validator
 from omnisync.verify.counts import DATASET, LakeSide
+from omnisync.verify.quarantined import previous_rows
 from omnisync.verify.report import Outcome
 
 KIND = "repair"
@@ -125,6 +131,20 @@ def _finish_open_plan(parts: RunParts) -> bool:
     return True
 
 
+def _restore_quarantined(parts: RunParts, found: Outcome) -> int:
+    """Put back the newest logged version of each missing or stale customer whose version in
+    Omnitron is quarantined (its row was removed or rolled back behind the product's back);
+    reading that version again then marks it (``omnisync/verify/quarantined.py``). Returns the
+    rows put back."""
+    held = quarantined_versions(parts.storage)
+    before = {pk: v for pk, v in found.versions.items() if v in held.get(pk, ())}
+    rows = previous_rows(parts.storage, before) if before else None
+    if rows is None:
+        return 0
+    parts.snapshot.merge(rows)
+    return int(rows.num_rows)
+
+
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
@@ -146,6 +166,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             for path in found.unreadable:
                 parts.storage.delete(path)
             counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
+            counts["restored"] = _restore_quarantined(parts, found)
             lake = LakeSide.read(parts.storage)
             versions = [found.versions[pk] for pk in found.versions]
             windows = repair_windows(versions, lake.modified, settings.page_size)
