@@ -207,7 +207,7 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
         raise Killed
 
     if dies == "before-the-erasure":
-        monkeypatch.setattr("omnisync.sync.deletions.erase_customers", killed)
+        monkeypatch.setattr("omnisync.sync.deletions.erase_deleted", killed)
     else:  # the change log and the reports are erased, the quarantine not yet
         monkeypatch.setattr("omnisync.lake.erasure.erase_quarantine", killed)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
