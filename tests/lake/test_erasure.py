@@ -139,7 +139,12 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
         done = omnisync(env, "reconcile", "--erp-file", str(erp), "--match-on", key, "--dry-run")
         assert done.returncode == 0, done.stderr[-2000:]
     found = leaks(lake, NEEDLES)
-    for place in ("reconciliation/plan/", "reconciliation/conflicts/", "_reports/reconciliation/"):
+    for place in (
+        "reconciliation/plan/",
+        "reconciliation/erp_rows/",
+        "reconciliation/conflicts/",
+        "_reports/reconciliation/",
+    ):
         assert any(place in leak for leak in found), f"the test's premise: {place} quotes it"
     assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
     return server, env, lake
