@@ -41,7 +41,7 @@ never learns of one. Each run therefore ends with a check, using only the docume
   crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically), and
   the deletions are marked applied. A run killed anywhere in between applies the same rows again.
 * **Erasure (``OMNISYNC_ERASE_DELETED``).** Before the mark, the deleted customers' personal
-  values are erased from the rest of the lake (``omnisync.lake.erasure``): a run killed while
+  values are erased from the rest of the lake (``omnisync.sync.erasing``): a run killed while
   erasing leaves the deletions pending, and the next run erases them again (idempotent), so no
   deletion is marked applied before its erasure is complete. ``verify --repair`` records the
   deletions it finds and applies them through this same path.
@@ -60,7 +60,6 @@ import numpy as np
 
 from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.client.paginator import Paginator
-from omnisync.lake.erasure import erase_customers
 from omnisync.lake.quarantine import quarantined_pks
 from omnisync.state.deletions import (
     PkSpan,
@@ -72,6 +71,7 @@ from omnisync.state.deletions import (
     recorded_deletions,
 )
 from omnisync.sync.absence import Absence, ask_absent
+from omnisync.sync.erasing import erase_deleted
 from omnisync.sync.parts import STREAM, RunParts
 from transforms.deletions import deletion_rows
 
@@ -313,7 +313,7 @@ def apply_pending(parts: RunParts) -> int:
         parts.snapshot.remove(pks)
     if parts.settings.erase_deleted:
         # before the mark: a run killed while erasing leaves these pending, to be erased again
-        erase_customers(parts.storage, [d.pk for d in pending], parts.settings.erase_columns)
+        erase_deleted(parts, [d.pk for d in pending])
     mark_applied(parts.store, STREAM, [d.pk for d in pending], parts.fence)
     log.info("removed %d customer(s) deleted in Omnitron", len(pending))
     return len(pending)

@@ -80,7 +80,7 @@ class RunParts:
                 store,
                 client,
                 ChangeLog(storage),
-                Snapshot(storage, buckets=settings.snapshot_buckets),
+                Snapshot(storage, settings.snapshot_buckets, settings.pii_policy),
                 datetimes,
                 Validator.for_settings(settings) if validate else None,
             )
