@@ -9,18 +9,20 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message quotes paths and URLs, whose brackets are not markup ("[/:]").
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def skip(message: str) -> typer.Exit:
     """A run that did nothing because another is working: exit 3, and not called an error."""
-    console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]skipped:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(3)
 
 
