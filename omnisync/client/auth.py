@@ -14,7 +14,13 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from omnisync.client.errors import AuthenticationFailed, Retriable, classify, decode_body
+from omnisync.client.errors import (
+    AuthenticationFailed,
+    NotFound,
+    Retriable,
+    classify,
+    decode_body,
+)
 
 LOGIN_PATH = "/api/v1/auth/login/"
 
@@ -86,6 +92,8 @@ class OmnitronAuth(httpx.Auth):
         outcome = classify(response)
         if isinstance(outcome, Retriable):
             raise outcome
+        if isinstance(outcome, NotFound):
+            raise outcome  # no login there: the URL is wrong, not the user's credentials
         if outcome is not None:
             raise AuthenticationFailed(
                 f"Omnitron refused the login of user {self._username!r} "
