@@ -53,8 +53,7 @@ class StateStore:
     def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
         self.url = url
         self.safe_url = database_url_shown(url)
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_directory(url, self.safe_url)
         try:
             self.engine: Engine = create_engine(
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
@@ -100,6 +99,38 @@ class StateStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: the folder of the default state database (``sqlite:///.omnisync/state.db``): omnisync's own,
+#: created on the first run; any other folder must exist
+OWN_DIRECTORY = Path(".omnisync")
+
+
+def _sqlite_directory(url: str, shown: str) -> None:
+    """A SQLite database file is created on first use, but only in a folder that exists: a
+    mistyped folder would otherwise start a new, empty state (a full history read, and every
+    watermark lost) somewhere nobody looks. The default's own folder is created."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparseable: create_engine says so, without the URL's secrets
+        return
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+        return  # a URI filename: SQLite resolves it itself
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    if folder == OWN_DIRECTORY:
+        folder.mkdir(exist_ok=True)
+        return
+    raise StateError(
+        f"OMNISYNC_STATE_URL {shown}: the folder {str(folder)!r} does not exist (a typo?); a new "
+        "state database is created only in an existing folder, so create it first"
+    )
 
 
 def _connect_args(url: str) -> dict[str, Any]:
