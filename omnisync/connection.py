@@ -50,33 +50,34 @@ def preflight_options(settings: Settings) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def naming_omnitron_url(settings: Settings) -> Iterator[None]:
-    """A first request's failure said as a wrong or unreachable OMNITRON_URL: a 404 there is a
-    setting to fix (ConfigurationError, exit 2), no answer a run to try later."""
+def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[None]:
+    """A failure before Omnitron first answered said as a wrong or unreachable OMNITRON_URL: a
+    404 then (a list's first page, or the login) is a setting to fix (ConfigurationError, exit
+    2); no answer at all, a run to try later. Failures after a first answer pass as they are."""
     shown = without_userinfo(settings.omnitron_url or "")
     try:
         yield
     except NotFound as exc:
+        if client.answered:
+            raise
         raise ConfigurationError(
             f"OMNITRON_URL {shown} is not Omnitron's address: {exc}; give the address the API's "
             "paths follow (https://brand.omnitron.akinon.net, without /api/v1)",
             status=404,
         ) from None
     except RetriesExhausted as exc:
+        if client.answered:
+            raise
         raise RetriesExhausted(f"OMNITRON_URL {shown} did not answer: {exc}") from None
 
 
 def reach(settings: Settings) -> OmnitronClient:
-    """A client that has logged in and asked Omnitron once, within the preflight's short retry
-    budget, with the full budget back for what follows. Raises what :func:`naming_omnitron_url`
-    and the client raise."""
-    client = open_client(settings, **preflight_options(settings))
-    try:
-        with naming_omnitron_url(settings):
-            client.datetime_filters_supported  # noqa: B018  # asks once, then remembers
-    except BaseException:
-        client.close()
-        raise
-    client.retry_attempts = settings.retry_attempts
-    client.retry_max_seconds = settings.retry_max_seconds
+    """A client whose requests retry within the preflight's short budget until Omnitron first
+    answers, then within the full one: the first request of a command is its preflight, at no
+    extra request. Use it with :func:`naming_omnitron_url`."""
+    client = open_client(settings)
+    client.first_answer_budget = (
+        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
+        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
+    )
     return client

@@ -72,7 +72,7 @@ class RunParts:
             client = open_client(settings, **client_options)
             # Logs in and asks once: a wrong URL or credential fails before any work.
             if datetimes is None:
-                with naming_omnitron_url(settings):
+                with naming_omnitron_url(settings, client):
                     datetimes = client.datetime_filters_supported
             return cls(
                 settings,
