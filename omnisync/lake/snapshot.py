@@ -46,20 +46,52 @@ WRITTEN = ("_meta", DATASET, "customer_changes", "quarantine")
 #: moved aside by a full refresh of an older lake (kept for people, out of every reader's way)
 MOVED = (*WRITTEN, "reconciliation")
 ASIDE = "_before_rebuild"
+#: what only omnisync writes: a folder without RECORD holding one of these is an older lake (a
+#: ``_meta/`` folder alone is not: other tools use that name too)
+OWN_DATA = (DATASET, "customer_changes", "quarantine", ASIDE, "_meta/customers-layout.json")
+#: the names of what omnisync writes at the lake's root; any other entry is someone else's
+OWN_NAMES = frozenset({*MOVED, ASIDE, "_reports", "_staging"})
 
 
 class OldLake(LakeError):
     """The lake was written in another format than this omnisync's: rebuild it."""
 
 
+class ForeignFolder(LakeError):
+    """OMNISYNC_LAKE is a folder omnisync did not write: never written into, nor moved aside."""
+
+
 def lake_format(storage: LakeStorage) -> int | None:
     """The lake's format: :data:`FORMAT` for a brand-new lake (nothing written yet), None for
-    one written before the format was recorded, else the recorded number."""
+    one written before the format was recorded, else the recorded number. Raises
+    :class:`ForeignFolder` for a folder that holds something else and no lake of omnisync's."""
     record = storage.read_json(RECORD)
     if record is not None:
         return int(record.get("format", 0))
     # A rebuild interrupted after moving everything aside is not a new lake either.
-    return None if any(storage.files(d, suffix="") for d in (*WRITTEN, ASIDE)) else FORMAT
+    if any(storage.files(d, suffix="") for d in OWN_DATA):
+        return None
+    others = foreign_entries(storage)
+    if others:
+        # Not an older lake: a full refresh would move its folders aside, a sync mix ours in.
+        raise ForeignFolder(
+            f"OMNISYNC_LAKE {storage.shown!r} holds what omnisync did not write "
+            f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}) and no lake of its "
+            "own (no _meta/lake.json, no customers/): it looks like another tool's folder. "
+            "Point OMNISYNC_LAKE at a new or empty folder"
+        )
+    return FORMAT
+
+
+def foreign_entries(storage: LakeStorage) -> list[str]:
+    """The names at the lake's root that omnisync never writes there (hidden ones aside)."""
+    if not storage.fs.exists(storage.root):
+        return []
+    names = {
+        str(path).rstrip("/").rsplit("/", 1)[-1]
+        for path in storage.fs.ls(storage.root, detail=False)
+    }
+    return sorted(n for n in names if n not in OWN_NAMES and not n.startswith((".", "_probe-")))
 
 
 def check_format(storage: LakeStorage) -> None:
