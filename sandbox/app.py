@@ -443,9 +443,14 @@ def create_app(
 
     @app.post("/_sandbox/delete")
     async def admin_delete(request: Request) -> Response:
+        """``{"pks": [...]}`` deletes those customers, ``{"count": N}`` N random ones; anything
+        else (no body, an empty list) is refused with 422: a delete is never a guess."""
         body = await body_of(request)
-        pks = body.get("pks") or state.store.random_pks(state.rng, int(body.get("count", 1)))
-        return _json({"pks": writers.delete(state.store, [int(p) for p in pks])})
+        try:
+            pks = writers.to_delete(body, state.store, state.rng)
+        except ValueError as exc:
+            return _json({"detail": str(exc)}, 422)
+        return _json({"pks": writers.delete(state.store, pks)})
 
     @app.post("/_sandbox/quiesce")
     async def quiesce() -> Response:

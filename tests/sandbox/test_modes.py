@@ -272,6 +272,26 @@ def test_the_admin_delete_removes_customers_from_lists_details_and_truth(
     assert len(random) == 5 and len(truth(server)) == 43
 
 
+@pytest.mark.parametrize(
+    "body",
+    [None, {}, {"pks": []}, {"pks": ["3"]}, {"count": 0}, {"pks": [3], "count": 1}, [3]],
+    ids=["no-body", "empty", "no-pks", "text-pk", "zero-count", "both", "a-list"],
+)
+def test_an_admin_delete_that_names_no_customer_is_refused_and_deletes_nothing(
+    make_sandbox: Make, body: object
+) -> None:
+    server = make_sandbox(customers=20)
+    answer = (
+        server.admin.post("delete", json=body)
+        if body is not None
+        else (server.admin.post("delete"))
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert '{"pks": [<pk>, ...]}' in detail and '{"count": N}' in detail, detail
+    assert len(truth(server)) == 20
+
+
 def test_live_writers_delete_customers_while_clients_read(make_sandbox: Make) -> None:
     server = make_sandbox(
         customers=300, writers_per_second=300, writer_create_share=0.0, writer_delete_share=0.5
