@@ -117,6 +117,17 @@ def test_bulk_update_at_start(make_sandbox: Make) -> None:
         server.stop()
 
 
+def test_shuffled_fields_come_in_a_new_order_with_the_same_values(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=30, shuffle_fields=True)
+    client = client_for(server)
+    params = {"sort": "pk", "limit": 30}
+    answers = [client.get("/api/v1/customers/", params=params).json()["results"] for _ in range(3)]
+    orders = {tuple(tuple(record) for record in results) for results in answers}
+    assert len(orders) == 3, "each answer orders each customer's fields anew"
+    assert answers[0] == answers[1] == answers[2] == truth(server)  # the values are the same
+    assert list(client.get("/api/v1/customers/1/").json())[0] == "pk", "details are as before"
+
+
 def test_shuffled_ties_come_back_in_a_new_order_each_request(make_sandbox: Make) -> None:
     server = make_sandbox(customers=500, shuffle_ties=True)
     stamp = server.admin.post("modify", json={"count": 200, "same_timestamp": True}).json()
