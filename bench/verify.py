@@ -112,7 +112,7 @@ def measure(size: int) -> float:
         before = list_requests(url)
         different = omnisync(env, "verify")
         different_cost = list_requests(url) - before
-        line = " ".join(different.stderr.split())
+        line = " ".join(different.stdout.split())
         assert different.returncode == 1, line
         before = list_requests(url)
         repaired = omnisync(env, "verify", "--repair")

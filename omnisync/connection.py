@@ -6,10 +6,18 @@ place that maps settings to those options, for the sync, the write-back and ``ve
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from omnisync.client import ConfigurationError, OmnitronClient
+from omnisync.client import ConfigurationError, NotFound, OmnitronClient, RetriesExhausted
 from omnisync.settings import Settings
+from omnisync.url_credentials import without_userinfo
+
+#: the retry budget of a preflight: a person at a terminal wants an unreachable Omnitron named
+#: in seconds, not after the run's full budget (the run gets that back once Omnitron answered)
+PREFLIGHT_ATTEMPTS = 3
+PREFLIGHT_SECONDS = 10.0
 
 
 def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
@@ -31,3 +39,45 @@ def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
     }
     options.update(overrides)
     return OmnitronClient(settings.omnitron_url, **options)
+
+
+def preflight_options(settings: Settings) -> dict[str, Any]:
+    """The client options of a preflight: the short retry budget."""
+    return {
+        "retry_attempts": min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
+        "retry_max_seconds": min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
+    }
+
+
+@contextlib.contextmanager
+def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[None]:
+    """A failure before Omnitron first answered said as a wrong or unreachable OMNITRON_URL: a
+    404 then (a list's first page, or the login) is a setting to fix (ConfigurationError, exit
+    2); no answer at all, a run to try later. Failures after a first answer pass as they are."""
+    shown = without_userinfo(settings.omnitron_url or "")
+    try:
+        yield
+    except NotFound as exc:
+        if client.answered:
+            raise
+        raise ConfigurationError(
+            f"OMNITRON_URL {shown} is not Omnitron's address: {exc}; give the address the API's "
+            "paths follow (https://brand.omnitron.akinon.net, without /api/v1)",
+            status=404,
+        ) from None
+    except RetriesExhausted as exc:
+        if client.answered:
+            raise
+        raise RetriesExhausted(f"OMNITRON_URL {shown} did not answer: {exc}") from None
+
+
+def reach(settings: Settings) -> OmnitronClient:
+    """A client whose requests retry within the preflight's short budget until Omnitron first
+    answers, then within the full one: the first request of a command is its preflight, at no
+    extra request. Use it with :func:`naming_omnitron_url`."""
+    client = open_client(settings)
+    client.first_answer_budget = (
+        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
+        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
+    )
+    return client

@@ -19,19 +19,22 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from omnisync.settings_checks import (
     ERASE_COLUMNS,
+    api_token,
+    checked_browse_url,
+    checked_omnitron_url,
+    database_url,
     erase_columns_list,
     known_erase_columns,
     known_pii_policy,
     one_line,
+    secret_text,
     upper_case,
-    web_url,
 )
 
 _env = AliasChoices  # each setting's environment name first, then its field name
@@ -46,21 +49,23 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    omnitron_url: str | None = Field(
+    omnitron_url: Annotated[str | None, AfterValidator(checked_omnitron_url)] = Field(
         None,
         validation_alias=_env("OMNITRON_URL", "omnitron_url"),
         description="base URL of the Omnitron instance, e.g. https://brand.omnitron.akinon.net",
     )
-    omnitron_token: SecretStr | None = Field(
-        None, validation_alias=_env("OMNITRON_TOKEN", "omnitron_token")
+    omnitron_token: Annotated[SecretStr | None, AfterValidator(api_token)] = Field(
+        None,
+        validation_alias=_env("OMNITRON_TOKEN", "omnitron_token"),
+        description="API token; used instead of OMNITRON_USERNAME and OMNITRON_PASSWORD if set",
     )
     omnitron_username: str | None = Field(
         None, validation_alias=_env("OMNITRON_USERNAME", "omnitron_username")
     )
-    omnitron_password: SecretStr | None = Field(
+    omnitron_password: Annotated[SecretStr | None, AfterValidator(secret_text)] = Field(
         None, validation_alias=_env("OMNITRON_PASSWORD", "omnitron_password")
     )
-    state_url: SecretStr = Field(
+    state_url: Annotated[SecretStr, AfterValidator(database_url)] = Field(
         SecretStr("sqlite:///.omnisync/state.db"),
         validation_alias=_env("OMNISYNC_STATE_URL", "state_url"),
         description="SQLAlchemy URL of the state database (may hold a password: kept secret)",
@@ -125,7 +130,7 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_PII_POLICY", "pii_policy"),
         description='per column of the analyst datasets: {"email": "hash", "phone_number": "drop"}',
     )
-    pii_salt: SecretStr = Field(
+    pii_salt: Annotated[SecretStr, AfterValidator(secret_text)] = Field(
         SecretStr(""),
         validation_alias=_env("OMNISYNC_PII_SALT", "pii_salt"),
         description="secret salt for hashed PII columns (required when any column is hashed)",
@@ -212,7 +217,7 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_DASK_WORKERS", "dask_workers"),
         description="workers of the local Dask cluster ('local' address)",
     )
-    erp_url: SecretStr | None = Field(
+    erp_url: Annotated[SecretStr | None, AfterValidator(database_url)] = Field(
         None,
         validation_alias=_env("OMNISYNC_ERP_URL", "erp_url"),
         description="SQLAlchemy URL of the ERP database for `reconcile --erp-query` (secret)",
@@ -224,7 +229,7 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_SNAPSHOT_BUCKETS", "snapshot_buckets"),
         description="pk buckets (files) of customers/; fixed once the lake exists",
     )
-    lake_browse_url: str | None = Field(
+    lake_browse_url: Annotated[str | None, AfterValidator(checked_browse_url)] = Field(
         None,
         validation_alias=_env("OMNISYNC_LAKE_BROWSE_URL", "lake_browse_url"),
         description="where a browser reads the lake's reports (http/https): artifacts link there",
@@ -243,20 +248,6 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNISYNC_LOG_LEVEL", "log_level"),
         description="level of omnisync's own log lines (INFO: each window; DEBUG: each step)",
     )
-
-    @field_validator("lake_browse_url")
-    @classmethod
-    def _browse_url_is_web(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        return web_url(value, "; a browser opens it, and every artifact links there")
-
-    @field_validator("omnitron_url")
-    @classmethod
-    def _url_has_scheme(cls, value: str | None) -> str | None:
-        if value is None or value == "":
-            return None
-        return web_url(value, "; set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -308,7 +299,7 @@ def load_settings(**overrides: object) -> Settings:
         name = _ENV_NAMES.get(field, field)
         raise SettingsError(f"{name}: not valid JSON (give a JSON object)") from None
     except ValidationError as exc:
-        raise SettingsError(one_line(exc, _ENV_NAMES)) from None
+        raise SettingsError(one_line(exc, _ENV_NAMES, _SECRETS)) from None
 
 
 _ENV_NAMES = {
@@ -316,3 +307,10 @@ _ENV_NAMES = {
     for name, field in Settings.model_fields.items()
 }
 _ENV_NAMES.update({alias: alias for alias in _ENV_NAMES.values()})
+#: the secret settings, by field and by environment name: a message never repeats their value
+_SECRETS = frozenset(
+    name
+    for field, info in Settings.model_fields.items()
+    if "SecretStr" in str(info.annotation)
+    for name in (field, _ENV_NAMES[field])
+)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from omnisync.url_credentials import carries_userinfo, without_userinfo
@@ -54,6 +54,65 @@ def web_url(value: str, setting: str) -> str:
     if not sep or scheme.lower() not in ("http", "https"):
         raise PydanticCustomError(HIDDEN_INPUT, "must start with http:// or https://")
     return f"{scheme.lower()}://{rest}".rstrip("/")
+
+
+def checked_omnitron_url(value: str | None) -> str | None:
+    """``OMNITRON_URL`` checked by :func:`web_url`; empty is not set."""
+    if not value:
+        return None
+    return web_url(value, "; set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD")
+
+
+def checked_browse_url(value: str | None) -> str | None:
+    """``OMNISYNC_LAKE_BROWSE_URL`` checked by :func:`web_url`; empty is not set."""
+    if not value:
+        return None
+    return web_url(value, "; a browser opens it, and every artifact links there")
+
+
+def secret_text(value: SecretStr | None) -> SecretStr | None:
+    """A password or salt as given, refused without repeating it when it holds a control
+    character: a line break or tab pasted with it is never part of what the user meant."""
+    if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value.get_secret_value()):
+        raise PydanticCustomError(
+            HIDDEN_INPUT, "holds a control character (a line break or tab pasted with it?)"
+        )
+    return value
+
+
+def api_token(value: SecretStr | None) -> SecretStr | None:
+    """``OMNITRON_TOKEN``: the token alone (it is sent as ``Authorization: Token <it>``); empty is
+    not set. Refused without repeating it when it holds a blank or a control character."""
+    if value is None or not value.get_secret_value():
+        return None
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value.get_secret_value()):
+        raise PydanticCustomError(
+            HIDDEN_INPUT,
+            "must be the token alone: no blank, line break or 'Token ' before it",
+        )
+    return value
+
+
+def database_url(value: SecretStr | None) -> SecretStr | None:
+    """A SQLAlchemy URL (``dialect+driver://user:password@host:port/database``), refused without
+    repeating it (it may hold a password) when it cannot be parsed."""
+    if value is None:
+        return None
+    from sqlalchemy.engine import make_url
+
+    url = value.get_secret_value()
+    if not url.strip():
+        raise PydanticCustomError(HIDDEN_INPUT, "is empty")
+    try:
+        if "://" not in url:
+            raise ValueError
+        make_url(url)
+    except Exception:  # any parse error: its message may quote the URL, password included
+        raise PydanticCustomError(
+            HIDDEN_INPUT,
+            "is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)",
+        ) from None
+    return value
 
 
 def upper_case(value: object) -> object:
@@ -119,9 +178,12 @@ def known_erase_columns(value: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def one_line(exc: ValidationError, env_names: Mapping[str, str]) -> str:
+def one_line(
+    exc: ValidationError, env_names: Mapping[str, str], secrets: frozenset[str] = frozenset()
+) -> str:
     """Every failed check of ``exc`` as ``NAME: message (got value)``, joined in one line; a value
-    that may hold a secret is not repeated, a URL's ``user:pass@`` is hidden."""
+    that may hold a secret (a URL setting, or one of ``secrets``) is not repeated, a URL's
+    ``user:pass@`` is hidden."""
     lines = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"]) or "settings"
@@ -130,6 +192,7 @@ def one_line(exc: ValidationError, env_names: Mapping[str, str]) -> str:
         hidden = (
             error["type"] == HIDDEN_INPUT
             or where in NEVER_ECHOED
+            or where in secrets
             or any(word in where for word in ("secret", "password", "token"))
         )
         if isinstance(value, str):

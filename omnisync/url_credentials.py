@@ -32,3 +32,18 @@ def without_userinfo(url: str) -> str:
     authority = match.group("authority")
     start, end = match.span("authority")
     return url[:start] + "***@" + authority.rsplit("@", 1)[1] + url[end:]
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def database_url_shown(url: str) -> str:
+    """A SQLAlchemy URL as a message may show it: without its password; an unparseable one as its
+    scheme alone, or not at all when it has no plain scheme (any part may then be a password)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # any parse error: the URL's pieces are unknown
+        scheme, sep, _ = url.strip().partition("://")
+        return f"{scheme}://..." if sep and _SCHEME.fullmatch(scheme) else "(not a database URL)"

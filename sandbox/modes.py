@@ -77,6 +77,11 @@ class SandboxModes(BaseModel):
         "page reads of a client",
     )
     shuffle_ties: bool = Field(False, description="random order among equal sort keys, per request")
+    shuffle_fields: bool = Field(
+        False,
+        description="each customer of a list answer with its fields in a random order (the "
+        "API does not promise their order); each value's text unchanged",
+    )
     late_commit_seconds: float = Field(
         0.0, ge=0.0, description="writer changes become visible this long after their modified_date"
     )

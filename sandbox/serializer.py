@@ -6,8 +6,11 @@ Error messages are DRF's own, field by field, so that clients see what a real Om
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 from typing import Any
+
+import msgspec
 
 from sandbox.records import CHANNELS, GENDERS, USER_TYPES
 
@@ -175,3 +178,13 @@ def validate(body: Any, *, required: tuple[str, ...]) -> dict[str, Any]:
     if errors:
         raise ValidationFailed(errors)
     return clean
+
+
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def shuffled_fields(body: bytes, rng: random.Random) -> bytes:
+    """A JSON object's members in a random order, each key and value as its own text."""
+    fields = list(_FIELDS.decode(body).items())
+    rng.shuffle(fields)
+    return b"{" + b",".join(msgspec.json.encode(k) + b":" + bytes(v) for k, v in fields) + b"}"

@@ -72,6 +72,28 @@ def create(
     return done
 
 
+def to_delete(body: Any, store: Store, rng: random.Random) -> list[int]:
+    """The pks an admin's delete names: ``{"pks": [1, 2]}``, or ``{"count": N}`` random ones.
+    Raises ValueError, saying what to send, for anything else: a delete without a body once
+    deleted a random customer."""
+    usage = 'send {"pks": [<pk>, ...]} to delete those customers, or {"count": N} for N random ones'
+    if not isinstance(body, dict) or ("pks" in body) == ("count" in body):
+        raise ValueError(f"say which customers to delete: {usage}")
+    if "pks" in body:
+        pks = body["pks"]
+        if not isinstance(pks, list) or not pks or not all(_whole(p) for p in pks):
+            raise ValueError(f'"pks" must be a non-empty list of whole numbers: {usage}')
+        return [int(p) for p in pks]
+    count = body["count"]
+    if not _whole(count) or count < 1:
+        raise ValueError(f'"count" must be a whole number from 1: {usage}')
+    return store.random_pks(rng, int(count))
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def delete(store: Store, pks: list[int]) -> list[int]:
     """Delete each pk that exists, as Omnitron's admin or a customer merge does (the API itself
     answers DELETE with 405); the pks really deleted."""

@@ -228,3 +228,37 @@ def test_a_malformed_state_url_is_refused_without_its_password(
     result = runner.invoke(app, COMMANDS["status"], env=_env(tmp_path, OMNISYNC_STATE_URL=url))
     assert result.exit_code == 2 and "OMNISYNC_STATE_URL" in result.output, result.output
     assert "Pw-marker-7q" not in result.output
+
+
+@pytest.mark.parametrize("password", ["sandbox", "wrong-pw-789"])
+def test_a_wrong_token_with_a_password_set_is_said_not_hidden(
+    make_sandbox: Callable[..., SandboxServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    password: str,
+) -> None:
+    """OMNITRON_TOKEN wins over the user and password (docs/settings.md): when Omnitron refuses
+    it, the login is tried, and what is said names the token either way."""
+    monkeypatch.chdir(tmp_path)
+    server = make_sandbox(customers=10)
+    env = _env(
+        tmp_path,
+        OMNITRON_URL=server.url,
+        OMNITRON_TOKEN="wrong-token-456",
+        OMNITRON_PASSWORD=password,
+    )
+    with caplog.at_level("WARNING", logger="omnisync.client"):
+        result = runner.invoke(app, ["sync"], env=env)
+    told = result.output + caplog.text
+    assert "wrong-token-456" not in told and "wrong-pw-789" not in told
+    warned = [r.getMessage() for r in caplog.records if "OMNITRON_TOKEN" in r.getMessage()]
+    assert len(warned) == 1 and "Omnitron refused OMNITRON_TOKEN (401" in warned[0], warned
+    assert "logging in as OMNITRON_USERNAME 'sandbox' instead" in warned[0]
+    if password == "sandbox":  # the login works: the run goes on
+        assert result.exit_code == 0, told
+        return
+    assert result.exit_code == 2, told
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Omnitron refused OMNITRON_TOKEN (401" in lines[0], lines
+    assert "which is used first, then the login of user 'sandbox'" in lines[0], lines

@@ -7,6 +7,7 @@ is refused too. Secrets live in ``SecretStr`` and reach only the request being s
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Generator
 
@@ -14,9 +15,16 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from omnisync.client.errors import AuthenticationFailed, Retriable, classify, decode_body
+from omnisync.client.errors import (
+    AuthenticationFailed,
+    NotFound,
+    Retriable,
+    classify,
+    decode_body,
+)
 
 LOGIN_PATH = "/api/v1/auth/login/"
+log = logging.getLogger("omnisync.client")
 
 
 class OmnitronAuth(httpx.Auth):
@@ -34,6 +42,10 @@ class OmnitronAuth(httpx.Auth):
                 "no credentials: set OMNITRON_TOKEN, or OMNITRON_USERNAME and OMNITRON_PASSWORD"
             )
         self._token = token
+        #: OMNITRON_TOKEN, which is used first when a login is configured too
+        self._given = token
+        #: why the given token was dropped (its 401), for the message if the login fails too
+        self._given_refused: str | None = None
         self._username = username
         self._password = password
         self._lock = threading.Lock()
@@ -57,6 +69,17 @@ class OmnitronAuth(httpx.Auth):
             with self._lock:
                 if self._token is token:
                     self._token = None
+                if token is self._given and self._given_refused is None:
+                    # Said, not hidden: a wrong OMNITRON_TOKEN would otherwise go unnoticed.
+                    self._given_refused = f"401 on {request.method} {request.url.path}: " + (
+                        _detail(response)
+                    )
+                    log.warning(
+                        "Omnitron refused OMNITRON_TOKEN (%s); logging in as OMNITRON_USERNAME "
+                        "%r instead",
+                        self._given_refused,
+                        self._username,
+                    )
             token = yield from self._login(request)
             request.headers["Authorization"] = f"Token {token.get_secret_value()}"
             yield request
@@ -86,10 +109,20 @@ class OmnitronAuth(httpx.Auth):
         outcome = classify(response)
         if isinstance(outcome, Retriable):
             raise outcome
+        if isinstance(outcome, NotFound):
+            raise outcome  # no login there: the URL is wrong, not the user's credentials
         if outcome is not None:
+            token_first = (
+                f"Omnitron refused OMNITRON_TOKEN ({self._given_refused}), which is used first, "
+                "then "
+                if self._given_refused
+                else "Omnitron refused "
+            )
             raise AuthenticationFailed(
-                f"Omnitron refused the login of user {self._username!r} "
-                f"({response.status_code}): check OMNITRON_USERNAME and OMNITRON_PASSWORD",
+                f"{token_first}the login of user {self._username!r} ({response.status_code}): "
+                "check "
+                + ("OMNITRON_TOKEN, " if self._given_refused else "")
+                + "OMNITRON_USERNAME and OMNITRON_PASSWORD",
                 status=response.status_code,
                 body=outcome.body,
             )

@@ -34,6 +34,7 @@ from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
     DateFilterRejected,
+    NotFound,
     OmnitronError,
     Retriable,
     RetriesExhausted,
@@ -80,6 +81,12 @@ class OmnitronClient:
         self.page_size = page_size
         self.retry_attempts = retry_attempts
         self.retry_max_seconds = retry_max_seconds
+        #: (attempts, seconds) a request retries within until the server first answers (a
+        #: preflight names an unreachable server in seconds); None: the full budget at once
+        self.first_answer_budget: tuple[int, float] | None = None
+        #: whether Omnitron has answered yet: anything but no connection, a timeout, a 5xx or a
+        #: 404 (which, before any other answer, says the address is not Omnitron's)
+        self.answered = False
         self._backoff_waits = (backoff_initial, backoff_max, backoff_jitter)
         self._redact = Redactor(
             [
@@ -142,11 +149,14 @@ class OmnitronClient:
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempts = 0
         initial, maximum, jitter = self._backoff_waits
+        budget = (self.retry_attempts, self.retry_max_seconds)
+        if self.first_answer_budget is not None and not self.answered:
+            budget = self.first_answer_budget
         try:
             for attempt in stamina.retry_context(
                 on=retry_policy(method, self._redact),
-                attempts=self.retry_attempts,
-                timeout=self.retry_max_seconds,
+                attempts=budget[0],
+                timeout=budget[1],
                 wait_initial=initial,
                 wait_max=maximum,
                 wait_jitter=jitter,
@@ -156,6 +166,8 @@ class OmnitronClient:
                     with self._throttle.slot():
                         response = self._attempt(method, path, params, content, headers)
                     outcome = classify(response)
+                    if not isinstance(outcome, (Retriable, NotFound)):
+                        self.answered = True
                     if outcome is not None:
                         raise outcome
                     self._last_date = (response.headers.get("date"), time.monotonic())

@@ -42,9 +42,8 @@ Cost: a range that fits one page is one request. A larger one costs its first an
 yields nothing) and about one request per ``Density.target`` rows, a little less than a page, so
 that a piece rarely overflows: about 1.1 requests per page of 1,000, more for small pages.
 
-Memory: one page at a time and the pending pk ranges: a page, not the window. No record is kept
-once yielded (keeping the key of every record yielded in the window would cost CPU and memory
-in proportion to the window). The caller groups pages into chunks.
+Memory: one page and the pending pk ranges, not the window: no record (nor its key) is kept
+once yielded. The caller groups pages into chunks.
 """
 
 from __future__ import annotations
@@ -202,8 +201,7 @@ def split(part: PkRange, pks: list[int], count: int, density: Density) -> list[P
         # By its own answer the range holds more than a page, so it is walked, never asked whole.
         return [replace(walk, origin=pks[0])]
     if len(pks) > 1 and _is_ascending(pks[::-1]):
-        # Most likely the range's last pks (a server sorting by pk descending): the same density,
-        # and the walk starts where it puts the range's first pk.
+        # The range's last pks (sorted by pk descending): walked from where they put its first.
         density.per_row = (pks[0] - pks[-1]) / (len(pks) - 1)
         return [replace(walk, origin=round(pks[-1] - density.per_row * (count - len(pks))))]
     ordered = sorted(set(pks))

@@ -58,17 +58,27 @@ class Customer(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     localized_attributes_kwargs: msgspec.Raw
 
 
-class DriftedCustomer(Customer, forbid_unknown_fields=False):
-    """A documented customer sent with fields the schema does not know. The three fields below
-    are set from the record's key set after it is decoded (whatever a server sent under their
-    names is overwritten, and kept among the unknown fields)."""
+class SentCustomer(Customer):
+    """A customer as decoded from an answer, with where its text is: the ``raw`` of it, should it
+    be quarantined, is that text byte for byte (its fields in the server's order, which the API
+    does not promise), never the struct written again. The fields below are set after decoding
+    (a record holding a key of their names is decoded the slow way, see ``decode_records``)."""
 
-    #: the unknown fields' names, sorted
+    #: the unknown fields' names, sorted (a :class:`DriftedCustomer`'s; none here)
     extra_keys: tuple[str, ...] = msgspec.field(default=(), name="omnisync:extra_keys")
     #: a JSON object of the unknown fields, each value the server's own text
     extra_text: str = msgspec.field(default="", name="omnisync:extra_text")
-    #: the whole record as the server sent it (bytes-like)
+    #: the record as the server sent it (bytes-like); or, with a ``position`` from 0, the whole
+    #: ``results`` array it came in, which every struct of the page shares (its JSON objects are
+    #: ``Raw`` views of that text already): one record's text is cut out only if it is needed
     source: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="omnisync:source")
+    position: int = msgspec.field(default=-1, name="omnisync:position")
+
+
+class DriftedCustomer(SentCustomer, forbid_unknown_fields=False):
+    """A documented customer sent with fields the schema does not know. The fields of
+    :class:`SentCustomer` are set from the record's key set after it is decoded (whatever a
+    server sent under their names is overwritten, and kept among the unknown fields)."""
 
 
 #: a record: a typed customer, or (broken) the exact dict or value of what was sent
@@ -85,8 +95,11 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
-_CUSTOMERS = msgspec.json.Decoder(list[Customer])
-_CUSTOMER = msgspec.json.Decoder(Customer)
+_CUSTOMERS = msgspec.json.Decoder(list[SentCustomer])
+_CUSTOMER = msgspec.json.Decoder(SentCustomer)
+#: in a text holding it, a server's key could land in a field of :class:`SentCustomer`
+_OWN_NAMES = b'"omnisync:'
+
 _DRIFTED = msgspec.json.Decoder(DriftedCustomer)
 _KEYS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _DRIFTED_LIST = msgspec.json.Decoder(list[DriftedCustomer])
@@ -112,10 +125,17 @@ def decode_records(results: bytes) -> list[Record]:
     """The records of a ``results`` array: a :class:`Customer` for each that is exactly one, a
     :class:`DriftedCustomer` for one with unknown fields, the exact dict (or value) of what was
     sent for the others. Raises ValueError if ``results`` is not a JSON array."""
-    try:
-        return list(_CUSTOMERS.decode(results))
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+    if _OWN_NAMES not in results:
+        try:
+            records = _CUSTOMERS.decode(results)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            page = msgspec.Raw(results)
+            for position, record in enumerate(records):
+                record.source = page
+                record.position = position
+            return list(records)
     try:
         slices = _SLICES.decode(results)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -137,10 +157,14 @@ def decode_records(results: bytes) -> list[Record]:
 
 
 def _record(text: bytes) -> Record:
-    try:
-        return _CUSTOMER.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+    if _OWN_NAMES not in text:
+        try:
+            record = _CUSTOMER.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            record.source = msgspec.Raw(text)
+            return record
     try:
         drifted = _DRIFTED.decode(text)
         fields = _KEYS.decode(text)  # the key set, each value as its raw slice
@@ -150,15 +174,17 @@ def _record(text: bytes) -> Record:
 
 
 def _kept(drifted: DriftedCustomer, fields: dict[str, msgspec.Raw], text: Any) -> Record:
-    """``drifted`` with its unknown fields (from its key set ``fields``) and its ``text`` kept;
-    it is left without them when it has none."""
-    if len(fields) > len(_KNOWN):  # it decoded, so every documented field is among them
-        extra = sorted(key for key in fields if key not in _KNOWN)
-        drifted.extra_keys = tuple(extra)
-        drifted.extra_text = (
-            b"{" + b",".join(_ENCODER.encode(key) + b":" + fields[key] for key in extra) + b"}"
-        ).decode()
-        drifted.source = text
+    """``drifted`` with its unknown fields (from its key set ``fields``), if any, and its
+    ``text`` kept (whatever the server sent under the names of these fields is overwritten)."""
+    extra = sorted(key for key in fields if key not in _KNOWN)
+    drifted.extra_keys = tuple(extra)
+    drifted.extra_text = (
+        (b"{" + b",".join(_ENCODER.encode(key) + b":" + fields[key] for key in extra) + b"}")
+        if extra
+        else b""
+    ).decode()
+    drifted.source = text if isinstance(text, msgspec.Raw) else msgspec.Raw(text)
+    drifted.position = -1
     return drifted
 
 
@@ -177,9 +203,11 @@ def record_modified(record: Record) -> Any:
 
 
 def customer_text(customer: Customer) -> str:
-    """A typed customer as JSON text (its fields in documented order, each JSON object as the
-    server's own text; one with unknown fields as it was sent): the ``raw`` of a customer
-    quarantined after decoding."""
-    if type(customer) is DriftedCustomer and len(customer.source):
-        return bytes(customer.source).decode()
+    """A typed customer's JSON text, the ``raw`` of one quarantined after decoding: for one
+    decoded from an answer, its text as the server sent it; for one made otherwise, its fields
+    in documented order, each JSON object as the server's own text."""
+    if isinstance(customer, SentCustomer) and len(customer.source):
+        if customer.position < 0:
+            return bytes(customer.source).decode()
+        return bytes(_SLICES.decode(customer.source)[customer.position]).decode()
     return _ENCODER.encode(customer).decode()

@@ -23,6 +23,9 @@ def sandbox(
         0.0, min=0, max=1, help="share of the writers' edits that delete a customer instead"
     ),
     shuffle_ties: bool = typer.Option(False, help="random order among equal sort keys"),
+    shuffle_fields: bool = typer.Option(
+        False, help="each customer of a list answer with its fields in a random order"
+    ),
     late_commit: float = typer.Option(
         0.0, min=0, help="writer changes become visible this late (s)"
     ),
@@ -52,6 +55,7 @@ def sandbox(
         writers_per_second=writers,
         writer_delete_share=delete_share,
         shuffle_ties=shuffle_ties,
+        shuffle_fields=shuffle_fields,
         late_commit_seconds=late_commit,
         date_only_filters=date_only,
         utc_offset_hours=utc_offset_hours,

@@ -77,6 +77,8 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         for name, n in counts.items()
         if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
     ]
+    if counts.get("verdict") in ("equal", "different"):  # a verification's: what it found
+        shown.insert(0, str(counts["verdict"]))
     lines = [
         f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
         f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from omnisync.commands.terminal import console, run_log, skip
+from omnisync.commands.terminal import console, results, run_log, skip
 from omnisync.commands.user_errors import user_errors
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def sync(
     full_refresh: bool = typer.Option(False, "--full-refresh", help="re-read the whole history"),
 ) -> None:
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
+    out = results()
     with user_errors():
         from omnisync.settings import load_settings
 
@@ -43,7 +44,7 @@ def sync(
         # After the preflight: its mistakes are one line each, without the retries before them.
         with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
             result = _sync_run(settings, full_refresh, parts, api)
-    console.print(
+    out.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
         f"{result['windows']} window(s); watermark {result['watermark_before']} -> "
@@ -60,7 +61,7 @@ def sync(
             soft_wrap=True,
         )
     if result.get("data_docs"):
-        console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
+        out.print(f"Data Docs: {result['data_docs']}")
 
 
 def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str | None) -> Any:

@@ -1,5 +1,6 @@
-"""What the commands print and log to the terminal: the console on stderr, the one-line
-error and skip messages with their exit codes, and the run's own log lines."""
+"""What the commands print and log to the terminal: a command's results (its summary or verdict)
+on stdout, for scripts and pipes; on stderr the console of everything else (progress, notes, the
+one-line error and skip messages with their exit codes) and the run's own log lines."""
 
 from __future__ import annotations
 
@@ -9,18 +10,28 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
 
+def results() -> Console:
+    """The console of a command's results, on stdout. Made before any status line starts: while
+    one spins, ``sys.stdout`` is redirected to the status's own console, on stderr."""
+    import sys
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message quotes paths and URLs, whose brackets are not markup ("[/:]").
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def skip(message: str) -> typer.Exit:
     """A run that did nothing because another is working: exit 3, and not called an error."""
-    console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[yellow]skipped:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(3)
 
 

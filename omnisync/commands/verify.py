@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from omnisync.commands.terminal import console, run_log
+from omnisync.commands.terminal import console, results, run_log
 from omnisync.commands.user_errors import user_errors
 
 
@@ -21,6 +21,7 @@ def verify(
     ),
 ) -> None:
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    out = results()  # the verdicts; progress and log lines go to stderr
     with user_errors():
         from omnisync.settings import load_settings
 
@@ -29,12 +30,12 @@ def verify(
             from omnisync.verify.checkup import checkup
 
             def say(line: str, next_step: str) -> None:
-                console.print(line, highlight=False, soft_wrap=True, style="yellow")
+                out.print(line, style="yellow")
                 status.update(f"{next_step} ...")
 
             outcome = checkup(settings, full=full, audit=audit, repair=repair, say=say).outcome
     if outcome.equal:
-        console.print(f"[green]{outcome.line()}[/green]", highlight=False, soft_wrap=True)
+        out.print(outcome.line(), style="green")
         return
-    console.print(f"[red]{outcome.line()}[/red]", highlight=False, soft_wrap=True)
+    out.print(outcome.line(), style="red")
     raise typer.Exit(1)

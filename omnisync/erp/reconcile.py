@@ -33,7 +33,7 @@ from omnisync.erp.source import ErpInputError, ErpSource
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
-from omnisync.lake.snapshot import check_format
+from omnisync.lake.record import check_format
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord, StateStore
 from omnisync.url_credentials import without_userinfo

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from omnisync.url_credentials import database_url_shown
 from transforms.erp import KEY_COLUMNS, MatchKey
 
 
@@ -84,8 +84,7 @@ def read_query(
     url: str, query: str, match_on: MatchKey, columns: Mapping[str, str] | None = None
 ) -> pa.Table:
     """Run ``query`` (given by the operator; no values are interpolated) and fetch the rows."""
-    safe = make_url(url).render_as_string(hide_password=True) if "://" in url else "?"
-    where = f"ERP query on {safe}"
+    where = f"ERP query on {database_url_shown(url)}"
     try:
         engine = create_engine(url)
         with engine.connect() as connection:

@@ -50,8 +50,8 @@ from omnisync.lake.changes import COMPACTING
 from omnisync.lake.changes import DATASET as CHANGES
 from omnisync.lake.quarantine import DATASET as QUARANTINE
 from omnisync.lake.reconciliation import table_dataset
+from omnisync.lake.record import ASIDE
 from omnisync.lake.scrubbing import scrub_reports
-from omnisync.lake.snapshot import ASIDE
 from omnisync.lake.snapshot import DATASET as SNAPSHOT
 from omnisync.lake.storage import LakeStorage
 from transforms.erasure import erase_columns, erase_quarantine, rows_of

@@ -11,14 +11,8 @@ Bucket numbers are written plain (``bucket=7``), so that DuckDB, Polars, pyarrow
 Spark all read ``bucket`` as the same integer (zero-padded names read as the string ``'007'`` in
 DuckDB and as 7 elsewhere).
 
-The lake's format and layout are one record, ``_meta/lake.json`` (``{"format": 1, "buckets":
-64, "pii": {"email": "hash"}}``), beside the datasets, never inside one. Until a first release,
-a lake of another format is not converted: every command refuses it (:class:`OldLake`) in one
-line saying to rebuild it, and ``omnisync sync --full-refresh`` moves its datasets aside
-(:data:`ASIDE`) and starts a current lake in their place (:meth:`Snapshot.ensure_current`).
-The PII policy is recorded the same way: a run that writes with another one would mix clear and
-hashed values in one column of the change log, so it is refused (:class:`PolicyChanged`) until
-a full refresh rebuilds the lake with it.
+The lake's record of itself (format, buckets, PII policy) is ``omnisync/lake/record.py``;
+:meth:`Snapshot.ensure_current` writes it, and moves an older lake aside on a full refresh.
 """
 
 from __future__ import annotations
@@ -32,65 +26,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake.record import (
+    ASIDE,
+    FORMAT,
+    MOVED,
+    REBUILD,
+    RECORD,
+    PolicyChanged,
+    check_format,
+    lake_format,
+    recorded_policy,
+)
+from omnisync.lake.record import DATASET as DATASET  # the dataset this module keeps
 from omnisync.lake.storage import LakeError, LakeStorage
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.lake")
-DATASET = "customers"
 DEFAULT_BUCKETS = 64
-# Outside the dataset's folder: a non-Parquet file inside it breaks pl.scan_parquet("customers/").
-RECORD = "_meta/lake.json"
-#: The format this omnisync reads and writes. Raise it with any change a reader of the files
-#: written before would misread; until a first release, a lake of a lower one is rebuilt.
-FORMAT = 1
-#: what omnisync writes: a lake without RECORD that holds any of these was written before it
-WRITTEN = ("_meta", DATASET, "customer_changes", "quarantine")
-#: moved aside by a full refresh of an older lake (kept for people, out of every reader's way)
-MOVED = (*WRITTEN, "reconciliation")
-ASIDE = "_before_rebuild"
-REBUILD = "rebuild it with `omnisync sync --full-refresh`"
-
-
-class OldLake(LakeError):
-    """The lake was written in another format than this omnisync's: rebuild it."""
-
-
-class PolicyChanged(LakeError):
-    """The lake was written with another PII policy than the settings': rebuild it."""
-
-
-def recorded_policy(policy: Mapping[str, str]) -> dict[str, str]:
-    """A PII policy as the lake records it: the columns hashed or dropped, by name."""
-    return {name: action for name, action in sorted(policy.items()) if action != "keep"}
-
-
-def lake_format(storage: LakeStorage) -> int | None:
-    """The lake's format: :data:`FORMAT` for a brand-new lake (nothing written yet), None for
-    one written before the format was recorded, else the recorded number."""
-    record = storage.read_json(RECORD)
-    if record is not None:
-        return int(record.get("format", 0))
-    # A rebuild interrupted after moving everything aside is not a new lake either.
-    return None if any(storage.files(d, suffix="") for d in (*WRITTEN, ASIDE)) else FORMAT
-
-
-def check_format(storage: LakeStorage) -> None:
-    """Raise :class:`OldLake` (one line for the user) unless the lake is of :data:`FORMAT` or
-    brand new. Readers call it before they read; it only reads."""
-    found = lake_format(storage)
-    if found == FORMAT:
-        return
-    if found is not None and found > FORMAT:
-        raise OldLake(
-            f"the lake {storage.shown!r} is in format {found}, written by a newer omnisync "
-            f"(this one reads format {FORMAT}): upgrade omnisync"
-        )
-    recorded = "no format recorded" if found is None else f"format {found}"
-    raise OldLake(
-        f"the lake {storage.shown!r} was written by an earlier omnisync ({recorded}; this one "
-        f"reads format {FORMAT}): {REBUILD}"
-    )
 
 
 def visible(path: str) -> bool:

@@ -10,7 +10,6 @@ statement uses bound parameters.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +27,13 @@ from omnisync.state.ledger import Ledger
 from omnisync.state.plans import Plans
 from omnisync.state.runs import Runs
 from omnisync.state.watermarks import Watermarks
+from omnisync.url_credentials import database_url_shown
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import would cost every run memory and time; a test holds this to the migrations' head.
 SCHEMA_REVISION = "0006"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
-
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparseable URL: show only its scheme, when it has a real one
-        scheme, sep, _ = url.strip().partition("://")
-        # Without a plain scheme ("u:pw@host/db", "dialect//u:pw@host") any part may be a password.
-        return f"{scheme}://..." if sep and _SCHEME.fullmatch(scheme) else "(not a database URL)"
 
 
 def _without(text: str, url: str) -> str:
@@ -67,9 +52,8 @@ class StateStore:
 
     def __init__(self, url: str, lease_seconds: float = 60.0) -> None:
         self.url = url
-        self.safe_url = _safe_url(url)
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.safe_url = database_url_shown(url)
+        _sqlite_directory(url, self.safe_url)
         try:
             self.engine: Engine = create_engine(
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
@@ -115,6 +99,38 @@ class StateStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: the folder of the default state database (``sqlite:///.omnisync/state.db``): omnisync's own,
+#: created on the first run; any other folder must exist
+OWN_DIRECTORY = Path(".omnisync")
+
+
+def _sqlite_directory(url: str, shown: str) -> None:
+    """A SQLite database file is created on first use, but only in a folder that exists: a
+    mistyped folder would otherwise start a new, empty state (a full history read, and every
+    watermark lost) somewhere nobody looks. The default's own folder is created."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparseable: create_engine says so, without the URL's secrets
+        return
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+        return  # a URI filename: SQLite resolves it itself
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    if folder == OWN_DIRECTORY:
+        folder.mkdir(exist_ok=True)
+        return
+    raise StateError(
+        f"OMNISYNC_STATE_URL {shown}: the folder {str(folder)!r} does not exist (a typo?); a new "
+        "state database is created only in an existing folder, so create it first"
+    )
 
 
 def _connect_args(url: str) -> dict[str, Any]:

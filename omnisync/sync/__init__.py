@@ -7,6 +7,7 @@ finish      judge the run's quality, merge, move the watermark, compact (G3, G6)
 record      the run's start and outcome, written in one place
 """
 
+from omnisync.connection import preflight_options
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
 from omnisync.sync.finish import PlanTotals, finish_plan
@@ -45,8 +46,7 @@ def preflight(settings: Settings) -> RunParts:
         settings,
         uuid.uuid4().hex,
         validate=False,
-        retry_attempts=min(settings.retry_attempts, 3),
-        retry_max_seconds=min(settings.retry_max_seconds, 10.0),
+        **preflight_options(settings),
     )
     parts.client.retry_attempts = settings.retry_attempts
     parts.client.retry_max_seconds = settings.retry_max_seconds

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnisync.client import OmnitronClient
-from omnisync.connection import open_client
+from omnisync.connection import naming_omnitron_url, open_client
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.memory import use_system_allocator
 from omnisync.settings import Settings
@@ -72,7 +72,8 @@ class RunParts:
             client = open_client(settings, **client_options)
             # Logs in and asks once: a wrong URL or credential fails before any work.
             if datetimes is None:
-                datetimes = client.datetime_filters_supported
+                with naming_omnitron_url(settings, client):
+                    datetimes = client.datetime_filters_supported
             return cls(
                 settings,
                 run_id,

@@ -69,8 +69,9 @@ def checkup(
         return Checkup(outcome)
     from omnisync.verify.repair import repair as mend
 
-    said = f"(found by the verification at {outcome.report}) " if earlier else ""
-    say(f"{said}{outcome.line()}", "repairing")
+    # The verdict first, as every verdict line starts: what was found, then where.
+    said = f" (found by the verification at {outcome.report})" if earlier else ""
+    say(f"{outcome.line()}{said}", "repairing")
     done = mend(settings, outcome)
     say(
         f"repaired: {done.get('written', 0):,} customers re-read and written in "

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
-from omnisync.connection import open_client
+from omnisync.connection import naming_omnitron_url, reach
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import quarantined_versions
-from omnisync.lake.snapshot import check_format
+from omnisync.lake.record import check_format
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.times import from_us, to_us
@@ -80,7 +80,8 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
             )
         run_id = uuid.uuid4().hex
         with (
-            open_client(settings) as client,
+            reach(settings) as client,
+            naming_omnitron_url(settings, client),
             RunRecord(store, run_id, STREAM, KIND) as record,
         ):
             rolling = next_audit(store, settings.verify_audit_runs) if audit else None

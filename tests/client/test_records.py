@@ -9,6 +9,7 @@ import orjson
 from omnisync.client.records import (
     Customer,
     DriftedCustomer,
+    SentCustomer,
     customer_text,
     decode_records,
     envelope,
@@ -34,7 +35,7 @@ def test_documented_customers_decode_typed_with_json_objects_as_the_server_wrote
         orjson.dumps(source[0]["extra_field"]), text, 1
     )  # the first record's extra_field
     records = decode_records(body)
-    assert all(type(r) is Customer for r in records)
+    assert all(type(r) is SentCustomer for r in records)
     assert bytes(records[0].extra_field) == text
     assert [record_pk(r) for r in records] == [c["pk"] for c in source]
     assert [record_modified(r) for r in records] == [c["modified_date"] for c in source]
@@ -62,12 +63,12 @@ def test_records_with_a_wrong_type_or_a_missing_field_are_decoded_alone() -> Non
     del source[2]["gender"]
     records = decode_records(orjson.dumps(source))
     assert records[0] == source[0] and records[2] == source[2]
-    assert type(records[1]) is Customer and type(records[3]) is Customer
+    assert type(records[1]) is SentCustomer and type(records[3]) is SentCustomer
 
 
 def test_a_value_that_is_not_a_record_is_passed_on_as_sent() -> None:
     records = decode_records(orjson.dumps([customers(1)[0], "x", None]))
-    assert type(records[0]) is Customer and records[1:] == ["x", None]
+    assert type(records[0]) is SentCustomer and records[1:] == ["x", None]
     assert record_pk("x") is None and record_modified(None) is None
 
 
@@ -90,3 +91,29 @@ def test_a_page_where_every_record_has_a_new_field_stays_typed() -> None:
     records = decode_records(orjson.dumps(source))
     assert all(type(r) is DriftedCustomer for r in records)
     assert [r.extra_text for r in records] == [f'{{"loyalty_tier":{n}}}' for n in range(4)]
+
+
+def test_a_typed_customers_text_is_the_servers_in_its_field_order() -> None:
+    """The API promises no field order: the text of a typed customer (its ``raw``, should it be
+    quarantined) is what was sent, not the struct written again in documented order."""
+    source = customers()
+    reordered = [dict(reversed(list(c.items()))) for c in source]
+    body = orjson.dumps(reordered).replace(
+        b'"attributes_kwargs":{}', b'"attributes_kwargs": {"a": 1.50}', 1
+    )
+    sent = orjson.loads(body)
+    for records in (decode_records(body), [decode_records(body)[1]]):
+        assert all(type(r) is SentCustomer for r in records)
+    records = decode_records(body)
+    texts = [customer_text(r) for r in records]
+    assert texts[0].startswith('{"localized_attributes_kwargs":') and '"a": 1.50' in texts[0]
+    assert [orjson.loads(t) for t in texts] == sent
+    # a page decoded record by record (one of its records is broken) keeps each text too
+    broken = body.replace(b'"is_active":true', b'"is_active":"yes"', 1)
+    again = decode_records(broken)
+    assert customer_text(again[-1]) == texts[-1]
+    # a server's key of a name the struct uses is never taken for its own
+    named = body.replace(b'{"localized', b'{"omnisync:position":0,"localized', 1)
+    first = decode_records(named)[0]
+    assert type(first) is DriftedCustomer and first.extra_keys == ("omnisync:position",)
+    assert customer_text(first).startswith('{"omnisync:position":0,')

@@ -25,7 +25,7 @@ from omnisync.erp import ErpInputError, ErpSource, PlanTooLarge, WriteBackFailed
 from omnisync.erp.outcomes import APPLIED
 from omnisync.erp.reconcile import read_report, reconcile
 from omnisync.erp.source import read_file, read_query
-from omnisync.lake.snapshot import FORMAT
+from omnisync.lake.record import FORMAT
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth

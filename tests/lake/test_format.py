@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from omnisync.lake import LakeStorage, Snapshot
-from omnisync.lake.snapshot import ASIDE, FORMAT, RECORD, OldLake, check_format, lake_format
+from omnisync.lake.record import (
+    ASIDE,
+    FORMAT,
+    RECORD,
+    ForeignFolder,
+    OldLake,
+    check_format,
+    lake_format,
+)
 from sandbox import SandboxServer
 from tests.lake.test_lake import versions
 from tests.lake.test_switches import crash_at_every_step, snapshot_pks
@@ -139,3 +147,52 @@ def test_the_bucket_count_of_a_lake_to_rebuild_does_not_stop_its_rebuild(tmp_pat
     snapshot = Snapshot(storage, buckets=8)  # opening an older lake with another count: fine
     snapshot.ensure_current(rebuild=True)
     assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 8}
+
+
+def another_tools_folder(root: Path) -> list[Path]:
+    """A folder some other tool filled: its own data, and a ``_meta/`` of its own."""
+    (root / "_meta").mkdir(parents=True)
+    (root / "_meta" / "tool.json").write_text('{"tool": "other"}')
+    (root / "exports").mkdir()
+    (root / "exports" / "orders.csv").write_text("id\n1\n")
+    (root / "README.txt").write_text("not a lake")
+    return sorted(root.rglob("*"))
+
+
+def test_another_tools_folder_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    before = another_tools_folder(tmp_path)
+    storage = LakeStorage(str(tmp_path))
+    for refuse in (
+        check_format,
+        lambda s: Snapshot(s, buckets=4).ensure_current(),
+        lambda s: Snapshot(s, buckets=4).ensure_current(rebuild=True),
+    ):
+        with pytest.raises(ForeignFolder) as refused:
+            refuse(storage)
+        said = str(refused.value)
+        assert said.startswith(f"OMNISYNC_LAKE {str(tmp_path)!r} holds what omnisync did not")
+        assert "README.txt, exports" in said and "\n" not in said
+    assert sorted(tmp_path.rglob("*")) == before, "nothing moved aside, nothing written"
+
+
+def test_a_full_refresh_into_another_tools_folder_is_refused_in_one_line(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    server: SandboxServer = make_sandbox(customers=20, seed=23)
+    env = cli_env(server, tmp_path, "", OMNISYNC_SNAPSHOT_BUCKETS="4")
+    before = another_tools_folder(tmp_path / "lake")
+    for args in (["sync", "--full-refresh"], ["sync"], ["verify"]):
+        done = omnisync(env, *args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        said = (done.stdout + done.stderr).strip()
+        assert said.count("\n") == 0 and "Traceback" not in said, said
+        assert said.startswith("error: OMNISYNC_LAKE ") and "another tool's folder" in said
+    assert sorted((tmp_path / "lake").rglob("*")) == before
+    assert not (tmp_path / "lake" / ASIDE).exists()
+
+
+def test_a_new_lake_may_start_in_an_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / ".keep").write_text("")  # hidden files do not count
+    storage = LakeStorage(str(tmp_path))
+    Snapshot(storage, buckets=4).ensure_current()
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4}

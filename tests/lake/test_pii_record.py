@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from omnisync.lake import LakeStorage, Snapshot
-from omnisync.lake.snapshot import FORMAT, RECORD, PolicyChanged
+from omnisync.lake.record import FORMAT, RECORD, PolicyChanged
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import cli_env, omnisync, sync_ok, wait_for_server_clock
 from tests.sync.test_bad_input import corrupt

@@ -117,6 +117,18 @@ def test_bulk_update_at_start(make_sandbox: Make) -> None:
         server.stop()
 
 
+def test_shuffled_fields_come_in_a_new_order_with_the_same_values(make_sandbox: Make) -> None:
+    server = make_sandbox(customers=30, shuffle_fields=True)
+    client = client_for(server)
+    params = {"sort": "pk", "limit": 30}
+    answers = [client.get("/api/v1/customers/", params=params).json()["results"] for _ in range(3)]
+    orders = {tuple(tuple(record) for record in results) for results in answers}
+    assert len(orders) == 3, "each answer orders each customer's fields anew"
+    assert answers[0] == answers[1] == answers[2] == truth(server)  # the values are the same
+    detail = client.get("/api/v1/customers/1/").json()
+    assert next(iter(detail)) == "pk", "details are as before"
+
+
 def test_shuffled_ties_come_back_in_a_new_order_each_request(make_sandbox: Make) -> None:
     server = make_sandbox(customers=500, shuffle_ties=True)
     stamp = server.admin.post("modify", json={"count": 200, "same_timestamp": True}).json()
@@ -270,6 +282,26 @@ def test_the_admin_delete_removes_customers_from_lists_details_and_truth(
     assert {r["pk"] for r in truth(server)} == set(range(1, 51)) - {3, 7}
     random = server.admin.post("delete", json={"count": 5}).json()["pks"]
     assert len(random) == 5 and len(truth(server)) == 43
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, {}, {"pks": []}, {"pks": ["3"]}, {"count": 0}, {"pks": [3], "count": 1}, [3]],
+    ids=["no-body", "empty", "no-pks", "text-pk", "zero-count", "both", "a-list"],
+)
+def test_an_admin_delete_that_names_no_customer_is_refused_and_deletes_nothing(
+    make_sandbox: Make, body: object
+) -> None:
+    server = make_sandbox(customers=20)
+    answer = (
+        server.admin.post("delete", json=body)
+        if body is not None
+        else (server.admin.post("delete"))
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert '{"pks": [<pk>, ...]}' in detail and '{"count": N}' in detail, detail
+    assert len(truth(server)) == 20
 
 
 def test_live_writers_delete_customers_while_clients_read(make_sandbox: Make) -> None:

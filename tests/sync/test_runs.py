@@ -167,13 +167,13 @@ def test_a_terminal_run_starts_no_prefect_server_and_a_configured_api_records_th
     )
     done = omnisync_process(env, "sync")  # a fresh process: no Prefect context of the test's
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "200 read" in done.stderr
+    assert done.stdout.startswith("ok 200 read"), done.stdout  # the result, on stdout
     assert "omnisync.sync - planned 1 window(s)" in done.stderr, done.stderr
     assert not [p for p in home.rglob("*") if p.suffix == ".db"], "a Prefect server was started"
     before = _flow_runs("sync-customers")
     server.admin.post("modify", json={"count": 5})
     via = cli_env(server, tmp_path, prefect_api, via_prefect=True, OMNISYNC_LAG_SECONDS="0")
-    assert "read" in sync_ok(via).stderr
+    assert "read" in sync_ok(via).stdout
     assert _flow_runs("sync-customers") == before + 1
 
 

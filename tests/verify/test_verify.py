@@ -291,23 +291,28 @@ def test_the_command_line_says_one_line_and_exits_0_equal_1_different_2_unusable
     env = cli_env(synced.server, tmp_path, "")
     equal = omnisync(env, "verify")
     assert equal.returncode == 0, equal.stderr[-2000:]
-    assert equal.stderr.strip().startswith("equal:")
+    # the verdict is the command's result: on stdout, alone; progress and logs on stderr
+    assert equal.stdout.strip().startswith("equal:") and len(equal.stdout.splitlines()) == 1
     gone = set(pq.read_table(bucket_files(current.lake)[0])["pk"].to_pylist()[:2])
     remove_rows(current.lake, gone)
     different = omnisync(env, "verify")
     assert different.returncode == 1, different.stderr[-2000:]
-    line = " ".join(different.stderr.split())
+    line = " ".join(different.stdout.split())
     assert line.startswith("different") and "2 missing" in line
     assert all(str(pk) in line for pk in gone)
     assert "Traceback" not in different.stderr
+    (tmp_path / "fresh").mkdir()  # a state database is created in an existing folder only
     fresh = cli_env(synced.server, tmp_path / "fresh", "")
     unusable = omnisync(fresh, "verify")
     assert unusable.returncode == 2
     assert "run `omnisync sync` first" in unusable.stderr
     assert "Traceback" not in unusable.stderr
     # the run log shows the verifications
-    shown = omnisync(env, "status")
+    shown = omnisync({**env, "COLUMNS": "250"}, "status")
     assert shown.returncode == 0 and "verify" in shown.stdout
+    # the last verification's verdict, under its heading
+    last = shown.stdout.split("last verification", 1)[1].splitlines()[1]
+    assert " verify " in last and "  different, " in last, shown.stdout
     last = shown.stdout.split("last verification")[1].splitlines()[1]
     assert "verify" in last and "failed" not in last, "status shows the last verification"
 
@@ -352,10 +357,12 @@ def test_repair_re_reads_what_differs_as_a_run_and_the_lake_is_then_equal(
     before = list_requests(server)
     done = omnisync(env, "verify", "--repair")
     assert done.returncode == 0, done.stderr[-3000:]
-    text = " ".join(done.stderr.split())
-    assert "different" in text and "repaired" in text and "equal" in text
+    said = [line for line in done.stdout.splitlines() if line.strip()]
+    # on stdout, the verdict first: what was found, what was repaired, the verdict after it
+    assert said[0].startswith("different ") and said[-1].startswith("equal: "), said
+    assert any(line.startswith("repaired: ") for line in said), said
     # it mends what the verification before it found, without asking the same questions again
-    assert "found by the verification at" in text
+    assert "found by the verification at" in said[0]
     repair_requests = list_requests(server) - before
     assert_lake_matches_truth(server, current.lake)
     assert_no_duplicate_versions(current.lake)

@@ -1,0 +1,50 @@
+"""A SQLite state database is created on the first run, but only in a folder that exists: a
+mistyped folder is refused naming OMNISYNC_STATE_URL, instead of a new, empty state elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnisync.state import StateError, StateStore
+from tests.cli_runner import run_cli
+
+
+def _env(url: str, tmp_path: Path) -> dict[str, str]:
+    return {"OMNISYNC_STATE_URL": url, "OMNISYNC_LAKE": str(tmp_path / "lake")}
+
+
+@pytest.mark.parametrize("command", ["status", "sync", "verify"])
+def test_a_state_database_in_a_missing_folder_is_refused_naming_the_setting(
+    tmp_path: Path, command: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/sate/state.db"  # "state" mistyped
+    env = {**_env(url, tmp_path), "OMNITRON_URL": "http://127.0.0.1:9", "OMNITRON_TOKEN": "t"}
+    result = run_cli(env, command)
+    told = result.stdout + result.stderr
+    assert result.returncode == 2, told
+    lines = [line for line in told.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OMNISYNC_STATE_URL" in lines[0], lines
+    assert f"{tmp_path}/sate" in lines[0] and "does not exist" in lines[0]
+    assert not (tmp_path / "sate").exists()
+
+
+def test_a_missing_file_in_an_existing_folder_is_created(tmp_path: Path) -> None:
+    result = run_cli(_env(f"sqlite:///{tmp_path}/state.db", tmp_path), "status")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "state.db").is_file()
+
+
+def test_the_default_state_database_is_created_with_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run with no OMNISYNC_STATE_URL works: .omnisync/ is omnisync's own folder."""
+    from omnisync.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    default = Settings.model_fields["state_url"].default.get_secret_value()
+    StateStore(default).migrate()
+    assert (tmp_path / ".omnisync" / "state.db").is_file()
+    with pytest.raises(StateError, match="does not exist"):
+        StateStore("sqlite:///.omnisync/more/state.db")

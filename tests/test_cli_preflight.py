@@ -1,0 +1,109 @@
+"""Before any work, `sync` and `verify` ask Omnitron once: a wrong OMNITRON_URL (a 404) is one
+line naming it, exit 2; an unreachable one is named after the preflight's few attempts, not the
+run's whole retry budget."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import SandboxServer
+from tests.cli_runner import run_cli
+
+
+def _env(tmp_path: Path, url: str) -> dict[str, str]:
+    return {
+        "OMNITRON_URL": url,
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "OMNISYNC_LAKE": str(tmp_path / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+    }
+
+
+class _NotOmnitron(http.server.BaseHTTPRequestHandler):
+    """Some other web site: every path is 404, as HTML."""
+
+    def _answer(self) -> None:
+        body = b"<html><body>Page not found</body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_omnitron() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotOmnitron)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def synced(make_sandbox: Callable[..., SandboxServer], tmp_path: Path) -> SandboxServer:
+    """A sandbox and a lake synced from it: `verify` has a watermark to judge."""
+    server = make_sandbox(customers=20)
+    result = run_cli(_env(tmp_path, server.url), "sync")
+    assert result.returncode == 0, result.stderr
+    return server
+
+
+def _one_error_line(result: object) -> str:
+    told = result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in told, told
+    lines = [line for line in told.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["sync", "verify"])
+@pytest.mark.parametrize("login", ["token", "password"])
+def test_a_wrong_path_in_omnitron_url_is_one_line_naming_it(
+    synced: SandboxServer, tmp_path: Path, command: str, login: str
+) -> None:
+    env = _env(tmp_path, f"{synced.url}/omnitron")
+    if login == "token":
+        del env["OMNITRON_USERNAME"], env["OMNITRON_PASSWORD"]
+        env["OMNITRON_TOKEN"] = "any-token"
+    result = run_cli(env, command)
+    assert result.returncode == 2, result.stderr
+    line = _one_error_line(result)
+    assert f"OMNITRON_URL {synced.url}/omnitron is not Omnitron's address" in line, line
+    assert "404" in line and "any-token" not in line
+
+
+@pytest.mark.parametrize("command", ["sync", "verify"])
+def test_a_site_that_is_not_omnitron_is_one_line_naming_omnitron_url(
+    synced: SandboxServer, not_omnitron: str, tmp_path: Path, command: str
+) -> None:
+    """The login itself is 404 there: the URL is wrong, not the user name or password."""
+    result = run_cli(_env(tmp_path, not_omnitron), command)
+    assert result.returncode == 2, result.stderr
+    line = _one_error_line(result)
+    assert f"OMNITRON_URL {not_omnitron} is not Omnitron's address" in line, line
+    assert "OMNITRON_PASSWORD" not in line
+
+
+@pytest.mark.parametrize("command", ["sync", "verify"])
+def test_an_unreachable_omnitron_is_named_after_the_preflights_few_attempts(
+    synced: SandboxServer, tmp_path: Path, command: str
+) -> None:
+    env = {**_env(tmp_path, "http://127.0.0.1:9"), "OMNISYNC_RETRY_ATTEMPTS": "8"}
+    result = run_cli(env, command)
+    assert result.returncode == 1, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "OMNITRON_URL http://127.0.0.1:9 did not answer" in error[0]
+    assert "gave up after 3 attempts" in error[0], error
+    assert result.stderr.count("retrying") <= 3, result.stderr  # not the 8 attempts set

@@ -1,0 +1,40 @@
+"""A command's result goes to stdout (a script reads it, a pipe takes it), everything else to
+stderr: `sync`'s summary and `verify`'s verdict; progress, notes and log lines beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sandbox import SandboxServer
+from tests.cli_runner import run_cli
+
+
+def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=30)
+    env = {
+        "OMNITRON_URL": server.url,
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "OMNISYNC_LAKE": str(tmp_path / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNISYNC_LAG_SECONDS": "0",
+        "OMNISYNC_LOG_LEVEL": "INFO",  # log lines too: they must stay on stderr
+    }
+    synced = run_cli(env, "sync")
+    assert synced.returncode == 0, synced.stderr
+    said = synced.stdout.splitlines()
+    assert said[0].startswith("ok 30 read, 30 written"), said
+    assert all(line.startswith(("ok ", "Data Docs: ")) for line in said), said
+    assert " INFO " in synced.stderr and " INFO " not in synced.stdout
+
+    checked = run_cli(env, "verify")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("equal: the lake's 30 customers match Omnitron")
+    assert len(checked.stdout.splitlines()) == 1 and "equal:" not in checked.stderr
+
+    shown = run_cli({**env, "COLUMNS": "250"}, "status")
+    last = shown.stdout.split("last verification", 1)[1].splitlines()[1]
+    assert " verify " in last and "  equal, 30 checked" in last, shown.stdout
