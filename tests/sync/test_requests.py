@@ -1,0 +1,75 @@
+"""What an incremental sync asks of Omnitron: every HTTP request, the login included, counted by
+kind as it leaves the client, against the sandbox over real HTTP (docs/performance.md)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from omnisync.orchestration import Local
+from omnisync.sync import RunParts
+from omnisync.sync.run import run_sync
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import assert_lake_matches_truth, settings_for, wait_for_server_clock
+
+Make = Callable[..., SandboxServer]
+SERVERS: dict[str, dict[str, Any]] = {
+    "sorted": {},
+    "sort-ignored": {"ignore_sort": True},
+    "date-only": {"date_only_filters": True, "utc_offset_hours": 3},
+}
+
+
+class Counting(httpx.HTTPTransport):
+    """A transport that counts what goes through it: ``login``, ``count`` (a list asked with
+    ``limit=1``), ``list`` (a page), ``read`` (one customer) or the method and path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: Counter[str] = Counter()
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/auth/login/"):
+            kind = "login"
+        elif path.endswith("/customers/"):
+            kind = "count" if request.url.params.get("limit") == "1" else "list"
+        elif "/customers/" in path and request.method == "GET":
+            kind = "read"
+        else:
+            kind = f"{request.method} {path}"
+        self.kinds[kind] += 1
+        self.sent.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("modes", SERVERS.values(), ids=SERVERS.keys())
+def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
+    make_sandbox: Make, tmp_path: Path, modes: dict[str, Any]
+) -> None:
+    """1,000 changes on a lake of 3,000 customers: the login, the count of every customer (the
+    deletion check's ``S``, and the server's clock), and one page of what changed since the
+    watermark (the window, and the deletion check's ``M``)."""
+    server = make_sandbox(customers=3000, max_limit=2000, **modes)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    full = run_sync(settings, False, Local())
+    assert isinstance(full, dict) and full["read"] == 3000
+    server.admin.post("modify", json={"count": 1000})
+    wait_for_server_clock(server, 0)
+    counting = Counting()
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
+    outcome = run_sync(settings, False, Local(), parts=parts)
+    assert isinstance(outcome, dict)
+    print(dict(counting.kinds), *counting.sent, sep="\n")
+    assert outcome["read"] >= 1000 and outcome["windows"] == 1
+    assert outcome["deleted"] == 0
+    assert sum(counting.kinds.values()) <= 3, counting.sent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
