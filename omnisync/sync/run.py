@@ -119,7 +119,7 @@ def _steps(
         settings.pii_salt.get_secret_value().encode(),
     )
     write_missing_datasets(parts.storage, analyst.schema, plan.upper)
-    deletions = check_deletions(parts, plan.upper, full_refresh)
+    deletions = check_deletions(parts, plan.upper, full_refresh, seen=plan.seen)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermarks.get(STREAM)
     counts = {

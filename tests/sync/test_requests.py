@@ -73,3 +73,53 @@ def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
     assert sum(counting.kinds.values()) <= 3, counting.sent
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
 
+
+def _incremental(settings: Any, counting: Counting) -> dict[str, Any]:
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
+    outcome = run_sync(settings, False, Local(), parts=parts)
+    assert isinstance(outcome, dict)
+    return outcome
+
+
+def test_customers_deleted_before_a_one_page_incremental_are_found_from_its_answers(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """``S`` and ``M`` taken from planning's answers still find deletions: customers deleted
+    before the run (and one modified, then deleted) leave the lake in that run."""
+    server = make_sandbox(customers=3000, max_limit=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    run_sync(settings, False, Local())
+    server.admin.post("modify", json={"pks": [5, 6, 7]})
+    assert server.admin.post("delete", json={"pks": [7, 1200, 2999]}).json()["pks"]
+    wait_for_server_clock(server, 0)
+    outcome = _incremental(settings, Counting())
+    assert outcome["deleted"] == 3
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def test_a_server_that_stops_taking_datetimes_is_asked_again_with_dates(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The filters a run recorded are used without asking; when the server's answer contradicts
+    them (400 to a datetime), the run asks again with dates and records that for the next."""
+    from omnisync.state import StateStore
+
+    server = make_sandbox(customers=1500, max_limit=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    run_sync(settings, False, Local())
+    server.admin.patch("modes", json={"date_only_filters": True})
+    server.admin.post("modify", json={"count": 50})
+    wait_for_server_clock(server, 0)
+    counting = Counting()
+    outcome = _incremental(settings, counting)
+    assert counting.sent.count("GET /api/v1/customers/?limit=1") == 2, counting.sent
+    assert outcome["read"] >= 50 and outcome["deleted"] == 0
+    store = StateStore(settings.state_url.get_secret_value())
+    assert store.servers.datetime_filters(server.url) is False
+    store.dispose()
+    server.admin.post("modify", json={"count": 50})
+    wait_for_server_clock(server, 0)
+    again = Counting()
+    _incremental(settings, again)
+    assert sum(again.kinds.values()) <= 3, again.sent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
