@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from omnisync.client import DateFilterRejected
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
 from omnisync.orchestration import Orchestration
@@ -77,7 +78,15 @@ def run_sync(
                 logger.warning("%s", busy)
                 return Refused(str(busy))
             record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
-            counts, docs = _steps(parts, record, full_refresh, orchestration)
+            try:
+                counts, docs = _steps(parts, record, full_refresh, orchestration)
+            except DateFilterRejected:
+                if not parts.datetimes:
+                    raise
+                # The server refuses datetimes an earlier run recorded it to take (seen first
+                # by a resumed plan's window): the steps again, with dates. Each is idempotent.
+                parts.filters_rejected()
+                counts, docs = _steps(parts, record, full_refresh, orchestration)
             orchestration.publish(
                 "sync-customers",
                 summary_markdown(

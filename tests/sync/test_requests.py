@@ -123,3 +123,28 @@ def test_a_server_that_stops_taking_datetimes_is_asked_again_with_dates(
     _incremental(settings, again)
     assert sum(again.kinds.values()) <= 3, again.sent
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def test_a_plan_left_open_on_a_server_that_then_stops_taking_datetimes_is_finished(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A resumed plan's window is the first to meet the refusal: the run records the server as
+    date-only and runs its steps again with dates, instead of failing every run after."""
+    from omnisync.sync import new_plan, sync_window
+
+    server = make_sandbox(customers=2000, seed=4)
+    settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=400)
+    parts = RunParts.open(settings, "interrupted")
+    try:
+        parts.snapshot.ensure_current()  # as a run does before it plans
+        plan = new_plan(parts)
+        assert len(plan.windows) > 2 and parts.datetimes
+        sync_window(parts, plan.plan_id, *plan.windows[0])  # then the process died
+    finally:
+        parts.close()
+    server.admin.patch("modes", json={"date_only_filters": True})
+    server.admin.post("modify", json={"count": 30})
+    wait_for_server_clock(server, 0)
+    outcome = run_sync(settings, False, Local())
+    assert isinstance(outcome, dict) and outcome["resumed_plan"]
+    assert_lake_matches_truth(server, settings.lake)
