@@ -2,13 +2,13 @@
 
 Asking costs a request, and the answer does not change from one run to the next, so a run
 uses the answer an earlier run recorded for the same server (keyed by its URL, never with
-credentials). A run whose answers contradict it forgets it (``forget``), so the next one asks
-again. Not fenced: it says something of the server, not of a stream, and any run may learn it.
+credentials). A run whose answers contradict it records what they showed. Not fenced: it says
+something of the server, not of a stream, and any run may learn it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from omnisync.state.schema import servers
@@ -45,7 +45,3 @@ class Servers:
                 connection.execute(insert(servers).values(url=key, **row))
         except IntegrityError:  # another run recorded it meanwhile: the same answer, or newer
             return
-
-    def forget(self, url: str) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(delete(servers).where(servers.c.url == _key(url)))

@@ -2,9 +2,9 @@
 
 Nothing here is built lazily: the client, the state store, the lake, the server's filter
 behaviour (as an earlier run recorded it, or asked) and the one GX validator are made by
-:meth:`RunParts.open`, in the thread that starts
-the run. Window threads only use them. (Two threads that each built a GX context broke GX's
-process-global expression parser; see ``omnisync/validation/runner.py``.)
+:meth:`RunParts.open`, in the thread that starts the run. Window threads only use them. (Two
+threads that each built a GX context broke GX's process-global expression parser; see
+``omnisync/validation/runner.py``.)
 
 A Dask worker is another process: :func:`parts_for` opens one set per worker process and run,
 under a lock, and the flow releases them when the run ends.
