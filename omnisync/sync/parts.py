@@ -133,6 +133,33 @@ class RunParts:
 
 _by_run: dict[str, RunParts] = {}
 _by_run_lock = threading.Lock()
+#: a preflight's parts, for the flow run the command line starts next in this process
+_handed: list[RunParts] = []
+
+
+def hand_over(parts: RunParts) -> None:
+    """Keep a preflight's open ``parts`` for the next run in this process with the same
+    settings (:func:`take_handed`): a flow run the command line starts then logs in and counts
+    nothing again. Whatever is not taken is closed by :func:`drop_handed`."""
+    with _by_run_lock:
+        _handed.append(parts)
+
+
+def take_handed(settings: Settings) -> RunParts | None:
+    with _by_run_lock:
+        for parts in _handed:
+            if parts.settings == settings:
+                _handed.remove(parts)
+                return parts
+    return None
+
+
+def drop_handed() -> None:
+    with _by_run_lock:
+        left = list(_handed)
+        _handed.clear()
+    for parts in left:
+        parts.close()
 
 
 def parts_for(settings: Settings, run_id: str) -> RunParts:

@@ -29,7 +29,7 @@ from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release
+from omnisync.sync.parts import STREAM, RunParts, adopt, release, take_handed
 from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
@@ -60,8 +60,8 @@ def run_sync(
     logger = orchestration.logger()
     # The validator (GX: seconds to start) is built just before the first window runs, in this
     # thread: a refused run ends at once, and GX's import overlaps the planning's requests.
-    if parts is None:
-        parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    if parts is None:  # a preflight's, when the command line started this flow run
+        parts = take_handed(settings) or RunParts.open(settings, uuid.uuid4().hex, validate=False)
     adopt(parts)
     try:
         with contextlib.ExitStack() as stack:

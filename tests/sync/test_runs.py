@@ -332,15 +332,17 @@ def test_an_unreachable_omnitron_is_named_in_one_line(
     assert len(lines) == 1 and host in lines[0] and "ConnectError" in lines[0], lines
 
 
+@pytest.mark.parametrize("via_prefect", [False, True], ids=["terminal", "flow-run"])
 def test_an_incremental_whose_changes_fit_one_page_costs_three_requests_deletion_check_included(
-    prefect_api: str, make_sandbox: Make, tmp_path: Path
+    prefect_api: str, make_sandbox: Make, tmp_path: Path, via_prefect: bool
 ) -> None:
     """A login, the count of every customer and one page, through ``omnisync sync``: the
     server's filters as the first run recorded them, the server's clock from the count's Date
     header, and the page (everything changed since the window's start) read by extraction and
-    the deletion check alike (``tests/sync/test_requests.py`` counts them by kind)."""
+    the deletion check alike (``tests/sync/test_requests.py`` counts them by kind). A flow run
+    the command line starts uses the preflight's login and count."""
     server = make_sandbox(customers=1200)
-    env = cli_env(server, tmp_path, prefect_api, OMNISYNC_LAG_SECONDS="0")
+    env = cli_env(server, tmp_path, prefect_api, via_prefect=via_prefect, OMNISYNC_LAG_SECONDS="0")
     sync_ok(env)
     server.admin.post("modify", json={"count": 40})
     wait_for_server_clock(server, 0)
