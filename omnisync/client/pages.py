@@ -21,7 +21,8 @@ log = logging.getLogger("omnisync.client")
 class Page:
     """One answer of a listing. Its records are decoded on first use, in the view asked for:
     ``records`` (typed customers for the sync, ``client/records.py``) or ``results`` (exact
-    dicts, for callers that read a few fields of a few records)."""
+    dicts, for callers that read a few fields of a few records). Decoding takes no lock: a page
+    handed to another thread has the view that thread reads built first (planning does)."""
 
     def __init__(
         self,

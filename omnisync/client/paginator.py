@@ -242,6 +242,15 @@ class Paginator:
         gte, lt = server_bounds(lo, hi, datetimes)
         return CustomerQuery(modified_gte=gte, modified_lt=lt, sort="pk")
 
+    @staticmethod
+    def since_query(lo: dt.datetime | None, hi: dt.datetime, datetimes: bool) -> CustomerQuery:
+        """Every customer modified since ``lo``, open above (``first_query`` for a read open
+        below): wider than :meth:`first_query`, so :meth:`changed` takes it as a first page."""
+        if lo is None:
+            return Paginator.first_query(lo, hi, datetimes)
+        gte, _ = server_bounds(lo, hi, datetimes)
+        return CustomerQuery(modified_gte=gte, sort="pk")
+
     def changed(
         self,
         lo: dt.datetime | None,
@@ -255,7 +264,8 @@ class Paginator:
 
         ``datetimes``: whether the server takes datetimes in date filters (else dates padded by
         :func:`server_bounds` are sent). ``first_page`` is an answer already received to
-        :meth:`first_query` (planning asks it), used instead of asking again. A version is
+        :meth:`first_query` or to :meth:`since_query` (planning asks it), used instead of asking
+        again. A version is
         yielded once; a customer changed while its range was read again may be yielded in both
         versions: callers keep one row per version, as they must anyway for lookback overlaps.
         Raises the client's errors, and UnexpectedResponse for records without a pk that do
@@ -272,8 +282,9 @@ class Paginator:
     ) -> Iterator[list[Any]]:
         """Every customer matching ``query``, as the records of complete answers, by pk ranges
         within the query's own pk bounds (``pk_gte``, ``pk_lt``). ``first_page``: an answer
-        already received to ``query`` itself. Nothing is filtered here. ``typed``: the pages'
-        ``records`` rather than their ``results``."""
+        already received to ``query``, or to a wider query of the same pk bounds (complete, it
+        holds them all; if not, it only sizes the ranges). Nothing is filtered here.
+        ``typed``: the pages' ``records`` rather than their ``results``."""
         whole = PkRange(query.pk_gte, query.pk_lt)
         pending = [whole]
         density = Density()

@@ -75,12 +75,16 @@ def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str 
         if isinstance(outcome, Refused):
             raise skip(outcome.message)
         return outcome
-    parts.close()
     from flows.sync_customers import sync_customers
     from omnisync.settings import settings_in_effect
+    from omnisync.sync.parts import drop_handed, hand_over
 
-    with settings_in_effect(settings):
-        state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
+    hand_over(parts)  # the flow run uses them: it need not log in and count again
+    try:
+        with settings_in_effect(settings):
+            state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
+    finally:
+        drop_handed()
     if state.is_cancelled():
         raise skip(state.message or "the run was cancelled")
     return state.result()

@@ -7,7 +7,7 @@ tables.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -79,4 +79,13 @@ ledger = Table(
     Column("lost_answers", Integer),  # 0004: PATCH answers lost, each followed by a re-read
     Column("seen_modified_iso", String(40)),  # 0004: what that re-read saw (held by later runs)
     Column("seen_erp_code", String(200)),  # 0004
+)
+
+servers = Table(  # 0007: what a run learned of a server's filters (``servers.py``)
+    "omnisync_servers",
+    metadata,
+    Column("url", String(500), primary_key=True),
+    Column("datetime_filters", Boolean, nullable=False),
+    Column("seen_us", BigInteger, nullable=False),
+    Column("seen_iso", String(40), nullable=False),
 )

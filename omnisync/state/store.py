@@ -1,7 +1,8 @@
 """The state store: one engine on the state database, migrated on start, and the stores kept in
 it, each in its own module: :mod:`~omnisync.state.watermarks`, :mod:`~omnisync.state.runs` (the
 run log), :mod:`~omnisync.state.plans` (backfill windows), :mod:`~omnisync.state.lease` (the
-per-stream lock and its fencing) and :mod:`~omnisync.state.ledger` (the write-back ledger).
+per-stream lock and its fencing), :mod:`~omnisync.state.ledger` (the write-back ledger) and
+:mod:`~omnisync.state.servers` (what runs learned of Omnitron's filters).
 
 SQLAlchemy 2 Core on any database URL (SQLite by default, PostgreSQL in production, MariaDB
 works too); the schema (:mod:`~omnisync.state.schema`) is migrated with Alembic on start. Every
@@ -26,13 +27,14 @@ from omnisync.state.lease import Lease
 from omnisync.state.ledger import Ledger
 from omnisync.state.plans import Plans
 from omnisync.state.runs import Runs
+from omnisync.state.servers import Servers
 from omnisync.state.watermarks import Watermarks
 from omnisync.url_credentials import database_url_shown
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import would cost every run memory and time; a test holds this to the migrations' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 
 
@@ -68,6 +70,7 @@ class StateStore:
         self.plans = Plans(self.engine)
         self.lease = Lease(self.engine, lease_seconds)
         self.ledger = Ledger(self.engine)
+        self.servers = Servers(self.engine)
 
     def migrate(self) -> None:
         """Create or upgrade the schema (Alembic). Raises StateError if the DB is unreachable."""

@@ -5,13 +5,15 @@ them. The list endpoint never shows a customer that is gone, so a sync that only
 never learns of one. Each run therefore ends with a check, using only the documented ``pk`` and
 ``modified_date`` filters and the ``count`` of a list answer:
 
-* **The cheap check: two requests when nothing was deleted.** Let ``L`` be the pks in
-  ``customers/`` (read from the files), ``S`` the customers Omnitron holds now (one request, its
-  ``count``), and ``M`` those modified at or after the run's upper bound (one listing, usually a
-  single page). Every customer whose current version is older than the upper bound is in ``L``
-  (G1), so ``S`` is that set plus ``M``, and the customers deleted from ``L`` number
-  ``|L| - |S| + |M - L|``. ``S`` is counted before ``M`` is listed, so a customer created in
-  between makes the estimate larger (a wasted narrowing), never smaller.
+* **The cheap check: two requests when nothing was deleted** (none when planning's page held
+  them). Let ``L`` be the pks in ``customers/`` (read from the files), ``S`` the customers Omnitron
+  holds (its ``count``), and ``M`` those modified at or after the run's upper bound (a listing).
+  Every customer whose current version is older than the upper bound is in ``L`` (G1), so ``S``
+  is that set plus ``M``, and ``|L| - |S| + |M - L|`` customers of ``L`` are deleted. ``S`` is
+  counted before ``M`` is listed, so a customer created in between makes the estimate larger (a
+  wasted narrowing), never smaller. A complete first page of planning (all modified since the
+  window's start) holds ``M``, ``S`` counted just before it (``Plan.seen``): a customer deleted
+  later in that run is found by the next.
 * **Quarantined customers count on the lake's side.** A customer Omnitron holds whose only
   versions were quarantined (no row in ``customers/``) is in ``S``: left out of ``L`` it would
   cancel a deleted customer in that sum, for as long as it stays in quarantine. So ``L`` is the
@@ -78,6 +80,7 @@ from transforms.deletions import deletion_rows
 log = logging.getLogger("omnisync.sync")
 #: customers modified after the upper bound are listed up to this far ahead of it
 AHEAD = dt.timedelta(days=3650)
+Seen = tuple[int, np.ndarray]  # ``S``, and the sorted pks of ``M``
 
 
 @dataclass
@@ -211,9 +214,12 @@ def narrow(
     return confirmed, []
 
 
-def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> DeletionCheck:
+def check_deletions(
+    parts: RunParts, upper: dt.datetime, full_refresh: bool, seen: Seen | None = None
+) -> DeletionCheck:
     """Apply deletions an interrupted run recorded, then find and apply this run's (see the
-    module's docstring). Call it under the stream's lock, after the run's plans finished."""
+    module's docstring). Call it under the stream's lock, after the run's plans finished.
+    ``seen``: ``S`` and ``M`` (sorted pks) when planning's one page held them (``Plan.seen``)."""
     assert parts.fence is not None, "the deletion check changes the lake: hold the lock"
     apply_pending(parts)
     client, settings = parts.client, parts.settings
@@ -221,18 +227,21 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     lake = lake_side(parts)
     recorded = carried_ranges(parts.store, STREAM)
     carried = [] if full_refresh else recorded  # a full refresh examines everything anyway
-    total = client.count_customers(CustomerQuery(sort=None))
-    listing: Any = _Counting(client)
-    modified = [
-        record["pk"]
-        for page in Paginator(listing, settings.page_size).changed(
-            upper, upper + AHEAD, parts.datetimes
-        )
-        for record in page
-        if isinstance(record, dict) and isinstance(record.get("pk"), int)
-    ]
-    check.requests = 1 + listing.requests
-    ahead = np.unique(np.array(modified, dtype=np.int64))
+    if seen is not None:
+        total, ahead = seen
+    else:
+        total = client.count_customers(CustomerQuery(sort=None))
+        listing: Any = _Counting(client)
+        modified = [
+            record["pk"]
+            for page in Paginator(listing, settings.page_size).changed(
+                upper, upper + AHEAD, parts.datetimes
+            )
+            for record in page
+            if isinstance(record, dict) and isinstance(record.get("pk"), int)
+        ]
+        check.requests = 1 + listing.requests
+        ahead = np.unique(np.array(modified, dtype=np.int64))
     unseen = ahead[~np.isin(ahead, lake)]
     check.estimate = len(lake) - total + len(unseen)
     if check.estimate <= 0 and not carried:
@@ -283,13 +292,10 @@ def lake_side(parts: RunParts) -> np.ndarray:
 
 
 class _Counting:
-    """The client, counting the list requests made through it (the listing of ``M``)."""
+    """The client's listings, counted (the listing of ``M``)."""
 
     def __init__(self, client: OmnitronClient) -> None:
         self._client, self.requests = client, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
     def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
         self.requests += 1

@@ -8,9 +8,12 @@ nothing depends on ``sort`` (docs/omnitron-api.md: it is not promised). Counting
 request per part, and each window is then extracted, written and committed on its own, so a
 failed backfill resumes where it stopped.
 
-The first count asks for a whole page, exactly as extraction asks for a window's first range:
-when the plan is that one window (the usual incremental), extraction starts from this page instead
-of asking again, so a run whose changes fit one page costs one list request.
+The first count of an incremental asks for a whole page of every customer modified since ``lo``,
+open above: what changed in the window, and what changed after its upper bound (the deletion
+check's ``M``). When that page is complete (no ``next``, a ``count`` no greater than its rows)
+and the plan is its one window, extraction reads the window from it and the deletion check takes
+``M`` from it, with ``S`` counted just before it: a run whose changes fit one page asks Omnitron
+two things (:func:`new_plan`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from omnisync.client import CustomerQuery, OmnitronClient, Page
-from omnisync.client.paginator import DAY, Paginator, server_bounds
+import numpy as np
+
+from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
+from omnisync.client.paginator import DAY, Paginator, parse_modified, server_bounds
+from omnisync.client.records import record_modified, record_pk
 from omnisync.state.times import from_us, to_us
+from omnisync.sync.deletions import Seen
 from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
 from omnisync.sync.staging import remove_finished_staging
@@ -66,8 +74,10 @@ def plan_windows(
     """Windows covering ``[lo, hi)`` exactly, in order, with about ``target_rows`` customers
     each at most (more only where one second, or one day, holds more).
 
-    With ``first_pages``, the first count is a whole page (``page_size``) of the span's first
-    range, kept there under ``(lo, hi)`` when the plan is that one window."""
+    With ``first_pages``, the first count is a whole page (``page_size``) of everything modified
+    since ``lo`` (:meth:`Paginator.since_query`; its count may exceed the span's by what changed
+    after ``hi``, which can only halve a span more than needed), kept there under ``(lo, hi)``
+    when the plan is that one window."""
     start = lo if lo is not None else min(FLOOR, hi - MIN_WINDOW)
     pending: list[tuple[dt.datetime, dt.datetime]] = [(start, hi)]
     parts: list[tuple[dt.datetime, dt.datetime, int]] = []
@@ -75,7 +85,7 @@ def plan_windows(
     while pending:
         a, b = pending.pop()
         if first_pages is not None and whole is None and (a, b) == (start, hi):
-            query = Paginator.first_query(lo, hi, datetimes)
+            query = Paginator.since_query(lo, hi, datetimes)
             whole = next(client.list_customers(query, page_size), None)
             count = 0 if whole is None else whole.count
         else:
@@ -116,6 +126,11 @@ class Plan:
     rebuild: bool = False
     #: answers planning already has for a window's first range (not kept across runs)
     first_pages: dict[Window, Page] = field(default_factory=dict)
+    #: the deletion check's ``S`` and ``M`` when planning's one complete page holds them
+    #: (``omnisync/sync/deletions.py``): the customers Omnitron held, counted just before that
+    #: page, and the sorted pks it showed modified at or after ``upper`` (or with no readable
+    #: ``modified_date``)
+    seen: Seen | None = None
 
 
 def open_plan(parts: RunParts) -> Plan | None:
@@ -137,12 +152,22 @@ def open_plan(parts: RunParts) -> Plan | None:
 
 
 def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
-    """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
+    """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``.
+
+    Its first request counts every customer (``S``, and the ``Date`` header that fixes the
+    upper bound), unless :meth:`RunParts.open` just did; its second is a whole page of what
+    changed since ``watermark - lookback``. A server that refuses that page's datetimes, though
+    an earlier run recorded that it takes them, is asked again with dates (and recorded)."""
     settings = parts.settings
     watermark = parts.store.watermarks.get(STREAM)
     if full_refresh:
         parts.store.plans.abandon(STREAM, fence=parts.fence)
+        # A full refresh asks again what the server's date filters take: a server that learned
+        # datetimes since is seen by no other answer (dates are understood by every server).
+        parts.datetimes = parts.client.datetime_filters_supported
+        parts.store.servers.remember(parts.client.base_url, parts.datetimes)
     remove_finished_staging(parts.storage, parts.store)
+    total = parts.total()
     upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
         None
@@ -152,18 +177,30 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     if lower is not None and lower >= upper:
         return Plan(uuid.uuid4().hex, upper, watermark, [])
     first_pages: dict[Window, Page] = {}
-    bounds = plan_windows(
-        parts.client,
-        lower,
-        upper,
-        parts.datetimes,
-        settings.window_rows,
-        first_pages=first_pages,
-        page_size=settings.page_size,
-    )
+    try:
+        bounds = plan_windows(
+            parts.client,
+            lower,
+            upper,
+            parts.datetimes,
+            settings.window_rows,
+            first_pages=first_pages,
+            page_size=settings.page_size,
+        )
+    except DateFilterRejected:
+        if not parts.datetimes:
+            raise
+        parts.filters_rejected()
+        return new_plan(parts, full_refresh)
     plan = Plan(
         uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
     )
+    page = first_pages.get((lower, upper))
+    if page is not None:
+        # Built here, before any window thread starts: the window reads this same view.
+        records = page.records
+        if lower is not None and not page.has_next and page.count <= len(records):
+            plan.seen = (total, _changed_since(records, upper))
     if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
         mark_rebuild(parts, plan.plan_id)
     parts.store.plans.save(
@@ -173,3 +210,17 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
         fence=parts.fence,
     )
     return plan
+
+
+def _changed_since(records: list[Any], upper: dt.datetime) -> np.ndarray:
+    """The sorted pks of ``records`` modified at or after ``upper``, or whose ``modified_date``
+    cannot be read (as the deletion check's own listing keeps them)."""
+    pks = []
+    for record in records:
+        pk = record_pk(record)
+        if not isinstance(pk, int) or isinstance(pk, bool):
+            continue
+        stamp = parse_modified(record_modified(record))
+        if stamp is None or stamp >= upper:
+            pks.append(pk)
+    return np.unique(np.array(pks, dtype=np.int64))

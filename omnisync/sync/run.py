@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from omnisync.client import DateFilterRejected
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
 from omnisync.orchestration import Orchestration
@@ -28,7 +29,7 @@ from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release
+from omnisync.sync.parts import STREAM, RunParts, adopt, release, take_handed
 from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
@@ -59,8 +60,8 @@ def run_sync(
     logger = orchestration.logger()
     # The validator (GX: seconds to start) is built just before the first window runs, in this
     # thread: a refused run ends at once, and GX's import overlaps the planning's requests.
-    if parts is None:
-        parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
+    if parts is None:  # a preflight's, when the command line started this flow run
+        parts = take_handed(settings) or RunParts.open(settings, uuid.uuid4().hex, validate=False)
     adopt(parts)
     try:
         with contextlib.ExitStack() as stack:
@@ -77,7 +78,15 @@ def run_sync(
                 logger.warning("%s", busy)
                 return Refused(str(busy))
             record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
-            counts, docs = _steps(parts, record, full_refresh, orchestration)
+            try:
+                counts, docs = _steps(parts, record, full_refresh, orchestration)
+            except DateFilterRejected:
+                if not parts.datetimes:
+                    raise
+                # The server refuses datetimes an earlier run recorded it to take (seen first
+                # by a resumed plan's window): the steps again, with dates. Each is idempotent.
+                parts.filters_rejected()
+                counts, docs = _steps(parts, record, full_refresh, orchestration)
             orchestration.publish(
                 "sync-customers",
                 summary_markdown(
@@ -119,7 +128,7 @@ def _steps(
         settings.pii_salt.get_secret_value().encode(),
     )
     write_missing_datasets(parts.storage, analyst.schema, plan.upper)
-    deletions = check_deletions(parts, plan.upper, full_refresh)
+    deletions = check_deletions(parts, plan.upper, full_refresh, seen=plan.seen)
     docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
     watermark = parts.store.watermarks.get(STREAM)
     counts = {

@@ -61,6 +61,18 @@ def stream() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
+def test_a_server_s_filters_are_remembered_per_url(store: StateStore) -> None:
+    url = f"https://omnitron-{uuid.uuid4().hex[:8]}.example/"
+    assert store.servers.datetime_filters(url) is None
+    store.servers.remember(url, True)
+    assert store.servers.datetime_filters(url.rstrip("/")) is True
+    store.servers.remember(url, False)  # a later answer replaces it
+    assert store.servers.datetime_filters(url) is False
+    with store.engine.connect() as connection:
+        keys = connection.execute(sqlalchemy.text("select url from omnisync_servers")).scalars()
+        assert url.rstrip("/") in list(keys)
+
+
 def test_watermarks_are_exact_and_only_move_forward(store: StateStore) -> None:
     name = stream()
     assert store.watermarks.get(name) is None

@@ -1,0 +1,150 @@
+"""What an incremental sync asks of Omnitron: every HTTP request, the login included, counted by
+kind as it leaves the client, against the sandbox over real HTTP (docs/performance.md)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from omnisync.orchestration import Local
+from omnisync.sync import RunParts
+from omnisync.sync.run import run_sync
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import assert_lake_matches_truth, settings_for, wait_for_server_clock
+
+Make = Callable[..., SandboxServer]
+SERVERS: dict[str, dict[str, Any]] = {
+    "sorted": {},
+    "sort-ignored": {"ignore_sort": True},
+    "date-only": {"date_only_filters": True, "utc_offset_hours": 3},
+}
+
+
+class Counting(httpx.HTTPTransport):
+    """A transport that counts what goes through it: ``login``, ``count`` (a list asked with
+    ``limit=1``), ``list`` (a page), ``read`` (one customer) or the method and path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: Counter[str] = Counter()
+        self.sent: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/auth/login/"):
+            kind = "login"
+        elif path.endswith("/customers/"):
+            kind = "count" if request.url.params.get("limit") == "1" else "list"
+        elif "/customers/" in path and request.method == "GET":
+            kind = "read"
+        else:
+            kind = f"{request.method} {path}"
+        self.kinds[kind] += 1
+        self.sent.append(f"{request.method} {request.url.path}?{request.url.query.decode()}")
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("modes", SERVERS.values(), ids=SERVERS.keys())
+def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
+    make_sandbox: Make, tmp_path: Path, modes: dict[str, Any]
+) -> None:
+    """1,000 changes on a lake of 3,000 customers: the login, the count of every customer (the
+    deletion check's ``S``, and the server's clock), and one page of what changed since the
+    watermark (the window, and the deletion check's ``M``)."""
+    server = make_sandbox(customers=3000, max_limit=2000, **modes)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    full = run_sync(settings, False, Local())
+    assert isinstance(full, dict) and full["read"] == 3000
+    server.admin.post("modify", json={"count": 1000})
+    wait_for_server_clock(server, 0)
+    counting = Counting()
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
+    outcome = run_sync(settings, False, Local(), parts=parts)
+    assert isinstance(outcome, dict)
+    print(dict(counting.kinds), *counting.sent, sep="\n")
+    assert outcome["read"] >= 1000 and outcome["windows"] == 1
+    assert outcome["deleted"] == 0
+    assert sum(counting.kinds.values()) <= 3, counting.sent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def _incremental(settings: Any, counting: Counting) -> dict[str, Any]:
+    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
+    outcome = run_sync(settings, False, Local(), parts=parts)
+    assert isinstance(outcome, dict)
+    return outcome
+
+
+def test_customers_deleted_before_a_one_page_incremental_are_found_from_its_answers(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """``S`` and ``M`` taken from planning's answers still find deletions: customers deleted
+    before the run (and one modified, then deleted) leave the lake in that run."""
+    server = make_sandbox(customers=3000, max_limit=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    run_sync(settings, False, Local())
+    server.admin.post("modify", json={"pks": [5, 6, 7]})
+    assert server.admin.post("delete", json={"pks": [7, 1200, 2999]}).json()["pks"]
+    wait_for_server_clock(server, 0)
+    outcome = _incremental(settings, Counting())
+    assert outcome["deleted"] == 3
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def test_a_server_that_stops_taking_datetimes_is_asked_again_with_dates(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The filters a run recorded are used without asking; when the server's answer contradicts
+    them (400 to a datetime), the run asks again with dates and records that for the next."""
+    from omnisync.state import StateStore
+
+    server = make_sandbox(customers=1500, max_limit=2000)
+    settings = settings_for(server, tmp_path, lag_seconds=0, page_size=2000, window_rows=5000)
+    run_sync(settings, False, Local())
+    server.admin.patch("modes", json={"date_only_filters": True})
+    server.admin.post("modify", json={"count": 50})
+    wait_for_server_clock(server, 0)
+    counting = Counting()
+    outcome = _incremental(settings, counting)
+    assert counting.sent.count("GET /api/v1/customers/?limit=1") == 2, counting.sent
+    assert outcome["read"] >= 50 and outcome["deleted"] == 0
+    store = StateStore(settings.state_url.get_secret_value())
+    assert store.servers.datetime_filters(server.url) is False
+    store.dispose()
+    server.admin.post("modify", json={"count": 50})
+    wait_for_server_clock(server, 0)
+    again = Counting()
+    _incremental(settings, again)
+    assert sum(again.kinds.values()) <= 3, again.sent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
+def test_a_plan_left_open_on_a_server_that_then_stops_taking_datetimes_is_finished(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A resumed plan's window is the first to meet the refusal: the run records the server as
+    date-only and runs its steps again with dates, instead of failing every run after."""
+    from omnisync.sync import new_plan, sync_window
+
+    server = make_sandbox(customers=2000, seed=4)
+    settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=400)
+    parts = RunParts.open(settings, "interrupted")
+    try:
+        parts.snapshot.ensure_current()  # as a run does before it plans
+        plan = new_plan(parts)
+        assert len(plan.windows) > 2 and parts.datetimes
+        sync_window(parts, plan.plan_id, *plan.windows[0])  # then the process died
+    finally:
+        parts.close()
+    server.admin.patch("modes", json={"date_only_filters": True})
+    server.admin.post("modify", json={"count": 30})
+    wait_for_server_clock(server, 0)
+    outcome = run_sync(settings, False, Local())
+    assert isinstance(outcome, dict) and outcome["resumed_plan"]
+    assert_lake_matches_truth(server, settings.lake)
