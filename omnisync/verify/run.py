@@ -85,9 +85,19 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
             RunRecord(store, run_id, STREAM, KIND) as record,
         ):
             rolling = next_audit(store, settings.verify_audit_runs) if audit else None
+            known = store.servers.datetime_filters(client.base_url)
             outcome = verify(
-                client, storage, watermark, settings.page_size, full, run_id, audit=rolling
+                client,
+                storage,
+                watermark,
+                settings.page_size,
+                full,
+                run_id,
+                audit=rolling,
+                datetimes=known,
             )
+            if outcome.datetimes is not None and outcome.datetimes != known:
+                store.servers.remember(client.base_url, outcome.datetimes)
             write_report(storage, outcome, dt.datetime.now(dt.UTC))
             record.counts = outcome.counts()
         return outcome
@@ -146,11 +156,14 @@ def verify(
     full: bool = False,
     run_id: str = "",
     audit: Audit | None = None,
+    datetimes: bool | None = None,
 ) -> Outcome:
     """Compare the lake with Omnitron as of ``watermark`` (steps 2-5 above); with ``audit``,
-    also compare one slice of pks exactly (step 4b)."""
+    also compare one slice of pks exactly (step 4b). ``datetimes``: whether the server takes
+    datetimes in date filters, as a run recorded it (None: the first answer tells)."""
     lake = LakeSide.read(storage)
     server = ServerSide(client, page_size)
+    server.datetimes = datetimes
     cut, newer = _newest(server, lake, watermark, page_size, full)
     watermark_us = to_us(watermark)
 
@@ -240,7 +253,15 @@ def _newest(
                 first = server.detect_datetimes(at)
         cut = choose_cut(at, datetimes=bool(server.datetimes))
         if first is None:
-            first = server.page(cut.newer(), server.page_size)
+            try:
+                first = server.page(cut.newer(), server.page_size)
+            except DateFilterRejected:
+                if not cut.datetimes:
+                    raise
+                # recorded as taking datetimes, and refusing them now: ask with a date
+                server.datetimes = False
+                cut = choose_cut(at, datetimes=False)
+                first = server.page(cut.newer(), server.page_size)
         received = len(first.results)
         if not again and first.has_next and 1 < received < server.page_size:
             server.page_size, keep = received, received // 2

@@ -143,6 +143,29 @@ def test_a_date_only_server_in_any_time_zone_costs_at_most_four_list_requests_wh
     assert set(damaged.found["missing"]) == gone, damaged.line()
 
 
+def test_verify_asks_with_what_the_syncs_recorded_of_the_server_and_corrects_it(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """The syncs recorded that the server takes only dates: verify asks with dates at once (no
+    request is spent learning it). A record that says datetimes, on a server that now refuses
+    them, costs one refused request: verify asks with a date and records what it saw."""
+    server = make_sandbox(customers=2500, date_only_filters=True, utc_offset_hours=3.0)
+    lake = Synced(server, tmp_path)
+    store = StateStore(lake.settings.state_url.get_secret_value())
+    try:
+        assert store.servers.datetime_filters(server.url) is False
+        before = list_requests(server)
+        outcome = run_verify(lake.settings)
+        assert outcome.equal and outcome.datetimes is False, outcome.line()
+        assert list_requests(server) - before == outcome.requests <= 3
+        store.servers.remember(server.url, True)
+        wrong = run_verify(lake.settings)
+        assert wrong.equal and wrong.datetimes is False, wrong.line()
+        assert store.servers.datetime_filters(server.url) is False
+    finally:
+        store.dispose()
+
+
 def test_damage_behind_the_product_s_back_is_caught_with_its_pks_and_kinds(
     synced: Synced, tmp_path: Path
 ) -> None:
