@@ -44,7 +44,9 @@ class RunParts:
     def hold(self, fence: Fence) -> None:
         """From now on every state change and every change to the lake proves ``fence``."""
         self.fence = fence
-        self.storage.guard = fence.check
+        self.storage = self.storage.fenced(fence.check)
+        self.changes = ChangeLog(self.storage)
+        self.snapshot = Snapshot(self.storage, buckets=self.settings.snapshot_buckets)
 
     @classmethod
     def open(
