@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
     from omnisync.settings import Settings
-    from omnisync.sync import RunParts
+    from omnisync.sync import RunContext
 
 
 def sync(
@@ -38,11 +39,12 @@ def sync(
             )
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
-        with console.status("checking the lake, the state database and Omnitron ..."):
-            parts = preflight(settings)
-        # After the preflight: its mistakes are one line each, without the retries before them.
-        with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
-            result = _sync_run(settings, full_refresh, parts, api)
+        with contextlib.ExitStack() as opened:
+            with console.status("checking the lake, the state database and Omnitron ..."):
+                context = opened.enter_context(preflight(settings))
+            # After the preflight: its mistakes are one line each, without the retries before.
+            with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
+                result = _sync_run(settings, full_refresh, context, opened, api)
     console.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
@@ -63,18 +65,25 @@ def sync(
         console.print(f"Data Docs: {result['data_docs']}", highlight=False, soft_wrap=True)
 
 
-def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str | None) -> Any:
+def _sync_run(
+    settings: Settings,
+    full_refresh: bool,
+    context: RunContext,
+    opened: contextlib.ExitStack,
+    api: str | None,
+) -> Any:
     """The run's steps: in this process when no Prefect API is configured; otherwise as a flow
-    run that the Prefect server records (the same steps, orchestrated by Prefect)."""
+    run that the Prefect server records (the same steps, orchestrated by Prefect), which opens
+    its own context: the preflight's (``opened``) is closed first."""
     if api is None:
         from omnisync.orchestration import Local
         from omnisync.sync.run import Refused, run_sync
 
-        outcome = run_sync(settings, full_refresh, Local(), parts=parts)
+        outcome = run_sync(settings, full_refresh, Local(), context=context)
         if isinstance(outcome, Refused):
             raise skip(outcome.message)
         return outcome
-    parts.close()
+    opened.close()
     from flows.sync_customers import sync_customers
     from omnisync.settings import settings_in_effect
 

@@ -5,7 +5,7 @@ target (atomic on POSIX). On an object store a single PUT is already atomic: rea
 object or the new one, never a part.
 
 A run that holds its stream's lock writes through a writer made with the lock's check (the
-``guard`` argument, or :meth:`LakeStorage.fenced`), never set on a writer afterwards. The guard is
+``guard`` argument, or :meth:`LakeStorage.guarded`), never set on a writer afterwards. The guard is
 called immediately before every rename, replace, swap and delete in the lake, after the new
 content is already written aside: a run that lost its lock raises there and changes nothing.
 Nothing slow runs between the guard and the change it guards (no write, no listing, no network
@@ -109,7 +109,7 @@ class LakeStorage:
         self.shown = without_userinfo(root)
         self._guard = guard
 
-    def fenced(self, guard: Callable[[], None]) -> LakeStorage:
+    def guarded(self, guard: Callable[[], None]) -> LakeStorage:
         """A writer of this lake guarded by ``guard`` (a fence's check); this one is unchanged."""
         writer = copy.copy(self)
         writer._guard = guard

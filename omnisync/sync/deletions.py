@@ -69,7 +69,7 @@ from omnisync.state.deletions import (
     record_deletions,
     recorded_deletions,
 )
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM, RunContext
 from transforms.deletions import deletion_rows
 
 log = logging.getLogger("omnisync.sync")
@@ -206,7 +206,7 @@ def narrow(
     return confirmed, []
 
 
-def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> DeletionCheck:
+def check_deletions(parts: RunContext, upper: dt.datetime, full_refresh: bool) -> DeletionCheck:
     """Apply deletions an interrupted run recorded, then find and apply this run's (see the
     module's docstring). Call it under the stream's lock, after the run's plans finished."""
     assert parts.fence is not None, "the deletion check changes the lake: hold the lock"
@@ -264,7 +264,7 @@ def check_deletions(parts: RunParts, upper: dt.datetime, full_refresh: bool) -> 
     return check
 
 
-def lake_side(parts: RunParts) -> np.ndarray:
+def lake_side(parts: RunContext) -> np.ndarray:
     """``L``: the pks of ``customers/``, with the quarantined pks that have no row there (and
     no deletion recorded), sorted."""
     held = parts.snapshot.pks()
@@ -290,7 +290,7 @@ class _Counting:
         return self._client.list_customers(query, page_size)
 
 
-def apply_pending(parts: RunParts) -> int:
+def apply_pending(parts: RunContext) -> int:
     """Write the change-log rows of recorded deletions, remove their pks from ``customers/``,
     erase them from the lake's history when the settings say so, and mark them applied; returns
     how many. Idempotent (see the module's docstring)."""

@@ -41,7 +41,7 @@ from omnisync.settings import Settings
 from omnisync.state import Window
 from omnisync.state.quarantine_history import recent_records
 from omnisync.state.times import from_us
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM, RunContext
 from omnisync.sync.planning import Plan
 from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.rebuild import rebuild_snapshot
@@ -154,7 +154,7 @@ def quality_problem(
     return None
 
 
-def merge_staged(parts: RunParts, plan_id: str) -> int:
+def merge_staged(parts: RunContext, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
     bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
     is finished by the next run."""
@@ -183,14 +183,14 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
     return merged
 
 
-def mark_rebuilt(parts: RunParts, plan_id: str) -> None:
+def mark_rebuilt(parts: RunContext, plan_id: str) -> None:
     """Mark the rows of customers whose newer version was quarantined, in the buckets a full
     refresh just rebuilt (they hold the staged rows, unmarked). Idempotent like the rebuild."""
     for bucket, marks in staged_marks(parts, staging_dir(plan_id)).items():
         mark_bucket(parts, bucket, marks)
 
 
-def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
+def finish_plan(parts: RunContext, plan: Plan) -> PlanTotals:
     """Judge, merge, move the watermark, close and compact; returns the plan's totals.
     Raises BatchRejected (plan abandoned, watermark unchanged) for a systemic problem."""
     store, settings = parts.store, parts.settings

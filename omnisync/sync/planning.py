@@ -26,7 +26,7 @@ from omnisync.client.paginator import DAY, Paginator, server_bounds
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.context import STAGING, STREAM, RunContext
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
 from omnisync.sync.window import staging_dir
 
@@ -121,7 +121,7 @@ class Plan:
     first_pages: dict[Window, Page] = field(default_factory=dict)
 
 
-def open_plan(parts: RunParts) -> Plan | None:
+def open_plan(parts: RunContext) -> Plan | None:
     """The plan an interrupted run left unfinished, with the windows it still has to do."""
     found = parts.store.plans.open(STREAM)
     if found is None:
@@ -155,7 +155,7 @@ def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
         storage.delete_tree(staging_dir(plan_id))
 
 
-def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
+def new_plan(parts: RunContext, full_refresh: bool = False) -> Plan:
     """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
     settings = parts.settings
     watermark = parts.store.watermarks.get(STREAM)

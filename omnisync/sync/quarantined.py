@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from omnisync.lake.quarantine import quarantine_path
 from omnisync.lake.snapshot import bucket_path
-from omnisync.sync.parts import RunParts
+from omnisync.sync.context import RunContext
 from transforms.quarantine_marks import MARK_SCHEMA, mark_rows, marks_for
 from transforms.schema import TIMESTAMP
 
@@ -37,7 +37,7 @@ class Quarantined:
 
 
 def record_quarantined(
-    parts: RunParts,
+    parts: RunContext,
     staging: str,
     window: str,
     pks: pa.ChunkedArray,
@@ -66,7 +66,7 @@ def record_quarantined(
     return Quarantined(marks.num_rows, good + bad, bad, pc.max(modified).as_py())
 
 
-def staged_marks(parts: RunParts, staging: str) -> dict[int, pa.Table]:
+def staged_marks(parts: RunContext, staging: str) -> dict[int, pa.Table]:
     """A plan's staged marks, by bucket."""
     files = parts.storage.files(staging, suffix=MARKS_SUFFIX)
     if not files:
@@ -75,7 +75,7 @@ def staged_marks(parts: RunParts, staging: str) -> dict[int, pa.Table]:
     return dict(parts.snapshot.split(marks))
 
 
-def mark_bucket(parts: RunParts, bucket: int, marks: pa.Table) -> None:
+def mark_bucket(parts: RunContext, bucket: int, marks: pa.Table) -> None:
     """Mark the bucket's rows older than their customer's quarantined version (after its merge:
     a newer version the plan read replaces the row, and then there is nothing to mark). The
     bucket is replaced atomically, and marking again after a crash gives the same rows."""

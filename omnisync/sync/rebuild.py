@@ -42,8 +42,8 @@ from omnisync.lake.snapshot import DATASET, bucket_path
 from omnisync.memory import give_back
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import to_us
+from omnisync.sync.context import STREAM, RunContext
 from omnisync.sync.deletions import apply_pending
-from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.window import staged_buckets, staging_dir, without_staging_metadata
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
@@ -52,12 +52,12 @@ log = logging.getLogger("omnisync.sync")
 _MARK = "_rebuild.json"
 
 
-def mark_rebuild(parts: RunParts, plan_id: str) -> None:
+def mark_rebuild(parts: RunContext, plan_id: str) -> None:
     """Say, in the plan's staging folder, that finishing it rebuilds ``customers/``."""
     parts.storage.write_json(f"{staging_dir(plan_id)}/{_MARK}", {"rebuild": True})
 
 
-def is_rebuild(parts: RunParts, plan_id: str) -> bool:
+def is_rebuild(parts: RunContext, plan_id: str) -> bool:
     return parts.storage.read_json(f"{staging_dir(plan_id)}/{_MARK}") is not None
 
 
@@ -117,7 +117,7 @@ def confirmed_absent(
     return sorted(gone)
 
 
-def _read_old(parts: RunParts) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _read_old(parts: RunContext) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The files of ``customers/``, and the pks and modified_dates (µs) their readable rows hold.
     A file no reader can open holds nothing anyone can read: the rebuild replaces it."""
     files = parts.storage.files(DATASET)
@@ -136,7 +136,7 @@ def _read_old(parts: RunParts) -> tuple[list[str], np.ndarray, np.ndarray]:
     return files, np.concatenate(pks), np.concatenate(stamps)
 
 
-def _staged_pks(parts: RunParts, plan_id: str) -> np.ndarray:
+def _staged_pks(parts: RunContext, plan_id: str) -> np.ndarray:
     arrays = [
         parts.storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
         for name in parts.storage.files(staging_dir(plan_id))
@@ -144,7 +144,7 @@ def _staged_pks(parts: RunParts, plan_id: str) -> np.ndarray:
     return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
 
 
-def _rows_of(parts: RunParts, files: list[str], keep: np.ndarray) -> pa.Table | None:
+def _rows_of(parts: RunContext, files: list[str], keep: np.ndarray) -> pa.Table | None:
     """The lake's rows of the pks in ``keep`` (few: those the read could not have seen)."""
     if not len(keep):
         return None
@@ -159,7 +159,7 @@ def _rows_of(parts: RunParts, files: list[str], keep: np.ndarray) -> pa.Table | 
     return pa.concat_tables(found, promote_options="permissive") if found else None
 
 
-def rebuild_snapshot(parts: RunParts, plan_id: str, upper: dt.datetime) -> int:
+def rebuild_snapshot(parts: RunContext, plan_id: str, upper: dt.datetime) -> int:
     """Write ``customers/`` afresh from the plan's staged rows, keeping the lake's rows the read
     could not have seen and recording (then applying) the deletions Omnitron confirms; returns
     the buckets written. See the module's docstring for why this is exact and safe to repeat."""

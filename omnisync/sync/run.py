@@ -26,11 +26,10 @@ from omnisync.lake.presence import write_missing_datasets
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
+from omnisync.sync.context import STREAM, RunContext, open_run
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, new_plan, open_plan
-from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
 from transforms.pii import apply_pii_policy
@@ -48,54 +47,49 @@ def run_sync(
     settings: Settings,
     full_refresh: bool,
     orchestration: Orchestration,
-    parts: RunParts | None = None,
+    context: RunContext | None = None,
 ) -> dict[str, Any] | Refused:
     """One incremental run (or a full refresh); returns its counts, or :class:`Refused`.
 
-    ``parts`` are the run's open parts when the caller already opened them (the command line's
-    preflight does); they are closed here either way.
+    ``context``: the run's open context when the caller already opened it (the command line's
+    preflight does), and closes it; otherwise the run opens its own and closes it here.
     """
     kind = "full" if full_refresh else "incremental"
     logger = orchestration.logger()
-    # The validator (GX: seconds to start) is built just before the first window runs, in this
-    # thread: a refused run ends at once, and GX's import overlaps the planning's requests.
-    if parts is None:
-        parts = RunParts.open(settings, uuid.uuid4().hex, validate=False)
-    adopt(parts)
-    try:
-        with contextlib.ExitStack() as stack:
-            try:
-                parts.hold(
-                    stack.enter_context(
-                        parts.store.lease.locked(
-                            STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
-                        )
-                    )
+    with contextlib.ExitStack() as stack:
+        # The validator (GX: seconds to start) is built just before the first window runs, in
+        # this thread: a refused run ends at once, and GX's import overlaps the planning's requests.
+        if context is None:
+            context = stack.enter_context(open_run(settings, uuid.uuid4().hex, validate=False))
+        try:
+            fence = stack.enter_context(
+                context.store.lease.locked(
+                    STREAM, wait_seconds=settings.lock_wait_seconds, run_id=context.run_id
                 )
-            except LockHeld as busy:
-                RunRecord.refused(parts.store, parts.run_id, STREAM, kind, str(busy))
-                logger.warning("%s", busy)
-                return Refused(str(busy))
-            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
-            counts, docs = _steps(parts, record, full_refresh, orchestration)
-            orchestration.publish(
-                "sync-customers",
-                summary_markdown(
-                    parts.settings,
-                    parts.run_id,
-                    counts,
-                    parts.validator.pages(parts.run_id) if docs and parts.validator else [],
-                ),
-                "counts, window, watermark and quarantine",
             )
-            logger.info("run %s done: %s", parts.run_id, counts)
-            return {**counts, "run_id": parts.run_id, "data_docs": docs}
-    finally:
-        release(parts.run_id)
+        except LockHeld as busy:
+            RunRecord.refused(context.store, context.run_id, STREAM, kind, str(busy))
+            logger.warning("%s", busy)
+            return Refused(str(busy))
+        run = context.holding(fence)
+        record = stack.enter_context(RunRecord(run.store, run.run_id, STREAM, kind))
+        counts, docs = _steps(run, record, full_refresh, orchestration)
+        orchestration.publish(
+            "sync-customers",
+            summary_markdown(
+                run.settings,
+                run.run_id,
+                counts,
+                run.validator.pages(run.run_id) if docs and run.validator else [],
+            ),
+            "counts, window, watermark and quarantine",
+        )
+        logger.info("run %s done: %s", run.run_id, counts)
+        return {**counts, "run_id": run.run_id, "data_docs": docs}
 
 
 def _steps(
-    parts: RunParts,
+    parts: RunContext,
     record: RunRecord,
     full_refresh: bool,
     orchestration: Orchestration,
@@ -137,7 +131,7 @@ def _steps(
     return counts, docs
 
 
-def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> PlanTotals:
+def _run_plan(parts: RunContext, plan: Plan, orchestration: Orchestration) -> PlanTotals:
     """Every window of ``plan`` through the orchestration, then the plan's finish (here)."""
     orchestration.logger().info(
         "run %s: %d window(s) up to %s%s",
@@ -147,8 +141,7 @@ def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> Plan
         " (resuming an interrupted plan)" if plan.resumed else "",
     )
     if plan.windows:
-        if parts.validator is None:  # before any window thread starts: nothing built lazily
-            parts.validator = Validator.for_settings(parts.settings)
+        parts.open_validator()  # before any window thread starts: nothing built lazily
         orchestration.run_windows(parts, plan)
     return finish_plan(parts, plan)
 

@@ -37,7 +37,7 @@ from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.times import to_us
-from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.context import STAGING, STREAM, RunContext
 from omnisync.sync.quarantined import record_quarantined
 from omnisync.validation import validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift
@@ -89,7 +89,7 @@ def staging_dir(plan_id: str) -> str:
 
 
 def sync_window(
-    parts: RunParts,
+    parts: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
@@ -193,7 +193,7 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 def sync_window_retrying(
-    parts: RunParts,
+    parts: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
@@ -231,7 +231,7 @@ def _type_chunk(
 
 
 def _validate_window(
-    parts: RunParts, typed: list[pa.Table], name: str, result: WindowResult
+    parts: RunContext, typed: list[pa.Table], name: str, result: WindowResult
 ) -> tuple[pa.Table, pa.Table, pa.ChunkedArray]:
     """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
     policy applied), the rows to quarantine and their ``modified_date``. Raises BatchRejected
@@ -300,7 +300,7 @@ def _latest(table: pa.Table) -> pa.Table:
 BUCKETS_KEY = b"omnisync.buckets"
 
 
-def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> None:
+def stage_window(parts: RunContext, plan_id: str, name: str, rows: pa.Table) -> None:
     """Stage a window's rows for the merge: one file, one row group per snapshot bucket, the
     buckets listed in the file's metadata (64 files per chunk before: 640 per 100k rows)."""
     groups = list(parts.snapshot.split(rows))

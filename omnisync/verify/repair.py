@@ -40,11 +40,10 @@ from omnisync.settings import Settings
 from omnisync.state import RunRecord
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import from_us, to_us
+from omnisync.sync.context import STREAM, RunContext, open_run
 from omnisync.sync.deletions import apply_pending
 from omnisync.sync.finish import finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release
 from omnisync.sync.planning import Plan, Window, open_plan
-from omnisync.validation import Validator
 from omnisync.verify.counts import DATASET, LakeSide
 from omnisync.verify.report import Outcome
 
@@ -75,7 +74,7 @@ def repair_windows(versions: list[int], lake_modified: np.ndarray, page_size: in
     return windows
 
 
-def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
+def remove_from_snapshot(parts: RunContext, pks: set[int]) -> int:
     """Take the rows of ``pks`` out of ``customers/``; returns the rows removed. Every file is
     looked at (its pk column only), not just the bucket a pk belongs in: a row put in the wrong
     file behind omnisync's back is seen by readers all the same."""
@@ -93,7 +92,7 @@ def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
     return removed
 
 
-def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
+def remove_deleted(parts: RunContext, deleted: list[int]) -> int:
     """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
     leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
     (:func:`~omnisync.sync.deletions.apply_pending`). Rows of theirs that a tool put outside
@@ -108,7 +107,7 @@ def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
     return remove_from_snapshot(parts, set(deleted))
 
 
-def _finish_open_plan(parts: RunParts) -> bool:
+def _finish_open_plan(parts: RunContext) -> bool:
     """Finish the plan an interrupted sync left open, before anything is mended; returns
     whether there was one. Its staged rows would otherwise be merged by the next sync after
     this repair applied deletions: a deleted customer's staged version would come back.
@@ -119,7 +118,7 @@ def _finish_open_plan(parts: RunParts) -> bool:
     if plan is None:
         return False
     if plan.windows:
-        parts.validator = parts.validator or Validator.for_settings(parts.settings)
+        parts.open_validator()
         Local().run_windows(parts, plan)
     finish_plan(parts, plan)
     return True
@@ -129,43 +128,41 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
     # The verification has just seen which date filters the server takes: not asked again.
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
-    adopt(parts)
-    try:
-        with contextlib.ExitStack() as stack:
-            parts.hold(
-                stack.enter_context(
-                    parts.store.lease.locked(
-                        STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
-                    )
+    with contextlib.ExitStack() as stack:
+        opened = stack.enter_context(
+            open_run(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
+        )
+        parts = opened.holding(
+            stack.enter_context(
+                opened.store.lease.locked(
+                    STREAM, wait_seconds=settings.lock_wait_seconds, run_id=opened.run_id
                 )
             )
-            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
-            parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
-            parts.changes.recover()
-            for path in found.unreadable:
-                parts.storage.delete(path)
-            counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
-            lake = LakeSide.read(parts.storage)
-            versions = [found.versions[pk] for pk in found.versions]
-            windows = repair_windows(versions, lake.modified, settings.page_size)
-            counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
-            if windows:
-                plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
-                parts.store.plans.save(
-                    STREAM,
-                    plan.plan_id,
-                    [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
-                    fence=parts.fence,
-                )
-                parts.validator = Validator.for_settings(settings)
-                Local().run_windows(parts, plan)
-                totals = finish_plan(parts, plan)
-                counts.update(totals.counts())
-            deleted = sorted(set(found.found.get("deleted", [])))
-            counts["deleted"] = len(deleted)
-            counts["rows_removed"] = remove_deleted(parts, deleted)
-            record.counts = counts
-            return counts
-    finally:
-        release(parts.run_id)
+        )
+        record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
+        parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
+        parts.changes.recover()
+        for path in found.unreadable:
+            parts.storage.delete(path)
+        counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
+        lake = LakeSide.read(parts.storage)
+        versions = [found.versions[pk] for pk in found.versions]
+        windows = repair_windows(versions, lake.modified, settings.page_size)
+        counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
+        if windows:
+            plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
+            parts.store.plans.save(
+                STREAM,
+                plan.plan_id,
+                [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
+                fence=parts.fence,
+            )
+            parts.open_validator()
+            Local().run_windows(parts, plan)
+            totals = finish_plan(parts, plan)
+            counts.update(totals.counts())
+        deleted = sorted(set(found.found.get("deleted", [])))
+        counts["deleted"] = len(deleted)
+        counts["rows_removed"] = remove_deleted(parts, deleted)
+        record.counts = counts
+        return counts

@@ -74,14 +74,14 @@ def main(url: str, lake: str, stream: str, kind: str, lease: float) -> int:
                 pausing.write_table(BUCKET, rows("frozen holder"))
             elif kind == "replace-directory":
                 storage.write_table(f"_staging/frozen/{BUCKET}", rows("frozen holder"))
-                storage.fenced(pause_then_check()).replace_directory(
+                storage.guarded(pause_then_check()).replace_directory(
                     "_staging/frozen/customers", "customers"
                 )
             elif kind == "delete-file":
-                storage.fenced(pause_then_check()).delete(BUCKET)
+                storage.guarded(pause_then_check()).delete(BUCKET)
             elif kind == "delete-tree":
                 # in the middle of the tree: after the first file's removal, before the next
-                storage.fenced(pause_then_check(at=3)).delete_tree("customers")
+                storage.guarded(pause_then_check(at=3)).delete_tree("customers")
             else:
                 raise ValueError(kind)
     except LockLost as exc:

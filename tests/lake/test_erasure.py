@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnisync.state.deletions import pending_deletions
+from omnisync.sync.context import STREAM, open_run
 from omnisync.sync.deletions import check_deletions
-from omnisync.sync.parts import STREAM, RunParts
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
     cli_env,
@@ -211,24 +211,18 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
     else:  # the change log and the reports are erased, the quarantine not yet
         monkeypatch.setattr("omnisync.lake.erasure.erase_quarantine", killed)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
-    parts = RunParts.open(settings, "killed", validate=False)
-    try:
+    with open_run(settings, "killed", validate=False) as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
-            parts.hold(fence)
+            parts = parts.holding(fence)
             with pytest.raises(Killed):
                 check_deletions(parts, parts.client.server_time(), full_refresh=False)
             assert [d.pk for d in pending_deletions(parts.store, STREAM)] == [GONE]
-    finally:
-        parts.close()
     monkeypatch.undo()
     assert leaks(lake, NEEDLES), "the killed run left the erasure unfinished"
     sync_ok(env)
     assert leaks(lake, NEEDLES) == []
-    after = RunParts.open(settings, "after", validate=False)
-    try:
+    with open_run(settings, "after", validate=False) as after:
         assert pending_deletions(after.store, STREAM) == []
-    finally:
-        after.close()
     deletes = [
         r["pk"]
         for r in pq.read_table(lake / "customer_changes").to_pylist()

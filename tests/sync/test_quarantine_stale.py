@@ -21,7 +21,7 @@ from omnisync.lake.quarantine import DATASET, write_quarantine
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
-from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
+from omnisync.sync import BatchRejected, RunContext, finish_plan, new_plan, open_run, sync_window
 from omnisync.sync.deletions import lake_side
 from omnisync.sync.run import run_sync
 from omnisync.verify import run_verify
@@ -106,8 +106,7 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
     settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
     sync(settings)
     corrupt(server, 42, channel="web")
-    parts = RunParts.open(settings, "retried")
-    try:
+    with open_run(settings, "retried") as parts:
         plan = new_plan(parts)
         [(lo, hi)] = plan.windows
         sync_window(parts, plan.plan_id, lo, hi)
@@ -118,13 +117,11 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
         sync_window(parts, plan.plan_id, lo, hi)  # the retry
         sync_window(parts, plan.plan_id, lo, hi)  # and one more, the same day
         finish_plan(parts, plan)
-    finally:
-        parts.close()
     assert len(quarantine_rows(settings.lake, 42)) == 1
     assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
 
 
-def quarantine_rows_in(parts: RunParts, name: str) -> int:
+def quarantine_rows_in(parts: RunContext, name: str) -> int:
     return int(parts.storage.read_table(name).num_rows)
 
 
@@ -226,9 +223,6 @@ def test_a_customer_only_in_quarantine_never_hides_a_deletion(
     counts = sync(settings)
     assert counts["deleted"] == 1
     assert 250 not in pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
-    parts = RunParts.open(settings, "look")
-    try:
+    with open_run(settings, "look") as parts:
         held = lake_side(parts)
-    finally:
-        parts.close()
     assert 7 in held.tolist() and np.all(np.diff(held) >= 0)

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
-from omnisync.sync.parts import STREAM
+from omnisync.sync.context import STREAM
 from omnisync.sync.planning import remove_finished_staging
 from omnisync.sync.window import staging_dir
 

@@ -1,0 +1,154 @@
+"""A run's context: what its steps use, opened by one factory, :func:`open_run`.
+
+Nothing here is built lazily in a window thread: the client, the state store, the lake, the
+server's filter behaviour and the one GX validator are made in the thread that starts the run
+(:func:`open_run`, and :meth:`RunContext.open_validator` before the first window). Window threads
+only use them. (Two threads that each built a GX context broke GX's process-global expression
+parser; see ``omnisync/validation/runner.py``.)
+
+Once the run holds the stream's lock, :meth:`RunContext.holding` gives the context its steps use:
+the lake's writers are made with the lock's check, and the fence is handed to every state change.
+The context it came from is left unfenced; nothing is patched onto an open writer.
+
+A Dask worker is another process, which the flow's open context cannot reach: it opens its own
+from the same factory (:func:`worker_context`), once per run, because a window task that opened
+one each time would log in, migrate and start GX per window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from omnisync.client import OmnitronClient
+from omnisync.connection import open_client
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
+from omnisync.memory import use_system_allocator
+from omnisync.settings import Settings
+from omnisync.state import Fence, StateStore
+from omnisync.validation import Validator
+
+STREAM = "customers"
+STAGING = "_staging/customers"  # beside the datasets, never inside one: readers never see it
+
+
+@dataclass
+class RunContext:
+    """One run's collaborators; steps take the ones they use from it, never the whole."""
+
+    settings: Settings
+    run_id: str
+    storage: LakeStorage
+    store: StateStore
+    client: OmnitronClient
+    changes: ChangeLog
+    snapshot: Snapshot
+    #: whether the server takes datetime filters (or only dates)
+    datetimes: bool
+    validator: Validator | None
+    #: the stream's lock this run holds (:meth:`holding`), proved by every change it makes
+    fence: Fence | None = None
+    #: what :func:`open_run` opened, closed when the run ends
+    _opened: contextlib.ExitStack = field(
+        default_factory=contextlib.ExitStack, repr=False, compare=False
+    )
+
+    def holding(self, fence: Fence) -> RunContext:
+        """This run's context once it holds ``fence``: its lake writers prove the fence before
+        every change, and its state changes carry it."""
+        storage = self.storage.guarded(fence.check)
+        return dataclasses.replace(
+            self,
+            storage=storage,
+            changes=ChangeLog(storage),
+            snapshot=Snapshot(storage, buckets=self.settings.snapshot_buckets),
+            fence=fence,
+        )
+
+    def open_validator(self) -> Validator:
+        """The run's validator, built now if it was not (in the run's thread, before any window
+        starts: nothing is built lazily in a window), and closed with the run."""
+        if self.validator is None:
+            self.validator = Validator.for_settings(self.settings)
+            self._opened.callback(self.validator.close)
+        return self.validator
+
+
+@contextlib.contextmanager
+def open_run(
+    settings: Settings,
+    run_id: str,
+    validate: bool = True,
+    datetimes: bool | None = None,
+    **client_options: Any,
+) -> Iterator[RunContext]:
+    """Open everything run ``run_id`` needs, and close it when the block ends; raises the error
+    a user can act on (LakeError, StateError, ConfigurationError, AuthenticationFailed,
+    RetriesExhausted). ``datetimes``: whether the server takes datetime filters, when the caller
+    has just seen it answer (otherwise one request asks). ``client_options`` override the
+    client's settings (the command line's preflight retries briefly)."""
+    use_system_allocator()
+    with contextlib.ExitStack() as opened:
+        storage = LakeStorage(settings.lake)
+        storage.check_writable()
+        store = StateStore(
+            settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
+        )
+        opened.callback(store.dispose)
+        store.migrate()
+        client = open_client(settings, **client_options)
+        opened.callback(client.close)
+        # Logs in and asks once: a wrong URL or credential fails before any work.
+        if datetimes is None:
+            datetimes = client.datetime_filters_supported
+        context = RunContext(
+            settings,
+            run_id,
+            storage,
+            store,
+            client,
+            ChangeLog(storage),
+            Snapshot(storage, buckets=settings.snapshot_buckets),
+            datetimes,
+            None,
+            _opened=opened,
+        )
+        if validate:
+            context.open_validator()
+        yield context
+
+
+class _WorkerRuns:
+    """The contexts this process opened as a Dask worker, by run. Owned here, beside the
+    factory, and used only by :func:`worker_context`: the flow's own process passes its context
+    to its window tasks and never looks here. A worker keeps a run's context for as long as it
+    lives, as the cluster keeps the worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, RunContext] = {}
+        self._closing = contextlib.ExitStack()
+
+    def context(self, settings: Settings, run_id: str, fence: tuple[str, int] | None) -> RunContext:
+        with self._lock:
+            context = self._open.get(run_id)
+            if context is None:
+                context = self._closing.enter_context(open_run(settings, run_id))
+                if fence is not None:
+                    context = context.holding(Fence(context.store.lease, STREAM, *fence))
+                self._open[run_id] = context
+            return context
+
+
+_worker_runs = _WorkerRuns()
+
+
+def worker_context(settings: Settings, run_id: str, fence: tuple[str, int] | None) -> RunContext:
+    """Run ``run_id``'s context in this worker process, opened by :func:`open_run` the first
+    time one of its windows runs here; ``fence``: the flow's lock (owner, acquired), proved by
+    this worker's changes as by the flow's."""
+    return _worker_runs.context(settings, run_id, fence)
