@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.client.paginator import DAY, Paginator, server_bounds
 from omnisync.lake import LakeStorage
-from omnisync.state import StateStore
+from omnisync.settings import Settings
+from omnisync.state import Fence, StateStore
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.context import STAGING, STREAM, RunContext
+from omnisync.sync.context import STAGING, STREAM
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
 from omnisync.sync.window import staging_dir
 
@@ -121,9 +122,9 @@ class Plan:
     first_pages: dict[Window, Page] = field(default_factory=dict)
 
 
-def open_plan(parts: RunContext) -> Plan | None:
+def open_plan(store: StateStore, storage: LakeStorage) -> Plan | None:
     """The plan an interrupted run left unfinished, with the windows it still has to do."""
-    found = parts.store.plans.open(STREAM)
+    found = store.plans.open(STREAM)
     if found is None:
         return None
     plan_id, windows = found
@@ -132,10 +133,10 @@ def open_plan(parts: RunContext) -> Plan | None:
     return Plan(
         plan_id,
         from_us(windows[-1].hi_us),
-        parts.store.watermarks.get(STREAM),
+        store.watermarks.get(STREAM),
         [(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)) for w in left],
         resumed=True,
-        rebuild=is_rebuild(parts, plan_id),
+        rebuild=is_rebuild(storage, plan_id),
     )
 
 
@@ -155,14 +156,22 @@ def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
         storage.delete_tree(staging_dir(plan_id))
 
 
-def new_plan(parts: RunContext, full_refresh: bool = False) -> Plan:
+def new_plan(
+    full_refresh: bool = False,
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    datetimes: bool,
+    store: StateStore,
+    fence: Fence | None,
+    storage: LakeStorage,
+) -> Plan:
     """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``."""
-    settings = parts.settings
-    watermark = parts.store.watermarks.get(STREAM)
+    watermark = store.watermarks.get(STREAM)
     if full_refresh:
-        parts.store.plans.abandon(STREAM, fence=parts.fence)
-    remove_finished_staging(parts.storage, parts.store)
-    upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
+        store.plans.abandon(STREAM, fence=fence)
+    remove_finished_staging(storage, store)
+    upper = client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
         None
         if (watermark is None or full_refresh)
@@ -172,10 +181,10 @@ def new_plan(parts: RunContext, full_refresh: bool = False) -> Plan:
         return Plan(uuid.uuid4().hex, upper, watermark, [])
     first_pages: dict[Window, Page] = {}
     bounds = plan_windows(
-        parts.client,
+        client,
         lower,
         upper,
-        parts.datetimes,
+        datetimes,
         settings.window_rows,
         first_pages=first_pages,
         page_size=settings.page_size,
@@ -184,11 +193,11 @@ def new_plan(parts: RunContext, full_refresh: bool = False) -> Plan:
         uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
     )
     if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
-        mark_rebuild(parts, plan.plan_id)
-    parts.store.plans.save(
+        mark_rebuild(storage, plan.plan_id)
+    store.plans.save(
         STREAM,
         plan.plan_id,
         [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds],
-        fence=parts.fence,
+        fence=fence,
     )
     return plan

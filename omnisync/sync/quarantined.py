@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake import LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantine_path
 from omnisync.lake.snapshot import bucket_path
-from omnisync.sync.context import RunContext
 from transforms.quarantine_marks import MARK_SCHEMA, mark_rows, marks_for
 from transforms.schema import TIMESTAMP
 
@@ -37,7 +37,7 @@ class Quarantined:
 
 
 def record_quarantined(
-    parts: RunContext,
+    storage: LakeStorage,
     staging: str,
     window: str,
     pks: pa.ChunkedArray,
@@ -52,9 +52,9 @@ def record_quarantined(
     marks = marks_for(pks, modified, quarantine_path(window, extracted_at))
     path = f"{staging}/{window}{MARKS_SUFFIX}"
     if marks.num_rows:
-        parts.storage.write_table(path, marks.cast(MARK_SCHEMA))
+        storage.write_table(path, marks.cast(MARK_SCHEMA))
     else:
-        parts.storage.delete(path)
+        storage.delete(path)
     good = 0 if rows is None else rows.num_rows
     bad = len(modified)
     if since is not None:
@@ -66,22 +66,22 @@ def record_quarantined(
     return Quarantined(marks.num_rows, good + bad, bad, pc.max(modified).as_py())
 
 
-def staged_marks(parts: RunContext, staging: str) -> dict[int, pa.Table]:
+def staged_marks(storage: LakeStorage, snapshot: Snapshot, staging: str) -> dict[int, pa.Table]:
     """A plan's staged marks, by bucket."""
-    files = parts.storage.files(staging, suffix=MARKS_SUFFIX)
+    files = storage.files(staging, suffix=MARKS_SUFFIX)
     if not files:
         return {}
-    marks = pa.concat_tables([parts.storage.read_table(f).cast(MARK_SCHEMA) for f in files])
-    return dict(parts.snapshot.split(marks))
+    marks = pa.concat_tables([storage.read_table(f).cast(MARK_SCHEMA) for f in files])
+    return dict(snapshot.split(marks))
 
 
-def mark_bucket(parts: RunContext, bucket: int, marks: pa.Table) -> None:
+def mark_bucket(storage: LakeStorage, bucket: int, marks: pa.Table) -> None:
     """Mark the bucket's rows older than their customer's quarantined version (after its merge:
     a newer version the plan read replaces the row, and then there is nothing to mark). The
     bucket is replaced atomically, and marking again after a crash gives the same rows."""
     path = bucket_path(bucket)
-    if not parts.storage.exists(path):
+    if not storage.exists(path):
         return
-    marked = mark_rows(parts.storage.read_table(path), marks)
+    marked = mark_rows(storage.read_table(path), marks)
     if marked is not None:
-        parts.storage.write_table(path, marked)
+        storage.write_table(path, marked)

@@ -89,33 +89,53 @@ def run_sync(
 
 
 def _steps(
-    parts: RunContext,
+    run: RunContext,
     record: RunRecord,
     full_refresh: bool,
     orchestration: Orchestration,
 ) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
     # A lake of an older format is refused before anything is written; a full refresh rebuilds it.
-    parts.snapshot.ensure_current(rebuild=full_refresh)
-    parts.changes.recover()  # a compaction a crash interrupted
+    run.snapshot.ensure_current(rebuild=full_refresh)
+    run.changes.recover()  # a compaction a crash interrupted
     totals = PlanTotals()
-    unfinished = None if full_refresh else open_plan(parts)
+    unfinished = None if full_refresh else open_plan(run.store, run.storage)
     if unfinished is not None:
-        totals.add(_run_plan(parts, unfinished, orchestration))
+        totals.add(_run_plan(run, unfinished, orchestration))
     # Always plan again: finishing an old plan does not make the lake current.
-    plan = new_plan(parts, full_refresh=full_refresh)
-    totals.add(_run_plan(parts, plan, orchestration))
+    plan = new_plan(
+        full_refresh,
+        settings=run.settings,
+        client=run.client,
+        datetimes=run.datetimes,
+        store=run.store,
+        fence=run.fence,
+        storage=run.storage,
+    )
+    totals.add(_run_plan(run, plan, orchestration))
     # A sync that wrote no row (an empty Omnitron) still leaves every documented dataset readable.
-    settings = parts.settings
+    settings = run.settings
     analyst = apply_pii_policy(
         CUSTOMER_SCHEMA.empty_table(),
         settings.pii_policy,
         settings.pii_salt.get_secret_value().encode(),
     )
-    write_missing_datasets(parts.storage, analyst.schema, plan.upper)
-    deletions = check_deletions(parts, plan.upper, full_refresh)
-    docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
-    watermark = parts.store.watermarks.get(STREAM)
+    write_missing_datasets(run.storage, analyst.schema, plan.upper)
+    deletions = check_deletions(
+        plan.upper,
+        full_refresh,
+        settings=settings,
+        client=run.client,
+        datetimes=run.datetimes,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
+    docs = run.validator.publish_docs() if totals.rows and run.validator else None
+    watermark = run.store.watermarks.get(STREAM)
     counts = {
         **totals.counts(),
         **deletions.counts(),
@@ -131,19 +151,29 @@ def _steps(
     return counts, docs
 
 
-def _run_plan(parts: RunContext, plan: Plan, orchestration: Orchestration) -> PlanTotals:
+def _run_plan(run: RunContext, plan: Plan, orchestration: Orchestration) -> PlanTotals:
     """Every window of ``plan`` through the orchestration, then the plan's finish (here)."""
     orchestration.logger().info(
         "run %s: %d window(s) up to %s%s",
-        parts.run_id,
+        run.run_id,
         len(plan.windows),
         plan.upper,
         " (resuming an interrupted plan)" if plan.resumed else "",
     )
     if plan.windows:
-        parts.open_validator()  # before any window thread starts: nothing built lazily
-        orchestration.run_windows(parts, plan)
-    return finish_plan(parts, plan)
+        run.open_validator()  # before any window thread starts: nothing built lazily
+        orchestration.run_windows(run, plan)
+    return finish_plan(
+        plan,
+        settings=run.settings,
+        client=run.client,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
 
 
 def summary_markdown(

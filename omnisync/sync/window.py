@@ -32,14 +32,14 @@ import stamina
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
 from omnisync.client.paginator import Paginator
 from omnisync.client.records import Customer, Record, customer_text
-from omnisync.lake import window_key, write_quarantine
+from omnisync.lake import LakeStorage, Snapshot, window_key, write_quarantine
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.times import to_us
 from omnisync.sync.context import STAGING, STREAM, RunContext
 from omnisync.sync.quarantined import record_quarantined
-from omnisync.validation import validate_customers
+from omnisync.validation import Validator, validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift
 from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
@@ -89,26 +89,29 @@ def staging_dir(plan_id: str) -> str:
 
 
 def sync_window(
-    parts: RunContext,
+    context: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
     first_page: Page | None = None,
 ) -> WindowResult:
     """Extract, type, validate and write one window, then mark it done in the state store.
-    ``first_page``: planning's answer to the window's first request, when it has one."""
-    settings = parts.settings
+    ``first_page``: planning's answer to the window's first request, when it has one.
+
+    The one step that takes the run's whole context: a window uses every collaborator of the
+    run, and is what an orchestration hands a thread or a Dask worker."""
+    settings = context.settings
     result = WindowResult(lo, hi)
     name = window_key(lo, hi)
-    since = parts.store.watermarks.get(STREAM)
-    lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
+    since = context.store.watermarks.get(STREAM)
+    lineage = Lineage(context.run_id, dt.datetime.now(dt.UTC), context.client.base_url)
     chunk: list[Record] = []
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
     rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
-    pages = Paginator(parts.client, settings.page_size).changed(
-        lo, hi, parts.datetimes, first_page=first_page, typed=True
+    pages = Paginator(context.client, settings.page_size).changed(
+        lo, hi, context.datetimes, first_page=first_page, typed=True
     )
     for page in pages:
         chunk.extend(page)
@@ -127,19 +130,22 @@ def sync_window(
         rejected_modified.append(converted.rejected_modified)
     rows: pa.Table | None = None
     if typed:
-        rows, quarantined, refused_modified = _validate_window(parts, typed, name, result)
+        assert context.validator is not None, "a sync run opens its validator"
+        rows, quarantined, refused_modified = _validate_window(
+            context.validator, settings, context.run_id, typed, name, result
+        )
         rejected.append(quarantined)
         rejected_modified.append(refused_modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
-        stage_window(parts, plan_id, name, rows)
-        result.changes_logged += parts.changes.write_window(rows, name)
+        stage_window(context.storage, context.snapshot, plan_id, name, rows)
+        result.changes_logged += context.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
     quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
     write_quarantine(
-        parts.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
+        context.storage, _policy_applied(quarantine, settings), name, lineage.extracted_at
     )
     left = record_quarantined(
-        parts,
+        context.storage,
         staging_dir(plan_id),
         name,
         quarantine.column("pk"),
@@ -156,7 +162,7 @@ def sync_window(
     if left.newest is not None:  # see quarantined.py: counts in the watermark
         top = left.newest
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
-    parts.store.plans.complete_window(
+    context.store.plans.complete_window(
         STREAM,
         plan_id,
         0 if lo is None else to_us(lo),
@@ -164,7 +170,7 @@ def sync_window(
         None if result.max_modified is None else to_us(result.max_modified),
         quarantined=result.quarantined,
         counts=result.counts(),
-        fence=parts.fence,
+        fence=context.fence,
     )
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
@@ -193,7 +199,7 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 def sync_window_retrying(
-    parts: RunContext,
+    context: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
@@ -214,7 +220,7 @@ def sync_window_retrying(
     ):
         with attempt:
             page, first_page = first_page, None
-            return sync_window(parts, plan_id, lo, hi, first_page=page)
+            return sync_window(context, plan_id, lo, hi, first_page=page)
     raise AssertionError("unreachable: stamina either returns or raises")
 
 
@@ -231,7 +237,12 @@ def _type_chunk(
 
 
 def _validate_window(
-    parts: RunContext, typed: list[pa.Table], name: str, result: WindowResult
+    validator: Validator,
+    settings: Settings,
+    run_id: str,
+    typed: list[pa.Table],
+    name: str,
+    result: WindowResult,
 ) -> tuple[pa.Table, pa.Table, pa.ChunkedArray]:
     """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
     policy applied), the rows to quarantine and their ``modified_date``. Raises BatchRejected
@@ -240,11 +251,9 @@ def _validate_window(
     Once per window, not per chunk: GX has a fixed cost per validation whatever its size, so
     fewer, larger validations cost less CPU (docs/performance.md), and the window's typed rows
     are held until it is staged anyway."""
-    settings = parts.settings
     table = pa.concat_tables(typed, promote_options="permissive")
-    assert parts.validator is not None, "a sync run opens its validator"
     latest = _latest(table)
-    validation = validate_customers(parts.validator, latest, f"{parts.run_id}-{name}")
+    validation = validate_customers(validator, latest, f"{run_id}-{name}")
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
     table = with_latest_flags(table, validation.good)
@@ -300,15 +309,17 @@ def _latest(table: pa.Table) -> pa.Table:
 BUCKETS_KEY = b"omnisync.buckets"
 
 
-def stage_window(parts: RunContext, plan_id: str, name: str, rows: pa.Table) -> None:
+def stage_window(
+    storage: LakeStorage, snapshot: Snapshot, plan_id: str, name: str, rows: pa.Table
+) -> None:
     """Stage a window's rows for the merge: one file, one row group per snapshot bucket, the
     buckets listed in the file's metadata (64 files per chunk before: 640 per 100k rows)."""
-    groups = list(parts.snapshot.split(rows))
+    groups = list(snapshot.split(rows))
     if not groups:
-        parts.storage.delete(f"{staging_dir(plan_id)}/{name}.parquet")
+        storage.delete(f"{staging_dir(plan_id)}/{name}.parquet")
         return
     metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps([b for b, _ in groups])}
-    parts.storage.write_row_groups(
+    storage.write_row_groups(
         f"{staging_dir(plan_id)}/{name}.parquet",
         [part.replace_schema_metadata(metadata) for _, part in groups],
         scratch=True,

@@ -15,7 +15,7 @@ bucket file at a time, each replaced atomically: a file no reader can open is re
 holds nothing anyone can read; its customers are then missing, and re-read), and customers
 Omnitron no longer has leave ``customers/`` the way every deletion does (G9): recorded in the
 state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then removed and,
-with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/deletions.py``, ``apply_pending``); a
+with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/applying.py``); a
 row of theirs that a tool put in another bucket's file is removed from there too.
 
 A plan an interrupted sync left open is finished first (:func:`_finish_open_plan`): its staged
@@ -35,14 +35,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.client import OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
-from omnisync.state import RunRecord
+from omnisync.state import Fence, RunRecord, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import from_us, to_us
+from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM, RunContext, open_run
-from omnisync.sync.deletions import apply_pending
-from omnisync.sync.finish import finish_plan
+from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, Window, open_plan
 from omnisync.verify.counts import DATASET, LakeSide
 from omnisync.verify.report import Outcome
@@ -74,7 +76,7 @@ def repair_windows(versions: list[int], lake_modified: np.ndarray, page_size: in
     return windows
 
 
-def remove_from_snapshot(parts: RunContext, pks: set[int]) -> int:
+def remove_from_snapshot(storage: LakeStorage, pks: set[int]) -> int:
     """Take the rows of ``pks`` out of ``customers/``; returns the rows removed. Every file is
     looked at (its pk column only), not just the bucket a pk belongs in: a row put in the wrong
     file behind omnisync's back is seen by readers all the same."""
@@ -82,29 +84,48 @@ def remove_from_snapshot(parts: RunContext, pks: set[int]) -> int:
         return 0
     removed = 0
     wanted = pa.array(sorted(pks), type=pa.int64())
-    for path in parts.storage.files(DATASET):
-        if not pc.any(pc.is_in(parts.storage.read_table(path, ["pk"])["pk"], wanted)).as_py():
+    for path in storage.files(DATASET):
+        if not pc.any(pc.is_in(storage.read_table(path, ["pk"])["pk"], wanted)).as_py():
             continue
-        table = parts.storage.read_table(path)
+        table = storage.read_table(path)
         kept = table.filter(pc.invert(pc.is_in(table["pk"], wanted)))
-        parts.storage.write_table(path, kept)
+        storage.write_table(path, kept)
         removed += table.num_rows - kept.num_rows
     return removed
 
 
-def remove_deleted(parts: RunContext, deleted: list[int]) -> int:
+def remove_deleted(
+    deleted: list[int],
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    store: StateStore,
+    fence: Fence | None,
+    run_id: str,
+    storage: LakeStorage,
+    changes: ChangeLog,
+    snapshot: Snapshot,
+) -> int:
     """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
     leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
-    (:func:`~omnisync.sync.deletions.apply_pending`). Rows of theirs that a tool put outside
+    (:func:`~omnisync.sync.applying.apply_pending`). Rows of theirs that a tool put outside
     their own bucket's file are seen by readers all the same: they are removed too; returns how
     many such rows there were."""
-    assert parts.fence is not None
+    assert fence is not None
     if deleted:
         # After the re-read, if there was one: the server's clock is then known without asking.
-        detected = parts.client.server_time()
-        record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
-    apply_pending(parts)
-    return remove_from_snapshot(parts, set(deleted))
+        detected = client.server_time()
+        record_deletions(store, STREAM, deleted, detected, run_id, fence)
+    apply_pending(
+        settings=settings,
+        client=client,
+        store=store,
+        fence=fence,
+        storage=storage,
+        changes=changes,
+        snapshot=snapshot,
+    )
+    return remove_from_snapshot(storage, set(deleted))
 
 
 def _finish_open_plan(parts: RunContext) -> bool:
@@ -114,14 +135,28 @@ def _finish_open_plan(parts: RunContext) -> bool:
     Finishing it (not refusing to repair while it is open) keeps repair usable exactly when a
     sync keeps failing; should its finish fail again, the repair fails with it, having
     changed nothing else."""
-    plan = open_plan(parts)
+    plan = open_plan(parts.store, parts.storage)
     if plan is None:
         return False
     if plan.windows:
         parts.open_validator()
         Local().run_windows(parts, plan)
-    finish_plan(parts, plan)
+    _finish(parts, plan)
     return True
+
+
+def _finish(run: RunContext, plan: Plan) -> PlanTotals:
+    return finish_plan(
+        plan,
+        settings=run.settings,
+        client=run.client,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
 
 
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
@@ -159,10 +194,20 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             )
             parts.open_validator()
             Local().run_windows(parts, plan)
-            totals = finish_plan(parts, plan)
+            totals = _finish(parts, plan)
             counts.update(totals.counts())
         deleted = sorted(set(found.found.get("deleted", [])))
         counts["deleted"] = len(deleted)
-        counts["rows_removed"] = remove_deleted(parts, deleted)
+        counts["rows_removed"] = remove_deleted(
+            deleted,
+            settings=settings,
+            client=parts.client,
+            store=parts.store,
+            fence=parts.fence,
+            run_id=parts.run_id,
+            storage=parts.storage,
+            changes=parts.changes,
+            snapshot=parts.snapshot,
+        )
         record.counts = counts
         return counts

@@ -19,7 +19,6 @@ import pytest
 
 from omnisync.state.deletions import pending_deletions
 from omnisync.sync.context import STREAM, open_run
-from omnisync.sync.deletions import check_deletions
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
     cli_env,
@@ -28,6 +27,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import deletions_checked
 from tests.sync.test_bad_input import corrupt
 
 Make = Callable[..., SandboxServer]
@@ -207,7 +207,7 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
         raise Killed
 
     if dies == "before-the-erasure":
-        monkeypatch.setattr("omnisync.sync.deletions.erase_customers", killed)
+        monkeypatch.setattr("omnisync.sync.applying.erase_customers", killed)
     else:  # the change log and the reports are erased, the quarantine not yet
         monkeypatch.setattr("omnisync.lake.erasure.erase_quarantine", killed)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
@@ -215,7 +215,7 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
             parts = parts.holding(fence)
             with pytest.raises(Killed):
-                check_deletions(parts, parts.client.server_time(), full_refresh=False)
+                deletions_checked(parts, parts.client.server_time())
             assert [d.pk for d in pending_deletions(parts.store, STREAM)] == [GONE]
     monkeypatch.undo()
     assert leaks(lake, NEEDLES), "the killed run left the erasure unfinished"

@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnisync.state import StateStore
-from omnisync.sync import BatchRejected, finish_plan, new_plan, open_run, sync_window
+from omnisync.sync import BatchRejected, open_run, sync_window
 from omnisync.sync import window as window_step
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.flows import sync_customers
 from tests.sync.sandbox_runs import cli_env, settings_for, sync_ok, wait_for_server_clock
+from tests.sync.steps import finish, plan_for
 
 Make = Callable[..., SandboxServer]
 
@@ -124,9 +125,9 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
             "merge_bucket",
             lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
         )
-        plan = new_plan(job)
+        plan = plan_for(job)
         results = [sync_window(job, plan.plan_id, lo, hi) for lo, hi in plan.windows]
-        finish_plan(job, plan)
+        finish(job, plan)
     assert sum(r.rows for r in results) == 3000
     assert len(plan.windows) > 3
     assert max(chunks) <= settings.chunk_rows + settings.page_size

@@ -12,9 +12,8 @@ import pytest
 from omnisync.lake import Snapshot
 from omnisync.lake.snapshot import DEFAULT_BUCKETS, bucket_path
 from omnisync.state.deletions import pending_deletions
-from omnisync.sync import new_plan, sync_window
+from omnisync.sync import sync_window
 from omnisync.sync.context import STREAM, open_run
-from omnisync.sync.deletions import check_deletions
 from sandbox import SandboxServer
 from tests.lake.test_erasure import leaks
 from tests.sync.sandbox_runs import (
@@ -25,6 +24,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import deletions_checked, plan_for
 from tests.sync.test_bad_input import corrupt
 from tests.sync.test_deletions import deletion_rows, runs
 
@@ -62,7 +62,7 @@ def test_a_deletion_interrupted_anywhere_is_applied_once_by_the_next_run(
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
             parts = parts.holding(fence)
             with pytest.raises(Killed):
-                check_deletions(parts, parts.client.server_time(), full_refresh=False)
+                deletions_checked(parts, parts.client.server_time())
             assert sorted(d.pk for d in pending_deletions(parts.store, STREAM)) == gone
     monkeypatch.undo()
     sync_ok(env)
@@ -91,7 +91,7 @@ def test_a_deleted_customer_that_an_open_plan_brings_back_is_deleted_and_erased_
     with open_run(settings, "interrupted") as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="interrupted") as fence:
             parts = parts.holding(fence)
-            plan = new_plan(parts)
+            plan = plan_for(parts)
             for lo, hi in plan.windows:
                 sync_window(parts, plan.plan_id, lo, hi)
             # the run dies here, before finish_plan: the new version is staged, not merged

@@ -21,13 +21,14 @@ from omnisync.lake.quarantine import DATASET, write_quarantine
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
-from omnisync.sync import BatchRejected, RunContext, finish_plan, new_plan, open_run, sync_window
+from omnisync.sync import BatchRejected, RunContext, open_run, sync_window
 from omnisync.sync.deletions import lake_side
 from omnisync.sync.run import run_sync
 from omnisync.verify import run_verify
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.sync.sandbox_runs import settings_for
+from tests.sync.steps import finish, plan_for
 from transforms.quarantine_marks import FLAG, POINTER
 from transforms.schema import QUARANTINE_SCHEMA
 
@@ -107,7 +108,7 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
     sync(settings)
     corrupt(server, 42, channel="web")
     with open_run(settings, "retried") as parts:
-        plan = new_plan(parts)
+        plan = plan_for(parts)
         [(lo, hi)] = plan.windows
         sync_window(parts, plan.plan_id, lo, hi)
         [tried] = [f for f in parts.storage.files(DATASET) if quarantine_rows_in(parts, f)]
@@ -116,7 +117,7 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
         parts.storage.delete(tried)
         sync_window(parts, plan.plan_id, lo, hi)  # the retry
         sync_window(parts, plan.plan_id, lo, hi)  # and one more, the same day
-        finish_plan(parts, plan)
+        finish(parts, plan)
     assert len(quarantine_rows(settings.lake, 42)) == 1
     assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
 
@@ -224,5 +225,5 @@ def test_a_customer_only_in_quarantine_never_hides_a_deletion(
     assert counts["deleted"] == 1
     assert 250 not in pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
     with open_run(settings, "look") as parts:
-        held = lake_side(parts)
+        held = lake_side(parts.snapshot, parts.storage, parts.store)
     assert 7 in held.tolist() and np.all(np.diff(held) >= 0)
