@@ -33,7 +33,6 @@ from omnisync.state import Fence, StateStore
 from omnisync.validation import Validator
 
 STREAM = "customers"
-STAGING = "_staging/customers"  # beside the datasets, never inside one: readers never see it
 
 
 @dataclass

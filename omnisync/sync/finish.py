@@ -47,12 +47,8 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.planning import Plan
 from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.rebuild import rebuild_snapshot
-from omnisync.sync.window import (
-    BatchRejected,
-    staged_buckets,
-    staging_dir,
-    without_staging_metadata,
-)
+from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.window import BatchRejected
 
 log = logging.getLogger("omnisync.sync")
 

@@ -27,9 +27,9 @@ from omnisync.lake import LakeStorage
 from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.context import STAGING, STREAM
+from omnisync.sync.context import STREAM
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
-from omnisync.sync.window import staging_dir
+from omnisync.sync.staging import STAGING, staging_dir
 
 log = logging.getLogger("omnisync.sync")
 MIN_WINDOW = dt.timedelta(seconds=1)

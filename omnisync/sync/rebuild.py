@@ -47,7 +47,7 @@ from omnisync.state.deletions import record_deletions
 from omnisync.state.times import to_us
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
-from omnisync.sync.window import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
