@@ -3,7 +3,9 @@
 context     the run's context (one factory, open_run), opened before any window thread
 planning    the upper bound and the windows, from counts (or the plan a crash left open)
 window      one window: read (client's paginator), type, validate, stage, log, mark done (G3, G6)
+staging     the staged window file: one row group per snapshot bucket, read back by the finish
 finish      judge the run's quality, merge, move the watermark, compact (G3, G6)
+deletions   the deletion check (G9); applying: the one path a recorded deletion leaves the lake by
 record      the run's start and outcome, written in one place
 """
 
