@@ -6,7 +6,7 @@ one-line message a failed check becomes, which never repeats a value that may ho
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from pydantic import ValidationError
@@ -61,30 +61,40 @@ def upper_case(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
 
+def known_columns(
+    names: Collection[str], setting: str, changed: Collection[str] | None = None
+) -> None:
+    """Refuse ``names`` that are no customer column: a typo must not leave the column it meant
+    in clear, or in a deleted customer's history. ``changed``: the names whose values the
+    setting changes, when it may also name a column to leave as it is; ``pk`` and
+    ``modified_date`` identify a row and can only be left so (without ``changed``, they are no
+    column the setting can name)."""
+    # Imported here: pyarrow comes with it, and most commands have nothing to check.
+    from transforms.pii import PII_COLUMNS, PROTECTED
+
+    known = [name for name in PII_COLUMNS if changed is not None or name not in PROTECTED]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise PydanticCustomError(
+            f"{setting}_unknown_column",
+            "unknown column {unknown}; the columns are {known}",
+            {"unknown": ", ".join(unknown), "known": ", ".join(known)},
+        )
+    fixed = sorted(PROTECTED & set(changed or ()))
+    if fixed:
+        raise PydanticCustomError(
+            f"{setting}_protected_column",
+            "{fixed} identifies a row and can only be kept",
+            {"fixed": ", ".join(fixed)},
+        )
+
+
 def known_pii_policy(
     value: dict[str, Literal["keep", "hash", "drop"]],
 ) -> dict[str, Literal["keep", "hash", "drop"]]:
     """``OMNISYNC_PII_POLICY`` as given, refused when it names an unknown or protected column."""
-    if not value:
-        return value
-    # Imported here: pyarrow comes with it, and most commands have no policy to check.
-    from transforms.pii import PII_COLUMNS, PROTECTED
-
-    unknown = sorted(set(value) - set(PII_COLUMNS))
-    if unknown:
-        # A typo must not leave the column it meant in clear.
-        raise PydanticCustomError(
-            "pii_unknown_column",
-            "unknown column {unknown}; the columns are {known}",
-            {"unknown": ", ".join(unknown), "known": ", ".join(PII_COLUMNS)},
-        )
-    fixed = sorted(name for name in PROTECTED if value.get(name, "keep") != "keep")
-    if fixed:
-        raise PydanticCustomError(
-            "pii_protected_column",
-            "{fixed} identifies a row and can only be kept",
-            {"fixed": ", ".join(fixed)},
-        )
+    if value:
+        known_columns(value, "pii", changed=[n for n, a in value.items() if a != "keep"])
     return value
 
 
@@ -103,18 +113,7 @@ def erase_columns_list(value: object) -> object:
 
 def known_erase_columns(value: tuple[str, ...]) -> tuple[str, ...]:
     """The columns to erase, each once, refused when one is unknown or none is named."""
-    # Imported here, as for the PII policy: pyarrow comes with it.
-    from transforms.pii import PII_COLUMNS, PROTECTED
-
-    known = [name for name in PII_COLUMNS if name not in PROTECTED]
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        # A typo must not leave the column it meant in the history of a deleted customer.
-        raise PydanticCustomError(
-            "erase_unknown_column",
-            "unknown column {unknown}; the columns are {known}",
-            {"unknown": ", ".join(unknown), "known": ", ".join(known)},
-        )
+    known_columns(value, "erase")
     if not value:
         raise PydanticCustomError("erase_no_column", "names no column to erase")
     return tuple(dict.fromkeys(value))

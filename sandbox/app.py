@@ -392,7 +392,8 @@ def create_app(
             )
         methods = body.get("methods")  # only requests of these methods meet them; all if absent
         only = frozenset(str(m).upper() for m in methods) if methods else None
-        state.faults.queue.extend((kind, only) for kind in kinds)
+        path = body.get("path")  # only requests of this path (e.g. one customer's URL)
+        state.faults.queue.extend((kind, only, path) for kind in kinds)
         return _json({"queued": len(state.faults.queue)})
 
     @app.post("/_sandbox/lost_answers/next")

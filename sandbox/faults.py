@@ -45,8 +45,9 @@ class FaultInjector:
     def __init__(self, modes: FaultModes, lost: LostAnswerModes | None = None) -> None:
         self.modes = modes
         self.lost_modes = lost or LostAnswerModes()
-        #: queued faults, each for any method (None) or for the methods named
-        self.queue: deque[tuple[FaultKind, frozenset[str] | None]] = deque()
+        #: queued faults, each for any method (None) or for the methods named, and for any
+        #: path (None) or the one named
+        self.queue: deque[tuple[FaultKind, frozenset[str] | None, str | None]] = deque()
         self.lost_queue: deque[LostAnswer] = deque()
         self.injected: Counter[str] = Counter()
         #: pk -> how its applied PATCH's answer was lost, and the person's edits that followed
@@ -72,10 +73,10 @@ class FaultInjector:
             return LostAnswer(rng.choice(modes.kinds), rng.random() < modes.edit_share)
         return None
 
-    def next_fault(self, method: str = "GET") -> FaultKind | None:
+    def next_fault(self, method: str = "GET", path: str | None = None) -> FaultKind | None:
         for queued in self.queue:
-            kind, methods = queued
-            if methods is None or method in methods:
+            kind, methods, only_path = queued
+            if (methods is None or method in methods) and only_path in (None, path):
                 self.queue.remove(queued)
                 return kind
         if self.modes.rate and self.modes.kinds and self._rng.random() < self.modes.rate:
@@ -117,7 +118,7 @@ class FaultMiddleware:
             if lost is not None:
                 await self._lose_answer(scope, receive, send, int(patched.group(1)), lost)
                 return
-        kind = self.injector.next_fault(scope["method"])
+        kind = self.injector.next_fault(scope["method"], scope["path"])
         if kind is None:
             await self.app(scope, receive, send)
             return
@@ -137,6 +138,8 @@ class FaultMiddleware:
             await _respond(send, 429, body, [json_type, (b"retry-after", retry_after)])
         elif kind == "409":
             await _respond(send, 409, b'{"detail":"Conflict."}', [json_type])
+        elif kind == "404":
+            await _respond(send, 404, b'{"detail":"Not found."}', [json_type])
         elif kind == "500":
             await _respond(send, 500, b'{"detail":"A server error occurred."}', [json_type])
         elif kind == "502":

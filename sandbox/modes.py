@@ -6,11 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["429", "500", "502", "503", "drop", "slow", "409"]
+FaultKind = Literal["429", "500", "502", "503", "drop", "slow", "409", "404"]
 #: the faults a real Omnitron shows now and then, and the random ones by default
 TRANSIENT_FAULTS: tuple[FaultKind, ...] = ("429", "500", "502", "503", "drop", "slow")
-#: ... and ``409``, an answer no client expects (a defect to debug), for queued faults
-ALL_FAULTS: tuple[FaultKind, ...] = (*TRANSIENT_FAULTS, "409")
+#: ... and, for queued faults, ``409``, an answer no client expects (a defect to debug), and
+#: ``404`` as a proxy answers during a deploy (the API's own body, for a URL that exists)
+ALL_FAULTS: tuple[FaultKind, ...] = (*TRANSIENT_FAULTS, "409", "404")
 LostAnswerKind = Literal["502", "reset", "timeout"]
 ALL_LOST_ANSWERS: tuple[LostAnswerKind, ...] = ("502", "reset", "timeout")
 

@@ -115,6 +115,11 @@ def databases_used(item: pytest.Item) -> set[str]:
     return set()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist declares this marker; a run with ``-p no:xdist`` must still accept it.
+    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use the shared PostgreSQL database run on one xdist worker, one after another,
     as do those of the MariaDB database: each uses the same tables (``make test`` runs the

@@ -1,5 +1,8 @@
 """The PII policy for analyst datasets: per column, keep, hash (sha256 with a secret salt) or drop.
 
+A dropped column stays in the schema with every value null: a reader's query that names it, over
+files written before or after, runs the same (its values are simply gone).
+
 Hashing is stable for a given salt, so joins on a hashed column still match across runs and
 datasets. The salt is a secret: without it a hash of a phone number is easy to reverse.
 
@@ -31,6 +34,12 @@ def stable_hash(value: str, salt: bytes) -> str:
     return hashlib.sha256(salt + value.encode()).hexdigest()
 
 
+def _nulls(kind: pa.DataType, rows: int) -> pa.Array:
+    if isinstance(kind, pa.BaseExtensionType):  # JSON: nulls of its storage, typed again
+        return pa.ExtensionArray.from_storage(kind, pa.nulls(rows, kind.storage_type))
+    return pa.nulls(rows, kind)
+
+
 def apply_pii_policy(table: pa.Table, policy: Mapping[str, PiiAction], salt: bytes) -> pa.Table:
     """``table`` with each column treated as ``policy`` says (unnamed columns are kept).
 
@@ -45,7 +54,8 @@ def apply_pii_policy(table: pa.Table, policy: Mapping[str, PiiAction], salt: byt
             continue
         index = table.column_names.index(name)
         if action == "drop":
-            table = table.remove_column(index)
+            field = table.schema.field(index).with_nullable(True)
+            table = table.set_column(index, field, _nulls(field.type, table.num_rows))
             continue
         if not salt:
             raise ValueError(f"hashing {name} needs OMNISYNC_PII_SALT")

@@ -18,9 +18,11 @@ but never trusted. Why this cannot lose a change:
   puts an updated row last), and customers created between the two requests can make the count
   come out exactly as if nothing was skipped. Now the pks received only *size* the next requests:
   an ascending page shows how densely the pk line is used, and the range is then walked in pieces
-  expected to hold a little less than a page (:class:`Density`), each read whole; a page in any
-  other order is a sample of the range, which is cut at its quantiles. A wrong guess costs a
-  request (a piece that overflows is split again), never a customer.
+  expected to hold a little less than a page (:class:`Density`), each read whole. A descending
+  page is the range's last pks and is walked the same way; a page in any other order is a
+  sample of the range, cut at its quantiles, or walked at its density when it holds too few pks
+  to place that many cuts. A wrong guess costs a request (a piece that overflows is split
+  again), never a customer.
 * **A capped or ignored ``limit``** changes nothing: the page that matters is the number of rows
   received in an answer that has a ``next``, and pieces are sized from it.
 * **Ties and random tie order.** Ranges are of ``pk``, which is unique: however many customers
@@ -192,16 +194,29 @@ def carve(part: PkRange, density: Density) -> tuple[PkRange, PkRange | None]:
 def split(part: PkRange, pks: list[int], count: int, density: Density) -> list[PkRange]:
     """The parts to ask for a range whose answer (``count``, ``pks`` received) did not fit one
     page. Nothing of that answer is trusted to be complete: it only sizes the parts."""
+    walk = replace(part, rows=float(max(count, density.target + 1)))
     if len(pks) > 1 and _is_ascending(pks):
         # Most likely the range's first pks (sort honoured, or a heap nearly in pk order): they
         # show how densely pks are used; the range is walked from its start at that density.
         density.per_row = (pks[-1] - pks[0]) / (len(pks) - 1)
         # By its own answer the range holds more than a page, so it is walked, never asked whole.
-        return [replace(part, rows=float(max(count, density.target + 1)), origin=pks[0])]
-    ordered = sorted(pks)
-    if len(ordered) > 1 and count:
-        density.per_row = max(1.0, (ordered[-1] - ordered[0]) / count)
+        return [replace(walk, origin=pks[0])]
+    if len(pks) > 1 and _is_ascending(pks[::-1]):
+        # Most likely the range's last pks (a server sorting by pk descending): the same density,
+        # and the walk starts where it puts the range's first pk.
+        density.per_row = (pks[0] - pks[-1]) / (len(pks) - 1)
+        return [replace(walk, origin=round(pks[-1] - density.per_row * (count - len(pks))))]
+    ordered = sorted(set(pks))
     parts = math.ceil(count / density.target)
+    if len(ordered) > 1 and count:
+        # A sample of the range: its n pks span about (n - 1) / (n + 1) of the range's.
+        span = (ordered[-1] - ordered[0]) * (len(ordered) + 1) / (len(ordered) - 1)
+        density.per_row = max(1.0, span / count)
+        if parts > len(ordered) // 2:
+            # Its quantiles cannot place that many cuts: parts cut between too few sampled pks
+            # would overflow and be asked again. The range is walked at the sample's density.
+            below = density.per_row * count / (len(ordered) + 1)
+            return [replace(walk, origin=round(ordered[0] - below))]
     bounds = [part.lo, *split_points(pks, part.lo, parts), part.hi]
     share = count / (len(bounds) - 1)
     return [PkRange(a, b, share) for a, b in itertools.pairwise(bounds)]

@@ -48,6 +48,21 @@ def write_quarantine(
     return count
 
 
+def quarantined_before(storage: LakeStorage, window: str, raws: list[str]) -> list[bool]:
+    """Whether each of ``raws`` (records exactly as served) is already in the quarantine, in a
+    file of another window than ``window`` (an earlier read: the same window's file is this
+    window's own try, on any day)."""
+    own = posixpath.basename(quarantine_path(window, dt.datetime.now(dt.UTC)))
+    wanted, seen = set(raws), set[str]()
+    for name in storage.files(DATASET):
+        if posixpath.basename(name) == own:
+            continue
+        column = storage.read_table(name, columns=["raw"]).column("raw")
+        texts = column.cast(pa.string()) if column.type != pa.string() else column
+        seen.update(text for text in texts.to_pylist() if text in wanted)
+    return [raw in seen for raw in raws]
+
+
 def _modified_us(raw: str) -> int | None:
     try:
         value = orjson.loads(raw).get("modified_date")

@@ -12,10 +12,13 @@ Spark all read ``bucket`` as the same integer (zero-padded names read as the str
 DuckDB and as 7 elsewhere).
 
 The lake's format and layout are one record, ``_meta/lake.json`` (``{"format": 1, "buckets":
-64}``), beside the datasets, never inside one. Until a first release, a lake of another format
-is not converted: every command refuses it (:class:`OldLake`) in one line saying to rebuild it,
-and ``omnisync sync --full-refresh`` moves its datasets aside (:data:`ASIDE`) and starts a
-current lake in their place (:meth:`Snapshot.ensure_current`).
+64, "pii": {"email": "hash"}}``), beside the datasets, never inside one. Until a first release,
+a lake of another format is not converted: every command refuses it (:class:`OldLake`) in one
+line saying to rebuild it, and ``omnisync sync --full-refresh`` moves its datasets aside
+(:data:`ASIDE`) and starts a current lake in their place (:meth:`Snapshot.ensure_current`).
+The PII policy is recorded the same way: a run that writes with another one would mix clear and
+hashed values in one column of the change log, so it is refused (:class:`PolicyChanged`) until
+a full refresh rebuilds the lake with it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -46,10 +49,20 @@ WRITTEN = ("_meta", DATASET, "customer_changes", "quarantine")
 #: moved aside by a full refresh of an older lake (kept for people, out of every reader's way)
 MOVED = (*WRITTEN, "reconciliation")
 ASIDE = "_before_rebuild"
+REBUILD = "rebuild it with `omnisync sync --full-refresh`"
 
 
 class OldLake(LakeError):
     """The lake was written in another format than this omnisync's: rebuild it."""
+
+
+class PolicyChanged(LakeError):
+    """The lake was written with another PII policy than the settings': rebuild it."""
+
+
+def recorded_policy(policy: Mapping[str, str]) -> dict[str, str]:
+    """A PII policy as the lake records it: the columns hashed or dropped, by name."""
+    return {name: action for name, action in sorted(policy.items()) if action != "keep"}
 
 
 def lake_format(storage: LakeStorage) -> int | None:
@@ -76,7 +89,7 @@ def check_format(storage: LakeStorage) -> None:
     recorded = "no format recorded" if found is None else f"format {found}"
     raise OldLake(
         f"the lake {storage.shown!r} was written by an earlier omnisync ({recorded}; this one "
-        f"reads format {FORMAT}): rebuild it with `omnisync sync --full-refresh`"
+        f"reads format {FORMAT}): {REBUILD}"
     )
 
 
@@ -91,9 +104,16 @@ def bucket_path(bucket: int) -> str:
 
 
 class Snapshot:
-    def __init__(self, storage: LakeStorage, buckets: int = DEFAULT_BUCKETS) -> None:
+    def __init__(
+        self,
+        storage: LakeStorage,
+        buckets: int = DEFAULT_BUCKETS,
+        pii_policy: Mapping[str, str] | None = None,
+    ) -> None:
         self.storage = storage
         self.buckets = buckets
+        #: the columns the settings hash or drop (None: a caller that does not write the lake)
+        self.pii = None if pii_policy is None else recorded_policy(pii_policy)
         # Windows merge from parallel threads: a bucket's read-merge-replace must not interleave,
         # or the later writer drops the earlier one's rows (a lost update). One process per
         # stream is guaranteed by the state store's lock (G5), so thread locks suffice.
@@ -120,8 +140,9 @@ class Snapshot:
             )
 
     def ensure_current(self, rebuild: bool = False) -> None:
-        """Make sure the lake is of :data:`FORMAT` before anything is written to it. A brand-new
-        lake gets its record. A lake of another format raises :class:`OldLake`, unless
+        """Make sure the lake is of :data:`FORMAT`, and written with the settings' PII policy,
+        before anything is written to it. A brand-new lake gets its record. A lake of another
+        format raises :class:`OldLake`, one of another policy :class:`PolicyChanged`, unless
         ``rebuild`` (a full refresh): then what omnisync wrote is moved under :data:`ASIDE`
         and the record written, so the refresh starts on an empty lake. Call it while holding
         the stream's lock. The record is written last: a rebuild interrupted half way leaves
@@ -134,9 +155,44 @@ class Snapshot:
                 if not rebuild or (found is not None and found > FORMAT):
                     check_format(self.storage)
                 self._move_aside()
-            if self.storage.read_json(RECORD) is None:
-                self.storage.write_json(RECORD, {"format": FORMAT, "buckets": self.buckets})
+            record = self.storage.read_json(RECORD)
+            changed = None if record is None else self._policy_change(record)
+            if changed is not None:
+                if not rebuild:
+                    raise PolicyChanged(
+                        f"the lake {self.storage.shown!r} was written with another PII policy "
+                        f"than OMNISYNC_PII_POLICY for {changed}: {REBUILD}"
+                    )
+                self._move_aside()
+                record = None
+            if record is None or (self.pii is not None and "pii" not in record):
+                # A lake recorded before its policy was takes the policy of its next run.
+                written = {"format": FORMAT, "buckets": self.buckets}
+                self.storage.write_json(
+                    RECORD, written if self.pii is None else {**written, "pii": self.pii}
+                )
             self._layout_recorded = True
+
+    def _policy_change(self, record: dict[str, object]) -> str | None:
+        """The columns whose treatment differs between ``record`` and the settings, as
+        ``email (written keep, now hash)``; None when none does (or nothing is to compare)."""
+        written = record.get("pii")
+        if self.pii is None:
+            return None
+        if not isinstance(written, dict):
+            # Recorded before the policy was: its policy is taken as the settings', but a
+            # column dropped then was left out of the files, where it is now kept all null.
+            dropped = [name for name, action in self.pii.items() if action == "drop"]
+            return (
+                ", ".join(f"{n} (written without the column, now all null)" for n in dropped)
+                or None
+            )
+        differ = [
+            f"{name} (written {written.get(name, 'keep')}, now {self.pii.get(name, 'keep')})"
+            for name in sorted({*written, *self.pii})
+            if written.get(name, "keep") != self.pii.get(name, "keep")
+        ]
+        return ", ".join(differ) or None
 
     def _move_aside(self) -> None:
         for folder in MOVED:

@@ -15,11 +15,11 @@ import logging
 
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
-from omnisync.lake.erasure import erase_customers
 from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore
 from omnisync.state.deletions import mark_applied, pending_deletions
 from omnisync.sync.context import STREAM
+from omnisync.sync.erasing import erase_deleted
 from transforms.deletions import deletion_rows
 
 log = logging.getLogger("omnisync.sync")
@@ -51,7 +51,7 @@ def apply_pending(
         snapshot.remove(pks)
     if settings.erase_deleted:
         # before the mark: a run killed while erasing leaves these pending, to be erased again
-        erase_customers(storage, [d.pk for d in pending], settings.erase_columns)
+        erase_deleted(storage, store, settings.erase_columns, [d.pk for d in pending])
     mark_applied(store, STREAM, [d.pk for d in pending], fence)
     log.info("removed %d customer(s) deleted in Omnitron", len(pending))
     return len(pending)

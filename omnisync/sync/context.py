@@ -64,7 +64,7 @@ class RunContext:
             self,
             storage=storage,
             changes=ChangeLog(storage),
-            snapshot=Snapshot(storage, buckets=self.settings.snapshot_buckets),
+            snapshot=Snapshot(storage, self.settings.snapshot_buckets, self.settings.pii_policy),
             fence=fence,
         )
 
@@ -111,7 +111,7 @@ def open_run(
             store,
             client,
             ChangeLog(storage),
-            Snapshot(storage, buckets=settings.snapshot_buckets),
+            Snapshot(storage, settings.snapshot_buckets, settings.pii_policy),
             datetimes,
             None,
             _opened=opened,

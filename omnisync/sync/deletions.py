@@ -25,21 +25,23 @@ never learns of one. Each run therefore ends with a check, using only the docume
   the ranges that differ at the lake's pk quantiles (see :func:`narrow`). A range whose answer
   fits one page lists it whole: a pk of the lake missing from it is a candidate.
 * **Only a pk the server confirms absent leaves the lake.** A candidate must be missing from a
-  second whole listing of its range too (or answer 404 on its own URL). A whole listing of a pk
+  second whole listing of its range too (or, where its range cannot be listed whole, answer 404
+  on its own URL and be missing from a listing of its pk alone, :mod:`~omnisync.sync.absence`:
+  answers that disagree keep it and carry its pk to the next run). A whole listing of a pk
   range, with no other filter, shows every customer that exists in it, whatever its
   ``modified_date``: a customer modified or created during the run, or by a live writer, is
   listed, and stays.
 * **A request budget** (``OMNISYNC_DELETION_CHECK_REQUESTS``) bounds the narrowing; ranges left
   over are recorded in the state database and narrowed first by the next run; when they are
   done and do not explain the estimate, the budget left narrows the whole range the same run. A
-  full refresh has no budget: it ends with no deleted customer kept.
+  full refresh has no budget: it keeps no deleted customer but one whose answers disagree.
 * **Applying (G3, ``applying.py``).** Confirmed deletions are recorded in the state database
   (fenced, with the moment they were detected) before the lake changes; then the change log gets
   one ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way
   if a crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically),
   and the deletions are marked applied. A run killed anywhere in between applies the same rows.
 * **Erasure (``OMNISYNC_ERASE_DELETED``).** Before the mark, the deleted customers' personal
-  values are erased from the rest of the lake (``omnisync.lake.erasure``): a run killed while
+  values are erased from the rest of the lake (``omnisync.sync.erasing``): a run killed while
   erasing leaves the deletions pending, and the next run erases them again (idempotent), so no
   deletion is marked applied before its erasure is complete. ``verify --repair`` records the
   deletions it finds and applies them through this same path.
@@ -56,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from omnisync.client import CustomerQuery, NotFound, OmnitronClient, Page
+from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.client.paginator import Paginator
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantined_pks
@@ -69,6 +71,7 @@ from omnisync.state.deletions import (
     record_deletions,
     recorded_deletions,
 )
+from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
 
@@ -97,10 +100,11 @@ class DeletionCheck:
 class _Budget:
     def __init__(self, client: OmnitronClient, limit: int | None) -> None:
         self.client, self.limit, self.used = client, limit, 0
+        #: single pks whose answers disagreed: kept, and carried to the next run
+        self.doubtful: list[PkSpan] = []
 
-    @property
-    def left(self) -> bool:
-        return self.limit is None or self.used < self.limit
+    def has(self, requests: int) -> bool:
+        return self.limit is None or self.used + requests <= self.limit
 
     def page(self, lo: int | None, hi: int | None, limit: int) -> Page | None:
         self.used += 1
@@ -108,13 +112,13 @@ class _Budget:
         return next(self.client.list_customers(query, limit), None)
 
     def absent(self, pk: int) -> bool:
-        """Whether Omnitron confirms ``pk`` is gone (404 on its own URL)."""
-        self.used += 1
-        try:
-            self.client.get_customer(pk)
-        except NotFound:
-            return True
-        return False
+        """Whether Omnitron confirms ``pk`` is gone by two answers (``absence.py``); a pk whose
+        answers disagree is kept and noted in ``doubtful``."""
+        answer, requests = ask_absent(self.client, pk)
+        self.used += requests
+        if answer is Absence.DOUBTFUL:
+            self.doubtful.append((pk, pk + 1))
+        return answer is Absence.GONE
 
 
 def _in(pks: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
@@ -144,9 +148,10 @@ def narrow(
 
     A span whose answer lists it whole names its candidates: lake pks it does not hold. They are
     confirmed by a second whole listing of the span (or, for a span of one or two lake pks, by
-    their own URLs: 404). A span that differs is cut at the lake's pk quantiles: in halves, or,
-    when many of its customers differ, straight into pieces that each fit one page (bisecting d
-    differences costs about 2·d·log2(pieces) requests, listing the span whole about ``pieces``).
+    two answers each, ``absence.py``). A span that differs is cut at the lake's pk quantiles: in
+    halves, or, when many of its customers differ, straight into pieces that each fit one page
+    (bisecting d differences costs about 2·d·log2(pieces) requests, listing the span whole about
+    ``pieces``).
     """
     confirmed: list[int] = []
     # (lo, hi, sibling): halves share a cell holding the parent's difference and, once the
@@ -160,7 +165,7 @@ def narrow(
 
     fits = max(1, page_size * 9 // 10)
     while stack:
-        if not budget.left:
+        if not budget.has(1):
             return confirmed, left_over()
         lo, hi, cell = stack.pop()
         upper_half = cell is not None and cell[1] is not None
@@ -177,7 +182,7 @@ def narrow(
             candidates = [int(pk) for pk in held if int(pk) not in listed]
             if not candidates:
                 continue
-            if not budget.left:
+            if not budget.has(1):
                 return confirmed, left_over((lo, hi))
             again = budget.page(lo, hi, page_size)
             if _complete(again):
@@ -189,7 +194,7 @@ def narrow(
             continue  # no deletion seen here (a sketch: see the module's docstring)
         if len(held) <= 2:
             for pk in held:
-                if not budget.left:
+                if not budget.has(2):
                     return confirmed, left_over((lo, hi))
                 if budget.absent(int(pk)):
                     confirmed.append(int(pk))
@@ -255,13 +260,14 @@ def check_deletions(
     budget = _Budget(client, None if full_refresh else settings.deletion_check_requests)
     spans = carried or [(None, None)]
     found, left = narrow(budget, lake, unseen, spans, settings.page_size)
-    if carried and not left and budget.left and check.estimate > len(found):
+    if carried and not left and budget.has(1) and check.estimate > len(found):
         # The carried ranges do not explain the estimate: a deletion elsewhere is looked for
         # with the budget left, not a run later. Pks found there are no longer the lake's side.
         rest = lake[~np.isin(lake, np.array(found, dtype=np.int64))]
         more, left = narrow(budget, rest, unseen, [(None, None)], settings.page_size)
         found = [*found, *more]
     check.requests += budget.used
+    left = list(dict.fromkeys([*left, *budget.doubtful]))  # doubtful pks: asked again
     check.carried = left
     if found:
         detected = client.server_time()
@@ -281,7 +287,7 @@ def check_deletions(
     if left:
         log.warning(
             "deletion check: %d pk range(s) left for the next run (request budget %d, "
-            "OMNISYNC_DELETION_CHECK_REQUESTS)",
+            "OMNISYNC_DELETION_CHECK_REQUESTS; or Omnitron's answers disagreed)",
             len(left),
             settings.deletion_check_requests,
         )

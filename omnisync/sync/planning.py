@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import posixpath
 import uuid
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ from omnisync.state import Fence, StateStore
 from omnisync.state.times import from_us, to_us
 from omnisync.sync.context import STREAM
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
-from omnisync.sync.staging import STAGING, staging_dir
+from omnisync.sync.staging import remove_finished_staging
 
 log = logging.getLogger("omnisync.sync")
 MIN_WINDOW = dt.timedelta(seconds=1)
@@ -138,22 +137,6 @@ def open_plan(store: StateStore, storage: LakeStorage) -> Plan | None:
         resumed=True,
         rebuild=is_rebuild(storage, plan_id),
     )
-
-
-def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
-    """Remove the staged files of plans the state store records as merged or abandoned (a run
-    that stopped before removing its own, or the plan a full refresh just abandoned). Staging is
-    per plan: the files of a plan that is still open, or that the store does not know, are never
-    touched, so no run deletes the staged rows of a plan another run may resume. A plan that is
-    over belongs to no run: one that lost its lock and still works on it is refused at its next
-    change to the lake, whatever is left of its staging."""
-    plans = {
-        posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
-        for path in storage.files(STAGING, suffix="")
-        if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
-    }
-    for plan_id in sorted(store.plans.finished(STREAM, sorted(plans))):
-        storage.delete_tree(staging_dir(plan_id))
 
 
 def new_plan(

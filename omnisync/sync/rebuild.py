@@ -12,7 +12,8 @@ therefore writes each bucket afresh, and why nothing is lost or kept wrongly:
 * **Only a customer Omnitron confirms absent is dropped.** A lake pk the read did not list is a
   candidate; it is dropped only when two whole listings of a pk range holding it (no date
   filter: every customer that exists there is listed, whatever its ``modified_date``) both lack
-  it, or, where a range cannot be listed whole, its own URL answers 404.
+  it, or, where even the range of its pk alone cannot be listed whole, its own URL answers 404
+  and a listing of its pk alone then agrees (``absence.py``); answers that disagree keep it.
 * **Deletions are recorded before any bucket changes** (``omnisync/state/deletions.py``), and
   applied by the one apply step every deletion takes (``omnisync/sync/applying.py``,
   :func:`~omnisync.sync.applying.apply_pending`): the change log gets its ``_op = 'delete'``
@@ -37,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.client import CustomerQuery, NotFound, OmnitronClient
+from omnisync.client import CustomerQuery, OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.snapshot import DATASET, bucket_path
 from omnisync.memory import give_back
@@ -45,6 +46,7 @@ from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import to_us
+from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
 from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
@@ -82,7 +84,7 @@ def confirmed_absent(
     """The ``candidates`` (sorted) Omnitron confirms it does not have. Neighbouring candidates
     are asked together, in pk ranges holding at most about a page of the lake's rows (``lake``:
     its pks, sorted); a range Omnitron cannot answer on one page is halved, down to one pk,
-    which is asked by its own URL."""
+    which must be confirmed by two answers (``absence.py``)."""
     fits = max(1, page_size * 9 // 10)
     groups: list[list[int]] = []
     for pk in candidates:
@@ -110,10 +112,10 @@ def confirmed_absent(
         if not missing:
             continue
         if len(group) == 1:
-            with contextlib.suppress(NotFound):
-                client.get_customer(group[0])
-                continue
-            gone.append(group[0])
+            # its own URL's 404 and a listing of its pk alone must agree (absence.py); a pk
+            # they disagree on stays, for the run's deletion check and the next run to ask again
+            if ask_absent(client, group[0])[0] is Absence.GONE:
+                gone.append(group[0])
             continue
         middle = len(group) // 2
         groups.extend([group[middle:], group[:middle]])

@@ -137,9 +137,8 @@ def sync_window(
         result.changes_logged += context.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
     quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
-    write_quarantine(
-        context.storage, policy_applied(quarantine, settings), name, lineage.extracted_at
-    )
+    to_keep = policy_applied(quarantine, settings)
+    write_quarantine(context.storage, to_keep, name, lineage.extracted_at)
     left = record_quarantined(
         context.storage,
         staging_dir(plan_id),
@@ -149,6 +148,7 @@ def sync_window(
         lineage.extracted_at,
         rows,
         since,
+        to_keep.column("raw"),  # as the quarantine holds it: compared with earlier reads
     )
     result.marked, result.fresh, result.fresh_quarantined = (
         left.marked,

@@ -38,6 +38,7 @@ class Checkup:
         if self.repaired is not None:
             rows += [
                 ("repaired: customers re-read and written", self.repaired.get("written", 0)),
+                ("repaired: rows put back from the change log", self.repaired.get("restored", 0)),
                 ("repaired: deleted customers removed and logged", self.repaired["deleted"]),
                 ("repaired: unreadable files removed", self.repaired["files_removed"]),
             ]
@@ -73,7 +74,9 @@ def checkup(
     done = mend(settings, outcome)
     say(
         f"repaired: {done.get('written', 0):,} customers re-read and written in "
-        f"{done['windows']} window(s), {done['deleted']:,} deleted customer(s) removed (logged as "
+        f"{done['windows']} window(s), {done.get('restored', 0):,} row(s) put back from the "
+        "change log (their newer version is quarantined), "
+        f"{done['deleted']:,} deleted customer(s) removed (logged as "
         f"deletions) and "
         f"{done['files_removed']} unreadable file(s) removed; verifying again",
         "verifying again",

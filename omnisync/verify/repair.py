@@ -21,6 +21,10 @@ row of theirs that a tool put in another bucket's file is removed from there too
 A plan an interrupted sync left open is finished first (:func:`_finish_open_plan`): its staged
 rows are then in the lake before deletions are applied, not merged back over them later.
 
+A customer whose version in Omnitron is quarantined, and whose row was removed or rolled back
+behind the product's back, gets its newest version logged in ``customer_changes/`` back (the
+newest that could be typed); reading its quarantined version again then marks that row.
+
 Then the lake is verified again; the command exits 0 only if it is now equal.
 """
 
@@ -37,6 +41,7 @@ import pyarrow.compute as pc
 
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
+from omnisync.lake.quarantine import quarantined_versions
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import Fence, RunRecord, StateStore
@@ -47,6 +52,7 @@ from omnisync.sync.context import STREAM, RunContext, open_run
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, Window, open_plan
 from omnisync.verify.counts import DATASET, LakeSide
+from omnisync.verify.quarantined import previous_rows
 from omnisync.verify.report import Outcome
 
 KIND = "repair"
@@ -159,6 +165,20 @@ def _finish(run: RunContext, plan: Plan) -> PlanTotals:
     )
 
 
+def _restore_quarantined(storage: LakeStorage, snapshot: Snapshot, found: Outcome) -> int:
+    """Put back the newest logged version of each missing or stale customer whose version in
+    Omnitron is quarantined (its row was removed or rolled back behind the product's back);
+    reading that version again then marks it (``omnisync/verify/quarantined.py``). Returns the
+    rows put back."""
+    held = quarantined_versions(storage)
+    before = {pk: v for pk, v in found.versions.items() if v in held.get(pk, ())}
+    rows = previous_rows(storage, before) if before else None
+    if rows is None:
+        return 0
+    snapshot.merge(rows)
+    return int(rows.num_rows)
+
+
 def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
@@ -180,6 +200,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
         for path in found.unreadable:
             parts.storage.delete(path)
         counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
+        counts["restored"] = _restore_quarantined(parts.storage, parts.snapshot, found)
         lake = LakeSide.read(parts.storage)
         versions = [found.versions[pk] for pk in found.versions]
         windows = repair_windows(versions, lake.modified, settings.page_size)

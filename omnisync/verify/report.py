@@ -7,9 +7,10 @@ missing       Omnitron has the customer (modified before the watermark), the lak
 stale         the lake holds another version than Omnitron's (modified before the watermark)
 deleted       the lake holds a customer Omnitron does not have
 duplicated    a reader of the lake sees more than one row for the pk (G2 broken)
-quarantined   Omnitron's version is in ``quarantine/customers/`` (it cannot be represented):
-              the lake says so (the row is marked, or there is none), so it is named, not a
-              difference; reading it again would quarantine it again
+quarantined   Omnitron's version is in ``quarantine/customers/`` (it cannot be represented)
+              and the lake says so: its row is marked with a pointer to that version, or it
+              never had a row (``quarantined.py``); named, not a difference. A quarantined
+              version without that proof (a row removed or rolled back) stays missing or stale
 ============  ======================================================================
 
 A file of ``customers/`` that cannot be read is reported too (``unreadable``): every reader of

@@ -49,6 +49,7 @@ from omnisync.state.times import from_us, to_us
 from omnisync.sync.context import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
 from omnisync.verify.narrowing import Narrowing, OlderLake
+from omnisync.verify.quarantined import name_quarantined
 from omnisync.verify.report import KINDS, Outcome, read_report, write_report
 from omnisync.verify.second_look import classify, second_look
 
@@ -194,7 +195,7 @@ def verify(
     found, behind, vanished = second_look(server, lake, cut, again, known, watermark_us, versions)
     for kind in KINDS:
         found[kind] += settled[kind]
-    _name_quarantined(found, versions, quarantined_versions(storage))
+    name_quarantined(storage, found, versions, quarantined_versions(storage))
     return Outcome(
         run_id=run_id,
         watermark=watermark,
@@ -217,23 +218,6 @@ def verify(
         versions=versions,
         audit=audited,
     )
-
-
-def _name_quarantined(
-    found: dict[str, list[int]], versions: dict[int, int], quarantined: dict[int, set[int | None]]
-) -> None:
-    """Move the missing and stale customers whose version in Omnitron is a quarantined one to
-    ``quarantined``: the lake says why it lacks that version (the customer's row is marked, or
-    it has none), and a repair would only read it into quarantine again."""
-    for kind in ("missing", "stale"):
-        kept = []
-        for pk in found[kind]:
-            if versions.get(pk) in quarantined.get(pk, ()):
-                found["quarantined"].append(pk)
-                del versions[pk]
-            else:
-                kept.append(pk)
-        found[kind] = kept
 
 
 def _newest(

@@ -9,6 +9,7 @@ that create, update and delete customers between the answers the paginator reads
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from omnisync.client import CustomerQuery, OmnitronClient, Paginator
 from omnisync.client.paginator import DAY, Density, PkRange, carve, server_bounds, split_points
-from tests.client.fake_omnitron import BASE, Change, FakeOmnitron, customers, offsets
+from tests.client.fake_omnitron import BASE, Change, FakeOmnitron, Order, customers, offsets
 
 orders = st.sampled_from(["pk", "newest-first", "pk-descending", "random"])
 
@@ -70,6 +71,28 @@ def test_a_server_that_ignores_sort_is_read_by_pk_ranges_cut_at_the_quantiles_of
         got = [r["pk"] for page in changed(client, None, BASE + DAY, True) for r in page]
     assert sorted(got) == list(range(1, 1001))
     assert len(server.requests) < 2 * 1000 / 100, "splitting costs under two requests a page"
+
+
+def _full_read_requests(rows: dict[int, dt.datetime], order: Order, cap: int) -> int:
+    server = FakeOmnitron(dict(rows), order=order, cap=cap)
+    with server.client(page_size=1000) as client:
+        got = [r["pk"] for page in changed(client, None, BASE + 40 * DAY, True) for r in page]
+    assert sorted(got) == sorted(rows)
+    return len(server.requests)
+
+
+@pytest.mark.parametrize(("customers", "cap"), [(3_000, 100), (12_000, 1000)])
+@pytest.mark.parametrize("order", ["newest-first", "pk-descending", "random", "heap"])
+def test_a_server_that_ignores_sort_costs_at_most_twice_the_requests_of_a_sorted_one(
+    customers: int, cap: int, order: Order
+) -> None:
+    """Whatever order a server answers in, a full read costs at most twice the list requests of
+    a server that honours ``sort``: pks with gaps, as a table with deleted rows has them."""
+    rng = random.Random(customers + cap)
+    pks = rng.sample(range(1, 3 * customers), customers)
+    rows = {pk: BASE + dt.timedelta(seconds=rng.randint(0, 30 * 86_400)) for pk in sorted(pks)}
+    sorted_cost = _full_read_requests(rows, "pk", cap)
+    assert _full_read_requests(rows, order, cap) <= 2 * sorted_cost
 
 
 @pytest.mark.parametrize(("page", "at_most"), [(100, 16), (1000, 1 + 12)])

@@ -139,7 +139,12 @@ def _known_customer_quarantined(make_sandbox: Make, tmp_path: Path, erase: str) 
         done = omnisync(env, "reconcile", "--erp-file", str(erp), "--match-on", key, "--dry-run")
         assert done.returncode == 0, done.stderr[-2000:]
     found = leaks(lake, NEEDLES)
-    for place in ("reconciliation/plan/", "reconciliation/conflicts/", "_reports/reconciliation/"):
+    for place in (
+        "reconciliation/plan/",
+        "reconciliation/erp_rows/",
+        "reconciliation/conflicts/",
+        "_reports/reconciliation/",
+    ):
         assert any(place in leak for leak in found), f"the test's premise: {place} quotes it"
     assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
     return server, env, lake
@@ -207,7 +212,7 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
         raise Killed
 
     if dies == "before-the-erasure":
-        monkeypatch.setattr("omnisync.sync.applying.erase_customers", killed)
+        monkeypatch.setattr("omnisync.sync.applying.erase_deleted", killed)
     else:  # the change log and the reports are erased, the quarantine not yet
         monkeypatch.setattr("omnisync.lake.erasure.erase_quarantine", killed)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)

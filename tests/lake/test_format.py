@@ -119,7 +119,7 @@ def test_sync_refuses_an_older_lake_in_one_line_and_a_full_refresh_rebuilds_it(
     assert not (lake / RECORD).exists(), "a refused run changes nothing"
 
     sync_ok(env, "--full-refresh")
-    assert json.loads((lake / RECORD).read_text()) == {"format": FORMAT, "buckets": 4}
+    assert json.loads((lake / RECORD).read_text()) == {"format": FORMAT, "buckets": 4, "pii": {}}
     assert len(snapshot_pks(lake)) == 300, "rebuilt from Omnitron alone"
     assert not list((lake / "customer_changes").rglob("modified_day=*")), "nothing older is read"
     sync_ok(env)  # a current lake is accepted
@@ -130,7 +130,7 @@ def test_the_first_sync_records_the_format(make_sandbox: Any, tmp_path: Path) ->
     env = cli_env(server, tmp_path, "")
     sync_ok(env)
     record = json.loads((tmp_path / "lake" / RECORD).read_text())
-    assert record == {"format": FORMAT, "buckets": 64}
+    assert record == {"format": FORMAT, "buckets": 64, "pii": {}}, "no column hashed or dropped"
 
 
 def test_the_bucket_count_of_a_lake_to_rebuild_does_not_stop_its_rebuild(tmp_path: Path) -> None:

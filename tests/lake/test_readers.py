@@ -171,7 +171,8 @@ def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: 
             ):
                 assert len(frame) == 0 and "_run_id" in frame.columns, dataset
         customers = pd.read_parquet(lake / "customers")
-        assert "email" in customers.columns and "phone_number" not in customers.columns
+        # a dropped column stays, all null: queries naming it run
+        assert "email" in customers.columns and "phone_number" in customers.columns
         # Customers arrive: the empty files add nothing, and hide nothing.
         server.admin.post("create", json={"count": 40}).raise_for_status()
         wait_for_server_clock(server, 0)
@@ -179,6 +180,10 @@ def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: 
         assert isinstance(again, dict) and again["read"] == 40
         pks = pq.read_table(lake / "customers", columns=["pk"]).column("pk").to_pylist()
         assert len(pks) == len(set(pks)) == 40
+        phones = duckdb.sql(
+            f"select count(phone_number) from read_parquet('{lake}/customer_changes/**/*.parquet')"
+        ).fetchall()
+        assert phones == [(0,)]
 
 
 def test_run_id_names_the_logging_run_in_the_change_log_and_the_last_reader_in_customers(

@@ -67,10 +67,13 @@ def environment(server: SandboxServer, root: Path) -> dict[str, str]:
     )
 
 
-def run_until(env: dict[str, str], args: list[str], category: str, occurrence: int) -> bool:
-    """Run ``omnisync sync``; SIGKILL its process group right after the ``occurrence``-th
-    progress line of ``category``. True if it was killed, False if it finished first."""
-    process = start_omnisync(env, "sync", *args)
+def run_until(
+    env: dict[str, str], args: list[str], category: str, occurrence: int, command: str = "sync"
+) -> bool:
+    """Run ``omnisync COMMAND ARGS``; SIGKILL its process group right after the
+    ``occurrence``-th progress line of ``category``. True if it was killed, False if it
+    finished first."""
+    process = start_omnisync(env, command, *args)
     assert process.stderr is not None
     seen = 0
     killed = False

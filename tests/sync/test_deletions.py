@@ -196,3 +196,44 @@ def test_a_deletion_outside_the_carried_ranges_is_found_by_the_same_run(
     finally:
         store.dispose()
     assert_lake_matches_truth(server, lake)
+
+
+def _snapshot_pks(lake: str) -> set[int]:
+    rows = duckdb.connect().execute(f"select pk from read_parquet('{lake}/customers/**/*.parquet')")
+    return {row[0] for row in rows.fetchall()}
+
+
+def test_a_single_404_on_a_live_customers_url_does_not_delete_it(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A proxy answering 404 for a live customer's URL (mid-deploy) is one answer, not proof:
+    the customer stays in ``customers/`` and is asked again by the next run, while a customer
+    really deleted next to it leaves within the run. The lake's last two pks share a pk range
+    with many customers created after the run's upper bound, so that range cannot be listed
+    whole and each of its two lake pks is asked on its own."""
+    server = make_sandbox(customers=30, seed=23)
+    env = cli_env(server, tmp_path, "", OMNISYNC_PAGE_SIZE="20", OMNISYNC_LAG_SECONDS="60")
+    lake = str(tmp_path / "lake")
+    sync_ok(env)
+    assert {29, 30} <= _snapshot_pks(lake)
+    assert server.admin.post("delete", json={"pks": [30]}).json()["pks"] == [30]
+    server.admin.post("create", json={"count": 25}).raise_for_status()
+    server.admin.post(
+        "faults/next", json={"kinds": ["404"], "methods": ["GET"], "path": "/api/v1/customers/29/"}
+    ).raise_for_status()
+    sync_ok(env)
+    assert server.admin.get("stats").json()["faults_injected"].get("404") == 1, (
+        "the check asked customer 29's own URL (and met the 404)"
+    )
+    held = _snapshot_pks(lake)
+    assert 29 in held, "one 404 removed a live customer"
+    assert 30 not in held, "a deleted customer leaves within one run"
+    assert deletion_rows(lake) == [30]
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    try:
+        assert (29, 30) in carried_ranges(store, "customers"), "asked again by the next run"
+        sync_ok(env)
+        assert carried_ranges(store, "customers") == []
+    finally:
+        store.dispose()
+    assert 29 in _snapshot_pks(lake) and deletion_rows(lake) == [30]

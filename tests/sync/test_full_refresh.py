@@ -7,19 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from omnisync.client import CustomerQuery, OmnitronClient, Page
 from omnisync.lake import Snapshot
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state.deletions import pending_deletions
 from omnisync.sync.context import STREAM, open_run
+from omnisync.sync.rebuild import confirmed_absent
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
+from tests.client.test_against_sandbox import client_for
 from tests.conftest import truth
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
@@ -125,3 +130,41 @@ def test_a_full_refresh_killed_in_its_rebuild_is_finished_by_the_next_run(
     assert counts["resumed_plan"] is True
     assert_lake_matches_truth(server, lake)
     assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers]), "each logged once"
+
+
+class _OddFirstAnswers:
+    """The client over HTTP, but the first listing of each one-pk range says it holds more than
+    its page shows (as a server whose count is off by a record created in between): the
+    rebuild's listings cannot settle that pk, so it falls back to asking the pk itself."""
+
+    def __init__(self, client: OmnitronClient) -> None:
+        self._client = client
+        self._asked: set[int] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
+        lo, hi = query.pk_gte, query.pk_lt
+        if lo is not None and hi == lo + 1 and lo not in self._asked:
+            self._asked.add(lo)
+            return iter([Page(1, 1, [], False)])
+        return self._client.list_customers(query, page_size)
+
+
+def test_a_rebuild_needs_two_answers_before_it_calls_a_customer_deleted(
+    make_sandbox: Make,
+) -> None:
+    """A 404 on a live customer's own URL (a proxy mid-deploy) is not enough to drop it from a
+    rebuilt ``customers/``; a customer really gone is still confirmed the same run."""
+    server = make_sandbox(customers=40, seed=29)
+    assert server.admin.post("delete", json={"pks": [30]}).json()["pks"] == [30]
+    server.admin.post(
+        "faults/next", json={"kinds": ["404"], "methods": ["GET"], "path": "/api/v1/customers/29/"}
+    ).raise_for_status()
+    lake = np.arange(1, 41, dtype=np.int64)
+    with client_for(server) as client:
+        odd: Any = _OddFirstAnswers(client)
+        gone = confirmed_absent(odd, [10, 29, 30], lake, page_size=2)
+    assert server.admin.get("stats").json()["faults_injected"].get("404") == 1
+    assert gone == [30], "one 404 is no proof: 29 is live"

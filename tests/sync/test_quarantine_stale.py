@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -21,13 +22,14 @@ from omnisync.lake.quarantine import DATASET, write_quarantine
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
+from omnisync.state.quarantine_history import recent_records
 from omnisync.sync import BatchRejected, RunContext, open_run, sync_window
 from omnisync.sync.deletions import lake_side
 from omnisync.sync.run import run_sync
 from omnisync.verify import run_verify
 from sandbox import SandboxServer
 from sandbox.records import now_us
-from tests.sync.sandbox_runs import settings_for
+from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
 from tests.sync.steps import finish, plan_for
 from transforms.quarantine_marks import FLAG, POINTER
 from transforms.schema import QUARANTINE_SCHEMA
@@ -227,3 +229,84 @@ def test_a_customer_only_in_quarantine_never_hides_a_deletion(
     with open_run(settings, "look") as parts:
         held = lake_side(parts.snapshot, parts.storage, parts.store)
     assert 7 in held.tolist() and np.all(np.diff(held) >= 0)
+
+
+def test_a_quarantined_customer_whose_row_was_lost_is_a_difference_and_repaired(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A version in the quarantine does not make a lost row "quarantined": verify calls a
+    customer so only when the lake holds its row marked with a pointer at that version (or it
+    never had a row). A marked row removed, or its marks dropped, behind the product's back is
+    missing or stale (exit 1), and the repair puts the newest logged version back, marked."""
+    server = make_sandbox(customers=200)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
+    sync(settings)
+    before = lake_row(settings.lake, 17)
+    corrupt(server, 17, is_active="yes", first_name="Newer")
+    corrupt(server, 42, is_active="no")
+    sync(settings)
+    assert FLAG in lake_row(settings.lake, 17)["_dq_flags"]
+    assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
+    for path in Path(settings.lake, "customers").glob("**/*.parquet"):
+        table = pq.read_table(path)
+        table = table.filter(pc.not_equal(table["pk"], 17))
+        flags = [
+            [] if pk == 42 else value
+            for pk, value in zip(
+                table["pk"].to_pylist(), table["_dq_flags"].to_pylist(), strict=True
+            )
+        ]
+        index = table.schema.get_field_index("_dq_flags")
+        table = table.set_column(
+            index, table.schema.field(index), pa.array(flags, table.schema.field(index).type)
+        )
+        pq.write_table(table, path)
+
+    outcome = run_verify(settings)
+    assert outcome.found["missing"] == [17], outcome.found
+    assert outcome.found["stale"] == [42], outcome.found
+    assert outcome.found["quarantined"] == []
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_LOOKBACK_SECONDS="0")
+    found = omnisync(env, "verify")
+    assert found.returncode == 1, found.stderr[-2000:]
+    repaired = omnisync(env, "verify", "--repair")
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    assert "2 row(s) put back from the change log" in repaired.stdout + repaired.stderr
+    row = lake_row(settings.lake, 17)
+    assert row["modified_date"] == before["modified_date"], "the newest version that could be"
+    assert FLAG in row["_dq_flags"] and FLAG in lake_row(settings.lake, 42)["_dq_flags"]
+    after = run_verify(settings)
+    assert sorted(after.found["quarantined"]) == [17, 42] and after.equal
+
+
+def unreadable_date(server: SandboxServer, pk: int, late_us: int = 2_000_000) -> None:
+    """A new version of ``pk`` whose ``modified_date`` no client can read (no time zone); the
+    server still files it under its real moment, so date filters list it."""
+    store = server.state.store
+    version = store.by_pk[pk].replaced({"first_name": "Undated"}, now_us() - late_us)
+    version.data["modified_date"] = "2024-01-01 00:00:00"
+    version.blob = bytes(orjson.dumps(version.data))
+    store.put(version)
+
+
+def test_a_quarantined_record_whose_date_cannot_be_read_counts_once_in_the_rolling_share(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The rolling quarantined share counts each record in the run that first read it. A record
+    whose date cannot be read cannot be told apart from the lookback's re-reads by its date, so
+    it is told apart by the quarantine: read again, it is not counted again."""
+    server = make_sandbox(customers=100)
+    settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=3600)
+    sync(settings)
+    unreadable_date(server, 23)
+    corrupt(server, 24, first_name="Later")  # a readable change: the watermark moves past it
+    first = sync(settings)
+    assert first["quarantined"] == 1 and first["quarantined_after_watermark"] == 1
+    second = sync(settings)  # its lookback lists the record again
+    assert second["quarantined"] == 1, "read (and quarantined) again by the lookback"
+    assert second["quarantined_after_watermark"] == 0, "but counted once, by the first run"
+    store = StateStore(settings.state_url.get_secret_value())
+    try:
+        assert recent_records(store, "customers", 10_000).quarantined == 1
+    finally:
+        store.dispose()

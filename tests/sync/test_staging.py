@@ -9,8 +9,7 @@ import pyarrow as pa
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
 from omnisync.sync.context import STREAM
-from omnisync.sync.planning import remove_finished_staging
-from omnisync.sync.staging import staging_dir
+from omnisync.sync.staging import remove_finished_staging, staging_dir
 
 
 def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Path) -> None:

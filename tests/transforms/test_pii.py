@@ -31,3 +31,21 @@ def test_a_record_that_is_no_object_is_hashed_whole_and_a_keep_policy_changes_no
     assert apply_pii_policy_to_raw('{"email":"a@b.test"}', {"email": "keep"}, SALT) == (
         '{"email":"a@b.test"}'
     )
+
+
+def test_a_dropped_column_stays_in_the_schema_with_every_value_null() -> None:
+    from transforms.pii import apply_pii_policy
+    from transforms.schema import CUSTOMER_SCHEMA
+
+    empty = CUSTOMER_SCHEMA.empty_table()
+    treated = apply_pii_policy(empty, {"phone_number": "drop", "extra_field": "drop"}, SALT)
+    assert treated.schema.names == empty.schema.names
+    assert treated.schema.field("extra_field").type == empty.schema.field("extra_field").type
+
+    import pyarrow as pa
+
+    rows = pa.table({"pk": [1, 2], "phone_number": ["+90 5", None]})
+    dropped = apply_pii_policy(rows, {"phone_number": "drop"}, SALT)
+    assert dropped.column_names == ["pk", "phone_number"]
+    assert dropped.column("phone_number").to_pylist() == [None, None]
+    assert dropped.schema.field("phone_number").type == pa.string()

@@ -2,7 +2,9 @@
 lake damaged behind the product's back (rows removed, rows rolled back to an older version) while
 Omnitron deleted customers is found different, repaired (its deletions logged like every other)
 and then equal, at a fraction of a full read's list requests; the same on the server variants a
-real Omnitron shows (date-only filters in UTC+3, an ignored sort) and when the repair is killed.
+real Omnitron shows (date-only filters in UTC+3, an ignored sort), on a server that serves
+malformed records (named quarantined, not differences), and when the repair is killed (SIGKILL
+while it stages its windows, or while it commits them).
 
 The scale here is 5,000 customers on pages of 100, the shape of 50,000 on pages of 1,000 (the
 same number of pages and levels to narrow); ``bench/verify.py`` measures 50,000 and 1,000,000.
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -23,6 +26,7 @@ import pytest
 
 from sandbox import SandboxServer
 from sandbox.modes import SandboxModes
+from sandbox.records import now_us
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     assert_no_duplicate_versions,
@@ -32,6 +36,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.test_crash_recovery import run_until
 from tests.sync.test_deletions import deletion_rows
 
 LIST = "GET /api/v1/customers/"
@@ -176,5 +181,74 @@ def test_a_repair_killed_mid_way_is_finished_by_the_next_and_logs_each_deletion_
     done = omnisync(env, "verify", "--repair")
     assert done.returncode == 0, done.stderr[-2000:]
     assert_lake_matches_truth(server, lake)
+    logged = deletion_rows(lake)
+    assert len(logged) == len(set(logged)) and set(logged) >= deleted
+
+
+def malformed(server: SandboxServer, pk: int, **values: Any) -> None:
+    """A new version of ``pk`` that no client can type (a broken import into Omnitron)."""
+    store = server.state.store
+    store.put(store.by_pk[pk].replaced(values, now_us() - 1_000_000))
+
+
+def test_malformed_records_are_named_quarantined_not_differences_by_verify_and_repair(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """A server that serves malformed records: a customer created malformed (never a row),
+    customers whose newest version is malformed (their older row stays, marked), and one whose
+    date cannot be read. Verify names the first two kinds quarantined, not missing or stale,
+    beside the real damage; the repair mends the damage only; the lake is then equal (exit 0)
+    with the quarantined customers named."""
+    server = make_sandbox(customers=1500, seed=53)
+    env = environment(server, tmp_path)
+    lake = str(tmp_path / "lake")
+    sync_ok(env)
+    [born_bad] = server.admin.post("create", json={"count": 1}).json()["pks"]
+    malformed(server, born_bad, is_active="yes")
+    for pk in (100, 710):
+        malformed(server, pk, channel="web")
+    store = server.state.store
+    undated = store.by_pk[1210].replaced({"first_name": "Undated"}, now_us() - 1_000_000)
+    undated.data["modified_date"] = "2024-01-01 00:00:00"  # no time zone: unreadable
+    undated.blob = bytes(orjson.dumps(undated.data))
+    store.put(undated)
+    quarantined = {born_bad, 100, 710}
+    deleted = damaged(server, env, lake, 3)  # syncs (reading the malformed ones) first
+    found = omnisync(env, "verify")
+    assert found.returncode == 1, found.stderr[-2000:]
+    report = found.stdout + found.stderr
+    assert "3 quarantined" in report, report[-2000:]
+    repaired = omnisync(env, "verify", "--repair")
+    assert repaired.returncode == 0, repaired.stderr[-2000:]
+    again = omnisync(env, "verify")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "3 quarantined" in again.stdout + again.stderr
+    assert_lake_matches_truth(server, lake, frozenset({*quarantined, 1210}))
+    assert_no_duplicate_versions(lake)
+    assert set(deletion_rows(lake)) >= deleted
+    held = set(pq.read_table(f"{lake}/customers", columns=["pk"])["pk"].to_pylist())
+    assert born_bad not in held and {100, 710, 1210} <= held
+
+
+def test_a_repair_killed_mid_commit_is_finished_by_the_next_run_and_the_lake_is_equal(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """SIGKILL while the repair merges its re-read rows into ``customers/`` (after its first
+    bucket): the next sync finishes the plan the repair left open and finds the deletions the
+    repair did not get to record; verify then says equal, each deletion logged once."""
+    server = make_sandbox(customers=1500, seed=59)
+    env = environment(server, tmp_path, OMNISYNC_LOG_LEVEL="DEBUG", OMNISYNC_LOCK_LEASE_SECONDS="5")
+    lake = str(tmp_path / "lake")
+    sync_ok(env)
+    deleted = damaged(server, env, lake, 3)
+    assert omnisync(env, "verify").returncode == 1
+    assert run_until(env, ["--repair"], "merged bucket", 1, command="verify"), (
+        "the repair reached its commit"
+    )
+    sync_ok(env)
+    done = omnisync(env, "verify")
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert_lake_matches_truth(server, lake)
+    assert_no_duplicate_versions(lake)
     logged = deletion_rows(lake)
     assert len(logged) == len(set(logged)) and set(logged) >= deleted
