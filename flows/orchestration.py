@@ -28,9 +28,9 @@ from omnisync.client import AuthenticationFailed, ConfigurationError, Page, Retr
 from omnisync.lake import LakeError
 from omnisync.orchestration import Eta, Pacer
 from omnisync.settings import Settings, SettingsError
-from omnisync.state import Fence, StateError
-from omnisync.sync import STREAM, Plan, RunParts, WindowResult
-from omnisync.sync.parts import parts_for
+from omnisync.state import StateError
+from omnisync.sync import Plan, RunContext, WindowResult
+from omnisync.sync.context import worker_context
 from omnisync.sync.window import sync_window_retrying
 
 #: errors whose message says what to do, common to every flow: the run fails in one line,
@@ -63,6 +63,7 @@ def own_lines_at(level: str) -> None:
 
 @task(name="sync-window", cache_policy=NO_CACHE, persist_result=False)
 def sync_window_task(
+    context: RunContext | None,
     settings: Settings,
     run_id: str,
     plan_id: str,
@@ -71,13 +72,13 @@ def sync_window_task(
     fence: tuple[str, int] | None = None,
     first_page: Page | None = None,
 ) -> WindowResult:
-    # Settings and the fence's identity, not the parts, cross the task boundary: on Dask the
-    # task runs in another process, which opens its own parts and proves the same lock.
+    # On threads, the flow's own context. On Dask the task runs in another process, which the
+    # open context cannot reach: settings and the fence's identity cross instead, and the worker
+    # opens the run's context from the same factory (once per run) and proves the same lock.
     own_lines_at(settings.log_level)
-    parts = parts_for(settings, run_id)
-    if parts.fence is None and fence is not None:
-        parts.hold(Fence(parts.store.lease, STREAM, *fence))
-    return sync_window_retrying(parts, plan_id, lo, hi, first_page)
+    if context is None:
+        context = worker_context(settings, run_id, fence)
+    return sync_window_retrying(context, plan_id, lo, hi, first_page)
 
 
 def _task_runner(settings: Settings, windows: int) -> Any:
@@ -116,15 +117,19 @@ class PrefectRun:
     def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
         return self._logger
 
-    def run_windows(self, parts: RunParts, plan: Plan) -> None:
-        fence = None if parts.fence is None else (parts.fence.owner, parts.fence.acquired_us)
-        with _task_runner(parts.settings, len(plan.windows)) as runner:
+    def run_windows(self, context: RunContext, plan: Plan) -> None:
+        fence = None if context.fence is None else (context.fence.owner, context.fence.acquired_us)
+        runner = _task_runner(context.settings, len(plan.windows))
+        # Threads share the flow's context; Dask workers open their own (sync_window_task).
+        shared = context if isinstance(runner, ThreadPoolTaskRunner) else None
+        with runner:
             futures = [
                 runner.submit(
                     sync_window_task,
                     {
-                        "settings": parts.settings,
-                        "run_id": parts.run_id,
+                        "context": shared,
+                        "settings": context.settings,
+                        "run_id": context.run_id,
                         "plan_id": plan.plan_id,
                         "lo": lo,
                         "hi": hi,

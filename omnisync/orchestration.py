@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from omnisync.sync.parts import RunParts
+    from omnisync.sync.context import RunContext
     from omnisync.sync.planning import Plan
 
 
@@ -28,7 +28,7 @@ class Orchestration(Protocol):
         """Where the run's own lines go (the Prefect run's log, or stderr)."""
         ...
 
-    def run_windows(self, parts: RunParts, plan: Plan) -> None:
+    def run_windows(self, context: RunContext, plan: Plan) -> None:
         """Every window of ``plan`` (``sync_window_retrying``), at most
         ``OMNISYNC_WINDOW_CONCURRENCY`` at once. The first failure is raised once the windows
         already started have ended."""
@@ -130,19 +130,19 @@ class Local:
     def logger(self) -> logging.Logger:
         return self._logger
 
-    def run_windows(self, parts: RunParts, plan: Plan) -> None:
+    def run_windows(self, context: RunContext, plan: Plan) -> None:
         from omnisync.sync.window import sync_window_retrying
 
-        workers = max(1, min(parts.settings.window_concurrency, len(plan.windows)))
+        workers = max(1, min(context.settings.window_concurrency, len(plan.windows)))
         if workers == 1:  # the common incremental (one window): no thread at all
             for lo, hi in plan.windows:
-                sync_window_retrying(parts, plan.plan_id, lo, hi, plan.first_pages.get((lo, hi)))
+                sync_window_retrying(context, plan.plan_id, lo, hi, plan.first_pages.get((lo, hi)))
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window") as pool:
             futures = [
                 pool.submit(
                     sync_window_retrying,
-                    parts,
+                    context,
                     plan.plan_id,
                     lo,
                     hi,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
     from omnisync.settings import Settings
-    from omnisync.sync import RunParts
+    from omnisync.sync import RunContext
 
 
 def sync(
@@ -39,11 +40,12 @@ def sync(
             )
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
-        with console.status("checking the lake, the state database and Omnitron ..."):
-            parts = preflight(settings)
-        # After the preflight: its mistakes are one line each, without the retries before them.
-        with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
-            result = _sync_run(settings, full_refresh, parts, api)
+        with contextlib.ExitStack() as opened:
+            with console.status("checking the lake, the state database and Omnitron ..."):
+                context = opened.enter_context(preflight(settings))
+            # After the preflight: its mistakes are one line each, without the retries before.
+            with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
+                result = _sync_run(settings, full_refresh, context, api)
     out.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
@@ -64,27 +66,30 @@ def sync(
         out.print(f"Data Docs: {result['data_docs']}")
 
 
-def _sync_run(settings: Settings, full_refresh: bool, parts: RunParts, api: str | None) -> Any:
+def _sync_run(
+    settings: Settings,
+    full_refresh: bool,
+    context: RunContext,
+    api: str | None,
+) -> Any:
     """The run's steps: in this process when no Prefect API is configured; otherwise as a flow
-    run that the Prefect server records (the same steps, orchestrated by Prefect)."""
+    run that the Prefect server records (the same steps, orchestrated by Prefect), which takes
+    the preflight's context (the command closes it when the run ends)."""
     if api is None:
         from omnisync.orchestration import Local
         from omnisync.sync.run import Refused, run_sync
 
-        outcome = run_sync(settings, full_refresh, Local(), parts=parts)
+        outcome = run_sync(settings, full_refresh, Local(), context=context)
         if isinstance(outcome, Refused):
             raise skip(outcome.message)
         return outcome
     from flows.sync_customers import sync_customers
     from omnisync.settings import settings_in_effect
-    from omnisync.sync.parts import drop_handed, hand_over
+    from omnisync.sync.context import handed_over
 
-    hand_over(parts)  # the flow run uses them: it need not log in and count again
-    try:
-        with settings_in_effect(settings):
-            state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
-    finally:
-        drop_handed()
+    # the flow run takes the preflight's context: it need not log in and count again
+    with handed_over(context), settings_in_effect(settings):
+        state = cast("State[Any]", sync_customers(full_refresh=full_refresh, return_state=True))
     if state.is_cancelled():
         raise skip(state.message or "the run was cancelled")
     return state.result()

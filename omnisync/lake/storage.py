@@ -4,19 +4,21 @@ On a local disk a file is written to a temporary name in the same directory and 
 target (atomic on POSIX). On an object store a single PUT is already atomic: readers see the old
 object or the new one, never a part.
 
-``guard``, when set (by a run that holds its stream's lock), is called immediately before every
-rename, replace, swap and delete in the lake, after the new content is already written aside: a run
-that lost its lock raises there and changes nothing. Nothing slow runs between the guard and the
-change it guards (no write, no listing, no network round trip on a local lake), so the only way
-past a guard that passed is to be frozen in those few instructions for longer than the lease it
-left (see ``omnisync/state/store.py``). On an object store the guarded change is one PUT or DELETE
-request, and its duration is part of that window. A process's own temporary file, under a name no
-other process uses, is removed without asking.
+A run that holds its stream's lock writes through a writer made with the lock's check (the
+``guard`` argument, or :meth:`LakeStorage.guarded`), never set on a writer afterwards. The guard is
+called immediately before every rename, replace, swap and delete in the lake, after the new
+content is already written aside: a run that lost its lock raises there and changes nothing.
+Nothing slow runs between the guard and the change it guards (no write, no listing, no network
+round trip on a local lake), so the only way past a guard that passed is to be frozen in those few
+instructions for longer than the lease it left (see ``omnisync/state/store.py``). On an object
+store the guarded change is one PUT or DELETE request, and its duration is part of that window. A
+process's own temporary file, under a name no other process uses, is removed without asking.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import errno
 import functools
@@ -95,7 +97,9 @@ class LakeError(Exception):
 
 
 class LakeStorage:
-    def __init__(self, root: str, **storage_options: Any) -> None:
+    def __init__(
+        self, root: str, *, guard: Callable[[], None] | None = None, **storage_options: Any
+    ) -> None:
         fs, path = fsspec.core.url_to_fs(root, **storage_options)
         self.fs: fsspec.AbstractFileSystem = fs
         self.root = path.rstrip("/")
@@ -103,11 +107,17 @@ class LakeStorage:
         self.url = root
         #: the root as messages show it: ``user:pass@`` of a URL hidden
         self.shown = without_userinfo(root)
-        self.guard: Callable[[], None] | None = None
+        self._guard = guard
+
+    def guarded(self, guard: Callable[[], None]) -> LakeStorage:
+        """A writer of this lake guarded by ``guard`` (a fence's check); this one is unchanged."""
+        writer = copy.copy(self)
+        writer._guard = guard
+        return writer
 
     def _changing(self) -> None:
-        if self.guard is not None:
-            self.guard()
+        if self._guard is not None:
+            self._guard()
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)

@@ -37,11 +37,11 @@ never learns of one. Each run therefore ends with a check, using only the docume
   over are recorded in the state database and narrowed first by the next run; when they are
   done and do not explain the estimate, the budget left narrows the whole range the same run. A
   full refresh has no budget: it keeps no deleted customer but one whose answers disagree.
-* **Applying (G3).** Confirmed deletions are recorded in the state database (fenced, with the
-  moment they were detected) before the lake changes; then the change log gets one
-  ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way if a
-  crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically), and
-  the deletions are marked applied. A run killed anywhere in between applies the same rows again.
+* **Applying (G3, ``applying.py``).** Confirmed deletions are recorded in the state database
+  (fenced, with the moment they were detected) before the lake changes; then the change log gets
+  one ``_op = 'delete'`` row per pk (a file named after the detecting run, rewritten the same way
+  if a crash repeats it), the pks leave their ``customers/`` buckets (each replaced atomically),
+  and the deletions are marked applied. A run killed anywhere in between applies the same rows.
 * **Erasure (``OMNISYNC_ERASE_DELETED``).** Before the mark, the deleted customers' personal
   values are erased from the rest of the lake (``omnisync.sync.erasing``): a run killed while
   erasing leaves the deletions pending, and the next run erases them again (idempotent), so no
@@ -61,25 +61,22 @@ from typing import Any
 import numpy as np
 
 from omnisync.client import CustomerQuery, OmnitronClient, Page
-from omnisync.client.paginator import Paginator
-from omnisync.lake.quarantine import quarantined_pks
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
+from omnisync.settings import Settings
+from omnisync.state import Fence, StateStore
 from omnisync.state.deletions import (
     PkSpan,
     carried_ranges,
     carry_ranges,
-    mark_applied,
-    pending_deletions,
     record_deletions,
-    recorded_deletions,
 )
 from omnisync.sync.absence import Absence, ask_absent
-from omnisync.sync.erasing import erase_deleted
-from omnisync.sync.parts import STREAM, RunParts
-from transforms.deletions import deletion_rows
+from omnisync.sync.applying import apply_pending
+from omnisync.sync.context import STREAM
+from omnisync.sync.deletion_sides import lake_side, server_side
 
 log = logging.getLogger("omnisync.sync")
 #: customers modified after the upper bound are listed up to this far ahead of it
-AHEAD = dt.timedelta(days=3650)
 Seen = tuple[int, np.ndarray]  # ``S``, and the sorted pks of ``M``
 
 
@@ -215,38 +212,46 @@ def narrow(
 
 
 def check_deletions(
-    parts: RunParts, upper: dt.datetime, full_refresh: bool, seen: Seen | None = None
+    upper: dt.datetime,
+    full_refresh: bool,
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    datetimes: bool,
+    store: StateStore,
+    fence: Fence | None,
+    run_id: str,
+    storage: LakeStorage,
+    changes: ChangeLog,
+    snapshot: Snapshot,
+    seen: Seen | None = None,
 ) -> DeletionCheck:
     """Apply deletions an interrupted run recorded, then find and apply this run's (see the
     module's docstring). Call it under the stream's lock, after the run's plans finished.
     ``seen``: ``S`` and ``M`` (sorted pks) when planning's one page held them (``Plan.seen``)."""
-    assert parts.fence is not None, "the deletion check changes the lake: hold the lock"
-    apply_pending(parts)
-    client, settings = parts.client, parts.settings
+    assert fence is not None, "the deletion check changes the lake: hold the lock"
+    apply_pending(
+        settings=settings,
+        client=client,
+        store=store,
+        fence=fence,
+        storage=storage,
+        changes=changes,
+        snapshot=snapshot,
+    )
     check = DeletionCheck()
-    lake = lake_side(parts)
-    recorded = carried_ranges(parts.store, STREAM)
+    lake = lake_side(snapshot, storage, store)
+    recorded = carried_ranges(store, STREAM)
     carried = [] if full_refresh else recorded  # a full refresh examines everything anyway
     if seen is not None:
         total, ahead = seen
     else:
-        total = client.count_customers(CustomerQuery(sort=None))
-        listing: Any = _Counting(client)
-        modified = [
-            record["pk"]
-            for page in Paginator(listing, settings.page_size).changed(
-                upper, upper + AHEAD, parts.datetimes
-            )
-            for record in page
-            if isinstance(record, dict) and isinstance(record.get("pk"), int)
-        ]
-        check.requests = 1 + listing.requests
-        ahead = np.unique(np.array(modified, dtype=np.int64))
+        total, ahead, check.requests = server_side(client, upper, datetimes, settings.page_size)
     unseen = ahead[~np.isin(ahead, lake)]
     check.estimate = len(lake) - total + len(unseen)
     if check.estimate <= 0 and not carried:
         if recorded:
-            carry_ranges(parts.store, STREAM, [], parts.run_id, parts.fence)
+            carry_ranges(store, STREAM, [], run_id, fence)
         return check
     budget = _Budget(client, None if full_refresh else settings.deletion_check_requests)
     spans = carried or [(None, None)]
@@ -263,12 +268,18 @@ def check_deletions(
     if found:
         detected = client.server_time()
         # only what is newly recorded counts: a pending one was counted by the run that found it
-        check.deleted = record_deletions(
-            parts.store, STREAM, found, detected, parts.run_id, parts.fence
+        check.deleted = record_deletions(store, STREAM, found, detected, run_id, fence)
+        apply_pending(
+            settings=settings,
+            client=client,
+            store=store,
+            fence=fence,
+            storage=storage,
+            changes=changes,
+            snapshot=snapshot,
         )
-        apply_pending(parts)
     if left or recorded:
-        carry_ranges(parts.store, STREAM, left, parts.run_id, parts.fence)
+        carry_ranges(store, STREAM, left, run_id, fence)
     if left:
         log.warning(
             "deletion check: %d pk range(s) left for the next run (request budget %d, "
@@ -277,49 +288,3 @@ def check_deletions(
             settings.deletion_check_requests,
         )
     return check
-
-
-def lake_side(parts: RunParts) -> np.ndarray:
-    """``L``: the pks of ``customers/``, with the quarantined pks that have no row there (and
-    no deletion recorded), sorted."""
-    held = parts.snapshot.pks()
-    only_quarantined = np.setdiff1d(quarantined_pks(parts.storage), held)
-    if not len(only_quarantined):
-        return held
-    gone = recorded_deletions(parts.store, STREAM, [int(pk) for pk in only_quarantined])
-    keep = np.array([int(pk) not in gone for pk in only_quarantined], dtype=np.bool_)
-    return np.sort(np.concatenate([held, only_quarantined[keep]]))
-
-
-class _Counting:
-    """The client's listings, counted (the listing of ``M``)."""
-
-    def __init__(self, client: OmnitronClient) -> None:
-        self._client, self.requests = client, 0
-
-    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
-        self.requests += 1
-        return self._client.list_customers(query, page_size)
-
-
-def apply_pending(parts: RunParts) -> int:
-    """Write the change-log rows of recorded deletions, remove their pks from ``customers/``,
-    erase them from the lake's history when the settings say so, and mark them applied; returns
-    how many. Idempotent (see the module's docstring)."""
-    assert parts.fence is not None
-    pending = pending_deletions(parts.store, STREAM)
-    if not pending:
-        return 0
-    by_run: dict[tuple[str, dt.datetime], list[int]] = {}
-    for deletion in pending:
-        by_run.setdefault((deletion.run_id, deletion.detected), []).append(deletion.pk)
-    for (run_id, detected), pks in by_run.items():
-        rows = deletion_rows(pks, detected, run_id, parts.client.base_url)
-        parts.changes.write_window(rows, f"deleted-{run_id}-{detected:%Y%m%dT%H%M%S%fZ}")
-        parts.snapshot.remove(pks)
-    if parts.settings.erase_deleted:
-        # before the mark: a run killed while erasing leaves these pending, to be erased again
-        erase_deleted(parts, [d.pk for d in pending])
-    mark_applied(parts.store, STREAM, [d.pk for d in pending], parts.fence)
-    log.info("removed %d customer(s) deleted in Omnitron", len(pending))
-    return len(pending)

@@ -6,20 +6,26 @@ A match key a conflict shares with a customer whose deletion is not recorded is 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from omnisync.lake import LakeStorage
 from omnisync.lake.erasure import Erased, erase_customers
+from omnisync.state import StateStore
 from omnisync.state.deletions import recorded_deletions
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM
 from omnisync.sync.staging import remove_finished_staging, remove_staged
 
 
-def erase_deleted(parts: RunParts, pks: list[int]) -> Erased:
-    """Erase ``pks`` from the lake as the module's docstring says; idempotent, under the lock."""
-    storage, store = parts.storage, parts.store
+def erase_deleted(
+    storage: LakeStorage, store: StateStore, columns: Collection[str], pks: list[int]
+) -> Erased:
+    """Erase ``pks`` (their ``columns``, ``OMNISYNC_ERASE_COLUMNS``) from the lake as the
+    module's docstring says; idempotent, under the lock."""
     remove_finished_staging(storage, store)
     remove_staged(storage, pks)
     return erase_customers(
         storage,
         pks,
-        parts.settings.erase_columns,
+        columns,
         gone=lambda others: recorded_deletions(store, STREAM, sorted(others)),
     )

@@ -36,21 +36,19 @@ from typing import Any
 
 import pyarrow as pa
 
+from omnisync.client import OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.memory import give_back
 from omnisync.settings import Settings
-from omnisync.state import Window
+from omnisync.state import Fence, StateStore, Window
 from omnisync.state.quarantine_history import recent_records
 from omnisync.state.times import from_us
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM
 from omnisync.sync.planning import Plan
 from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.rebuild import rebuild_snapshot
-from omnisync.sync.window import (
-    BatchRejected,
-    staged_buckets,
-    staging_dir,
-    without_staging_metadata,
-)
+from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.window import BatchRejected
 
 log = logging.getLogger("omnisync.sync")
 
@@ -154,18 +152,18 @@ def quality_problem(
     return None
 
 
-def merge_staged(parts: RunParts, plan_id: str) -> int:
+def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
     bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
     is finished by the next run."""
     merged = 0
-    marks = staged_marks(parts, staging_dir(plan_id))
+    marks = staged_marks(storage, snapshot, staging_dir(plan_id))
     with contextlib.ExitStack() as stack:
         staged = []
-        for name in parts.storage.files(staging_dir(plan_id)):
-            file = stack.enter_context(parts.storage.parquet_file(name))
+        for name in storage.files(staging_dir(plan_id)):
+            file = stack.enter_context(storage.parquet_file(name))
             staged.append((file, staged_buckets(file)))
-        for bucket in range(parts.snapshot.buckets):
+        for bucket in range(snapshot.buckets):
             groups = [
                 file.read_row_group(buckets.index(bucket))
                 for file, buckets in staged
@@ -173,27 +171,37 @@ def merge_staged(parts: RunParts, plan_id: str) -> int:
             ]
             if groups:
                 rows = pa.concat_tables(groups, promote_options="permissive")
-                parts.snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+                snapshot.merge_bucket(bucket, without_staging_metadata(rows))
                 del rows, groups
                 give_back()  # see omnisync/memory.py: as after each window
                 merged += 1
                 log.debug("merged bucket %d", bucket)
             if bucket in marks:
-                mark_bucket(parts, bucket, marks[bucket])
+                mark_bucket(storage, bucket, marks[bucket])
     return merged
 
 
-def mark_rebuilt(parts: RunParts, plan_id: str) -> None:
+def mark_rebuilt(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> None:
     """Mark the rows of customers whose newer version was quarantined, in the buckets a full
     refresh just rebuilt (they hold the staged rows, unmarked). Idempotent like the rebuild."""
-    for bucket, marks in staged_marks(parts, staging_dir(plan_id)).items():
-        mark_bucket(parts, bucket, marks)
+    for bucket, marks in staged_marks(storage, snapshot, staging_dir(plan_id)).items():
+        mark_bucket(storage, bucket, marks)
 
 
-def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
+def finish_plan(
+    plan: Plan,
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    store: StateStore,
+    fence: Fence | None,
+    run_id: str,
+    storage: LakeStorage,
+    changes: ChangeLog,
+    snapshot: Snapshot,
+) -> PlanTotals:
     """Judge, merge, move the watermark, close and compact; returns the plan's totals.
     Raises BatchRejected (plan abandoned, watermark unchanged) for a systemic problem."""
-    store, settings = parts.store, parts.settings
     windows = store.plans.windows(STREAM, plan.plan_id)
     unfinished = [w for w in windows if w.status != "done"]
     if unfinished:
@@ -202,8 +210,8 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
     recent = recent_records(store, STREAM, max(0, settings.quarantine_min_rows - totals.fresh))
     problem = quality_problem(totals, settings, recent.read, recent.quarantined)
     if problem is not None:
-        store.plans.abandon(STREAM, plan.plan_id, fence=parts.fence)
-        parts.storage.delete_tree(staging_dir(plan.plan_id))
+        store.plans.abandon(STREAM, plan.plan_id, fence=fence)
+        storage.delete_tree(staging_dir(plan.plan_id))
         held = store.watermarks.get(STREAM)
         raise BatchRejected(
             f"{problem}. The watermark is held back at "
@@ -211,16 +219,27 @@ def finish_plan(parts: RunParts, plan: Plan) -> PlanTotals:
             "the next run reads them again"
         )
     if plan.rebuild:
-        rebuild_snapshot(parts, plan.plan_id, plan.upper)
-        mark_rebuilt(parts, plan.plan_id)
+        rebuild_snapshot(
+            plan.plan_id,
+            plan.upper,
+            settings=settings,
+            client=client,
+            store=store,
+            fence=fence,
+            run_id=run_id,
+            storage=storage,
+            changes=changes,
+            snapshot=snapshot,
+        )
+        mark_rebuilt(storage, snapshot, plan.plan_id)
     else:
-        merge_staged(parts, plan.plan_id)
+        merge_staged(storage, snapshot, plan.plan_id)
     if totals.max_modified is not None:
-        store.watermarks.set(STREAM, totals.max_modified, parts.run_id, fence=parts.fence)
-    store.plans.close(STREAM, plan.plan_id, fence=parts.fence)
-    parts.storage.delete_tree(staging_dir(plan.plan_id))
+        store.watermarks.set(STREAM, totals.max_modified, run_id, fence=fence)
+    store.plans.close(STREAM, plan.plan_id, fence=fence)
+    storage.delete_tree(staging_dir(plan.plan_id))
     watermark = store.watermarks.get(STREAM)
     if watermark is not None:
         closed = (watermark - dt.timedelta(seconds=settings.lookback_seconds)).date()
-        parts.changes.compact(before=closed - dt.timedelta(days=1))
+        changes.compact(before=closed - dt.timedelta(days=1))
     return totals

@@ -21,17 +21,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, Page
-from omnisync.client.paginator import DAY, Paginator, parse_modified, server_bounds
+from omnisync.client import CustomerQuery, OmnitronClient, Page
+from omnisync.client.dates import DAY, parse_modified, server_bounds
+from omnisync.client.paginator import Paginator
 from omnisync.client.records import record_modified, record_pk
+from omnisync.lake import LakeStorage
+from omnisync.settings import Settings
+from omnisync.state import Fence, StateStore
 from omnisync.state.times import from_us, to_us
+from omnisync.sync.context import STREAM
 from omnisync.sync.deletions import Seen
-from omnisync.sync.parts import STREAM, RunParts
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
 from omnisync.sync.staging import remove_finished_staging
 
@@ -133,9 +138,9 @@ class Plan:
     seen: Seen | None = None
 
 
-def open_plan(parts: RunParts) -> Plan | None:
+def open_plan(store: StateStore, storage: LakeStorage) -> Plan | None:
     """The plan an interrupted run left unfinished, with the windows it still has to do."""
-    found = parts.store.plans.open(STREAM)
+    found = store.plans.open(STREAM)
     if found is None:
         return None
     plan_id, windows = found
@@ -144,31 +149,36 @@ def open_plan(parts: RunParts) -> Plan | None:
     return Plan(
         plan_id,
         from_us(windows[-1].hi_us),
-        parts.store.watermarks.get(STREAM),
+        store.watermarks.get(STREAM),
         [(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)) for w in left],
         resumed=True,
-        rebuild=is_rebuild(parts, plan_id),
+        rebuild=is_rebuild(storage, plan_id),
     )
 
 
-def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
+def new_plan(
+    full_refresh: bool = False,
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    datetimes: bool,
+    total: Callable[[], int],
+    store: StateStore,
+    fence: Fence | None,
+    storage: LakeStorage,
+) -> Plan:
     """Plan ``[watermark - lookback, server now - lag)``, or everything below ``now - lag``.
 
-    Its first request counts every customer (``S``, and the ``Date`` header that fixes the
-    upper bound), unless :meth:`RunParts.open` just did; its second is a whole page of what
-    changed since ``watermark - lookback``. A server that refuses that page's datetimes, though
-    an earlier run recorded that it takes them, is asked again with dates (and recorded)."""
-    settings = parts.settings
-    watermark = parts.store.watermarks.get(STREAM)
+    Its first request counts every customer (``total``: ``S``, and the ``Date`` header that
+    fixes the upper bound), unless the run's context just did; its second is a whole page of
+    what changed since ``watermark - lookback``. Raises DateFilterRejected when ``datetimes``
+    is wrong (the caller records it and plans again with dates)."""
+    watermark = store.watermarks.get(STREAM)
     if full_refresh:
-        parts.store.plans.abandon(STREAM, fence=parts.fence)
-        # A full refresh asks again what the server's date filters take: a server that learned
-        # datetimes since is seen by no other answer (dates are understood by every server).
-        parts.datetimes = parts.client.datetime_filters_supported
-        parts.store.servers.remember(parts.client.base_url, parts.datetimes)
-    remove_finished_staging(parts.storage, parts.store)
-    total = parts.total()
-    upper = parts.client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
+        store.plans.abandon(STREAM, fence=fence)
+    remove_finished_staging(storage, store)
+    counted = total()
+    upper = client.server_time() - dt.timedelta(seconds=settings.lag_seconds)
     lower = (
         None
         if (watermark is None or full_refresh)
@@ -177,21 +187,15 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
     if lower is not None and lower >= upper:
         return Plan(uuid.uuid4().hex, upper, watermark, [])
     first_pages: dict[Window, Page] = {}
-    try:
-        bounds = plan_windows(
-            parts.client,
-            lower,
-            upper,
-            parts.datetimes,
-            settings.window_rows,
-            first_pages=first_pages,
-            page_size=settings.page_size,
-        )
-    except DateFilterRejected:
-        if not parts.datetimes:
-            raise
-        parts.filters_rejected()
-        return new_plan(parts, full_refresh)
+    bounds = plan_windows(
+        client,
+        lower,
+        upper,
+        datetimes,
+        settings.window_rows,
+        first_pages=first_pages,
+        page_size=settings.page_size,
+    )
     plan = Plan(
         uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
     )
@@ -200,14 +204,14 @@ def new_plan(parts: RunParts, full_refresh: bool = False) -> Plan:
         # Built here, before any window thread starts: the window reads this same view.
         records = page.records
         if lower is not None and not page.has_next and page.count <= len(records):
-            plan.seen = (total, _changed_since(records, upper))
+            plan.seen = (counted, _changed_since(records, upper))
     if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
-        mark_rebuild(parts, plan.plan_id)
-    parts.store.plans.save(
+        mark_rebuild(storage, plan.plan_id)
+    store.plans.save(
         STREAM,
         plan.plan_id,
         [(0 if lo is None else to_us(lo), to_us(hi)) for lo, hi in bounds],
-        fence=parts.fence,
+        fence=fence,
     )
     return plan
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake import LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantine_path, quarantined_before
 from omnisync.lake.snapshot import bucket_path
-from omnisync.sync.parts import RunParts
 from transforms.quarantine_marks import MARK_SCHEMA, mark_rows, marks_for
 from transforms.schema import TIMESTAMP
 
@@ -38,7 +38,7 @@ class Quarantined:
 
 
 def record_quarantined(
-    parts: RunParts,
+    storage: LakeStorage,
     staging: str,
     window: str,
     pks: pa.ChunkedArray,
@@ -54,22 +54,22 @@ def record_quarantined(
     marks = marks_for(pks, modified, quarantine_path(window, extracted_at))
     path = f"{staging}/{window}{MARKS_SUFFIX}"
     if marks.num_rows:
-        parts.storage.write_table(path, marks.cast(MARK_SCHEMA))
+        storage.write_table(path, marks.cast(MARK_SCHEMA))
     else:
-        parts.storage.delete(path)
+        storage.delete(path)
     good = 0 if rows is None else rows.num_rows
     bad = len(modified)
     if since is not None:
         after = pa.scalar(since, TIMESTAMP)
         bad = int(pc.sum(pc.greater(modified, after)).as_py() or 0)
-        bad += _undated_new(parts, window, modified, raws)
+        bad += _undated_new(storage, window, modified, raws)
         if rows is not None:
             good = int(pc.sum(pc.greater(rows.column("modified_date"), after)).as_py() or 0)
     return Quarantined(marks.num_rows, good + bad, bad, pc.max(modified).as_py())
 
 
 def _undated_new(
-    parts: RunParts, window: str, modified: pa.ChunkedArray, raws: pa.ChunkedArray | None
+    storage: LakeStorage, window: str, modified: pa.ChunkedArray, raws: pa.ChunkedArray | None
 ) -> int:
     """How many quarantined records whose date cannot be read no earlier read quarantined: the
     lookback lists such a record again (its date on the server is what the filters see), and
@@ -81,26 +81,26 @@ def _undated_new(
         return int(pc.sum(undated).as_py() or 0)
     texts = raws.filter(undated)
     texts = texts.cast(pa.string()) if texts.type != pa.string() else texts
-    earlier = quarantined_before(parts.storage, window, texts.to_pylist())
+    earlier = quarantined_before(storage, window, texts.to_pylist())
     return sum(not seen for seen in earlier)
 
 
-def staged_marks(parts: RunParts, staging: str) -> dict[int, pa.Table]:
+def staged_marks(storage: LakeStorage, snapshot: Snapshot, staging: str) -> dict[int, pa.Table]:
     """A plan's staged marks, by bucket."""
-    files = parts.storage.files(staging, suffix=MARKS_SUFFIX)
+    files = storage.files(staging, suffix=MARKS_SUFFIX)
     if not files:
         return {}
-    marks = pa.concat_tables([parts.storage.read_table(f).cast(MARK_SCHEMA) for f in files])
-    return dict(parts.snapshot.split(marks))
+    marks = pa.concat_tables([storage.read_table(f).cast(MARK_SCHEMA) for f in files])
+    return dict(snapshot.split(marks))
 
 
-def mark_bucket(parts: RunParts, bucket: int, marks: pa.Table) -> None:
+def mark_bucket(storage: LakeStorage, bucket: int, marks: pa.Table) -> None:
     """Mark the bucket's rows older than their customer's quarantined version (after its merge:
     a newer version the plan read replaces the row, and then there is nothing to mark). The
     bucket is replaced atomically, and marking again after a crash gives the same rows."""
     path = bucket_path(bucket)
-    if not parts.storage.exists(path):
+    if not storage.exists(path):
         return
-    marked = mark_rows(parts.storage.read_table(path), marks)
+    marked = mark_rows(storage.read_table(path), marks)
     if marked is not None:
-        parts.storage.write_table(path, marked)
+        storage.write_table(path, marked)

@@ -15,8 +15,8 @@ therefore writes each bucket afresh, and why nothing is lost or kept wrongly:
   it, or, where even the range of its pk alone cannot be listed whole, its own URL answers 404
   and a listing of its pk alone then agrees (``absence.py``); answers that disagree keep it.
 * **Deletions are recorded before any bucket changes** (``omnisync/state/deletions.py``), and
-  applied by the one apply step every deletion takes (``omnisync/sync/deletions.py``,
-  :func:`~omnisync.sync.deletions.apply_pending`): the change log gets its ``_op = 'delete'``
+  applied by the one apply step every deletion takes (``omnisync/sync/applying.py``,
+  :func:`~omnisync.sync.applying.apply_pending`): the change log gets its ``_op = 'delete'``
   rows exactly once.
 * **No reader sees an empty or half lake.** Each bucket file is replaced atomically (fenced by
   ``LakeStorage``'s guard), so a reader in the middle sees each pk once, in its old or its new
@@ -39,14 +39,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.client import CustomerQuery, OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.snapshot import DATASET, bucket_path
 from omnisync.memory import give_back
+from omnisync.settings import Settings
+from omnisync.state import Fence, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import to_us
 from omnisync.sync.absence import Absence, ask_absent
-from omnisync.sync.deletions import apply_pending
-from omnisync.sync.parts import STREAM, RunParts
-from omnisync.sync.window import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.applying import apply_pending
+from omnisync.sync.context import STREAM
+from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
@@ -54,13 +57,13 @@ log = logging.getLogger("omnisync.sync")
 _MARK = "_rebuild.json"
 
 
-def mark_rebuild(parts: RunParts, plan_id: str) -> None:
+def mark_rebuild(storage: LakeStorage, plan_id: str) -> None:
     """Say, in the plan's staging folder, that finishing it rebuilds ``customers/``."""
-    parts.storage.write_json(f"{staging_dir(plan_id)}/{_MARK}", {"rebuild": True})
+    storage.write_json(f"{staging_dir(plan_id)}/{_MARK}", {"rebuild": True})
 
 
-def is_rebuild(parts: RunParts, plan_id: str) -> bool:
-    return parts.storage.read_json(f"{staging_dir(plan_id)}/{_MARK}") is not None
+def is_rebuild(storage: LakeStorage, plan_id: str) -> bool:
+    return storage.read_json(f"{staging_dir(plan_id)}/{_MARK}") is not None
 
 
 def _listed(client: OmnitronClient, lo: int, hi: int, page_size: int) -> set[int] | None:
@@ -119,14 +122,14 @@ def confirmed_absent(
     return sorted(gone)
 
 
-def _read_old(parts: RunParts) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _read_old(storage: LakeStorage) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The files of ``customers/``, and the pks and modified_dates (µs) their readable rows hold.
     A file no reader can open holds nothing anyone can read: the rebuild replaces it."""
-    files = parts.storage.files(DATASET)
+    files = storage.files(DATASET)
     pks, stamps = [], []
     for path in files:
         try:
-            table = parts.storage.read_table(path, ["pk", "modified_date"])
+            table = storage.read_table(path, ["pk", "modified_date"])
         except Exception as exc:  # any reader's failure: its rows are lost to every reader
             log.warning("full refresh: %s cannot be read (%s); it is rebuilt", path, exc)
             continue
@@ -138,15 +141,15 @@ def _read_old(parts: RunParts) -> tuple[list[str], np.ndarray, np.ndarray]:
     return files, np.concatenate(pks), np.concatenate(stamps)
 
 
-def _staged_pks(parts: RunParts, plan_id: str) -> np.ndarray:
+def _staged_pks(storage: LakeStorage, plan_id: str) -> np.ndarray:
     arrays = [
-        parts.storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
-        for name in parts.storage.files(staging_dir(plan_id))
+        storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
+        for name in storage.files(staging_dir(plan_id))
     ]
     return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
 
 
-def _rows_of(parts: RunParts, files: list[str], keep: np.ndarray) -> pa.Table | None:
+def _rows_of(storage: LakeStorage, files: list[str], keep: np.ndarray) -> pa.Table | None:
     """The lake's rows of the pks in ``keep`` (few: those the read could not have seen)."""
     if not len(keep):
         return None
@@ -154,31 +157,40 @@ def _rows_of(parts: RunParts, files: list[str], keep: np.ndarray) -> pa.Table | 
     found = []
     for path in files:
         with contextlib.suppress(Exception):  # unreadable: told in _read_old
-            pks = parts.storage.read_table(path, ["pk"]).column("pk").cast(pa.int64())
+            pks = storage.read_table(path, ["pk"]).column("pk").cast(pa.int64())
             if pc.any(pc.is_in(pks, wanted)).as_py():
-                table = parts.storage.read_table(path)
+                table = storage.read_table(path)
                 found.append(table.filter(pc.is_in(table.column("pk").cast(pa.int64()), wanted)))
     return pa.concat_tables(found, promote_options="permissive") if found else None
 
 
-def rebuild_snapshot(parts: RunParts, plan_id: str, upper: dt.datetime) -> int:
+def rebuild_snapshot(
+    plan_id: str,
+    upper: dt.datetime,
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    store: StateStore,
+    fence: Fence | None,
+    run_id: str,
+    storage: LakeStorage,
+    changes: ChangeLog,
+    snapshot: Snapshot,
+) -> int:
     """Write ``customers/`` afresh from the plan's staged rows, keeping the lake's rows the read
     could not have seen and recording (then applying) the deletions Omnitron confirms; returns
     the buckets written. See the module's docstring for why this is exact and safe to repeat."""
-    assert parts.fence is not None, "a rebuild changes the lake: hold the lock"
-    snapshot, storage = parts.snapshot, parts.storage
-    files, old_pks, old_stamps = _read_old(parts)
-    read = _staged_pks(parts, plan_id)
+    assert fence is not None, "a rebuild changes the lake: hold the lock"
+    files, old_pks, old_stamps = _read_old(storage)
+    read = _staged_pks(storage, plan_id)
     newer = old_pks[old_stamps >= to_us(upper)]
     unread = np.unique(old_pks[~np.isin(old_pks, read)])
     candidates = unread[~np.isin(unread, newer)]
-    gone = confirmed_absent(
-        parts.client, candidates.tolist(), np.sort(old_pks), parts.settings.page_size
-    )
+    gone = confirmed_absent(client, candidates.tolist(), np.sort(old_pks), settings.page_size)
     if gone:
-        detected = parts.client.server_time()
-        record_deletions(parts.store, STREAM, gone, detected, parts.run_id, parts.fence)
-    kept = _rows_of(parts, files, unread[~np.isin(unread, np.array(gone, np.int64))])
+        detected = client.server_time()
+        record_deletions(store, STREAM, gone, detected, run_id, fence)
+    kept = _rows_of(storage, files, unread[~np.isin(unread, np.array(gone, np.int64))])
     kept_by_bucket = dict(snapshot.split(with_json_types(kept))) if kept is not None else {}
     written = 0
     with contextlib.ExitStack() as stack:
@@ -210,7 +222,15 @@ def rebuild_snapshot(parts: RunParts, plan_id: str, upper: dt.datetime) -> int:
         hidden = any(part.startswith((".", "_")) for part in path.split("/")[1:])
         if path not in layout and not hidden:
             storage.delete(path)
-    apply_pending(parts)
+    apply_pending(
+        settings=settings,
+        client=client,
+        store=store,
+        fence=fence,
+        storage=storage,
+        changes=changes,
+        snapshot=snapshot,
+    )
     log.info(
         "full refresh rebuilt customers/: %d bucket(s), %d customer(s) kept that the read "
         "could not see, %d deleted in Omnitron",

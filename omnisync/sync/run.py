@@ -27,11 +27,10 @@ from omnisync.lake.presence import write_missing_datasets
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
+from omnisync.sync.context import STREAM, RunContext, open_run, take_handed
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release, take_handed
 from omnisync.sync.planning import Plan, new_plan, open_plan
-from omnisync.validation import Validator
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
 from transforms.pii import apply_pii_policy
@@ -49,88 +48,113 @@ def run_sync(
     settings: Settings,
     full_refresh: bool,
     orchestration: Orchestration,
-    parts: RunParts | None = None,
+    context: RunContext | None = None,
 ) -> dict[str, Any] | Refused:
     """One incremental run (or a full refresh); returns its counts, or :class:`Refused`.
 
-    ``parts`` are the run's open parts when the caller already opened them (the command line's
-    preflight does); they are closed here either way.
+    ``context``: the run's open context when the caller already opened it (the command line's
+    preflight does), and closes it; otherwise the run opens its own and closes it here.
     """
     kind = "full" if full_refresh else "incremental"
     logger = orchestration.logger()
-    # The validator (GX: seconds to start) is built just before the first window runs, in this
-    # thread: a refused run ends at once, and GX's import overlaps the planning's requests.
-    if parts is None:  # a preflight's, when the command line started this flow run
-        parts = take_handed(settings) or RunParts.open(settings, uuid.uuid4().hex, validate=False)
-    adopt(parts)
-    try:
-        with contextlib.ExitStack() as stack:
-            try:
-                parts.hold(
-                    stack.enter_context(
-                        parts.store.lease.locked(
-                            STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
-                        )
-                    )
-                )
-            except LockHeld as busy:
-                RunRecord.refused(parts.store, parts.run_id, STREAM, kind, str(busy))
-                logger.warning("%s", busy)
-                return Refused(str(busy))
-            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, kind))
-            try:
-                counts, docs = _steps(parts, record, full_refresh, orchestration)
-            except DateFilterRejected:
-                if not parts.datetimes:
-                    raise
-                # The server refuses datetimes an earlier run recorded it to take (seen first
-                # by a resumed plan's window): the steps again, with dates. Each is idempotent.
-                parts.filters_rejected()
-                counts, docs = _steps(parts, record, full_refresh, orchestration)
-            orchestration.publish(
-                "sync-customers",
-                summary_markdown(
-                    parts.settings,
-                    parts.run_id,
-                    counts,
-                    parts.validator.pages(parts.run_id) if docs and parts.validator else [],
-                ),
-                "counts, window, watermark and quarantine",
+    with contextlib.ExitStack() as stack:
+        # The validator (GX: seconds to start) is built just before the first window runs, in
+        # this thread: a refused run ends at once, and GX's import overlaps the planning's requests.
+        if context is None:  # the command line's preflight's, when it started this flow run
+            context = take_handed(settings) or stack.enter_context(
+                open_run(settings, uuid.uuid4().hex, validate=False)
             )
-            logger.info("run %s done: %s", parts.run_id, counts)
-            return {**counts, "run_id": parts.run_id, "data_docs": docs}
-    finally:
-        release(parts.run_id)
+        try:
+            fence = stack.enter_context(
+                context.store.lease.locked(
+                    STREAM, wait_seconds=settings.lock_wait_seconds, run_id=context.run_id
+                )
+            )
+        except LockHeld as busy:
+            RunRecord.refused(context.store, context.run_id, STREAM, kind, str(busy))
+            logger.warning("%s", busy)
+            return Refused(str(busy))
+        run = context.holding(fence)
+        record = stack.enter_context(RunRecord(run.store, run.run_id, STREAM, kind))
+        try:
+            counts, docs = _steps(run, record, full_refresh, orchestration)
+        except DateFilterRejected:
+            if not run.datetimes:
+                raise
+            # The server refuses datetimes an earlier run recorded it to take (seen first by a
+            # resumed plan's window, or by planning): the steps again, with dates. Each is
+            # idempotent.
+            run.filters_rejected()
+            counts, docs = _steps(run, record, full_refresh, orchestration)
+        orchestration.publish(
+            "sync-customers",
+            summary_markdown(
+                run.settings,
+                run.run_id,
+                counts,
+                run.validator.pages(run.run_id) if docs and run.validator else [],
+            ),
+            "counts, window, watermark and quarantine",
+        )
+        logger.info("run %s done: %s", run.run_id, counts)
+        return {**counts, "run_id": run.run_id, "data_docs": docs}
 
 
 def _steps(
-    parts: RunParts,
+    run: RunContext,
     record: RunRecord,
     full_refresh: bool,
     orchestration: Orchestration,
 ) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
     # A lake of an older format is refused before anything is written; a full refresh rebuilds it.
-    parts.snapshot.ensure_current(rebuild=full_refresh)
-    parts.changes.recover()  # a compaction a crash interrupted
+    run.snapshot.ensure_current(rebuild=full_refresh)
+    run.changes.recover()  # a compaction a crash interrupted
     totals = PlanTotals()
-    unfinished = None if full_refresh else open_plan(parts)
+    unfinished = None if full_refresh else open_plan(run.store, run.storage)
     if unfinished is not None:
-        totals.add(_run_plan(parts, unfinished, orchestration))
+        totals.add(_run_plan(run, unfinished, orchestration))
+    if full_refresh:
+        # A full refresh asks again what the server's date filters take: a server that learned
+        # datetimes since is seen by no other answer (dates are understood by every server).
+        run.datetimes = run.client.datetime_filters_supported
+        run.store.servers.remember(run.client.base_url, run.datetimes)
     # Always plan again: finishing an old plan does not make the lake current.
-    plan = new_plan(parts, full_refresh=full_refresh)
-    totals.add(_run_plan(parts, plan, orchestration))
+    plan = new_plan(
+        full_refresh,
+        settings=run.settings,
+        client=run.client,
+        datetimes=run.datetimes,
+        total=run.total,
+        store=run.store,
+        fence=run.fence,
+        storage=run.storage,
+    )
+    totals.add(_run_plan(run, plan, orchestration))
     # A sync that wrote no row (an empty Omnitron) still leaves every documented dataset readable.
-    settings = parts.settings
+    settings = run.settings
     analyst = apply_pii_policy(
         CUSTOMER_SCHEMA.empty_table(),
         settings.pii_policy,
         settings.pii_salt.get_secret_value().encode(),
     )
-    write_missing_datasets(parts.storage, analyst.schema, plan.upper)
-    deletions = check_deletions(parts, plan.upper, full_refresh, seen=plan.seen)
-    docs = parts.validator.publish_docs() if totals.rows and parts.validator else None
-    watermark = parts.store.watermarks.get(STREAM)
+    write_missing_datasets(run.storage, analyst.schema, plan.upper)
+    deletions = check_deletions(
+        plan.upper,
+        full_refresh,
+        seen=plan.seen,
+        settings=settings,
+        client=run.client,
+        datetimes=run.datetimes,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
+    docs = run.validator.publish_docs() if totals.rows and run.validator else None
+    watermark = run.store.watermarks.get(STREAM)
     counts = {
         **totals.counts(),
         **deletions.counts(),
@@ -146,20 +170,29 @@ def _steps(
     return counts, docs
 
 
-def _run_plan(parts: RunParts, plan: Plan, orchestration: Orchestration) -> PlanTotals:
+def _run_plan(run: RunContext, plan: Plan, orchestration: Orchestration) -> PlanTotals:
     """Every window of ``plan`` through the orchestration, then the plan's finish (here)."""
     orchestration.logger().info(
         "run %s: %d window(s) up to %s%s",
-        parts.run_id,
+        run.run_id,
         len(plan.windows),
         plan.upper,
         " (resuming an interrupted plan)" if plan.resumed else "",
     )
     if plan.windows:
-        if parts.validator is None:  # before any window thread starts: nothing built lazily
-            parts.validator = Validator.for_settings(parts.settings)
-        orchestration.run_windows(parts, plan)
-    return finish_plan(parts, plan)
+        run.open_validator()  # before any window thread starts: nothing built lazily
+        orchestration.run_windows(run, plan)
+    return finish_plan(
+        plan,
+        settings=run.settings,
+        client=run.client,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
 
 
 def summary_markdown(

@@ -4,9 +4,9 @@ Order of work: each chunk of pages is typed; at the end of the window its rows a
 together, then staged under ``_staging/`` as one file with a row group per snapshot bucket, its
 versions go to the change log (a file per month it touches) and its rejected records to
 quarantine (with the PII policy applied to their raw JSON, G8), and only then is the window
-marked done. The staged rows reach ``customers/`` when
-the whole plan is finished (``finish.py``), so a backfill rewrites each bucket once. A window that
-fails is simply run again: its files are replaced.
+marked done. The staged rows (``staging.py``) reach ``customers/`` when the whole plan is
+finished (``finish.py``), so a backfill rewrites each bucket once. A window that fails is simply
+run again: its files are replaced.
 
 A record that cannot be represented is quarantined and the window goes on; whether the run as a
 whole has too many of them is judged once over the whole plan (``finish.py``), never over one
@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import stamina
@@ -37,14 +36,15 @@ from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
 from omnisync.state.times import to_us
-from omnisync.sync.parts import STAGING, STREAM, RunParts
+from omnisync.sync.context import STREAM, RunContext
 from omnisync.sync.quarantined import record_quarantined
-from omnisync.validation import validate_customers
+from omnisync.sync.staging import stage_window, staging_dir
+from omnisync.sync.window_rows import latest_versions, pks_of, policy_applied, with_latest_flags
+from omnisync.validation import Validator, validate_customers
 from transforms.customers import Converted, Lineage, SchemaDrift
-from transforms.pii import apply_pii_policy, apply_pii_policy_to_raw
+from transforms.pii import apply_pii_policy
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 from transforms.typed_rows import records_to_table
-from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
 
@@ -84,31 +84,30 @@ class WindowResult:
         }
 
 
-def staging_dir(plan_id: str) -> str:
-    return f"{STAGING}/plan={plan_id}"
-
-
 def sync_window(
-    parts: RunParts,
+    context: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
     first_page: Page | None = None,
 ) -> WindowResult:
     """Extract, type, validate and write one window, then mark it done in the state store.
-    ``first_page``: planning's answer to the window's first request, when it has one."""
-    settings = parts.settings
+    ``first_page``: planning's answer to the window's first request, when it has one.
+
+    The one step that takes the run's whole context: a window uses every collaborator of the
+    run, and is what an orchestration hands a thread or a Dask worker."""
+    settings = context.settings
     result = WindowResult(lo, hi)
     name = window_key(lo, hi)
-    since = parts.store.watermarks.get(STREAM)
-    lineage = Lineage(parts.run_id, dt.datetime.now(dt.UTC), parts.client.base_url)
+    since = context.store.watermarks.get(STREAM)
+    lineage = Lineage(context.run_id, dt.datetime.now(dt.UTC), context.client.base_url)
     chunk: list[Record] = []
     typed: list[pa.Table] = []
     rejected: list[pa.Table] = []
     rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
-    pages = Paginator(parts.client, settings.page_size).changed(
-        lo, hi, parts.datetimes, first_page=first_page, typed=True
+    pages = Paginator(context.client, settings.page_size).changed(
+        lo, hi, context.datetimes, first_page=first_page, typed=True
     )
     for page in pages:
         chunk.extend(page)
@@ -127,18 +126,21 @@ def sync_window(
         rejected_modified.append(converted.rejected_modified)
     rows: pa.Table | None = None
     if typed:
-        rows, quarantined, refused_modified = _validate_window(parts, typed, name, result)
+        assert context.validator is not None, "a sync run opens its validator"
+        rows, quarantined, refused_modified = _validate_window(
+            context.validator, settings, context.run_id, typed, name, result
+        )
         rejected.append(quarantined)
         rejected_modified.append(refused_modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
-        stage_window(parts, plan_id, name, rows)
-        result.changes_logged += parts.changes.write_window(rows, name)
+        stage_window(context.storage, context.snapshot, plan_id, name, rows)
+        result.changes_logged += context.changes.write_window(rows, name)
     # One quarantine file per window, so that a retried window replaces it, whatever chunks.
     quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
-    to_keep = _policy_applied(quarantine, settings)
-    write_quarantine(parts.storage, to_keep, name, lineage.extracted_at)
+    to_keep = policy_applied(quarantine, settings)
+    write_quarantine(context.storage, to_keep, name, lineage.extracted_at)
     left = record_quarantined(
-        parts,
+        context.storage,
         staging_dir(plan_id),
         name,
         quarantine.column("pk"),
@@ -156,7 +158,7 @@ def sync_window(
     if left.newest is not None:  # see quarantined.py: counts in the watermark
         top = left.newest
         result.max_modified = top if result.max_modified is None else max(result.max_modified, top)
-    parts.store.plans.complete_window(
+    context.store.plans.complete_window(
         STREAM,
         plan_id,
         0 if lo is None else to_us(lo),
@@ -164,7 +166,7 @@ def sync_window(
         None if result.max_modified is None else to_us(result.max_modified),
         quarantined=result.quarantined,
         counts=result.counts(),
-        fence=parts.fence,
+        fence=context.fence,
     )
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
@@ -193,7 +195,7 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 def sync_window_retrying(
-    parts: RunParts,
+    context: RunContext,
     plan_id: str,
     lo: dt.datetime | None,
     hi: dt.datetime,
@@ -214,7 +216,7 @@ def sync_window_retrying(
     ):
         with attempt:
             page, first_page = first_page, None
-            return sync_window(parts, plan_id, lo, hi, first_page=page)
+            return sync_window(context, plan_id, lo, hi, first_page=page)
     raise AssertionError("unreachable: stamina either returns or raises")
 
 
@@ -231,7 +233,12 @@ def _type_chunk(
 
 
 def _validate_window(
-    parts: RunParts, typed: list[pa.Table], name: str, result: WindowResult
+    validator: Validator,
+    settings: Settings,
+    run_id: str,
+    typed: list[pa.Table],
+    name: str,
+    result: WindowResult,
 ) -> tuple[pa.Table, pa.Table, pa.ChunkedArray]:
     """Validate a window's typed rows at once; returns its rows for the lake (flagged, PII
     policy applied), the rows to quarantine and their ``modified_date``. Raises BatchRejected
@@ -240,15 +247,13 @@ def _validate_window(
     Once per window, not per chunk: GX has a fixed cost per validation whatever its size, so
     fewer, larger validations cost less CPU (docs/performance.md), and the window's typed rows
     are held until it is staged anyway."""
-    settings = parts.settings
     table = pa.concat_tables(typed, promote_options="permissive")
-    assert parts.validator is not None, "a sync run opens its validator"
-    latest = _latest(table)
-    validation = validate_customers(parts.validator, latest, f"{parts.run_id}-{name}")
+    latest = latest_versions(table)
+    validation = validate_customers(validator, latest, f"{run_id}-{name}")
     if not validation.passed:
         raise BatchRejected(f"window {name}: " + "; ".join(validation.failures))
     table = with_latest_flags(table, validation.good)
-    rejected_pks = _pks(validation.quarantined)
+    rejected_pks = pks_of(validation.quarantined)
     good = (
         table.filter(
             pc.invert(pc.is_in(table.column("pk"), value_set=pa.array(sorted(rejected_pks))))
@@ -270,77 +275,3 @@ def _validate_window(
     at = pc.index_in(quarantined_pks, value_set=latest.column("pk"))
     modified = latest.column("modified_date").combine_chunks().take(at).cast(TIMESTAMP)
     return analyst, validation.quarantined, modified
-
-
-def _policy_applied(quarantine: pa.Table, settings: Settings) -> pa.Table:
-    """The quarantine rows with the PII policy applied to their raw JSON: what could not be
-    typed or was refused by validation is no reason to keep an email in clear (G8)."""
-    if quarantine.num_rows == 0 or all(a == "keep" for a in settings.pii_policy.values()):
-        return quarantine
-    salt = settings.pii_salt.get_secret_value().encode()
-    raw = [
-        apply_pii_policy_to_raw(text, settings.pii_policy, salt)
-        for text in quarantine.column("raw").to_pylist()
-    ]
-    index = quarantine.schema.get_field_index("raw")
-    return quarantine.set_column(
-        index, quarantine.schema.field(index), pa.array(raw, quarantine.schema.field(index).type)
-    )
-
-
-def _latest(table: pa.Table) -> pa.Table:
-    """Each customer's latest version in the window, for validation. A backfill's window holds
-    one version per customer: then the window itself, not a sorted copy of it (a copy of the
-    window's rows, held while GX runs). Validation reads no order: its verdicts go back by pk."""
-    if pc.count_distinct(table.column("pk"), mode="all").as_py() == table.num_rows:
-        return table
-    return latest_per_pk(table)
-
-
-BUCKETS_KEY = b"omnisync.buckets"
-
-
-def stage_window(parts: RunParts, plan_id: str, name: str, rows: pa.Table) -> None:
-    """Stage a window's rows for the merge: one file, one row group per snapshot bucket, the
-    buckets listed in the file's metadata (64 files per chunk before: 640 per 100k rows)."""
-    groups = list(parts.snapshot.split(rows))
-    if not groups:
-        parts.storage.delete(f"{staging_dir(plan_id)}/{name}.parquet")
-        return
-    metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps([b for b, _ in groups])}
-    parts.storage.write_row_groups(
-        f"{staging_dir(plan_id)}/{name}.parquet",
-        [part.replace_schema_metadata(metadata) for _, part in groups],
-        scratch=True,
-    )
-    log.debug("staged window %s: %d rows in %d bucket(s)", name, rows.num_rows, len(groups))
-
-
-def staged_buckets(file: Any) -> list[int]:
-    """The bucket of each row group of a staged window file (``stage_window``)."""
-    buckets: list[int] = orjson.loads(file.schema_arrow.metadata[BUCKETS_KEY])
-    return buckets
-
-
-def without_staging_metadata(rows: pa.Table) -> pa.Table:
-    metadata = {k: v for k, v in (rows.schema.metadata or {}).items() if k != BUCKETS_KEY}
-    return rows.replace_schema_metadata(metadata or None)
-
-
-def _pks(table: pa.Table) -> set[int]:
-    return set(table.column("pk").to_pylist()) if table.num_rows else set()
-
-
-def with_latest_flags(table: pa.Table, latest: pa.Table) -> pa.Table:
-    """Copy the flags of each pk's latest version (``latest``, as validated) onto every version
-    of it in ``table``; versions of unflagged pks get none. Column-wise: a Python list per row
-    would cost CPU on every version."""
-    flags = latest.column("_dq_flags")
-    flagged = latest.filter(pc.greater(pc.list_value_length(flags), 0))
-    if not flagged.num_rows:
-        return table
-    index = table.schema.get_field_index("_dq_flags")
-    field = table.schema.field(index)
-    at = pc.index_in(table.column("pk"), value_set=flagged.column("pk"))
-    copied = pc.coalesce(flagged.column("_dq_flags").take(at), pa.scalar([], field.type))
-    return table.set_column(index, field, copied)

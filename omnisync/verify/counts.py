@@ -39,7 +39,8 @@ from omnisync.client import (
     OmnitronClient,
     Page,
 )
-from omnisync.client.paginator import WEST, Paginator, parse_modified
+from omnisync.client.dates import WEST, parse_modified
+from omnisync.client.paginator import Paginator
 from omnisync.lake import LakeStorage
 from omnisync.state.times import to_us
 

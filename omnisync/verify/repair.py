@@ -15,7 +15,7 @@ bucket file at a time, each replaced atomically: a file no reader can open is re
 holds nothing anyone can read; its customers are then missing, and re-read), and customers
 Omnitron no longer has leave ``customers/`` the way every deletion does (G9): recorded in the
 state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then removed and,
-with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/deletions.py``, ``apply_pending``); a
+with ``OMNISYNC_ERASE_DELETED``, erased (``omnisync/sync/applying.py``); a
 row of theirs that a tool put in another bucket's file is removed from there too.
 
 A plan an interrupted sync left open is finished first (:func:`_finish_open_plan`): its staged
@@ -39,17 +39,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.client import OmnitronClient
+from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantined_versions
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
-from omnisync.state import RunRecord
+from omnisync.state import Fence, RunRecord, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.deletions import apply_pending
-from omnisync.sync.finish import finish_plan
-from omnisync.sync.parts import STREAM, RunParts, adopt, release
+from omnisync.sync.applying import apply_pending
+from omnisync.sync.context import STREAM, RunContext, open_run
+from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, Window, open_plan
-from omnisync.validation import Validator
 from omnisync.verify.counts import DATASET, LakeSide
 from omnisync.verify.quarantined import previous_rows
 from omnisync.verify.report import Outcome
@@ -81,7 +82,7 @@ def repair_windows(versions: list[int], lake_modified: np.ndarray, page_size: in
     return windows
 
 
-def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
+def remove_from_snapshot(storage: LakeStorage, pks: set[int]) -> int:
     """Take the rows of ``pks`` out of ``customers/``; returns the rows removed. Every file is
     looked at (its pk column only), not just the bucket a pk belongs in: a row put in the wrong
     file behind omnisync's back is seen by readers all the same."""
@@ -89,59 +90,92 @@ def remove_from_snapshot(parts: RunParts, pks: set[int]) -> int:
         return 0
     removed = 0
     wanted = pa.array(sorted(pks), type=pa.int64())
-    for path in parts.storage.files(DATASET):
-        if not pc.any(pc.is_in(parts.storage.read_table(path, ["pk"])["pk"], wanted)).as_py():
+    for path in storage.files(DATASET):
+        if not pc.any(pc.is_in(storage.read_table(path, ["pk"])["pk"], wanted)).as_py():
             continue
-        table = parts.storage.read_table(path)
+        table = storage.read_table(path)
         kept = table.filter(pc.invert(pc.is_in(table["pk"], wanted)))
-        parts.storage.write_table(path, kept)
+        storage.write_table(path, kept)
         removed += table.num_rows - kept.num_rows
     return removed
 
 
-def remove_deleted(parts: RunParts, deleted: list[int]) -> int:
+def remove_deleted(
+    deleted: list[int],
+    *,
+    settings: Settings,
+    client: OmnitronClient,
+    store: StateStore,
+    fence: Fence | None,
+    run_id: str,
+    storage: LakeStorage,
+    changes: ChangeLog,
+    snapshot: Snapshot,
+) -> int:
     """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
     leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
-    (:func:`~omnisync.sync.deletions.apply_pending`). Rows of theirs that a tool put outside
+    (:func:`~omnisync.sync.applying.apply_pending`). Rows of theirs that a tool put outside
     their own bucket's file are seen by readers all the same: they are removed too; returns how
     many such rows there were."""
-    assert parts.fence is not None
+    assert fence is not None
     if deleted:
         # After the re-read, if there was one: the server's clock is then known without asking.
-        detected = parts.client.server_time()
-        record_deletions(parts.store, STREAM, deleted, detected, parts.run_id, parts.fence)
-    apply_pending(parts)
-    return remove_from_snapshot(parts, set(deleted))
+        detected = client.server_time()
+        record_deletions(store, STREAM, deleted, detected, run_id, fence)
+    apply_pending(
+        settings=settings,
+        client=client,
+        store=store,
+        fence=fence,
+        storage=storage,
+        changes=changes,
+        snapshot=snapshot,
+    )
+    return remove_from_snapshot(storage, set(deleted))
 
 
-def _finish_open_plan(parts: RunParts) -> bool:
+def _finish_open_plan(parts: RunContext) -> bool:
     """Finish the plan an interrupted sync left open, before anything is mended; returns
     whether there was one. Its staged rows would otherwise be merged by the next sync after
     this repair applied deletions: a deleted customer's staged version would come back.
     Finishing it (not refusing to repair while it is open) keeps repair usable exactly when a
     sync keeps failing; should its finish fail again, the repair fails with it, having
     changed nothing else."""
-    plan = open_plan(parts)
+    plan = open_plan(parts.store, parts.storage)
     if plan is None:
         return False
     if plan.windows:
-        parts.validator = parts.validator or Validator.for_settings(parts.settings)
+        parts.open_validator()
         Local().run_windows(parts, plan)
-    finish_plan(parts, plan)
+    _finish(parts, plan)
     return True
 
 
-def _restore_quarantined(parts: RunParts, found: Outcome) -> int:
+def _finish(run: RunContext, plan: Plan) -> PlanTotals:
+    return finish_plan(
+        plan,
+        settings=run.settings,
+        client=run.client,
+        store=run.store,
+        fence=run.fence,
+        run_id=run.run_id,
+        storage=run.storage,
+        changes=run.changes,
+        snapshot=run.snapshot,
+    )
+
+
+def _restore_quarantined(storage: LakeStorage, snapshot: Snapshot, found: Outcome) -> int:
     """Put back the newest logged version of each missing or stale customer whose version in
     Omnitron is quarantined (its row was removed or rolled back behind the product's back);
     reading that version again then marks it (``omnisync/verify/quarantined.py``). Returns the
     rows put back."""
-    held = quarantined_versions(parts.storage)
+    held = quarantined_versions(storage)
     before = {pk: v for pk, v in found.versions.items() if v in held.get(pk, ())}
-    rows = previous_rows(parts.storage, before) if before else None
+    rows = previous_rows(storage, before) if before else None
     if rows is None:
         return 0
-    parts.snapshot.merge(rows)
+    snapshot.merge(rows)
     return int(rows.num_rows)
 
 
@@ -149,44 +183,52 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
     """Mend what ``found`` reported, as one run under the stream's lock; returns its counts.
     Raises LockHeld when another run holds the stream (nothing was changed)."""
     # The verification has just seen which date filters the server takes: not asked again.
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
-    adopt(parts)
-    try:
-        with contextlib.ExitStack() as stack:
-            parts.hold(
-                stack.enter_context(
-                    parts.store.lease.locked(
-                        STREAM, wait_seconds=settings.lock_wait_seconds, run_id=parts.run_id
-                    )
+    with contextlib.ExitStack() as stack:
+        opened = stack.enter_context(
+            open_run(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
+        )
+        parts = opened.holding(
+            stack.enter_context(
+                opened.store.lease.locked(
+                    STREAM, wait_seconds=settings.lock_wait_seconds, run_id=opened.run_id
                 )
             )
-            record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
-            parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
-            parts.changes.recover()
-            for path in found.unreadable:
-                parts.storage.delete(path)
-            counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
-            counts["restored"] = _restore_quarantined(parts, found)
-            lake = LakeSide.read(parts.storage)
-            versions = [found.versions[pk] for pk in found.versions]
-            windows = repair_windows(versions, lake.modified, settings.page_size)
-            counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
-            if windows:
-                plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
-                parts.store.plans.save(
-                    STREAM,
-                    plan.plan_id,
-                    [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
-                    fence=parts.fence,
-                )
-                parts.validator = Validator.for_settings(settings)
-                Local().run_windows(parts, plan)
-                totals = finish_plan(parts, plan)
-                counts.update(totals.counts())
-            deleted = sorted(set(found.found.get("deleted", [])))
-            counts["deleted"] = len(deleted)
-            counts["rows_removed"] = remove_deleted(parts, deleted)
-            record.counts = counts
-            return counts
-    finally:
-        release(parts.run_id)
+        )
+        record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
+        parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
+        parts.changes.recover()
+        for path in found.unreadable:
+            parts.storage.delete(path)
+        counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
+        counts["restored"] = _restore_quarantined(parts.storage, parts.snapshot, found)
+        lake = LakeSide.read(parts.storage)
+        versions = [found.versions[pk] for pk in found.versions]
+        windows = repair_windows(versions, lake.modified, settings.page_size)
+        counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
+        if windows:
+            plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
+            parts.store.plans.save(
+                STREAM,
+                plan.plan_id,
+                [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
+                fence=parts.fence,
+            )
+            parts.open_validator()
+            Local().run_windows(parts, plan)
+            totals = _finish(parts, plan)
+            counts.update(totals.counts())
+        deleted = sorted(set(found.found.get("deleted", [])))
+        counts["deleted"] = len(deleted)
+        counts["rows_removed"] = remove_deleted(
+            deleted,
+            settings=settings,
+            client=parts.client,
+            store=parts.store,
+            fence=parts.fence,
+            run_id=parts.run_id,
+            storage=parts.storage,
+            changes=parts.changes,
+            snapshot=parts.snapshot,
+        )
+        record.counts = counts
+        return counts

@@ -46,7 +46,7 @@ from omnisync.lake.record import check_format
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.parts import STREAM
+from omnisync.sync.context import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
 from omnisync.verify.narrowing import Narrowing, OlderLake
 from omnisync.verify.quarantined import name_quarantined

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnisync.client import CustomerQuery, OmnitronClient, Paginator
-from omnisync.client.paginator import DAY, Density, PkRange, carve, server_bounds, split_points
+from omnisync.client.dates import DAY, server_bounds
+from omnisync.client.paginator import Density, PkRange, carve, split_points
 from tests.client.fake_omnitron import BASE, Change, FakeOmnitron, Order, customers, offsets
 
 orders = st.sampled_from(["pk", "newest-first", "pk-descending", "random"])

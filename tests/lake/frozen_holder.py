@@ -52,9 +52,6 @@ def main(url: str, lake: str, stream: str, kind: str, lease: float) -> int:
     store = StateStore(url, lease_seconds=lease)
     try:
         with store.lease.locked(stream) as fence:
-            storage = PausingStorage(lake) if kind == "replace-file" else LakeStorage(lake)
-            storage.guard = fence.check
-
             calls = 0
 
             def pause_then_check(at: int = 1) -> Callable[[], None]:
@@ -64,28 +61,27 @@ def main(url: str, lake: str, stream: str, kind: str, lease: float) -> int:
                 def guard() -> None:
                     nonlocal calls
                     calls += 1
-                    if calls == at:
-                        storage.guard = fence.check
+                    if calls == at:  # once: later changes only check
                         pause(fence)
                     fence.check()
 
                 return guard
 
+            storage = LakeStorage(lake, guard=fence.check)
             if kind == "replace-file":
-                assert isinstance(storage, PausingStorage)
-                storage.fence = fence
-                storage.write_table(BUCKET, rows("frozen holder"))
+                pausing = PausingStorage(lake, guard=fence.check)
+                pausing.fence = fence
+                pausing.write_table(BUCKET, rows("frozen holder"))
             elif kind == "replace-directory":
                 storage.write_table(f"_staging/frozen/{BUCKET}", rows("frozen holder"))
-                storage.guard = pause_then_check()
-                storage.replace_directory("_staging/frozen/customers", "customers")
+                storage.guarded(pause_then_check()).replace_directory(
+                    "_staging/frozen/customers", "customers"
+                )
             elif kind == "delete-file":
-                storage.guard = pause_then_check()
-                storage.delete(BUCKET)
+                storage.guarded(pause_then_check()).delete(BUCKET)
             elif kind == "delete-tree":
                 # in the middle of the tree: after the first file's removal, before the next
-                storage.guard = pause_then_check(at=3)
-                storage.delete_tree("customers")
+                storage.guarded(pause_then_check(at=3)).delete_tree("customers")
             else:
                 raise ValueError(kind)
     except LockLost as exc:

@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnisync.state.deletions import pending_deletions
-from omnisync.sync.deletions import check_deletions
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM, open_run
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
     cli_env,
@@ -28,6 +27,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import deletions_checked
 from tests.sync.test_bad_input import corrupt
 
 Make = Callable[..., SandboxServer]
@@ -212,28 +212,22 @@ def test_a_run_killed_before_or_during_the_erasure_leaves_it_to_the_next_run(
         raise Killed
 
     if dies == "before-the-erasure":
-        monkeypatch.setattr("omnisync.sync.deletions.erase_deleted", killed)
+        monkeypatch.setattr("omnisync.sync.applying.erase_deleted", killed)
     else:  # the change log and the reports are erased, the quarantine not yet
         monkeypatch.setattr("omnisync.lake.erasure.erase_quarantine", killed)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
-    parts = RunParts.open(settings, "killed", validate=False)
-    try:
+    with open_run(settings, "killed", validate=False) as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
-            parts.hold(fence)
+            parts = parts.holding(fence)
             with pytest.raises(Killed):
-                check_deletions(parts, parts.client.server_time(), full_refresh=False)
+                deletions_checked(parts, parts.client.server_time())
             assert [d.pk for d in pending_deletions(parts.store, STREAM)] == [GONE]
-    finally:
-        parts.close()
     monkeypatch.undo()
     assert leaks(lake, NEEDLES), "the killed run left the erasure unfinished"
     sync_ok(env)
     assert leaks(lake, NEEDLES) == []
-    after = RunParts.open(settings, "after", validate=False)
-    try:
+    with open_run(settings, "after", validate=False) as after:
         assert pending_deletions(after.store, STREAM) == []
-    finally:
-        after.close()
     deletes = [
         r["pk"]
         for r in pq.read_table(lake / "customer_changes").to_pylist()

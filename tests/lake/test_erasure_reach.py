@@ -12,9 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from omnisync.sync import new_plan, sync_window
-from omnisync.sync.deletions import check_deletions
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync import sync_window
+from omnisync.sync.context import STREAM, open_run
 from sandbox import SandboxServer
 from tests.lake.test_erasure import leaks
 from tests.sync.sandbox_runs import (
@@ -24,6 +23,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import deletions_checked, plan_for
 from tests.sync.test_bad_input import corrupt
 
 Make = Callable[..., SandboxServer]
@@ -108,27 +108,21 @@ def test_rows_a_plan_staged_are_erased_and_do_not_bring_the_customer_back(
     corrupt(server, GONE, email=EMAIL, phone_number=SHARED_PHONE)
     wait_for_server_clock(server, 0)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
-    parts = RunParts.open(settings, "interrupted")
-    try:
+    with open_run(settings, "interrupted") as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="interrupted") as fence:
-            parts.hold(fence)
-            staged = new_plan(parts)
+            parts = parts.holding(fence)
+            staged = plan_for(parts)
             for lo, hi in staged.windows:
                 sync_window(parts, staged.plan_id, lo, hi)
             if plan == "closed":
                 parts.store.plans.close(STREAM, staged.plan_id, fence=fence)
-    finally:
-        parts.close()
     assert any("_staging" in leak for leak in leaks(lake, (EMAIL,))), "the test's premise"
     assert server.admin.post("delete", json={"pks": [GONE]}).json()["pks"] == [GONE]
     if plan == "open":  # the deletion is applied while the plan is still open
-        parts = RunParts.open(settings, "deleting", validate=False)
-        try:
+        with open_run(settings, "deleting", validate=False) as parts:
             with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="deleting") as fence:
-                parts.hold(fence)
-                check_deletions(parts, parts.client.server_time(), full_refresh=False)
-        finally:
-            parts.close()
+                parts = parts.holding(fence)
+                deletions_checked(parts, parts.client.server_time())
     else:  # a repair finishes no closed plan and plans nothing: the staging is still there
         done = omnisync(env, "verify", "--repair")
         assert done.returncode == 0, done.stderr[-3000:]

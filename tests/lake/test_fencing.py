@@ -73,8 +73,7 @@ def test_a_holder_frozen_mid_change_and_taken_over_changes_nothing_when_it_wakes
         taker = StateStore(state_url, lease_seconds=LEASE)
         # returns once the frozen holder's lease has run out on the database's clock
         with taker.lease.locked(stream, wait_seconds=60) as fence:
-            storage = LakeStorage(str(lake))
-            storage.guard = fence.check
+            storage = LakeStorage(str(lake), guard=fence.check)
             # Not the frozen holder's file: its write would remove the holder's temporary file
             # as a stale one, which would hide a rename made without a check.
             storage.write_table("customers/bucket=1/part.parquet", rows("taker"))

@@ -332,7 +332,7 @@ def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStor
     def lost() -> None:
         raise LakeError("lock lost")
 
-    storage.guard = lost
+    storage = storage.guarded(lost)
     before = sorted(p.name for p in Path(storage.root).rglob("*"))
     for change in (
         lambda: storage.write_table("customers/bucket=0/part.parquet", versions([(2, 0)])),

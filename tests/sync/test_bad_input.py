@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnisync.state import StateStore
-from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
+from omnisync.sync import BatchRejected, open_run, sync_window
 from omnisync.sync import window as window_step
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.flows import sync_customers
 from tests.sync.sandbox_runs import cli_env, settings_for, sync_ok, wait_for_server_clock
+from tests.sync.steps import finish, plan_for
 
 Make = Callable[..., SandboxServer]
 
@@ -109,25 +110,24 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
         return original_type(records, *args)
 
     monkeypatch.setattr(window_step, "_type_chunk", type_chunk)
-    job = RunParts.open(settings, "memory")
-    original_write = job.changes.write_window
-    monkeypatch.setattr(
-        job.changes,
-        "write_window",
-        lambda table, name, *a: windows.append(table.num_rows) or original_write(table, name, *a),
-    )
-    original_merge = job.snapshot.merge_bucket
-    monkeypatch.setattr(
-        job.snapshot,
-        "merge_bucket",
-        lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
-    )
-    try:
-        plan = new_plan(job)
+    with open_run(settings, "memory") as job:
+        original_write = job.changes.write_window
+        monkeypatch.setattr(
+            job.changes,
+            "write_window",
+            lambda table, name, *a: (
+                windows.append(table.num_rows) or original_write(table, name, *a)
+            ),
+        )
+        original_merge = job.snapshot.merge_bucket
+        monkeypatch.setattr(
+            job.snapshot,
+            "merge_bucket",
+            lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
+        )
+        plan = plan_for(job)
         results = [sync_window(job, plan.plan_id, lo, hi) for lo, hi in plan.windows]
-        finish_plan(job, plan)
-    finally:
-        job.close()
+        finish(job, plan)
     assert sum(r.rows for r in results) == 3000
     assert len(plan.windows) > 3
     assert max(chunks) <= settings.chunk_rows + settings.page_size

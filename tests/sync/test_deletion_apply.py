@@ -12,9 +12,8 @@ import pytest
 from omnisync.lake import Snapshot
 from omnisync.lake.snapshot import DEFAULT_BUCKETS, bucket_path
 from omnisync.state.deletions import pending_deletions
-from omnisync.sync import new_plan, sync_window
-from omnisync.sync.deletions import check_deletions
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync import sync_window
+from omnisync.sync.context import STREAM, open_run
 from sandbox import SandboxServer
 from tests.lake.test_erasure import leaks
 from tests.sync.sandbox_runs import (
@@ -25,6 +24,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import deletions_checked, plan_for
 from tests.sync.test_bad_input import corrupt
 from tests.sync.test_deletions import deletion_rows, runs
 
@@ -58,15 +58,12 @@ def test_a_deletion_interrupted_anywhere_is_applied_once_by_the_next_run(
         monkeypatch.setattr("omnisync.lake.changes.ChangeLog.write_window", killed)
     else:
         monkeypatch.setattr(Snapshot, "remove", killed)
-    parts = RunParts.open(settings_for(server, tmp_path, lag_seconds=0), "killed", validate=False)
-    try:
+    with open_run(settings_for(server, tmp_path, lag_seconds=0), "killed", validate=False) as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="killed") as fence:
-            parts.hold(fence)
+            parts = parts.holding(fence)
             with pytest.raises(Killed):
-                check_deletions(parts, parts.client.server_time(), full_refresh=False)
+                deletions_checked(parts, parts.client.server_time())
             assert sorted(d.pk for d in pending_deletions(parts.store, STREAM)) == gone
-    finally:
-        parts.close()
     monkeypatch.undo()
     sync_ok(env)
     lake = str(tmp_path / "lake")
@@ -91,16 +88,13 @@ def test_a_deleted_customer_that_an_open_plan_brings_back_is_deleted_and_erased_
     corrupt(server, BACK, email=BACK_EMAIL)
     wait_for_server_clock(server, 0)
     settings = settings_for(server, tmp_path, lag_seconds=0, erase_deleted=True)
-    parts = RunParts.open(settings, "interrupted")
-    try:
+    with open_run(settings, "interrupted") as parts:
         with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="interrupted") as fence:
-            parts.hold(fence)
-            plan = new_plan(parts)
+            parts = parts.holding(fence)
+            plan = plan_for(parts)
             for lo, hi in plan.windows:
                 sync_window(parts, plan.plan_id, lo, hi)
             # the run dies here, before finish_plan: the new version is staged, not merged
-    finally:
-        parts.close()
     assert any("_staging" in leak for leak in leaks(tmp_path / "lake", (BACK_EMAIL,)))
     assert server.admin.post("delete", json={"pks": [BACK]}).json()["pks"] == [BACK]
     done = omnisync(env, "verify", "--repair")

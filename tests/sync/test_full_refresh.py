@@ -20,7 +20,7 @@ from omnisync.lake import Snapshot
 from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state.deletions import pending_deletions
-from omnisync.sync.parts import STREAM, RunParts
+from omnisync.sync.context import STREAM, open_run
 from omnisync.sync.rebuild import confirmed_absent
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
@@ -123,11 +123,8 @@ def test_a_full_refresh_killed_in_its_rebuild_is_finished_by_the_next_run(
     assert len(pks) == len(pc.unique(pks))
     live = {row["pk"] for row in truth(server)}
     assert live <= set(pks.to_pylist()), "no customer Omnitron has is missing meanwhile"
-    parts = RunParts.open(settings, "look", validate=False)
-    try:
+    with open_run(settings, "look", validate=False) as parts:
         recorded = sorted(d.pk for d in pending_deletions(parts.store, STREAM))
-    finally:
-        parts.close()
     assert recorded == sorted([*gone, *strangers]), "recorded before any bucket changed"
     counts = sync(settings)
     assert counts["resumed_plan"] is True

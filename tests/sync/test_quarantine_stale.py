@@ -23,13 +23,14 @@ from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
 from omnisync.state.quarantine_history import recent_records
-from omnisync.sync import BatchRejected, RunParts, finish_plan, new_plan, sync_window
-from omnisync.sync.deletions import lake_side
+from omnisync.sync import BatchRejected, RunContext, open_run, sync_window
+from omnisync.sync.deletion_sides import lake_side
 from omnisync.sync.run import run_sync
 from omnisync.verify import run_verify
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
+from tests.sync.steps import finish, plan_for
 from transforms.quarantine_marks import FLAG, POINTER
 from transforms.schema import QUARANTINE_SCHEMA
 
@@ -108,9 +109,8 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
     settings = settings_for(server, tmp_path, lag_seconds=0, lookback_seconds=0)
     sync(settings)
     corrupt(server, 42, channel="web")
-    parts = RunParts.open(settings, "retried")
-    try:
-        plan = new_plan(parts)
+    with open_run(settings, "retried") as parts:
+        plan = plan_for(parts)
         [(lo, hi)] = plan.windows
         sync_window(parts, plan.plan_id, lo, hi)
         [tried] = [f for f in parts.storage.files(DATASET) if quarantine_rows_in(parts, f)]
@@ -119,14 +119,12 @@ def test_a_retried_window_quarantines_its_records_once_even_on_another_day(
         parts.storage.delete(tried)
         sync_window(parts, plan.plan_id, lo, hi)  # the retry
         sync_window(parts, plan.plan_id, lo, hi)  # and one more, the same day
-        finish_plan(parts, plan)
-    finally:
-        parts.close()
+        finish(parts, plan)
     assert len(quarantine_rows(settings.lake, 42)) == 1
     assert FLAG in lake_row(settings.lake, 42)["_dq_flags"]
 
 
-def quarantine_rows_in(parts: RunParts, name: str) -> int:
+def quarantine_rows_in(parts: RunContext, name: str) -> int:
     return int(parts.storage.read_table(name).num_rows)
 
 
@@ -228,11 +226,8 @@ def test_a_customer_only_in_quarantine_never_hides_a_deletion(
     counts = sync(settings)
     assert counts["deleted"] == 1
     assert 250 not in pq.read_table(f"{settings.lake}/customers").column("pk").to_pylist()
-    parts = RunParts.open(settings, "look")
-    try:
-        held = lake_side(parts)
-    finally:
-        parts.close()
+    with open_run(settings, "look") as parts:
+        held = lake_side(parts.snapshot, parts.storage, parts.store)
     assert 7 in held.tolist() and np.all(np.diff(held) >= 0)
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from omnisync.orchestration import Local
-from omnisync.sync import RunParts
+from omnisync.sync import open_run
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import assert_lake_matches_truth, settings_for, wait_for_server_clock
@@ -64,8 +64,8 @@ def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
     server.admin.post("modify", json={"count": 1000})
     wait_for_server_clock(server, 0)
     counting = Counting()
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
-    outcome = run_sync(settings, False, Local(), parts=parts)
+    with open_run(settings, uuid.uuid4().hex, validate=False, transport=counting) as context:
+        outcome = run_sync(settings, False, Local(), context=context)
     assert isinstance(outcome, dict)
     print(dict(counting.kinds), *counting.sent, sep="\n")
     assert outcome["read"] >= 1000 and outcome["windows"] == 1
@@ -75,8 +75,8 @@ def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
 
 
 def _incremental(settings: Any, counting: Counting) -> dict[str, Any]:
-    parts = RunParts.open(settings, uuid.uuid4().hex, validate=False, transport=counting)
-    outcome = run_sync(settings, False, Local(), parts=parts)
+    with open_run(settings, uuid.uuid4().hex, validate=False, transport=counting) as context:
+        outcome = run_sync(settings, False, Local(), context=context)
     assert isinstance(outcome, dict)
     return outcome
 
@@ -130,18 +130,16 @@ def test_a_plan_left_open_on_a_server_that_then_stops_taking_datetimes_is_finish
 ) -> None:
     """A resumed plan's window is the first to meet the refusal: the run records the server as
     date-only and runs its steps again with dates, instead of failing every run after."""
-    from omnisync.sync import new_plan, sync_window
+    from omnisync.sync import sync_window
+    from tests.sync.steps import plan_for
 
     server = make_sandbox(customers=2000, seed=4)
     settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=400)
-    parts = RunParts.open(settings, "interrupted")
-    try:
-        parts.snapshot.ensure_current()  # as a run does before it plans
-        plan = new_plan(parts)
-        assert len(plan.windows) > 2 and parts.datetimes
-        sync_window(parts, plan.plan_id, *plan.windows[0])  # then the process died
-    finally:
-        parts.close()
+    with open_run(settings, "interrupted") as context:
+        context.snapshot.ensure_current()  # as a run does before it plans
+        plan = plan_for(context)
+        assert len(plan.windows) > 2 and context.datetimes
+        sync_window(context, plan.plan_id, *plan.windows[0])  # then the process died
     server.admin.patch("modes", json={"date_only_filters": True})
     server.admin.post("modify", json={"count": 30})
     wait_for_server_clock(server, 0)

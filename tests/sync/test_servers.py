@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omnisync.sync import RunParts, new_plan, sync_window
+from omnisync.sync import open_run, sync_window
 from sandbox import SandboxServer
 from tests.flows import sync_customers
 from tests.sync.sandbox_runs import (
@@ -30,6 +30,7 @@ from tests.sync.sandbox_runs import (
     sync_ok,
     wait_for_server_clock,
 )
+from tests.sync.steps import plan_for
 
 Make = Callable[..., SandboxServer]
 
@@ -88,14 +89,11 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
 ) -> None:
     server = make_sandbox(customers=2000, seed=4)
     settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=400)
-    parts = RunParts.open(settings, "interrupted")
-    try:
+    with open_run(settings, "interrupted") as parts:
         parts.snapshot.ensure_current()  # as a run does before it plans
-        plan = new_plan(parts)
+        plan = plan_for(parts)
         assert len(plan.windows) > 2
         sync_window(parts, plan.plan_id, *plan.windows[0])  # then the process died
-    finally:
-        parts.close()
     server.admin.post("modify", json={"count": 80})
     server.admin.post("create", json={"count": 10})
     wait_for_server_clock(server, 0)

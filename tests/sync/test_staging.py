@@ -8,9 +8,8 @@ import pyarrow as pa
 
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
-from omnisync.sync.parts import STREAM
-from omnisync.sync.staging import remove_finished_staging
-from omnisync.sync.window import staging_dir
+from omnisync.sync.context import STREAM
+from omnisync.sync.staging import remove_finished_staging, staging_dir
 
 
 def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Path) -> None:

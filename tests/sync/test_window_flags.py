@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omnisync.sync.window import with_latest_flags
+from omnisync.sync.window_rows import with_latest_flags
 
 FLAGS = pa.list_(pa.string())
 names = st.lists(st.sampled_from(["email_is_valid", "gender_is_known", "phone_is_parseable"]))
@@ -49,7 +49,7 @@ def test_validation_sees_the_same_rows_as_the_latest_version_of_each_pk(
     gives validation the same rows as ``latest_per_pk``, in whatever order."""
     import datetime as dt
 
-    from omnisync.sync.window import _latest
+    from omnisync.sync.window_rows import latest_versions
     from transforms.versions import latest_per_pk
 
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -63,7 +63,7 @@ def test_validation_sees_the_same_rows_as_the_latest_version_of_each_pk(
             "row": pa.array(range(len(versions)), pa.int64()),
         }
     )
-    chosen = _latest(table)
+    chosen = latest_versions(table)
     assert sorted(chosen.column("row").to_pylist()) == sorted(
         latest_per_pk(table).column("row").to_pylist()
     )

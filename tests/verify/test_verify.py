@@ -31,7 +31,7 @@ from omnisync.orchestration import Local
 from omnisync.settings import Settings
 from omnisync.state import StateStore
 from omnisync.state.times import to_us
-from omnisync.sync.parts import STREAM
+from omnisync.sync.context import STREAM
 from omnisync.sync.run import run_sync
 from omnisync.verify import Outcome, run_verify, verify
 from omnisync.verify.repair import repair_windows
