@@ -34,8 +34,9 @@ unit: install
 
 test: lint typecheck unit
 
-# prefect.yaml deployed to a real Prefect server and run by a process worker, and the SIGKILL
-# scenario of tests/sync/test_crash_recovery.py (.ci/run calls it)
+# prefect.yaml deployed to a real Prefect server and run by a process worker, the SIGKILL
+# scenario of tests/sync/test_crash_recovery.py and the local Dask cluster of tests/sync/test_dask.py
+# (.ci/run calls it)
 test-e2e: install
 	$(UV) run --locked pytest -m e2e
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,7 +28,7 @@ from omnisync.erp.reconcile import read_report, reconcile
 from omnisync.erp.source import read_file, read_query
 from omnisync.lake.record import FORMAT
 from omnisync.state import StateStore
-from sandbox import SandboxServer
+from sandbox import SandboxModes, SandboxServer
 from tests.conftest import truth
 from tests.flows import reconcile_erp_codes, sync_customers
 from tests.sync.sandbox_runs import settings_for, subprocess_env
@@ -69,14 +70,32 @@ def erp_csv(folder: Path, rows: list[tuple[int, str]]) -> Path:
     return path
 
 
+SANDBOX: dict[str, Any] = {
+    "customers": 400,
+    "seed": 9,
+    "faults": {"rate": 0.05, "retry_after_seconds": 0, "slow_seconds": 0.01},
+}
+
+
+@pytest.fixture(scope="module")
+def synced_once(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake and state database that one sync flow run wrote from a sandbox of ``SANDBOX``."""
+    root = tmp_path_factory.mktemp("synced")
+    modes = SandboxModes(faults=SANDBOX["faults"])
+    with SandboxServer(customers=SANDBOX["customers"], seed=SANDBOX["seed"], modes=modes) as server:
+        sync_customers(settings=settings_for(server, root, lag_seconds=0))
+    return root
+
+
 @pytest.fixture
-def synced(prefect_api: str, make_sandbox: Make, tmp_path: Path) -> tuple[SandboxServer, Any]:
-    server = make_sandbox(
-        customers=400, seed=9, faults={"rate": 0.05, "retry_after_seconds": 0, "slow_seconds": 0.01}
-    )
-    settings = settings_for(server, tmp_path, lag_seconds=0)
-    sync_customers(settings=settings)
-    return server, settings
+def synced(synced_once: Path, make_sandbox: Make, tmp_path: Path) -> tuple[SandboxServer, Any]:
+    """A sandbox of its own (the test patches it), and a copy of the lake synced from the same
+    customers: a seed gives the same customers at the same versions whenever it runs."""
+    server = make_sandbox(**SANDBOX)
+    shutil.copytree(synced_once / "lake", tmp_path / "lake")
+    for state in synced_once.glob("state.db*"):
+        shutil.copy2(state, tmp_path / state.name)
+    return server, settings_for(server, tmp_path, lag_seconds=0)
 
 
 def artifacts(key: str) -> list[Any]:

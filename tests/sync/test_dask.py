@@ -1,4 +1,8 @@
-"""Scale-out: backfill windows run on a local Dask cluster of 2 workers (prefect-dask)."""
+"""Scale-out: backfill windows run on a local Dask cluster of 2 workers (prefect-dask).
+
+The cluster's two worker processes each pay Python's, Prefect's and GX's imports: the test runs
+in ``make test-e2e`` (which ``.ci/run`` runs after ``make test``), not in ``make test``.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from tests.sync.sandbox_runs import (
 Make = Callable[..., SandboxServer]
 
 
+@pytest.mark.e2e
 def test_a_full_refresh_on_a_local_dask_cluster_reaches_the_ground_truth(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

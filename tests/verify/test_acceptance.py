@@ -13,6 +13,7 @@ same number of pages and levels to narrow); ``bench/verify.py`` measures 50,000 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,15 +160,39 @@ def test_verify_and_repair_stay_exact_on_the_servers_omnitron_can_be(
     assert omnisync(env, "verify").returncode == 0
 
 
-def test_a_repair_killed_mid_way_is_finished_by_the_next_and_logs_each_deletion_once(
-    make_sandbox: Any, tmp_path: Path
-) -> None:
-    server = make_sandbox(customers=1500, seed=47)
+@pytest.fixture(scope="module")
+def damaged_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SandboxServer, Path, set[int]]]:
+    """A sandbox of 1,500 customers, and a lake (with its state database) synced from it then
+    damaged, which verify finds different; with the customers Omnitron deleted. A repair reads
+    the server and changes nothing there: each test repairs its own copy of the lake."""
+    root = tmp_path_factory.mktemp("damaged")
+    with SandboxServer(customers=1500, seed=47) as server:
+        env = environment(server, root)
+        sync_ok(env)
+        deleted = damaged(server, env, str(root / "lake"), 3)
+        assert omnisync(env, "verify").returncode == 1
+        yield server, root, deleted
+
+
+def killable_copy(
+    damaged_once: tuple[SandboxServer, Path, set[int]], tmp_path: Path
+) -> tuple[SandboxServer, dict[str, str], str, set[int]]:
+    """The damaged lake and its state database copied to ``tmp_path``: (server, environment of
+    runs that log their progress and hold a short lease, lake, customers deleted)."""
+    server, template, deleted = damaged_once
+    shutil.copytree(template / "lake", tmp_path / "lake")
+    for state in template.glob("state.db*"):  # with a write-ahead log, if one is left
+        shutil.copy2(state, tmp_path / state.name)
     env = environment(server, tmp_path, OMNISYNC_LOG_LEVEL="DEBUG", OMNISYNC_LOCK_LEASE_SECONDS="5")
-    lake = str(tmp_path / "lake")
-    sync_ok(env)
-    deleted = damaged(server, env, lake, 3)
-    assert omnisync(env, "verify").returncode == 1
+    return server, env, str(tmp_path / "lake"), deleted
+
+
+def test_a_repair_killed_mid_way_is_finished_by_the_next_and_logs_each_deletion_once(
+    damaged_once: tuple[SandboxServer, Path, set[int]], tmp_path: Path
+) -> None:
+    server, env, lake, deleted = killable_copy(damaged_once, tmp_path)
     process = start_omnisync(env, "verify", "--repair")
     assert process.stderr is not None
     killed = False
@@ -231,17 +256,12 @@ def test_malformed_records_are_named_quarantined_not_differences_by_verify_and_r
 
 
 def test_a_repair_killed_mid_commit_is_finished_by_the_next_run_and_the_lake_is_equal(
-    make_sandbox: Any, tmp_path: Path
+    damaged_once: tuple[SandboxServer, Path, set[int]], tmp_path: Path
 ) -> None:
     """SIGKILL while the repair merges its re-read rows into ``customers/`` (after its first
     bucket): the next sync finishes the plan the repair left open and finds the deletions the
     repair did not get to record; verify then says equal, each deletion logged once."""
-    server = make_sandbox(customers=1500, seed=59)
-    env = environment(server, tmp_path, OMNISYNC_LOG_LEVEL="DEBUG", OMNISYNC_LOCK_LEASE_SECONDS="5")
-    lake = str(tmp_path / "lake")
-    sync_ok(env)
-    deleted = damaged(server, env, lake, 3)
-    assert omnisync(env, "verify").returncode == 1
+    server, env, lake, deleted = killable_copy(damaged_once, tmp_path)
     assert run_until(env, ["--repair"], "merged bucket", 1, command="verify"), (
         "the repair reached its commit"
     )
