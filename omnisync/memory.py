@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import resource
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -58,3 +59,8 @@ def give_back() -> None:
     merged bucket or a compacted month; it costs little next to that work."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+def peak_mib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

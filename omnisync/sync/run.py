@@ -24,6 +24,7 @@ from typing import Any
 from omnisync.client import DateFilterRejected
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
+from omnisync.memory import peak_mib
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
@@ -181,6 +182,10 @@ def _run_plan(run: RunContext, plan: Plan, orchestration: Orchestration) -> Plan
     )
     if plan.windows:
         run.open_validator()  # before any window thread starts: nothing built lazily
+        # the base a sync's memory is judged above (make bench): imports and GX's context
+        orchestration.logger().debug(
+            "validator ready: peak RSS %.0f MiB before any row", peak_mib()
+        )
         orchestration.run_windows(run, plan)
     return finish_plan(
         plan,
