@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="requests a run may spend narrowing down deleted customers; the ranges "
         "left are carried over to the next run",
     )
+    max_deletions_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        validation_alias=_env("OMNISYNC_MAX_DELETIONS_SHARE", "max_deletions_share"),
+    )  # more deletions in one run (and over 50) are refused; 1: never (G9)
     max_rps: float = Field(
         10.0,
         gt=0,
@@ -269,11 +275,9 @@ _IN_EFFECT: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def settings_in_effect(settings: Settings | None) -> Iterator[None]:
-    """Within this block, ``load_settings()`` (no overrides) returns ``settings``.
-
-    The command line hands its settings to a flow run this way, and tests theirs: a flow's
-    parameters are what Prefect's custom-run form shows, and no setting (passwords included)
-    belongs there."""
+    """Within this block, ``load_settings()`` (no overrides) returns ``settings``. The command
+    line hands its settings to a flow run this way, and tests theirs: a flow's parameters are
+    what Prefect's custom-run form shows, and no setting (passwords included) belongs there."""
     token = _IN_EFFECT.set(settings)
     try:
         yield

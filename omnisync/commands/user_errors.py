@@ -43,6 +43,8 @@ def user_errors() -> Iterator[None]:
             raise fail(str(exc), 1) from None
         if isinstance(exc, _loaded(state, "StateError")):
             raise fail(str(exc), 2) from None
+        if isinstance(exc, _loaded("omnisync.sync.mass_deletion", "MassDeletionRefused")):
+            raise fail(str(exc), 1) from None
         if isinstance(exc, _loaded(client, "OmnitronError")):
             raise fail(f"Omnitron: {exc}", 1) from None
         rejected = (

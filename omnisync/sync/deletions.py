@@ -32,7 +32,8 @@ never learns of one. Each run therefore ends with a check, using only the docume
   answers that disagree keep it and carry its pk to the next run). A whole listing of a pk
   range, with no other filter, shows every customer that exists in it, whatever its
   ``modified_date``: a customer modified or created during the run, or by a live writer, is
-  listed, and stays.
+  listed, and stays. A listing proves absence only when every record in it names its pk as an
+  integer: one whose pk cannot be read may be any candidate (``pk_spans.py``).
 * **A request budget** (``OMNISYNC_DELETION_CHECK_REQUESTS``) bounds the narrowing; ranges left
   over are recorded in the state database and narrowed first by the next run; when they are
   done and do not explain the estimate, the budget left narrows the whole range the same run. A
@@ -47,6 +48,9 @@ never learns of one. Each run therefore ends with a check, using only the docume
   erasing leaves the deletions pending, and the next run erases them again (idempotent), so no
   deletion is marked applied before its erasure is complete. ``verify --repair`` records the
   deletions it finds and applies them through this same path.
+* **Never much of the lake at once.** Before anything is recorded, a run refuses (fails,
+  applying none) when Omnitron counts 0 customers for a lake that holds some, or when it would
+  delete more than ``OMNISYNC_MAX_DELETIONS_SHARE`` of the lake (``mass_deletion.py``).
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
 from omnisync.sync.deletion_sides import lake_side, server_side
+from omnisync.sync.mass_deletion import refuse_mass_deletion
+from omnisync.sync.pk_spans import complete, cuts, proven, within
 
 log = logging.getLogger("omnisync.sync")
 #: customers modified after the upper bound are listed up to this far ahead of it
@@ -121,25 +127,6 @@ class _Budget:
         return answer is Absence.GONE
 
 
-def _in(pks: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
-    start = 0 if lo is None else int(np.searchsorted(pks, lo, "left"))
-    stop = len(pks) if hi is None else int(np.searchsorted(pks, hi, "left"))
-    return pks[start:stop]
-
-
-def _complete(page: Page | None) -> bool:
-    return page is None or (not page.has_next and page.count <= len(page.results))
-
-
-def _listed(page: Page | None) -> set[Any]:
-    return set() if page is None else {r.get("pk") for r in page.results if isinstance(r, dict)}
-
-
-def _cuts(held: np.ndarray, parts: int) -> list[int]:
-    """``parts - 1`` cuts at the lake's pk quantiles (each above the range's least pk)."""
-    return sorted({int(held[len(held) * k // parts]) for k in range(1, parts)} - {int(held[0])})
-
-
 def narrow(
     budget: _Budget, lake: np.ndarray, unseen: np.ndarray, spans: list[PkSpan], page_size: int
 ) -> tuple[list[int], list[PkSpan]]:
@@ -148,7 +135,9 @@ def narrow(
 
     A span whose answer lists it whole names its candidates: lake pks it does not hold. They are
     confirmed by a second whole listing of the span (or, for a span of one or two lake pks, by
-    two answers each, ``absence.py``). A span that differs is cut at the lake's pk quantiles: in
+    two answers each, ``absence.py``). A whole answer holding a record whose pk cannot be read
+    proves nothing absent (``pk_spans.py``): its span is cut like one that differs, down to
+    pks asked one by one. A span that differs is cut at the lake's pk quantiles: in
     halves, or, when many of its customers differ, straight into pieces that each fit one page
     (bisecting d differences costs about 2·d·log2(pieces) requests, listing the span whole about
     ``pieces``).
@@ -171,27 +160,27 @@ def narrow(
         upper_half = cell is not None and cell[1] is not None
         if upper_half and cell is not None and (cell[0] or 0) - (cell[1] or 0) <= 0:
             continue  # the lower half holds every difference its parent showed (a sketch)
-        held = _in(lake, lo, hi)
-        extra = len(_in(unseen, lo, hi))
+        held = within(lake, lo, hi)
+        extra = len(within(unseen, lo, hi))
         page = budget.page(lo, hi, page_size if len(held) + extra <= page_size else 1)
         differ = len(held) + extra - (0 if page is None else page.count)
         if cell is not None and not upper_half:
             cell[1] = differ
-        if _complete(page):
-            listed = _listed(page)
+        listed = proven(page)
+        if listed is not None:
             candidates = [int(pk) for pk in held if int(pk) not in listed]
             if not candidates:
                 continue
             if not budget.has(1):
                 return confirmed, left_over((lo, hi))
-            again = budget.page(lo, hi, page_size)
-            if _complete(again):
-                listed = _listed(again)
+            listed = proven(budget.page(lo, hi, page_size))
+            if listed is not None:
                 confirmed.extend(pk for pk in candidates if pk not in listed)
                 continue
-            # customers came in between: the span is looked at again, in smaller parts
-        elif differ <= 0:
+            # customers came in between, or a pk cannot be read: looked at in smaller parts
+        elif differ <= 0 and not complete(page):
             continue  # no deletion seen here (a sketch: see the module's docstring)
+        # a whole answer naming a pk it cannot read: its candidates are asked in smaller parts
         if len(held) <= 2:
             for pk in held:
                 if not budget.has(2):
@@ -202,10 +191,10 @@ def narrow(
         differ = max(1, differ)
         pieces = math.ceil((len(held) + extra) / fits)
         if pieces > 2 and pieces <= 2 * differ * math.log2(pieces):
-            bounds = [lo, *_cuts(held, pieces), hi]
+            bounds = [lo, *cuts(held, pieces), hi]
             stack.extend((a, b, None) for a, b in reversed(list(itertools.pairwise(bounds))))
         else:
-            middle = _cuts(held, 2)[0]
+            middle = cuts(held, 2)[0]
             halves: list[int | None] = [differ, None]
             stack.extend([(middle, hi, halves), (lo, middle, halves)])
     return confirmed, []
@@ -247,6 +236,7 @@ def check_deletions(
         total, ahead = seen
     else:
         total, ahead, check.requests = server_side(client, upper, datetimes, settings.page_size)
+    refuse_mass_deletion(settings, len(lake), 0, total)  # an Omnitron counting 0: see there
     unseen = ahead[~np.isin(ahead, lake)]
     check.estimate = len(lake) - total + len(unseen)
     if check.estimate <= 0 and not carried:
@@ -265,6 +255,7 @@ def check_deletions(
     check.requests += budget.used
     left = list(dict.fromkeys([*left, *budget.doubtful]))  # doubtful pks: asked again
     check.carried = left
+    refuse_mass_deletion(settings, len(lake), len(found))
     if found:
         detected = client.server_time()
         # only what is newly recorded counts: a pending one was counted by the run that found it

@@ -26,6 +26,9 @@ therefore writes each bucket afresh, and why nothing is lost or kept wrongly:
   run that resumes it rebuilds too. Rebuilding is idempotent: a bucket already rebuilt holds the
   staged rows and the rows kept, which a second rebuild keeps again, and the deletions recorded
   are still pending until applied.
+* **Never much of the lake at once.** Before any deletion is recorded, the rebuild refuses
+  (changing nothing; its plan stays open, and the next run resumes and asks again) when
+  Omnitron counts 0 customers or it would delete too large a share (``mass_deletion.py``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from omnisync.state.times import to_us
 from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
+from omnisync.sync.mass_deletion import refuse_mass_deletion
+from omnisync.sync.pk_spans import proven
 from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
@@ -68,14 +73,10 @@ def is_rebuild(storage: LakeStorage, plan_id: str) -> bool:
 
 def _listed(client: OmnitronClient, lo: int, hi: int, page_size: int) -> set[int] | None:
     """Every pk Omnitron has in ``[lo, hi)`` (no other filter), or None when one answer does
-    not hold the range whole. A record listed with an unreadable body still counts as present."""
+    not prove it (``pk_spans.py``: not whole, or a record whose pk cannot be read). A record
+    listed with an unreadable body still counts as present."""
     query = CustomerQuery(pk_gte=lo, pk_lt=hi, sort=None)
-    page = next(client.list_customers(query, page_size), None)
-    if page is None:
-        return set()
-    if page.has_next or page.count > len(page.results):
-        return None
-    return {r["pk"] for r in page.results if isinstance(r, dict) and isinstance(r.get("pk"), int)}
+    return proven(next(client.list_customers(query, page_size), None))
 
 
 def confirmed_absent(
@@ -188,6 +189,8 @@ def rebuild_snapshot(
     candidates = unread[~np.isin(unread, newer)]
     gone = confirmed_absent(client, candidates.tolist(), np.sort(old_pks), settings.page_size)
     if gone:
+        total = client.count_customers(CustomerQuery(sort=None))
+        refuse_mass_deletion(settings, len(np.unique(old_pks)), len(gone), total)
         detected = client.server_time()
         record_deletions(store, STREAM, gone, detected, run_id, fence)
     kept = _rows_of(storage, files, unread[~np.isin(unread, np.array(gone, np.int64))])

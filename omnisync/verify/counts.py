@@ -43,6 +43,7 @@ from omnisync.client.dates import WEST, parse_modified
 from omnisync.client.paginator import Paginator
 from omnisync.lake import LakeStorage
 from omnisync.state.times import to_us
+from omnisync.sync import pk_spans
 
 DATASET = "customers"
 
@@ -138,6 +139,9 @@ class ServerSide:
         #: pks Omnitron listed with a modified_date that cannot be read: present, so never
         #: "deleted" (the sync quarantines them; a repair must not take them out of the lake)
         self.unreadable: set[int] = set()
+        #: whether an answer held a record whose pk cannot be read: absence from a listing is
+        #: then no proof (that record may be the candidate), so "deleted" is asked pk by pk
+        self.pk_unreadable = False
         #: None until a date filter was sent; then whether datetimes were accepted
         self.datetimes: bool | None = None
 
@@ -145,7 +149,10 @@ class ServerSide:
         """One list answer (``count`` and up to ``limit`` rows)."""
         self.requests += 1
         page = next(self.client.list_customers(query, limit), None)
-        return page if page is not None else Page(1, 0, [], False)
+        if page is None:
+            return Page(1, 0, [], False)
+        self.pk_unreadable |= pk_spans.listed_pks(page.results) is None
+        return page
 
     def count(self, query: CustomerQuery) -> int:
         return self.page(query, 1).count
@@ -178,24 +185,15 @@ class ServerSide:
         for results in Paginator(self, self.page_size).pages(query, first):
             received = versions_in(results)
             found.update(received)
-            self.unreadable.update(listed_pks(results) - received.keys())
+            pks = {pk_spans.readable_pk(record) for record in results}
+            self.pk_unreadable |= None in pks
+            self.unreadable.update(pk for pk in pks if pk is not None and pk not in received)
         return found
 
     def version(self, pk: int) -> int | None:
         """The current modified_date (µs) of customer ``pk``, or None if Omnitron has none."""
         page = self.page(CustomerQuery(pk_gte=pk, pk_lt=pk + 1, sort=None), 1)
         return versions_in(page.results).get(pk)
-
-
-def listed_pks(records: list[Any]) -> set[int]:
-    """Every integer pk in ``records``, whatever else the record holds."""
-    return {
-        record["pk"]
-        for record in records
-        if isinstance(record, dict)
-        and isinstance(record.get("pk"), int)
-        and not isinstance(record.get("pk"), bool)
-    }
 
 
 def versions_in(records: list[Any]) -> Versions:

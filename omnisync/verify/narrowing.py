@@ -95,6 +95,9 @@ class Narrowing:
         self.ranges_listed = 0
         #: Omnitron's versions (before the cut) of the candidates, as their ranges listed them
         self.listed: Versions = {}
+        #: the candidates a whole listing of a pk range found (a pk absent from such a listing
+        #: is before the cut nowhere; one absent from a modified_date range may be elsewhere)
+        self.by_range: set[int] = set()
 
     # -- pk ranges ----------------------------------------------------------------------------
     def _pk_query(self, lo: int | None, hi: int | None) -> CustomerQuery:
@@ -145,7 +148,7 @@ class Narrowing:
                 answer = self.server.page(self._pk_query(lo, hi), self.page)
             if answer is not None:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
-                    self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows])
+                    self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows], True)
                     continue
                 self._sampled(answer.results)
                 mid = _median(np.array(sorted(_pks(answer.results)), dtype=np.int64))
@@ -154,7 +157,7 @@ class Narrowing:
             if mid is None:
                 answer = self.server.page(self._pk_query(lo, hi), self.page)
                 if _whole(answer.count, answer.has_next, len(answer.results)):
-                    self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows])
+                    self._leaf(answer.results, self.lake.pks[rows], self.lake.modified[rows], True)
                     continue
                 self._sampled(answer.results)
                 mid = _median(np.array(sorted(_pks(answer.results)), dtype=np.int64))
@@ -208,7 +211,10 @@ class Narrowing:
             if answer is not None:
                 if _whole(answer.count, answer.has_next, len(answer.results)):
                     self._leaf(
-                        answer.results, self.lake.by_modified_pks[rows], self.lake.by_modified[rows]
+                        answer.results,
+                        self.lake.by_modified_pks[rows],
+                        self.lake.by_modified[rows],
+                        False,
                     )
                     continue
                 self._sampled(answer.results)
@@ -245,21 +251,25 @@ class Narrowing:
         return {"from": start, "to": end, "compared": chunk.stop - chunk.start}
 
     # -- leaves -------------------------------------------------------------------------------
-    def _leaf(self, results: list[dict[str, object]], pks: np.ndarray, stamps: np.ndarray) -> None:
-        self._compared(versions_in(results), pks, stamps)
+    def _leaf(
+        self, results: list[dict[str, object]], pks: np.ndarray, stamps: np.ndarray, by_pk: bool
+    ) -> None:
+        self._compared(versions_in(results), pks, stamps, by_pk)
 
-    def _compared(self, listed: Versions, pks: np.ndarray, stamps: np.ndarray) -> None:
+    def _compared(self, listed: Versions, pks: np.ndarray, stamps: np.ndarray, by_pk: bool) -> None:
         self.ranges_listed += 1
         order = np.argsort(pks, kind="stable")
         differ = compare(listed, pks[order], stamps[order])
         self.candidates |= differ
+        if by_pk:
+            self.by_range |= differ
         self.listed.update((pk, listed[pk]) for pk in differ if pk in listed)
 
     def _read_whole(self, query: CustomerQuery, rows: slice, by_pk: bool) -> None:
         listed = self.server.read_all(query)
         pks = self.lake.pks[rows] if by_pk else self.lake.by_modified_pks[rows]
         stamps = self.lake.modified[rows] if by_pk else self.lake.by_modified[rows]
-        self._compared(listed, pks, stamps)
+        self._compared(listed, pks, stamps, by_pk)
 
 
 def _within(values: np.ndarray, lo: int | None, hi: int | None) -> int:

@@ -11,7 +11,8 @@ kind ``repair``. The watermark does not move backwards: every version repaired i
 than it.
 
 Two differences the sync cannot mend by reading are mended here, under the same fence, one
-bucket file at a time, each replaced atomically: a file no reader can open is removed (it
+bucket file at a time, each replaced atomically: a file no reader can open (opened again
+first: the report may be older than the file) is removed (it
 holds nothing anyone can read; its customers are then missing, and re-read), and customers
 Omnitron no longer has leave ``customers/`` the way every deletion does (G9): recorded in the
 state database, logged in ``customer_changes/`` with ``_op = 'delete'``, then removed and,
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -47,14 +49,17 @@ from omnisync.settings import Settings
 from omnisync.state import Fence, RunRecord, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import from_us, to_us
+from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM, RunContext, open_run
 from omnisync.sync.finish import PlanTotals, finish_plan
+from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.planning import Plan, Window, open_plan
 from omnisync.verify.counts import DATASET, LakeSide
 from omnisync.verify.quarantined import previous_rows
 from omnisync.verify.report import Outcome
 
+log = logging.getLogger("omnisync.verify")
 KIND = "repair"
 ONE = dt.timedelta(microseconds=1)
 
@@ -101,7 +106,7 @@ def remove_from_snapshot(storage: LakeStorage, pks: set[int]) -> int:
 
 
 def remove_deleted(
-    deleted: list[int],
+    reported: list[int],
     *,
     settings: Settings,
     client: OmnitronClient,
@@ -111,13 +116,29 @@ def remove_deleted(
     storage: LakeStorage,
     changes: ChangeLog,
     snapshot: Snapshot,
-) -> int:
+) -> tuple[int, int]:
     """Take customers Omnitron no longer has out of ``customers/`` the one way every deletion
     leaves the lake: recorded, logged with ``_op = 'delete'``, then removed
     (:func:`~omnisync.sync.applying.apply_pending`). Rows of theirs that a tool put outside
-    their own bucket's file are seen by readers all the same: they are removed too; returns how
-    many such rows there were."""
+    their own bucket's file are seen by readers all the same: they are removed too. Returns the
+    deletions recorded and the rows removed.
+
+    A report's word is not enough: each customer it calls deleted leaves only when Omnitron
+    says so twice (its URL answers 404 and a listing of its pk alone is empty, ``absence.py``),
+    as the sync's own deletion check asks; one still there, or doubtful, is kept."""
     assert fence is not None
+    # A pk the lake no longer holds was removed since the report (a sync's own check): recording
+    # it again would log a second deletion and erase it again.
+    held = np.isin(np.array(reported, dtype=np.int64), LakeSide.read(storage).pks)
+    reported = [pk for pk, there in zip(reported, held.tolist(), strict=True) if there]
+    deleted = [pk for pk in reported if ask_absent(client, pk)[0] is Absence.GONE]
+    if len(deleted) < len(reported):
+        log.warning(
+            "repair: %d customer(s) the report calls deleted are not confirmed absent by "
+            "Omnitron; kept",
+            len(reported) - len(deleted),
+        )
+    refuse_mass_deletion(settings, len(snapshot.pks()), len(deleted))
     if deleted:
         # After the re-read, if there was one: the server's clock is then known without asking.
         detected = client.server_time()
@@ -131,7 +152,7 @@ def remove_deleted(
         changes=changes,
         snapshot=snapshot,
     )
-    return remove_from_snapshot(storage, set(deleted))
+    return len(deleted), remove_from_snapshot(storage, set(deleted))
 
 
 def _finish_open_plan(parts: RunContext) -> bool:
@@ -197,14 +218,17 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
         record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
         parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
         parts.changes.recover()
-        for path in found.unreadable:
+        # Opened again first: a file the report names may have been replaced since.
+        still = LakeSide.read(parts.storage).unreadable if found.unreadable else {}
+        broken = [path for path in found.unreadable if path in still]
+        for path in broken:
             parts.storage.delete(path)
         counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
         counts["restored"] = _restore_quarantined(parts.storage, parts.snapshot, found)
         lake = LakeSide.read(parts.storage)
         versions = [found.versions[pk] for pk in found.versions]
         windows = repair_windows(versions, lake.modified, settings.page_size)
-        counts.update({"files_removed": len(found.unreadable), "windows": len(windows)})
+        counts.update({"files_removed": len(broken), "windows": len(windows)})
         if windows:
             plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
             parts.store.plans.save(
@@ -218,8 +242,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             totals = _finish(parts, plan)
             counts.update(totals.counts())
         deleted = sorted(set(found.found.get("deleted", [])))
-        counts["deleted"] = len(deleted)
-        counts["rows_removed"] = remove_deleted(
+        counts["deleted"], counts["rows_removed"] = remove_deleted(
             deleted,
             settings=settings,
             client=parts.client,

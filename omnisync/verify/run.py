@@ -107,14 +107,17 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
 
 def last_findings(settings: Settings) -> Outcome | None:
     """What the latest verification found, if it said "different" as of the watermark the
-    stream has now (so ``--repair`` need not ask Omnitron the same questions again); None
-    otherwise. The repair verifies afresh afterwards in any case, so findings that went out of
+    stream has now and no run of the stream started after it (so ``--repair`` need not ask
+    Omnitron the same questions again); None otherwise. A sync that read nothing new leaves the
+    watermark as it was, yet its deletion check may have applied what the report calls
+    deleted. The repair verifies afresh afterwards in any case, so findings that went out of
     date meanwhile cannot make it report a lake equal that is not."""
     store = StateStore(settings.state_url.get_secret_value())
     try:
         store.migrate()
         watermark = store.watermarks.get(STREAM)
-        runs = [r for r in store.runs.recent(STREAM, limit=20) if r["kind"] in (KIND, "repair")]
+        # A run refused at once (another held the lock) changed nothing.
+        runs = [r for r in store.runs.recent(STREAM, limit=20) if r["status"] != "refused"]
     finally:
         store.dispose()
     if not runs or runs[0]["kind"] != KIND or runs[0]["status"] != "succeeded":
@@ -206,7 +209,9 @@ def verify(
                     versions[pk] = known[pk]
         else:
             again.add(pk)
-    found, behind, vanished = second_look(server, lake, cut, again, known, watermark_us, versions)
+    found, behind, vanished = second_look(
+        server, lake, cut, again, known, watermark_us, versions, narrowing.by_range
+    )
     for kind in KINDS:
         found[kind] += settled[kind]
     name_quarantined(storage, found, versions, quarantined_versions(storage))

@@ -5,11 +5,13 @@ no date filter: one Omnitron now has modified after the watermark is *behind*, o
 difference is gone is dropped (*vanished*). So an edit made while verify runs never becomes a
 reported difference.
 
-Candidates that no answer before the cut listed (in the lake, not in Omnitron's answers) can be
-settled together by one listing of everything at or after the cut, when their ``pk`` ranges
-would take more than one request: such a customer was not before the cut when its range was
-listed, so if it exists it was at or after the cut then, and still is (a ``modified_date`` only
-grows): one missing from this listing too is gone.
+Candidates that a whole listing of their ``pk`` range before the cut did not list (in the lake,
+not in Omnitron's answer) can be settled together by one listing of everything at or after the
+cut, when their ``pk`` ranges would take more than one request: such a customer was not before
+the cut when its range was listed, so if it exists it was at or after the cut then, and still is
+(a ``modified_date`` only grows): one missing from this listing too is gone. This holds only
+for a pk range's listing: a candidate a ``modified_date`` range did not list may be anywhere
+before the cut (its date is another), so it is read by its pk range like the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from omnisync.client import CustomerQuery
+from omnisync.sync.absence import Absence, ask_absent
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions
 from omnisync.verify.report import KINDS
 
@@ -35,6 +38,13 @@ def classify(server: int | None, lake: list[int], watermark_us: int) -> str | No
     if len(lake) > 1:
         return "duplicated"
     return "stale"
+
+
+def _gone(server: ServerSide, pk: int) -> bool:
+    """Whether Omnitron confirms ``pk`` absent by two answers (``absence.py``)."""
+    answer, requests = ask_absent(server.client, pk)
+    server.requests += requests - 1  # its URL is no list request
+    return answer is Absence.GONE
 
 
 def groups(lake: LakeSide, pks: list[int], page_size: int) -> list[list[int]]:
@@ -59,17 +69,20 @@ def second_look(
     known: Versions,
     watermark_us: int,
     versions: dict[int, int],
+    by_range: set[int] | None = None,
 ) -> tuple[dict[str, list[int]], int, int]:
     """Read every candidate again and classify it; returns (found by kind, behind, vanished),
     and puts Omnitron's version of each missing or stale customer in ``versions``. ``known``:
-    the versions Omnitron's answers listed (a candidate not in it was listed by none)."""
+    the versions Omnitron's answers listed (a candidate not in it was listed by none);
+    ``by_range``: the candidates a whole pk range's listing before the cut did not hold."""
     page_size = server.page_size
     now: Versions = {}
     ahead = sorted(candidates)
-    absent = [pk for pk in ahead if pk not in known]
+    absent = [pk for pk in ahead if pk not in known and pk in (by_range or ())]
     if cut.param is not None and len(groups(lake, absent, page_size)) > 1:
         now.update(server.read_all(cut.newer()))
-        ahead = [pk for pk in ahead if pk in known]
+        settled = set(absent)
+        ahead = [pk for pk in ahead if pk not in settled]
     for group in groups(lake, ahead, page_size):
         query = CustomerQuery(pk_gte=group[0], pk_lt=group[-1] + 1, sort=None)
         now.update(server.read_all(query))
@@ -80,6 +93,9 @@ def second_look(
             vanished += 1  # listed, but its date cannot be read: not judged, never deleted
             continue
         kind = classify(now.get(pk), lake.versions_of(pk), watermark_us)
+        if kind == "deleted" and server.pk_unreadable and not _gone(server, pk):
+            vanished += 1  # a listed pk could not be read: it may be this one; not judged
+            continue
         if kind == "behind":
             behind += 1
         elif kind is None:
