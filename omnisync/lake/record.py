@@ -13,6 +13,7 @@ written into nor moved aside.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 from omnisync.lake.storage import LakeError, LakeStorage
@@ -101,4 +102,24 @@ def check_format(storage: LakeStorage) -> None:
     raise OldLake(
         f"the lake {storage.shown!r} was written by an earlier omnisync ({recorded}; this one "
         f"reads format {FORMAT}): {REBUILD}"
+    )
+
+
+class LakeNotFound(LakeError):
+    """OMNISYNC_LAKE holds no lake, while the state database says one was synced."""
+
+
+def check_lake_for_state(storage: LakeStorage, watermark: dt.datetime | None) -> None:
+    """Raise :class:`LakeNotFound` when the state has a watermark but OMNISYNC_LAKE holds no
+    lake of omnisync's (no record, none of its data): a mistyped path would otherwise get a lake
+    of only what changed since that watermark, and a verification of it a wrong verdict."""
+    if watermark is None or storage.read_json(RECORD) is not None:
+        return
+    if any(storage.files(d, suffix="") for d in OWN_DATA):
+        return
+    raise LakeNotFound(
+        f"OMNISYNC_LAKE {storage.shown!r} holds no lake, but the state database "
+        f"(OMNISYNC_STATE_URL) has synced the customers stream up to {watermark.isoformat()}: "
+        "point OMNISYNC_LAKE at that lake, or build a new one here with "
+        "`omnisync sync --full-refresh`"
     )

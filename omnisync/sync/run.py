@@ -24,6 +24,7 @@ from typing import Any
 from omnisync.client import DateFilterRejected
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
+from omnisync.lake.record import check_lake_for_state
 from omnisync.memory import peak_mib
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
@@ -109,6 +110,8 @@ def _steps(
 ) -> tuple[dict[str, Any], Any]:
     """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
     # A lake of an older format is refused before anything is written; a full refresh rebuilds it.
+    if not full_refresh:  # a mistyped lake path would get only what changed since the watermark
+        check_lake_for_state(run.storage, run.store.watermarks.get(STREAM))
     run.snapshot.ensure_current(rebuild=full_refresh)
     run.changes.recover()  # a compaction a crash interrupted
     totals = PlanTotals()

@@ -42,7 +42,7 @@ from omnisync.client import CustomerQuery, DateFilterRejected, OmnitronClient, P
 from omnisync.connection import naming_omnitron_url, reach
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import quarantined_versions
-from omnisync.lake.record import check_format
+from omnisync.lake.record import check_format, check_lake_for_state
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
 from omnisync.state.times import from_us, to_us
@@ -78,6 +78,7 @@ def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> O
             raise NothingToVerify(
                 "the customers stream has no watermark yet: run `omnisync sync` first"
             )
+        check_lake_for_state(storage, watermark)
         run_id = uuid.uuid4().hex
         with (
             reach(settings) as client,

@@ -196,3 +196,23 @@ def test_a_new_lake_may_start_in_an_empty_folder(tmp_path: Path) -> None:
     storage = LakeStorage(str(tmp_path))
     Snapshot(storage, buckets=4).ensure_current()
     assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4}
+
+
+def test_a_lake_path_that_holds_no_lake_is_refused_when_the_state_has_synced_one(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """A mistyped OMNISYNC_LAKE with the state of an existing lake: an incremental would write
+    only what changed since the watermark there, a lake missing nearly every customer, and exit
+    0. Sync and verify refuse it in one line naming OMNISYNC_LAKE; a full refresh builds it."""
+    server: SandboxServer = make_sandbox(customers=200, seed=31)
+    sync_ok(cli_env(server, tmp_path, ""))
+    typo = tmp_path / "lakee"
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAKE=str(typo))
+    for command in ("sync", "verify"):
+        done = omnisync(env, command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "OMNISYNC_LAKE" in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (typo / "customers").exists(), "nothing was written there"
+    sync_ok(env, "--full-refresh")
+    assert len(snapshot_pks(typo)) == 200
