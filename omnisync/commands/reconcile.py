@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from omnisync.commands.terminal import console, fail, run_log
+from omnisync.commands.terminal import console, fail, results, run_log
 from omnisync.commands.user_errors import user_errors
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def reconcile(
     column: list[str] = typer.Option([], help="map a column: erp_code=ACCOUNT_NO (repeatable)"),
 ) -> None:
     """Reconcile Omnitron's erp_codes with the ERP and write the differences back (G7)."""
+    out = results()  # the outcome; progress and log lines go to stderr
     with user_errors():
         from omnisync.settings import load_settings
 
@@ -114,7 +115,7 @@ def reconcile(
     rows = " + ".join(
         f"{n:,} {name.replace('_', ' ')}" for name, n in summary["erp_row_outcomes"].items()
     )
-    console.print(
+    out.print(
         f"{'[yellow]dry run[/yellow]' if dry_run else '[green]done[/green]'}: "
         f"{summary['erp_rows']:,} ERP rows = {rows}; {summary['planned']:,} changes planned, "
         f"{summary['conflicts']:,} conflicts, {summary['unknown_in_erp']:,} Omnitron codes "

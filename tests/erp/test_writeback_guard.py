@@ -50,6 +50,7 @@ def client_for(server: SandboxServer) -> OmnitronClient:
 
 
 def store_in(tmp_path: Path) -> StateStore:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # a state database is made only in a folder
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     store.migrate()
     return store
