@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.client import OmnitronClient
+from omnisync.client import NotFound, OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantined_versions
 from omnisync.orchestration import Local
@@ -49,7 +49,6 @@ from omnisync.settings import Settings
 from omnisync.state import Fence, RunRecord, StateStore
 from omnisync.state.deletions import record_deletions
 from omnisync.state.times import from_us, to_us
-from omnisync.sync.absence import Absence, ask_absent
 from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM, RunContext, open_run
 from omnisync.sync.finish import PlanTotals, finish_plan
@@ -124,14 +123,16 @@ def remove_deleted(
     deletions recorded and the rows removed.
 
     A report's word is not enough: each customer it calls deleted leaves only when Omnitron
-    says so twice (its URL answers 404 and a listing of its pk alone is empty, ``absence.py``),
-    as the sync's own deletion check asks; one still there, or doubtful, is kept."""
+    says so twice, as the sync's own deletion check asks (``absence.py``). The verification
+    gave the first answer: a whole listing of a pk range without the customer (its "deleted"
+    rests on nothing else). Its own URL answering 404 now is the second (a request that is not
+    a listing); a customer that answers, or any other failure, is kept."""
     assert fence is not None
     # A pk the lake no longer holds was removed since the report (a sync's own check): recording
     # it again would log a second deletion and erase it again.
     held = np.isin(np.array(reported, dtype=np.int64), LakeSide.read(storage).pks)
     reported = [pk for pk, there in zip(reported, held.tolist(), strict=True) if there]
-    deleted = [pk for pk in reported if ask_absent(client, pk)[0] is Absence.GONE]
+    deleted = [pk for pk in reported if _url_is_gone(client, pk)]
     if len(deleted) < len(reported):
         log.warning(
             "repair: %d customer(s) the report calls deleted are not confirmed absent by "
@@ -153,6 +154,14 @@ def remove_deleted(
         snapshot=snapshot,
     )
     return len(deleted), remove_from_snapshot(storage, set(deleted))
+
+
+def _url_is_gone(client: OmnitronClient, pk: int) -> bool:
+    try:
+        client.get_customer(pk)
+    except NotFound:
+        return True
+    return False
 
 
 def _finish_open_plan(parts: RunContext) -> bool:
