@@ -127,9 +127,7 @@ def test_a_damaged_lake_is_found_repaired_and_equal_at_a_fraction_of_a_full_read
     # Issue 25 bounds this at 60% at 50,000 customers (bench/verify.py measures it there); this
     # smaller shape, with its own seed, lands just above it. The repair confirms each customer
     # it removes by its URL (not a list request): the verification's listing was the first answer.
-    assert together <= 0.65 * full_read, (
-        f"{together} list requests of a full read's {full_read}"
-    )
+    assert together <= 0.65 * full_read, f"{together} list requests of a full read's {full_read}"
     assert_lake_matches_truth(server, lake)
     assert_no_duplicate_versions(lake)
     assert set(deletion_rows(lake)) >= deleted, "the repair's deletions are in the change log"
