@@ -292,7 +292,9 @@ class OmnitronClient:
     def datetime_filters_supported(self) -> bool:
         """Whether the server takes datetimes in date filters (asked once, then remembered)."""
         if self._datetime_filters is None:
-            probe = CustomerQuery(modified_gte=dt.datetime(2000, 1, 1, 0, 0, 1, tzinfo=dt.UTC))
+            # with microseconds, as windows send them: a server refusing those takes dates only
+            at = dt.datetime(2000, 1, 1, 0, 0, 1, 1, tzinfo=dt.UTC)
+            probe = CustomerQuery(modified_gte=at)
             try:
                 self.count_customers(probe)
                 self._datetime_filters = True
@@ -300,3 +302,8 @@ class OmnitronClient:
                 log.info("%s takes only dates in date filters", self.base_url)
                 self._datetime_filters = False
         return self._datetime_filters
+
+    def dates_only(self) -> None:
+        """The server refused a datetime in a date filter: this client knows it from now on (a
+        later :attr:`datetime_filters_supported` must not answer from the probe it made)."""
+        self._datetime_filters = False

@@ -95,6 +95,7 @@ class RunContext:
         run, and for the runs after it)."""
         log.warning("%s now refuses datetimes in date filters; using dates", self.client.base_url)
         self.datetimes = False
+        self.client.dates_only()
         self.store.servers.remember(self.client.base_url, False)
 
     def open_validator(self) -> Validator:

@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.client import NotFound, OmnitronClient
+from omnisync.client import NotFound, OmnitronClient, OmnitronError
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.lake.quarantine import quarantined_versions
 from omnisync.orchestration import Local
@@ -157,10 +157,13 @@ def remove_deleted(
 
 
 def _url_is_gone(client: OmnitronClient, pk: int) -> bool:
+    """Whether the customer's own URL answers 404; any other answer or failure keeps it."""
     try:
         client.get_customer(pk)
     except NotFound:
         return True
+    except OmnitronError as exc:  # no answer is not an answer: kept, found again next time
+        log.warning("repair: customer %d could not be asked about (%s); kept", pk, exc)
     return False
 
 

@@ -146,3 +146,16 @@ def test_a_plan_left_open_on_a_server_that_then_stops_taking_datetimes_is_finish
     outcome = run_sync(settings, False, Local())
     assert isinstance(outcome, dict) and outcome["resumed_plan"]
     assert_lake_matches_truth(server, settings.lake)
+
+
+def test_a_refused_datetime_is_known_to_the_client_too(make_sandbox: Make, tmp_path: Path) -> None:
+    """After a refusal the run's client answers "dates only" as well: a full refresh that asks
+    the client again must not get the probe's earlier, cached "datetimes"."""
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    with open_run(settings, uuid.uuid4().hex, validate=False) as context:
+        assert context.client.datetime_filters_supported is True
+        context.filters_rejected()
+        assert context.client.datetime_filters_supported is False
+        assert context.datetimes is False
+        assert context.store.servers.datetime_filters(server.url) is False
