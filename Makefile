@@ -28,17 +28,21 @@ lint: install
 typecheck: install
 	$(UV) run --locked mypy
 
-# Two workers (the machine has two cores); tests of the shared databases stay on one of them.
+# Three workers on two cores: a test waiting on a server, a subprocess or a clock leaves its
+# core to another. Tests of one shared database stay on one worker; every worker uses one Prefect
+# server that the controller starts (tests/conftest.py).
 unit: install
-	$(UV) run --locked pytest -n 2 --dist loadgroup
+	$(UV) run --locked pytest -n 3 --dist loadgroup
 
-test: lint typecheck unit
+# mypy runs beside the tests: they leave part of a core idle while they wait on servers.
+test: lint
+	@$(MAKE) --no-print-directory -j2 typecheck unit
 
 # prefect.yaml deployed to a real Prefect server and run by a process worker, the SIGKILL
 # scenario of tests/sync/test_crash_recovery.py and the local Dask cluster of tests/sync/test_dask.py
 # (.ci/run calls it)
 test-e2e: install
-	$(UV) run --locked pytest -m e2e
+	$(UV) run --locked pytest -m e2e -n 2 --dist loadgroup
 
 demo: install
 	$(UV) run --locked omnisync demo

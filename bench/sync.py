@@ -52,6 +52,7 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, flo
 
 
 def environment(url: str, root: str) -> dict[str, str]:
+    Path(root).mkdir(parents=True, exist_ok=True)  # a state database is made only in a folder
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI", "PREFECT_API"))}
     env.update(
         {

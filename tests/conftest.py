@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -61,16 +62,108 @@ def truth(server: SandboxServer) -> list[dict[str, Any]]:
     return rows
 
 
+SHARED_PREFECT_API = "OMNISYNC_TEST_SHARED_PREFECT_API"
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """A Prefect API for the whole session (about 9 s to start): flows run for real against it."""
+    """A Prefect API for the whole session: flows run for real against it. Under xdist every
+    worker uses the one server the controller started (``pytest_configure``); alone, the test
+    harness starts one (about 10 s of a two-core machine each time)."""
     from prefect.settings import PREFECT_API_URL
+
+    shared = os.environ.get(SHARED_PREFECT_API)
+    if shared:
+        yield from _shared_prefect_api(shared)
+        return
     from prefect.testing.utilities import prefect_test_harness
 
     # None: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (the Makefile gives 120 s), as a loaded
     # two-core machine can take longer than the harness's own 30 s to start the server.
     with prefect_test_harness(server_startup_timeout=None):
         yield str(PREFECT_API_URL.value())
+
+
+def _shared_prefect_api(url: str) -> Iterator[str]:
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    deadline = time.monotonic() + timeout
+    while True:  # the server's own answer, not a guess of its start-up time
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"the shared Prefect server at {url} did not start in {timeout:.0f} s")
+        time.sleep(0.1)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        # as the harness does: code in a context copied before this one sees the server too
+        with prefect.context._temporary_global_settings_context(
+            prefect.context.get_settings_context()
+        ):
+            yield url
+
+
+def _start_shared_prefect_server(config: pytest.Config) -> None:
+    """One Prefect server for every xdist worker, started without waiting for it: each worker's
+    ``prefect_api`` waits for its health answer when a test first needs it. One server instead
+    of one per worker saves a server's start (about 10 CPU-s) and its background loops per
+    worker."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import prefect
+
+    home = tempfile.mkdtemp(prefix="omnisync-prefect-")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": home,
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(prefect.__module_path__.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=env,
+    )
+    config.stash[_SHARED_SERVER] = (process, home)
+    os.environ[SHARED_PREFECT_API] = f"http://127.0.0.1:{port}/api"  # workers inherit it
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+_SHARED_SERVER = pytest.StashKey[tuple[Any, str]]()
 
 
 def database_url(url: str, name: str) -> str:
@@ -118,6 +211,28 @@ def databases_used(item: pytest.Item) -> set[str]:
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist declares this marker; a run with ``-p no:xdist`` must still accept it.
     config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker")
+    controller = "PYTEST_XDIST_WORKER" not in os.environ
+    workers = getattr(config.option, "numprocesses", None)
+    if controller and workers and not config.option.collectonly:
+        os.environ.pop(SHARED_PREFECT_API, None)
+        _start_shared_prefect_server(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    started = config.stash.get(_SHARED_SERVER, None)
+    if started is None:
+        return
+    import shutil
+    import subprocess
+
+    process, home = started
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

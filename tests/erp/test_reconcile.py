@@ -98,8 +98,9 @@ def synced(synced_once: Path, make_sandbox: Make, tmp_path: Path) -> tuple[Sandb
     return server, settings_for(server, tmp_path, lag_seconds=0)
 
 
-def artifacts(key: str) -> list[Any]:
-    """The Prefect artifacts with ``key``."""
+def artifacts(key: str, state: Any = None) -> list[Any]:
+    """The Prefect artifacts with ``key``, newest first; only those of the flow run that ended
+    in ``state`` when given (xdist's workers share one Prefect server)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -107,6 +108,8 @@ def artifacts(key: str) -> list[Any]:
         found: list[Any] = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
+    if state is not None:
+        found = [a for a in found if a.flow_run_id == state.state_details.flow_run_id]
     return found
 
 
@@ -125,7 +128,8 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     assert dry["planned"] > 0 and dry["outcomes"] == {}
     assert server.admin.get("stats").json()["patches"] == {}, "a dry run patches nothing"
 
-    first = reconcile_erp_codes(erp_query=QUERY, settings=settings)
+    ran = reconcile_erp_codes(erp_query=QUERY, settings=settings, return_state=True)
+    first = ran.result()
     assert codes(server) == expected
     assert first["conflicts"] == 2 and first["failed"] == 0
     # Faults may lose a PATCH's answer: a re-read then settles it (ok_answer_lost, ok_resent).
@@ -138,7 +142,7 @@ def test_reconcile_writes_back_exactly_the_expected_codes_once(
     assert sorted(r["pk"] for r in ledger) == sorted(planned), "the ledger explains every change"
     assert all(r["outcome"] in APPLIED and r["based_on_modified_iso"] for r in ledger)
 
-    progress = artifacts("erp-write-back")
+    progress = artifacts("erp-write-back", ran)
     assert progress and progress[0].data == 100.0, "the flow run shows the write-back's progress"
 
     second = reconcile_erp_codes(erp_query=QUERY, settings=settings)  # the lake is not re-synced
@@ -157,10 +161,14 @@ def test_a_plan_above_the_limit_patches_nothing(
     server, settings = synced
     rows, _ = erp_rows(server)
     path = erp_csv(tmp_path, rows)
+    refused = reconcile_erp_codes(
+        erp_file=str(path), max_changes="1%", settings=settings, return_state=True
+    )
     with pytest.raises(PlanTooLarge, match="force=true"):
-        reconcile_erp_codes(erp_file=str(path), max_changes="1%", settings=settings)
+        refused.result()
     assert server.admin.get("stats").json()["patches"] == {}
-    stopped = [a for a in artifacts("reconcile-erp-codes") if "stopped before any" in str(a.data)]
+    said = artifacts("reconcile-erp-codes", refused)
+    stopped = [a for a in said if "stopped before any" in str(a.data)]
     assert stopped, "Prefect says why"
     # ... and where the run's own report and validation pages are
     assert any("_reports/reconciliation/run=" in str(a.data) for a in stopped)
@@ -246,6 +254,7 @@ def test_a_customer_changed_in_omnitron_after_the_plan_is_not_overwritten(
     assert codes(server)[target["pk"]] == "SET-BY-FINANCE"
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     prefect_api: str, synced: tuple[SandboxServer, Any], tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ def deletion_rows(lake: str) -> list[int]:
     return pks
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 @pytest.mark.parametrize("server_modes", SERVERS.values(), ids=SERVERS.keys())
 def test_customers_deleted_while_syncs_run_leave_the_lake_and_are_logged_once(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, server_modes: dict[str, Any]

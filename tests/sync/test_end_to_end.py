@@ -43,6 +43,7 @@ SERVERS = {
 }
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 @pytest.mark.parametrize("server_modes", SERVERS.values(), ids=SERVERS.keys())
 def test_incremental_syncs_under_every_hard_mode_converge_to_the_ground_truth(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, server_modes: dict[str, object]

@@ -145,6 +145,7 @@ def churn_between_pages(rng: random.Random, answers: int) -> Callable[[Independe
     return after_answer
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 def test_syncs_with_churn_keep_exactly_the_servers_customers(
     server: IndependentOmnitron, tmp_path: Path
 ) -> None:

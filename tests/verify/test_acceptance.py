@@ -190,6 +190,8 @@ def killable_copy(
     return server, env, str(tmp_path / "lake"), deleted
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
+@pytest.mark.xdist_group("damaged-once")  # one damaged lake for both kills
 def test_a_repair_killed_mid_way_is_finished_by_the_next_and_logs_each_deletion_once(
     damaged_once: tuple[SandboxServer, Path, set[int]], tmp_path: Path
 ) -> None:
@@ -256,6 +258,8 @@ def test_malformed_records_are_named_quarantined_not_differences_by_verify_and_r
     assert born_bad not in held and {100, 710, 1210} <= held
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
+@pytest.mark.xdist_group("damaged-once")  # one damaged lake for both kills
 def test_a_repair_killed_mid_commit_is_finished_by_the_next_run_and_the_lake_is_equal(
     damaged_once: tuple[SandboxServer, Path, set[int]], tmp_path: Path
 ) -> None:
