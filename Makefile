@@ -42,7 +42,7 @@ test: lint
 # scenario of tests/sync/test_crash_recovery.py and the local Dask cluster of tests/sync/test_dask.py
 # (.ci/run calls it)
 test-e2e: install
-	$(UV) run --locked pytest -m e2e -n 2 --dist loadgroup
+	$(UV) run --locked pytest -m e2e -n 3 --dist loadgroup
 
 demo: install
 	$(UV) run --locked omnisync demo
