@@ -33,7 +33,9 @@ from omnisync.settings_checks import (
     known_erase_columns,
     known_pii_policy,
     one_line,
+    password_text,
     secret_text,
+    unset_if_empty,
     upper_case,
 )
 
@@ -59,10 +61,10 @@ class Settings(BaseSettings):
         validation_alias=_env("OMNITRON_TOKEN", "omnitron_token"),
         description="API token; used instead of OMNITRON_USERNAME and OMNITRON_PASSWORD if set",
     )
-    omnitron_username: str | None = Field(
+    omnitron_username: Annotated[str | None, AfterValidator(unset_if_empty)] = Field(
         None, validation_alias=_env("OMNITRON_USERNAME", "omnitron_username")
     )
-    omnitron_password: Annotated[SecretStr | None, AfterValidator(secret_text)] = Field(
+    omnitron_password: Annotated[SecretStr | None, AfterValidator(password_text)] = Field(
         None, validation_alias=_env("OMNITRON_PASSWORD", "omnitron_password")
     )
     state_url: Annotated[SecretStr, AfterValidator(database_url)] = Field(

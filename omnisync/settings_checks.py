@@ -70,6 +70,12 @@ def checked_browse_url(value: str | None) -> str | None:
     return web_url(value, "; a browser opens it, and every artifact links there")
 
 
+def unset_if_empty(value: str | None) -> str | None:
+    """An empty (or blank) user name is not set: ``OMNITRON_USERNAME=`` in an env file means
+    no user, which is then named as missing, not sent to Omnitron's login."""
+    return value if value is None or value.strip() else None
+
+
 def secret_text(value: SecretStr | None) -> SecretStr | None:
     """A password or salt as given, refused without repeating it when it holds a control
     character: a line break or tab pasted with it is never part of what the user meant."""
@@ -78,6 +84,14 @@ def secret_text(value: SecretStr | None) -> SecretStr | None:
             HIDDEN_INPUT, "holds a control character (a line break or tab pasted with it?)"
         )
     return value
+
+
+def password_text(value: SecretStr | None) -> SecretStr | None:
+    """``OMNITRON_PASSWORD``: empty is not set, as for the user name; otherwise
+    :func:`secret_text`."""
+    if value is None or not value.get_secret_value():
+        return None
+    return secret_text(value)
 
 
 def api_token(value: SecretStr | None) -> SecretStr | None:

@@ -26,7 +26,7 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     synced = run_cli(env, "sync")
     assert synced.returncode == 0, synced.stderr
     said = synced.stdout.splitlines()
-    assert said[0].startswith("ok 30 read, 30 written"), said
+    assert said[0].startswith("ok 30 read, 30 written, 0 deleted"), said
     assert all(line.startswith(("ok ", "Data Docs: ")) for line in said), said
     assert " INFO " in synced.stderr and " INFO " not in synced.stdout
 
@@ -38,3 +38,8 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     shown = run_cli({**env, "COLUMNS": "250"}, "status")
     last = shown.stdout.split("last verification", 1)[1].splitlines()[1]
     assert " verify " in last and "  equal, 30 checked" in last, shown.stdout
+
+    assert server.admin.post("delete", json={"pks": [3, 4]}).json()["pks"] == [3, 4]
+    again = run_cli(env, "sync")
+    assert again.returncode == 0, again.stderr
+    assert ", 2 deleted, " in again.stdout.splitlines()[0], again.stdout

@@ -112,3 +112,19 @@ def test_the_lake_url_is_shown_without_its_credentials() -> None:
     settings = load_settings(lake="sftp://u:pw-in-lake@host/lake")
     link = lake_link(settings, "reconciliation/run=1/summary.md", "summary")
     assert link == "summary: `sftp://***@host/lake/reconciliation/run=1/summary.md`"
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_user_name_or_password_is_not_set(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    """``OMNITRON_USERNAME=`` in an env file is no user: both empty means no login to try (the
+    client then names the settings to set), one empty beside the other is refused at once."""
+    monkeypatch.setenv("OMNITRON_USERNAME", blank)
+    monkeypatch.setenv("OMNITRON_PASSWORD", "")
+    settings = load_settings(omnitron_url="https://omnitron.example")
+    assert settings.omnitron_username is None and settings.omnitron_password is None
+    monkeypatch.setenv("OMNITRON_PASSWORD", "s3cret-pw")
+    with pytest.raises(SettingsError, match="must be set together") as refused:
+        load_settings(omnitron_url="https://omnitron.example")
+    assert "s3cret-pw" not in str(refused.value)

@@ -48,6 +48,7 @@ def sync(
                 result = _sync_run(settings, full_refresh, context, api)
     out.print(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
+        f"{result.get('deleted', 0):,} deleted, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
         f"{result['windows']} window(s); watermark {result['watermark_before']} -> "
         f"{result['watermark_after']}",

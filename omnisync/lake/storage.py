@@ -96,6 +96,30 @@ class LakeError(Exception):
     """The lake cannot be written or read as configured (OMNISYNC_LAKE): fix the path or access."""
 
 
+class LakeDamaged(LakeError):
+    """A file of the lake cannot be read (a broken footer, a damaged page): ``omnisync verify
+    --full --repair`` removes it and reads its customers from Omnitron again."""
+
+    def __init__(self, shown: str, cause: BaseException) -> None:
+        reason = f"{type(cause).__name__}: {cause}"[:300]
+        super().__init__(
+            f"the lake's file {shown} cannot be read ({reason}): run `omnisync verify --full "
+            "--repair` to remove it and read its customers from Omnitron again"
+        )
+
+
+@contextlib.contextmanager
+def _readable(shown: str) -> Iterator[None]:
+    """Arrow's errors in reading one file, as :class:`LakeDamaged` naming it. Only the reading
+    is wrapped: an error of the caller's own work with the file keeps its own name."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as exc:  # pyarrow's IOError is OSError itself
+        raise LakeDamaged(shown, exc) from exc
+
+
 class LakeStorage:
     def __init__(
         self, root: str, *, guard: Callable[[], None] | None = None, **storage_options: Any
@@ -204,12 +228,18 @@ class LakeStorage:
         ``pyarrow.dataset``, whose libraries add to the memory of every process that loads
         them (docs/performance.md). A local file is read by Arrow itself, with no Python in the
         read path."""
+        shown = without_userinfo(self.path(relative))
         if self.local:
-            with pq.ParquetFile(self.path(relative)) as file:
+            with _readable(shown):
+                file = pq.ParquetFile(self.path(relative))
+            with file:
                 yield file
         else:
-            with self.open(relative) as handle, pq.ParquetFile(handle) as file:
-                yield file
+            with self.open(relative) as handle:
+                with _readable(shown):
+                    file = pq.ParquetFile(handle)
+                with file:
+                    yield file
 
     def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
         """One file, its JSON columns typed as JSON whichever omnisync wrote it."""
@@ -220,7 +250,9 @@ class LakeStorage:
                 missing = [c for c in columns if c not in file.schema_arrow.names]
                 if missing:
                     raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
-            return with_json_types(file.read(columns=columns))
+            with _readable(without_userinfo(self.path(relative))):
+                table = file.read(columns=columns)
+            return with_json_types(table)
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))

@@ -42,6 +42,7 @@ from omnisync.client import (
 from omnisync.client.dates import WEST, parse_modified
 from omnisync.client.paginator import Paginator
 from omnisync.lake import LakeStorage
+from omnisync.lake.storage import LakeDamaged
 from omnisync.state.times import to_us
 from omnisync.sync import pk_spans
 
@@ -62,7 +63,9 @@ class LakeSide:
     unreadable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, storage: LakeStorage) -> LakeSide:
+    def read(cls, storage: LakeStorage, whole: bool = False) -> LakeSide:
+        """``whole``: read every column of each file, not only ``pk`` and ``modified_date``, so
+        that a file damaged in another column (which a sync's merge reads) is unreadable too."""
         pks: list[np.ndarray] = []
         stamps: list[np.ndarray] = []
         unreadable: dict[str, str] = {}
@@ -70,15 +73,17 @@ class LakeSide:
         for path in files:
             try:
                 with storage.parquet_file(path) as parquet:
-                    table = parquet.read(columns=["pk", "modified_date"])
-                if table.schema.names != ["pk", "modified_date"]:
+                    table = parquet.read(columns=None if whole else ["pk", "modified_date"])
+                if not {"pk", "modified_date"} <= set(table.schema.names):
                     raise ValueError("it has no pk or no modified_date column")
+                table = table.select(["pk", "modified_date"])
                 pk = table.column("pk").cast(pa.int64())
                 stamp = table.column("modified_date").cast(pa.timestamp("us", tz="UTC"))
                 if pk.null_count or stamp.null_count:
                     raise ValueError("it has rows without a pk or a modified_date")
             except Exception as exc:  # any reader's failure means the same: readers lose rows
-                unreadable[path] = f"{type(exc).__name__}: {exc}"[:300]
+                cause = exc.__cause__ if isinstance(exc, LakeDamaged) and exc.__cause__ else exc
+                unreadable[path] = f"{type(cause).__name__}: {cause}"[:300]
                 continue
             pks.append(pk.to_numpy())
             stamps.append(stamp.cast(pa.int64()).to_numpy())
