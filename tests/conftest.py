@@ -149,9 +149,19 @@ def _start_shared_prefect_server(config: pytest.Config) -> None:
             "on",
         ],
         env=env,
+        preexec_fn=_ends_with_parent if sys.platform == "linux" else None,
     )
     config.stash[_SHARED_SERVER] = (process, home)
     os.environ[SHARED_PREFECT_API] = f"http://127.0.0.1:{port}/api"  # workers inherit it
+
+
+def _ends_with_parent() -> None:
+    """In the server's process before it starts: SIGTERM when the pytest that started it dies,
+    even by SIGKILL, so that no server outlives its run."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
