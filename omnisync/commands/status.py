@@ -47,6 +47,7 @@ _OUTCOME_STYLE = {
     "running": "cyan",
     "interrupted": "red",
     "stopped": "yellow",
+    "different": "red",
 }
 
 
@@ -71,14 +72,19 @@ def _run_lines(run: dict[str, object]) -> list[str]:
     from omnisync.state.record import outcome_now
 
     outcome = outcome_now(run)
+    verdict = counts.get("verdict")
+    if verdict == "different" and outcome == "succeeded":
+        # The verification ran to its end and found the lake different: to its reader that is
+        # the finding, not a success (it exited 1).
+        outcome = "different"
     style = _OUTCOME_STYLE.get(outcome, "white")
     shown = [
         f"{n:,} {name}"
         for name, n in counts.items()
         if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
     ]
-    if counts.get("verdict") in ("equal", "different"):  # a verification's: what it found
-        shown.insert(0, str(counts["verdict"]))
+    if verdict == "equal":  # a verification's finding; "different" is its outcome above
+        shown.insert(0, "equal")
     lines = [
         f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
         f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"
