@@ -55,7 +55,14 @@ def _select(
 def read_file(path: Path, match_on: MatchKey, columns: Mapping[str, str] | None = None) -> pa.Table:
     columns = columns or {}
     where = f"ERP file {path}"
+    not_utf8 = f"{where} is not UTF-8 text: save it as UTF-8 CSV, or as Parquet"
     try:
+        with path.open("rb") as raw:
+            if raw.read(16) == b"SQLite format 3\x00":
+                raise ErpInputError(
+                    f"{where} is a SQLite database, not CSV or Parquet: read it with "
+                    f"--erp-url sqlite:///{path.resolve()} and --erp-query"
+                )
         if path.suffix.lower() == ".parquet":
             with pq.ParquetFile(path) as file:  # not read_table: see LakeStorage.parquet_file
                 table = file.read()
@@ -75,7 +82,13 @@ def read_file(path: Path, match_on: MatchKey, columns: Mapping[str, str] | None 
             )
     except ErpInputError:
         raise
-    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ErpInputError(not_utf8) from None
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):  # Arrow's word for a CSV value that is not UTF-8
+            raise ErpInputError(not_utf8) from None
+        raise ErpInputError(f"{where} cannot be read: {str(exc).splitlines()[0]}") from None
+    except (OSError, pa.ArrowException) as exc:
         raise ErpInputError(f"{where} cannot be read: {str(exc).splitlines()[0]}") from None
     return _select(table, match_on, columns, where)
 

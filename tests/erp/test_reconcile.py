@@ -305,13 +305,17 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
         ("pk,code\n1,A\n", "column 'erp_code' is missing"),
         ("pk,erp_code,erp_code\n1,A,B\n", "duplicate column header"),
         (None, "cannot be read"),
+        (b"SQLite format 3\x00" + bytes(range(256)) * 8, "is a SQLite database"),
+        ("pk,erp_code\n1,\u00e7\n".encode("latin-1"), "is not UTF-8 text"),
     ],
 )
 def test_bad_erp_files_are_one_line_and_patch_nothing(
-    tmp_path: Path, content: str | None, message: str
+    tmp_path: Path, content: str | bytes | None, message: str
 ) -> None:
     path = tmp_path / "erp.csv"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(ErpInputError, match=message):
         read_file(path, "pk")
