@@ -54,3 +54,18 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
         ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False
     )
     assert shown.returncode == 0 and "customers" in shown.stdout, shown.stderr
+
+
+def test_a_sandbox_on_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    from tests.cli_runner import run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli({}, "sandbox", "--port", str(port), "--customers", "10")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

@@ -3,11 +3,12 @@ tells the story on it. Production commands never import the sandbox; only these 
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import typer
 
-from omnisync.commands.terminal import console
+from omnisync.commands.terminal import console, fail
 from omnisync.commands.user_errors import user_errors
 
 
@@ -74,16 +75,25 @@ def sandbox(
         )
         print(url, flush=True)  # on stdout alone, for scripts
 
-    serve_forever(
-        customers=customers,
-        seed=seed,
-        modes=modes,
-        port=port,
-        host=host,
-        on_ready=ready,
-        users={username: password},
-        bulk_update=bulk_update,
-    )
+    try:
+        serve_forever(
+            customers=customers,
+            seed=seed,
+            modes=modes,
+            port=port,
+            host=host,
+            on_ready=ready,
+            users={username: password},
+            bulk_update=bulk_update,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise fail(
+            f"the sandbox cannot listen on {host}:{port} ({exc.strerror or exc}): give another "
+            "--port (0 picks a free one) or stop what listens there",
+            2,
+        ) from None
 
 
 def demo(
