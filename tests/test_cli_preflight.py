@@ -1,4 +1,4 @@
-"""Before any work, `sync` and `verify` ask Omnitron once: a wrong OMNITRON_URL (a 404) is one
+"""Before any work, `sync`, `verify` and `reconcile` ask Omnitron once: a wrong OMNITRON_URL (a 404) is one
 line naming it, exit 2; an unreachable one is named after the preflight's few attempts, not the
 run's whole retry budget."""
 
@@ -107,3 +107,26 @@ def test_an_unreachable_omnitron_is_named_after_the_preflights_few_attempts(
     assert len(error) == 1 and "OMNITRON_URL http://127.0.0.1:9 did not answer" in error[0]
     assert "gave up after 3 attempts" in error[0], error
     assert result.stderr.count("retrying") <= 3, result.stderr  # not the 8 attempts set
+
+
+@pytest.mark.parametrize("where", ["unreachable", "not-omnitron"])
+def test_reconcile_names_a_wrong_or_unreachable_omnitron_url_as_sync_does(
+    synced: SandboxServer, not_omnitron: str, tmp_path: Path, where: str
+) -> None:
+    """Its login check is the preflight: a few attempts, then one line naming OMNITRON_URL."""
+    erp = tmp_path / "erp.csv"
+    erp.write_text("pk,erp_code\n1,A\n")
+    url = "http://127.0.0.1:9" if where == "unreachable" else not_omnitron
+    env = {**_env(tmp_path, url), "OMNISYNC_RETRY_ATTEMPTS": "8"}
+    result = run_cli(env, "reconcile", "--erp-file", str(erp))
+    if where == "unreachable":
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(error) == 1 and f"OMNITRON_URL {url} did not answer" in error[0], error
+        assert "after 3 attempts" in error[0], error
+        assert result.stderr.count("retrying") <= 3, result.stderr
+    else:
+        line = _one_error_line(result)
+        assert result.returncode == 2, result.stderr
+        assert f"OMNITRON_URL {url} is not Omnitron's address" in line, line

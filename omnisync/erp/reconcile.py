@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.connection import open_client
+from omnisync.connection import naming_omnitron_url, reach
 from omnisync.erp.apply import apply_plan
 from omnisync.erp.refusal import PlanRejected, PlanTooLarge, plan_refusal, would_stop
 from omnisync.erp.report import write_report
@@ -239,8 +239,8 @@ def check_login(settings: Settings) -> None:
     """One cheap request (a count, one customer long) with the run's credentials, before
     anything is planned or written: a refused OMNITRON_TOKEN or login raises
     ``AuthenticationFailed`` naming the setting to fix, instead of a plan that every PATCH
-    would then fail on."""
-    with open_client(settings) as client:
+    would then fail on. It is the command's preflight: a few attempts, then OMNITRON_URL named."""
+    with reach(settings) as client, naming_omnitron_url(settings, client):
         client.count_customers()
 
 
