@@ -166,24 +166,31 @@ def open_run(
 class _WorkerRuns:
     """The contexts this process opened as a Dask worker, by run. Owned here, beside the
     factory, and used only by :func:`worker_context`: the flow's own process passes its context
-    to its window tasks and never looks here. A worker keeps a run's context for as long as it
-    lives, as the cluster keeps the worker."""
+    to its window tasks and never looks here. A worker keeps the contexts of the last
+    :attr:`KEPT` runs it served; a new run closes the oldest one's (its client, its state
+    engine, its validator): one sync holds the stream's lock at a time, and a worker the cluster
+    keeps for days must not keep every run's connections. Two, not one: a window of a run that
+    was taken over may still be running here when the next run's first window comes."""
+
+    KEPT = 2
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[str, RunContext] = {}
-        self._closing = contextlib.ExitStack()
+        self._open: dict[str, tuple[RunContext, contextlib.ExitStack]] = {}
 
     def context(self, settings: Settings, run_id: str, fence: tuple[str, int] | None) -> RunContext:
         with self._lock:
-            context = self._open.get(run_id)
-            if context is None:
+            if run_id not in self._open:
+                while len(self._open) >= self.KEPT:
+                    oldest = next(iter(self._open))  # dicts keep the order runs came in
+                    self._open.pop(oldest)[1].close()
+                closing = contextlib.ExitStack()
                 # the flow's run recorded the server's filters: a worker asks Omnitron nothing
-                context = self._closing.enter_context(open_run(settings, run_id, ask=False))
+                context = closing.enter_context(open_run(settings, run_id, ask=False))
                 if fence is not None:
                     context = context.holding(Fence(context.store.lease, STREAM, *fence))
-                self._open[run_id] = context
-            return context
+                self._open[run_id] = (context, closing)
+            return self._open[run_id][0]
 
 
 _worker_runs = _WorkerRuns()

@@ -1,0 +1,29 @@
+"""A Dask worker's run contexts (``omnisync/sync/context.py``): opened once per run from the
+same factory as the flow's, and closed when later runs come, so that a worker the cluster keeps
+for days holds the connections of its last runs only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from omnisync.sync.context import _WorkerRuns
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import settings_for
+
+
+def test_a_worker_keeps_its_last_two_runs_contexts_and_closes_older_ones(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    worker = _WorkerRuns()
+    first = worker.context(settings, "run-a", None)
+    assert worker.context(settings, "run-a", None) is first, "once per run"
+    second = worker.context(settings, "run-b", None)
+    assert worker.context(settings, "run-a", None) is first, "a straggler of run-a still works"
+    assert not first.client._http.is_closed
+    third = worker.context(settings, "run-c", None)
+    assert first.client._http.is_closed, "the oldest run's client was closed"
+    assert not second.client._http.is_closed and not third.client._http.is_closed
+    assert second.client.count_customers() == 50
