@@ -71,13 +71,14 @@ def sync_window_task(
     hi: dt.datetime,
     fence: tuple[str, int] | None = None,
     first_page: Page | None = None,
+    datetimes: bool | None = None,
 ) -> WindowResult:
     # On threads, the flow's own context. On Dask the task runs in another process, which the
     # open context cannot reach: settings and the fence's identity cross instead, and the worker
     # opens the run's context from the same factory (once per run) and proves the same lock.
     own_lines_at(settings.log_level)
     if context is None:
-        context = worker_context(settings, run_id, fence)
+        context = worker_context(settings, run_id, fence, datetimes)
     return sync_window_retrying(context, plan_id, lo, hi, first_page)
 
 
@@ -135,6 +136,7 @@ class PrefectRun:
                         "hi": hi,
                         "fence": fence,
                         "first_page": plan.first_pages.get((lo, hi)),
+                        "datetimes": context.datetimes,
                     },
                 )
                 for lo, hi in plan.windows

@@ -270,9 +270,7 @@ class SettingsError(Exception):
     """Configuration a user must fix; the message names the setting and the bad value."""
 
 
-_IN_EFFECT: contextvars.ContextVar[Settings | None] = contextvars.ContextVar(
-    "omnisync_settings", default=None
-)
+_IN_EFFECT = contextvars.ContextVar[Settings | None]("omnisync_settings", default=None)
 
 
 @contextlib.contextmanager
@@ -289,10 +287,8 @@ def settings_in_effect(settings: Settings | None) -> Iterator[None]:
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and ``.env``, with ``overrides`` (CLI flags) on top; with
-    no overrides inside :func:`settings_in_effect`, the settings given there.
-
-    Raises SettingsError with a one-line message per bad setting instead of pydantic's report.
-    """
+    no overrides inside :func:`settings_in_effect`, the settings given there. Raises
+    SettingsError with a one-line message per bad setting instead of pydantic's report."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     current = _IN_EFFECT.get()
     if current is not None and not clean:

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
-import errno
-import functools
 import json
 import os
 import posixpath
@@ -35,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
 from transforms.schema import with_json_types
 
@@ -51,45 +49,6 @@ SCRATCH_OPTIONS: dict[str, Any] = {
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
 _REPLACING = "_apply.json"
-
-
-def temporary_path(target: str, tag: str) -> str:
-    """Where ``target`` is written before its rename: a hidden name (leading dot), which
-    pyarrow, pandas, Polars, DuckDB globs and Spark all skip, so a file left by a killed
-    process is never read as data."""
-    return posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{tag}")
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-@functools.cache
-def _renameat2() -> Any:
-    """libc's ``renameat2``, or None where it has none; looked up once, so that nothing but the
-    system call runs between a guard and the swap it guards."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-
-
-def exchange_paths(first: str, second: str) -> bool:
-    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): a reader
-    sees one or the other at each path, never neither and never both. False where the kernel or
-    file system cannot (nothing is changed then)."""
-    renameat2 = _renameat2()
-    if renameat2 is None:
-        return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
-    )
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
-        return False
-    raise OSError(code, os.strerror(code), first)
 
 
 class LakeError(Exception):
@@ -291,7 +250,7 @@ class LakeStorage:
             os.rename(source, destination)
             self.fs.makedirs(source, exist_ok=True)
             return True
-        _renameat2()  # looked up before the guard, not between it and the swap
+        renameat2_function()  # looked up before the guard, not between it and the swap
         self._changing()
         return exchange_paths(source, destination)
 

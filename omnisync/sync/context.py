@@ -196,11 +196,22 @@ class _WorkerRuns:
 _worker_runs = _WorkerRuns()
 
 
-def worker_context(settings: Settings, run_id: str, fence: tuple[str, int] | None) -> RunContext:
+def worker_context(
+    settings: Settings,
+    run_id: str,
+    fence: tuple[str, int] | None,
+    datetimes: bool | None = None,
+) -> RunContext:
     """Run ``run_id``'s context in this worker process, opened by :func:`open_run` the first
     time one of its windows runs here; ``fence``: the flow's lock (owner, acquired), proved by
-    this worker's changes as by the flow's."""
-    return _worker_runs.context(settings, run_id, fence)
+    this worker's changes as by the flow's. ``datetimes``: what the flow now knows of the
+    server's date filters; a server found to refuse datetimes after this worker opened its
+    context is asked with dates from this window on, as the flow's own threads are."""
+    context = _worker_runs.context(settings, run_id, fence)
+    if datetimes is False and context.datetimes is not False:
+        context.datetimes = False
+        context.client.dates_only()
+    return context
 
 
 class _Handed:

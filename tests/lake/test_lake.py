@@ -312,7 +312,7 @@ def test_a_retried_window_replaces_its_quarantine_file(storage: LakeStorage) -> 
 def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
     storage: LakeStorage,
 ) -> None:
-    from omnisync.lake.storage import temporary_path
+    from omnisync.lake.renames import temporary_path
 
     snapshot = Snapshot(storage, buckets=1)
     snapshot.merge(versions([(1, 0), (2, 0)]))

@@ -7,7 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from omnisync.sync.context import _WorkerRuns
+import pytest
+
+from omnisync.sync import context as context_module
+from omnisync.sync.context import _WorkerRuns, worker_context
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import settings_for
 
@@ -27,3 +30,18 @@ def test_a_worker_keeps_its_last_two_runs_contexts_and_closes_older_ones(
     assert first.client._http.is_closed, "the oldest run's client was closed"
     assert not second.client._http.is_closed and not third.client._http.is_closed
     assert second.client.count_customers() == 50
+
+
+def test_a_worker_asks_with_dates_once_the_flow_knows_the_server_refuses_datetimes(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker opened its context from what the state recorded (datetimes); the flow then
+    saw the server refuse them: the window it sends next says so, and the worker follows."""
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    monkeypatch.setattr(context_module, "_worker_runs", _WorkerRuns())  # this test's worker
+    opened = worker_context(settings, "run-a", None, datetimes=True)
+    opened.datetimes = True  # as a run recorded it before the server changed
+    again = worker_context(settings, "run-a", None, datetimes=False)
+    assert again is opened and opened.datetimes is False
+    assert opened.client.datetime_filters_supported is False
