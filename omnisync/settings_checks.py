@@ -87,9 +87,9 @@ def secret_text(value: SecretStr | None) -> SecretStr | None:
 
 
 def password_text(value: SecretStr | None) -> SecretStr | None:
-    """``OMNITRON_PASSWORD``: empty is not set, as for the user name; otherwise
+    """``OMNITRON_PASSWORD``: empty (or blank) is not set, as for the user name; otherwise
     :func:`secret_text`."""
-    if value is None or not value.get_secret_value():
+    if value is None or not value.get_secret_value().strip():
         return None
     return secret_text(value)
 

@@ -248,7 +248,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use the shared PostgreSQL database run on one xdist worker, one after another,
     as do those of the MariaDB database: each uses the same tables (``make test`` runs the
-    suite with ``-n 2``). The servers are separate, so the two groups run side by side, unless
+    suite with ``-n 3``). The servers are separate, so the two groups run side by side, unless
     a test uses both: then all of them share one group."""
     used = {item: databases_used(item) for item in items}
     together = any(len(servers) > 1 for servers in used.values())

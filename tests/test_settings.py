@@ -121,7 +121,7 @@ def test_an_empty_user_name_or_password_is_not_set(
     """``OMNITRON_USERNAME=`` in an env file is no user: both empty means no login to try (the
     client then names the settings to set), one empty beside the other is refused at once."""
     monkeypatch.setenv("OMNITRON_USERNAME", blank)
-    monkeypatch.setenv("OMNITRON_PASSWORD", "")
+    monkeypatch.setenv("OMNITRON_PASSWORD", blank)
     settings = load_settings(omnitron_url="https://omnitron.example")
     assert settings.omnitron_username is None and settings.omnitron_password is None
     monkeypatch.setenv("OMNITRON_PASSWORD", "s3cret-pw")

@@ -33,7 +33,7 @@ def user_errors() -> Iterator[None]:
             (
                 _loaded(client, "ConfigurationError"),
                 _loaded(client, "AuthenticationFailed"),
-                _loaded("omnisync.lake.storage", "LakeError"),
+                _loaded("omnisync.lake.errors", "LakeError"),
             ),
         ):
             raise fail(str(exc), 2) from None

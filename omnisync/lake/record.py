@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from omnisync.lake.storage import LakeError, LakeStorage
+from omnisync.lake.errors import LakeError
+from omnisync.lake.storage import LakeStorage
 
 DATASET = "customers"
 # Outside the dataset's folder: a non-Parquet file inside it breaks pl.scan_parquet("customers/").

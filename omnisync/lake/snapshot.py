@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake.errors import LakeError
 from omnisync.lake.record import (
     ASIDE,
     FORMAT,
@@ -38,7 +39,7 @@ from omnisync.lake.record import (
     recorded_policy,
 )
 from omnisync.lake.record import DATASET as DATASET  # the dataset this module keeps
-from omnisync.lake.storage import LakeError, LakeStorage
+from omnisync.lake.storage import LakeStorage
 from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 

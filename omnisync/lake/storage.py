@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
 from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
 from transforms.schema import with_json_types
@@ -49,34 +50,6 @@ SCRATCH_OPTIONS: dict[str, Any] = {
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
 _REPLACING = "_apply.json"
-
-
-class LakeError(Exception):
-    """The lake cannot be written or read as configured (OMNISYNC_LAKE): fix the path or access."""
-
-
-class LakeDamaged(LakeError):
-    """A file of the lake cannot be read (a broken footer, a damaged page): ``omnisync verify
-    --full --repair`` removes it and reads its customers from Omnitron again."""
-
-    def __init__(self, shown: str, cause: BaseException) -> None:
-        reason = f"{type(cause).__name__}: {cause}"[:300]
-        super().__init__(
-            f"the lake's file {shown} cannot be read ({reason}): run `omnisync verify --full "
-            "--repair` to remove it and read its customers from Omnitron again"
-        )
-
-
-@contextlib.contextmanager
-def _readable(shown: str) -> Iterator[None]:
-    """Arrow's errors in reading one file, as :class:`LakeDamaged` naming it. Only the reading
-    is wrapped: an error of the caller's own work with the file keeps its own name."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except (pa.ArrowException, OSError) as exc:  # pyarrow's IOError is OSError itself
-        raise LakeDamaged(shown, exc) from exc
 
 
 class LakeStorage:
@@ -104,6 +77,24 @@ class LakeStorage:
 
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
+
+    @contextlib.contextmanager
+    def _readable(self, relative: str) -> Iterator[None]:
+        """Arrow's errors of decoding one file, as :class:`LakeDamaged` naming it; any other
+        error passes as it is. Only the reading is wrapped: an error of the caller's own work
+        with the file keeps its own name."""
+        try:
+            yield
+        except Exception as exc:
+            if not damage_in(exc):
+                raise
+            said = " ".join(str(exc).split())  # Arrow's messages span lines; this is one line
+            reason = f"{type(exc).__name__}: {said}"[:300].replace(self.url, self.shown)
+            secret = userinfo(self.url)
+            if secret:
+                reason = reason.replace(secret, "***")
+            shown = posixpath.join(self.shown.rstrip("/"), relative)
+            raise LakeDamaged(relative, shown, reason) from exc
 
     def check_writable(self) -> None:
         """Raise LakeError with the reason when the lake root cannot be written."""
@@ -187,15 +178,14 @@ class LakeStorage:
         ``pyarrow.dataset``, whose libraries add to the memory of every process that loads
         them (docs/performance.md). A local file is read by Arrow itself, with no Python in the
         read path."""
-        shown = without_userinfo(self.path(relative))
         if self.local:
-            with _readable(shown):
+            with self._readable(relative):
                 file = pq.ParquetFile(self.path(relative))
             with file:
                 yield file
         else:
             with self.open(relative) as handle:
-                with _readable(shown):
+                with self._readable(relative):
                     file = pq.ParquetFile(handle)
                 with file:
                     yield file
@@ -209,7 +199,7 @@ class LakeStorage:
                 missing = [c for c in columns if c not in file.schema_arrow.names]
                 if missing:
                     raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
-            with _readable(without_userinfo(self.path(relative))):
+            with self._readable(relative):
                 table = file.read(columns=columns)
             return with_json_types(table)
 

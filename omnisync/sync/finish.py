@@ -68,6 +68,9 @@ class PlanTotals:
     fresh_quarantined: int = 0
     unknown_fields: Counter[str] = field(default_factory=Counter)
     max_modified: dt.datetime | None = None
+    #: customers a full refresh's rebuild found deleted in Omnitron (the deletion check's own
+    #: are counted by the check)
+    rebuild_deleted: int = 0
 
     @classmethod
     def of(cls, windows: list[Window]) -> PlanTotals:
@@ -103,6 +106,7 @@ class PlanTotals:
         self.fresh += other.fresh
         self.fresh_quarantined += other.fresh_quarantined
         self.unknown_fields.update(other.unknown_fields)
+        self.rebuild_deleted += other.rebuild_deleted
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -219,7 +223,7 @@ def finish_plan(
             "the next run reads them again"
         )
     if plan.rebuild:
-        rebuild_snapshot(
+        totals.rebuild_deleted = rebuild_snapshot(
             plan.plan_id,
             plan.upper,
             settings=settings,

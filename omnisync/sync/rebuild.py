@@ -124,16 +124,14 @@ def confirmed_absent(
 
 
 def _read_old(storage: LakeStorage) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The files of ``customers/``, and the pks and modified_dates (µs) their readable rows hold.
-    A file no reader can open holds nothing anyone can read: the rebuild replaces it."""
+    """The files of ``customers/``, and the pks and modified_dates (µs) their rows hold. A file
+    that cannot be read stops the rebuild (:class:`~omnisync.lake.storage.LakeDamaged` names it
+    and the repair that mends it): it may hold the last valid row of a customer the refresh
+    cannot read again (its newest version quarantined), which a rebuild would drop unseen."""
     files = storage.files(DATASET)
     pks, stamps = [], []
     for path in files:
-        try:
-            table = storage.read_table(path, ["pk", "modified_date"])
-        except Exception as exc:  # any reader's failure: its rows are lost to every reader
-            log.warning("full refresh: %s cannot be read (%s); it is rebuilt", path, exc)
-            continue
+        table = storage.read_table(path, ["pk", "modified_date"])
         pks.append(table.column("pk").cast(pa.int64()).to_numpy())
         modified = table.column("modified_date").cast(pa.timestamp("us", tz="UTC"))
         stamps.append(modified.cast(pa.int64()).to_numpy(zero_copy_only=False))
@@ -156,12 +154,11 @@ def _rows_of(storage: LakeStorage, files: list[str], keep: np.ndarray) -> pa.Tab
         return None
     wanted = pa.array(keep, type=pa.int64())
     found = []
-    for path in files:
-        with contextlib.suppress(Exception):  # unreadable: told in _read_old
-            pks = storage.read_table(path, ["pk"]).column("pk").cast(pa.int64())
-            if pc.any(pc.is_in(pks, wanted)).as_py():
-                table = storage.read_table(path)
-                found.append(table.filter(pc.is_in(table.column("pk").cast(pa.int64()), wanted)))
+    for path in files:  # a damaged file stops the rebuild, as in _read_old
+        pks = storage.read_table(path, ["pk"]).column("pk").cast(pa.int64())
+        if pc.any(pc.is_in(pks, wanted)).as_py():
+            table = storage.read_table(path)
+            found.append(table.filter(pc.is_in(table.column("pk").cast(pa.int64()), wanted)))
     return pa.concat_tables(found, promote_options="permissive") if found else None
 
 
@@ -180,7 +177,8 @@ def rebuild_snapshot(
 ) -> int:
     """Write ``customers/`` afresh from the plan's staged rows, keeping the lake's rows the read
     could not have seen and recording (then applying) the deletions Omnitron confirms; returns
-    the buckets written. See the module's docstring for why this is exact and safe to repeat."""
+    how many customers that deleted. See the module's docstring for why this is exact and safe
+    to repeat."""
     assert fence is not None, "a rebuild changes the lake: hold the lock"
     files, old_pks, old_stamps = _read_old(storage)
     read = _staged_pks(storage, plan_id)
@@ -241,4 +239,4 @@ def rebuild_snapshot(
         0 if kept is None else kept.num_rows,
         len(gone),
     )
-    return written
+    return len(gone)

@@ -162,6 +162,7 @@ def _steps(
     counts = {
         **totals.counts(),
         **deletions.counts(),
+        "deleted": deletions.counts()["deleted"] + totals.rebuild_deleted,
         "resumed_plan": unfinished is not None,
         "upper_bound": plan.upper.isoformat(),
         "watermark_before": None

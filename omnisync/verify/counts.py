@@ -42,7 +42,7 @@ from omnisync.client import (
 from omnisync.client.dates import WEST, parse_modified
 from omnisync.client.paginator import Paginator
 from omnisync.lake import LakeStorage
-from omnisync.lake.storage import LakeDamaged
+from omnisync.lake.errors import LakeDamaged, damage_in
 from omnisync.state.times import to_us
 from omnisync.sync import pk_spans
 
@@ -72,18 +72,9 @@ class LakeSide:
         files = [path for path in storage.files(DATASET) if _visible(path)]
         for path in files:
             try:
-                with storage.parquet_file(path) as parquet:
-                    table = parquet.read(columns=None if whole else ["pk", "modified_date"])
-                if not {"pk", "modified_date"} <= set(table.schema.names):
-                    raise ValueError("it has no pk or no modified_date column")
-                table = table.select(["pk", "modified_date"])
-                pk = table.column("pk").cast(pa.int64())
-                stamp = table.column("modified_date").cast(pa.timestamp("us", tz="UTC"))
-                if pk.null_count or stamp.null_count:
-                    raise ValueError("it has rows without a pk or a modified_date")
-            except Exception as exc:  # any reader's failure means the same: readers lose rows
-                cause = exc.__cause__ if isinstance(exc, LakeDamaged) and exc.__cause__ else exc
-                unreadable[path] = f"{type(cause).__name__}: {cause}"[:300]
+                pk, stamp = _keys_of(storage, path, whole)
+            except _Unreadable as exc:
+                unreadable[path] = str(exc)
                 continue
             pks.append(pk.to_numpy())
             stamps.append(stamp.cast(pa.int64()).to_numpy())
@@ -91,6 +82,20 @@ class LakeSide:
         all_stamps = np.concatenate(stamps) if stamps else np.zeros(0, dtype=np.int64)
         order = np.argsort(all_pks, kind="stable")
         return cls(all_pks[order], all_stamps[order], len(files), unreadable)
+
+    @staticmethod
+    def still_unreadable(storage: LakeStorage, paths: list[str]) -> list[str]:
+        """Those of ``paths`` that still exist and no reader can read, every column read: what a
+        repair may remove (a file replaced since the report, or read whole now, is kept)."""
+        broken = []
+        for path in paths:
+            if not storage.exists(path):
+                continue
+            try:
+                _keys_of(storage, path, whole=True)
+            except _Unreadable:
+                broken.append(path)
+        return broken
 
     def __len__(self) -> int:
         return len(self.pks)
@@ -211,3 +216,33 @@ def versions_in(records: list[Any]) -> Versions:
         if isinstance(pk, int) and not isinstance(pk, bool) and stamp is not None:
             found[pk] = to_us(stamp)
     return found
+
+
+class _Unreadable(Exception):
+    """A file of ``customers/`` whose content no reader can read (the message says why)."""
+
+
+def _keys_of(
+    storage: LakeStorage, path: str, whole: bool
+) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The pks and modified_dates of one file; :class:`_Unreadable` when its content cannot be
+    read. A failure to read it now (a permission, a timeout, memory) is raised as it is: it says
+    nothing of the file, and a repair must not remove a healthy file for it."""
+    try:
+        with storage.parquet_file(path) as parquet:
+            table = parquet.read(columns=None if whole else ["pk", "modified_date"])
+        if not {"pk", "modified_date"} <= set(table.schema.names):
+            raise ValueError("it has no pk or no modified_date column")
+        pk = table.column("pk").cast(pa.int64())
+        stamp = table.column("modified_date").cast(pa.timestamp("us", tz="UTC"))
+        if pk.null_count or stamp.null_count:
+            raise ValueError("it has rows without a pk or a modified_date")
+    except Exception as exc:
+        if isinstance(exc, LakeDamaged) and exc.__cause__ is not None:
+            cause: BaseException = exc.__cause__
+        elif isinstance(exc, ValueError) or damage_in(exc):  # ArrowInvalid is a ValueError
+            cause = exc
+        else:
+            raise
+        raise _Unreadable(f"{type(cause).__name__}: {cause}"[:300]) from None
+    return pk, stamp

@@ -231,8 +231,7 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
         parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
         parts.changes.recover()
         # Opened again first: a file the report names may have been replaced since.
-        still = LakeSide.read(parts.storage, whole=True).unreadable if found.unreadable else {}
-        broken = [path for path in found.unreadable if path in still]
+        broken = LakeSide.still_unreadable(parts.storage, list(found.unreadable))
         for path in broken:
             parts.storage.delete(path)
         counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}

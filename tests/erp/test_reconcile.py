@@ -100,16 +100,21 @@ def synced(synced_once: Path, make_sandbox: Make, tmp_path: Path) -> tuple[Sandb
 
 def artifacts(key: str, state: Any = None) -> list[Any]:
     """The Prefect artifacts with ``key``, newest first; only those of the flow run that ended
-    in ``state`` when given (xdist's workers share one Prefect server)."""
+    in ``state`` when given, asked of the server (xdist's workers share one Prefect server)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
 
+    run = None if state is None else ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
     with get_client(sync_client=True) as client:
         found: list[Any] = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]), flow_run_id=run),
+            sort=ArtifactSort.CREATED_DESC,
         )
-    if state is not None:
-        found = [a for a in found if a.flow_run_id == state.state_details.flow_run_id]
     return found
 
 

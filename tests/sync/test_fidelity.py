@@ -11,6 +11,7 @@ import orjson
 import pyarrow.parquet as pq
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import cli_env, omnisync, set_modified, sync_ok, wait_for_server_clock
@@ -42,7 +43,8 @@ def test_nested_values_are_kept_as_sent_and_new_fields_are_reported(
     status = omnisync({**env, "COLUMNS": "250"}, "status")
     assert "loyalty_points (300)" in " ".join(status.stdout.split())
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-customers"]))
+        artifacts = client.read_artifacts(  # the newest: the server answers 200 at most
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-customers"])),
+            sort=ArtifactSort.CREATED_DESC,
         )
     assert any("`loyalty_points`: 300 record(s)" in str(a.data) for a in artifacts)

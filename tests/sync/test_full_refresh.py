@@ -87,6 +87,7 @@ def test_a_full_refresh_rebuilds_the_snapshot_and_logs_what_omnitron_confirms_de
     assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers])
     assert not list(Path(lake, "customers").rglob("stray.parquet"))
     assert counts["read"] == 1500 - len(gone) - len(moved)
+    assert counts["deleted"] == len(gone) + len(strangers), "the rebuild's deletions are counted"
     wait_for_server_clock(server, 0)
     sync(settings)
     assert_lake_matches_truth(server, lake)

@@ -154,10 +154,12 @@ def _recorded_flow_run(run_id: str) -> bool:
     ``run_id``: other workers' runs share the server, so a count of flow runs proves nothing."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    with get_client(sync_client=True) as client:
+    with get_client(sync_client=True) as client:  # the newest: the server answers 200 at most
         summaries = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-customers"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sync-customers"])),
+            sort=ArtifactSort.CREATED_DESC,
         )
     return any(a.flow_run_id is not None and run_id in str(a.data) for a in summaries)
 

@@ -1,0 +1,44 @@
+"""What can go wrong with the lake, by what its reader should do: :class:`LakeError` (fix the
+path or the access), :class:`LakeDamaged` (a file whose bytes cannot be decoded: repair or
+restore it), and :func:`damage_in`, which tells a file's damage from a failure to read it now."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+class LakeError(Exception):
+    """The lake cannot be written or read as configured (OMNISYNC_LAKE): fix the path or access."""
+
+
+class LakeDamaged(LakeError):
+    """A file of the lake whose bytes Arrow cannot decode (a broken footer, a damaged page). In
+    ``customers/``, ``omnisync verify --full --repair`` removes it and reads its customers from
+    Omnitron again; elsewhere nothing can read its rows again, so it is named for a person."""
+
+    def __init__(self, relative: str, shown: str, reason: str) -> None:
+        if relative.startswith("customers/"):
+            advice = (
+                "run `omnisync verify --full --repair` to remove it and read its customers from "
+                "Omnitron again"
+            )
+        else:
+            advice = (
+                "restore it from a backup, or move it out of the lake (its rows are then gone "
+                "from that dataset); `omnisync verify --full --repair` mends customers/ only"
+            )
+        super().__init__(f"the lake's file {shown} cannot be read ({reason}): {advice}")
+        self.relative = relative
+
+
+def damage_in(exc: BaseException) -> bool:
+    """Whether ``exc`` says a file's bytes are damaged, not that reading it failed for now: Arrow's
+    decoding errors (a broken footer is ``ArrowInvalid``; a damaged page an ``OSError`` of Arrow's
+    with no errno). A system's error (permission, a full table of open files, a timeout, an
+    object replaced while read) has an errno or another class and is not damage: a repair that
+    removed the file would remove healthy customers."""
+    if isinstance(exc, pa.ArrowMemoryError):
+        return False
+    if isinstance(exc, pa.ArrowException) and not isinstance(exc, OSError):
+        return True
+    return type(exc) is OSError and exc.errno is None
