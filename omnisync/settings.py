@@ -260,7 +260,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if (self.omnitron_username is None) != (self.omnitron_password is None):
-            raise ValueError("OMNITRON_USERNAME and OMNITRON_PASSWORD must be set together")
+            unset, given = ("USERNAME", "PASSWORD")[:: 1 if self.omnitron_username is None else -1]
+            raise ValueError(f"OMNITRON_{unset} is empty or not set while OMNITRON_{given} is")
         if "hash" in self.pii_policy.values() and not self.pii_salt.get_secret_value():
             raise ValueError("OMNISYNC_PII_POLICY hashes a column: set OMNISYNC_PII_SALT")
         return self

@@ -125,6 +125,8 @@ def test_an_empty_user_name_or_password_is_not_set(
     settings = load_settings(omnitron_url="https://omnitron.example")
     assert settings.omnitron_username is None and settings.omnitron_password is None
     monkeypatch.setenv("OMNITRON_PASSWORD", "s3cret-pw")
-    with pytest.raises(SettingsError, match="must be set together") as refused:
+    with pytest.raises(
+        SettingsError, match="OMNITRON_USERNAME is empty or not set while OMNITRON_PASSWORD is"
+    ) as refused:
         load_settings(omnitron_url="https://omnitron.example")
     assert "s3cret-pw" not in str(refused.value)

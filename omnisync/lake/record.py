@@ -59,6 +59,7 @@ def lake_format(storage: LakeStorage) -> int | None:
     """The lake's format: :data:`FORMAT` for a brand-new lake (nothing written yet), None for
     one written before the format was recorded, else the recorded number. Raises
     :class:`ForeignFolder` for a folder that holds something else and no lake of omnisync's."""
+    storage.check_folder()
     record = storage.read_json(RECORD)
     if record is not None:
         return int(record.get("format", 0))

@@ -37,7 +37,13 @@ from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_
 from omnisync.url_credentials import userinfo, without_userinfo
 from transforms.schema import with_json_types
 
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_statistics": True}
+#: every page carries its CRC, which every read checks: a file damaged where it still decodes
+#: (a page of dates turned into other dates) is refused instead of merged back into the lake
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "write_statistics": True,
+    "write_page_checksum": True,
+}
 #: files read once by omnisync itself, then deleted (staged windows): written for speed. No
 #: dictionaries: a window's text columns are nearly all distinct, so building them costs much of
 #: the write and saves few bytes (docs/performance.md).
@@ -45,6 +51,7 @@ SCRATCH_OPTIONS: dict[str, Any] = {
     "compression": "lz4",
     "write_statistics": False,
     "use_dictionary": False,
+    "write_page_checksum": True,
 }
 
 
@@ -96,8 +103,14 @@ class LakeStorage:
             shown = posixpath.join(self.shown.rstrip("/"), relative)
             raise LakeDamaged(relative, shown, reason) from exc
 
+    def check_folder(self) -> None:
+        """Raise LakeError when the lake root is a file: no other check would say so plainly."""
+        if self.fs.isfile(self.root):
+            raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is a file, not a folder: give a folder")
+
     def check_writable(self) -> None:
         """Raise LakeError with the reason when the lake root cannot be written."""
+        self.check_folder()
         probe = self.path(f"_probe-{uuid.uuid4().hex}")
         try:
             self.fs.makedirs(self.root, exist_ok=True)
@@ -180,13 +193,13 @@ class LakeStorage:
         read path."""
         if self.local:
             with self._readable(relative):
-                file = pq.ParquetFile(self.path(relative))
+                file = pq.ParquetFile(self.path(relative), page_checksum_verification=True)
             with file:
                 yield file
         else:
             with self.open(relative) as handle:
                 with self._readable(relative):
-                    file = pq.ParquetFile(handle)
+                    file = pq.ParquetFile(handle, page_checksum_verification=True)
                 with file:
                     yield file
 

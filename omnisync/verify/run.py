@@ -165,7 +165,7 @@ def verify(
     """Compare the lake with Omnitron as of ``watermark`` (steps 2-5 above); with ``audit``,
     also compare one slice of pks exactly (step 4b). ``datetimes``: whether the server takes
     datetimes in date filters, as a run recorded it (None: the first answer tells)."""
-    lake = LakeSide.read(storage, whole=full)
+    lake = LakeSide.read(storage, whole=full or audit is not None)  # the daily one reads all
     server = ServerSide(client, page_size)
     server.datetimes = datetimes
     cut, newer = _newest(server, lake, watermark, page_size, full)

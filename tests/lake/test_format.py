@@ -216,3 +216,20 @@ def test_a_lake_path_that_holds_no_lake_is_refused_when_the_state_has_synced_one
     assert not (typo / "customers").exists(), "nothing was written there"
     sync_ok(env, "--full-refresh")
     assert len(snapshot_pks(typo)) == 200
+
+
+@pytest.mark.parametrize("command", [["sync"], ["verify"], ["reconcile", "--dry-run"]])
+def test_a_lake_path_that_is_a_file_is_named_as_such_by_every_command(
+    make_sandbox: Any, tmp_path: Path, command: list[str]
+) -> None:
+    server: SandboxServer = make_sandbox(customers=20)
+    env = cli_env(server, tmp_path, "")
+    (tmp_path / "lake").write_text("not a lake")
+    args = (
+        [*command, "--erp-file", str(tmp_path / "erp.csv")] if "reconcile" in command else command
+    )
+    (tmp_path / "erp.csv").write_text("pk,erp_code\n1,A\n")
+    done = omnisync(env, *args)
+    said = (done.stdout + done.stderr).strip()
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert "is a file, not a folder" in said, said

@@ -41,6 +41,31 @@ def damage_inside(path: Path) -> None:
     assert kept.num_rows == chunk.num_rows, "pk and modified_date must stay readable"
 
 
+def damage_that_decodes(path: Path) -> None:
+    """Change one byte of the ``created_date`` column's data such that the file still decodes
+    (into another date): only the page's checksum can tell. A byte whose change breaks the
+    decoding is put back and the next one tried."""
+    chunk = pq.ParquetFile(path).metadata.row_group(0)
+    names = [chunk.column(i).path_in_schema for i in range(chunk.num_columns)]
+    column = chunk.column(names.index("created_date"))
+    start = column.dictionary_page_offset or column.data_page_offset
+    original = pq.ParquetFile(path).read(columns=["created_date"])
+    data = bytearray(path.read_bytes())
+    for offset in range(start + column.total_compressed_size - 1, start, -1):
+        data[offset] ^= 0x01
+        path.write_bytes(bytes(data))
+        try:
+            read = pq.ParquetFile(path, page_checksum_verification=False).read(
+                columns=["created_date"]
+            )
+        except Exception:  # it broke the decoding: not the damage wanted here
+            read = None
+        if read is not None and not read.equals(original):
+            return
+        data[offset] ^= 0x01
+    raise AssertionError("no byte of created_date changes a value and still decodes")
+
+
 def break_footer(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-12])
 
@@ -68,7 +93,11 @@ def untouched(lake: Path, but: Path) -> dict[Path, list[tuple[int, object]]]:
     }
 
 
-@pytest.mark.parametrize("damage", [damage_inside, break_footer], ids=["inside", "footer"])
+@pytest.mark.parametrize(
+    "damage",
+    [damage_inside, damage_that_decodes, break_footer],
+    ids=["inside", "still-decodes", "footer"],
+)
 def test_a_damaged_file_stops_a_sync_in_one_line_and_verify_full_repair_mends_only_it(
     make_sandbox: Make, tmp_path: Path, damage: Callable[[Path], None]
 ) -> None:
@@ -157,3 +186,21 @@ def test_only_errors_about_a_files_bytes_are_called_damage(
     error: BaseException, damage: bool
 ) -> None:
     assert damage_in(error) is damage
+
+
+def test_the_daily_audit_finds_a_file_damaged_where_a_sync_has_not_read_yet(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The `verify-customers` deployment runs `verify --audit --repair`: it reads every column
+    of every file, so a damaged bucket is found before the sync that first merges into it."""
+    server = make_sandbox(customers=600, seed=5)
+    env = environment(server, tmp_path)
+    lake = tmp_path / "lake"
+    sync_ok(env)
+    damage_inside(holding(lake, 77))
+    audited = omnisync(env, "verify", "--audit")
+    assert audited.returncode == 1, audited.stdout + audited.stderr[-2000:]
+    assert "unreadable" in audited.stdout, audited.stdout
+    mended = omnisync(env, "verify", "--audit", "--repair")
+    assert mended.returncode == 0, mended.stdout + mended.stderr[-2000:]
+    assert_lake_matches_truth(server, str(lake))
