@@ -40,6 +40,7 @@ def server_now(server: SandboxServer) -> dt.datetime:
     return email.utils.parsedate_to_datetime(header)
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 @pytest.mark.parametrize("offset", [3.0, -5.0], ids=["UTC+3", "UTC-5"])
 def test_a_date_only_server_in_any_time_zone_loses_nothing_at_midnight_boundaries(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, offset: float
@@ -102,6 +103,7 @@ def test_a_run_that_finishes_an_interrupted_plan_then_reads_up_to_its_own_start(
     assert_no_duplicate_versions(settings.lake)
 
 
+@pytest.mark.e2e  # slow: runs in make test-e2e (see docs/development.md)
 @pytest.mark.parametrize("skew", [20.0, None], ids=["date-header-20s-ahead", "no-date-header"])
 def test_a_skewed_or_missing_date_header_loses_nothing(
     prefect_api: str, make_sandbox: Make, tmp_path: Path, skew: float | None
