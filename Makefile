@@ -18,10 +18,10 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# No --compile-bytecode: compiling every installed module took 20 s (34 CPU-s) of each clean
-# install; Python compiles the modules a command imports on first use, and keeps them.
+# --compile-bytecode: without it a clean make test took 5 min 40 s instead of 4 min 53 s-5 min
+# 01 s, its processes compiling the same modules side by side on first import.
 install: $(UV)
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --compile-bytecode
 
 lint: install
 	$(UV) run --locked ruff check .

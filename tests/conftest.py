@@ -128,6 +128,22 @@ def _start_shared_prefect_server(config: pytest.Config) -> None:
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # loops no test needs (schedules, late runs, automations...), each waking the server
+        **{
+            f"PREFECT_SERVER_SERVICES_{name}_ENABLED": "false"
+            for name in (
+                "SCHEDULER",
+                "LATE_RUNS",
+                "FOREMAN",
+                "PAUSE_EXPIRATIONS",
+                "CANCELLATION_CLEANUP",
+                "REPOSSESSOR",
+                "TRIGGERS",
+                "DB_VACUUM",
+                "CLEANUP_RECONCILER",
+                "EVENT_LOGGER",
+            )
+        },
     }
     env.pop("PREFECT_API_URL", None)
     process = subprocess.Popen(
