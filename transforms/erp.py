@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -293,14 +294,20 @@ order by pk"""
 SHARED_DATABASE_ROWS = 100_000
 
 
-@functools.cache
+_SHARED: list[Any] = []
+_SHARED_LOCK = threading.Lock()
+
+
 def _database() -> Any:
     """One in-memory DuckDB per process for small plans: opening one costs about 60 ms, most of
     planning a small input; each plan works in a cursor of its own, whose temp tables are its
-    own."""
-    import duckdb  # here: the rest of transforms needs no database engine
+    own. Made under a lock: two threads planning at once share one database, not two."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            import duckdb  # here: the rest of transforms needs no database engine
 
-    return duckdb.connect()
+            _SHARED.append(duckdb.connect())
+        return _SHARED[0]
 
 
 def _planning_database(rows: int) -> Any:

@@ -9,7 +9,11 @@ from omnisync.commands.user_errors import user_errors
 
 
 def verify(
-    full: bool = typer.Option(False, "--full", help="compare every customer, not only counts"),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="compare every customer, not only counts; read every column of every file",
+    ),
     repair: bool = typer.Option(
         False, "--repair", help="re-read what differs, commit it as a run, then verify again"
     ),
@@ -17,7 +21,7 @@ def verify(
         False,
         "--audit",
         help="also compare the next slice of the lake exactly (all of it within "
-        "OMNISYNC_VERIFY_AUDIT_RUNS runs)",
+        "OMNISYNC_VERIFY_AUDIT_RUNS runs); read every column of every file",
     ),
 ) -> None:
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
