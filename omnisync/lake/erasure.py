@@ -157,7 +157,8 @@ def _affected(storage: LakeStorage, path: str, scope: _Scope) -> bool:
             columns = ["pk", "key"] if "key" in names else ["pk"]
         else:
             return False
-        table = file.read(columns=columns)
+        with storage.reading(path):
+            table = file.read(columns=columns)
     return bool(pc.any(scope.mask(table, path)).as_py())
 
 

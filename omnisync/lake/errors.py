@@ -17,7 +17,12 @@ class LakeDamaged(LakeError):
     Omnitron again; elsewhere nothing can read its rows again, so it is named for a person."""
 
     def __init__(self, relative: str, shown: str, reason: str) -> None:
-        if relative.startswith("customers/"):
+        if relative.startswith("_staging/"):
+            advice = (
+                "it is a window an open plan staged: run `omnisync sync --full-refresh`, which "
+                "reads every customer again and leaves that plan"
+            )
+        elif relative.startswith("customers/"):
             advice = (
                 "run `omnisync verify --full --repair` to remove it and read its customers from "
                 "Omnitron again"

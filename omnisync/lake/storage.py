@@ -86,10 +86,10 @@ class LakeStorage:
         return posixpath.join(self.root, relative)
 
     @contextlib.contextmanager
-    def _readable(self, relative: str) -> Iterator[None]:
+    def reading(self, relative: str) -> Iterator[None]:
         """Arrow's errors of decoding one file, as :class:`LakeDamaged` naming it; any other
-        error passes as it is. Only the reading is wrapped: an error of the caller's own work
-        with the file keeps its own name."""
+        error passes as it is. Wrap only the reading (``read_row_group``, ``read``) of a file
+        from :meth:`parquet_file`: an error of the caller's own work keeps its own name."""
         try:
             yield
         except Exception as exc:
@@ -192,13 +192,13 @@ class LakeStorage:
         them (docs/performance.md). A local file is read by Arrow itself, with no Python in the
         read path."""
         if self.local:
-            with self._readable(relative):
+            with self.reading(relative):
                 file = pq.ParquetFile(self.path(relative), page_checksum_verification=True)
             with file:
                 yield file
         else:
             with self.open(relative) as handle:
-                with self._readable(relative):
+                with self.reading(relative):
                     file = pq.ParquetFile(handle, page_checksum_verification=True)
                 with file:
                     yield file
@@ -212,7 +212,7 @@ class LakeStorage:
                 missing = [c for c in columns if c not in file.schema_arrow.names]
                 if missing:
                     raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
-            with self._readable(relative):
+            with self.reading(relative):
                 table = file.read(columns=columns)
             return with_json_types(table)
 

@@ -166,13 +166,13 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
         staged = []
         for name in storage.files(staging_dir(plan_id)):
             file = stack.enter_context(storage.parquet_file(name))
-            staged.append((file, staged_buckets(file)))
+            staged.append((name, file, staged_buckets(file)))
         for bucket in range(snapshot.buckets):
-            groups = [
-                file.read_row_group(buckets.index(bucket))
-                for file, buckets in staged
-                if bucket in buckets
-            ]
+            groups = []
+            for name, file, buckets in staged:
+                if bucket in buckets:
+                    with storage.reading(name):
+                        groups.append(file.read_row_group(buckets.index(bucket)))
             if groups:
                 rows = pa.concat_tables(groups, promote_options="permissive")
                 snapshot.merge_bucket(bucket, without_staging_metadata(rows))

@@ -186,25 +186,31 @@ def rebuild_snapshot(
     unread = np.unique(old_pks[~np.isin(old_pks, read)])
     candidates = unread[~np.isin(unread, newer)]
     gone = confirmed_absent(client, candidates.tolist(), np.sort(old_pks), settings.page_size)
+    # Read before anything is recorded: a damaged file stops the rebuild with nothing changed.
+    kept = _rows_of(storage, files, unread)
     if gone:
         total = client.count_customers(CustomerQuery(sort=None))
         refuse_mass_deletion(settings, len(np.unique(old_pks)), len(gone), total)
         detected = client.server_time()
         record_deletions(store, STREAM, gone, detected, run_id, fence)
-    kept = _rows_of(storage, files, unread[~np.isin(unread, np.array(gone, np.int64))])
+        if kept is not None:
+            absent = pa.array(gone, pa.int64())
+            kept = kept.filter(pc.invert(pc.is_in(kept.column("pk").cast(pa.int64()), absent)))
+            kept = kept if kept.num_rows else None
     kept_by_bucket = dict(snapshot.split(with_json_types(kept))) if kept is not None else {}
     written = 0
     with contextlib.ExitStack() as stack:
         staged = []
         for name in storage.files(staging_dir(plan_id)):
             file = stack.enter_context(storage.parquet_file(name))
-            staged.append((file, staged_buckets(file)))
+            staged.append((name, file, staged_buckets(file)))
         for bucket in range(snapshot.buckets):
-            groups = [
-                with_json_types(without_staging_metadata(file.read_row_group(found.index(bucket))))
-                for file, found in staged
-                if bucket in found
-            ]
+            groups = []
+            for name, file, found in staged:
+                if bucket in found:
+                    with storage.reading(name):
+                        group = file.read_row_group(found.index(bucket))
+                    groups.append(with_json_types(without_staging_metadata(group)))
             if bucket in kept_by_bucket:
                 groups.append(kept_by_bucket[bucket])
             rows = (

@@ -93,11 +93,13 @@ def remove_staged(storage: LakeStorage, pks: Collection[int]) -> int:
         with storage.parquet_file(path) as file:
             if "pk" not in file.schema_arrow.names:
                 continue
-            held = file.read(columns=["pk"]).column("pk")
+            with storage.reading(path):
+                held = file.read(columns=["pk"]).column("pk")
             if not pc.any(pc.is_in(held, value_set=wanted)).as_py():
                 continue
             buckets = staged_buckets(file)
-            groups = [file.read_row_group(index) for index in range(file.num_row_groups)]
+            with storage.reading(path):
+                groups = [file.read_row_group(index) for index in range(file.num_row_groups)]
         kept = [
             (bucket, group.filter(pc.invert(pc.is_in(group.column("pk"), value_set=wanted))))
             for bucket, group in zip(buckets, groups, strict=True)

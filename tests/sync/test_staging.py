@@ -34,3 +34,28 @@ def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Pa
     left = sorted(p.name for p in (tmp_path / "lake" / staging_dir("x")).parent.iterdir())
     assert left == ["plan=open", "plan=unknown"]
     assert storage.files(staging_dir("open")) == [f"{staging_dir('open')}/w1.parquet"]
+
+
+def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """Staged windows carry page CRCs like the lake's files: a changed byte that still decodes
+    is refused as damage (one line, naming the file and a full refresh), not a raw OSError."""
+    import pyarrow.parquet as pq
+    import pytest
+
+    from omnisync.lake.errors import LakeDamaged
+    from omnisync.sync.staging import remove_staged
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    name = f"{staging_dir('p1')}/window.parquet"
+    table = pa.table({"pk": pa.array(range(1, 2001), pa.int64())})
+    storage.write_row_groups(name, [table], scratch=True)
+    path = tmp_path / "lake" / name
+    column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    data = bytearray(path.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(LakeDamaged, match="omnisync sync --full-refresh") as damaged:
+        remove_staged(storage, [5])
+    assert name in str(damaged.value) and "\n" not in str(damaged.value)
