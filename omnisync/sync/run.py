@@ -17,6 +17,7 @@ windows share is opened before the first of them starts.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,15 @@ def _steps(
         check_lake_for_state(run.storage, run.store.watermarks.get(STREAM))
     run.snapshot.ensure_current(rebuild=full_refresh)
     run.changes.recover()  # a compaction a crash interrupted
+    # Every documented dataset is readable before the first window writes: a first run that
+    # wrote no row (an empty Omnitron), or was killed while writing its first change-log file
+    # (a hidden temporary name), still leaves readers a dataset to open.
+    analyst = apply_pii_policy(
+        CUSTOMER_SCHEMA.empty_table(),
+        run.settings.pii_policy,
+        run.settings.pii_salt.get_secret_value().encode(),
+    )
+    write_missing_datasets(run.storage, analyst.schema, dt.datetime.now(dt.UTC))
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(run.store, run.storage)
     if unfinished is not None:
@@ -135,14 +145,7 @@ def _steps(
         storage=run.storage,
     )
     totals.add(_run_plan(run, plan, orchestration))
-    # A sync that wrote no row (an empty Omnitron) still leaves every documented dataset readable.
     settings = run.settings
-    analyst = apply_pii_policy(
-        CUSTOMER_SCHEMA.empty_table(),
-        settings.pii_policy,
-        settings.pii_salt.get_secret_value().encode(),
-    )
-    write_missing_datasets(run.storage, analyst.schema, plan.upper)
     deletions = check_deletions(
         plan.upper,
         full_refresh,
