@@ -32,6 +32,7 @@ from omnisync.client import AuthenticationFailed, ConfigurationError, Page, Vali
 from omnisync.client.paginator import Paginator
 from omnisync.client.records import Customer, Record, customer_text
 from omnisync.lake import window_key, write_quarantine
+from omnisync.lake.errors import LakeError
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
@@ -175,7 +176,9 @@ def sync_window(
     return result
 
 
-# A window that failed for a reason retrying cannot fix is not run again: the run stops.
+# A window that failed for a reason retrying cannot fix is not run again: the run stops. A lake
+# error is a path or a damaged file, which stay as they are (a retry kept a person waiting 15 s
+# for the same line).
 _NOT_WORTH_RETRYING = (
     AuthenticationFailed,
     ConfigurationError,
@@ -183,6 +186,7 @@ _NOT_WORTH_RETRYING = (
     BatchRejected,
     SchemaDrift,
     LockLost,
+    LakeError,
 )
 WINDOW_ATTEMPTS = 3
 

@@ -509,6 +509,7 @@ def test_a_write_back_from_the_terminal_shows_its_progress(
 ) -> None:
     server, settings = synced
     rows, _ = erp_rows(server)
+    rows = rows[:100]  # ten changes: at the default rate each costs a tenth of a second
     env = {**cli_env(server, settings), "OMNISYNC_LOG_LEVEL": "INFO"}
     result = runner.invoke(
         app,
@@ -522,7 +523,7 @@ def test_a_write_back_from_the_terminal_shows_its_progress(
     assert found is not None, result.output
     planned = read_report(settings.lake, found.group(1), "plan")
     # Said up front, and kept on the screen: how many changes, at what rate, how long.
-    ahead = rf"erp-write-back: {planned.num_rows:,} changes at 10/s: about \d+ seconds"
+    ahead = rf"erp-write-back: {planned.num_rows:,} changes at 10/s: about \d+ seconds?"
     assert re.search(ahead, result.output.splitlines()[0]), result.output  # the default rate
     assert f"erp-write-back: {planned.num_rows:,} of {planned.num_rows:,} (100%)" in result.output
 

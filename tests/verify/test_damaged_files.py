@@ -167,6 +167,8 @@ def test_a_damaged_file_outside_customers_is_named_with_what_a_person_can_do(
     assert stopped.returncode == 2 and "Traceback" not in said, said
     assert "customer_changes/" in said and "restore it from a backup" in said, said
     assert "mends customers/ only" in said, said
+    # damage stays: the window is not run again (which only kept a person waiting 15 s)
+    assert "running it again" not in said, said
 
 
 @pytest.mark.parametrize(
