@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -25,6 +26,9 @@ class _DroppedConnectionNoise(logging.Filter):
 
 
 logging.getLogger("uvicorn.error").addFilter(_DroppedConnectionNoise())
+# The admin client speaks plain HTTP to the loopback, yet httpx builds a TLS context for every
+# client by reading the whole CA bundle (tens of ms of CPU): every server's client shares one.
+_tls_context = functools.cache(httpx.create_ssl_context)
 
 
 class SandboxServer:
@@ -60,7 +64,9 @@ class SandboxServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="omnitron-sandbox", daemon=True)
-        self.admin = httpx.Client(base_url=f"{self.url}/_sandbox/", timeout=30)
+        self.admin = httpx.Client(
+            base_url=f"{self.url}/_sandbox/", timeout=30, verify=_tls_context()
+        )
 
     @property
     def url(self) -> str:

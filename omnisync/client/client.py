@@ -33,6 +33,7 @@ from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
+    ConfigurationError,
     DateFilterRejected,
     NotFound,
     OmnitronError,
@@ -47,6 +48,7 @@ from omnisync.client.query import CUSTOMERS_PATH, CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.retry import READS, RetryBudget, retry_policy
 from omnisync.client.throttle import Throttle
+from omnisync.client.tls import certificate_refused, tls_context
 
 log = logging.getLogger("omnisync.client")
 
@@ -100,7 +102,7 @@ class OmnitronClient:
             base_url=self.base_url,
             auth=self._auth,
             timeout=httpx.Timeout(timeout_seconds),
-            verify=verify_tls,
+            verify=tls_context(verify_tls),
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"Accept": "application/json", "User-Agent": f"omnisync/{__version__}"},
@@ -198,6 +200,14 @@ class OmnitronClient:
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            refused = certificate_refused(exc)
+            if refused is not None:
+                raise ConfigurationError(
+                    f"{where}: the server's TLS certificate cannot be verified "
+                    f"({refused.verify_message}): set SSL_CERT_FILE to the CA bundle that "
+                    "signed it (OMNISYNC_VERIFY_TLS=false turns checking off, for a test server "
+                    "only)"
+                ) from None
             # No connection was made: the request never left this process.
             failed = f"{where} failed to connect: {type(exc).__name__}"
             raise Retriable(failed, unsent=True) from None

@@ -1,0 +1,150 @@
+"""TLS: verified by default against a real HTTPS server, a certificate that cannot be verified
+named at once (not retried as if the network had failed), and one TLS context per process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import ipaddress
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
+
+from omnisync.client import ConfigurationError, OmnitronClient
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "omnitron.test")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"count": 0, "next": null, "previous": null, "results": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on the loopback with a self-signed certificate: its URL and certificate."""
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def client(url: str, **options: object) -> OmnitronClient:
+    return OmnitronClient(
+        url,
+        token=SecretStr("t0ken"),
+        retry_attempts=5,
+        backoff_initial=0.01,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_a_certificate_no_trusted_authority_signed_is_refused_at_once_and_named(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = https_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with client(url) as omnitron, pytest.raises(ConfigurationError) as raised:
+        omnitron.get_json("/api/v1/customers/")
+    said = str(raised.value)
+    assert "certificate" in said and "SSL_CERT_FILE" in said, said
+    assert "attempts" not in said, said  # one try: a certificate does not mend by waiting
+
+
+def test_the_certificate_is_trusted_through_ssl_cert_file_or_verification_turned_off(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = https_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with client(url) as omnitron:
+        assert omnitron.get_json("/api/v1/customers/")["count"] == 0
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with client(url, verify_tls=False) as omnitron:
+        assert omnitron.get_json("/api/v1/customers/")["count"] == 0
+
+
+def test_clients_of_one_process_share_one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a context reads the whole CA bundle (tens of ms of CPU); a run makes a client per
+    step and per window thread."""
+    from omnisync.client.tls import tls_context
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert tls_context(True) is tls_context(True)
+    assert tls_context(False) is tls_context(False) and tls_context(False) is not tls_context(True)
+    assert tls_context(True).verify_mode == ssl.CERT_REQUIRED and tls_context(True).check_hostname
+    assert tls_context(False).verify_mode == ssl.CERT_NONE
+
+
+def test_the_command_line_names_the_certificate_in_one_line(
+    https_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    from tests.cli_runner import run_cli
+
+    url, _ = https_server
+    env = {
+        "OMNITRON_URL": url,
+        "OMNITRON_TOKEN": "t0ken",
+        "OMNISYNC_LAKE": str(tmp_path / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+    }
+    done = run_cli(env, "sync")
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert "certificate cannot be verified" in said and "SSL_CERT_FILE" in said, said
+    assert "t0ken" not in said
