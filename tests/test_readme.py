@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.orchestration import Local
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
@@ -41,7 +42,9 @@ def test_the_analyst_queries_run_as_written(
     make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = make_sandbox(customers=400, added_fields={"loyalty_tier": "gold"})
-    outcome = run_sync(settings_for(server, tmp_path, lag_seconds=0), False, Local())
+    # the README documents the default layout: bucket = pk % 64
+    settings = settings_for(server, tmp_path, lag_seconds=0, snapshot_buckets=DEFAULT_BUCKETS)
+    outcome = run_sync(settings, False, Local())
     assert isinstance(outcome, dict) and outcome["read"] == 400
     monkeypatch.chdir(tmp_path)  # the queries say lake/..., as from the folder that holds it
     for block in blocks("sql", "-- DuckDB"):

@@ -22,7 +22,7 @@ from omnisync.lake.record import (
 from sandbox import SandboxServer
 from tests.lake.test_lake import versions
 from tests.lake.test_switches import crash_at_every_step, snapshot_pks
-from tests.sync.sandbox_runs import cli_env, omnisync, sync_ok
+from tests.sync.sandbox_runs import TEST_BUCKETS, cli_env, omnisync, sync_ok
 
 REBUILD = "rebuild it with `omnisync sync --full-refresh`"
 
@@ -138,7 +138,9 @@ def test_the_first_sync_records_the_format(make_sandbox: Any, tmp_path: Path) ->
     env = cli_env(server, tmp_path, "")
     sync_ok(env)
     record = json.loads((tmp_path / "lake" / RECORD).read_text())
-    assert record == {"format": FORMAT, "buckets": 64, "pii": {}}, "no column hashed or dropped"
+    assert record == {"format": FORMAT, "buckets": TEST_BUCKETS, "pii": {}}, (
+        "no column hashed or dropped"
+    )
 
 
 def test_the_bucket_count_of_a_lake_to_rebuild_does_not_stop_its_rebuild(tmp_path: Path) -> None:

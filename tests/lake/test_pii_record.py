@@ -18,7 +18,13 @@ import pytest
 from omnisync.lake import LakeStorage, Snapshot
 from omnisync.lake.record import FORMAT, RECORD, PolicyChanged
 from sandbox import SandboxServer
-from tests.sync.sandbox_runs import cli_env, omnisync, sync_ok, wait_for_server_clock
+from tests.sync.sandbox_runs import (
+    TEST_BUCKETS,
+    cli_env,
+    omnisync,
+    sync_ok,
+    wait_for_server_clock,
+)
 from tests.sync.test_bad_input import corrupt
 
 Make = Callable[..., SandboxServer]
@@ -69,7 +75,11 @@ def test_a_changed_pii_policy_is_refused_and_a_full_refresh_rebuilds_the_lake_wi
     env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_PII_SALT="pepper-59")
     lake = tmp_path / "lake"
     sync_ok(env)
-    assert json.loads((lake / RECORD).read_text()) == {"format": FORMAT, "buckets": 64, "pii": {}}
+    assert json.loads((lake / RECORD).read_text()) == {
+        "format": FORMAT,
+        "buckets": TEST_BUCKETS,
+        "pii": {},
+    }
     changed = {**env, "OMNISYNC_PII_POLICY": json.dumps(policy)}
     corrupt(server, 7, first_name="Changed")
     wait_for_server_clock(server, 0)
@@ -84,7 +94,7 @@ def test_a_changed_pii_policy_is_refused_and_a_full_refresh_rebuilds_the_lake_wi
 
     sync_ok(changed, "--full-refresh")
     record = json.loads((lake / RECORD).read_text())
-    assert record == {"format": FORMAT, "buckets": 64, "pii": policy}
+    assert record == {"format": FORMAT, "buckets": TEST_BUCKETS, "pii": policy}
     corrupt(server, 8, first_name="Later")
     wait_for_server_clock(server, 0)
     sync_ok(changed)  # the new policy is the lake's now

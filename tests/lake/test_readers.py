@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.orchestration import Local
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
@@ -31,7 +32,9 @@ POLARS_JSON = ("extra_field", "attributes", "attributes_kwargs", "localized_attr
 def first_sync(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("readers")
     with SandboxServer(customers=300, seed=7) as server:
-        outcome = run_sync(settings_for(server, root, lag_seconds=0), False, Local())
+        # the documented layout: 64 buckets, whose folder names do not sort as numbers
+        settings = settings_for(server, root, lag_seconds=0, snapshot_buckets=DEFAULT_BUCKETS)
+        outcome = run_sync(settings, False, Local())
     assert isinstance(outcome, dict) and outcome["quarantined"] == 0, "a healthy lake"
     return root / "lake"
 
@@ -133,7 +136,7 @@ def test_bucket_reads_as_the_documented_integer_in_every_reader(first_sync: Path
     those integers (categories in the folders' text order), ``.astype("int64")`` the number."""
     expected = sorted(pq.read_table(first_sync / "customers").column("bucket").to_pylist())
     assert expected == sorted(
-        p % 64
+        p % DEFAULT_BUCKETS
         for p in pq.read_table(first_sync / "customers", columns=["pk"]).column("pk").to_pylist()
     )
     shown = duckdb.sql(

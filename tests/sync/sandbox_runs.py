@@ -25,6 +25,11 @@ from tests.conftest import truth
 from transforms.customers import Lineage, to_table
 from transforms.schema import API_FIELDS
 
+#: the test lakes hold hundreds of customers, not millions: 8 buckets of customers/ rather than
+#: the default 64 keep the test suite from writing and reading 64 tiny files a sync (about a
+#: tenth of its CPU). tests/lake and the scenarios that pass no helper keep the default.
+TEST_BUCKETS = 8
+
 
 def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -42,6 +47,7 @@ def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Setting
         "page_size": 1000,
         "retry_attempts": 12,
         "lock_lease_seconds": 10,
+        "snapshot_buckets": TEST_BUCKETS,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -172,6 +178,7 @@ def cli_env(
         "OMNISYNC_MAX_RPS": "1000",
         "OMNISYNC_LOOKBACK_SECONDS": "30",
         "OMNISYNC_RETRY_ATTEMPTS": "12",
+        "OMNISYNC_SNAPSHOT_BUCKETS": str(TEST_BUCKETS),
     }
     return subprocess_env(server, prefect_api if via_prefect else None, **{**defaults, **variables})
 

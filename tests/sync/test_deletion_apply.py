@@ -10,13 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnisync.lake import Snapshot
-from omnisync.lake.snapshot import DEFAULT_BUCKETS, bucket_path
+from omnisync.lake.snapshot import bucket_path
 from omnisync.state.deletions import pending_deletions
 from omnisync.sync import sync_window
 from omnisync.sync.context import STREAM, open_run
 from sandbox import SandboxServer
 from tests.lake.test_erasure import leaks
 from tests.sync.sandbox_runs import (
+    TEST_BUCKETS,
     assert_lake_matches_truth,
     cli_env,
     omnisync,
@@ -119,7 +120,7 @@ def test_a_deleted_customer_whose_row_comes_back_leaves_again_and_is_logged_agai
     env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0")
     lake = str(tmp_path / "lake")
     sync_ok(env)
-    bucket = tmp_path / "lake" / bucket_path(BACK % DEFAULT_BUCKETS)
+    bucket = tmp_path / "lake" / bucket_path(BACK % TEST_BUCKETS)
     backup = bucket.read_bytes()
     assert server.admin.post("delete", json={"pks": [BACK]}).json()["pks"] == [BACK]
     sync_ok(env)

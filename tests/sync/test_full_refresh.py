@@ -95,7 +95,7 @@ def test_a_full_refresh_rebuilds_the_snapshot_and_logs_what_omnitron_confirms_de
     assert sorted(deletion_rows(lake)) == sorted([*gone, *strangers]), "each logged once"
 
 
-@pytest.mark.parametrize("after_buckets", [0, 9])
+@pytest.mark.parametrize("after_buckets", [0, 5])
 def test_a_full_refresh_killed_in_its_rebuild_is_finished_by_the_next_run(
     make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_buckets: int
 ) -> None:
