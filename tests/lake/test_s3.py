@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
-from moto.server import ThreadedMotoServer
 
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from tests.lake.test_lake import versions
@@ -18,6 +17,9 @@ def s3_endpoint() -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # imported here: every xdist worker collects this module, one runs it (moto takes 0.4 s)
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
