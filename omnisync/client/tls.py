@@ -29,9 +29,11 @@ def _context(verify: bool, cert_file: str | None, cert_dir: str | None) -> ssl.S
 def certificate_refused(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate error behind ``exc`` (httpx wraps it in a ``ConnectError``), if any: it
     will not mend by waiting, so it is not retried."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:  # a chain set by hand can loop
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
     return None

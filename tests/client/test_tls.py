@@ -148,3 +148,16 @@ def test_the_command_line_names_the_certificate_in_one_line(
     assert done.returncode == 2 and "Traceback" not in said, said
     assert "certificate cannot be verified" in said and "SSL_CERT_FILE" in said, said
     assert "t0ken" not in said
+
+
+def test_a_certificate_error_is_found_anywhere_in_the_chain_and_a_loop_ends() -> None:
+    from omnisync.client.tls import certificate_refused
+
+    refused = ssl.SSLCertVerificationError("certificate verify failed")
+    outer = RuntimeError("connect failed")
+    outer.__cause__ = OSError("wrapped")
+    outer.__cause__.__context__ = refused
+    assert certificate_refused(outer) is refused
+    first, second = ValueError("a"), ValueError("b")
+    first.__cause__, second.__cause__ = second, first
+    assert certificate_refused(first) is None
