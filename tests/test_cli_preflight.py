@@ -4,8 +4,6 @@ run's whole retry budget."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from sandbox import SandboxServer
 from tests.cli_runner import run_cli
+from tests.one_answer_server import serving
 
 
 def _env(tmp_path: Path, url: str) -> dict[str, str]:
@@ -25,30 +24,15 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
     }
 
 
-class _NotOmnitron(http.server.BaseHTTPRequestHandler):
+def _not_omnitron(path: str) -> tuple[int, str, bytes]:
     """Some other web site: every path is 404, as HTML."""
-
-    def _answer(self) -> None:
-        body = b"<html><body>Page not found</body></html>"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
+    return 404, "text/html", b"<html><body>Page not found</body></html>"
 
 
 @pytest.fixture
 def not_omnitron() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotOmnitron)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_not_omnitron) as url:
+        yield url
 
 
 @pytest.fixture

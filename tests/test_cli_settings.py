@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 
 from omnisync.cli import app
 from sandbox import SandboxServer
+from tests.one_answer_server import serving
 
 runner = CliRunner()
 
@@ -66,30 +65,17 @@ def test_credentials_in_the_url_stop_every_command_without_echoing_them(
     assert "pw-in-url" not in result.output and "brand.omnitron.test" not in result.output
 
 
-class _Unauthorised(http.server.BaseHTTPRequestHandler):
+def _unauthorised(path: str) -> tuple[int, str, bytes]:
     """A Prefect API behind an auth string this client does not have: 401 but on /health."""
-
-    def do_GET(self) -> None:
-        code = 200 if self.path.endswith("/health") else 401
-        body = b"true" if code == 200 else b'{"exception_message": "Unauthorized"}'
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    if path.endswith("/health"):
+        return 200, "application/json", b"true"
+    return 401, "application/json", b'{"exception_message": "Unauthorized"}'
 
 
 @pytest.fixture
 def unauthorised_api() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unauthorised)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://user:api-pw-1@127.0.0.1:{server.server_address[1]}/api"
-    server.shutdown()
-    server.server_close()
+    with serving(_unauthorised) as url:
+        yield url.replace("http://", "http://user:api-pw-1@") + "/api"
 
 
 @pytest.mark.parametrize("command", ["sync", "reconcile"])

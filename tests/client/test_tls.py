@@ -4,10 +4,8 @@ named at once (not retried as if the network had failed), and one TLS context pe
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import ipaddress
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from omnisync.client import ConfigurationError, OmnitronClient
+from tests.one_answer_server import serving
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -53,34 +52,18 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class _Answer(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"count": 0, "next": null, "previous": null, "results": []}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _empty_page(path: str) -> tuple[int, str, bytes]:
+    return 200, "application/json", b'{"count": 0, "next": null, "previous": null, "results": []}'
 
 
 @pytest.fixture(scope="module")
 def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """An HTTPS server on the loopback with a self-signed certificate: its URL and certificate."""
     cert, key = self_signed(tmp_path_factory.mktemp("tls"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_empty_page, tls=context) as url:
+        yield url, cert
 
 
 def client(url: str, **options: object) -> OmnitronClient:
