@@ -10,14 +10,15 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 
-#: path -> (status, content type, body)
-Answer = Callable[[str], tuple[int, str, bytes]]
+#: (method, path) -> (status, content type, body)
+Answer = Callable[[str, str], tuple[int, str, bytes]]
 
 
 def _handler(answer: Answer) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self) -> None:
-            status, content_type, body = answer(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))  # the request's body
+            status, content_type, body = answer(self.command, self.path)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

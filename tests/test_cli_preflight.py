@@ -24,7 +24,7 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
     }
 
 
-def _not_omnitron(path: str) -> tuple[int, str, bytes]:
+def _not_omnitron(method: str, path: str) -> tuple[int, str, bytes]:
     """Some other web site: every path is 404, as HTML."""
     return 404, "text/html", b"<html><body>Page not found</body></html>"
 

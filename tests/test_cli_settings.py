@@ -65,7 +65,7 @@ def test_credentials_in_the_url_stop_every_command_without_echoing_them(
     assert "pw-in-url" not in result.output and "brand.omnitron.test" not in result.output
 
 
-def _unauthorised(path: str) -> tuple[int, str, bytes]:
+def _unauthorised(method: str, path: str) -> tuple[int, str, bytes]:
     """A Prefect API behind an auth string this client does not have: 401 but on /health."""
     if path.endswith("/health"):
         return 200, "application/json", b"true"

@@ -2,58 +2,43 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from omnisync.prefect_api import check_prefect_api, is_prefect_cloud
 from omnisync.settings import SettingsError
+from tests.one_answer_server import serving
 
 
-class _Scripted(http.server.BaseHTTPRequestHandler):
-    """Answers each request with the next (status, body) of ``script``, then the last one."""
+class Scripted:
+    """Answers each request with the next (status, body) of ``script``, then the last one, and
+    keeps what it was asked in ``seen``."""
 
-    script: list[tuple[int, bytes]] = []
-    seen: list[str] = []
+    def __init__(self) -> None:
+        self.script: list[tuple[int, bytes]] = []
+        self.seen: list[str] = []
 
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.seen.append(f"{self.command} {self.path}")
-        if "/csrf-token" in self.path:  # as Prefect Cloud: no CSRF tokens to fetch
-            code, body = 404, b'{"detail": "Not Found"}'
-        else:
-            code, body = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
+    def __call__(self, method: str, path: str) -> tuple[int, str, bytes]:
+        self.seen.append(f"{method} {path}")
+        if "/csrf-token" in path:  # as Prefect Cloud: no CSRF tokens to fetch
+            return 404, "application/json", b'{"detail": "Not Found"}'
+        code, body = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return code, "application/json", body
 
 
 @pytest.fixture
-def api() -> Iterator[tuple[str, type[_Scripted]]]:
-    handler = type("Handler", (_Scripted,), {"script": [], "seen": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+def api() -> Iterator[tuple[str, Scripted]]:
+    scripted = Scripted()
+    with serving(scripted) as url:
+        yield url, scripted
 
 
 VERSION = (200, b'"0.8.4"')
 
 
 def test_a_prefect_cloud_workspace_is_asked_what_it_serves(
-    api: tuple[str, type[_Scripted]],
+    api: tuple[str, Scripted],
 ) -> None:
     root, handler = api
     url = f"{root}/api/accounts/3f1c/workspaces/9a2b"
@@ -64,7 +49,7 @@ def test_a_prefect_cloud_workspace_is_asked_what_it_serves(
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_a_busy_api_is_asked_once_more(api: tuple[str, type[_Scripted]], status: int) -> None:
+def test_a_busy_api_is_asked_once_more(api: tuple[str, Scripted], status: int) -> None:
     root, handler = api
     handler.script = [(status, b'{"detail": "busy"}'), VERSION]
     check_prefect_api(f"{root}/api")
@@ -72,7 +57,7 @@ def test_a_busy_api_is_asked_once_more(api: tuple[str, type[_Scripted]], status:
 
 
 def test_an_api_busy_twice_is_not_ready_rather_than_not_a_prefect_api(
-    api: tuple[str, type[_Scripted]],
+    api: tuple[str, Scripted],
 ) -> None:
     root, handler = api
     handler.script = [(503, b'{"detail": "starting"}')]

@@ -52,7 +52,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _empty_page(path: str) -> tuple[int, str, bytes]:
+def _empty_page(method: str, path: str) -> tuple[int, str, bytes]:
     return 200, "application/json", b'{"count": 0, "next": null, "previous": null, "results": []}'
 
 
