@@ -130,3 +130,11 @@ def test_an_empty_user_name_or_password_is_not_set(
     ) as refused:
         load_settings(omnitron_url="https://omnitron.example")
     assert "s3cret-pw" not in str(refused.value)
+
+
+def test_the_default_layout_is_the_documented_64_buckets() -> None:
+    """docs/lake.md and the README say bucket = pk % 64; the tests' own lakes use fewer."""
+    from omnisync.lake.snapshot import DEFAULT_BUCKETS
+    from omnisync.settings import load_settings
+
+    assert load_settings().snapshot_buckets == DEFAULT_BUCKETS == 64

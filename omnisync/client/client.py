@@ -201,13 +201,8 @@ class OmnitronClient:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             refused = certificate_refused(exc)
-            if refused is not None:
-                raise ConfigurationError(
-                    f"{where}: the server's TLS certificate cannot be verified "
-                    f"({refused.verify_message}): set SSL_CERT_FILE to the CA bundle that "
-                    "signed it (OMNISYNC_VERIFY_TLS=false turns checking off, for a test server "
-                    "only)"
-                ) from None
+            if refused is not None:  # nothing was sent: a write was not applied
+                raise ConfigurationError(f"{where}: {refused}", unsent=True) from None
             # No connection was made: the request never left this process.
             failed = f"{where} failed to connect: {type(exc).__name__}"
             raise Retriable(failed, unsent=True) from None

@@ -30,14 +30,18 @@ BODY_EXCERPT = 300
 
 
 class OmnitronError(Exception):
-    """Root of the client's errors. ``status`` is the HTTP status when there was a response."""
+    """Root of the client's errors. ``status`` is the HTTP status when there was a response;
+    ``unsent`` says the request never left this process (a write that failed so was not applied)."""
 
     status: int | None = None
 
-    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, body: Any = None, unsent: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.unsent = unsent
 
 
 class ConfigurationError(OmnitronError):

@@ -2,8 +2,8 @@
 be verified told apart from a network that failed.
 
 Building a context reads the whole CA bundle (tens of milliseconds of CPU), and a run makes a
-client per step and per window thread: they share one. httpx reads ``SSL_CERT_FILE`` and
-``SSL_CERT_DIR`` when it builds a context, so both are part of the key.
+client per step and per window thread: they share one, built as httpx would build it (from
+``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else certifi's bundle; both are part of the key).
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+from collections.abc import Iterable
 
-import httpx
+import certifi
 
 
 def tls_context(verify: bool) -> ssl.SSLContext:
@@ -21,19 +22,66 @@ def tls_context(verify: bool) -> ssl.SSLContext:
     return _context(verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 
+class _SharedContext(ssl.SSLContext):
+    """httpcore sets the ALPN protocols on the context before every connection. On a context
+    that threads share, that frees a buffer another thread's handshake may be copying (in C,
+    without the GIL): they are set once, before the context is shared, and the same protocols
+    asked again change nothing."""
+
+    _alpn: list[str] | None = None
+
+    def set_alpn_protocols(self, alpn_protocols: Iterable[str]) -> None:
+        wanted = list(alpn_protocols)
+        if wanted != self._alpn:
+            super().set_alpn_protocols(wanted)
+            self._alpn = wanted
+
+
 @functools.lru_cache(maxsize=8)
 def _context(verify: bool, cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    return httpx.create_ssl_context(verify=verify)
+    # what httpx.create_ssl_context builds, as a _SharedContext
+    context = _SharedContext(ssl.PROTOCOL_TLS_CLIENT)  # checks the certificate and the host name
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif cert_file:
+        context.load_verify_locations(cafile=cert_file)
+    elif cert_dir:
+        context.load_verify_locations(capath=cert_dir)
+    else:
+        context.load_verify_locations(cafile=certifi.where())
+    context.set_alpn_protocols(["http/1.1"])  # the clients speak HTTP/1.1 only
+    return context
 
 
-def certificate_refused(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The certificate error behind ``exc`` (httpx wraps it in a ``ConnectError``), if any: it
-    will not mend by waiting, so it is not retried."""
+#: OpenSSL's verify codes whose remedy is the server's certificate or the URL, not a CA bundle
+_EXPIRED, _HOSTNAME_MISMATCH = 10, 62
+
+
+def certificate_refused(exc: BaseException) -> str | None:
+    """What is wrong with the server's certificate and what to do, when a certificate error is
+    behind ``exc`` (httpx wraps it in a ``ConnectError``): it will not mend by waiting, so it is
+    not retried. None when there is no such error."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:  # a chain set by hand can loop
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return cause
+            return _advice(cause)
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _advice(error: ssl.SSLCertVerificationError) -> str:
+    reason = getattr(error, "verify_message", None) or str(error)
+    code = getattr(error, "verify_code", None)
+    if code == _HOSTNAME_MISMATCH:
+        remedy = "it names another host: check OMNITRON_URL, or have the certificate fixed"
+    elif code == _EXPIRED:
+        remedy = "it has expired: the server's certificate must be renewed"
+    else:
+        remedy = (
+            "set SSL_CERT_FILE to the CA bundle that signed it (OMNISYNC_VERIFY_TLS=false turns "
+            "checking off, for a test server only)"
+        )
+    return f"the server's TLS certificate cannot be verified ({reason}): {remedy}"

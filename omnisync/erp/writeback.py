@@ -160,9 +160,12 @@ def apply_one(
         attempt.detail = str(exc)
     except OmnitronError as exc:
         # Not this customer's problem (a login refused, an unexpected answer): record it, and
-        # the caller stops sending.
+        # the caller stops sending. One that proves this PATCH was never sent (a certificate
+        # refused) leaves nothing unconfirmed, unless an earlier one's answer was lost.
         attempt.outcome, attempt.status_code = "stopped_" + type(exc).__name__, exc.status
         attempt.detail = str(exc)
+        if exc.unsent and attempt.lost_answers == 0:
+            attempt.patch_sent = False
     except Exception as exc:
         # A defect, or an answer of a shape nobody expected: the ledger must still say so, and
         # the write-back stops. Only the type is kept: its text may hold anything.

@@ -5,8 +5,9 @@ together, then staged under ``_staging/`` as one file with a row group per snaps
 versions go to the change log (a file per month it touches) and its rejected records to
 quarantine (with the PII policy applied to their raw JSON, G8), and only then is the window
 marked done. The staged rows (``staging.py``) reach ``customers/`` when the whole plan is
-finished (``finish.py``), so a backfill rewrites each bucket once. A window that fails is simply
-run again: its files are replaced.
+finished (``finish.py``), so a backfill rewrites each bucket once. A window that fails for a
+reason that may pass is run again (its files are replaced); one that fails on what stays as it is
+(a refused login, a damaged lake file) stops the run, and its plan is finished by the next.
 
 A record that cannot be represented is quarantined and the window goes on; whether the run as a
 whole has too many of them is judged once over the whole plan (``finish.py``), never over one

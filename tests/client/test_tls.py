@@ -133,14 +133,35 @@ def test_the_command_line_names_the_certificate_in_one_line(
     assert "t0ken" not in said
 
 
-def test_a_certificate_error_is_found_anywhere_in_the_chain_and_a_loop_ends() -> None:
+def test_a_certificate_error_is_found_anywhere_in_the_chain_with_advice_by_its_kind() -> None:
     from omnisync.client.tls import certificate_refused
 
-    refused = ssl.SSLCertVerificationError("certificate verify failed")
+    refused = ssl.SSLCertVerificationError("certificate verify failed")  # no verify_code
     outer = RuntimeError("connect failed")
     outer.__cause__ = OSError("wrapped")
     outer.__cause__.__context__ = refused
-    assert certificate_refused(outer) is refused
+    said = certificate_refused(outer)
+    assert said is not None and "certificate verify failed" in said and "SSL_CERT_FILE" in said
+    elsewhere = ssl.SSLCertVerificationError("hostname mismatch")
+    elsewhere.verify_code, elsewhere.verify_message = 62, "Hostname mismatch"
+    said = certificate_refused(elsewhere)
+    assert said is not None and "OMNITRON_URL" in said and "SSL_CERT_FILE" not in said
     first, second = ValueError("a"), ValueError("b")
     first.__cause__, second.__cause__ = second, first
     assert certificate_refused(first) is None
+
+
+def test_the_shared_context_keeps_its_alpn_protocols_whoever_sets_them_again() -> None:
+    """httpcore sets them before every connection: on a shared context only the first call may
+    change it (a change frees a buffer another thread's handshake may be reading)."""
+    from omnisync.client.tls import tls_context
+
+    context = tls_context(True)
+    calls: list[list[str]] = []
+    original = ssl.SSLContext.set_alpn_protocols
+    try:
+        ssl.SSLContext.set_alpn_protocols = lambda self, p: calls.append(list(p))  # type: ignore[method-assign]
+        context.set_alpn_protocols(["http/1.1"])
+    finally:
+        ssl.SSLContext.set_alpn_protocols = original  # type: ignore[method-assign]
+    assert calls == [], "the same protocols again reached OpenSSL"

@@ -131,3 +131,34 @@ def test_customers_the_sync_quarantined_are_read_on_their_own(
             client, store_in(tmp_path), plan_for(rows), "run", 2, guard=guard, read_alone=alone
         )
     assert spent(server, before)["GET /api/v1/customers/{pk}/"] == len(alone)
+
+
+def test_a_patch_refused_for_its_certificate_is_not_unconfirmed_and_stops_the_write_back(
+    tmp_path: Path,
+) -> None:
+    """A certificate that cannot be verified fails before a byte is sent: the change is not held
+    as a PATCH whose answer was lost (which would keep that ERP code from Omnitron for good once a
+    person edits the customer), and the write-back stops rather than refuse every customer."""
+    import ssl
+
+    import httpx
+
+    record = {"pk": 5, "erp_code": None, "modified_date": "2026-01-01T00:00:00.000000Z"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":  # a new connection meets a certificate nobody signed
+            refused = ssl.SSLCertVerificationError(1, "certificate verify failed")
+            raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]") from refused
+        return httpx.Response(200, json=record)
+
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t0ken"),
+        transport=httpx.MockTransport(answer),
+        throttle=Throttle(1000, 4),
+    )
+    plan = plan_for([record, {**record, "pk": 6}])
+    attempts = write_back(client, store_in(tmp_path), plan, "run-tls", concurrency=1)
+    outcomes = sorted((a.pk, a.outcome) for a in attempts)
+    assert outcomes == [(5, "stopped_ConfigurationError"), (6, "not_attempted")], attempts
+    assert "certificate" in attempts[0].detail and "PATCH was sent" not in attempts[0].detail

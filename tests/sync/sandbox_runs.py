@@ -26,8 +26,8 @@ from transforms.customers import Lineage, to_table
 from transforms.schema import API_FIELDS
 
 #: the test lakes hold hundreds of customers, not millions: 8 buckets of customers/ rather than
-#: the default 64 keep the test suite from writing and reading 64 tiny files a sync (about a
-#: tenth of its CPU). tests/lake and the scenarios that pass no helper keep the default.
+#: the default 64 keep the test suite from writing and reading 64 tiny files a sync (the suite
+#: took a fifth less CPU: docs/development.md). tests/lake and the scenarios that pass no helper keep the default.
 TEST_BUCKETS = 8
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.state import StateStore
 from omnisync.sync import BatchRejected, open_run, sync_window
 from omnisync.sync import window as window_step
@@ -97,8 +98,16 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
     make_sandbox: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = make_sandbox(customers=3000)
+    # 64 buckets, the default: a bucket's share (47 rows) is far below a window's 800, so a merge
+    # fed a window instead of a bucket fails the last assertion
     settings = settings_for(
-        server, tmp_path, window_rows=800, chunk_rows=250, page_size=100, lag_seconds=0
+        server,
+        tmp_path,
+        window_rows=800,
+        chunk_rows=250,
+        page_size=100,
+        lag_seconds=0,
+        snapshot_buckets=DEFAULT_BUCKETS,
     )
     chunks: list[int] = []
     windows: list[int] = []

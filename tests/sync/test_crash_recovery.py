@@ -25,6 +25,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
@@ -64,6 +65,9 @@ def environment(server: SandboxServer, root: Path) -> dict[str, str]:
         OMNISYNC_PAGE_SIZE="100",
         OMNISYNC_LOCK_LEASE_SECONDS="5",
         OMNISYNC_LOG_LEVEL="DEBUG",
+        # the default layout: the merge has 64 buckets to be killed in (the schedule kills it
+        # at the 30th), where the helpers' test lakes have 8
+        OMNISYNC_SNAPSHOT_BUCKETS=str(DEFAULT_BUCKETS),
     )
 
 
@@ -133,13 +137,16 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
         ([], "merged bucket", 30),  # resumes the full refresh, killed in the merge
         ([], "planned", 1),  # finishes it, then killed right after planning anew
         (["--full-refresh"], "typed chunk", 5),
-        *(([], rng.choice(CATEGORIES), rng.randint(1, 12)) for _ in range(3)),
     ]
+    fixed = len(schedule)  # each of these kill points must be reached
+    schedule += [([], rng.choice(CATEGORIES), rng.randint(1, 12)) for _ in range(3)]
     kills = 0
-    for args, category, occurrence in schedule:
+    for step, (args, category, occurrence) in enumerate(schedule):
         server.admin.post("modify", json={"count": 60})
         server.admin.post("create", json={"count": 5})
-        kills += run_until(env, args, category, occurrence)
+        killed = run_until(env, args, category, occurrence)
+        assert killed or step >= fixed, f"never reached {category!r} #{occurrence}"
+        kills += killed
         assert_readers_see_one_row_per_key(tmp_path / "lake")
         store.migrate()
         watermark = store.watermarks.get("customers")
@@ -161,7 +168,7 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
     assert kills >= 6, "the schedule's kill points were reached"
     wait_for_server_clock(server, 0)
     assert not run_until(env, [], "never", 1)
-    settings = settings_for(server, tmp_path)
+    settings = settings_for(server, tmp_path, snapshot_buckets=DEFAULT_BUCKETS)
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
     assert not list((tmp_path / "lake").rglob("*.tmp-*")), "no temporary file is left visible"
