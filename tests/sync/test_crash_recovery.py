@@ -25,7 +25,6 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
@@ -65,9 +64,6 @@ def environment(server: SandboxServer, root: Path) -> dict[str, str]:
         OMNISYNC_PAGE_SIZE="100",
         OMNISYNC_LOCK_LEASE_SECONDS="5",
         OMNISYNC_LOG_LEVEL="DEBUG",
-        # the default layout: the merge has 64 buckets to be killed in (the schedule kills it
-        # at the 30th), where the helpers' test lakes have 8
-        OMNISYNC_SNAPSHOT_BUCKETS=str(DEFAULT_BUCKETS),
     )
 
 
@@ -134,7 +130,8 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
         ([], "typed chunk", 1),  # an incremental, killed in its window
         ([], "staged window", 1),  # killed after staging, before the window is done
         (["--full-refresh"], "window", 3),  # a full refresh, killed between windows
-        ([], "merged bucket", 30),  # resumes the full refresh, killed in the merge
+        # resumes the full refresh, killed in the merge: after 4 of the test lake's 8 buckets
+        ([], "merged bucket", 5),
         ([], "planned", 1),  # finishes it, then killed right after planning anew
         (["--full-refresh"], "typed chunk", 5),
     ]
@@ -168,7 +165,7 @@ def test_sigkill_at_every_kind_of_step_then_rerun_converges(
     assert kills >= 6, "the schedule's kill points were reached"
     wait_for_server_clock(server, 0)
     assert not run_until(env, [], "never", 1)
-    settings = settings_for(server, tmp_path, snapshot_buckets=DEFAULT_BUCKETS)
+    settings = settings_for(server, tmp_path)
     assert_lake_matches_truth(server, settings.lake)
     assert_no_duplicate_versions(settings.lake)
     assert not list((tmp_path / "lake").rglob("*.tmp-*")), "no temporary file is left visible"
