@@ -105,6 +105,9 @@ class OmnitronAuth(httpx.Auth):
             url,
             content=orjson.dumps(body),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
+            # A request built here gets none of the client's settings: without its timeout a
+            # server that never answers held the login (and the run) for good.
+            extensions={"timeout": original.extensions.get("timeout", {})},
         )
         outcome = classify(response)
         if isinstance(outcome, Retriable):

@@ -165,3 +165,42 @@ def test_the_shared_context_keeps_its_alpn_protocols_whoever_sets_them_again() -
     finally:
         ssl.SSLContext.set_alpn_protocols = original  # type: ignore[method-assign]
     assert calls == [], "the same protocols again reached OpenSSL"
+
+
+def test_a_login_to_a_server_that_never_answers_ends_at_the_client_s_timeout() -> None:
+    """The login request is built inside the auth flow: it must carry the client's timeout too
+    (it had none, so a TLS handshake nobody answered hung `omnisync sync` for good)."""
+    import socket
+    import threading
+
+    from omnisync.client import OmnitronError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: [held.append(listener.accept()[0]) for _ in range(8)], daemon=True
+    ).start()
+    port = listener.getsockname()[1]
+    outcome: list[BaseException] = []
+
+    def sync_login() -> None:
+        with OmnitronClient(
+            f"https://127.0.0.1:{port}",
+            username="sandbox",
+            password=SecretStr("pw"),
+            timeout_seconds=0.5,
+            retry_attempts=1,
+        ) as omnitron:
+            try:
+                omnitron.get_json("/api/v1/customers/")
+            except OmnitronError as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=sync_login, daemon=True)
+    worker.start()
+    worker.join(120)  # far above 0.5 s: only a request without a timeout is still waiting
+    listener.close()
+    assert not worker.is_alive(), "the login waited on a server that never answers"
+    assert outcome and "ConnectTimeout" in str(outcome[0]), outcome
