@@ -28,6 +28,8 @@ class _DroppedConnectionNoise(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_DroppedConnectionNoise())
 # The admin client speaks plain HTTP to the loopback, yet httpx builds a TLS context for every
 # client by reading the whole CA bundle (tens of ms of CPU): every server's client shares one.
+# Sharing it is safe here: httpcore changes a context (its ALPN protocols) only for https, which
+# these clients never speak (omnisync/client/tls.py guards the product's shared context).
 _tls_context = functools.cache(httpx.create_ssl_context)
 
 
