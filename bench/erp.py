@@ -63,7 +63,7 @@ def _floor(erp: pa.Table, customers: pa.Table) -> int:
 
 
 def _plan(out: Any, bare: bool) -> None:
-    from transforms.erp import plan_changes
+    from transforms.erp.planning import plan_changes
 
     erp, customers = _inputs(PLAN_SIZE)
     inputs = _rss_now()

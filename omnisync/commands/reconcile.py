@@ -11,7 +11,7 @@ from omnisync.commands.terminal import console, fail, results, run_log
 from omnisync.commands.user_errors import user_errors
 
 if TYPE_CHECKING:
-    from transforms.erp import MatchKey
+    from transforms.erp.tables import MatchKey
 
 MATCH_KEYS = ("pk", "channel_code", "email", "phone")
 

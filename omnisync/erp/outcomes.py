@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from transforms.erp import OUTCOMES_SCHEMA
+from transforms.erp.tables import OUTCOMES_SCHEMA
 
 OK = "ok"
 OK_ANSWER_LOST = "ok_answer_lost"  # the answer was lost; a re-read showed it applied

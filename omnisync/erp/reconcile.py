@@ -38,7 +38,8 @@ from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord, StateStore
 from omnisync.url_credentials import without_userinfo
 from omnisync.validation import Validator
-from transforms.erp import KEY_COLUMNS, MatchKey, Reconciliation, plan_changes
+from transforms.erp.planning import plan_changes
+from transforms.erp.tables import KEY_COLUMNS, MatchKey, Reconciliation
 from transforms.quality import validation_frame
 
 log = logging.getLogger("omnisync.erp")

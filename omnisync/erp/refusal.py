@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.erp.source import ErpInputError
-from transforms.erp import MatchKey, Reconciliation
+from transforms.erp.tables import MatchKey, Reconciliation
 
 if TYPE_CHECKING:
     from omnisync.erp.result import ReconcileResult

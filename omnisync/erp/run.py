@@ -18,7 +18,7 @@ from omnisync.lake.browse import lake_link
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.validation.summary import validation_markdown
-from transforms.erp import MatchKey
+from transforms.erp.tables import MatchKey
 
 KEY = "reconcile-erp-codes"
 

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from omnisync.url_credentials import database_url_shown
-from transforms.erp import KEY_COLUMNS, MatchKey
+from transforms.erp.tables import KEY_COLUMNS, MatchKey
 
 
 class ErpInputError(Exception):

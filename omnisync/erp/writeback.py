@@ -52,7 +52,7 @@ from omnisync.client import (
 from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
 from omnisync.erp.outcomes import APPLIED, DELETED, UNCONFIRMED, Attempt, iso, parse_moment
 from omnisync.state import StateStore
-from transforms.erp import replan_one
+from transforms.erp.replanning import replan_one
 
 log = logging.getLogger("omnisync.erp")
 

@@ -5,9 +5,9 @@ partition ``run``), so ``lake/reconciliation/outcomes`` is one table across runs
 schema, in every reader. Five different tables in one folder would be read as a wrong union by
 pandas and refused by Polars and DuckDB.
 
-Each table's schema is defined once (``transforms.erp``) and used both for a run's file (which
-is cast to it, so a table that drifted fails here rather than in a reader) and for the empty file
-a dataset gets when it has none (:func:`write_missing_tables`, from the first sync on): the
+Each table's schema is defined once (``transforms.erp.tables``) and used both for a run's file
+(which is cast to it, so a table that drifted fails here rather than in a reader) and for the empty
+file a dataset gets when it has none (:func:`write_missing_tables`, from the first sync on): the
 empty file and every run's file share one schema, so a reader's union never breaks. The empty
 file sits in ``run=none`` and adds no row.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from omnisync.lake.storage import LakeStorage
-from transforms.erp import (
+from transforms.erp.tables import (
     CONFLICT_SCHEMA,
     ERP_ROW_SCHEMA,
     OUTCOMES_SCHEMA,

@@ -1,7 +1,7 @@
 """The first planner, kept as the reference the Arrow/DuckDB planner must agree with.
 
 It is a straightforward reading of the matching rules, one ERP row at a time in Python dicts
-(16 s and 2 GB at 1M x 1M); ``transforms.erp.plan_changes`` must give the same plan, conflicts,
+(16 s and 2 GB at 1M x 1M); ``transforms.erp.planning.plan_changes`` must give the same plan, conflicts,
 unknown codes and per-row outcomes on every input (``test_planning_equivalence.py``).
 """
 
@@ -12,15 +12,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from transforms.erp import (
+from transforms.erp.keys import key_of, key_problem
+from transforms.erp.tables import (
     CONFLICT_SCHEMA,
     CUSTOMER_COLUMNS,
     ERP_ROW_SCHEMA,
     PLAN_SCHEMA,
     MatchKey,
     Reconciliation,
-    key_of,
-    key_problem,
 )
 
 

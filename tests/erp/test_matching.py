@@ -8,13 +8,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from transforms.erp import (
-    CUSTOMER_COLUMNS,
-    normalise_email,
-    normalise_phone,
-    plan_changes,
-    replan_one,
-)
+from transforms.erp.keys import normalise_email, normalise_phone
+from transforms.erp.planning import plan_changes
+from transforms.erp.replanning import replan_one
+from transforms.erp.tables import CUSTOMER_COLUMNS
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 #: the synced customers' columns planning reads, as the lake types them

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from tests.erp.reference_planning import reference_plan_changes
 from tests.erp.test_matching import CUSTOMERS_SCHEMA
-from transforms.erp import CUSTOMER_COLUMNS, Reconciliation, plan_changes
+from transforms.erp.planning import plan_changes
+from transforms.erp.tables import CUSTOMER_COLUMNS, Reconciliation
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CODES = st.sampled_from(["A", "B", " C ", "DUP", "", "x\u00e7", "7"]) | st.none()

@@ -16,7 +16,7 @@ from omnisync.erp.writeback import Attempt, ChangeGuard, write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
-from transforms.erp import PLAN_SCHEMA
+from transforms.erp.tables import PLAN_SCHEMA
 
 Make = Callable[..., SandboxServer]
 
