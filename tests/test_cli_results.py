@@ -43,3 +43,27 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     again = run_cli(env, "sync")
     assert again.returncode == 0, again.stderr
     assert ", 2 deleted, " in again.stdout.splitlines()[0], again.stdout
+
+
+def test_a_run_that_reads_nothing_says_when_recent_changes_will_be_read(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """With the default lag, a change made a moment ago is not read yet: the run says so, on
+    stderr, instead of a bare line that looks like a sync that missed it (it reads only the
+    customer at its watermark again)."""
+    server = make_sandbox(customers=10)
+    env = {
+        "OMNITRON_URL": server.url,
+        "OMNITRON_USERNAME": "sandbox",
+        "OMNITRON_PASSWORD": "sandbox",
+        "OMNISYNC_LAKE": str(tmp_path / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+    }
+    first = run_cli(env, "sync")
+    assert first.returncode == 0 and "next run" not in first.stderr, first.stderr
+    server.admin.post("modify", json={"count": 1})
+    again = run_cli(env, "sync")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("ok "), again.stdout
+    note = " ".join(again.stderr.split())
+    assert "OMNISYNC_LAG_SECONDS=60" in note and "next run" in note, again.stderr

@@ -55,6 +55,16 @@ def sync(
         highlight=False,
         soft_wrap=True,
     )
+    if result["watermark_after"] == result["watermark_before"] and settings.lag_seconds > 0:
+        # A change made a moment ago is not in this run's range yet: without a word, a run that
+        # reads nothing new looks like a sync that missed it.
+        console.print(
+            f"[dim]note:[/dim] read up to {result['upper_bound']} (Omnitron's clock minus "
+            f"OMNISYNC_LAG_SECONDS={settings.lag_seconds:g}); later changes are read by the "
+            "next run",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.get("unknown_fields"):
         console.print(
             "[yellow]Omnitron sends fields the schema does not know[/yellow] (kept in "
