@@ -48,7 +48,7 @@ from omnisync.client.query import CUSTOMERS_PATH, CustomerQuery
 from omnisync.client.redaction import Redactor
 from omnisync.client.retry import READS, RetryBudget, retry_policy
 from omnisync.client.throttle import Throttle
-from omnisync.client.tls import certificate_refused, tls_context
+from omnisync.client.tls import certificate_refused, connect_failure, tls_context
 
 log = logging.getLogger("omnisync.client")
 
@@ -204,7 +204,7 @@ class OmnitronClient:
             if refused is not None:  # nothing was sent: a write was not applied
                 raise ConfigurationError(f"{where}: {refused}", unsent=True) from None
             # No connection was made: the request never left this process.
-            failed = f"{where} failed to connect: {type(exc).__name__}"
+            failed = f"{where} failed to connect: {connect_failure(exc)}"
             raise Retriable(failed, unsent=True) from None
         except httpx.TimeoutException:
             raise Retriable(f"{where} timed out") from None

@@ -1,5 +1,5 @@
-"""TLS for the client: one context per process and trust setting, and a certificate that cannot
-be verified told apart from a network that failed.
+"""TLS for the client: one context per process and trust setting, and why a connection failed: a
+certificate that cannot be verified, a wrong scheme, a closed port or an unknown host.
 
 Building a context reads the whole CA bundle (tens of milliseconds of CPU), and a run makes a
 client per step and per window thread: they share one, built as httpx would build it (from
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import certifi
 
@@ -58,18 +59,41 @@ def _context(verify: bool, cert_file: str | None, cert_dir: str | None) -> ssl.S
 _EXPIRED, _HOSTNAME_MISMATCH = 10, 62
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or while handling (httpcore raises its ConnectError
+    while handling the socket's or OpenSSL's error)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:  # a chain set by hand can loop
+        yield cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+
+
 def certificate_refused(exc: BaseException) -> str | None:
     """What is wrong with the server's certificate and what to do, when a certificate error is
     behind ``exc`` (httpx wraps it in a ``ConnectError``): it will not mend by waiting, so it is
     not retried. None when there is no such error."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:  # a chain set by hand can loop
+    for cause in _chain(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return _advice(cause)
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
     return None
+
+
+def connect_failure(exc: BaseException) -> str:
+    """Why no connection was made, in words that say what to check: each of these may also pass
+    (a server restarting, a name server's hiccup), so they are still retried."""
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLError):
+            return (
+                f"the TLS handshake failed ({cause.reason or cause}): if the server speaks plain "
+                "HTTP on that port, OMNITRON_URL must start with http://"
+            )
+        if isinstance(cause, socket.gaierror):
+            return "the host name is not known (check OMNITRON_URL)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: nothing listens on that port (check OMNITRON_URL)"
+    return type(exc).__name__
 
 
 def _advice(error: ssl.SSLCertVerificationError) -> str:

@@ -204,3 +204,30 @@ def test_a_login_to_a_server_that_never_answers_ends_at_the_client_s_timeout() -
     listener.close()
     assert not worker.is_alive(), "the login waited on a server that never answers"
     assert outcome and "ConnectTimeout" in str(outcome[0]), outcome
+
+
+def test_a_failed_connection_says_why_a_wrong_scheme_a_closed_port_or_an_unknown_host() -> None:
+    """``failed to connect: ConnectError`` said the same for three mistakes a person fixes
+    differently: https:// to a port that speaks plain HTTP, a port nothing listens on, and a
+    host name that is not known."""
+    import socket
+
+    from omnisync.client import OmnitronError
+
+    def said(url: str) -> str:
+        with client(url) as omnitron, pytest.raises(OmnitronError) as raised:
+            omnitron.get_json("/api/v1/customers/")
+        return str(raised.value)
+
+    with serving(_empty_page) as plain:  # plain HTTP
+        wrong_scheme = said(plain.replace("http://", "https://"))
+    assert "TLS handshake failed" in wrong_scheme and "http://" in wrong_scheme, wrong_scheme
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: the port refuses
+    try:
+        refused = said(f"http://127.0.0.1:{closed.getsockname()[1]}")
+    finally:
+        closed.close()
+    assert "connection refused" in refused and "OMNITRON_URL" in refused, refused
+    unknown = said("http://no-such-host.invalid")
+    assert "host name" in unknown and "OMNITRON_URL" in unknown, unknown
