@@ -154,9 +154,13 @@ class OmnitronClient:
         budget = (self.retry_attempts, self.retry_max_seconds)
         if self.first_answer_budget is not None and not self.answered:
             budget = self.first_answer_budget
+
+        def attempts_left() -> bool:
+            return attempts < budget[0]
+
         try:
             for attempt in stamina.retry_context(
-                on=retry_policy(method, self._redact),
+                on=retry_policy(method, self._redact, attempts_left),
                 attempts=budget[0],
                 timeout=budget[1],
                 wait_initial=initial,

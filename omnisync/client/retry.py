@@ -43,15 +43,19 @@ class RetryBudget:
         return True
 
 
-def retry_policy(method: str, redact: Redactor) -> Callable[[Exception], bool | float]:
+def retry_policy(
+    method: str, redact: Redactor, attempts_left: Callable[[], bool]
+) -> Callable[[Exception], bool | float]:
     """What stamina does after ``exc`` for a request by ``method``: retry a read after any
-    transient failure, a write only when it was never sent; wait a capped ``Retry-After``."""
+    transient failure, a write only when it was never sent; wait a capped ``Retry-After``.
+    stamina asks after the last attempt too: "retrying" is said only when ``attempts_left()``."""
     read = method in READS
 
     def backoff(exc: Exception) -> bool | float:
         if not isinstance(exc, Retriable) or not (read or exc.unsent):
             return False
-        log.warning("%s; retrying", redact(str(exc)))
+        if attempts_left():
+            log.warning("%s; retrying", redact(str(exc)))
         if exc.retry_after is not None:
             return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
         return True

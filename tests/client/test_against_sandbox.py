@@ -190,7 +190,7 @@ def test_an_unreachable_server_ends_in_retries_exhausted() -> None:
         timeout_seconds=1,
         throttle=Throttle(100, 1),
     )
-    with client, pytest.raises(RetriesExhausted, match="ConnectError"):
+    with client, pytest.raises(RetriesExhausted, match="connection refused"):
         client.count_customers()
 
 

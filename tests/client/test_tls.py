@@ -231,3 +231,26 @@ def test_a_failed_connection_says_why_a_wrong_scheme_a_closed_port_or_an_unknown
     assert "connection refused" in refused and "OMNITRON_URL" in refused, refused
     unknown = said("http://no-such-host.invalid")
     assert "host name" in unknown and "OMNITRON_URL" in unknown, unknown
+
+
+def test_each_retrying_line_is_followed_by_another_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last failure of a request said "retrying" too, just before "gave up after N
+    attempts": a reader counted one attempt more than there was."""
+    import logging
+    import socket
+
+    from omnisync.client import OmnitronError
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    try:
+        with client(f"http://127.0.0.1:{closed.getsockname()[1]}") as omnitron:
+            omnitron.retry_attempts = 3
+            with caplog.at_level(logging.WARNING), pytest.raises(OmnitronError) as raised:
+                omnitron.get_json("/api/v1/customers/")
+    finally:
+        closed.close()
+    assert "gave up after 3 attempts" in str(raised.value)
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == 2, caplog.text
