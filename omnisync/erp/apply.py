@@ -38,7 +38,7 @@ def apply_plan(
         with (
             store.lease.locked(
                 "erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id
-            ),
+            ) as fence,
             open_client(settings) as client,
         ):
             # Once the lock is held (a busy lock is not "about 9 minutes" ahead), and from this
@@ -65,6 +65,7 @@ def apply_plan(
                 attempts=attempts,
                 guard=guard,
                 read_alone=outcome.read_alone,
+                fence=fence,
             )
     finally:
         done = outcomes_table(attempts, run_id)

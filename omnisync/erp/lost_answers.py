@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnisync.client import AnswerLost, NotFound, OmnitronClient, OmnitronError
 from omnisync.erp.outcomes import (
@@ -41,6 +41,9 @@ from omnisync.erp.outcomes import (
     iso,
     parse_moment,
 )
+
+if TYPE_CHECKING:
+    from omnisync.state.fence import Fence
 
 
 @dataclass(frozen=True)
@@ -127,13 +130,17 @@ def patch_checked(
     attempt: Attempt,
     target: str | None,
     before: tuple[dt.datetime, str | None],
+    fence: Fence | None = None,
 ) -> None:
     """PATCH ``target``; after a lost answer, look before anything is sent again.
 
     ``before`` is the customer's (modified_date, erp_code) as last seen before the PATCH. Sets
-    the attempt's outcome; raises ``NotFound`` when a re-read finds the customer gone."""
+    the attempt's outcome; raises ``NotFound`` when a re-read finds the customer gone, and
+    ``LockLost`` (before sending) when ``fence`` shows the write-back's lock taken over."""
     budget = client.retry_budget()
     while True:
+        if fence is not None:
+            fence.check()
         try:
             attempt.patch_sent = True
             result = client.patch_customer(attempt.pk, {"erp_code": target})

@@ -51,7 +51,7 @@ from omnisync.client import (
 )
 from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
 from omnisync.erp.outcomes import APPLIED, DELETED, UNCONFIRMED, Attempt, iso, parse_moment
-from omnisync.state import StateStore
+from omnisync.state import Fence, LockLost, StateStore
 from transforms.erp.replanning import replan_one
 
 log = logging.getLogger("omnisync.erp")
@@ -123,10 +123,14 @@ class ChangeGuard:
 
 
 def apply_one(
-    client: OmnitronClient, change: dict[str, Any], guard: ChangeGuard | None = None
+    client: OmnitronClient,
+    change: dict[str, Any],
+    guard: ChangeGuard | None = None,
+    fence: Fence | None = None,
 ) -> Attempt:
     """One change: its current record (from ``guard``, or read on its own without one), then
-    the PATCH, or the reason it was not sent."""
+    the PATCH, or the reason it was not sent. ``fence`` is checked before every PATCH: a run
+    whose lock was taken over (it stalled past its lease) sends nothing more."""
     pk, code = int(change["pk"]), str(change["erp_code"])
     based_on = change["based_on_modified"]
     attempt = Attempt(pk, code, change["previous_erp_code"], based_on, "pending")
@@ -146,7 +150,11 @@ def apply_one(
                     attempt.outcome, attempt.detail = "skipped_changed_since_plan", why
                     return attempt
             before = (moved, fresh.get("erp_code"))
-        patch_checked(client, attempt, code or None, before)
+        patch_checked(client, attempt, code or None, before, fence)
+    except LockLost as exc:
+        # Another run holds the write-back now: what this one read before its stall may be
+        # stale, and the other would not know of this run's PATCHes.
+        attempt.outcome, attempt.detail = "stopped_LockLost", str(exc)
     except NotFound as exc:
         # Omnitron no longer has this customer (deleted, or merged into another).
         attempt.outcome, attempt.status_code = DELETED, exc.status
@@ -190,12 +198,15 @@ def write_back(
     attempts: list[Attempt] | None = None,
     guard: ChangeGuard | None = None,
     read_alone: set[int] | frozenset[int] = frozenset(),
+    fence: Fence | None = None,
 ) -> list[Attempt]:
     """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger).
     ``attempts``, when given, receives each attempt as it ends, so a caller can report them
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
-    an earlier lost answer left open goes ahead only when :func:`check_hold` allows it."""
+    an earlier lost answer left open goes ahead only when :func:`check_hold` allows it. With
+    ``fence`` (the write-back's lock), no PATCH is sent once the lock is lost; the ledger is
+    written all the same: it records what was sent, which is true whoever holds the lock."""
     ledger = store.ledger.rows()  # read once: what was applied, and what lost answers left open
     done, holds = already_done(ledger), open_holds(ledger)
     changes = plan.to_pylist()
@@ -225,7 +236,7 @@ def write_back(
         elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
             attempt = ended
         else:
-            attempt = apply_one(client, change, None if key[0] in read_alone else guard)
+            attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()
         store.ledger.record(

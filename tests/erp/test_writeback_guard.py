@@ -162,3 +162,36 @@ def test_a_patch_refused_for_its_certificate_is_not_unconfirmed_and_stops_the_wr
     outcomes = sorted((a.pk, a.outcome) for a in attempts)
     assert outcomes == [(5, "stopped_ConfigurationError"), (6, "not_attempted")], attempts
     assert "certificate" in attempts[0].detail and "PATCH was sent" not in attempts[0].detail
+
+
+def test_a_write_back_whose_lock_was_taken_over_sends_no_patch(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A reconcile that stalled past its lease, while another took the write-back's lock over,
+    must not go on PATCHing from what it read before the stall (a person's edit made meanwhile
+    would be overwritten, and the other run would not know of those PATCHes)."""
+    from sqlalchemy import update
+
+    from omnisync.state.schema import locks
+
+    server = make_sandbox(customers=20)
+    rows = truth(server)[:4]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{tmp_path}/state.db"
+    stalled = StateStore(url, lease_seconds=1.0)
+    stalled.migrate()
+    fence = stalled.lease.try_lock("erp-writeback", run_id="stalled")
+    assert fence is not None
+    # It stalled: its heartbeat stopped long ago, by the database's clock and by its own.
+    with stalled.engine.begin() as connection:
+        connection.execute(update(locks).values(heartbeat_us=0))
+    assert fence.renewed is not None
+    fence.renewed -= 10
+    assert StateStore(url, lease_seconds=1.0).lease.try_lock("erp-writeback", run_id="next")
+    before: dict[str, int] = server.admin.get("stats").json()["requests"]
+    with client_for(server) as client:
+        attempts = write_back(client, stalled, plan_for(rows), "stalled", 1, fence=fence)
+    assert not [k for k in spent(server, before) if k.startswith("PATCH")], spent(server, before)
+    outcomes = sorted(a.outcome for a in attempts)
+    assert outcomes == ["not_attempted"] * 3 + ["stopped_LockLost"], attempts
+    assert not any(a.patch_sent for a in attempts)
