@@ -18,8 +18,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# --compile-bytecode: without it a clean make test took 5 min 40 s instead of 4 min 53 s-5 min
-# 01 s, its processes compiling the same modules side by side on first import.
+# --compile-bytecode: without it the suite's processes compile the same modules side by side on
+# first import, which made a clean make test slower (docs/performance.md).
 install: $(UV)
 	$(UV) sync --locked --quiet --compile-bytecode
 

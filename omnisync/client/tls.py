@@ -1,8 +1,8 @@
 """TLS for the client: one context per process and trust setting, and why a connection failed: a
 certificate that cannot be verified, a wrong scheme, a closed port or an unknown host.
 
-Building a context reads the whole CA bundle (tens of milliseconds of CPU), and a run makes a
-client per step and per window thread: they share one, built as httpx would build it (from
+Building a context reads the whole CA bundle (its cost is in docs/performance.md), and a run
+makes a client per step and per window thread: they share one, built as httpx would build it (from
 ``SSL_CERT_FILE``, else ``SSL_CERT_DIR``, else certifi's bundle; both are part of the key).
 """
 

@@ -178,7 +178,7 @@ def sync_window(
 
 
 # A window that failed for a reason retrying cannot fix is not run again: the run stops. A lake
-# error is a path or a damaged file, which stay as they are (a retry kept a person waiting 15 s
+# error is a path or a damaged file, which stay as they are (a retry only kept a person waiting
 # for the same line).
 _NOT_WORTH_RETRYING = (
     AuthenticationFailed,
