@@ -114,19 +114,3 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("raw", JSON, nullable=False, metadata=JSON_METADATA),
     ]
 )
-
-
-def with_json_types(table: pa.Table) -> pa.Table:
-    """``table`` with its JSON columns typed as :data:`JSON`: files an earlier omnisync wrote
-    hold them as plain strings tagged with :data:`JSON_METADATA`, and Arrow will not concatenate
-    the two types."""
-    schema = table.schema
-    plain = [
-        i
-        for i, f in enumerate(schema)
-        if f.type == pa.string() and (f.metadata or {}).get(b"omnisync.format") == b"json"
-    ]
-    for i in plain:
-        field = schema.field(i)
-        table = table.set_column(i, field.with_type(JSON), table.column(i).cast(JSON))
-    return table

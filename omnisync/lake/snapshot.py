@@ -40,7 +40,6 @@ from omnisync.lake.record import (
 )
 from omnisync.lake.record import DATASET as DATASET  # the dataset this module keeps
 from omnisync.lake.storage import LakeStorage
-from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.lake")
@@ -119,8 +118,7 @@ class Snapshot:
                     )
                 self._move_aside()
                 record = None
-            if record is None or (self.pii is not None and "pii" not in record):
-                # A lake recorded before its policy was takes the policy of its next run.
+            if record is None:
                 written = {"format": FORMAT, "buckets": self.buckets}
                 self.storage.write_json(
                     RECORD, written if self.pii is None else {**written, "pii": self.pii}
@@ -134,13 +132,9 @@ class Snapshot:
         if self.pii is None:
             return None
         if not isinstance(written, dict):
-            # Recorded before the policy was: its policy is taken as the settings', but a
-            # column dropped then was left out of the files, where it is now kept all null.
-            dropped = [name for name, action in self.pii.items() if action == "drop"]
-            return (
-                ", ".join(f"{n} (written without the column, now all null)" for n in dropped)
-                or None
-            )
+            # Every lake this omnisync writes records its policy: which one wrote these files
+            # cannot be told.
+            return "every column (the lake records no PII policy)"
         differ = [
             f"{name} (written {written.get(name, 'keep')}, now {self.pii.get(name, 'keep')})"
             for name in sorted({*written, *self.pii})
@@ -173,7 +167,7 @@ class Snapshot:
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
             # rows staged by an earlier omnisync hold JSON as plain strings: type them as now
-            incoming = latest_per_pk(with_json_types(changes))
+            incoming = latest_per_pk(changes)
             if self.storage.exists(path):
                 current = self.storage.read_table(path)
                 incoming = latest_per_pk(

@@ -35,7 +35,6 @@ from fsspec.implementations.local import LocalFileSystem
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
 from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
-from transforms.schema import with_json_types
 
 #: every page carries its CRC, which every read checks: a file damaged where it still decodes
 #: (a page of dates turned into other dates) is refused instead of merged back into the lake
@@ -204,7 +203,7 @@ class LakeStorage:
                     yield file
 
     def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
-        """One file, its JSON columns typed as JSON whichever omnisync wrote it."""
+        """One file (``columns``: only those, each of which it must have)."""
         with self.parquet_file(relative) as file:
             if columns is not None:
                 # ParquetFile.read skips a column it does not have; a caller that names it
@@ -214,7 +213,7 @@ class LakeStorage:
                     raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
             with self.reading(relative):
                 table = file.read(columns=columns)
-            return with_json_types(table)
+            return table
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))

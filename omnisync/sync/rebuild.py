@@ -55,7 +55,6 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import proven
 from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
-from transforms.schema import with_json_types
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -197,7 +196,7 @@ def rebuild_snapshot(
             absent = pa.array(gone, pa.int64())
             kept = kept.filter(pc.invert(pc.is_in(kept.column("pk").cast(pa.int64()), absent)))
             kept = kept if kept.num_rows else None
-    kept_by_bucket = dict(snapshot.split(with_json_types(kept))) if kept is not None else {}
+    kept_by_bucket = dict(snapshot.split(kept)) if kept is not None else {}
     written = 0
     with contextlib.ExitStack() as stack:
         staged = []
@@ -210,7 +209,7 @@ def rebuild_snapshot(
                 if bucket in found:
                     with storage.reading(name):
                         group = file.read_row_group(found.index(bucket))
-                    groups.append(with_json_types(without_staging_metadata(group)))
+                    groups.append(without_staging_metadata(group))
             if bucket in kept_by_bucket:
                 groups.append(kept_by_bucket[bucket])
             rows = (

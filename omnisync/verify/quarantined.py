@@ -28,7 +28,7 @@ from omnisync.lake.changes import DATASET as CHANGES
 from omnisync.lake.snapshot import DATASET as SNAPSHOT
 from omnisync.state.times import to_us
 from transforms.quarantine_marks import FLAG, POINTER
-from transforms.schema import CUSTOMER_SCHEMA, TIMESTAMP, with_json_types
+from transforms.schema import CUSTOMER_SCHEMA, TIMESTAMP
 from transforms.versions import latest_per_pk
 
 
@@ -82,7 +82,7 @@ def previous_rows(storage: LakeStorage, before: dict[int, int]) -> pa.Table | No
     rows = rows.filter(pc.less(stamps, limit))
     if not rows.num_rows:
         return None
-    return latest_per_pk(with_json_types(rows.select(CUSTOMER_SCHEMA.names)))
+    return latest_per_pk(rows.select(CUSTOMER_SCHEMA.names))
 
 
 def name_quarantined(

@@ -111,33 +111,16 @@ def test_a_changed_pii_policy_is_refused_and_a_full_refresh_rebuilds_the_lake_wi
     assert done.returncode == 2 and "(written" in done.stderr + done.stdout
 
 
-def test_a_lake_recorded_before_its_policy_was_takes_the_policy_of_its_next_run(
+def test_a_lake_that_records_no_pii_policy_is_refused_until_a_full_refresh(
     tmp_path: Path,
 ) -> None:
+    """Every lake omnisync writes records its policy; one that records none was not written by
+    this omnisync, and whether its files hold values in clear cannot be told."""
     storage = LakeStorage(str(tmp_path))
     storage.write_json(RECORD, {"format": FORMAT, "buckets": 4})
-    Snapshot(storage, buckets=4, pii_policy={"email": "hash", "gender": "keep"}).ensure_current()
-    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4, "pii": {"email": "hash"}}
-    with pytest.raises(PolicyChanged, match=r"email \(written hash, now keep\)"):
-        Snapshot(storage, buckets=4, pii_policy={}).ensure_current()
-    same = Snapshot(storage, buckets=4, pii_policy={"email": "hash", "first_name": "keep"})
-    same.ensure_current()  # a column left as it is, named or not, is no change
-
-
-def test_a_lake_recorded_before_its_policy_was_is_refused_when_the_policy_drops_a_column(
-    tmp_path: Path,
-) -> None:
-    """An earlier omnisync left a dropped column out of the files; this one keeps it all null:
-    the two kinds of files in one dataset would break readers' globs."""
-    storage = LakeStorage(str(tmp_path))
-    storage.write_json(RECORD, {"format": FORMAT, "buckets": 4})
-    snapshot = Snapshot(storage, buckets=4, pii_policy={"phone_number": "drop"})
-    with pytest.raises(PolicyChanged, match=r"phone_number \(written without the column"):
+    snapshot = Snapshot(storage, buckets=4, pii_policy={"email": "hash"})
+    with pytest.raises(PolicyChanged, match=r"records no PII policy.*full-refresh"):
         snapshot.ensure_current()
     assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4}, "nothing written"
     snapshot.ensure_current(rebuild=True)
-    assert storage.read_json(RECORD) == {
-        "format": FORMAT,
-        "buckets": 4,
-        "pii": {"phone_number": "drop"},
-    }
+    assert storage.read_json(RECORD) == {"format": FORMAT, "buckets": 4, "pii": {"email": "hash"}}

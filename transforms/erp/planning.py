@@ -89,7 +89,8 @@ _SHARED_LOCK = threading.Lock()
 def _database() -> Any:
     """One in-memory DuckDB per process for small plans: opening one is most of the time a small
     input takes to plan (docs/performance.md); each plan works in a cursor of its own, whose temp
-    tables are its own. Made under a lock: two threads planning at once share one database, not two."""
+    tables are its own. Made under a lock: two threads planning at once share one database, not
+    two."""
     with _SHARED_LOCK:
         if not _SHARED:
             import duckdb  # here: the rest of transforms needs no database engine
