@@ -38,12 +38,19 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 def database_url_shown(url: str) -> str:
-    """A SQLAlchemy URL as a message may show it: without its password; an unparseable one as its
-    scheme alone, or not at all when it has no plain scheme (any part may then be a password)."""
+    """A SQLAlchemy URL as a message may show it: without its password, and with the values of its
+    query masked (a driver takes ``?password=`` or a key file's passphrase there, which SQLAlchemy
+    would show); an unparseable one as its scheme alone, or not at all when it has no plain scheme
+    (any part may then be a password)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        if parsed.query:
+            masked = "&".join(f"{key}=***" for key in parsed.query)
+            shown = f"{shown.split('?', 1)[0]}?{masked}"
+        return shown
     except Exception:  # any parse error: the URL's pieces are unknown
         scheme, sep, _ = url.strip().partition("://")
         return f"{scheme}://..." if sep and _SCHEME.fullmatch(scheme) else "(not a database URL)"

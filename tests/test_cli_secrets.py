@@ -96,3 +96,18 @@ def test_every_secret_setting_has_a_malformed_case() -> None:
         if "SecretStr" in str(field.annotation)
     }
     assert aliases <= {name for name, _, _ in MALFORMED}
+
+
+def test_a_password_in_a_database_url_s_query_is_never_shown(tmp_path: Path) -> None:
+    """``?password=`` is as secret as ``user:pass@``: SQLAlchemy hides only the latter when it
+    renders a URL, and a message showed the former (the ERP's query errors use the same
+    rendering, ``database_url_shown``)."""
+    from omnisync.url_credentials import database_url_shown
+
+    url = f"postgresql+psycopg://u@127.0.0.1:1/x?password={MARK}&sslmode=require"
+    result = run_cli({**_env(tmp_path, "OMNISYNC_STATE_URL", url)}, "sync")
+    told = result.stdout + result.stderr
+    assert result.returncode == 2 and "password=***" in told, told
+    assert MARK not in told, told
+    shown = database_url_shown(f"mysql+pymysql://root:{MARK}@h/erp?ssl_key={MARK}&charset=utf8")
+    assert MARK not in shown and "charset=" in shown and "@h/erp" in shown, shown
