@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from omnisync.client import AnswerLost, NotFound, OmnitronClient, OmnitronError
 from omnisync.erp.outcomes import (
     APPLIED,
+    CHANGED,
     CONFLICT,
     DELETED,
+    EDITED,
     HELD,
     OK,
     OK_ANSWER_LOST,
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 class Hold:
     """What the latest lost answer left open for one customer (from the ledger)."""
 
-    outcome: str  # CONFLICT or UNCONFIRMED
+    outcome: str  # CONFLICT or UNCONFIRMED, or CHANGED when a code was set over a plan
     erp_code: str  # the code that PATCH was to set
     seen_modified: dt.datetime | None
     seen_erp_code: str | None
@@ -59,12 +61,25 @@ class Hold:
 
 def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     """pk -> the hold of every customer whose latest lost-answer outcome is still open: a
-    ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``."""
+    ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``; and of
+    every customer whose erp_code someone set in Omnitron over a plan (a ``CHANGED`` row that
+    saw a code other than the plan's previous one, its target, and the last this product
+    applied to that customer)."""
     holds: dict[int, Hold] = {}
+    ours: dict[int, str | None] = {}  # pk -> the code this product last applied
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         if outcome in APPLIED or outcome == DELETED:
             holds.pop(pk, None)
+            ours[pk] = str(row["erp_code"] or "") or None
+        elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, _NOTHING)):
+            holds[pk] = Hold(
+                CHANGED,
+                str(row["erp_code"] or ""),
+                parse_moment(row.get("seen_modified_iso")),
+                row.get("seen_erp_code") or None,
+                str(row["run_id"]),
+            )
         elif outcome in (CONFLICT, UNCONFIRMED):
             holds[pk] = Hold(
                 outcome,
@@ -74,6 +89,20 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
                 str(row["run_id"]),
             )
     return holds
+
+
+#: "this product applied no code to that customer" (None is a code: a cleared one)
+_NOTHING = object()
+
+
+def _set_over_plan(row: dict[str, Any], ours: object) -> bool:
+    """Whether a ``CHANGED`` row saw an erp_code someone set (or cleared) in Omnitron: not the
+    one the plan was based on, not the one it wanted, and not one this product applied itself
+    (``ours``, or :data:`_NOTHING`)."""
+    if row.get("seen_modified_iso") is None:
+        return False  # recorded without what it saw: the match key, or an unreadable date
+    seen = row.get("seen_erp_code") or None
+    return seen not in (row.get("previous_erp_code") or None, row["erp_code"] or None, ours)
 
 
 def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
@@ -91,6 +120,15 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
     attempt = Attempt(pk, str(change["erp_code"]), change["previous_erp_code"], based_on, HELD)
     attempt.seen_modified, attempt.seen_erp_code = seen, hold.seen_erp_code
     why = f"run {hold.run_id} lost a PATCH's answer ({hold.outcome})"
+    if hold.outcome == CHANGED:
+        if target != (hold.erp_code or None):
+            return None  # the ERP wants another code now: a new change
+        attempt.outcome = EDITED
+        attempt.detail = (
+            f"erp_code {hold.seen_erp_code!r} was set in Omnitron over run {hold.run_id}'s plan "
+            f"of {hold.erp_code!r}: not sent; settle it in the ERP or in Omnitron"
+        )
+        return attempt
     if hold.outcome == CONFLICT:
         if target != (hold.erp_code or None):
             return None  # the ERP wants another code now: a new change, not the one overridden

@@ -25,6 +25,8 @@ CONFLICT = "conflict"  # a lost answer, then the record changed otherwise: a per
 UNCONFIRMED = "unconfirmed"  # a lost answer, then no readable re-read: unknown, nothing more sent
 DELETED = "deleted"  # Omnitron no longer has the customer (404)
 HELD = "skipped_after_lost_answer"  # a later run: what the lost answer left is not settled yet
+CHANGED = "skipped_changed_since_plan"  # the customer changed in Omnitron after the plan
+EDITED = "skipped_person_edit"  # a later run: a code set in Omnitron over an earlier plan stands
 FAILED = frozenset({"400", "406", "retries_exhausted", "not_attempted", UNCONFIRMED})
 
 

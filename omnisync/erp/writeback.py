@@ -50,7 +50,15 @@ from omnisync.client import (
     ValidationFailed,
 )
 from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
-from omnisync.erp.outcomes import APPLIED, DELETED, UNCONFIRMED, Attempt, iso, parse_moment
+from omnisync.erp.outcomes import (
+    APPLIED,
+    CHANGED,
+    DELETED,
+    UNCONFIRMED,
+    Attempt,
+    iso,
+    parse_moment,
+)
 from omnisync.state import Fence, LockLost, StateStore
 from transforms.erp.replanning import replan_one
 
@@ -147,7 +155,9 @@ def apply_one(
             if moved != based_on:
                 send, why = replan_one(fresh, change)
                 if send is None:
-                    attempt.outcome, attempt.detail = "skipped_changed_since_plan", why
+                    attempt.outcome, attempt.detail = CHANGED, why
+                    # what was seen: a code set over the plan stands in later runs too
+                    attempt.seen_modified, attempt.seen_erp_code = moved, fresh.get("erp_code")
                     return attempt
             before = (moved, fresh.get("erp_code"))
         patch_checked(client, attempt, code or None, before, fence)

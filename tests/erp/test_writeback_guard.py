@@ -195,3 +195,73 @@ def test_a_write_back_whose_lock_was_taken_over_sends_no_patch(
     outcomes = sorted(a.outcome for a in attempts)
     assert outcomes == ["not_attempted"] * 3 + ["stopped_LockLost"], attempts
     assert not any(a.patch_sent for a in attempts)
+
+
+def _change(row: dict[str, Any], code: str) -> dict[str, Any]:
+    """The change a reconcile plans for ``row`` as a sync last brought it into the lake."""
+    return {
+        "pk": row["pk"],
+        "erp_code": code,
+        "previous_erp_code": row["erp_code"],
+        "action": "set" if row["erp_code"] is None else "correct",
+        "based_on_modified": dt.datetime.fromisoformat(row["modified_date"]),
+        "match_key": "pk",
+        "match_value": str(row["pk"]),
+    }
+
+
+def test_a_code_a_person_set_over_a_plan_is_not_overwritten_by_a_later_run(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A person sets an erp_code in Omnitron while a write-back is planned: that run leaves it
+    (``skipped_changed_since_plan``), and so must the runs after the next sync, which would
+    otherwise plan the same code again as an ordinary correction of the person's. A code this
+    product wrote itself is no person's edit, and a new code from the ERP is a new change."""
+    server = make_sandbox(customers=20)
+    edited, ours = truth(server)[:2]
+    store = store_in(tmp_path)
+    plan = [_change(edited, "ERP-A"), _change(ours, "ERP-B")]
+    with client_for(server) as client:
+        client.patch_customer(edited["pk"], {"erp_code": "HUMAN"})  # a person, after the plan
+        first = write_back(client, store, pa.Table.from_pylist(plan, PLAN_SCHEMA), "r1", 1)
+        assert [a.outcome for a in first] == ["skipped_changed_since_plan", "ok"], first
+        # the ERP moves on for the second customer; the lake has not seen run 1's PATCH yet
+        stale = write_back(
+            client, store, pa.Table.from_pylist([_change(ours, "ERP-C")], PLAN_SCHEMA), "r2", 1
+        )
+        assert [a.outcome for a in stale] == ["skipped_changed_since_plan"], stale
+        synced = {row["pk"]: row for row in truth(server)}  # a sync brings both into the lake
+        later = [_change(synced[edited["pk"]], "ERP-A"), _change(synced[ours["pk"]], "ERP-C")]
+        again = write_back(client, store, pa.Table.from_pylist(later, PLAN_SCHEMA), "r3", 1)
+        assert [a.outcome for a in again] == ["skipped_person_edit", "ok"], again
+        assert "HUMAN" in (again[0].detail or ""), again[0].detail
+        assert client.get_customer(edited["pk"])["erp_code"] == "HUMAN"
+        moved_on = [_change(truth(server)[0], "ERP-D")]  # the ERP now wants another code
+        assert [
+            a.outcome
+            for a in write_back(client, store, pa.Table.from_pylist(moved_on, PLAN_SCHEMA), "r4", 1)
+        ] == ["ok"]
+
+
+def test_a_code_a_person_cleared_over_a_plan_is_held_too() -> None:
+    """A cleared erp_code (None) is a person's edit as much as a new one: it is told apart from
+    "this product applied nothing to that customer"."""
+    from omnisync.erp.lost_answers import open_holds
+
+    def row(outcome: str, code: str, seen: str | None, **extra: Any) -> dict[str, Any]:
+        return {
+            "pk": 7,
+            "outcome": outcome,
+            "erp_code": code,
+            "previous_erp_code": "OLD",
+            "seen_modified_iso": "2026-01-02T00:00:00Z",
+            "seen_erp_code": seen,
+            "run_id": "r1",
+            **extra,
+        }
+
+    assert open_holds([row("skipped_changed_since_plan", "NEW", None)])[7].seen_erp_code is None
+    ours = [row("ok", "MINE", None), row("skipped_changed_since_plan", "NEW", "MINE")]
+    assert open_holds(ours) == {}, "a code this product applied is no person's edit"
+    unseen = row("skipped_changed_since_plan", "NEW", None, seen_modified_iso=None)
+    assert open_holds([unseen]) == {}, "a row that did not record what it saw holds nothing"
