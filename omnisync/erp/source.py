@@ -98,6 +98,7 @@ def read_query(
 ) -> pa.Table:
     """Run ``query`` (given by the operator; no values are interpolated) and fetch the rows."""
     where = f"ERP query on {database_url_shown(url)}"
+    _sqlite_file_exists(url, where)
     try:
         engine = create_engine(url)
         with engine.connect() as connection:
@@ -116,6 +117,23 @@ def read_query(
         for i, name in enumerate(names)
     }
     return _select(pa.table(data) if data else pa.table({}), match_on, columns or {}, where)
+
+
+def _sqlite_file_exists(url: str, where: str) -> None:
+    """SQLite makes a missing database file on connect: a mistyped path would leave an empty
+    file behind and blame the table. The ERP is only read."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # create_engine says what is wrong, without the URL's secrets
+        return
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or Path(path).exists():
+        return  # a URI filename says for itself whether a file may be made
+    raise ErpInputError(f"{where}: no SQLite database at {Path(path).resolve()} (a typo?)")
 
 
 @dataclasses.dataclass

@@ -344,6 +344,15 @@ def test_column_mapping_and_sql_errors(tmp_path: Path) -> None:
         read_query(url, "select * from missing_table", "pk")
 
 
+def test_a_mistyped_sqlite_erp_path_is_named_and_no_file_is_made(tmp_path: Path) -> None:
+    """SQLite makes a missing database file on connect: a typo in the ERP's path left an empty
+    file behind and blamed the table. The ERP is only read."""
+    typo = tmp_path / "erpX.db"
+    with pytest.raises(ErpInputError, match=r"no SQLite database at .*erpX\.db"):
+        read_query(f"sqlite:///{typo}", "select * from erp_customers", "pk")
+    assert not typo.exists()
+
+
 @pytest.mark.parametrize("server_name", ["postgres_url", "mariadb_url"])
 def test_erp_queries_on_postgresql_and_mariadb(
     request: pytest.FixtureRequest, server_name: str
