@@ -40,6 +40,24 @@ def _root() -> None:
     # The client logs each retry itself, naming the host and the reason; stamina's own lines
     # (``stamina.retry_scheduled``) would only repeat them without that context.
     stamina.instrumentation.set_on_retry_hooks([])
+    _note_misspelled_settings()
+
+
+def _note_misspelled_settings() -> None:
+    """A mistyped setting is ignored by the settings (another tool may share the prefix): say
+    so, naming the setting meant, rather than run with its default in silence."""
+    from pathlib import Path
+
+    from omnisync.commands.terminal import console
+    from omnisync.settings_checks import misspelled_settings
+
+    for name, meant in misspelled_settings(os.environ.keys(), Path(".env")):
+        console.print(
+            f"[yellow]note:[/yellow] {name} is not a setting and is ignored (did you mean "
+            f"{meant}?)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 for command in (sync, reconcile, status, verify, sandbox, demo):

@@ -6,7 +6,9 @@ one-line message a failed check becomes, which never repeats a value that may ho
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr, ValidationError
@@ -215,3 +217,40 @@ def one_line(
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {message}{shown}")
     return "; ".join(lines)
+
+
+#: variables of omnisync's prefixes that are not settings: the deployments' checkout
+NOT_SETTINGS = frozenset({"OMNISYNC_HOME"})
+#: how alike a name must be to a setting's to be taken for a mistyped one (difflib's ratio)
+_LIKE = 0.85
+
+
+def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[str, str]]:
+    """(name, the setting or settings meant) for each name in ``environ`` or in the ``dotenv`` file that
+    looks like a mistyped setting: omnisync's prefix, not a setting, and close to one. Others
+    (another tool's ``OMNITRON_*``) are left alone."""
+    import difflib
+
+    from omnisync.settings import Settings
+
+    known = {
+        str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+        for field in Settings.model_fields.values()
+    }
+    names = set(environ)
+    if dotenv.is_file():
+        for line in dotenv.read_text(encoding="utf-8", errors="replace").splitlines():
+            found = _DOTENV_NAME.match(line)
+            if found:
+                names.add(found.group(1))
+    found_names = []
+    for name in sorted(names):
+        if not name.startswith(("OMNISYNC_", "OMNITRON_")) or name in known | NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=_LIKE)
+        if close:
+            found_names.append((name, " or ".join(close)))
+    return found_names
+
+
+_DOTENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")

@@ -248,3 +248,29 @@ def test_a_wrong_token_with_a_password_set_is_said_not_hidden(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "Omnitron refused OMNITRON_TOKEN (401" in lines[0], lines
     assert "which is used first, then the login of user 'sandbox'" in lines[0], lines
+
+
+def test_a_misspelled_setting_is_named_with_the_one_meant(tmp_path: Path) -> None:
+    """``OMNISYNC_PAGESIZE=50`` was ignored without a word: the run went on with the default
+    page size. A name close to a setting's, in the environment or in ``./.env``, is named with
+    the setting meant; other variables (another tool's, ``OMNISYNC_HOME``) are left alone."""
+    from tests.cli_runner import run_cli
+
+    env = {
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNISYNC_PAGESIZE": "50",
+        "OMNISYNC_HOME": str(tmp_path),
+        "OMNITRON_BRAND": "acme",
+    }
+    done = run_cli(env, "status")
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "OMNISYNC_PAGESIZE is not a setting" in said and "OMNISYNC_PAGE_SIZE" in said, said
+    assert "OMNISYNC_HOME" not in said and "OMNITRON_BRAND" not in said, said
+
+    from omnisync.settings_checks import misspelled_settings
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("# a comment\nexport OMNITRON_PASWORD=x\nOMNISYNC_LAKE=/tmp/l\n")
+    found = misspelled_settings(set(), dotenv)
+    assert found == [("OMNITRON_PASWORD", "OMNITRON_PASSWORD")], found
