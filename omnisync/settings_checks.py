@@ -226,9 +226,9 @@ _LIKE = 0.85
 
 
 def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[str, str]]:
-    """(name, the setting or settings meant) for each name in ``environ`` or in the ``dotenv`` file that
-    looks like a mistyped setting: omnisync's prefix, not a setting, and close to one. Others
-    (another tool's ``OMNITRON_*``) are left alone."""
+    """(name, the setting or settings meant) for each name in ``environ`` or in the ``dotenv``
+    file that looks like a mistyped setting: omnisync's prefix, not a setting, and close to one.
+    Others (another tool's ``OMNITRON_*``) are left alone."""
     import difflib
 
     from omnisync.settings import Settings

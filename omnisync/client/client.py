@@ -155,8 +155,10 @@ class OmnitronClient:
         if self.first_answer_budget is not None and not self.answered:
             budget = self.first_answer_budget
 
-        def attempts_left() -> bool:
-            return attempts < budget[0]
+        started = time.monotonic()
+
+        def attempts_left() -> bool:  # what stamina checks before it schedules another
+            return attempts < budget[0] and time.monotonic() - started < budget[1]
 
         try:
             for attempt in stamina.retry_context(
