@@ -47,6 +47,13 @@ class Page:
         return self._results
 
     @property
+    def complete(self) -> bool:
+        """Whether this answer holds every record its query matches: no next page, and as many
+        records as its ``count`` (counted in whichever view was decoded: they are as long)."""
+        listed = self._records if self._records is not None else self.results
+        return not self.has_next and self.count <= len(listed)
+
+    @property
     def records(self) -> list[Record]:
         """The records typed: a ``Customer`` for each that is exactly one, else its dict."""
         if self._records is None:

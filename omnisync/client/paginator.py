@@ -272,7 +272,7 @@ class Paginator:
                 # there.
                 over = max(0.0, count - (part.rows or 0))
                 pending.append(replace(rest, rows=(rest.rows or 0) - over))
-            if page is None or (not page.has_next and count <= len(results)):
+            if page is None or page.complete:
                 if results:
                     yield results
                 if part.lo is not None and part.hi is not None:

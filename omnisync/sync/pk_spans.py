@@ -25,7 +25,7 @@ def within(pks: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
 
 def complete(page: Page | None) -> bool:
     """Whether one answer holds its whole range (None: the range is empty)."""
-    return page is None or (not page.has_next and page.count <= len(page.results))
+    return page is None or page.complete
 
 
 def readable_pk(record: Any) -> int | None:
