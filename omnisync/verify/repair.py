@@ -167,20 +167,20 @@ def _url_is_gone(client: OmnitronClient, pk: int) -> bool:
     return False
 
 
-def _finish_open_plan(parts: RunContext) -> bool:
+def _finish_open_plan(run: RunContext) -> bool:
     """Finish the plan an interrupted sync left open, before anything is mended; returns
     whether there was one. Its staged rows would otherwise be merged by the next sync after
     this repair applied deletions: a deleted customer's staged version would come back.
     Finishing it (not refusing to repair while it is open) keeps repair usable exactly when a
     sync keeps failing; should its finish fail again, the repair fails with it, having
     changed nothing else."""
-    plan = open_plan(parts.store, parts.storage)
+    plan = open_plan(run.store, run.storage)
     if plan is None:
         return False
     if plan.windows:
-        parts.open_validator()
-        Local().run_windows(parts, plan)
-    _finish(parts, plan)
+        run.open_validator()
+        Local().run_windows(run, plan)
+    _finish(run, plan)
     return True
 
 
@@ -220,49 +220,49 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
         opened = stack.enter_context(
             open_run(settings, uuid.uuid4().hex, validate=False, datetimes=found.datetimes)
         )
-        parts = opened.holding(
+        run = opened.holding(
             stack.enter_context(
                 opened.store.lease.locked(
                     STREAM, wait_seconds=settings.lock_wait_seconds, run_id=opened.run_id
                 )
             )
         )
-        record = stack.enter_context(RunRecord(parts.store, parts.run_id, STREAM, KIND))
-        parts.snapshot.ensure_current()  # an older lake is refused: nothing to repair
-        parts.changes.recover()
+        record = stack.enter_context(RunRecord(run.store, run.run_id, STREAM, KIND))
+        run.snapshot.ensure_current()  # an older lake is refused: nothing to repair
+        run.changes.recover()
         # Opened again first: a file the report names may have been replaced since.
-        broken = LakeSide.still_unreadable(parts.storage, list(found.unreadable))
+        broken = LakeSide.still_unreadable(run.storage, list(found.unreadable))
         for path in broken:
-            parts.storage.delete(path)
-        counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(parts)}
-        counts["restored"] = _restore_quarantined(parts.storage, parts.snapshot, found)
-        lake = LakeSide.read(parts.storage)
+            run.storage.delete(path)
+        counts: dict[str, Any] = {"resumed_plan": _finish_open_plan(run)}
+        counts["restored"] = _restore_quarantined(run.storage, run.snapshot, found)
+        lake = LakeSide.read(run.storage)
         versions = [found.versions[pk] for pk in found.versions]
         windows = repair_windows(versions, lake.modified, settings.page_size)
         counts.update({"files_removed": len(broken), "windows": len(windows)})
         if windows:
             plan = Plan(uuid.uuid4().hex, windows[-1][1], record.watermark_before, windows)
-            parts.store.plans.save(
+            run.store.plans.save(
                 STREAM,
                 plan.plan_id,
                 [(to_us(lo) if lo else 0, to_us(hi)) for lo, hi in windows],
-                fence=parts.fence,
+                fence=run.fence,
             )
-            parts.open_validator()
-            Local().run_windows(parts, plan)
-            totals = _finish(parts, plan)
+            run.open_validator()
+            Local().run_windows(run, plan)
+            totals = _finish(run, plan)
             counts.update(totals.counts())
         deleted = sorted(set(found.found.get("deleted", [])))
         counts["deleted"], counts["rows_removed"] = remove_deleted(
             deleted,
             settings=settings,
-            client=parts.client,
-            store=parts.store,
-            fence=parts.fence,
-            run_id=parts.run_id,
-            storage=parts.storage,
-            changes=parts.changes,
-            snapshot=parts.snapshot,
+            client=run.client,
+            store=run.store,
+            fence=run.fence,
+            run_id=run.run_id,
+            storage=run.storage,
+            changes=run.changes,
+            snapshot=run.snapshot,
         )
         record.counts = counts
         return counts
