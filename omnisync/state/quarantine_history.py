@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from omnisync.state.schema import runs
 from omnisync.state.store import StateStore
 
 #: the run log's kinds of sync run (a verification records itself under the same stream)
@@ -37,32 +34,21 @@ def recent_records(store: StateStore, stream: str, wanted: int) -> RecentRecords
     most :data:`RUNS_LOOKED_AT` runs): the oldest run counted gives the part of its records
     that completes ``wanted``, quarantined in its own proportion, so that one large run (a
     backfill) does not drown the latest ones. A run whose counts cannot be read adds nothing."""
-    query = (
-        select(runs.c.counts)
-        .where(
-            runs.c.stream == stream,
-            runs.c.kind.in_(SYNC_KINDS),
-            runs.c.status == "succeeded",
-        )
-        .order_by(runs.c.started_us.desc())
-        .limit(RUNS_LOOKED_AT)
-    )
     count = read = quarantined = 0
-    with store.engine.connect() as connection:
-        for (text,) in connection.execute(query):
-            if read >= wanted:
-                break
-            try:
-                counts = json.loads(text or "{}")
-                # records after the run's watermark (a lookback's re-reads were counted before);
-                # a run recorded before these counts existed gives all it read
-                rows = int(counts.get("read_after_watermark", counts.get("read", 0)))
-                bad = int(counts.get("quarantined_after_watermark", counts.get("quarantined", 0)))
-            except (ValueError, TypeError, AttributeError):
-                continue
-            if rows <= 0:
-                continue
-            taken = min(rows, wanted - read)
-            count, read = count + 1, read + taken
-            quarantined += bad if taken == rows else round(bad * taken / rows)
+    for text in store.runs.succeeded_counts(stream, SYNC_KINDS, RUNS_LOOKED_AT):
+        if read >= wanted:
+            break
+        try:
+            counts = json.loads(text)
+            # records after the run's watermark (a lookback's re-reads were counted before);
+            # a run recorded before these counts existed gives all it read
+            rows = int(counts.get("read_after_watermark", counts.get("read", 0)))
+            bad = int(counts.get("quarantined_after_watermark", counts.get("quarantined", 0)))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        if rows <= 0:
+            continue
+        taken = min(rows, wanted - read)
+        count, read = count + 1, read + taken
+        quarantined += bad if taken == rows else round(bad * taken / rows)
     return RecentRecords(count, read, quarantined)

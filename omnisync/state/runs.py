@@ -57,6 +57,18 @@ class Runs:
         with self.engine.begin() as connection:
             connection.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
 
+    def succeeded_counts(self, stream: str, kinds: tuple[str, ...], limit: int) -> list[str]:
+        """The ``counts`` (JSON text) of ``stream``'s latest ``limit`` succeeded runs of
+        ``kinds``, newest first."""
+        query = (
+            select(runs.c.counts)
+            .where(runs.c.stream == stream, runs.c.kind.in_(kinds), runs.c.status == "succeeded")
+            .order_by(runs.c.started_us.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [text or "{}" for (text,) in connection.execute(query)]
+
     def recent(self, stream: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
         query = select(runs).order_by(runs.c.started_us.desc()).limit(limit)
         if stream:
