@@ -111,7 +111,9 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     lake = root / "lake"
     first, second = report["first_sync"], report["incremental_sync"]
     dry, real = report["dry_run"], report["reconcile"]
-    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(real["outcomes"].items())) or "nothing sent"
+    outcomes = (
+        ", ".join(f"{n:,} {k}" for k, n in sorted(real["outcomes"].items())) or "nothing sent"
+    )
     console.print(
         f"\n[bold green]Demo done[/bold green] in {report['seconds']} s\n"
         f"  first sync        {first['read']:,} read, {first['written']:,} written, "

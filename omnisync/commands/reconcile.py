@@ -104,7 +104,7 @@ def reconcile(
             except WriteBackFailed as exc:
                 failure, summary = exc, exc.result.summary()
     outcomes = (
-        ", ".join(f"{n} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
+        ", ".join(f"{n:,} {k}" for k, n in sorted(summary["outcomes"].items())) or "nothing sent"
     )
     if summary.get("lost_answers"):
         lost = summary["lost_answers"]
