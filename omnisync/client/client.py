@@ -19,7 +19,7 @@ import datetime as dt
 import email.utils
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +33,6 @@ from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
-    ConfigurationError,
     DateFilterRejected,
     NotFound,
     OmnitronError,
@@ -46,9 +45,9 @@ from omnisync.client.exact_json import loads_exact
 from omnisync.client.pages import PageIterator
 from omnisync.client.query import CUSTOMERS_PATH, CustomerQuery
 from omnisync.client.redaction import Redactor
-from omnisync.client.retry import READS, RetryBudget, retry_policy
+from omnisync.client.retry import READS, RetryBudget, retry_policy, transport_failure
 from omnisync.client.throttle import Throttle
-from omnisync.client.tls import certificate_refused, connect_failure, tls_context
+from omnisync.client.tls import tls_context
 
 log = logging.getLogger("omnisync.client")
 
@@ -113,9 +112,8 @@ class OmnitronClient:
         # The Date header of the latest answer and when it came (monotonic): the server's clock
         # without a request of its own.
         self._last_date: tuple[str | None, float] | None = None
-        # Whether the server orders lists by ``sort=pk``, which the API does not promise
-        # (docs/omnitron-api.md):
-        # None until a page says otherwise, then False for good (see client/paginator.py).
+        # Whether the server orders lists by ``sort=pk``, which the API does not promise: None
+        # until a page says otherwise, then False for good (client/paginator.py).
         self.sort_honoured: bool | None = None
 
     def __repr__(self) -> str:
@@ -143,10 +141,17 @@ class OmnitronClient:
         return RetryBudget(self.retry_attempts, self.retry_max_seconds, initial, maximum, jitter)
 
     def send(
-        self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        before_send: Callable[[], None] | None = None,
     ) -> httpx.Response:
         """One request with retries. Raises an OmnitronError subclass for anything but 2xx;
-        ``AnswerLost`` when a write failed after it may have reached the server."""
+        ``AnswerLost`` when a write failed after it may have reached the server. ``before_send``
+        runs before every attempt (a write's lock check); what it raises ends the request."""
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         attempts = 0
@@ -172,6 +177,8 @@ class OmnitronClient:
                 with attempt:
                     attempts += 1
                     with self._throttle.slot():
+                        if before_send is not None:
+                            before_send()
                         response = self._attempt(method, path, params, content, headers)
                     outcome = classify(response)
                     if not isinstance(outcome, (Retriable, NotFound)):
@@ -202,22 +209,10 @@ class OmnitronClient:
         content: bytes | None,
         headers: dict[str, str] | None,
     ) -> httpx.Response:
-        where = f"{method} {path} on {self._host}"
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            refused = certificate_refused(exc)
-            if refused is not None:  # nothing was sent: a write was not applied
-                raise ConfigurationError(f"{where}: {refused}", unsent=True) from None
-            # No connection was made: the request never left this process.
-            failed = f"{where} failed to connect: {connect_failure(exc)}"
-            raise Retriable(failed, unsent=True) from None
-        except httpx.TimeoutException:
-            raise Retriable(f"{where} timed out") from None
-        except httpx.DecodingError as exc:
-            raise Retriable(f"{where} answered a body that cannot be decoded: {exc}") from None
-        except httpx.TransportError as exc:
-            raise Retriable(f"{where} failed: {type(exc).__name__}: {exc}") from None
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise transport_failure(exc, f"{method} {path} on {self._host}") from None
 
     def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         return self._decode(self.send("GET", path, params=params))
@@ -256,10 +251,13 @@ class OmnitronClient:
         result: dict[str, Any] = self.get_json(f"{CUSTOMERS_PATH}{int(pk)}/")
         return result
 
-    def patch_customer(self, pk: int, changes: dict[str, Any]) -> dict[str, Any]:
+    def patch_customer(
+        self, pk: int, changes: dict[str, Any], before_send: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """PATCH (partial update); the updated customer. 406 NotAcceptable on a channel change;
         ``AnswerLost`` when the PATCH may have been applied but its answer cannot be read."""
-        return self._written(self.send("PATCH", f"{CUSTOMERS_PATH}{int(pk)}/", json=changes))
+        path = f"{CUSTOMERS_PATH}{int(pk)}/"
+        return self._written(self.send("PATCH", path, json=changes, before_send=before_send))
 
     def put_customer(self, pk: int, body: dict[str, Any]) -> dict[str, Any]:
         return self._written(self.send("PUT", f"{CUSTOMERS_PATH}{int(pk)}/", json=body))

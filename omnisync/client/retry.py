@@ -9,8 +9,11 @@ import random
 import time
 from collections.abc import Callable
 
-from omnisync.client.errors import Retriable
+import httpx
+
+from omnisync.client.errors import ConfigurationError, Retriable
 from omnisync.client.redaction import Redactor
+from omnisync.client.tls import certificate_refused, connect_failure
 
 log = logging.getLogger("omnisync.client")
 
@@ -41,6 +44,22 @@ class RetryBudget:
         self._retries += 1
         time.sleep(pause)
         return True
+
+
+def transport_failure(exc: httpx.HTTPError, where: str) -> Exception:
+    """What a request that got no answer raises: a certificate refused is configuration (not
+    retried); a connection never made is retried even for a write, since nothing was sent; a
+    timeout or a broken connection once sent may have reached the server."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        refused = certificate_refused(exc)
+        if refused is not None:  # nothing was sent: a write was not applied
+            return ConfigurationError(f"{where}: {refused}", unsent=True)
+        return Retriable(f"{where} failed to connect: {connect_failure(exc)}", unsent=True)
+    if isinstance(exc, httpx.TimeoutException):
+        return Retriable(f"{where} timed out")
+    if isinstance(exc, httpx.DecodingError):
+        return Retriable(f"{where} answered a body that cannot be decoded: {exc}")
+    return Retriable(f"{where} failed: {type(exc).__name__}: {exc}")
 
 
 def retry_policy(

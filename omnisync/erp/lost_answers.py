@@ -43,6 +43,7 @@ from omnisync.erp.outcomes import (
     iso,
     parse_moment,
 )
+from omnisync.state.errors import LockLost
 
 if TYPE_CHECKING:
     from omnisync.state.fence import Fence
@@ -177,11 +178,17 @@ def patch_checked(
     ``LockLost`` (before sending) when ``fence`` shows the write-back's lock taken over."""
     budget = client.retry_budget()
     while True:
-        if fence is not None:
-            fence.check()
+        sent_before, attempt.patch_sent = attempt.patch_sent, True
         try:
-            attempt.patch_sent = True
-            result = client.patch_customer(attempt.pk, {"erp_code": target})
+            # the lock is checked before every attempt, the client's retries included
+            result = client.patch_customer(
+                attempt.pk, {"erp_code": target}, None if fence is None else fence.check
+            )
+        except LockLost:
+            # raised before this PATCH's attempt went out; the client sends a write again only
+            # after an attempt that never took effect, so this call sent nothing that counts
+            attempt.patch_sent = sent_before
+            raise
         except AnswerLost as lost:
             attempt.lost_answers += 1
             attempt.status_code = lost.status

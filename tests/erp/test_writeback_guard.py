@@ -265,3 +265,46 @@ def test_a_code_a_person_cleared_over_a_plan_is_held_too() -> None:
     assert open_holds(ours) == {}, "a code this product applied is no person's edit"
     unseen = row("skipped_changed_since_plan", "NEW", None, seen_modified_iso=None)
     assert open_holds([unseen]) == {}, "a row that did not record what it saw holds nothing"
+
+
+def test_a_patch_retried_by_the_client_checks_the_lock_again(tmp_path: Path) -> None:
+    """The client retries a PATCH that never took effect (a 429 with Retry-After): the lock is
+    checked before each attempt, not only before the first, or a run whose lock was taken over
+    during the wait would send it."""
+    import httpx
+    from sqlalchemy import update
+
+    from omnisync.state.schema import locks
+
+    url = f"sqlite:///{tmp_path}/state.db"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    store = StateStore(url, lease_seconds=1.0)
+    store.migrate()
+    fence = store.lease.try_lock("erp-writeback", run_id="slow")
+    assert fence is not None
+    record = {"pk": 5, "erp_code": None, "modified_date": "2026-01-01T00:00:00.000000Z"}
+    patches: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method != "PATCH":
+            return httpx.Response(200, json=record)
+        patches.append(request.url.path)
+        # while the client waits, this run stalls past its lease and another takes over
+        with store.engine.begin() as connection:
+            connection.execute(update(locks).values(heartbeat_us=0))
+        assert fence.renewed is not None
+        fence.renewed -= 10
+        assert StateStore(url, lease_seconds=1.0).lease.try_lock("erp-writeback", run_id="next")
+        return httpx.Response(429, headers={"Retry-After": "0"}, json={"detail": "slow down"})
+
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t0ken"),
+        transport=httpx.MockTransport(answer),
+        throttle=Throttle(1000, 4),
+        backoff_initial=0.01,
+    )
+    attempts = write_back(client, store, plan_for([record]), "slow", 1, fence=fence)
+    assert len(patches) == 1, patches
+    assert [a.outcome for a in attempts] == ["stopped_LockLost"], attempts
+    assert not attempts[0].patch_sent
