@@ -38,6 +38,7 @@ from omnisync.erp.outcomes import (
     OK,
     OK_ANSWER_LOST,
     OK_RESENT,
+    SETTLED,
     UNCONFIRMED,
     Attempt,
     iso,
@@ -64,16 +65,18 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     """pk -> the hold of every customer whose latest lost-answer outcome is still open: a
     ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``; and of
     every customer whose erp_code someone set in Omnitron over a plan (a ``CHANGED`` row that
-    saw a code other than the plan's previous one, its target, and the last this product
-    applied to that customer)."""
+    saw a code other than the plan's previous one, its target, and every code this product
+    sent that customer). A ``settled`` row (the ERP and Omnitron agreed on the code since) ends
+    either."""
     holds: dict[int, Hold] = {}
-    ours: dict[int, str | None] = {}  # pk -> the code this product last applied
+    sent: dict[int, set[str | None]] = {}  # pk -> the codes this product PATCHed (may have)
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
-        if outcome in APPLIED or outcome == DELETED:
+        if outcome in APPLIED or outcome in (CONFLICT, UNCONFIRMED):
+            sent.setdefault(pk, set()).add(str(row["erp_code"] or "") or None)
+        if outcome in APPLIED or outcome in (DELETED, SETTLED):
             holds.pop(pk, None)
-            ours[pk] = str(row["erp_code"] or "") or None
-        elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, _NOTHING)):
+        elif outcome == CHANGED and _set_over_plan(row, sent.get(pk, set())):
             holds[pk] = Hold(
                 CHANGED,
                 str(row["erp_code"] or ""),
@@ -92,18 +95,14 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     return holds
 
 
-#: "this product applied no code to that customer" (None is a code: a cleared one)
-_NOTHING = object()
-
-
-def _set_over_plan(row: dict[str, Any], ours: object) -> bool:
+def _set_over_plan(row: dict[str, Any], sent: set[str | None]) -> bool:
     """Whether a ``CHANGED`` row saw an erp_code someone set (or cleared) in Omnitron: not the
-    one the plan was based on, not the one it wanted, and not one this product applied itself
-    (``ours``, or :data:`_NOTHING`)."""
+    one the plan was based on, not the one it wanted, and none this product sent (``sent``;
+    None is a code too: a cleared one)."""
     if row.get("seen_modified_iso") is None:
         return False  # recorded without what it saw: the match key, or an unreadable date
     seen = row.get("seen_erp_code") or None
-    return seen not in (row.get("previous_erp_code") or None, row["erp_code"] or None, ours)
+    return seen not in {row.get("previous_erp_code") or None, row["erp_code"] or None, *sent}
 
 
 def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
@@ -158,6 +157,8 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
         return attempt
     if seen is not None and moment == seen and code == hold.seen_erp_code:
         return None  # exactly as when the PATCH went out: it was not applied, nobody edited
+    if code == (hold.erp_code or None):
+        return None  # that PATCH landed after all, and nobody edited since: a new change
     attempt.outcome = CONFLICT
     attempt.seen_modified, attempt.seen_erp_code = moment, code
     attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is"

@@ -30,6 +30,7 @@ from omnisync.erp.refusal import PlanRejected, PlanTooLarge, plan_refusal, would
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult, WriteBackFailed
 from omnisync.erp.source import ErpInputError, ErpSource
+from omnisync.erp.writeback import record_settled
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
@@ -107,6 +108,8 @@ def reconcile(
             )
             outcome.dry_run = dry_run
             record.counts = outcome.summary()
+            if not dry_run and outcome.agreed is not None:
+                record_settled(store, run_id, outcome.agreed)
             if not dry_run and outcome.planned:
                 apply_plan(settings, storage, store, outcome, run_id, progress)
                 record.counts = outcome.summary()
@@ -203,6 +206,9 @@ def _plan(
         if watermark is None
         else watermark - dt.timedelta(seconds=settings.lookback_seconds),
         read_alone=_quarantined_pks(storage),
+        agreed=result.erp_rows.filter(
+            pc.equal(result.erp_rows.column("outcome"), "already_right")
+        ).select(["pk", "erp_code"]),
     )
     if sum(outcome.erp_row_outcomes.values()) != erp.num_rows:
         raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")

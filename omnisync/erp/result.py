@@ -45,6 +45,8 @@ class ReconcileResult:
     guard_since: dt.datetime | None = field(default=None, repr=False)
     #: customers the sync quarantined: the snapshot may lack their newest version
     read_alone: frozenset[int] = field(default=frozenset(), repr=False)
+    #: ``pk`` and ``erp_code`` of the ERP rows already right: holds on them end (settled)
+    agreed: pa.Table | None = field(default=None, repr=False)
     #: what the human report shows besides the plan: ERP rows, conflicts, Omnitron's codes,
     #: the codes unknown to the ERP
     human: tuple[pa.Table, pa.Table, dict[int, str | None], pa.Table] | None = field(

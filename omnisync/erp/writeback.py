@@ -54,6 +54,7 @@ from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
     DELETED,
+    SETTLED,
     UNCONFIRMED,
     Attempt,
     iso,
@@ -196,6 +197,31 @@ def apply_one(
         attempt.seen_modified = attempt.seen_modified or before[0]
         attempt.seen_erp_code = attempt.seen_erp_code or (before[1] or None)
     return attempt
+
+
+def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
+    """End the holds of the customers on whose code the ERP and Omnitron now agree (``agreed``:
+    ``pk`` and ``erp_code`` of the ERP rows already right): a person's edit the ERP has taken
+    over is settled, and a later change of the ERP's is a new one. Returns how many ended."""
+    holds = open_holds(store.ledger.rows())
+    if not holds or agreed.num_rows == 0:
+        return 0
+    import pyarrow.compute as pc
+
+    ending = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
+    for row in ending.to_pylist():
+        pk, code = row["pk"], row["erp_code"]
+        hold = holds[pk]
+        store.ledger.record(
+            run_id=run_id,
+            pk=pk,
+            erp_code=code,
+            previous_erp_code=None,
+            based_on_modified_iso=iso(hold.seen_modified or dt.datetime.now(dt.UTC)),
+            outcome=SETTLED,
+            detail=f"the ERP and Omnitron agree on {code!r}: the hold of run {hold.run_id} ends",
+        )
+    return int(ending.num_rows)
 
 
 def write_back(

@@ -308,3 +308,66 @@ def test_a_patch_retried_by_the_client_checks_the_lock_again(tmp_path: Path) -> 
     assert len(patches) == 1, patches
     assert [a.outcome for a in attempts] == ["stopped_LockLost"], attempts
     assert not attempts[0].patch_sent
+
+
+def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_s_edit(
+    tmp_path: Path,
+) -> None:
+    """The ERP "settles it" by taking the code a person set: nothing is planned for that
+    customer, so no PATCH could end the hold; the reconcile records that the two agree, and
+    the ERP's later code is a new change. A code this product sent whose answer was lost,
+    found in Omnitron later, is no person's edit either."""
+    import httpx
+
+    from omnisync.erp.lost_answers import Hold, check_hold, open_holds
+    from omnisync.erp.writeback import record_settled
+
+    store = store_in(tmp_path)
+    base = {
+        "based_on_modified_iso": "2026-01-01T00:00:00Z",
+        "seen_modified_iso": "2026-01-02T00:00:00Z",
+    }
+    store.ledger.record(
+        run_id="r1",
+        pk=7,
+        erp_code="A",
+        previous_erp_code="P",
+        outcome="skipped_changed_since_plan",
+        seen_erp_code="Q",
+        **base,
+    )
+    assert set(open_holds(store.ledger.rows())) == {7}
+    agreed = pa.table({"pk": pa.array([7, 8], pa.int64()), "erp_code": ["Q", "X"]})
+    assert record_settled(store, "r2", agreed) == 1
+    assert open_holds(store.ledger.rows()) == {}
+
+    store.ledger.record(
+        run_id="r3",
+        pk=9,
+        erp_code="A",
+        previous_erp_code="P",
+        outcome="unconfirmed",
+        seen_erp_code="P",
+        **base,
+    )
+    store.ledger.record(
+        run_id="r4",
+        pk=9,
+        erp_code="B",
+        previous_erp_code="P",
+        outcome="skipped_changed_since_plan",
+        seen_erp_code="A",
+        **base,
+    )
+    holds = open_holds(store.ledger.rows())
+    assert holds[9].outcome == "unconfirmed", "our own code is no person's edit"
+    landed = {"pk": 9, "erp_code": "A", "modified_date": "2026-01-03T00:00:00.000000Z"}
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t0ken"),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=landed)),
+        throttle=Throttle(1000, 4),
+    )
+    change = _change({**landed, "erp_code": "A"}, "B")
+    assert check_hold(client, holds[9], change) is None, "that PATCH landed: B goes ahead"
+    assert isinstance(holds[9], Hold)
