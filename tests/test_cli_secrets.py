@@ -111,3 +111,18 @@ def test_a_password_in_a_database_url_s_query_is_never_shown(tmp_path: Path) -> 
     assert MARK not in told, told
     shown = database_url_shown(f"mysql+pymysql://root:{MARK}@h/erp?ssl_key={MARK}&charset=utf8")
     assert MARK not in shown and "charset=" in shown and "@h/erp" in shown, shown
+
+
+def test_a_password_with_an_unencoded_at_sign_is_never_shown() -> None:
+    """``u:p@ss@host``: SQLAlchemy splits at the first ``@``, so its rendering hid only ``p`` and
+    showed ``ss@host``, and a driver's error quoted the rest; the ERP's errors were not scrubbed
+    as the state database's are."""
+    from omnisync.erp.source import ErpInputError, read_query
+    from omnisync.url_credentials import database_url_shown
+
+    shown = database_url_shown("mysql+pymysql://u:p@ss9@127.0.0.1:1/db")
+    assert "ss9" not in shown and "127.0.0.1:1/db" in shown, shown
+    with pytest.raises(ErpInputError) as raised:
+        read_query("postgresql+psycopg://erp:Pa@ss:W0rd99@db.example/erp", "select 1", "pk")
+    said = str(raised.value)
+    assert "W0rd99" not in said and "Pa@ss" not in said, said

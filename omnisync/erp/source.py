@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from omnisync.url_credentials import database_url_shown
+from omnisync.url_credentials import database_url_shown, without_url_pieces
 from transforms.erp.tables import KEY_COLUMNS, MatchKey
 
 
@@ -108,7 +108,7 @@ def read_query(
         engine.dispose()
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ErpInputError(f"{where} failed: {message}") from None
+        raise ErpInputError(f"{where} failed: {without_url_pieces(message, url)}") from None
     if len(set(names)) != len(names):
         dups = sorted({n for n in names if names.count(n) > 1})
         raise ErpInputError(f"{where}: duplicate column name(s) {dups}")

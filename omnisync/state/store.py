@@ -29,23 +29,13 @@ from omnisync.state.plans import Plans
 from omnisync.state.runs import Runs
 from omnisync.state.servers import Servers
 from omnisync.state.watermarks import Watermarks
-from omnisync.url_credentials import database_url_shown
+from omnisync.url_credentials import database_url_shown, without_url_pieces
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import would cost every run memory and time; a test holds this to the migrations' head.
 SCHEMA_REVISION = "0007"
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
-
-
-def _without(text: str, url: str) -> str:
-    """``text`` (a driver's error) with ``url`` and every piece of its authority removed: an
-    error about a malformed URL may quote it, password included."""
-    authority = url.partition("://")[2].split("/", 1)[0] if "://" in url else url.split("/", 1)[0]
-    pieces = {url, url.strip(), authority, *authority.replace("@", ":").split(":")}
-    for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
-        text = text.replace(piece, "...")
-    return text
 
 
 class StateStore:
@@ -61,7 +51,7 @@ class StateStore:
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
             )
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            reason = _without(str(exc), url)
+            reason = without_url_pieces(str(exc), url)
             raise StateError(
                 f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {reason}"
             ) from None
