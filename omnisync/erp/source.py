@@ -11,6 +11,7 @@ import csv
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -98,9 +99,9 @@ def read_query(
 ) -> pa.Table:
     """Run ``query`` (given by the operator; no values are interpolated) and fetch the rows."""
     where = f"ERP query on {database_url_shown(url)}"
-    _sqlite_file_exists(url, where)
+    options = _sqlite_read_only(url, where)
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **options)
         with engine.connect() as connection:
             result = connection.execute(text(query))
             names = list(result.keys())
@@ -119,21 +120,27 @@ def read_query(
     return _select(pa.table(data) if data else pa.table({}), match_on, columns or {}, where)
 
 
-def _sqlite_file_exists(url: str, where: str) -> None:
-    """SQLite makes a missing database file on connect: a mistyped path would leave an empty
-    file behind and blame the table. The ERP is only read."""
+def _sqlite_read_only(url: str, where: str) -> dict[str, Any]:
+    """``create_engine`` options for an ERP in SQLite: opened read-only, so that a mistyped path
+    makes no empty file (and is named here, not blamed on a table) and a query writes nothing.
+    A URI filename (``file:...``) says for itself how it is opened."""
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
     except Exception:  # create_engine says what is wrong, without the URL's secrets
-        return
+        return {}
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
-        return
-    if path.startswith("file:") or Path(path).exists():
-        return  # a URI filename says for itself whether a file may be made
-    raise ErpInputError(f"{where}: no SQLite database at {Path(path).resolve()} (a typo?)")
+        return {}
+    if path.startswith("file:") or parsed.query.get("uri"):
+        return {}
+    if not Path(path).exists():
+        raise ErpInputError(f"{where}: no SQLite database at {Path(path).resolve()} (a typo?)")
+    import sqlite3
+
+    location = Path(path).resolve().as_uri() + "?mode=ro"
+    return {"creator": lambda: sqlite3.connect(location, uri=True, check_same_thread=False)}
 
 
 @dataclasses.dataclass

@@ -852,3 +852,16 @@ def test_a_lake_url_with_credentials_is_named_without_them(tmp_path: Path) -> No
         reconcile(settings, ErpSource(file=erp_csv(tmp_path, [(1, "A")])), "pk", dry_run=True)
     assert "no synced customers under" in str(caught.value)
     assert "pw-in-lake" not in str(caught.value) and "***@" in str(caught.value)
+
+
+def test_an_erp_in_sqlite_is_read_only() -> None:
+    """The ERP is only read: a query that would write to it fails, and changes nothing."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = erp_database(Path(folder) / "erp.db", [(1, "A")])
+        with pytest.raises(ErpInputError, match="readonly"):
+            read_query(url, "delete from erp_customers returning customer_id", "pk")
+        with sqlite3.connect(Path(folder) / "erp.db") as db:
+            assert db.execute("select count(*) from erp_customers").fetchone() == (1,)
