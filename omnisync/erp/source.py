@@ -123,7 +123,7 @@ def read_query(
 def _sqlite_read_only(url: str, where: str) -> dict[str, Any]:
     """``create_engine`` options for an ERP in SQLite: opened read-only, so that a mistyped path
     makes no empty file (and is named here, not blamed on a table) and a query writes nothing.
-    A URI filename (``file:...``) says for itself how it is opened."""
+    A URI filename (``?uri=true``) says for itself how it is opened."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -133,7 +133,7 @@ def _sqlite_read_only(url: str, where: str) -> dict[str, Any]:
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
         return {}
-    if path.startswith("file:") or parsed.query.get("uri"):
+    if parsed.query.get("uri"):
         return {}
     if not Path(path).exists():
         raise ErpInputError(f"{where}: no SQLite database at {Path(path).resolve()} (a typo?)")
