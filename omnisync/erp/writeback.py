@@ -245,6 +245,13 @@ def write_back(
     written all the same: it records what was sent, which is true whoever holds the lock."""
     ledger = store.ledger.rows()  # read once: what was applied, and what lost answers left open
     done, holds = already_done(ledger), open_holds(ledger)
+    # The code this product set on a customer since the lake version a change was planned from
+    # (a lake a sync has not refreshed yet): what Omnitron should hold now, not the plan's.
+    since = {
+        (int(row["pk"]), row["based_on_modified_iso"]): row["erp_code"] or None
+        for row in ledger
+        if row["outcome"] in APPLIED
+    }
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
@@ -272,6 +279,8 @@ def write_back(
         elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
             attempt = ended
         else:
+            if (key[0], key[2]) in since:
+                change = {**change, "previous_erp_code": since[(key[0], key[2])]}
             attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()

@@ -371,3 +371,30 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
     change = _change({**landed, "erp_code": "A"}, "B")
     assert check_hold(client, holds[9], change) is None, "that PATCH landed: B goes ahead"
     assert isinstance(holds[9], Hold)
+
+
+def test_a_person_s_revert_of_our_code_is_not_overwritten_before_or_after_a_sync(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """This product sets A; a person puts the old code back; the ERP then wants B while the lake
+    still holds the version the first plan saw. The revert looked like "unchanged since the
+    plan" (the old code is the plan's previous one) and B overwrote it."""
+    server = make_sandbox(customers=20)
+    row = truth(server)[3]
+    store = store_in(tmp_path)
+    with client_for(server) as client:
+        first = write_back(
+            client, store, pa.Table.from_pylist([_change(row, "ERP-A")], PLAN_SCHEMA), "r1", 1
+        )
+        assert [a.outcome for a in first] == ["ok"], first
+        client.patch_customer(row["pk"], {"erp_code": row["erp_code"]})  # a person reverts
+        stale = write_back(
+            client, store, pa.Table.from_pylist([_change(row, "ERP-B")], PLAN_SCHEMA), "r2", 1
+        )
+        assert [a.outcome for a in stale] == ["skipped_changed_since_plan"], stale
+        synced = [r for r in truth(server) if r["pk"] == row["pk"]][0]
+        later = write_back(
+            client, store, pa.Table.from_pylist([_change(synced, "ERP-B")], PLAN_SCHEMA), "r3", 1
+        )
+        assert [a.outcome for a in later] == ["skipped_person_edit"], later
+        assert client.get_customer(row["pk"])["erp_code"] == row["erp_code"]
