@@ -38,6 +38,7 @@ from omnisync.erp.outcomes import (
     OK,
     OK_ANSWER_LOST,
     OK_RESENT,
+    SET,
     SETTLED,
     UNCONFIRMED,
     Attempt,
@@ -54,7 +55,9 @@ if TYPE_CHECKING:
 class Hold:
     """What the latest lost answer left open for one customer (from the ledger)."""
 
-    outcome: str  # CONFLICT or UNCONFIRMED, or CHANGED when a code was set over a plan
+    #: CONFLICT or UNCONFIRMED; CHANGED when a code was set over a plan; SET when this product
+    #: set ``erp_code`` (a person may change it later: that code is then not sent again)
+    outcome: str
     erp_code: str  # the code that PATCH was to set
     seen_modified: dt.datetime | None
     seen_erp_code: str | None
@@ -66,15 +69,18 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``; and of
     every customer whose erp_code someone set in Omnitron over a plan (a ``CHANGED`` row that
     saw a code other than the plan's previous one, its target, and every code this product
-    sent that customer). A ``settled`` row (the ERP and Omnitron agreed on the code since) ends
-    either."""
+    sent that customer); and of every customer this product set a code on (:data:`SET`: if a
+    person changes it later, that code is not sent again). A ``settled`` row (the ERP and
+    Omnitron agreed on the code since) ends any."""
     holds: dict[int, Hold] = {}
     sent: dict[int, set[str | None]] = {}  # pk -> the codes this product PATCHed (may have)
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         if outcome in APPLIED or outcome in (CONFLICT, UNCONFIRMED):
             sent.setdefault(pk, set()).add(str(row["erp_code"] or "") or None)
-        if outcome in APPLIED or outcome in (DELETED, SETTLED):
+        if outcome in APPLIED:
+            holds[pk] = Hold(SET, str(row["erp_code"] or ""), None, None, str(row["run_id"]))
+        elif outcome in (DELETED, SETTLED):
             holds.pop(pk, None)
         elif outcome == CHANGED and _set_over_plan(row, sent.get(pk, set())):
             holds[pk] = Hold(
@@ -120,6 +126,16 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
     attempt = Attempt(pk, str(change["erp_code"]), change["previous_erp_code"], based_on, HELD)
     attempt.seen_modified, attempt.seen_erp_code = seen, hold.seen_erp_code
     why = f"run {hold.run_id} lost a PATCH's answer ({hold.outcome})"
+    if hold.outcome == SET:
+        previous = change["previous_erp_code"] or None
+        if target != (hold.erp_code or None) or previous == target:
+            return None  # another code: a new change
+        attempt.outcome = EDITED
+        attempt.detail = (
+            f"run {hold.run_id} set erp_code {hold.erp_code!r}; it was changed in Omnitron since "
+            f"(now {previous!r}): not sent again; settle it in the ERP or in Omnitron"
+        )
+        return attempt
     if hold.outcome == CHANGED:
         if target != (hold.erp_code or None):
             return None  # the ERP wants another code now: a new change

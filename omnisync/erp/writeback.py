@@ -201,17 +201,22 @@ def apply_one(
 
 def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
     """End the holds of the customers on whose code the ERP and Omnitron now agree (``agreed``:
-    ``pk`` and ``erp_code`` of the ERP rows already right): a person's edit the ERP has taken
-    over is settled, and a later change of the ERP's is a new one. Returns how many ended."""
+    ``pk`` and ``erp_code`` of the ERP rows already right) when it is not the code the hold
+    keeps from being sent: a person's edit the ERP has taken over is settled, and a later
+    change of the ERP's is a new one. Returns how many ended."""
     holds = open_holds(store.ledger.rows())
     if not holds or agreed.num_rows == 0:
         return 0
     import pyarrow.compute as pc
 
     ending = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
+    settled = 0
     for row in ending.to_pylist():
         pk, code = row["pk"], row["erp_code"]
         hold = holds[pk]
+        if (code or None) == (hold.erp_code or None):
+            continue  # the code the hold keeps sending: nothing was overridden, nothing settles
+        settled += 1
         store.ledger.record(
             run_id=run_id,
             pk=pk,
@@ -221,7 +226,7 @@ def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
             outcome=SETTLED,
             detail=f"the ERP and Omnitron agree on {code!r}: the hold of run {hold.run_id} ends",
         )
-    return int(ending.num_rows)
+    return settled
 
 
 def write_back(

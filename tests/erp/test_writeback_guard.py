@@ -263,7 +263,8 @@ def test_a_code_a_person_cleared_over_a_plan_is_held_too() -> None:
 
     assert open_holds([row("skipped_changed_since_plan", "NEW", None)])[7].seen_erp_code is None
     ours = [row("ok", "MINE", None), row("skipped_changed_since_plan", "NEW", "MINE")]
-    assert open_holds(ours) == {}, "a code this product applied is no person's edit"
+    held = open_holds(ours)[7]
+    assert held.outcome == "set" and held.erp_code == "MINE", "ours is no person's edit"
     unseen = row("skipped_changed_since_plan", "NEW", None, seen_modified_iso=None)
     assert open_holds([unseen]) == {}, "a row that did not record what it saw holds nothing"
 
@@ -399,3 +400,36 @@ def test_a_person_s_revert_of_our_code_is_not_overwritten_before_or_after_a_sync
         )
         assert [a.outcome for a in later] == ["skipped_person_edit"], later
         assert client.get_customer(row["pk"])["erp_code"] == row["erp_code"]
+
+
+def test_a_code_a_person_changed_after_this_product_set_it_is_not_sent_again(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """This product sets A; later a person sets another code; a sync brings it in and the ERP
+    still says A: the same code to the same customer again would undo the person's override.
+    It is held until settled; a new code from the ERP is a new change."""
+    server = make_sandbox(customers=20)
+    row = truth(server)[5]
+    store = store_in(tmp_path)
+    with client_for(server) as client:
+        first = write_back(
+            client, store, pa.Table.from_pylist([_change(row, "ERP-A")], PLAN_SCHEMA), "r1", 1
+        )
+        assert [a.outcome for a in first] == ["ok"], first
+        client.patch_customer(row["pk"], {"erp_code": "HAND"})  # a person, a day later
+        synced = next(r for r in truth(server) if r["pk"] == row["pk"])
+        again = write_back(
+            client, store, pa.Table.from_pylist([_change(synced, "ERP-A")], PLAN_SCHEMA), "r2", 1
+        )
+        assert [a.outcome for a in again] == ["skipped_person_edit"], again
+        assert "HAND" in (again[0].detail or "") and "r1" in (again[0].detail or "")
+        assert client.get_customer(row["pk"])["erp_code"] == "HAND"
+        new = write_back(
+            client, store, pa.Table.from_pylist([_change(synced, "ERP-B")], PLAN_SCHEMA), "r3", 1
+        )
+        assert [a.outcome for a in new] == ["ok"], new
+    from omnisync.erp.writeback import record_settled
+
+    pk = pa.array([row["pk"]], pa.int64())
+    assert record_settled(store, "r4", pa.table({"pk": pk, "erp_code": ["ERP-B"]})) == 0
+    assert record_settled(store, "r5", pa.table({"pk": pk, "erp_code": ["HAND-2"]})) == 1
