@@ -13,7 +13,7 @@ import httpx
 
 from omnisync.client.errors import ConfigurationError, Retriable
 from omnisync.client.redaction import Redactor
-from omnisync.client.tls import certificate_refused, connect_failure
+from omnisync.client.tls import certificate_refused, connect_failure, speaks_plain_http
 
 log = logging.getLogger("omnisync.client")
 
@@ -47,11 +47,12 @@ class RetryBudget:
 
 
 def transport_failure(exc: httpx.HTTPError, where: str) -> Exception:
-    """What a request that got no answer raises: a certificate refused is configuration (not
-    retried); a connection never made is retried even for a write, since nothing was sent; a
-    timeout or a broken connection once sent may have reached the server."""
+    """What a request that got no answer raises: a certificate refused, or a server that does
+    not speak TLS, is configuration (not retried); a connection never made is retried even for
+    a write, since nothing was sent; a timeout or a broken connection once sent may have
+    reached the server."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        refused = certificate_refused(exc)
+        refused = certificate_refused(exc) or speaks_plain_http(exc)
         if refused is not None:  # nothing was sent: a write was not applied
             return ConfigurationError(f"{where}: {refused}", unsent=True)
         return Retriable(f"{where} failed to connect: {connect_failure(exc)}", unsent=True)

@@ -80,17 +80,30 @@ def certificate_refused(exc: BaseException) -> str | None:
     return None
 
 
+#: OpenSSL's reasons for a first answer that is not TLS at all: a plain-HTTP server
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
+
+
+def speaks_plain_http(exc: BaseException) -> str | None:
+    """What to do when the server answered the TLS handshake with something that is not TLS
+    (``https://`` to a port that speaks plain HTTP): no wait mends it. None otherwise."""
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS:
+            return (
+                f"the server does not speak TLS on that port ({cause.reason}): if it serves "
+                "plain HTTP, OMNITRON_URL must start with http://"
+            )
+    return None
+
+
 def connect_failure(exc: BaseException) -> str:
     """Why no connection was made, in words that say what to check: each of these may also pass
     (a server restarting, a name server's hiccup), so they are still retried."""
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLError):
-            return (
-                f"the TLS handshake failed ({cause.reason or cause}): if the server speaks plain "
-                "HTTP on that port, OMNITRON_URL must start with http://"
-            )
+            return f"the TLS handshake failed ({cause.reason or cause})"
         if isinstance(cause, socket.gaierror):
-            return "the host name is not known (check OMNITRON_URL)"
+            return "the host name could not be resolved (check OMNITRON_URL)"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused: nothing listens on that port (check OMNITRON_URL)"
     return type(exc).__name__
