@@ -10,19 +10,23 @@ from sandbox import SandboxServer
 from tests.cli_runner import run_cli
 
 
-def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
-    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
-) -> None:
-    server = make_sandbox(customers=30)
-    env = {
+def _env(server: SandboxServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
         "OMNITRON_URL": server.url,
         "OMNITRON_USERNAME": "sandbox",
         "OMNITRON_PASSWORD": "sandbox",
         "OMNISYNC_LAKE": str(tmp_path / "lake"),
         "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
-        "OMNISYNC_LAG_SECONDS": "0",
-        "OMNISYNC_LOG_LEVEL": "INFO",  # log lines too: they must stay on stderr
+        **extra,
     }
+
+
+def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=30)
+    # log lines too: they must stay on stderr
+    env = _env(server, tmp_path, OMNISYNC_LAG_SECONDS="0", OMNISYNC_LOG_LEVEL="INFO")
     synced = run_cli(env, "sync")
     assert synced.returncode == 0, synced.stderr
     said = synced.stdout.splitlines()
@@ -52,13 +56,7 @@ def test_a_run_that_reads_nothing_says_when_recent_changes_will_be_read(
     stderr, instead of a bare line that looks like a sync that missed it (it reads only the
     customer at its watermark again)."""
     server = make_sandbox(customers=10)
-    env = {
-        "OMNITRON_URL": server.url,
-        "OMNITRON_USERNAME": "sandbox",
-        "OMNITRON_PASSWORD": "sandbox",
-        "OMNISYNC_LAKE": str(tmp_path / "lake"),
-        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
-    }
+    env = _env(server, tmp_path)
     first = run_cli(env, "sync")
     assert first.returncode == 0 and "next run" not in first.stderr, first.stderr
     server.admin.post("modify", json={"count": 1})

@@ -126,24 +126,18 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
     attempt = Attempt(pk, str(change["erp_code"]), change["previous_erp_code"], based_on, HELD)
     attempt.seen_modified, attempt.seen_erp_code = seen, hold.seen_erp_code
     why = f"run {hold.run_id} lost a PATCH's answer ({hold.outcome})"
-    if hold.outcome == SET:
+    if hold.outcome in (SET, CHANGED):  # someone changed the code after us, or over our plan
         previous = change["previous_erp_code"] or None
         if target != (hold.erp_code or None) or previous == target:
-            return None  # another code: a new change
-        attempt.outcome = EDITED
-        attempt.detail = (
-            f"run {hold.run_id} set erp_code {hold.erp_code!r}; it was changed in Omnitron since "
-            f"(now {previous!r}): not sent again; settle it in the ERP or in Omnitron"
-        )
-        return attempt
-    if hold.outcome == CHANGED:
-        if target != (hold.erp_code or None):
             return None  # the ERP wants another code now: a new change
         attempt.outcome = EDITED
         attempt.detail = (
-            f"erp_code {hold.seen_erp_code!r} was set in Omnitron over run {hold.run_id}'s plan "
-            f"of {hold.erp_code!r}: not sent; settle it in the ERP or in Omnitron"
-        )
+            f"run {hold.run_id} set erp_code {hold.erp_code!r}; it was changed in Omnitron since "
+            f"(now {previous!r})"
+            if hold.outcome == SET
+            else f"erp_code {hold.seen_erp_code!r} was set in Omnitron over run {hold.run_id}'s "
+            f"plan of {hold.erp_code!r}"
+        ) + ": not sent again; settle it in the ERP or in Omnitron"
         return attempt
     if hold.outcome == CONFLICT:
         if target != (hold.erp_code or None):

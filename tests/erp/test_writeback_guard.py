@@ -210,6 +210,14 @@ def _change(row: dict[str, Any], code: str) -> dict[str, Any]:
     }
 
 
+def _write_one(
+    client: OmnitronClient, store: StateStore, row: dict[str, Any], code: str, run_id: str
+) -> list[str]:
+    """The outcomes of a write-back of ``code`` to ``row`` as the lake last saw it."""
+    plan = pa.Table.from_pylist([_change(row, code)], PLAN_SCHEMA)
+    return [a.outcome for a in write_back(client, store, plan, run_id, 1)]
+
+
 def test_a_code_a_person_set_over_a_plan_is_not_overwritten_by_a_later_run(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
@@ -227,10 +235,7 @@ def test_a_code_a_person_set_over_a_plan_is_not_overwritten_by_a_later_run(
         assert [a.outcome for a in first] == ["skipped_changed_since_plan", "ok"], first
         # the ERP moves on for the second customer before a sync: its code is this product's
         # own (run 1's), no person's edit, and the ERP's new one goes over it
-        stale = write_back(
-            client, store, pa.Table.from_pylist([_change(ours, "ERP-C")], PLAN_SCHEMA), "r2", 1
-        )
-        assert [a.outcome for a in stale] == ["ok"], stale
+        assert _write_one(client, store, ours, "ERP-C", "r2") == ["ok"]
         synced = {row["pk"]: row for row in truth(server)}  # a sync brings both into the lake
         later = [_change(synced[edited["pk"]], "ERP-A")]
         again = write_back(client, store, pa.Table.from_pylist(later, PLAN_SCHEMA), "r3", 1)
@@ -325,42 +330,27 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
     from omnisync.erp.writeback import record_settled
 
     store = store_in(tmp_path)
-    base = {
-        "based_on_modified_iso": "2026-01-01T00:00:00Z",
-        "seen_modified_iso": "2026-01-02T00:00:00Z",
-    }
-    store.ledger.record(
-        run_id="r1",
-        pk=7,
-        erp_code="A",
-        previous_erp_code="P",
-        outcome="skipped_changed_since_plan",
-        seen_erp_code="Q",
-        **base,
-    )
+
+    def row(run_id: str, pk: int, code: str, outcome: str, seen: str) -> None:
+        store.ledger.record(
+            run_id=run_id,
+            pk=pk,
+            erp_code=code,
+            previous_erp_code="P",
+            outcome=outcome,
+            seen_erp_code=seen,
+            based_on_modified_iso="2026-01-01T00:00:00Z",
+            seen_modified_iso="2026-01-02T00:00:00Z",
+        )
+
+    row("r1", 7, "A", "skipped_changed_since_plan", "Q")
     assert set(open_holds(store.ledger.rows())) == {7}
     agreed = pa.table({"pk": pa.array([7, 8], pa.int64()), "erp_code": ["Q", "X"]})
     assert record_settled(store, "r2", agreed) == 1
     assert open_holds(store.ledger.rows()) == {}
 
-    store.ledger.record(
-        run_id="r3",
-        pk=9,
-        erp_code="A",
-        previous_erp_code="P",
-        outcome="unconfirmed",
-        seen_erp_code="P",
-        **base,
-    )
-    store.ledger.record(
-        run_id="r4",
-        pk=9,
-        erp_code="B",
-        previous_erp_code="P",
-        outcome="skipped_changed_since_plan",
-        seen_erp_code="A",
-        **base,
-    )
+    row("r3", 9, "A", "unconfirmed", "P")
+    row("r4", 9, "B", "skipped_changed_since_plan", "A")
     holds = open_holds(store.ledger.rows())
     assert holds[9].outcome == "unconfirmed", "our own code is no person's edit"
     landed = {"pk": 9, "erp_code": "A", "modified_date": "2026-01-03T00:00:00.000000Z"}
@@ -385,20 +375,11 @@ def test_a_person_s_revert_of_our_code_is_not_overwritten_before_or_after_a_sync
     row = truth(server)[3]
     store = store_in(tmp_path)
     with client_for(server) as client:
-        first = write_back(
-            client, store, pa.Table.from_pylist([_change(row, "ERP-A")], PLAN_SCHEMA), "r1", 1
-        )
-        assert [a.outcome for a in first] == ["ok"], first
+        assert _write_one(client, store, row, "ERP-A", "r1") == ["ok"]
         client.patch_customer(row["pk"], {"erp_code": row["erp_code"]})  # a person reverts
-        stale = write_back(
-            client, store, pa.Table.from_pylist([_change(row, "ERP-B")], PLAN_SCHEMA), "r2", 1
-        )
-        assert [a.outcome for a in stale] == ["skipped_changed_since_plan"], stale
+        assert _write_one(client, store, row, "ERP-B", "r2") == ["skipped_changed_since_plan"]
         synced = next(r for r in truth(server) if r["pk"] == row["pk"])
-        later = write_back(
-            client, store, pa.Table.from_pylist([_change(synced, "ERP-B")], PLAN_SCHEMA), "r3", 1
-        )
-        assert [a.outcome for a in later] == ["skipped_person_edit"], later
+        assert _write_one(client, store, synced, "ERP-B", "r3") == ["skipped_person_edit"]
         assert client.get_customer(row["pk"])["erp_code"] == row["erp_code"]
 
 
@@ -412,22 +393,14 @@ def test_a_code_a_person_changed_after_this_product_set_it_is_not_sent_again(
     row = truth(server)[5]
     store = store_in(tmp_path)
     with client_for(server) as client:
-        first = write_back(
-            client, store, pa.Table.from_pylist([_change(row, "ERP-A")], PLAN_SCHEMA), "r1", 1
-        )
-        assert [a.outcome for a in first] == ["ok"], first
+        assert _write_one(client, store, row, "ERP-A", "r1") == ["ok"]
         client.patch_customer(row["pk"], {"erp_code": "HAND"})  # a person, a day later
         synced = next(r for r in truth(server) if r["pk"] == row["pk"])
-        again = write_back(
-            client, store, pa.Table.from_pylist([_change(synced, "ERP-A")], PLAN_SCHEMA), "r2", 1
-        )
-        assert [a.outcome for a in again] == ["skipped_person_edit"], again
-        assert "HAND" in (again[0].detail or "") and "r1" in (again[0].detail or "")
+        assert _write_one(client, store, synced, "ERP-A", "r2") == ["skipped_person_edit"]
+        (held,) = store.ledger.rows(run_id="r2")
+        assert "HAND" in held["detail"] and "run r1 set" in held["detail"], held
         assert client.get_customer(row["pk"])["erp_code"] == "HAND"
-        new = write_back(
-            client, store, pa.Table.from_pylist([_change(synced, "ERP-B")], PLAN_SCHEMA), "r3", 1
-        )
-        assert [a.outcome for a in new] == ["ok"], new
+        assert _write_one(client, store, synced, "ERP-B", "r3") == ["ok"]
     from omnisync.erp.writeback import record_settled
 
     pk = pa.array([row["pk"]], pa.int64())
