@@ -10,7 +10,7 @@ from omnisync.connection import open_client
 from omnisync.erp.outcomes import Attempt, outcomes_table
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult
-from omnisync.erp.writeback import ChangeGuard, write_back
+from omnisync.erp.writeback import LOCK, ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.reconciliation import write_run_table
 from omnisync.settings import Settings
@@ -37,7 +37,7 @@ def apply_plan(
     try:
         with (
             store.lease.locked(
-                "erp-writeback", wait_seconds=settings.lock_wait_seconds, run_id=run_id
+                LOCK, wait_seconds=settings.lock_wait_seconds, run_id=run_id
             ) as fence,
             open_client(settings) as client,
         ):

@@ -68,21 +68,21 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
     """pk -> the hold of every customer whose latest lost-answer outcome is still open: a
     ``conflict`` or ``unconfirmed`` row not followed by an applied change or ``deleted``; and of
     every customer whose erp_code someone set in Omnitron over a plan (a ``CHANGED`` row that
-    saw a code other than the plan's previous one, its target, and every code this product
-    sent that customer); and of every customer this product set a code on (:data:`SET`: if a
-    person changes it later, that code is not sent again). A ``settled`` row (the ERP and
-    Omnitron agreed on the code since) ends any."""
+    saw a code other than the plan's previous one, its target, and the last code this product
+    sent that customer); and of every customer this product set a code on (:data:`SET`, with
+    the customer's ``modified_date`` that PATCH answered: if a later version has another code,
+    that code is not sent again). A ``settled`` row ends any."""
     holds: dict[int, Hold] = {}
-    sent: dict[int, set[str | None]] = {}  # pk -> the codes this product PATCHed (may have)
+    last: dict[int, str | None] = {}  # pk -> the last code this product PATCHed (may have)
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
-        if outcome in APPLIED or outcome in (CONFLICT, UNCONFIRMED):
-            sent.setdefault(pk, set()).add(str(row["erp_code"] or "") or None)
+        code = str(row["erp_code"] or "")
         if outcome in APPLIED:
-            holds[pk] = Hold(SET, str(row["erp_code"] or ""), None, None, str(row["run_id"]))
+            seen = parse_moment(row.get("seen_modified_iso"))
+            holds[pk] = Hold(SET, code, seen, code or None, str(row["run_id"]))
         elif outcome in (DELETED, SETTLED):
             holds.pop(pk, None)
-        elif outcome == CHANGED and _set_over_plan(row, sent.get(pk, set())):
+        elif outcome == CHANGED and _set_over_plan(row, last.get(pk, _NOTHING)):
             holds[pk] = Hold(
                 CHANGED,
                 str(row["erp_code"] or ""),
@@ -98,17 +98,25 @@ def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
                 row.get("seen_erp_code") or None,
                 str(row["run_id"]),
             )
+        if outcome in APPLIED or outcome in (CONFLICT, UNCONFIRMED):
+            last[pk] = code or None
     return holds
 
 
-def _set_over_plan(row: dict[str, Any], sent: set[str | None]) -> bool:
+#: "this product sent that customer no code" (None is a code: a cleared one)
+_NOTHING = object()
+
+
+def _set_over_plan(row: dict[str, Any], last: object) -> bool:
     """Whether a ``CHANGED`` row saw an erp_code someone set (or cleared) in Omnitron: not the
-    one the plan was based on, not the one it wanted, and none this product sent (``sent``;
-    None is a code too: a cleared one)."""
+    one the plan was based on, not the one it wanted, and not the last this product sent that
+    customer (``last``, or :data:`_NOTHING`; an older one put back is a person's edit)."""
     if row.get("seen_modified_iso") is None:
         return False  # recorded without what it saw: the match key, or an unreadable date
     seen = row.get("seen_erp_code") or None
-    return seen not in {row.get("previous_erp_code") or None, row["erp_code"] or None, *sent}
+    return seen not in (row.get("previous_erp_code") or None, row["erp_code"] or None) and (
+        last is _NOTHING or seen != last
+    )
 
 
 def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
@@ -128,8 +136,10 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
     why = f"run {hold.run_id} lost a PATCH's answer ({hold.outcome})"
     if hold.outcome in (SET, CHANGED):  # someone changed the code after us, or over our plan
         previous = change["previous_erp_code"] or None
-        if target != (hold.erp_code or None) or previous == target:
+        if target != (hold.erp_code or None):
             return None  # the ERP wants another code now: a new change
+        if hold.outcome == SET and (hold.seen_modified is None or based_on <= hold.seen_modified):
+            return None  # planned from a version no newer than our PATCH: nobody's edit seen
         attempt.outcome = EDITED
         attempt.detail = (
             f"run {hold.run_id} set erp_code {hold.erp_code!r}; it was changed in Omnitron since "
@@ -216,6 +226,9 @@ def patch_checked(
         attempt.outcome = OK if attempt.lost_answers == 0 else OK_RESENT
         attempt.status_code = 200
         attempt.detail = f"modified_date now {result.get('modified_date')}"
+        # the version this PATCH made: a later version with another code is someone's edit
+        attempt.seen_modified = parse_moment(result.get("modified_date"))
+        attempt.seen_erp_code = target
         return
 
 

@@ -54,6 +54,7 @@ from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
     DELETED,
+    SET,
     SETTLED,
     UNCONFIRMED,
     Attempt,
@@ -64,6 +65,8 @@ from omnisync.state import Fence, LockLost, StateStore
 from transforms.erp.replanning import replan_one
 
 log = logging.getLogger("omnisync.erp")
+#: the lock one write-back holds at a time (a reconciliation's run log stream is "erp")
+LOCK = "erp-writeback"
 
 
 def already_done(ledger: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
@@ -200,23 +203,39 @@ def apply_one(
 
 
 def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
-    """End the holds of the customers on whose code the ERP and Omnitron now agree (``agreed``:
-    ``pk`` and ``erp_code`` of the ERP rows already right) when it is not the code the hold
-    keeps from being sent: a person's edit the ERP has taken over is settled, and a later
-    change of the ERP's is a new one. Returns how many ended."""
+    """End the holds of the customers whose code the ERP has taken from a person (``agreed``:
+    ``pk`` and ``erp_code`` of the ERP rows the lake shows already right): the code someone set
+    over a plan or after a lost answer, or, after this product set a code, any other code. A
+    later change of the ERP's is then a new one. Under the write-back's lock, so that no
+    write-back's rows come in between; when another holds it, the next run settles. Returns
+    how many ended."""
+    if agreed.num_rows == 0:
+        return 0
+    fence = store.lease.try_lock(LOCK, run_id=run_id)
+    if fence is None:
+        return 0
+    try:
+        return _settle(store, run_id, agreed)
+    finally:
+        store.lease.release(fence)
+
+
+def _settle(store: StateStore, run_id: str, agreed: pa.Table) -> int:
     holds = open_holds(store.ledger.rows())
-    if not holds or agreed.num_rows == 0:
+    if not holds:
         return 0
     import pyarrow.compute as pc
 
     ending = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
-    settled = 0
+    settled: set[int] = set()
     for row in ending.to_pylist():
-        pk, code = row["pk"], row["erp_code"]
+        pk, code = row["pk"], row["erp_code"] or None
         hold = holds[pk]
-        if (code or None) == (hold.erp_code or None):
-            continue  # the code the hold keeps sending: nothing was overridden, nothing settles
-        settled += 1
+        if pk in settled or hold.outcome == UNCONFIRMED:
+            continue  # an unconfirmed PATCH is settled by reading the customer again
+        if code == (hold.erp_code or None) if hold.outcome == SET else code != hold.seen_erp_code:
+            continue  # not the code someone set: nothing was taken over
+        settled.add(pk)
         store.ledger.record(
             run_id=run_id,
             pk=pk,
@@ -226,7 +245,7 @@ def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
             outcome=SETTLED,
             detail=f"the ERP and Omnitron agree on {code!r}: the hold of run {hold.run_id} ends",
         )
-    return settled
+    return len(settled)
 
 
 def write_back(
@@ -257,6 +276,11 @@ def write_back(
         for row in ledger
         if row["outcome"] in APPLIED
     }
+    # The last code this product set on each customer: a change already applied counts as done
+    # only while it is (A, then B, then A again from one lake version sends A again).
+    latest = {
+        int(row["pk"]): str(row["erp_code"] or "") for row in ledger if row["outcome"] in APPLIED
+    }
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
@@ -272,7 +296,7 @@ def write_back(
                 "not_attempted",
                 detail="the write-back stopped before this change",
             )
-        elif key in done:
+        elif key in done and latest.get(key[0]) == key[1]:
             attempt = Attempt(
                 key[0],
                 key[1],

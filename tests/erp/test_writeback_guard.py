@@ -406,3 +406,60 @@ def test_a_code_a_person_changed_after_this_product_set_it_is_not_sent_again(
     pk = pa.array([row["pk"]], pa.int64())
     assert record_settled(store, "r4", pa.table({"pk": pk, "erp_code": ["ERP-B"]})) == 0
     assert record_settled(store, "r5", pa.table({"pk": pk, "erp_code": ["HAND-2"]})) == 1
+
+
+def test_an_erp_that_goes_back_to_a_code_before_a_sync_gets_it_sent_again(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """A, then B, then A again, all planned from one lake version: A's first PATCH is in the
+    ledger, but Omnitron holds B now; "already patched" ended the run while B stayed."""
+    server = make_sandbox(customers=20)
+    row = truth(server)[7]
+    store = store_in(tmp_path)
+    with client_for(server) as client:
+        for code, run_id in (("ERP-A", "r1"), ("ERP-B", "r2"), ("ERP-A", "r3")):
+            assert _write_one(client, store, row, code, run_id) == ["ok"], run_id
+        assert client.get_customer(row["pk"])["erp_code"] == "ERP-A"
+
+
+def test_holds_by_ledger_sequences(tmp_path: Path) -> None:
+    """Sequences a review found (each held or let go wrongly before): an older code of ours put
+    back, a clear after we once cleared, a stale lake's agreement, a plan older than our PATCH."""
+    from omnisync.erp.lost_answers import check_hold, open_holds
+    from omnisync.erp.writeback import record_settled
+
+    store = store_in(tmp_path)
+
+    def row(pk: int, code: str, outcome: str, previous: str | None, seen: str | None) -> None:
+        store.ledger.record(
+            run_id=f"r{len(store.ledger.rows()) + 1}",
+            pk=pk,
+            erp_code=code,
+            previous_erp_code=previous,
+            outcome=outcome,
+            seen_erp_code=seen,
+            based_on_modified_iso="2026-01-01T00:00:00Z",
+            seen_modified_iso="2026-01-02T00:00:00Z",
+        )
+
+    changed = "skipped_changed_since_plan"
+    row(1, "A", "ok", None, "A")  # ours: A, then B; a person puts A back
+    row(1, "B", "ok", "A", "B")
+    row(1, "C", changed, "B", "A")
+    row(2, "", "ok", "X", None)  # ours: a clear, then A; a person clears it
+    row(2, "A", "ok", None, "A")
+    row(2, "B", changed, "A", None)
+    row(3, "X", changed, "Y", "P")  # a person set P over our plan of X
+    holds = open_holds(store.ledger.rows())
+    assert (holds[1].outcome, holds[1].seen_erp_code) == (changed, "A")
+    assert (holds[2].outcome, holds[2].seen_erp_code) == (changed, None)
+    stale = pa.table({"pk": pa.array([3], pa.int64()), "erp_code": ["Y"]})
+    assert record_settled(store, "s1", stale) == 0, "the lake's old code is not the person's"
+    took = pa.table({"pk": pa.array([3, 3], pa.int64()), "erp_code": ["P", "P"]})
+    assert record_settled(store, "s2", took) == 1, "once, though two ERP rows agree"
+
+    row(4, "A", "ok", None, "A")  # ours, answered at 2026-01-02
+    set_hold = open_holds(store.ledger.rows())[4]
+    older = _change({"pk": 4, "erp_code": None, "modified_date": "2026-01-01T12:00:00+00:00"}, "A")
+    nobody = OmnitronClient("https://omnitron.test", token=SecretStr("t0ken"))
+    assert check_hold(nobody, set_hold, older) is None
