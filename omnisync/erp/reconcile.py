@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 
 from omnisync.connection import naming_omnitron_url, reach
 from omnisync.erp.apply import apply_plan
+from omnisync.erp.holds import record_settled
 from omnisync.erp.refusal import PlanRejected, PlanTooLarge, plan_refusal, would_stop
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult, WriteBackFailed
 from omnisync.erp.source import ErpInputError, ErpSource
-from omnisync.erp.writeback import record_settled
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
 from omnisync.lake.reconciliation import DATASET, table_path, write_run_table
@@ -171,6 +171,11 @@ def _plan(
             promote_options="permissive",
         )
         result = plan_changes(erp, customers, match_on, clear_unknown=clear_unknown)
+        right = result.erp_rows.filter(pc.equal(result.erp_rows.column("outcome"), "already_right"))
+        # what the ERP and the lake agree on, with the lake's version (holds.record_settled)
+        agreed = right.select(["pk", "erp_code"]).join(
+            customers.select(["pk", "modified_date"]), "pk", join_type="inner"
+        )
         # Validated once matched: a row in conflict is a finding of the ERP input's page too.
         checked = validator.validate(
             "erp_codes", _erp_frame(erp, result, validator), f"{run_id}-erp"
@@ -206,9 +211,7 @@ def _plan(
         if watermark is None
         else watermark - dt.timedelta(seconds=settings.lookback_seconds),
         read_alone=_quarantined_pks(storage),
-        agreed=result.erp_rows.filter(
-            pc.equal(result.erp_rows.column("outcome"), "already_right")
-        ).select(["pk", "erp_code"]),
+        agreed=agreed,
     )
     if sum(outcome.erp_row_outcomes.values()) != erp.num_rows:
         raise AssertionError(f"ERP rows unaccounted for: {outcome.erp_row_outcomes}")

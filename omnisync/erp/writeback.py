@@ -49,13 +49,12 @@ from omnisync.client import (
     RetriesExhausted,
     ValidationFailed,
 )
-from omnisync.erp.lost_answers import check_hold, open_holds, patch_checked
+from omnisync.erp.holds import check_hold, expected, read_ledger
+from omnisync.erp.lost_answers import patch_checked
 from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
     DELETED,
-    SET,
-    SETTLED,
     UNCONFIRMED,
     Attempt,
     iso,
@@ -202,52 +201,6 @@ def apply_one(
     return attempt
 
 
-def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
-    """End the holds of the customers whose code the ERP has taken from a person (``agreed``:
-    ``pk`` and ``erp_code`` of the ERP rows the lake shows already right): the code someone set
-    over a plan or after a lost answer, or, after this product set a code, any other code. A
-    later change of the ERP's is then a new one. Under the write-back's lock, so that no
-    write-back's rows come in between; when another holds it, the next run settles. Returns
-    how many ended."""
-    if agreed.num_rows == 0:
-        return 0
-    fence = store.lease.try_lock(LOCK, run_id=run_id)
-    if fence is None:
-        return 0
-    try:
-        return _settle(store, run_id, agreed)
-    finally:
-        store.lease.release(fence)
-
-
-def _settle(store: StateStore, run_id: str, agreed: pa.Table) -> int:
-    holds = open_holds(store.ledger.rows())
-    if not holds:
-        return 0
-    import pyarrow.compute as pc
-
-    ending = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
-    settled: set[int] = set()
-    for row in ending.to_pylist():
-        pk, code = row["pk"], row["erp_code"] or None
-        hold = holds[pk]
-        if pk in settled or hold.outcome == UNCONFIRMED:
-            continue  # an unconfirmed PATCH is settled by reading the customer again
-        if code == (hold.erp_code or None) if hold.outcome == SET else code != hold.seen_erp_code:
-            continue  # not the code someone set: nothing was taken over
-        settled.add(pk)
-        store.ledger.record(
-            run_id=run_id,
-            pk=pk,
-            erp_code=code,
-            previous_erp_code=None,
-            based_on_modified_iso=iso(hold.seen_modified or dt.datetime.now(dt.UTC)),
-            outcome=SETTLED,
-            detail=f"the ERP and Omnitron agree on {code!r}: the hold of run {hold.run_id} ends",
-        )
-    return len(settled)
-
-
 def write_back(
     client: OmnitronClient,
     store: StateStore,
@@ -267,20 +220,9 @@ def write_back(
     an earlier lost answer left open goes ahead only when :func:`check_hold` allows it. With
     ``fence`` (the write-back's lock), no PATCH is sent once the lock is lost; the ledger is
     written all the same: it records what was sent, which is true whoever holds the lock."""
-    ledger = store.ledger.rows()  # read once: what was applied, and what lost answers left open
-    done, holds = already_done(ledger), open_holds(ledger)
-    # The code this product set on a customer since the lake version a change was planned from
-    # (a lake a sync has not refreshed yet): what Omnitron should hold now, not the plan's.
-    since = {
-        (int(row["pk"]), row["based_on_modified_iso"]): row["erp_code"] or None
-        for row in ledger
-        if row["outcome"] in APPLIED
-    }
-    # The last code this product set on each customer: a change already applied counts as done
-    # only while it is (A, then B, then A again from one lake version sends A again).
-    latest = {
-        int(row["pk"]): str(row["erp_code"] or "") for row in ledger if row["outcome"] in APPLIED
-    }
+    ledger = store.ledger.rows()  # read once: what was applied, and what holds codes back
+    done, view = already_done(ledger), read_ledger(ledger)
+    holds = view.holds
     changes = plan.to_pylist()
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
@@ -296,7 +238,8 @@ def write_back(
                 "not_attempted",
                 detail="the write-back stopped before this change",
             )
-        elif key in done and latest.get(key[0]) == key[1]:
+        elif key in done and view.ours.get(key[0]) == {key[1] or None}:
+            # done only while that code is surely the last this product made current
             attempt = Attempt(
                 key[0],
                 key[1],
@@ -308,8 +251,7 @@ def write_back(
         elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
             attempt = ended
         else:
-            if (key[0], key[2]) in since:
-                change = {**change, "previous_erp_code": since[(key[0], key[2])]}
+            change = expected(holds.get(key[0]), change)
             attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()

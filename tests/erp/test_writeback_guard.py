@@ -210,6 +210,19 @@ def _change(row: dict[str, Any], code: str) -> dict[str, Any]:
     }
 
 
+def _agreed(pks: list[int], codes: list[str], when: dt.datetime | None = None) -> pa.Table:
+    """What a reconcile finds the ERP and the lake agreeing on (by default in a lake version
+    later than anything in these tests)."""
+    moment = when or dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    return pa.table(
+        {
+            "pk": pa.array(pks, pa.int64()),
+            "erp_code": codes,
+            "modified_date": pa.array([moment] * len(pks), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
 def _write_one(
     client: OmnitronClient, store: StateStore, row: dict[str, Any], code: str, run_id: str
 ) -> list[str]:
@@ -252,7 +265,7 @@ def test_a_code_a_person_set_over_a_plan_is_not_overwritten_by_a_later_run(
 def test_a_code_a_person_cleared_over_a_plan_is_held_too() -> None:
     """A cleared erp_code (None) is a person's edit as much as a new one: it is told apart from
     "this product applied nothing to that customer"."""
-    from omnisync.erp.lost_answers import open_holds
+    from omnisync.erp.holds import open_holds
 
     def row(outcome: str, code: str, seen: str | None, **extra: Any) -> dict[str, Any]:
         return {
@@ -326,8 +339,7 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
     found in Omnitron later, is no person's edit either."""
     import httpx
 
-    from omnisync.erp.lost_answers import Hold, check_hold, open_holds
-    from omnisync.erp.writeback import record_settled
+    from omnisync.erp.holds import Hold, check_hold, open_holds, record_settled
 
     store = store_in(tmp_path)
 
@@ -345,8 +357,7 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
 
     row("r1", 7, "A", "skipped_changed_since_plan", "Q")
     assert set(open_holds(store.ledger.rows())) == {7}
-    agreed = pa.table({"pk": pa.array([7, 8], pa.int64()), "erp_code": ["Q", "X"]})
-    assert record_settled(store, "r2", agreed) == 1
+    assert record_settled(store, "r2", _agreed([7, 8], ["Q", "X"])) == 1
     assert open_holds(store.ledger.rows()) == {}
 
     row("r3", 9, "A", "unconfirmed", "P")
@@ -401,11 +412,12 @@ def test_a_code_a_person_changed_after_this_product_set_it_is_not_sent_again(
         assert "HAND" in held["detail"] and "run r1 set" in held["detail"], held
         assert client.get_customer(row["pk"])["erp_code"] == "HAND"
         assert _write_one(client, store, synced, "ERP-B", "r3") == ["ok"]
-    from omnisync.erp.writeback import record_settled
+    from omnisync.erp.holds import record_settled
 
-    pk = pa.array([row["pk"]], pa.int64())
-    assert record_settled(store, "r4", pa.table({"pk": pk, "erp_code": ["ERP-B"]})) == 0
-    assert record_settled(store, "r5", pa.table({"pk": pk, "erp_code": ["HAND-2"]})) == 1
+    assert record_settled(store, "r4", _agreed([row["pk"]], ["ERP-B"])) == 0
+    old = _agreed([row["pk"]], ["HAND-2"], dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert record_settled(store, "r5", old) == 0, "a lake version older than our PATCH"
+    assert record_settled(store, "r6", _agreed([row["pk"]], ["HAND-2"])) == 1
 
 
 def test_an_erp_that_goes_back_to_a_code_before_a_sync_gets_it_sent_again(
@@ -425,8 +437,7 @@ def test_an_erp_that_goes_back_to_a_code_before_a_sync_gets_it_sent_again(
 def test_holds_by_ledger_sequences(tmp_path: Path) -> None:
     """Sequences a review found (each held or let go wrongly before): an older code of ours put
     back, a clear after we once cleared, a stale lake's agreement, a plan older than our PATCH."""
-    from omnisync.erp.lost_answers import check_hold, open_holds
-    from omnisync.erp.writeback import record_settled
+    from omnisync.erp.holds import check_hold, open_holds, record_settled
 
     store = store_in(tmp_path)
 
@@ -453,13 +464,70 @@ def test_holds_by_ledger_sequences(tmp_path: Path) -> None:
     holds = open_holds(store.ledger.rows())
     assert (holds[1].outcome, holds[1].seen_erp_code) == (changed, "A")
     assert (holds[2].outcome, holds[2].seen_erp_code) == (changed, None)
-    stale = pa.table({"pk": pa.array([3], pa.int64()), "erp_code": ["Y"]})
+    stale = _agreed([3], ["Y"])
     assert record_settled(store, "s1", stale) == 0, "the lake's old code is not the person's"
-    took = pa.table({"pk": pa.array([3, 3], pa.int64()), "erp_code": ["P", "P"]})
-    assert record_settled(store, "s2", took) == 1, "once, though two ERP rows agree"
+    assert record_settled(store, "s2", _agreed([3, 3], ["P", "P"])) == 1, "once for two rows"
 
     row(4, "A", "ok", None, "A")  # ours, answered at 2026-01-02
     set_hold = open_holds(store.ledger.rows())[4]
     older = _change({"pk": 4, "erp_code": None, "modified_date": "2026-01-01T12:00:00+00:00"}, "A")
     nobody = OmnitronClient("https://omnitron.test", token=SecretStr("t0ken"))
     assert check_hold(nobody, set_hold, older) is None
+
+
+def test_a_revert_is_kept_when_the_lake_is_between_our_plan_and_our_patch(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """The lake holds a version newer than our plan's but older than our PATCH (another field
+    changed): a person's revert after the PATCH looked like the lake's own code and was sent
+    over; it is checked against the code our PATCH set."""
+    server = make_sandbox(customers=20)
+    pk = truth(server)[9]["pk"]
+    before = next(r for r in truth(server) if r["pk"] == pk)
+    server.admin.post("modify", json={"pks": [pk]})  # another field: the lake's newer version
+    between = next(r for r in truth(server) if r["pk"] == pk)
+    store = store_in(tmp_path)
+    with client_for(server) as client:
+        assert _write_one(client, store, before, "ERP-A", "r1") == ["ok"]
+        client.patch_customer(pk, {"erp_code": before["erp_code"]})  # a person reverts
+        assert _write_one(client, store, between, "ERP-A", "r2") == ["skipped_changed_since_plan"]
+        synced = next(r for r in truth(server) if r["pk"] == pk)
+        assert _write_one(client, store, synced, "ERP-A", "r3") == ["skipped_person_edit"]
+        assert client.get_customer(pk)["erp_code"] == before["erp_code"]
+
+
+def test_holds_of_an_older_ledger_and_of_answers_lost(tmp_path: Path) -> None:
+    """An applied row written before PATCHes recorded the version they made still holds its
+    code back from a later, different one; a code of ours whose later PATCH's answer was lost
+    is still ours."""
+    from omnisync.erp.holds import check_hold, open_holds
+
+    store = store_in(tmp_path)
+    store.ledger.record(
+        run_id="old",
+        pk=1,
+        erp_code="A",
+        previous_erp_code=None,
+        outcome="ok",
+        based_on_modified_iso="2026-01-01T00:00:00Z",
+    )
+    held = open_holds(store.ledger.rows())[1]
+    change = _change({"pk": 1, "erp_code": "HAND", "modified_date": "2026-01-03T00:00:00Z"}, "A")
+    nobody = OmnitronClient("https://omnitron.test", token=SecretStr("t0ken"))
+    ended = check_hold(nobody, held, change)
+    assert ended is not None and ended.outcome == "skipped_person_edit", ended
+    for outcome, code, seen in (
+        ("unconfirmed", "B", "A"),
+        ("skipped_changed_since_plan", "C", "A"),
+    ):
+        store.ledger.record(
+            run_id="r",
+            pk=1,
+            erp_code=code,
+            previous_erp_code="A",
+            outcome=outcome,
+            seen_erp_code=seen,
+            based_on_modified_iso="2026-01-01T00:00:00Z",
+            seen_modified_iso="2026-01-02T00:00:00Z",
+        )
+    assert open_holds(store.ledger.rows())[1].outcome == "unconfirmed", "A may still be ours"

@@ -1,0 +1,239 @@
+"""What keeps a code from being sent to a customer again, read from the ledger (G7).
+
+A later run would plan a code over a person's edit: from the lake's old version of the customer,
+or, once a sync has brought the edit in, as a "correction" of the person's code. The ledger says
+which customers that concerns; :func:`open_holds` finds them, and :func:`check_hold` decides
+for each planned change:
+
+- ``set``: this product set the code (an applied row, with the version its PATCH made). A plan
+  from an older lake version is checked against that code, not the plan's (:func:`expected`);
+  a plan from a newer version that holds another code means someone changed it since: the same
+  code is not sent again (``skipped_person_edit``).
+- ``skipped_changed_since_plan`` that saw a code someone set over a plan (not the plan's
+  previous code, not its target, not one this product may have made current): that code is
+  not overridden by the same target again.
+- ``conflict`` and ``unconfirmed`` (a lost answer): see :mod:`omnisync.erp.lost_answers`.
+
+A hold ends with an applied change, a ``deleted`` customer, or a ``settled`` row: a
+reconciliation whose ERP took the other code (:func:`record_settled`). A different code from
+the ERP is always a new change. Anything that cannot be told means "do not patch".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from omnisync.client import NotFound, OmnitronClient, OmnitronError
+from omnisync.erp.outcomes import (
+    APPLIED,
+    CHANGED,
+    CONFLICT,
+    DELETED,
+    EDITED,
+    HELD,
+    OK_ANSWER_LOST,
+    SET,
+    SETTLED,
+    UNCONFIRMED,
+    Attempt,
+    iso,
+    parse_moment,
+)
+from omnisync.state import StateStore
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What keeps one customer's code from being sent again (from the ledger)."""
+
+    #: SET, CHANGED, CONFLICT or UNCONFIRMED
+    outcome: str
+    erp_code: str  # the code that is held back (SET: the code this product set)
+    seen_modified: dt.datetime | None  # SET: the version the PATCH made
+    seen_erp_code: str | None
+    run_id: str
+
+
+@dataclass
+class LedgerView:
+    """The ledger read once: the holds, and the codes that may be current by this product's
+    doing (its last applied code, and any sent since with the answer lost)."""
+
+    holds: dict[int, Hold]
+    ours: dict[int, set[str | None]]
+
+
+def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
+    holds: dict[int, Hold] = {}
+    ours: dict[int, set[str | None]] = {}
+    for row in ledger:  # in attempt order: the latest row decides
+        pk, outcome = int(row["pk"]), str(row["outcome"])
+        code = str(row["erp_code"] or "")
+        seen = parse_moment(row.get("seen_modified_iso"))
+        run_id = str(row["run_id"])
+        if outcome in APPLIED:
+            holds[pk] = Hold(SET, code, seen, code or None, run_id)
+            ours[pk] = {code or None}
+        elif outcome in (CONFLICT, UNCONFIRMED):
+            holds[pk] = Hold(outcome, code, seen, row.get("seen_erp_code") or None, run_id)
+            ours.setdefault(pk, set()).add(code or None)
+        elif outcome == DELETED:
+            holds.pop(pk, None)
+            ours.pop(pk, None)
+        elif outcome == SETTLED:
+            if pk in holds and _ends(holds[pk], row):
+                del holds[pk]
+        elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, set())):
+            holds[pk] = Hold(CHANGED, code, seen, row.get("seen_erp_code") or None, run_id)
+    return LedgerView(holds, ours)
+
+
+def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
+    """pk -> what holds that customer's code back (see the module's text)."""
+    return read_ledger(ledger).holds
+
+
+def _set_over_plan(row: dict[str, Any], ours: set[str | None]) -> bool:
+    """Whether a ``CHANGED`` row saw an erp_code someone set (or cleared) in Omnitron: not the
+    one the plan was based on, not the one it wanted, and none this product may have made
+    current (``ours``; an older code of ours put back is a person's edit)."""
+    if row.get("seen_modified_iso") is None:
+        return False  # recorded without what it saw: the match key, or an unreadable date
+    seen = row.get("seen_erp_code") or None
+    return seen not in {row.get("previous_erp_code") or None, row["erp_code"] or None, *ours}
+
+
+def _ends(hold: Hold, settled: dict[str, Any]) -> bool:
+    """Whether a ``settled`` row ends ``hold``: it names that hold (its code and version), so a
+    hold made after the settle was decided (another run's PATCH) is not ended by it."""
+    return (settled.get("previous_erp_code") or "") == hold.erp_code and settled.get(
+        "seen_modified_iso"
+    ) == (iso(hold.seen_modified) if hold.seen_modified else None)
+
+
+def expected(hold: Hold | None, change: dict[str, Any]) -> dict[str, Any]:
+    """``change`` with the code Omnitron should hold now: a plan from a lake version older than
+    the one this product's last PATCH made expects that PATCH's code, not the plan's."""
+    if hold is None or hold.outcome != SET or hold.seen_modified is None:
+        return change
+    if change["based_on_modified"] >= hold.seen_modified:
+        return change
+    return {**change, "previous_erp_code": hold.erp_code or None}
+
+
+def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
+    """None when the change may go ahead on the normal path; otherwise the attempt that ends it
+    (``skipped_after_lost_answer``, ``conflict``, ``ok_answer_lost`` or ``deleted``).
+
+    After a ``conflict``, the person's edit stands: the same code is never sent again to that
+    customer (a different code from the ERP is a new change, planned as usual); settle it in the
+    ERP or in Omnitron. After ``unconfirmed``, the customer is read again: the code is ours
+    (applied), or it is exactly as when the PATCH went out (not applied: go ahead), or it
+    changed (now a ``conflict``)."""
+    pk, target = int(change["pk"]), str(change["erp_code"]) or None
+    based_on: dt.datetime = change["based_on_modified"]
+    seen = hold.seen_modified
+    attempt = Attempt(pk, str(change["erp_code"]), change["previous_erp_code"], based_on, HELD)
+    attempt.seen_modified, attempt.seen_erp_code = seen, hold.seen_erp_code
+    why = f"run {hold.run_id} lost a PATCH's answer ({hold.outcome})"
+    if hold.outcome in (SET, CHANGED):  # someone changed the code after us, or over our plan
+        previous = change["previous_erp_code"] or None
+        if target != (hold.erp_code or None):
+            return None  # the ERP wants another code now: a new change
+        if hold.outcome == SET and (
+            previous == target or (hold.seen_modified is not None and based_on < hold.seen_modified)
+        ):
+            return None  # planned from a version older than our PATCH: see expected()
+        attempt.outcome = EDITED
+        attempt.detail = (
+            f"run {hold.run_id} set erp_code {hold.erp_code!r}; it was changed in Omnitron since "
+            f"(now {previous!r})"
+            if hold.outcome == SET
+            else f"erp_code {hold.seen_erp_code!r} was set in Omnitron over run {hold.run_id}'s "
+            f"plan of {hold.erp_code!r}"
+        ) + ": not sent again; settle it in the ERP or in Omnitron"
+        return attempt
+    if hold.outcome == CONFLICT:
+        if target != (hold.erp_code or None):
+            return None  # the ERP wants another code now: a new change, not the one overridden
+        attempt.detail = (
+            f"{why}, and erp_code {hold.seen_erp_code!r} was set in Omnitron after that PATCH: "
+            f"{hold.erp_code!r} is not sent again; settle it in the ERP or in Omnitron"
+        )
+        return attempt
+    try:
+        now = client.get_customer(pk)
+    except NotFound:
+        attempt.outcome, attempt.detail = DELETED, "Omnitron answered 404 on the re-read"
+        return attempt
+    except OmnitronError as exc:
+        attempt.detail = f"{why}; the re-read failed ({exc}): not patched"
+        return attempt
+    moment = parse_moment(now.get("modified_date")) if isinstance(now, dict) else None
+    if moment is None:
+        attempt.detail = f"{why}; the re-read's modified_date cannot be read: not patched"
+        return attempt
+    code = now.get("erp_code") or None
+    if code == target:
+        attempt.outcome = OK_ANSWER_LOST
+        attempt.seen_modified, attempt.seen_erp_code = moment, code
+        attempt.detail = f"{why}; the re-read shows that PATCH applied"
+        return attempt
+    if seen is not None and moment == seen and code == hold.seen_erp_code:
+        return None  # exactly as when the PATCH went out: it was not applied, nobody edited
+    if code == (hold.erp_code or None):
+        return None  # that PATCH landed after all, and nobody edited since: a new change
+    attempt.outcome = CONFLICT
+    attempt.seen_modified, attempt.seen_erp_code = moment, code
+    attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is"
+    return attempt
+
+
+def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
+    """End the holds of the customers whose other code the ERP has taken (``agreed``: ``pk``,
+    ``erp_code`` and ``modified_date`` of the customers the lake shows already right): the
+    code someone set over a plan or after a lost answer; after this product set a code, any
+    other code the lake shows in a later version than that PATCH made. A later change of the
+    ERP's is then a new one. Each ``settled`` row names the hold it ends (:func:`_ends`), so a
+    write-back running beside it loses nothing. Returns how many ended."""
+    if agreed.num_rows == 0:
+        return 0
+    holds = open_holds(store.ledger.rows())
+    if not holds:
+        return 0
+    import pyarrow.compute as pc
+
+    mine = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
+    ended: set[int] = set()
+    for row in mine.to_pylist():
+        pk, code, moment = row["pk"], row["erp_code"] or None, row["modified_date"]
+        hold = holds[pk]
+        if pk in ended or not _taken_over(hold, code, moment):
+            continue
+        ended.add(pk)
+        store.ledger.record(
+            run_id=run_id,
+            pk=pk,
+            erp_code=code,
+            previous_erp_code=hold.erp_code,
+            based_on_modified_iso=iso(moment),
+            outcome=SETTLED,
+            detail=f"the ERP took {code!r}: the hold of run {hold.run_id} ends",
+            seen_modified_iso=iso(hold.seen_modified) if hold.seen_modified else None,
+            seen_erp_code=hold.seen_erp_code,
+        )
+    return len(ended)
+
+
+def _taken_over(hold: Hold, code: str | None, moment: dt.datetime) -> bool:
+    if hold.outcome == UNCONFIRMED:
+        return False  # settled by reading the customer again (check_hold)
+    if hold.outcome != SET:
+        return code == hold.seen_erp_code  # the person's code, and no other
+    if code == (hold.erp_code or None):
+        return False  # our own code stands: nothing was overridden
+    return hold.seen_modified is None or moment > hold.seen_modified  # not the lake's old code
