@@ -19,6 +19,9 @@ log = logging.getLogger("omnisync.client")
 
 # A Retry-After larger than this is capped: the run's own retry budget decides when to give up.
 MAX_RETRY_AFTER_SECONDS = 60.0
+# Jitter from a generator of its own: a write-back thread drawing from the process-wide one
+# changes its state under anyone who seeded it (a property test's strategies among them).
+_JITTER = random.Random()
 # Methods sent again freely after any transient failure: they change nothing on the server.
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -37,7 +40,7 @@ class RetryBudget:
     def another(self) -> bool:
         """Wait the backoff, then True; False (at once) when the budget is spent."""
         initial, maximum, jitter = self._wait
-        pause = min(maximum, initial * 2**self._retries) + random.uniform(0, jitter)
+        pause = min(maximum, initial * 2**self._retries) + _JITTER.uniform(0, jitter)
         if self.left <= 0 or time.monotonic() + pause > self._deadline:
             return False
         self.left -= 1
