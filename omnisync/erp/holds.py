@@ -58,18 +58,30 @@ class Hold:
     run_id: str
 
 
+@dataclass(frozen=True)
+class Applied:
+    """This product's last applied PATCH of a customer: its code, the version it made (None in
+    a ledger from before that was recorded) and the lake version it was planned from."""
+
+    erp_code: str | None
+    made: dt.datetime | None
+    planned_from: str | None
+
+
 @dataclass
 class LedgerView:
-    """The ledger read once: the holds, and the codes that may be current by this product's
-    doing (its last applied code, and any sent since with the answer lost)."""
+    """The ledger read once: the holds, the codes that may be current by this product's doing
+    (its last applied code, and any sent since with the answer lost), and its last PATCHes."""
 
     holds: dict[int, Hold]
     ours: dict[int, set[str | None]]
+    applied: dict[int, Applied]
 
 
 def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
     holds: dict[int, Hold] = {}
     ours: dict[int, set[str | None]] = {}
+    applied: dict[int, Applied] = {}
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         code = str(row["erp_code"] or "")
@@ -78,18 +90,20 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
         if outcome in APPLIED:
             holds[pk] = Hold(SET, code, seen, code or None, run_id)
             ours[pk] = {code or None}
+            applied[pk] = Applied(code or None, seen, row.get("based_on_modified_iso"))
         elif outcome in (CONFLICT, UNCONFIRMED):
             holds[pk] = Hold(outcome, code, seen, row.get("seen_erp_code") or None, run_id)
             ours.setdefault(pk, set()).add(code or None)
         elif outcome == DELETED:
             holds.pop(pk, None)
             ours.pop(pk, None)
+            applied.pop(pk, None)
         elif outcome == SETTLED:
             if pk in holds and _ends(holds[pk], row):
                 del holds[pk]
         elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, set())):
             holds[pk] = Hold(CHANGED, code, seen, row.get("seen_erp_code") or None, run_id)
-    return LedgerView(holds, ours)
+    return LedgerView(holds, ours, applied)
 
 
 def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
@@ -115,14 +129,16 @@ def _ends(hold: Hold, settled: dict[str, Any]) -> bool:
     ) == (iso(hold.seen_modified) if hold.seen_modified else None)
 
 
-def expected(hold: Hold | None, change: dict[str, Any]) -> dict[str, Any]:
+def expected(last: Applied | None, change: dict[str, Any]) -> dict[str, Any]:
     """``change`` with the code Omnitron should hold now: a plan from a lake version older than
-    the one this product's last PATCH made expects that PATCH's code, not the plan's."""
-    if hold is None or hold.outcome != SET or hold.seen_modified is None:
+    the one this product's last PATCH made (whatever held the customer since) expects that
+    PATCH's code, not the plan's. Without the version (an older ledger), a plan from the very
+    version that PATCH was planned from does."""
+    if last is None:
         return change
-    if change["based_on_modified"] >= hold.seen_modified:
-        return change
-    return {**change, "previous_erp_code": hold.erp_code or None}
+    based_on: dt.datetime = change["based_on_modified"]
+    older = based_on < last.made if last.made is not None else iso(based_on) == last.planned_from
+    return {**change, "previous_erp_code": last.erp_code} if older else change
 
 
 def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:

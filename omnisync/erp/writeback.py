@@ -251,7 +251,7 @@ def write_back(
         elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
             attempt = ended
         else:
-            change = expected(holds.get(key[0]), change)
+            change = expected(view.applied.get(key[0]), change)
             attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()

@@ -531,3 +531,44 @@ def test_holds_of_an_older_ledger_and_of_answers_lost(tmp_path: Path) -> None:
             seen_modified_iso="2026-01-02T00:00:00Z",
         )
     assert open_holds(store.ledger.rows())[1].outcome == "unconfirmed", "A may still be ours"
+
+
+def test_our_last_patch_is_remembered_whatever_held_the_customer_since(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """r1 sets A; a person sets HAND; r2 (B) leaves it; the person puts the old code back; r3
+    (C), all from one lake version: r3 must still expect our A, not the lake's old code (the
+    hold r2 left had replaced the memory of our PATCH, and C went over the revert)."""
+    server = make_sandbox(customers=20)
+    row = truth(server)[11]
+    store = store_in(tmp_path)
+    with client_for(server) as client:
+        assert _write_one(client, store, row, "ERP-A", "r1") == ["ok"]
+        client.patch_customer(row["pk"], {"erp_code": "HAND"})
+        assert _write_one(client, store, row, "ERP-B", "r2") == ["skipped_changed_since_plan"]
+        client.patch_customer(row["pk"], {"erp_code": row["erp_code"]})
+        assert _write_one(client, store, row, "ERP-C", "r3") == ["skipped_changed_since_plan"]
+        assert client.get_customer(row["pk"])["erp_code"] == row["erp_code"]
+
+
+def test_an_older_ledger_s_patch_is_expected_from_the_version_it_was_planned_from(
+    tmp_path: Path,
+) -> None:
+    """An applied row from before PATCHes recorded the version they made: a plan from the very
+    lake version that PATCH was planned from still expects its code."""
+    from omnisync.erp.holds import expected, read_ledger
+
+    store = store_in(tmp_path)
+    store.ledger.record(
+        run_id="old",
+        pk=1,
+        erp_code="A",
+        previous_erp_code="X",
+        outcome="ok",
+        based_on_modified_iso="2026-01-01T00:00:00Z",
+    )
+    last = read_ledger(store.ledger.rows()).applied[1]
+    same = _change({"pk": 1, "erp_code": "X", "modified_date": "2026-01-01T00:00:00+00:00"}, "B")
+    later = _change({"pk": 1, "erp_code": "Y", "modified_date": "2026-02-01T00:00:00+00:00"}, "B")
+    assert expected(last, same)["previous_erp_code"] == "A"
+    assert expected(last, later)["previous_erp_code"] == "Y"
