@@ -28,7 +28,7 @@ HELD = "skipped_after_lost_answer"  # a later run: what the lost answer left is 
 CHANGED = "skipped_changed_since_plan"  # the customer changed in Omnitron after the plan
 EDITED = "skipped_person_edit"  # a later run: a code set in Omnitron over an earlier plan stands
 SETTLED = "settled"  # not an attempt: the ERP and Omnitron agree on the code; a hold ends
-SET = "set"  # not an outcome: a hold's kind, this product set the code (lost_answers.open_holds)
+SET = "set"  # not an outcome: a hold's kind, this product set the code (holds.read_ledger)
 FAILED = frozenset({"400", "406", "retries_exhausted", "not_attempted", UNCONFIRMED})
 
 

@@ -19,8 +19,9 @@ change is checked against a listing at most one batch old (about a second at 10 
 as close as a re-read was behind the throttle.
 
 A PATCH whose answer was lost is never sent again blindly: :mod:`omnisync.erp.lost_answers`
-reads the customer again and decides, and keeps later runs from patching over what a person did
-meanwhile. A customer Omnitron no longer has ends ``deleted``.
+reads the customer again and decides. What a person did in Omnitron (over a plan, after this
+product's PATCH, after a lost answer) keeps later runs from sending the same code over it
+(:mod:`omnisync.erp.holds`). A customer Omnitron no longer has ends ``deleted``.
 
 Every attempt and its outcome (:mod:`omnisync.erp.outcomes`) goes to the ledger, whatever ends
 the run: an error that stops the write-back (a login refused) leaves the changes not yet tried
@@ -217,7 +218,8 @@ def write_back(
     ``attempts``, when given, receives each attempt as it ends, so a caller can report them
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
-    an earlier lost answer left open goes ahead only when :func:`check_hold` allows it. With
+    the ledger holds back (:mod:`omnisync.erp.holds`) goes ahead only when :func:`check_hold`
+    allows it, expecting the code this product's last PATCH set (:func:`expected`). With
     ``fence`` (the write-back's lock), no PATCH is sent once the lock is lost; the ledger is
     written all the same: it records what was sent, which is true whoever holds the lock."""
     ledger = store.ledger.rows()  # read once: what was applied, and what holds codes back
