@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -263,6 +264,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         process.kill()
         process.wait()
     shutil.rmtree(home, ignore_errors=True)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m e2e`` (``make test-e2e``), a test module that marks no test ``e2e`` is not
+    imported: each worker imported every module of the suite (seconds of CPU) to run a few."""
+    if config.getoption("markexpr", "") != "e2e" or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    return "mark.e2e" not in collection_path.read_text(encoding="utf-8") or None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
