@@ -3,6 +3,7 @@ for a message or a report, with or without a scheme, in any case, with surroundi
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 _AUTHORITY = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|//)?(?P<authority>[^/?#]*)")
@@ -38,23 +39,24 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 def database_url_shown(url: str) -> str:
-    """A SQLAlchemy URL as a message may show it: its user and password as ``***@`` (split at the
-    authority's last ``@``: a password may hold an unencoded one, where SQLAlchemy splits at the
-    first), and the values of its query masked (a driver takes ``?password=`` or a key's
-    passphrase there); an unparseable one as its scheme alone, or not at all when it has no
-    plain scheme (any part may then be a password)."""
+    """A SQLAlchemy URL as a message may show it: without its password (read as SQLAlchemy reads
+    it, so a ``/``, ``?`` or ``#`` in it is no end; and a host that holds an ``@``, left by a
+    password with an unencoded one, is cut after its last), and with the values of its query
+    masked (a driver takes ``?password=`` or a key's passphrase there); an unparseable one as
+    its scheme alone, or not at all when it has no plain scheme (any part may be a password)."""
     from sqlalchemy.engine import make_url
 
     try:
-        make_url(url)
+        parsed = make_url(url)
+        if parsed.host and "@" in parsed.host:
+            parsed = parsed.set(host=parsed.host.rsplit("@", 1)[1])
+        shown = parsed.set(query={}).render_as_string(hide_password=True)
     except Exception:  # any parse error: the URL's pieces are unknown
         scheme, sep, _ = url.strip().partition("://")
         return f"{scheme}://..." if sep and _SCHEME.fullmatch(scheme) else "(not a database URL)"
-    base, sep, query = without_userinfo(url.strip()).partition("?")
-    if not sep:
-        return base
-    keys = [part.partition("=")[0] for part in query.split("&") if part]
-    return f"{base}?{'&'.join(f'{key}=***' for key in keys)}"
+    if not parsed.query:
+        return shown
+    return f"{shown}?{'&'.join(f'{key}=***' for key in parsed.query)}"
 
 
 def without_url_pieces(text: str, url: str) -> str:
@@ -62,11 +64,25 @@ def without_url_pieces(text: str, url: str) -> str:
     query's values removed: an error about a malformed URL may quote any of them (a password
     with an unencoded ``@`` or ``:`` is split where a parser did not expect). The user and the
     host are kept: they are no secret, and masking them would garble ordinary words."""
+    from sqlalchemy.engine import make_url
+
     credentials = userinfo(url) or ""
-    password = credentials.partition(":")[2]
+    passwords = {credentials.partition(":")[2]}
+    # As SQLAlchemy reads it: a "/", "?" or "#" in a password ends no authority there, and a
+    # host holding an "@" holds the rest of a password with an unencoded one. Unparseable: the
+    # pieces above are all there is to go on.
+    with contextlib.suppress(Exception):
+        parsed = make_url(url)
+        host = parsed.host or ""
+        passwords.add(parsed.password or "")
+        if "@" in host:
+            passwords.add(f"{parsed.password or ''}@{host.rsplit('@', 1)[0]}")
     values = [part.partition("=")[2] for part in url.partition("?")[2].split("&")]
-    pieces = {url, url.strip(), credentials, password, *values}
-    pieces.update(password.replace("@", ":").split(":"))
+    pieces = {url, url.strip(), *passwords, *values}
+    if ":" in credentials:  # a user alone is no secret (and "postgres" is in "postgresql")
+        pieces.add(credentials)
+    for password in passwords:
+        pieces.update(password.replace("@", ":").split(":"))
     for piece in sorted((p for p in pieces if len(p) >= 3), key=len, reverse=True):
         text = text.replace(piece, "...")
     return text

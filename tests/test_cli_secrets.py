@@ -122,6 +122,9 @@ def test_a_password_with_an_unencoded_at_sign_is_never_shown() -> None:
 
     shown = database_url_shown("mysql+pymysql://u:p@ss9@127.0.0.1:1/db")
     assert "ss9" not in shown and "127.0.0.1:1/db" in shown, shown
+    for password in ("pa/ss9", "pa?ss9", "pa#ss9"):  # where a URL's authority would end
+        shown = database_url_shown(f"postgresql://u:{password}@h.test/db")
+        assert "ss9" not in shown and "@h.test/db" in shown, shown
     with pytest.raises(ErpInputError) as raised:
         read_query("postgresql+psycopg://erp:Pa@ss:W0rd99@db.example/erp", "select 1", "pk")
     said = str(raised.value)

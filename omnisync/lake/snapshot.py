@@ -166,7 +166,6 @@ class Snapshot:
         """Merge ``changes`` (all of this bucket) into the bucket file, replacing it atomically."""
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
-            # rows staged by an earlier omnisync hold JSON as plain strings: type them as now
             incoming = latest_per_pk(changes)
             if self.storage.exists(path):
                 current = self.storage.read_table(path)

@@ -185,17 +185,22 @@ def _finish_open_plan(run: RunContext) -> bool:
 
 
 def _finish(run: RunContext, plan: Plan) -> PlanTotals:
-    return finish_plan(
-        plan,
-        settings=run.settings,
-        client=run.client,
-        store=run.store,
-        fence=run.fence,
-        run_id=run.run_id,
-        storage=run.storage,
-        changes=run.changes,
-        snapshot=run.snapshot,
-    )
+    return finish_plan(plan, **_lake_steps(run))
+
+
+def _lake_steps(run: RunContext) -> dict[str, Any]:
+    """What finishing a plan and removing deleted customers each use of the run: the same
+    collaborators, named once."""
+    return {
+        "settings": run.settings,
+        "client": run.client,
+        "store": run.store,
+        "fence": run.fence,
+        "run_id": run.run_id,
+        "storage": run.storage,
+        "changes": run.changes,
+        "snapshot": run.snapshot,
+    }
 
 
 def _restore_quarantined(storage: LakeStorage, snapshot: Snapshot, found: Outcome) -> int:
@@ -253,16 +258,6 @@ def repair(settings: Settings, found: Outcome) -> dict[str, Any]:
             totals = _finish(run, plan)
             counts.update(totals.counts())
         deleted = sorted(set(found.found.get("deleted", [])))
-        counts["deleted"], counts["rows_removed"] = remove_deleted(
-            deleted,
-            settings=settings,
-            client=run.client,
-            store=run.store,
-            fence=run.fence,
-            run_id=run.run_id,
-            storage=run.storage,
-            changes=run.changes,
-            snapshot=run.snapshot,
-        )
+        counts["deleted"], counts["rows_removed"] = remove_deleted(deleted, **_lake_steps(run))
         record.counts = counts
         return counts

@@ -223,6 +223,29 @@ def _agreed(pks: list[int], codes: list[str], when: dt.datetime | None = None) -
     )
 
 
+def _ledger_row(
+    store: StateStore,
+    run_id: str,
+    pk: int,
+    code: str,
+    outcome: str,
+    previous: str | None,
+    seen: str | None,
+    seen_modified: str | None = "2026-01-02T00:00:00Z",
+) -> None:
+    """One ledger row, planned from the lake version of 2026-01-01."""
+    store.ledger.record(
+        run_id=run_id,
+        pk=pk,
+        erp_code=code,
+        previous_erp_code=previous,
+        outcome=outcome,
+        seen_erp_code=seen,
+        based_on_modified_iso="2026-01-01T00:00:00Z",
+        seen_modified_iso=seen_modified,
+    )
+
+
 def _write_one(
     client: OmnitronClient, store: StateStore, row: dict[str, Any], code: str, run_id: str
 ) -> list[str]:
@@ -344,16 +367,7 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
     store = store_in(tmp_path)
 
     def row(run_id: str, pk: int, code: str, outcome: str, seen: str) -> None:
-        store.ledger.record(
-            run_id=run_id,
-            pk=pk,
-            erp_code=code,
-            previous_erp_code="P",
-            outcome=outcome,
-            seen_erp_code=seen,
-            based_on_modified_iso="2026-01-01T00:00:00Z",
-            seen_modified_iso="2026-01-02T00:00:00Z",
-        )
+        _ledger_row(store, run_id, pk, code, outcome, "P", seen)
 
     row("r1", 7, "A", "skipped_changed_since_plan", "Q")
     assert set(open_holds(store.ledger.rows())) == {7}
@@ -442,16 +456,7 @@ def test_holds_by_ledger_sequences(tmp_path: Path) -> None:
     store = store_in(tmp_path)
 
     def row(pk: int, code: str, outcome: str, previous: str | None, seen: str | None) -> None:
-        store.ledger.record(
-            run_id=f"r{len(store.ledger.rows()) + 1}",
-            pk=pk,
-            erp_code=code,
-            previous_erp_code=previous,
-            outcome=outcome,
-            seen_erp_code=seen,
-            based_on_modified_iso="2026-01-01T00:00:00Z",
-            seen_modified_iso="2026-01-02T00:00:00Z",
-        )
+        _ledger_row(store, f"r{len(store.ledger.rows()) + 1}", pk, code, outcome, previous, seen)
 
     changed = "skipped_changed_since_plan"
     row(1, "A", "ok", None, "A")  # ours: A, then B; a person puts A back
@@ -503,14 +508,7 @@ def test_holds_of_an_older_ledger_and_of_answers_lost(tmp_path: Path) -> None:
     from omnisync.erp.holds import check_hold, open_holds
 
     store = store_in(tmp_path)
-    store.ledger.record(
-        run_id="old",
-        pk=1,
-        erp_code="A",
-        previous_erp_code=None,
-        outcome="ok",
-        based_on_modified_iso="2026-01-01T00:00:00Z",
-    )
+    _ledger_row(store, "old", 1, "A", "ok", None, None, seen_modified=None)
     held = open_holds(store.ledger.rows())[1]
     change = _change({"pk": 1, "erp_code": "HAND", "modified_date": "2026-01-03T00:00:00Z"}, "A")
     nobody = OmnitronClient("https://omnitron.test", token=SecretStr("t0ken"))
@@ -520,16 +518,7 @@ def test_holds_of_an_older_ledger_and_of_answers_lost(tmp_path: Path) -> None:
         ("unconfirmed", "B", "A"),
         ("skipped_changed_since_plan", "C", "A"),
     ):
-        store.ledger.record(
-            run_id="r",
-            pk=1,
-            erp_code=code,
-            previous_erp_code="A",
-            outcome=outcome,
-            seen_erp_code=seen,
-            based_on_modified_iso="2026-01-01T00:00:00Z",
-            seen_modified_iso="2026-01-02T00:00:00Z",
-        )
+        _ledger_row(store, "r", 1, code, outcome, "A", seen)
     assert open_holds(store.ledger.rows())[1].outcome == "unconfirmed", "A may still be ours"
 
 
@@ -559,14 +548,7 @@ def test_an_older_ledger_s_patch_is_expected_from_the_version_it_was_planned_fro
     from omnisync.erp.holds import expected, read_ledger
 
     store = store_in(tmp_path)
-    store.ledger.record(
-        run_id="old",
-        pk=1,
-        erp_code="A",
-        previous_erp_code="X",
-        outcome="ok",
-        based_on_modified_iso="2026-01-01T00:00:00Z",
-    )
+    _ledger_row(store, "old", 1, "A", "ok", "X", None, seen_modified=None)
     last = read_ledger(store.ledger.rows()).applied[1]
     same = _change({"pk": 1, "erp_code": "X", "modified_date": "2026-01-01T00:00:00+00:00"}, "B")
     later = _change({"pk": 1, "erp_code": "Y", "modified_date": "2026-02-01T00:00:00+00:00"}, "B")
