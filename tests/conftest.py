@@ -12,13 +12,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
-from omnisync.validation.deferred_imports import defer_unused_imports
+from omnisync.validation.gx_import import import_gx
 from sandbox import SandboxModes, SandboxServer
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # As in a run (omnisync/validation/runner.py), before any test module imports GX: what GX imports
-# for expectations no suite here uses loads on first use, not in every worker's collection.
-defer_unused_imports()
+# for expectations no suite here uses loads on first use, and its models are built as in a run.
+import_gx()
 # Property tests judge answers, not speed: on a shared two-core machine an example may take
 # longer than hypothesis's default deadline, which would fail a test whose answers are right.
 settings.register_profile(

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from omnisync.url_credentials import without_userinfo
-from omnisync.validation.deferred_imports import defer_unused_imports
 from omnisync.validation.docs_site import (
     DATA_DOCS,
     DOCS,
@@ -29,6 +28,7 @@ from omnisync.validation.docs_site import (
     DocsSite,
     store_without_row_lists,
 )
+from omnisync.validation.gx_import import import_gx
 from omnisync.validation.suites import (
     DEFAULT_SUITES,
     SuiteError,
@@ -78,9 +78,8 @@ class Validator(DocsSite):
         suites_dir: Path = DEFAULT_SUITES,
         retention_days: int = 30,
     ) -> None:
-        with _GX_LOCK:  # sys.modules is shared: one thread puts the deferred modules there
-            defer_unused_imports()
-        import great_expectations as gx  # a slow import: only runs that validate pay it
+        with _GX_LOCK:  # what import_gx changes is shared by every thread while it imports
+            gx = import_gx()  # a slow import: only runs that validate pay it
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         from omnisync.validation.offline_docs import site_config

@@ -1,0 +1,107 @@
+"""Importing GX at the least cost: what it imports and never uses loads on first use, and its
+pydantic models are built without deep-copying their bases' fields."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+#: modules GX imports for expectations and data sources omnisync's suites never use (KL
+#: divergence and its charts, JSON schemas, S3 batches): a good part of every run's start
+#: (docs/performance.md), and boto3's clients. They load on first use instead.
+_DEFERRED = ("scipy.stats", "altair", "jsonschema", "boto3")
+
+
+def import_gx() -> ModuleType:
+    """``great_expectations``, imported with :func:`defer_unused_imports` and
+    :func:`_fields_copied_shallowly`. Callers hold one lock around it: both change state shared
+    by every thread for the length of the import."""
+    defer_unused_imports()
+    with _fields_copied_shallowly():
+        return importlib.import_module("great_expectations")
+
+
+@contextmanager
+def _fields_copied_shallowly() -> Iterator[None]:
+    """While GX's several hundred pydantic v1 models are defined, a model copies its bases'
+    fields with :func:`_field_copy` instead of ``copy.deepcopy``.
+
+    pydantic v1 deep-copies every base's fields for each subclass it builds: types, validators,
+    defaults and all, about a third of GX's import (docs/performance.md). A subclass only sets
+    a field's config, alias, include and exclude, adds validators (all on the field, its
+    ``field_info`` and ``class_validators``) and resolves forward references (on the field and
+    its sub-fields), so those are what is copied; types, functions and defaults are shared, as
+    pydantic itself shares them between a model and its instances' fields.
+    ``tests/validation/test_gx_import.py`` holds every GX model's fields equal both ways. Models
+    defined after the import are built by pydantic's own code again."""
+    try:
+        main: Any = importlib.import_module("pydantic.v1.main")  # its module globals are set
+    except ImportError:  # a pydantic without v1: GX would not import either; nothing to speed
+        yield
+        return
+    deep = main.smart_deepcopy
+    model_field = main.ModelField
+
+    def fields_copy(value: Any) -> Any:
+        if isinstance(value, dict) and all(type(f) is model_field for f in value.values()):
+            return {name: _field_copy(f) for name, f in value.items()}
+        return deep(value)
+
+    main.smart_deepcopy = fields_copy
+    try:
+        yield
+    finally:
+        main.smart_deepcopy = deep
+
+
+def _field_copy(field: Any) -> Any:
+    """A pydantic v1 ``ModelField`` with its own copy of what a subclass may change."""
+    copied = copy.copy(field)
+    copied.field_info = copy.copy(field.field_info)
+    copied.field_info.extra = dict(field.field_info.extra)
+    copied.class_validators = dict(field.class_validators)
+    if field.sub_fields is not None:
+        copied.sub_fields = [_field_copy(sub) for sub in field.sub_fields]
+    if field.sub_fields_mapping is not None:
+        copied.sub_fields_mapping = {
+            key: _field_copy(sub) for key, sub in field.sub_fields_mapping.items()
+        }
+    if field.key_field is not None:
+        copied.key_field = _field_copy(field.key_field)
+    return copied
+
+
+def defer_unused_imports() -> None:
+    """Put load-on-first-use modules in ``sys.modules`` for :data:`_DEFERRED` (stdlib
+    ``LazyLoader``). Python 3.11's import statement reads ``__spec__`` of a module it finds in
+    ``sys.modules``, which would load it at once: that one attribute is answered without loading,
+    and a submodule is also set on its package so that ``from package import name`` finds it."""
+    import importlib.util
+    import sys
+    import types
+
+    class Deferred(importlib.util._LazyModule):  # type: ignore[name-defined,misc]
+        def __getattribute__(self, attr: str) -> Any:
+            if attr == "__spec__":
+                return types.ModuleType.__getattribute__(self, "__dict__")["__spec__"]
+            return super().__getattribute__(attr)
+
+    for name in _DEFERRED:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            continue
+        loader = importlib.util.LazyLoader(spec.loader)
+        spec.loader = loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        loader.exec_module(module)
+        module.__class__ = Deferred
+        package, _, child = name.rpartition(".")
+        if package:
+            setattr(sys.modules[package], child, module)
