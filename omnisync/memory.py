@@ -54,6 +54,12 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _find_malloc_trim()
 
 
+#: a merge gives the heap back after this many bytes of merged rows rather than after every
+#: bucket: an incremental's buckets are small, and each trim walks the whole heap
+#: (docs/performance.md)
+TRIM_AFTER_BYTES = 16 * 1024 * 1024
+
+
 def give_back() -> None:
     """Return the heap pages nothing uses any more to the system (glibc): after a window, a
     merged bucket or a compacted month; it costs little next to that work."""

@@ -160,11 +160,15 @@ class LakeStorage:
         self._changing()  # a run that already lost its lock writes nothing at all
         target = self.path(relative)
         if self.local:
-            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-            # A process killed mid-write leaves its temp file behind: remove those first.
-            for stale in self.fs.glob(temporary_path(target, "*")):
-                self._changing()
-                self.fs.rm_file(stale)
+            folder = posixpath.dirname(target)
+            os.makedirs(folder, exist_ok=True)
+            # A process killed mid-write leaves its temp file behind: remove those first. One
+            # listing of the folder, not fsspec's glob: this runs before every file written.
+            left = temporary_path(target, "")
+            for stale in os.scandir(folder):
+                if posixpath.join(folder, stale.name).startswith(left):
+                    self._changing()
+                    os.remove(stale.path)
             temporary = temporary_path(target, uuid.uuid4().hex)
             try:
                 write(temporary)

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from omnisync.client import OmnitronClient
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
-from omnisync.memory import give_back
+from omnisync.memory import TRIM_AFTER_BYTES, give_back
 from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore, Window
 from omnisync.state.quarantine_history import recent_records
@@ -160,7 +160,7 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
     bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
     is finished by the next run."""
-    merged = 0
+    merged = untrimmed = 0
     marks = staged_marks(storage, snapshot, staging_dir(plan_id))
     with contextlib.ExitStack() as stack:
         staged = []
@@ -175,13 +175,17 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
                         groups.append(file.read_row_group(buckets.index(bucket)))
             if groups:
                 rows = pa.concat_tables(groups, promote_options="permissive")
+                untrimmed += rows.nbytes
                 snapshot.merge_bucket(bucket, without_staging_metadata(rows))
                 del rows, groups
-                give_back()  # see omnisync/memory.py: as after each window
+                if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
+                    give_back()
+                    untrimmed = 0
                 merged += 1
                 log.debug("merged bucket %d", bucket)
             if bucket in marks:
                 mark_bucket(storage, bucket, marks[bucket])
+    give_back()
     return merged
 
 
