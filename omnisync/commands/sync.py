@@ -9,6 +9,7 @@ import typer
 
 from omnisync.commands.terminal import console, results, run_log, skip
 from omnisync.commands.user_errors import user_errors
+from omnisync.lasting_imports import lasting_imports
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -26,8 +27,9 @@ def sync(
         from omnisync.settings import load_settings
 
         settings = load_settings()  # before the sync's imports: a mistake answers at once
-        from omnisync.prefect_api import configured_prefect_api
-        from omnisync.sync import preflight
+        with lasting_imports():
+            from omnisync.prefect_api import configured_prefect_api
+            from omnisync.sync import preflight
 
         api = configured_prefect_api()
         if settings.dask_address and api is None:

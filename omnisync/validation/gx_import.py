@@ -4,13 +4,14 @@ pydantic models are built without deep-copying their bases' fields."""
 from __future__ import annotations
 
 import copy
-import gc
 import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
+
+from omnisync.lasting_imports import lasting_imports
 
 #: modules GX imports for expectations and data sources omnisync's suites never use (KL
 #: divergence and its charts, JSON schemas, S3 batches): a good part of every run's start
@@ -23,19 +24,13 @@ def import_gx() -> ModuleType:
     :func:`_fields_copied_shallowly`. Callers hold one lock around it: both change state shared
     by every thread for the length of the import.
 
-    The process's first import then freezes the garbage collector's objects (``gc.freeze``):
-    the modules, classes and functions imported so far, some 230,000 objects that live as long
-    as the process. Later collections, and the ones Python runs as it exits, no longer walk
-    them: that walk at exit cost about half a CPU-second of every run (docs/performance.md).
-    Only the cycle collector ignores them; reference counting frees them as before. Once per
-    process: a long-lived one (a Prefect worker) must not freeze each run's garbage."""
+    Made under :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
+    long-lived one (a Prefect worker) imports it once and freezes nothing of its runs."""
     if "great_expectations" in sys.modules:
         return sys.modules["great_expectations"]
     defer_unused_imports()
-    with _fields_copied_shallowly():
-        gx = importlib.import_module("great_expectations")
-    gc.freeze()
-    return gx
+    with lasting_imports(), _fields_copied_shallowly():
+        return importlib.import_module("great_expectations")
 
 
 @contextmanager
