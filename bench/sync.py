@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -69,9 +70,44 @@ def environment(url: str, root: str) -> dict[str, str]:
     return env
 
 
+def _incremental(
+    url: str, sync: list[str], env: dict[str, str]
+) -> tuple[float, float, float, int, int]:
+    """1,000 customers changed, then one incremental run: wall, CPU, peak RSS, records read
+    and HTTP requests."""
+    httpx.post(f"{url}/_sandbox/modify", json={"count": 1000}, timeout=120)
+    time.sleep(1.2)  # the server clock has 1 s resolution: let the changes age
+    before = requests_made(url)
+    wall, cpu, rss, said = measured(sync, env)
+    spent = requests_made(url) - before
+    found = re.search(r"ok ([\d,]+) read", said)
+    read = int(found.group(1).replace(",", "")) if found else -1
+    return wall, cpu, rss, read, spent
+
+
 def requests_made(url: str) -> int:
     counts = httpx.get(f"{url}/_sandbox/stats", timeout=60).json()["requests"]
     return int(sum(counts.values()))
+
+
+class Round(NamedTuple):
+    """One full sync beside one floor, both on a fresh lake and state."""
+
+    ratio: float
+    wall: float
+    cpu: float
+    rss: float
+    base: float
+    floor_wall: float
+    floor_cpu: float
+    floor_rss: float
+
+
+#: rounds per size (``BENCH_ROUNDS``): the floor and the sync side by side each round, the
+#: median ratio reported, since one pair on a shared machine moves by 15% from run to run
+ROUNDS = {
+    size: int(os.environ.get("BENCH_ROUNDS", "3" if size <= 100_000 else "1")) for size in SIZES
+}
 
 
 def main() -> None:
@@ -80,32 +116,45 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
             with sandbox_process(size) as url:
-                env = environment(url, f"{tmp}/{size}")
-                floor_wall, floor_cpu, floor_rss, _ = measured(
-                    [sys.executable, "-m", "bench.floor", url], env
-                )
-                wall, cpu, rss, said = measured(sync, {**env, "OMNISYNC_LOG_LEVEL": "DEBUG"})
-                ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
-                base = float(ready.group(1)) if ready else float("nan")
-                peaks[size] = rss - base
+                rounds: list[Round] = []
+                for number in range(ROUNDS[size]):
+                    env = environment(url, f"{tmp}/{size}-{number}")
+                    floor_wall, floor_cpu, floor_rss, _ = measured(
+                        [sys.executable, "-m", "bench.floor", url], env
+                    )
+                    wall, cpu, rss, said = measured(sync, {**env, "OMNISYNC_LOG_LEVEL": "DEBUG"})
+                    ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
+                    base = float(ready.group(1)) if ready else float("nan")
+                    rounds.append(
+                        Round(
+                            cpu / floor_cpu, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss
+                        )
+                    )
+                ratio, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss = sorted(rounds)[
+                    len(rounds) // 2
+                ]
+                peaks[size] = max(r.rss - r.base for r in rounds)
+                spread = ", ".join(f"{r.ratio:.2f}x" for r in rounds)
                 per, floor_per = cpu / size * 1e6, floor_cpu / size * 1e6
                 line = (
-                    f"sync: full sync of {size:,}: {wall:.1f} s wall, {cpu:.1f} CPU-s "
-                    f"({per:.0f} µs/customer), peak RSS {rss:,.0f} MiB; bare floor {floor_wall:.1f}"
-                    f" s, {floor_cpu:.1f} CPU-s ({floor_per:.0f} µs/customer), {floor_rss:,.0f} "
-                    f"MiB -> CPU {cpu / floor_cpu:.2f}x the floor"
+                    f"sync: full sync of {size:,} (median of {len(rounds)} round(s): {spread}): "
+                    f"{wall:.1f} s wall, {cpu:.1f} CPU-s ({per:.0f} µs/customer), peak RSS "
+                    f"{rss:,.0f} MiB; bare floor {floor_wall:.1f} s, {floor_cpu:.1f} CPU-s "
+                    f"({floor_per:.0f} µs/customer), {floor_rss:,.0f} MiB -> CPU {ratio:.2f}x the "
+                    "floor"
                 )
                 line += (
-                    f"; peak RSS {rss - base:,.0f} MiB above the {base:,.0f} MiB of imports and "
-                    f"GX's context (goal <= 80: {'ok' if rss - base <= 80 else 'OVER'})"
+                    f"; peak RSS {peaks[size]:,.0f} MiB above the {base:,.0f} MiB of imports and "
+                    f"GX's context, the highest of the rounds (goal <= 80: "
+                    f"{'ok' if peaks[size] <= 80 else 'OVER'})"
                 )
                 goal = 1.6 if size <= 100_000 else 1.2
-                line += f" (goal <= {goal}x: {'ok' if cpu <= goal * floor_cpu else 'OVER'})"
+                line += f" (goal <= {goal}x: {'ok' if ratio <= goal else 'OVER'})"
                 if size == 100_000:
                     # dlt was measured on another machine: its ratio to the floor measured
                     # beside it holds across machines, its seconds do not
                     dlt_ratio = DLT_100K_CPU / DLT_FLOOR_100K_CPU
-                    relative = cpu / floor_cpu / dlt_ratio
+                    relative = ratio / dlt_ratio
                     line += (
                         f"; dlt {DLT_100K_CPU:.1f} CPU-s -> {cpu / DLT_100K_CPU:.2f}x dlt; dlt was "
                         f"{dlt_ratio:.2f}x its floor -> omnisync {relative:.2f}x "
@@ -118,15 +167,12 @@ def main() -> None:
                         f"{'ok' if wall <= 1.5 * cpu else 'OVER'})"
                     )
                 print(line, flush=True)
-                httpx.post(f"{url}/_sandbox/modify", json={"count": 1000}, timeout=120)
-                time.sleep(1.2)  # the server clock has 1 s resolution: let the changes age
-                before = requests_made(url)
-                wall, cpu, rss, said = measured(sync, env)
-                spent = requests_made(url) - before
-                found = re.search(r"ok ([\d,]+) read", said)
-                read = int(found.group(1).replace(",", "")) if found else -1
+                # One incremental: a second would also re-read the first one's changes (they are
+                # within the lookback), so it would not be the same measurement.
+                wall, cpu, rss, read, spent = _incremental(url, sync, env)
                 one_page = 0 <= read <= 1000
-                goal = (
+                requests_goal = "ok" if spent <= 3 else "OVER" if one_page else "n/a"
+                goal_text = (
                     ""
                     if size != 100_000
                     else (
@@ -136,12 +182,12 @@ def main() -> None:
                 )
                 print(
                     f"sync: incremental, 1,000 changes on a {size:,} lake: {wall:.1f} s wall, "
-                    f"{cpu:.1f} CPU-s, peak RSS {rss:,.0f} MiB{goal}; {read:,} read (the changes "
-                    f"and the lookback's re-reads) in {spent} HTTP requests (goal <= 3 when they "
-                    f"fit one page: {'ok' if spent <= 3 else 'OVER' if one_page else 'n/a'})",
+                    f"{cpu:.1f} CPU-s, peak RSS {rss:,.0f} MiB{goal_text}; {read:,} read (the "
+                    f"changes and the lookback's re-reads) in {spent} HTTP requests (goal <= 3 "
+                    f"when they fit one page: {requests_goal})",
                     flush=True,
                 )
-                leftovers = list(Path(f"{tmp}/{size}/prefect").rglob("*.db"))
+                leftovers = list(Path(tmp).rglob("prefect/**/*.db"))
                 assert not leftovers, f"a Prefect server was started: {leftovers}"
     if set(peaks) != {100_000, 1_000_000}:
         return
