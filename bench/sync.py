@@ -106,7 +106,8 @@ class Round(NamedTuple):
 #: rounds per size (``BENCH_ROUNDS``): the floor and the sync side by side each round, the
 #: median ratio reported, since one pair on a shared machine moves by 15% from run to run
 ROUNDS = {
-    size: int(os.environ.get("BENCH_ROUNDS", "3" if size <= 100_000 else "1")) for size in SIZES
+    size: max(1, int(os.environ.get("BENCH_ROUNDS", "3" if size <= 100_000 else "1")))
+    for size in SIZES
 }
 
 
@@ -130,8 +131,9 @@ def main() -> None:
                             cpu / floor_cpu, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss
                         )
                     )
+                # the median round by ratio (the lower of two middles)
                 ratio, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss = sorted(rounds)[
-                    len(rounds) // 2
+                    (len(rounds) - 1) // 2
                 ]
                 peaks[size] = max(r.rss - r.base for r in rounds)
                 spread = ", ".join(f"{r.ratio:.2f}x" for r in rounds)

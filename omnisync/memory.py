@@ -54,15 +54,16 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _find_malloc_trim()
 
 
-#: a merge gives the heap back after this many bytes of merged rows rather than after every
-#: bucket: an incremental's buckets are small, and each trim walks the whole heap
+#: a merge gives the heap back after this many bytes of merged rows (the buckets written)
+#: rather than after every bucket: a small lake's buckets are small, and each trim walks the
+#: whole heap
 #: (docs/performance.md)
-TRIM_AFTER_BYTES = 16 * 1024 * 1024
+TRIM_AFTER_BYTES = 4 * 1024 * 1024
 
 
 def give_back() -> None:
-    """Return the heap pages nothing uses any more to the system (glibc): after a window, a
-    merged bucket or a compacted month; it costs little next to that work."""
+    """Return the heap pages nothing uses any more to the system (glibc): after a window,
+    4 MiB of merged rows or a compacted month; it costs little next to that work."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -1,41 +1,67 @@
-"""Imports made without the cycle collector, and frozen out of its later passes."""
+"""Imports made without the cycle collector, and frozen out of its later passes.
+
+Each case runs in a fresh interpreter: a freeze in the test session would keep its garbage."""
 
 from __future__ import annotations
 
 import gc
-import weakref
+import json
+import subprocess
+import sys
 
-from omnisync.lasting_imports import lasting_imports
 from omnisync.validation.gx_import import import_gx
 
+SCENARIO = r"""
+import gc, json, sys, weakref
+from omnisync.lasting_imports import lasting_imports
 
 class Node:
-    def __init__(self) -> None:
+    def __init__(self):
         self.me = self  # a cycle: only the cycle collector frees it
 
+if sys.argv[1] == "paused":
+    gc.disable()
+said = {}
+before = weakref.ref(Node())  # garbage made before the block
+frozen = gc.get_freeze_count()
+with lasting_imports():
+    said["paused_inside"] = not gc.isenabled()
+    import colorsys  # noqa: F401  (a module not loaded yet)
+    kept = [Node() for _ in range(100)]
+    inside = weakref.ref(Node())  # garbage made in the block
+said["collecting_after"] = gc.isenabled()
+said["froze"] = gc.get_freeze_count() - frozen
+gc.collect()
+said["garbage_before_collected"] = before() is None
+said["garbage_inside_kept"] = inside() is not None
+frozen = gc.get_freeze_count()
+with lasting_imports():  # nothing to import: a second run in one process
+    more = [Node() for _ in range(100)]
+said["second_froze"] = gc.get_freeze_count() - frozen
+print(json.dumps(said))
+"""
 
-def test_the_collector_is_paused_in_the_block_and_what_it_made_is_frozen() -> None:
-    assert gc.isenabled()
-    frozen = gc.get_freeze_count()
-    with lasting_imports():
-        assert not gc.isenabled()
-        made = [Node() for _ in range(100)]
-        dropped = weakref.ref(Node())  # cyclic garbage made in the block
-    assert gc.isenabled()
-    assert gc.get_freeze_count() >= frozen + 100
-    gc.collect()
-    assert dropped() is not None, "frozen: no later pass walks it (the documented price)"
-    assert len(made) == 100
+
+def scenario(how: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCENARIO, how], capture_output=True, text=True, check=True
+    )
+    said: dict[str, object] = json.loads(done.stdout)
+    return said
+
+
+def test_the_collector_is_paused_for_the_imports_and_what_lasts_is_frozen() -> None:
+    said = scenario("collecting")
+    assert said["paused_inside"] and said["collecting_after"]
+    assert isinstance(said["froze"], int) and said["froze"] >= 100
+    assert said["garbage_before_collected"], "garbage made before the block is not frozen"
+    assert said["garbage_inside_kept"], "frozen: no later pass walks it (the documented price)"
+    assert said["second_froze"] == 0, "a block that imports nothing freezes nothing"
 
 
 def test_a_paused_collector_stays_paused() -> None:
-    gc.disable()
-    try:
-        with lasting_imports():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
+    said = scenario("paused")
+    assert said["paused_inside"] and not said["collecting_after"]
 
 
 def test_gx_is_imported_and_frozen_once_per_process() -> None:
@@ -43,7 +69,5 @@ def test_gx_is_imported_and_frozen_once_per_process() -> None:
     import freezes, never the runs' objects after it."""
     import_gx()  # the test session imported it first (tests/conftest.py)
     frozen = gc.get_freeze_count()
-    keep = [Node() for _ in range(50)]
     import_gx()
     assert gc.get_freeze_count() == frozen
-    del keep

@@ -162,8 +162,9 @@ class Snapshot:
         for bucket, start, end in zip(buckets.tolist(), starts.tolist(), ends, strict=True):
             yield bucket, grouped.slice(start, end - start)
 
-    def merge_bucket(self, bucket: int, changes: pa.Table) -> None:
-        """Merge ``changes`` (all of this bucket) into the bucket file, replacing it atomically."""
+    def merge_bucket(self, bucket: int, changes: pa.Table) -> int:
+        """Merge ``changes`` (all of this bucket) into the bucket file, replacing it atomically;
+        returns the bytes of the rows written."""
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
             incoming = latest_per_pk(changes)
@@ -173,6 +174,7 @@ class Snapshot:
                     pa.concat_tables([current, incoming], promote_options="permissive")
                 )
             self.storage.write_table(path, incoming)
+            return int(incoming.nbytes)
 
     def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:
         """Replace the bucket file with ``rows`` (one row per pk, all of this bucket) atomically,

@@ -164,11 +164,12 @@ class LakeStorage:
             os.makedirs(folder, exist_ok=True)
             # A process killed mid-write leaves its temp file behind: remove those first. One
             # listing of the folder, not fsspec's glob: this runs before every file written.
-            left = temporary_path(target, "")
-            for stale in os.scandir(folder):
-                if posixpath.join(folder, stale.name).startswith(left):
-                    self._changing()
-                    os.remove(stale.path)
+            left = posixpath.basename(temporary_path(target, ""))
+            with os.scandir(folder) as entries:
+                for stale in entries:
+                    if stale.name.startswith(left):
+                        self._changing()
+                        os.remove(stale.path)
             temporary = temporary_path(target, uuid.uuid4().hex)
             try:
                 write(temporary)

@@ -175,8 +175,7 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
                         groups.append(file.read_row_group(buckets.index(bucket)))
             if groups:
                 rows = pa.concat_tables(groups, promote_options="permissive")
-                untrimmed += rows.nbytes
-                snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+                untrimmed += snapshot.merge_bucket(bucket, without_staging_metadata(rows))
                 del rows, groups
                 if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
                     give_back()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,10 +86,6 @@ class WindowResult:
         }
 
 
-#: held by the window of this process that is validating and writing its rows
-_WRITING = threading.Lock()
-
-
 def sync_window(
     context: RunContext,
     plan_id: str,
@@ -131,40 +126,32 @@ def sync_window(
         typed.append(converted.table)
         rejected.append(converted.rejected)
         rejected_modified.append(converted.rejected_modified)
-    # Validating, staging and logging a window copies its rows several times over: one window
-    # of this process at a time, while the other keeps reading and typing its pages. Side by
-    # side, two such peaks met now and then, and a long sync's peak memory grew with its
-    # number of windows (docs/performance.md).
-    with _WRITING:
-        rows: pa.Table | None = None
-        if typed:
-            assert context.validator is not None, "a sync run opens its validator"
-            rows, quarantined, refused_modified = _validate_window(
-                context.validator, settings, context.run_id, typed, name, result
-            )
-            rejected.append(quarantined)
-            rejected_modified.append(refused_modified)
-            # Also when no row is left: writing a retried window again replaces its earlier files.
-            stage_window(context.storage, context.snapshot, plan_id, name, rows)
-            result.changes_logged += context.changes.write_window(rows, name)
-        # One quarantine file per window, so that a retried window replaces it, whatever chunks.
-        quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
-        to_keep = policy_applied(quarantine, settings)
-        write_quarantine(context.storage, to_keep, name, lineage.extracted_at)
-        left = record_quarantined(
-            context.storage,
-            staging_dir(plan_id),
-            name,
-            quarantine.column("pk"),
-            pa.chunked_array(rejected_modified, TIMESTAMP),
-            lineage.extracted_at,
-            rows,
-            since,
-            to_keep.column("raw"),  # as the quarantine holds it: compared with earlier reads
+    rows: pa.Table | None = None
+    if typed:
+        assert context.validator is not None, "a sync run opens its validator"
+        rows, quarantined, refused_modified = _validate_window(
+            context.validator, settings, context.run_id, typed, name, result
         )
-        # The rows go before the next window takes its turn, and the heap with them.
-        del typed, rows, rejected, rejected_modified, quarantine, to_keep
-        give_back()  # see omnisync/memory.py
+        rejected.append(quarantined)
+        rejected_modified.append(refused_modified)
+        # Also when no row is left: writing a retried window again replaces its earlier files.
+        stage_window(context.storage, context.snapshot, plan_id, name, rows)
+        result.changes_logged += context.changes.write_window(rows, name)
+    # One quarantine file per window, so that a retried window replaces it, whatever chunks.
+    quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
+    to_keep = policy_applied(quarantine, settings)
+    write_quarantine(context.storage, to_keep, name, lineage.extracted_at)
+    left = record_quarantined(
+        context.storage,
+        staging_dir(plan_id),
+        name,
+        quarantine.column("pk"),
+        pa.chunked_array(rejected_modified, TIMESTAMP),
+        lineage.extracted_at,
+        rows,
+        since,
+        to_keep.column("raw"),  # as the quarantine holds it: compared with earlier reads
+    )
     result.marked, result.fresh, result.fresh_quarantined = (
         left.marked,
         left.fresh,
@@ -186,6 +173,7 @@ def sync_window(
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
     )
+    give_back()
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -25,7 +26,8 @@ def import_gx() -> ModuleType:
     by every thread for the length of the import.
 
     Made under :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
-    long-lived one (a Prefect worker) imports it once and freezes nothing of its runs."""
+    long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
+    then (its client, its engine) out of the cycle collector's passes, and nothing after."""
     if "great_expectations" in sys.modules:
         return sys.modules["great_expectations"]
     defer_unused_imports()
@@ -53,9 +55,14 @@ def _fields_copied_shallowly() -> Iterator[None]:
         return
     deep = main.smart_deepcopy
     model_field = main.ModelField
+    importing = threading.get_ident()  # a model another thread defines meanwhile: pydantic's way
 
     def fields_copy(value: Any) -> Any:
-        if isinstance(value, dict) and all(type(f) is model_field for f in value.values()):
+        if (
+            threading.get_ident() == importing
+            and isinstance(value, dict)
+            and all(type(f) is model_field for f in value.values())
+        ):
             return {name: _field_copy(f) for name, f in value.items()}
         return deep(value)
 
@@ -70,7 +77,6 @@ def _field_copy(field: Any) -> Any:
     """A pydantic v1 ``ModelField`` with its own copy of what a subclass may change."""
     copied = copy.copy(field)
     copied.field_info = copy.copy(field.field_info)
-    copied.field_info.extra = dict(field.field_info.extra)
     copied.class_validators = dict(field.class_validators)
     if field.sub_fields is not None:
         copied.sub_fields = [_field_copy(sub) for sub in field.sub_fields]

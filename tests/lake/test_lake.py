@@ -319,10 +319,13 @@ def test_a_temp_file_left_by_a_killed_writer_is_never_read_and_is_cleaned_up(
     target = storage.path("customers/bucket=0/part.parquet")
     leftover = temporary_path(target, "killed")
     storage.fs.copy(target, leftover)  # what a kill between write and rename leaves
+    other = temporary_path(storage.path("customers/bucket=0/other.parquet"), "writing")
+    storage.fs.copy(target, other)  # another file's, in the same folder: not this write's
     assert pd.read_parquet(f"{storage.root}/customers")["pk"].tolist() == [1, 2]
     assert pa.dataset.dataset(f"{storage.root}/customers").count_rows() == 2
     snapshot.merge(versions([(3, 0)]))
     assert not storage.fs.exists(leftover)
+    assert storage.fs.exists(other)
 
 
 def test_a_guarded_lake_changes_nothing_once_the_guard_refuses(storage: LakeStorage) -> None:

@@ -8,9 +8,11 @@ importing GX plainly, one through ``import_gx``. The descriptions must be equal.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
+import types
 
 DESCRIBE = r"""
 import json, re, sys
@@ -92,3 +94,101 @@ def test_import_gx_builds_every_model_as_a_plain_import_does() -> None:
     assert sorted(cheap) == sorted(plain)
     differing = [name for name in plain if plain[name] != cheap[name]]
     assert not differing, f"{len(differing)} models differ, first: {differing[:5]}"
+
+
+#: compiled on its own: this module's ``from __future__ import annotations`` would leave its
+#: annotations as text for pydantic to look up among this module's globals
+FAMILY = """
+from typing import List, Literal, Optional, Union
+
+from pydantic.v1 import BaseModel, Field, validator
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    lives: int = 9
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    good: bool = True
+
+
+class Base(BaseModel):
+    name: str = Field("x", alias="Name")
+    tags: list[str] = []
+    child: Optional["Child"] = None  # resolved by the subclass below
+    children: List["Child"] = []  # the same, in a sub-field
+    pet: Union[Cat, Dog] = Field(None, discriminator="kind")
+    secret: str = Field("s", exclude=True)
+
+    @validator("tags", each_item=True)
+    def no_blanks(cls, value):
+        return value.strip()
+
+
+class Sub(Base):
+    class Config:
+        fields = {"name": {"alias": "SubName"}, "tags": {"exclude": {0}}}
+
+    @validator("name")
+    def shout(cls, value):
+        return value.upper()
+
+
+class Child(BaseModel):
+    value: int
+
+
+Sub.update_forward_refs(Child=Child)
+base, sub = Base(Name=" a ", tags=[" t "]), Sub(SubName="b", tags=["u "], child={"value": 3})
+sub.tags.append("v")
+behaviour = {
+    "base_alias": Base.__fields__["name"].alias,
+    "sub_alias": Sub.__fields__["name"].alias,
+    "base": base.dict(by_alias=True),
+    "sub": sub.dict(by_alias=True),
+    "base_child_open": type(Base.__fields__["child"].type_).__name__,
+    "base_children_open": type(Base.__fields__["children"].sub_fields[0].type_).__name__,
+    "base_name_info": repr(Base.__fields__["name"].field_info),
+    "base_tags_info": repr(Base.__fields__["tags"].field_info),
+    "fresh_default": Sub().tags,
+    "sub_schema": Sub.schema(),  # the base has an open forward reference: no schema
+    "sub_pet": Sub(SubName="c", pet={"kind": "dog"}).dict()["pet"],
+    "base_validators": sorted(Base.__fields__["name"].class_validators),
+    "sub_validators": sorted(Sub.__fields__["name"].class_validators),
+}
+"""
+
+
+_FAMILIES = itertools.count()
+
+
+def _family_behaviour() -> dict[str, object]:
+    """What a small model family does: a subclass that renames an inherited field's alias,
+    adds a validator to it, excludes part of another and resolves a forward reference its base
+    leaves open; with a mutable default and a discriminated union."""
+    module = types.ModuleType(f"omnisync_model_family_{next(_FAMILIES)}")  # a validator once
+    sys.modules[module.__name__] = module  # where pydantic resolves the forward reference
+    try:
+        exec(compile(FAMILY, "family", "exec", dont_inherit=True), module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
+    behaviour: dict[str, object] = module.behaviour
+    return behaviour
+
+
+def test_a_model_family_behaves_the_same_with_fields_copied_shallowly() -> None:
+    """The cases GX's own models may not exercise: what a subclass changes of an inherited
+    field (alias, exclude, validators, a forward reference) stays off its base."""
+    from omnisync.validation.gx_import import _fields_copied_shallowly
+
+    plain = _family_behaviour()
+    with _fields_copied_shallowly():
+        cheap = _family_behaviour()
+    assert cheap == plain
+    assert plain["base_alias"] == "Name" and plain["sub_alias"] == "SubName"
+    assert plain["base_validators"] == [] and plain["sub_validators"] == ["shout"]
+    assert plain["fresh_default"] == []
+    assert plain["base_child_open"] == plain["base_children_open"] == "ForwardRef"
+    assert "SubName" not in str(plain["base_name_info"])
