@@ -31,6 +31,7 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     assert synced.returncode == 0, synced.stderr
     said = synced.stdout.splitlines()
     assert said[0].startswith("ok 30 read, 30 written, 0 deleted"), said
+    assert "watermark none -> " in said[0], "a first run has no watermark yet: not Python's None"
     assert all(line.startswith(("ok ", "Data Docs: ")) for line in said), said
     assert " INFO " in synced.stderr and " INFO " not in synced.stdout
 

@@ -194,7 +194,10 @@ class OmnitronClient:
                     status=exc.status,
                 ) from None
             raise RetriesExhausted(
-                self._redact(f"{exc}; gave up after {attempts} attempts"), status=exc.status
+                self._redact(
+                    f"{exc}; gave up after {attempts} attempt{'' if attempts == 1 else 's'}"
+                ),
+                status=exc.status,
             ) from None
         except OmnitronError as exc:
             exc.args = (self._redact(str(exc)),)

@@ -52,7 +52,7 @@ def sync(
         f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
         f"{result.get('deleted', 0):,} deleted, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
-        f"{result['windows']} window(s); watermark {result['watermark_before']} -> "
+        f"{result['windows']} window(s); watermark {result['watermark_before'] or 'none'} -> "
         f"{result['watermark_after']}",
         highlight=False,
         soft_wrap=True,
