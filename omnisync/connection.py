@@ -20,11 +20,17 @@ PREFLIGHT_ATTEMPTS = 3
 PREFLIGHT_SECONDS = 10.0
 
 
+def require_omnitron_url(settings: Settings) -> str:
+    """OMNITRON_URL; raises ConfigurationError when it is unset."""
+    if not settings.omnitron_url:
+        raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
+    return settings.omnitron_url
+
+
 def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
     """A client configured by ``settings`` (``overrides`` replace single options, e.g. a
     shorter retry budget). Raises ConfigurationError if OMNITRON_URL is unset."""
-    if not settings.omnitron_url:
-        raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
+    url = require_omnitron_url(settings)
     options: dict[str, Any] = {
         "token": settings.omnitron_token,
         "username": settings.omnitron_username,
@@ -38,7 +44,7 @@ def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
         "verify_tls": settings.verify_tls,
     }
     options.update(overrides)
-    return OmnitronClient(settings.omnitron_url, **options)
+    return OmnitronClient(url, **options)
 
 
 def preflight_options(settings: Settings) -> dict[str, Any]:

@@ -126,6 +126,10 @@ def open_run(
     line's preflight retries briefly)."""
     use_system_allocator()
     with contextlib.ExitStack() as opened:
+        # First, as it sends nothing: a missing OMNITRON_URL is refused before a lake folder or
+        # a state database is made.
+        client = open_client(settings, **client_options)
+        opened.callback(client.close)
         storage = LakeStorage(settings.lake)
         storage.check_writable()
         store = StateStore(
@@ -133,8 +137,6 @@ def open_run(
         )
         opened.callback(store.dispose)
         store.migrate()
-        client = open_client(settings, **client_options)
-        opened.callback(client.close)
         counted: tuple[int, float] | None = None
         if datetimes is None:
             datetimes = store.servers.datetime_filters(client.base_url)

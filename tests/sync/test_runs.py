@@ -128,6 +128,19 @@ def test_bad_configuration_is_one_line_and_keeps_the_watermark(
     assert store.watermarks.get("customers") == before
 
 
+def test_a_sync_without_omnitron_url_makes_nothing_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default lake (./lake) and state database (./.omnisync/state.db) are not made by a
+    command that stops at once on a setting (found by a new user's tryout)."""
+    monkeypatch.chdir(tmp_path)
+    # the defaults: None removes a variable for the command
+    env = {"OMNITRON_URL": "", "OMNISYNC_LAKE": None, "OMNISYNC_STATE_URL": None}
+    result = runner.invoke(app, ["sync"], env=env)
+    assert result.exit_code == 2 and "OMNITRON_URL is not set" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sync_and_status_from_the_command_line(
     prefect_api: str, make_sandbox: Make, tmp_path: Path
 ) -> None:
