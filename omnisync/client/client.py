@@ -193,11 +193,9 @@ class OmnitronClient:
                     self._redact(f"{exc}: it may have been applied; not sent again unseen"),
                     status=exc.status,
                 ) from None
+            tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
             raise RetriesExhausted(
-                self._redact(
-                    f"{exc}; gave up after {attempts} attempt{'' if attempts == 1 else 's'}"
-                ),
-                status=exc.status,
+                self._redact(f"{exc}; gave up after {tries}"), status=exc.status
             ) from None
         except OmnitronError as exc:
             exc.args = (self._redact(str(exc)),)
