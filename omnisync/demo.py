@@ -138,6 +138,8 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     # Printed for a person to paste; plain print so it is not wrapped. The duckdb Python package
     # is installed with omnisync (its command-line tool is not).
     print(f"  {duckdb_hint(lake)}")
+    console.print("The demo's runs, as `omnisync status` shows them:", highlight=False)
+    print(f"  OMNISYNC_STATE_URL=sqlite:///{root}/state.db .venv/bin/omnisync status")
 
 
 def duckdb_hint(lake: Path) -> str:

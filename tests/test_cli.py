@@ -54,6 +54,12 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
         ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False
     )
     assert shown.returncode == 0 and "customers" in shown.stdout, shown.stderr
+    # So does the status hint: the demo's runs, not an empty state of this folder's own.
+    hint = next(line for line in result.output.splitlines() if "bin/omnisync status" in line)
+    shown = subprocess.run(
+        ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0 and "succeeded" in shown.stdout, shown.stdout + shown.stderr
 
 
 def test_a_sandbox_on_a_port_in_use_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -216,6 +216,37 @@ def test_a_malformed_state_url_is_refused_without_its_password(
     assert "Pw-marker-7q" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [
+        ("postgres://omni:Pw-marker-7q@127.0.0.1/x", "postgresql+psycopg://"),
+        ("mysql://root:Pw-marker-7q@127.0.0.1/x", "mysql+pymysql://"),
+    ],
+)
+def test_a_state_url_without_an_installed_driver_names_the_one_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, meant: str
+) -> None:
+    """Found by a new user: ``postgres://`` answered "Can't load plugin" and ``mysql://`` "No
+    module named 'MySQLdb'", without the URL that works."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, COMMANDS["status"], env=_env(tmp_path, OMNISYNC_STATE_URL=url))
+    assert result.exit_code == 2 and f"write {meant}" in result.output, result.output
+    assert "Pw-marker-7q" not in result.output
+
+
+def test_status_without_a_state_database_says_so_and_makes_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: ``omnisync status`` in a fresh folder made ./.omnisync/state.db and
+    showed an empty state, as if the runs it looked for had never happened."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app, COMMANDS["status"], env={**_env(tmp_path), "OMNISYNC_STATE_URL": None}
+    )
+    assert result.exit_code == 0 and "no state database at '.omnisync/state.db'" in result.output
+    assert not (tmp_path / ".omnisync").exists()
+
+
 @pytest.mark.parametrize("password", ["sandbox", "wrong-pw-789"])
 def test_a_wrong_token_with_a_password_set_is_said_not_hidden(
     make_sandbox: Callable[..., SandboxServer],

@@ -14,9 +14,23 @@ def status() -> None:
     with user_errors():
         from omnisync.settings import load_settings
         from omnisync.state import StateStore
+        from omnisync.state.store import OWN_DIRECTORY, sqlite_file
 
         settings = load_settings()
-        store = StateStore(settings.state_url.get_secret_value())
+        url = settings.state_url.get_secret_value()
+        missing = sqlite_file(url)
+        if (
+            missing is not None
+            and not missing.exists()
+            and (missing.parent.is_dir() or missing.parent == OWN_DIRECTORY)
+        ):  # a folder that does not exist is refused by the store, naming it
+            # Not made here: a status is read-only, and a mistyped path would leave a file.
+            Console(highlight=False, soft_wrap=True).print(
+                f"no state database at {str(missing)!r} yet: no run has used this "
+                "OMNISYNC_STATE_URL (the first sync makes it)"
+            )
+            return
+        store = StateStore(url)
         store.migrate()
         marks = store.watermarks.all()
         runs = store.runs.recent(limit=10)

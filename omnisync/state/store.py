@@ -51,7 +51,7 @@ class StateStore:
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
             )
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            reason = without_url_pieces(str(exc), url)
+            reason = without_url_pieces(str(exc), url) + _driver_hint(url)
             raise StateError(
                 f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {reason}"
             ) from None
@@ -99,22 +99,31 @@ class StateStore:
 OWN_DIRECTORY = Path(".omnisync")
 
 
-def _sqlite_directory(url: str, shown: str) -> None:
-    """A SQLite database file is created on first use, but only in a folder that exists: a
-    mistyped folder would otherwise start a new, empty state (a full history read, and every
-    watermark lost) somewhere nobody looks. The default's own folder is created."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite state database, or None (another database, in memory, a URI
+    filename SQLite resolves itself, or a URL that does not parse)."""
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
     except Exception:  # unparseable: create_engine says so, without the URL's secrets
-        return
+        return None
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
-        return
+        return None
     if path.startswith("file:") or parsed.query.get("mode") == "memory":
-        return  # a URI filename: SQLite resolves it itself
-    folder = Path(path).parent
+        return None
+    return Path(path)
+
+
+def _sqlite_directory(url: str, shown: str) -> None:
+    """A SQLite database file is created on first use, but only in a folder that exists: a
+    mistyped folder would otherwise start a new, empty state (a full history read, and every
+    watermark lost) somewhere nobody looks. The default's own folder is created."""
+    path = sqlite_file(url)
+    if path is None:
+        return
+    folder = path.parent
     if folder.is_dir():
         return
     if folder == OWN_DIRECTORY:
@@ -124,6 +133,23 @@ def _sqlite_directory(url: str, shown: str) -> None:
         f"OMNISYNC_STATE_URL {shown}: the folder {str(folder)!r} does not exist (a typo?); a new "
         "state database is created only in an existing folder, so create it first"
     )
+
+
+#: the drivers installed with omnisync, by the scheme a URL may give without one
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def _driver_hint(url: str) -> str:
+    """What to write instead of a scheme without one of the installed drivers (``postgres://``
+    is not a SQLAlchemy name; ``mysql://`` and ``mariadb://`` mean a driver not installed)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in _DRIVERS:
+        return f" (write {_DRIVERS[scheme]}://..., the driver installed with omnisync)"
+    return ""
 
 
 def _connect_args(url: str) -> dict[str, Any]:

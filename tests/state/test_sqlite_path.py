@@ -30,9 +30,14 @@ def test_a_state_database_in_a_missing_folder_is_refused_naming_the_setting(
     assert not (tmp_path / "sate").exists()
 
 
-def test_a_missing_file_in_an_existing_folder_is_created(tmp_path: Path) -> None:
-    result = run_cli(_env(f"sqlite:///{tmp_path}/state.db", tmp_path), "status")
+def test_a_missing_file_in_an_existing_folder_is_created_by_a_run_not_by_status(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    result = run_cli(_env(url, tmp_path), "status")
     assert result.returncode == 0, result.stderr
+    assert "no state database at" in result.stdout and not (tmp_path / "state.db").exists()
+    StateStore(url).migrate()  # what a run does first
     assert (tmp_path / "state.db").is_file()
 
 
