@@ -20,17 +20,12 @@ PREFLIGHT_ATTEMPTS = 3
 PREFLIGHT_SECONDS = 10.0
 
 
-def require_omnitron_url(settings: Settings) -> str:
-    """OMNITRON_URL; raises ConfigurationError when it is unset."""
-    if not settings.omnitron_url:
-        raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
-    return settings.omnitron_url
-
-
 def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
     """A client configured by ``settings`` (``overrides`` replace single options, e.g. a
     shorter retry budget). Raises ConfigurationError if OMNITRON_URL is unset."""
-    url = require_omnitron_url(settings)
+    url = settings.omnitron_url
+    if not url:
+        raise ConfigurationError("OMNITRON_URL is not set: point it at your Omnitron")
     options: dict[str, Any] = {
         "token": settings.omnitron_token,
         "username": settings.omnitron_username,

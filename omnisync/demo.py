@@ -16,6 +16,7 @@ module (it loads the sandbox).
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -139,7 +140,8 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     # is installed with omnisync (its command-line tool is not).
     print(f"  {duckdb_hint(lake)}")
     console.print("The demo's runs, as `omnisync status` shows them:", highlight=False)
-    print(f"  OMNISYNC_STATE_URL=sqlite:///{root}/state.db .venv/bin/omnisync status")
+    state_url = shlex.quote(f"sqlite:///{root}/state.db")
+    print(f"  OMNISYNC_STATE_URL={state_url} .venv/bin/omnisync status")
 
 
 def duckdb_hint(lake: Path) -> str:

@@ -172,6 +172,11 @@ def test_the_readme_is_a_short_front_door_that_points_to_the_references() -> Non
     # every other figure belongs in docs/performance.md.
     summary = re.search(r"\nHow fast a sync is \(`make bench`, [^\n]*\n(?:[^\n]+\n)*", README)
     assert summary and "performance.md" in summary.group(0), "no dated summary of make bench"
+    dated = re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", summary.group(0))
+    performance = (ROOT / "docs" / "performance.md").read_text()
+    assert dated and dated.group(0) in performance, "the summary's run is not in performance.md"
+    for figure in re.findall(r"\*\*([^*]+)\*\*", summary.group(0)):
+        assert figure in performance, f"the README's {figure!r} is not in docs/performance.md"
     rest = README.replace(summary.group(0), "")
     figures = re.findall(r"[0-9.,]+ ?(?:CPU-s|MiB|µs/customer|requests/s)", rest)
     assert not figures, f"benchmark figures belong in docs/performance.md: {figures}"

@@ -14,7 +14,7 @@ def status() -> None:
     with user_errors():
         from omnisync.settings import load_settings
         from omnisync.state import StateStore
-        from omnisync.state.store import OWN_DIRECTORY, sqlite_file
+        from omnisync.state.store import OWN_DIRECTORY, SCHEMA_REVISION, sqlite_file
 
         settings = load_settings()
         url = settings.state_url.get_secret_value()
@@ -31,7 +31,18 @@ def status() -> None:
             )
             return
         store = StateStore(url)
-        store.migrate()
+        found = store.revisions()
+        if found != {SCHEMA_REVISION}:
+            # Read only: a run makes or upgrades the schema, not a status (an upgrade here would
+            # change a production database under the workers of the older version).
+            Console(highlight=False, soft_wrap=True).print(
+                f"no omnisync state in {store.safe_url} yet (the first sync makes it)"
+                if not found
+                else f"the state database {store.safe_url} is at revision "
+                f"{', '.join(sorted(found))}; this omnisync reads {SCHEMA_REVISION}: the next "
+                "sync upgrades it"
+            )
+            return
         marks = store.watermarks.all()
         runs = store.runs.recent(limit=10)
         checks = [r for r in store.runs.recent("customers", limit=50) if r["kind"] == "verify"]

@@ -28,11 +28,12 @@ def sync(
 
         settings = load_settings()  # before the sync's imports: a mistake answers at once
         with lasting_imports():
-            from omnisync.connection import require_omnitron_url
+            from omnisync.connection import open_client
             from omnisync.prefect_api import configured_prefect_api
             from omnisync.sync import preflight
 
-        require_omnitron_url(settings)  # before the state database or the lake is touched
+        # It sends nothing: the URL and credentials are refused before anything is made here.
+        open_client(settings).close()
 
         api = configured_prefect_api()
         if settings.dask_address and api is None:

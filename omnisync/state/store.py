@@ -20,7 +20,7 @@ from typing import Any
 # initialized module 'sqlalchemy.orm.exc'".
 import sqlalchemy.orm  # noqa: F401
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from omnisync.state.errors import StateError
 from omnisync.state.lease import Lease
@@ -51,7 +51,9 @@ class StateStore:
                 url, pool_pre_ping=True, connect_args=_connect_args(url)
             )
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            reason = without_url_pieces(str(exc), url) + _driver_hint(url)
+            reason = without_url_pieces(str(exc), url)
+            if isinstance(exc, (ImportError, NoSuchModuleError)):  # the driver, not the URL
+                reason += _driver_hint(url)
             raise StateError(
                 f"OMNISYNC_STATE_URL {self.safe_url} is not usable: {reason}"
             ) from None
@@ -64,7 +66,7 @@ class StateStore:
 
     def migrate(self) -> None:
         """Create or upgrade the schema (Alembic). Raises StateError if the DB is unreachable."""
-        if self._revisions() == {SCHEMA_REVISION}:
+        if self.revisions() == {SCHEMA_REVISION}:
             return
         from alembic import command
         from alembic.config import Config
@@ -81,7 +83,7 @@ class StateStore:
                 f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
             ) from None
 
-    def _revisions(self) -> set[str] | None:
+    def revisions(self) -> set[str] | None:
         """The revisions Alembic recorded, or None when it cannot be read (no schema yet, or no
         database: ``migrate`` then says which)."""
         try:

@@ -173,6 +173,7 @@ def sync_window(
     log.info(
         "window [%s, %s) done: %d read, %d quarantined", lo, hi, result.rows, result.quarantined
     )
+    del typed, rows, rejected, rejected_modified, quarantine, to_keep  # so the trim returns them
     give_back()
     return result
 

@@ -374,3 +374,14 @@ def test_removing_a_pk_takes_it_out_of_every_file_a_reader_sees(storage: LakeSto
     ).fetchall()
     assert seen == [(1,), (3,)]
     assert snapshot.remove([2, 5]) == 0, "removing again changes nothing"
+
+
+def test_a_merged_bucket_reports_the_bytes_it_wrote(storage: LakeStorage) -> None:
+    """What the merge counts toward its next heap trim (omnisync/sync/finish.py): the bucket
+    written, old rows and new, not only the staged rows."""
+    snapshot = Snapshot(storage, buckets=1)
+    first = snapshot.merge_bucket(0, versions([(1, 0), (2, 0)]))
+    written = pq.read_table(storage.path("customers/bucket=0/part.parquet")).nbytes
+    assert 0.9 * written <= first <= 1.1 * written  # the rows in memory, as read back
+    more = snapshot.merge_bucket(0, versions([(3, 0)]))
+    assert more > first, "the bucket's old rows count too"

@@ -41,6 +41,24 @@ def test_a_missing_file_in_an_existing_folder_is_created_by_a_run_not_by_status(
     assert (tmp_path / "state.db").is_file()
 
 
+def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> None:
+    """A status against a database without omnisync's tables, or at an older revision, says so
+    and changes nothing: an upgrade would change a production database under older workers."""
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = run_cli(_env(f"sqlite:///{empty}", tmp_path), "status")
+    assert result.returncode == 0 and "no omnisync state in" in result.stdout, result.stderr
+    assert empty.stat().st_size == 0
+    older = f"sqlite:///{tmp_path}/older.db"
+    store = StateStore(older)
+    store.migrate()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("update alembic_version set version_num = '0006'")
+    result = run_cli(_env(older, tmp_path), "status")
+    assert result.returncode == 0 and "at revision 0006" in result.stdout, result.stderr
+    assert store.revisions() == {"0006"}
+
+
 def test_the_default_state_database_is_created_with_its_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -128,16 +128,36 @@ def test_bad_configuration_is_one_line_and_keeps_the_watermark(
     assert store.watermarks.get("customers") == before
 
 
-def test_a_sync_without_omnitron_url_makes_nothing_in_the_current_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("", "OMNITRON_URL is not set"), ("http://127.0.0.1:9", "no credentials")],
+)
+def test_a_sync_stopped_by_a_setting_makes_nothing_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str
 ) -> None:
     """The default lake (./lake) and state database (./.omnisync/state.db) are not made by a
     command that stops at once on a setting (found by a new user's tryout)."""
     monkeypatch.chdir(tmp_path)
-    # the defaults: None removes a variable for the command
-    env = {"OMNITRON_URL": "", "OMNISYNC_LAKE": None, "OMNISYNC_STATE_URL": None}
+    # the defaults, and no credentials: None removes a variable for the command
+    env = {"OMNITRON_URL": url, "OMNISYNC_LAKE": None, "OMNISYNC_STATE_URL": None}
+    env |= {"OMNITRON_TOKEN": None, "OMNITRON_USERNAME": None, "OMNITRON_PASSWORD": None}
     result = runner.invoke(app, ["sync"], env=env)
-    assert result.exit_code == 2 and "OMNITRON_URL is not set" in result.output, result.output
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_opened_without_omnitron_url_makes_no_lake_and_no_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deployments, repairs and Dask workers open a run without the command line's checks."""
+    from omnisync.client import ConfigurationError
+    from omnisync.settings import Settings
+    from omnisync.sync.context import open_run
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(omnitron_url=None, lake="./lake")
+    with pytest.raises(ConfigurationError, match="OMNITRON_URL"), open_run(settings, "r1"):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 

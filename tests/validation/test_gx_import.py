@@ -192,3 +192,30 @@ def test_a_model_family_behaves_the_same_with_fields_copied_shallowly() -> None:
     assert plain["fresh_default"] == []
     assert plain["base_child_open"] == plain["base_children_open"] == "ForwardRef"
     assert "SubName" not in str(plain["base_name_info"])
+
+
+def test_a_model_another_thread_defines_meanwhile_is_built_by_pydantic_itself() -> None:
+    """The copy is the importing thread's: another thread's models (Prefect builds some at run
+    time) keep pydantic's deep copy of their bases' fields, defaults included."""
+    import threading
+
+    from pydantic.v1 import BaseModel
+
+    from omnisync.validation.gx_import import _fields_copied_shallowly
+
+    shared: dict[str, bool] = {}
+
+    def define() -> None:
+        class Base(BaseModel):
+            tags: list[str] = []
+
+        class Sub(Base):
+            pass
+
+        shared["default"] = Sub.__fields__["tags"].default is Base.__fields__["tags"].default
+
+    with _fields_copied_shallowly():
+        other = threading.Thread(target=define)
+        other.start()
+        other.join()
+    assert shared == {"default": False}
