@@ -52,9 +52,9 @@ def _note_misspelled_settings() -> None:
     from omnisync.settings_checks import misspelled_settings
 
     for name, meant in misspelled_settings(os.environ.keys(), Path(".env")):
+        hint = f"did you mean {meant}?" if meant else "the settings are in docs/settings.md"
         console.print(
-            f"[yellow]note:[/yellow] {name} is not a setting and is ignored (did you mean "
-            f"{meant}?)",
+            f"[yellow]note:[/yellow] {name} is not a setting and is ignored ({hint})",
             highlight=False,
             soft_wrap=True,
         )

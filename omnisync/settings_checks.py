@@ -221,14 +221,18 @@ def one_line(
 
 #: variables of omnisync's prefixes that are not settings: the deployments' checkout
 NOT_SETTINGS = frozenset({"OMNISYNC_HOME"})
+#: names omnisync's own test suite gives its test databases and servers
+_TEST_PREFIX = "OMNISYNC_TEST_"
 #: how alike a name must be to a setting's to be taken for a mistyped one (difflib's ratio)
 _LIKE = 0.85
 
 
-def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[str, str]]:
-    """(name, the setting or settings meant) for each name in ``environ`` or in the ``dotenv``
-    file that looks like a mistyped setting: omnisync's prefix, not a setting, and close to one.
-    Others (another tool's ``OMNITRON_*``) are left alone."""
+def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[str, str | None]]:
+    """(name, the setting or settings meant, or None) for each name in ``environ`` or in the
+    ``dotenv`` file that looks like a mistyped setting: omnisync's prefixes, not a setting, and
+    close to one, or a setting with a word added or left out (``OMNISYNC_LAKE_PATH``,
+    ``OMNISYNC_PAGE``). Any other ``OMNISYNC_*`` name is one too, with nothing meant: no other
+    tool uses that prefix. Another ``OMNITRON_*`` name (another tool's) is left alone."""
     import difflib
 
     from omnisync.settings import Settings
@@ -243,13 +247,21 @@ def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[st
             found = _DOTENV_NAME.match(line)
             if found:
                 names.add(found.group(1))
-    found_names = []
+    found_names: list[tuple[str, str | None]] = []
     for name in sorted(names):
         if not name.startswith(("OMNISYNC_", "OMNITRON_")) or name in known | NOT_SETTINGS:
             continue
+        if name.startswith(_TEST_PREFIX):
+            continue
         close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=_LIKE)
+        if not close:  # a word added or left out
+            close = [
+                s for s in sorted(known) if s.startswith(f"{name}_") or name.startswith(f"{s}_")
+            ]
         if close:
-            found_names.append((name, " or ".join(close)))
+            found_names.append((name, " or ".join(close[:2])))
+        elif name.startswith("OMNISYNC_"):
+            found_names.append((name, None))
     return found_names
 
 

@@ -305,3 +305,27 @@ def test_a_misspelled_setting_is_named_with_the_one_meant(tmp_path: Path) -> Non
     dotenv.write_text("# a comment\nexport OMNITRON_PASWORD=x\nOMNISYNC_LAKE=/tmp/l\n")
     found = misspelled_settings(set(), dotenv)
     assert found == [("OMNITRON_PASWORD", "OMNITRON_PASSWORD")], found
+
+
+def test_a_setting_with_a_word_added_or_left_out_and_any_unknown_omnisync_name_are_noted(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: ``OMNISYNC_LAKE_PATH`` in ``.env`` was ignored without a word and
+    the sync wrote to ./lake. Names under omnisync's own prefix are no other tool's; the test
+    suite's own (``OMNISYNC_TEST_*``) and another tool's ``OMNITRON_*`` are left alone."""
+    from omnisync.settings_checks import misspelled_settings
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OMNISYNC_LAKE_PATH=/tmp/l\nOMNISYNC_PAGE=5\n")
+    environ = {"OMNISYNC_COLOUR", "OMNISYNC_TEST_POSTGRES_URL", "OMNITRON_BASE_URL"}
+    found = dict(misspelled_settings(environ, dotenv))
+    assert found == {
+        "OMNISYNC_LAKE_PATH": "OMNISYNC_LAKE",
+        "OMNISYNC_PAGE": "OMNISYNC_PAGE_SIZE",
+        "OMNISYNC_COLOUR": None,
+    }, found
+    from tests.cli_runner import run_cli
+
+    env = {"OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "OMNISYNC_COLOUR": "red"}
+    said = " ".join(run_cli(env, "status").stderr.split())
+    assert "OMNISYNC_COLOUR is not a setting and is ignored (the settings are in" in said, said
