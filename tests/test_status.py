@@ -75,6 +75,22 @@ def test_a_running_run_of_a_live_process_stays_running(tmp_path: Path) -> None:
     assert outcome_now(run) == "succeeded"
 
 
+def test_a_run_stopped_by_ctrl_c_is_interrupted_not_failed(tmp_path: Path) -> None:
+    """Found by a new user: Ctrl-C was recorded as ``failed`` with ``KeyboardInterrupt:`` and
+    nothing after the colon."""
+    import pytest
+
+    from omnisync.state import RunRecord
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    with pytest.raises(KeyboardInterrupt), RunRecord(store, "b" * 32, "customers", "full"):
+        raise KeyboardInterrupt
+    (run,) = store.runs.recent()
+    assert run["status"] == "interrupted", run
+    assert run["error"] == "stopped by Ctrl-C (SIGINT)"
+
+
 def test_run_ids_are_shown_so_that_runs_can_be_told_apart() -> None:
     assert shown_run_id("0123456789abcdef0123456789abcdef") == "01234567"
     erp = "20261206T051000Z-1a2b3c4d"

@@ -104,8 +104,11 @@ class RunRecord:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"[:2000]
         if exc is None:
             status = "succeeded"
+        elif isinstance(exc, KeyboardInterrupt):  # not a failure of the run's own
+            status, error = INTERRUPTED, "stopped by Ctrl-C (SIGINT)"
         elif isinstance(exc, self.refused_by):
             status = REFUSED
         else:
@@ -117,7 +120,7 @@ class RunRecord:
             watermark_before=self.watermark_before,
             watermark_after=self.store.watermarks.get(self.stream) if exc is None else None,
             counts=self.counts,
-            error=None if exc is None else f"{type(exc).__name__}: {exc}"[:2000],
+            error=error,
         )
 
 
