@@ -143,7 +143,8 @@ def expected(last: Applied | None, change: dict[str, Any]) -> dict[str, Any]:
 
 def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
     """None when the change may go ahead on the normal path; otherwise the attempt that ends it
-    (``skipped_after_lost_answer``, ``conflict``, ``ok_answer_lost`` or ``deleted``).
+    (``skipped_person_edit``, ``skipped_after_lost_answer``, ``conflict``, ``ok_answer_lost``
+    or ``deleted``).
 
     After a ``conflict``, the person's edit stands: the same code is never sent again to that
     customer (a different code from the ERP is a new change, planned as usual); settle it in the

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from omnisync.state.store import sqlite_file
 from omnisync.url_credentials import database_url_shown, without_url_pieces
 from transforms.erp.tables import KEY_COLUMNS, MatchKey
 
@@ -124,22 +125,14 @@ def _sqlite_read_only(url: str, where: str) -> dict[str, Any]:
     """``create_engine`` options for an ERP in SQLite: opened read-only, so that a mistyped path
     makes no empty file (and is named here, not blamed on a table) and a query writes nothing.
     A URI filename (``?uri=true``) says for itself how it is opened."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # create_engine says what is wrong, without the URL's secrets
+    path = sqlite_file(url)
+    if path is None:
         return {}
-    path = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
-        return {}
-    if parsed.query.get("uri"):
-        return {}
-    if not Path(path).exists():
-        raise ErpInputError(f"{where}: no SQLite database at {Path(path).resolve()} (a typo?)")
+    if not path.exists():
+        raise ErpInputError(f"{where}: no SQLite database at {path.resolve()} (a typo?)")
     import sqlite3
 
-    location = Path(path).resolve().as_uri() + "?mode=ro"
+    location = path.resolve().as_uri() + "?mode=ro"
     return {"creator": lambda: sqlite3.connect(location, uri=True, check_same_thread=False)}
 
 

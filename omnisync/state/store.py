@@ -102,8 +102,8 @@ OWN_DIRECTORY = Path(".omnisync")
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite state database, or None (another database, in memory, a URI
-    filename SQLite resolves itself, or a URL that does not parse)."""
+    """The file of a SQLite database URL (the state's, or an ERP's), or None: another database,
+    in memory, a URI filename SQLite resolves itself, or a URL that does not parse."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -113,7 +113,7 @@ def sqlite_file(url: str) -> Path | None:
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
         return None
-    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+    if path.startswith("file:") or parsed.query.get("uri") or parsed.query.get("mode") == "memory":
         return None
     return Path(path)
 
