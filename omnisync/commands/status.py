@@ -14,7 +14,12 @@ def status() -> None:
     with user_errors():
         from omnisync.settings import load_settings
         from omnisync.state import StateStore
-        from omnisync.state.store import OWN_DIRECTORY, SCHEMA_REVISION, sqlite_file
+        from omnisync.state.store import (
+            OWN_DIRECTORY,
+            SCHEMA_REVISION,
+            known_revisions,
+            sqlite_file,
+        )
 
         settings = load_settings()
         url = settings.state_url.get_secret_value()
@@ -31,16 +36,19 @@ def status() -> None:
             )
             return
         store = StateStore(url)
-        found = store.revisions()
+        found = store.recorded_revisions()  # an unreachable or unreadable database: exit 2
         if found != {SCHEMA_REVISION}:
             # Read only: a run makes or upgrades the schema, not a status (an upgrade here would
             # change a production database under the workers of the older version).
+            at = ", ".join(sorted(found))
             Console(highlight=False, soft_wrap=True).print(
                 f"no omnisync state in {store.safe_url} yet (the first sync makes it)"
                 if not found
-                else f"the state database {store.safe_url} is at revision "
-                f"{', '.join(sorted(found))}; this omnisync reads {SCHEMA_REVISION}: the next "
-                "sync upgrades it"
+                else f"the state database {store.safe_url} is at revision {at}, written by a "
+                f"newer omnisync: this one reads {SCHEMA_REVISION}"
+                if not found <= known_revisions()
+                else f"the state database {store.safe_url} is at revision {at}; this omnisync "
+                f"reads {SCHEMA_REVISION}: the next sync upgrades it"
             )
             return
         marks = store.watermarks.all()

@@ -35,6 +35,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: the newest migration's revision. A database already at it is not handed to Alembic, whose
 #: import would cost every run memory and time; a test holds this to the migrations' head.
 SCHEMA_REVISION = "0007"
+
+
+def known_revisions() -> set[str]:
+    """The revisions this omnisync's migrations know (their files' names begin with them)."""
+    return {path.name[:4] for path in (MIGRATIONS / "versions").glob("[0-9]*.py")}
+
+
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 
 
@@ -78,10 +85,28 @@ class StateStore:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StateError(
-                f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
-            ) from None
+            raise self._unreachable(exc) from None
+
+    def recorded_revisions(self) -> set[str]:
+        """The revisions Alembic recorded, empty when the database has no omnisync schema yet;
+        changes nothing. Raises StateError when the database cannot be reached or read."""
+        from sqlalchemy import inspect
+
+        try:
+            with self.engine.connect() as connection:
+                if not inspect(connection).has_table(_ALEMBIC_VERSION.name):
+                    return set()
+                return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
+        except SQLAlchemyError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: SQLAlchemyError) -> StateError:
+        orig = getattr(exc, "orig", None)
+        reason = str(orig).strip().splitlines()[0] if orig else str(exc).splitlines()[0]
+        reason = without_url_pieces(reason, self.url)
+        return StateError(
+            f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
+        )
 
     def revisions(self) -> set[str] | None:
         """The revisions Alembic recorded, or None when it cannot be read (no schema yet, or no

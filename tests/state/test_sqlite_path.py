@@ -59,6 +59,32 @@ def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> No
     assert store.revisions() == {"0006"}
 
 
+def test_status_on_a_database_it_cannot_read_is_an_error_not_an_empty_state(
+    tmp_path: Path,
+) -> None:
+    """A state database that is down or not a database is exit 2 with the reason, never "no
+    omnisync state yet" and exit 0 (found by a review: monitoring reads the exit code)."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    down = "postgresql+psycopg://omni:Pw-marker-7q@127.0.0.1:1/x"
+    for url in (f"sqlite:///{garbage}", down):
+        result = run_cli(_env(url, tmp_path), "status")
+        told = result.stdout + result.stderr
+        assert result.returncode == 2 and "cannot reach the state database" in told, told
+        assert "no omnisync state" not in told and "Pw-marker-7q" not in told
+
+
+def test_status_on_a_database_of_a_newer_omnisync_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/newer.db"
+    store = StateStore(url)
+    store.migrate()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("update alembic_version set version_num = '0099'")
+    result = run_cli(_env(url, tmp_path), "status")
+    assert result.returncode == 0 and "written by a newer omnisync" in result.stdout, result.stdout
+    assert "upgrades" not in result.stdout
+
+
 def test_the_default_state_database_is_created_with_its_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
