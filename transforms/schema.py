@@ -63,6 +63,25 @@ API_FIELDS: tuple[str, ...] = (
     "localized_attributes_kwargs",
 )
 REQUIRED_VALUES = ("pk", "modified_date")
+#: columns whose values are nearly all distinct within a file (identifiers, contact details,
+#: moments, free-form JSON, a record's raw text): the lake stores them without a Parquet
+#: dictionary, which for them costs a quarter of the write and adds bytes; every other column
+#: (names, flags, channels, lineage) keeps one (docs/performance.md)
+MOSTLY_DISTINCT = frozenset(
+    (
+        "pk",
+        "email",
+        "phone_number",
+        "channel_code",
+        "erp_code",
+        "modified_date",
+        "created_date",
+        "date_joined",
+        "date_of_birth",
+        "attributes",
+        "raw",
+    )
+)
 
 
 def _api_type(name: str) -> pa.DataType:

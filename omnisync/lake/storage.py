@@ -35,6 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
 from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
+from transforms.schema import MOSTLY_DISTINCT
 
 #: every page carries its CRC, which every read checks: a file damaged where it still decodes
 #: (a page of dates turned into other dates) is refused instead of merged back into the lake
@@ -52,6 +53,16 @@ SCRATCH_OPTIONS: dict[str, Any] = {
     "use_dictionary": False,
     "write_page_checksum": True,
 }
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of ``schema`` written with a dictionary: all but
+    ``MOSTLY_DISTINCT`` (a list's values are its ``.list.element``)."""
+    return [
+        f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
+        for field in schema
+        if field.name not in MOSTLY_DISTINCT
+    ]
 
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
@@ -125,7 +136,8 @@ class LakeStorage:
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
-        self._write(relative, lambda sink: pq.write_table(table, sink, **PARQUET_OPTIONS))
+        options = {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(table.schema)}
+        self._write(relative, lambda sink: pq.write_table(table, sink, **options))
 
     def write_row_groups(
         self, relative: str, groups: list[pa.Table], scratch: bool = False
@@ -135,7 +147,11 @@ class LakeStorage:
         a file only omnisync reads back, written with cheaper compression."""
         if not groups:
             raise ValueError("write_row_groups needs at least one group")
-        options = SCRATCH_OPTIONS if scratch else PARQUET_OPTIONS
+        options = (
+            SCRATCH_OPTIONS
+            if scratch
+            else {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(groups[0].schema)}
+        )
 
         def write(sink: Any) -> None:
             with pq.ParquetWriter(sink, groups[0].schema, **options) as writer:

@@ -17,6 +17,7 @@ from omnisync.orchestration import Local
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import settings_for, wait_for_server_clock
+from transforms.schema import MOSTLY_DISTINCT
 
 # dataset: (a JSON column, a column to filter on)
 DATASETS = {
@@ -150,6 +151,29 @@ def test_bucket_reads_as_the_documented_integer_in_every_reader(first_sync: Path
     frame = pd.read_parquet(first_sync / "customers")
     assert str(frame["bucket"].dtype) == "category"
     assert sorted(frame["bucket"].astype("int64").tolist()) == expected
+
+
+@pytest.mark.parametrize("dataset", ["customers", "customer_changes"])
+def test_mostly_distinct_columns_are_stored_without_a_dictionary(
+    first_sync: Path, dataset: str
+) -> None:
+    """docs/performance.md: identifiers, contacts and moments are written plain (a dictionary
+    of nearly distinct values costs a quarter of the write and adds bytes); names, flags and
+    lineage keep theirs, and every reader above reads both."""
+    files = sorted((first_sync / dataset).rglob("*.parquet"))
+    assert files
+    for path in files:
+        file = pq.ParquetFile(path)
+        if not file.metadata.num_rows:
+            continue  # an empty dataset's placeholder file has no pages to encode
+        meta = file.metadata.row_group(0)
+        encodings = {
+            meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)
+        }
+        for plain in MOSTLY_DISTINCT & set(encodings):
+            assert "RLE_DICTIONARY" not in encodings[plain], (path, plain)
+        for kept in ("first_name", "channel", "_run_id", "_source", "_dq_flags.list.element"):
+            assert "RLE_DICTIONARY" in encodings[kept], (path, kept)
 
 
 def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: Path) -> None:
