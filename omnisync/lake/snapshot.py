@@ -167,14 +167,17 @@ class Snapshot:
         returns the bytes of the rows written."""
         path = bucket_path(bucket)
         with self._bucket_locks[bucket]:
-            incoming = latest_per_pk(changes)
             if self.storage.exists(path):
+                # one choice over both: the latest of the changes is the latest among them
+                # there too (the sort is stable: a tie keeps the file's row, as before)
                 current = self.storage.read_table(path)
-                incoming = latest_per_pk(
-                    pa.concat_tables([current, incoming], promote_options="permissive")
+                merged = latest_per_pk(
+                    pa.concat_tables([current, changes], promote_options="permissive")
                 )
-            self.storage.write_table(path, incoming)
-            return int(incoming.nbytes)
+            else:
+                merged = latest_per_pk(changes)
+            self.storage.write_table(path, merged)
+            return int(merged.nbytes)
 
     def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:
         """Replace the bucket file with ``rows`` (one row per pk, all of this bucket) atomically,
