@@ -53,6 +53,10 @@ _SITE = "omnisync"
 INDEX_EVERY = dt.timedelta(hours=1)
 
 
+def _not_saved() -> None:
+    """An ephemeral context's configuration, not written anywhere (see ``Validator``)."""
+
+
 @dataclass(frozen=True)
 class ValidationPage:
     """One validation of this run, and its page under the Data Docs site."""
@@ -92,6 +96,10 @@ class Validator(DocsSite):
         self._lock = _GX_LOCK
         with self._lock:  # building a context parses expressions too
             self._context = gx.get_context(mode="ephemeral")
+            # An ephemeral context keeps its configuration in memory, yet GX writes it out as
+            # YAML to an in-memory store after every change (a store, a site, each suite's
+            # checkpoint) that nothing reads back: most of the context's set-up time.
+            self._context._save_project_config = _not_saved
             self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
             self._source = self._context.data_sources.add_pandas("omnisync")
             self._checkpoints: dict[str, Any] = {}
