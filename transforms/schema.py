@@ -82,6 +82,21 @@ MOSTLY_DISTINCT = frozenset(
         "raw",
     )
 )
+#: columns of a few short values (flags, codes, lineage): a dictionary and run lengths leave
+#: them a few bytes a page, which compression hardly shrinks, while each compressed column costs
+#: the writer and every reader a compressor of its own; stored uncompressed (docs/performance.md)
+FEW_SHORT_VALUES = frozenset(
+    (
+        "channel",
+        "gender",
+        "user_type",
+        "_run_id",
+        "_extracted_at",
+        "_source",
+        "_dq_flags",
+        *BOOL_FIELDS,
+    )
+)
 
 
 def _api_type(name: str) -> pa.DataType:

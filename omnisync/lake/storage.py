@@ -33,37 +33,9 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
+from omnisync.lake.file_options import SCRATCH_OPTIONS, lake_options
 from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
-from transforms.schema import MOSTLY_DISTINCT
-
-#: every page carries its CRC, which every read checks: a file damaged where it still decodes
-#: (a page of dates turned into other dates) is refused instead of merged back into the lake
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "write_statistics": True,
-    "write_page_checksum": True,
-}
-#: files read once by omnisync itself, then deleted (staged windows): written for speed. No
-#: dictionaries: a window's text columns are nearly all distinct, so building them costs much of
-#: the write and saves few bytes (docs/performance.md).
-SCRATCH_OPTIONS: dict[str, Any] = {
-    "compression": "lz4",
-    "write_statistics": False,
-    "use_dictionary": False,
-    "write_page_checksum": True,
-}
-
-
-def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """The Parquet column paths of ``schema`` written with a dictionary: all but
-    ``MOSTLY_DISTINCT`` (a list's values are its ``.list.element``)."""
-    return [
-        f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
-        for field in schema
-        if field.name not in MOSTLY_DISTINCT
-    ]
-
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
 _REPLACING = "_apply.json"
@@ -136,7 +108,7 @@ class LakeStorage:
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
-        options = {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(table.schema)}
+        options = lake_options(table.schema)
         self._write(relative, lambda sink: pq.write_table(table, sink, **options))
 
     def write_row_groups(
@@ -147,11 +119,7 @@ class LakeStorage:
         a file only omnisync reads back, written with cheaper compression."""
         if not groups:
             raise ValueError("write_row_groups needs at least one group")
-        options = (
-            SCRATCH_OPTIONS
-            if scratch
-            else {**PARQUET_OPTIONS, "use_dictionary": dictionary_columns(groups[0].schema)}
-        )
+        options = SCRATCH_OPTIONS if scratch else lake_options(groups[0].schema)
 
         def write(sink: Any) -> None:
             with pq.ParquetWriter(sink, groups[0].schema, **options) as writer:

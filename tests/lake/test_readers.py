@@ -17,7 +17,7 @@ from omnisync.orchestration import Local
 from omnisync.sync.run import run_sync
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import settings_for, wait_for_server_clock
-from transforms.schema import MOSTLY_DISTINCT
+from transforms.schema import FEW_SHORT_VALUES, MOSTLY_DISTINCT
 
 # dataset: (a JSON column, a column to filter on)
 DATASETS = {
@@ -154,12 +154,13 @@ def test_bucket_reads_as_the_documented_integer_in_every_reader(first_sync: Path
 
 
 @pytest.mark.parametrize("dataset", ["customers", "customer_changes"])
-def test_mostly_distinct_columns_are_stored_without_a_dictionary(
+def test_each_column_is_stored_with_the_encoding_and_compression_its_values_need(
     first_sync: Path, dataset: str
 ) -> None:
-    """docs/performance.md: identifiers, contacts and moments are written plain (a dictionary
-    of nearly distinct values costs a quarter of the write and adds bytes); names, flags and
-    lineage keep theirs, and every reader above reads both."""
+    """docs/performance.md: identifiers, contacts and moments are written without a dictionary
+    (for nearly distinct values it costs a quarter of the write and adds bytes), names, flags and
+    lineage with one; flags, codes and lineage uncompressed (a few bytes a page), the rest with
+    zstd. Every reader above reads them all."""
     files = sorted((first_sync / dataset).rglob("*.parquet"))
     assert files
     for path in files:
@@ -167,13 +168,14 @@ def test_mostly_distinct_columns_are_stored_without_a_dictionary(
         if not file.metadata.num_rows:
             continue  # an empty dataset's placeholder file has no pages to encode
         meta = file.metadata.row_group(0)
-        encodings = {
-            meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)
-        }
-        for plain in MOSTLY_DISTINCT & set(encodings):
-            assert "RLE_DICTIONARY" not in encodings[plain], (path, plain)
+        chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+        for plain in MOSTLY_DISTINCT & set(chunks):
+            assert "RLE_DICTIONARY" not in chunks[plain].encodings, (path, plain)
         for kept in ("first_name", "channel", "_run_id", "_source", "_dq_flags.list.element"):
-            assert "RLE_DICTIONARY" in encodings[kept], (path, kept)
+            assert "RLE_DICTIONARY" in chunks[kept].encodings, (path, kept)
+        for name, chunk in chunks.items():
+            short = name.split(".")[0] in FEW_SHORT_VALUES
+            assert chunk.compression == ("UNCOMPRESSED" if short else "ZSTD"), (path, name)
 
 
 def test_a_first_sync_that_read_nothing_leaves_every_dataset_readable(tmp_path: Path) -> None:
