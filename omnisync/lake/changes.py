@@ -62,11 +62,19 @@ def _month_dir(month: str) -> str:
 
 def _by_month(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """The table's unique versions sorted by month, then as a month's file holds them (pk, newest
-    first), in one take; and each row's month (``YYYY-MM``)."""
-    months = pc.strftime(table.column("modified_date"), format="%Y-%m")
+    first), in one take; and each row's month as ``year * 100 + month`` (UTC). Integers, not
+    ``YYYY-MM`` text made for every row: sorting and grouping by text was a third of a window's
+    change-log time (docs/performance.md)."""
+    stamps = table.column("modified_date")
+    months = pc.add(pc.multiply(pc.year(stamps), 100), pc.month(stamps))
     grouped = unique_versions(table.append_column(_MONTH, months), _MONTH)
-    month_of: np.ndarray = grouped.column(_MONTH).to_numpy(zero_copy_only=False)
+    month_of: np.ndarray = grouped.column(_MONTH).to_numpy()
     return grouped.drop_columns([_MONTH]), month_of
+
+
+def _month_name(month: int) -> str:
+    """``year * 100 + month`` as its partition value, ``YYYY-MM``."""
+    return f"{month // 100:04d}-{month % 100:02d}"
 
 
 def _month_end(month: str) -> dt.date:
@@ -152,13 +160,14 @@ class ChangeLog:
         table = with_op(table)  # a window's versions; deletions come with their own
         # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
         versions, months = (
-            _by_month(table) if table.num_rows else (table, np.array([], dtype=object))
+            _by_month(table) if table.num_rows else (table, np.array([], dtype=np.int64))
         )
         month_values: list[str] = []
         starts: list[int] = []
         if len(months):
             unique_months, first = np.unique(months, return_index=True)
-            month_values, starts = [str(m) for m in unique_months], [int(i) for i in first]
+            month_values = [_month_name(int(m)) for m in unique_months]
+            starts = [int(i) for i in first]
         ends = [*starts[1:], len(months)] if starts else []  # a window with no row left
         written_months: set[str] = set()
         for month, start, end in zip(month_values, starts, ends, strict=True):

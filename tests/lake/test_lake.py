@@ -385,3 +385,40 @@ def test_a_merged_bucket_reports_the_bytes_it_wrote(storage: LakeStorage) -> Non
     assert 0.9 * written <= first <= 1.1 * written  # the rows in memory, as read back
     more = snapshot.merge_bucket(0, versions([(3, 0)]))
     assert more > first, "the bucket's old rows count too"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    moments=st.lists(
+        st.tuples(
+            st.datetimes(dt.datetime(1971, 1, 1), dt.datetime(2099, 12, 31)),
+            st.integers(-14 * 60, 14 * 60),  # the offset it was sent with, in minutes
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_each_version_is_logged_in_the_folder_of_its_month_in_utc(
+    tmp_path_factory: pytest.TempPathFactory, moments: list[tuple[dt.datetime, int]]
+) -> None:
+    """docs/lake.md: ``modified_month`` is the month of ``modified_date`` in UTC, also for a
+    moment sent with an offset that puts it in another month locally."""
+    base = customers(1)[0]
+    records = []
+    for pk, (moment, minutes) in enumerate(moments, start=1):
+        sent = moment.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
+        records.append(dict(base, pk=pk, modified_date=sent.isoformat()))
+    storage = LakeStorage(str(tmp_path_factory.mktemp("lake")))
+    ChangeLog(storage).write_window(to_table(records, lineage()).table, "w1")
+    found = {}
+    for path in storage.files("customer_changes"):
+        month = path.split("modified_month=")[1].split("/")[0]
+        for pk in storage.read_table(path, ["pk"]).column("pk").to_pylist():
+            found[pk] = month
+    expected = {}
+    for pk, (moment, minutes) in enumerate(moments, start=1):
+        utc = moment - dt.timedelta(minutes=minutes)
+        expected[pk] = f"{utc.year:04d}-{utc.month:02d}"
+    assert found == expected
