@@ -30,7 +30,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,10 +157,16 @@ def quality_problem(
     return None
 
 
+#: buckets merged side by side: reading, sorting and writing a bucket run in Arrow without the
+#: GIL, so two of them overlap (an incremental's merge in about half the wall time); each adds
+#: one bucket to the memory held (docs/performance.md)
+MERGE_THREADS = 2
+
+
 def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
-    """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: one
-    bucket and its staged rows: one row group of each window's file). Idempotent: a crash here
-    is finished by the next run."""
+    """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: a
+    bucket and its staged rows, one row group of each window's file, per merging thread).
+    Idempotent: a crash here is finished by the next run, whichever buckets it had merged."""
     merged = untrimmed = 0
     marks = staged_marks(storage, snapshot, staging_dir(plan_id))
     with contextlib.ExitStack() as stack:
@@ -167,25 +174,58 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
         for name in storage.files(staging_dir(plan_id)):
             file = stack.enter_context(storage.parquet_file(name))
             staged.append((name, file, staged_buckets(file)))
+        # entered last, so left first: every merge has ended before the staged files close
+        pool = stack.enter_context(
+            ThreadPoolExecutor(MERGE_THREADS, thread_name_prefix="omnisync-merge")
+        )
+        pending: deque[Future[int | None]] = deque()
+
+        def collect(future: Future[int | None]) -> None:
+            nonlocal merged, untrimmed
+            written = future.result()
+            if written is not None:
+                merged += 1
+                untrimmed += written
+            if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
+                give_back()
+                untrimmed = 0
+
         for bucket in range(snapshot.buckets):
             groups = []
-            for name, file, buckets in staged:
+            for name, file, buckets in staged:  # one thread reads the staged files
                 if bucket in buckets:
                     with storage.reading(name):
                         groups.append(file.read_row_group(buckets.index(bucket)))
-            if groups:
-                rows = pa.concat_tables(groups, promote_options="permissive")
-                untrimmed += snapshot.merge_bucket(bucket, without_staging_metadata(rows))
-                del rows, groups
-                if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
-                    give_back()
-                    untrimmed = 0
-                merged += 1
-                log.debug("merged bucket %d", bucket)
-            if bucket in marks:
-                mark_bucket(storage, bucket, marks[bucket])
+            rows = pa.concat_tables(groups, promote_options="permissive") if groups else None
+            del groups
+            pending.append(
+                pool.submit(_merge_bucket, storage, snapshot, bucket, rows, marks.get(bucket))
+            )
+            del rows
+            while len(pending) >= MERGE_THREADS:
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
     give_back()
     return merged
+
+
+def _merge_bucket(
+    storage: LakeStorage,
+    snapshot: Snapshot,
+    bucket: int,
+    rows: pa.Table | None,
+    marks: pa.Table | None,
+) -> int | None:
+    """Merge one bucket's staged ``rows`` (None: the plan staged none there), then mark its rows
+    whose newer version was quarantined; the bytes of rows written, None when not merged."""
+    written = None
+    if rows is not None:
+        written = snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+        log.debug("merged bucket %d", bucket)
+    if marks is not None:
+        mark_bucket(storage, bucket, marks)
+    return written
 
 
 def mark_rebuilt(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> None:
