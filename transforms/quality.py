@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.phones import phone_is_valid
+from transforms.phones import phones_are_valid
 
 ROW = "_row"
 # List columns: GX has no expectation for them and pandas would hold them as Python objects.
@@ -99,6 +99,5 @@ def phones_valid(phones: pa.ChunkedArray) -> pd.Series:
     distinct, and a cache kept for the whole run only held memory (and pinned the heap pages
     around each window's garbage)."""
     encoded = phones.combine_chunks().dictionary_encode()
-    distinct = [phone_is_valid(number) for number in encoded.dictionary.to_pylist()]
-    valid = pa.array(distinct, pa.bool_()).take(encoded.indices)
+    valid = phones_are_valid(encoded.dictionary).take(encoded.indices)
     return pd.Series(valid.to_pylist(), dtype="object")

@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.phones import phone_is_valid, phonenumbers_says_valid
+from transforms.phones import phone_is_valid, phonenumbers_says_valid, phones_are_valid
 from transforms.quality import phones_valid
 
 PREFIXES = ["", "+90", "+90 ", "0", "0 ", "90", "+9", "00", "+", "0090", "+900", "00 90 "]
@@ -67,3 +67,38 @@ def test_a_batch_checks_each_distinct_number_once_with_the_same_answers(
     got = phones_valid(column)
     assert got.dtype == object
     assert got.tolist() == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            phone_like(),
+            st.sampled_from(["", "  ", " +90 532 123 45 67", "0532 123 45 67\n", "٠٥٣٢١٢٣٤٥٦٧"]),
+            st.text(max_size=16),
+        ),
+        max_size=40,
+    )
+)
+def test_the_column_wise_check_answers_what_the_one_by_one_check_answers(
+    numbers: list[str | None],
+) -> None:
+    """RE2 for a whole column (no lookahead, ASCII digits) against Python's ``re`` one number at
+    a time: the same answer for every number, whatever its shape, spaces, digits or script."""
+    got = phones_are_valid(pa.array(numbers, pa.string())).to_pylist()
+    assert got == [phone_is_valid(raw) for raw in numbers]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["+90", "+90 ", "0", "0 ", "", "90", "0090", "+900", "9"]),
+    st.sampled_from(["5", "2", "3", "4", "8", "9", "0"]),
+    st.one_of(st.text("0123456789", min_size=9, max_size=9), st.text("0123456789", max_size=13)),
+)
+def test_the_column_wise_check_agrees_on_numbers_that_look_valid(
+    prefix: str, first: str, rest: str
+) -> None:
+    numbers = [f"{prefix}{first}{rest}", f"{prefix}{first} {rest[:3]} {rest[3:]}"]
+    got = phones_are_valid(pa.array(numbers, pa.string())).to_pylist()
+    assert got == [phonenumbers_says_valid(raw) for raw in numbers]
