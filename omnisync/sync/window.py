@@ -193,8 +193,10 @@ _NOT_WORTH_RETRYING = (
 WINDOW_ATTEMPTS = 3
 
 
-def _worth_retrying(exc: Exception) -> bool:
-    if isinstance(exc, _NOT_WORTH_RETRYING):
+def _worth_retrying(exc: BaseException) -> bool:
+    # stamina hands over every exception, Ctrl-C's KeyboardInterrupt and SystemExit too: those
+    # stop the run (a one-window run's window is on the main thread, where Ctrl-C lands)
+    if not isinstance(exc, Exception) or isinstance(exc, _NOT_WORTH_RETRYING):
         return False
     log.warning("window failed, running it again: %s", exc)
     return True

@@ -30,3 +30,26 @@ def test_a_window_is_run_again_only_after_a_failure_that_may_pass(
     error: Exception, again: bool
 ) -> None:
     assert _worth_retrying(error) is again
+
+
+def test_ctrl_c_in_a_window_stops_the_run_instead_of_running_the_window_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user: Ctrl-C during a one-window sync (the window runs on the main thread,
+    where the signal lands) was logged as "window failed, running it again:" with nothing after
+    the colon, and the window read again from its start: stamina hands every exception to the
+    retry predicate, KeyboardInterrupt included."""
+    from omnisync.sync import window
+
+    calls = []
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(window, "sync_window", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        window.sync_window_retrying(None, "plan", None, None)  # type: ignore[arg-type]
+    assert len(calls) == 1, "run once, not again"
+    assert window._worth_retrying(KeyboardInterrupt()) is False
+    assert window._worth_retrying(SystemExit(1)) is False
