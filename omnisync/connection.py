@@ -54,7 +54,8 @@ def preflight_options(settings: Settings) -> dict[str, Any]:
 def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[None]:
     """A failure before Omnitron first answered said as a wrong or unreachable OMNITRON_URL: a
     404 then (a list's first page, or the login) is a setting to fix (ConfigurationError, exit
-    2); no answer at all, a run to try later. Failures after a first answer pass as they are."""
+    2); no answer at all, or only errors, a run to try later. Failures after a first answer
+    pass as they are."""
     shown = without_userinfo(settings.omnitron_url or "")
     try:
         yield
@@ -69,7 +70,10 @@ def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[
     except RetriesExhausted as exc:
         if client.answered:
             raise
-        raise RetriesExhausted(f"OMNITRON_URL {shown} did not answer: {exc}") from None
+        # an HTTP status is an answer, though an error each time (a server down for maintenance,
+        # or a web server that is not Omnitron and refuses the login's POST with 501)
+        said = "did not answer" if exc.status is None else "answered only errors"
+        raise RetriesExhausted(f"OMNITRON_URL {shown} {said}: {exc}", status=exc.status) from None
 
 
 def reach(settings: Settings) -> OmnitronClient:

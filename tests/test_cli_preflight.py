@@ -93,6 +93,22 @@ def test_an_unreachable_omnitron_is_named_after_the_preflights_few_attempts(
     assert result.stderr.count("retrying") <= 3, result.stderr  # not the 8 attempts set
 
 
+def test_a_server_that_answers_only_errors_is_not_said_to_be_silent(tmp_path: Path) -> None:
+    """Found by a new user: a plain web server (``python -m http.server``) answers the login's
+    POST with 501, and the error said the URL "did not answer: ... answered 501"."""
+
+    def not_implemented(method: str, path: str) -> tuple[int, str, bytes]:
+        return 501, "text/html", b"<html><body>Unsupported method</body></html>"
+
+    with serving(not_implemented) as url:
+        result = run_cli(_env(tmp_path, url), "sync")
+    assert result.returncode == 1, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1, result.stderr
+    assert f"OMNITRON_URL {url} answered only errors" in error[0], error
+    assert "did not answer" not in error[0] and "501" in error[0], error
+
+
 @pytest.mark.parametrize("where", ["unreachable", "not-omnitron"])
 def test_reconcile_names_a_wrong_or_unreachable_omnitron_url_as_sync_does(
     synced: SandboxServer, not_omnitron: str, tmp_path: Path, where: str
