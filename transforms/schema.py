@@ -82,20 +82,13 @@ MOSTLY_DISTINCT = frozenset(
         "raw",
     )
 )
-#: columns of a few short values (flags, codes, lineage): a dictionary and run lengths leave
-#: them a few bytes a page, which compression hardly shrinks, while each compressed column costs
-#: the writer and every reader a compressor of its own; stored uncompressed (docs/performance.md)
+#: columns of a few short values (flags, channel, gender, user type, lineage): a dictionary and
+#: run lengths leave them a few bytes a page, which compression hardly shrinks, while each
+#: compressed column costs the writer and every reader a compressor of its own; stored
+#: uncompressed (docs/performance.md). Not ``_dq_flags``: a quarantined newer version's mark
+#: names its record, a long text nearly every marked row has its own.
 FEW_SHORT_VALUES = frozenset(
-    (
-        "channel",
-        "gender",
-        "user_type",
-        "_run_id",
-        "_extracted_at",
-        "_source",
-        "_dq_flags",
-        *BOOL_FIELDS,
-    )
+    ("channel", "gender", "user_type", "_run_id", "_extracted_at", "_source", *BOOL_FIELDS)
 )
 
 

@@ -29,16 +29,37 @@ SCRATCH_OPTIONS: dict[str, Any] = {
 
 def lake_options(schema: pa.Schema) -> dict[str, Any]:
     """How a lake file of ``schema`` is written: :data:`PARQUET_OPTIONS`, a dictionary for
-    every column but ``MOSTLY_DISTINCT``, and no compression for ``FEW_SHORT_VALUES``."""
-    paths = {
-        field.name: f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name
-        for field in schema
-    }
+    every column but ``MOSTLY_DISTINCT``, and no compression for ``FEW_SHORT_VALUES`` (by the
+    top-level field: a nested field's every leaf as the field). Every leaf column is named:
+    given per column, a leaf left out would be written with neither."""
+    leaves = [(field.name, path) for field in schema for path in _leaf_paths(field.name, field)]
     return {
         **PARQUET_OPTIONS,
-        "use_dictionary": [path for name, path in paths.items() if name not in MOSTLY_DISTINCT],
+        "use_dictionary": [path for name, path in leaves if name not in MOSTLY_DISTINCT],
         "compression": {
             path: "none" if name in FEW_SHORT_VALUES else PARQUET_OPTIONS["compression"]
-            for name, path in paths.items()
+            for name, path in leaves
         },
     }
+
+
+def _leaf_paths(path: str, field: pa.Field) -> list[str]:
+    """The Parquet column paths of ``field`` at ``path``, as pyarrow writes them (lists as
+    ``.list.element``, maps as ``.key_value.key`` and ``.key_value.value``)."""
+    kind = field.type.storage_type if isinstance(field.type, pa.ExtensionType) else field.type
+    if pa.types.is_struct(kind):
+        return [p for child in kind for p in _leaf_paths(f"{path}.{child.name}", child)]
+    if pa.types.is_map(kind):
+        return [
+            *_leaf_paths(f"{path}.key_value.key", kind.key_field),
+            *_leaf_paths(f"{path}.key_value.value", kind.item_field),
+        ]
+    if (
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+        or pa.types.is_list_view(kind)
+        or pa.types.is_large_list_view(kind)
+    ):
+        return _leaf_paths(f"{path}.list.element", kind.value_field)
+    return [path]

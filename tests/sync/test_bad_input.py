@@ -4,10 +4,12 @@ one chunk (and one window for the change log) at a time, whatever the number of 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -15,6 +17,7 @@ from omnisync.lake.snapshot import DEFAULT_BUCKETS
 from omnisync.state import StateStore
 from omnisync.sync import BatchRejected, open_run, sync_window
 from omnisync.sync import window as window_step
+from omnisync.sync.finish import MERGE_THREADS
 from sandbox import SandboxServer
 from sandbox.records import now_us
 from tests.flows import sync_customers
@@ -129,11 +132,21 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
             ),
         )
         original_merge = job.snapshot.merge_bucket
-        monkeypatch.setattr(
-            job.snapshot,
-            "merge_bucket",
-            lambda bucket, table: merges.append(table.num_rows) or original_merge(bucket, table),
-        )
+        running = [0, 0]  # buckets being merged now, the most at once
+        counting = threading.Lock()
+
+        def merge_bucket(bucket: int, table: pa.Table) -> int:
+            merges.append(table.num_rows)
+            with counting:
+                running[0] += 1
+                running[1] = max(running)
+            try:
+                return original_merge(bucket, table)
+            finally:
+                with counting:
+                    running[0] -= 1
+
+        monkeypatch.setattr(job.snapshot, "merge_bucket", merge_bucket)
         plan = plan_for(job)
         results = [sync_window(job, plan.plan_id, lo, hi) for lo, hi in plan.windows]
         finish(job, plan)
@@ -142,6 +155,7 @@ def test_memory_follows_chunks_and_windows_not_the_number_of_customers(
     assert max(chunks) <= settings.chunk_rows + settings.page_size
     assert max(windows) <= 2 * settings.window_rows, "a window holds about window_rows customers"
     assert max(merges) <= 3000 // settings.snapshot_buckets * 3, "a merge holds one bucket's rows"
+    assert running[1] <= MERGE_THREADS, "and no more buckets at once than it has threads"
 
 
 def test_quarantined_records_follow_the_pii_policy_wherever_they_were_refused(
