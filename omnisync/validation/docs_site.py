@@ -7,7 +7,9 @@ site; the validator runs the suites and renders the pages.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +20,29 @@ DOCS = "data_docs"
 DATA_DOCS = f"{REPORTS}/{DOCS}"
 # validation results, one JSON per validated batch: the source the site is rebuilt from
 RESULTS = "validation_results"
+
+
+@contextlib.contextmanager
+def keys_listed_once(store: Any, listed: list[Any] | None = None) -> Iterator[None]:
+    """Within the block, ``store.list_keys()`` lists the store once (or answers ``listed``).
+
+    GX lists the results store several times while it builds the site, each time walking the
+    results folder and parsing every run's time with dateutil: at 30 days of hourly runs most of
+    a build (docs/performance.md). Nothing adds or removes a result during a build (the caller
+    holds the validator's lock)."""
+    real = store.list_keys
+    held: list[list[Any]] = [] if listed is None else [listed]
+
+    def list_keys() -> list[Any]:
+        if not held:
+            held.append(real())
+        return list(held[0])
+
+    store.list_keys = list_keys
+    try:
+        yield
+    finally:
+        del store.list_keys
 
 
 def store_without_row_lists(store: Any) -> None:
@@ -93,22 +118,27 @@ class DocsSite:
             meta=stored.get("meta") or {},
         )
 
-    def _forget_old_results(self) -> None:
-        """Results older than the retention go; GX then drops their pages from the site."""
+    def _forget_old_results(self) -> list[Any]:
+        """Results older than the retention go; GX then drops their pages from the site.
+        Returns the keys of the results kept."""
         store: Any = self._context.validation_results_store
         cutoff = dt.datetime.now(dt.UTC) - self._retention
+        kept = []
         for key in store.list_keys():
             run_time = key.run_id.run_time
             if run_time.tzinfo is None:
                 run_time = run_time.replace(tzinfo=dt.UTC)
-            if run_time < cutoff:
-                store.remove_key(key)
-                if self._reports_remote:
-                    import fsspec
+            if run_time >= cutoff:
+                kept.append(key)
+                continue
+            store.remove_key(key)
+            if self._reports_remote:
+                import fsspec
 
-                    relative = "/".join(key.to_tuple()) + ".json"
-                    fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{RESULTS}")
-                    fs.rm(f"{path}/{relative}", recursive=False)
+                relative = "/".join(key.to_tuple()) + ".json"
+                fs, path = fsspec.core.url_to_fs(f"{self._reports_remote}/{RESULTS}")
+                fs.rm(f"{path}/{relative}", recursive=False)
+        return kept
 
     def _add_every_suite(self) -> list[Any]:
         """Every suite of the directory, so that a run validating one suite keeps the pages of

@@ -26,6 +26,7 @@ from omnisync.validation.docs_site import (
     REPORTS,
     RESULTS,
     DocsSite,
+    keys_listed_once,
     store_without_row_lists,
 )
 from omnisync.validation.gx_import import import_gx
@@ -244,19 +245,21 @@ class Validator(DocsSite):
         )
         resources = list(self._validated)
         with self._lock:
+            kept = None
             if due:
-                self._forget_old_results()
+                kept = self._forget_old_results()
                 resources += self._add_every_suite()
             # Earlier runs' pages are on disk already: they are not rendered again. The index
             # reads every listed result for its status, and only the summary is needed, not
             # the whole result through marshmallow, which costs seconds at 30 days of runs.
             self._context.get_validation_result = self._result_summary
             try:
-                self._context.build_data_docs(
-                    site_names=[_SITE],
-                    resource_identifiers=resources,
-                    build_index=due,
-                )
+                with keys_listed_once(self._context.validation_results_store, kept):
+                    self._context.build_data_docs(
+                        site_names=[_SITE],
+                        resource_identifiers=resources,
+                        build_index=due,
+                    )
             finally:
                 del self._context.get_validation_result
         install_assets(site)
