@@ -26,7 +26,7 @@ RESULTS = "validation_results"
 def keys_listed_once(store: Any, listed: list[Any] | None = None) -> Iterator[None]:
     """Within the block, ``store.list_keys()`` lists the store once (or answers ``listed``).
 
-    GX lists the results store several times while it builds the site, each time walking the
+    GX lists the results store three times while it builds the site, each time walking the
     results folder and parsing every run's time with dateutil: at 30 days of hourly runs most of
     a build (docs/performance.md). Nothing adds or removes a result during a build (the caller
     holds the validator's lock)."""
