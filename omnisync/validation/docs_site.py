@@ -28,8 +28,9 @@ def keys_listed_once(store: Any, listed: list[Any] | None = None) -> Iterator[No
 
     GX lists the results store three times while it builds the site, each time walking the
     results folder and parsing every run's time with dateutil: at 30 days of hourly runs most of
-    a build (docs/performance.md). Nothing adds or removes a result during a build (the caller
-    holds the validator's lock)."""
+    a build (docs/performance.md). Nothing in this process adds or removes a result during a
+    build (the caller holds the validator's lock); a result another process writes meanwhile
+    is listed by the next build, as it was when GX listed the store itself."""
     real = store.list_keys
     held: list[list[Any]] = [] if listed is None else [listed]
 
