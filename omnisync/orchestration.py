@@ -15,8 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING, Protocol
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from omnisync.sync.context import RunContext
@@ -113,6 +113,12 @@ class Eta:
         return progress_line(key, done, total, rate, elapsed)
 
 
+def _cancel_unstarted(futures: list[Future[Any]]) -> None:
+    """Windows not started yet are not started at all; running ones end on their own."""
+    for future in futures:
+        future.cancel()
+
+
 class Local:
     """A run in this process alone: threads, stdlib logging, the summary left to the caller."""
 
@@ -150,13 +156,17 @@ class Local:
                 )
                 for lo, hi in plan.windows
             ]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(future.exception() is not None for future in done):
-                # Windows not started yet are not started at all; running ones end on their own.
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                if any(future.exception() is not None for future in done):
+                    _cancel_unstarted(futures)
                 for future in futures:
-                    future.cancel()
-            for future in futures:
-                future.result()
+                    future.result()
+            except BaseException:
+                # Ctrl-C lands on this thread, waiting here: leaving the pool waits for every
+                # window still queued, so a backfill went on to its end. None is started now.
+                _cancel_unstarted(futures)
+                raise
 
     def publish(self, key: str, markdown: str, description: str) -> None:
         # A terminal run prints its own summary; the markdown is kept for a debugging reader.

@@ -9,6 +9,7 @@ from omnisync.client.client import OmnitronClient
 from omnisync.client.errors import (
     AnswerLost,
     AuthenticationFailed,
+    ClientClosed,
     ConfigurationError,
     DateFilterRejected,
     NotAcceptable,
@@ -27,6 +28,7 @@ from omnisync.client.throttle import Throttle
 __all__ = [
     "AnswerLost",
     "AuthenticationFailed",
+    "ClientClosed",
     "ConfigurationError",
     "CustomerQuery",
     "DateFilterRejected",

@@ -33,6 +33,7 @@ from omnisync import __version__
 from omnisync.client.auth import OmnitronAuth
 from omnisync.client.errors import (
     AnswerLost,
+    ClientClosed,
     DateFilterRejected,
     NotFound,
     OmnitronError,
@@ -210,6 +211,11 @@ class OmnitronClient:
         content: bytes | None,
         headers: dict[str, str] | None,
     ) -> httpx.Response:
+        if self._http.is_closed:  # httpx would raise a bare RuntimeError, worth a retry
+            raise ClientClosed(
+                f"{method} {path} not sent: the run is stopping (its client is closed)",
+                unsent=True,
+            )
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:

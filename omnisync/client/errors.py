@@ -48,6 +48,11 @@ class ConfigurationError(OmnitronError):
     pass
 
 
+class ClientClosed(OmnitronError):
+    """The run closed its client (it is stopping: Ctrl-C, or an error on another thread): a
+    window thread still running sends nothing more, and its window is not run again."""
+
+
 class RetriesExhausted(OmnitronError):
     pass
 

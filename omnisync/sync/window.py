@@ -29,7 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import stamina
 
-from omnisync.client import AuthenticationFailed, ConfigurationError, Page, ValidationFailed
+from omnisync.client import (
+    AuthenticationFailed,
+    ClientClosed,
+    ConfigurationError,
+    Page,
+    ValidationFailed,
+)
 from omnisync.client.paginator import Paginator
 from omnisync.client.records import Customer, Record, customer_text
 from omnisync.lake import window_key, write_quarantine
@@ -183,6 +189,7 @@ def sync_window(
 # for the same line).
 _NOT_WORTH_RETRYING = (
     AuthenticationFailed,
+    ClientClosed,
     ConfigurationError,
     ValidationFailed,
     BatchRejected,

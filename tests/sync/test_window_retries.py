@@ -53,3 +53,69 @@ def test_ctrl_c_in_a_window_stops_the_run_instead_of_running_the_window_again(
     assert len(calls) == 1, "run once, not again"
     assert window._worth_retrying(KeyboardInterrupt()) is False
     assert window._worth_retrying(SystemExit(1)) is False
+
+
+def test_ctrl_c_while_windows_run_on_threads_starts_no_further_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a review: with several windows, Ctrl-C (on the main thread, waiting for them)
+    left the thread pool, which waited for every window still queued: a 29-window sync took the
+    signal and read all 29. Windows not started are cancelled; the running ones end."""
+    import threading
+    from types import SimpleNamespace
+
+    from omnisync import orchestration
+    from omnisync.sync import window
+
+    started: list[int] = []
+    both_running = threading.Event()
+    go = threading.Event()
+    lock = threading.Lock()
+
+    def one_window(context: object, plan_id: str, lo: int, hi: int, first: object) -> None:
+        with lock:
+            started.append(lo)
+            if len(started) == 2:
+                both_running.set()
+        assert go.wait(30), "released after the cancellation"
+
+    def interrupted_wait(futures: object, return_when: object) -> None:
+        assert both_running.wait(30)
+        raise KeyboardInterrupt
+
+    real_cancel = orchestration._cancel_unstarted
+
+    def cancel_then_release(futures: list[object]) -> None:
+        real_cancel(futures)  # type: ignore[arg-type]
+        go.set()
+
+    monkeypatch.setattr(window, "sync_window_retrying", one_window)
+    monkeypatch.setattr(orchestration, "wait", interrupted_wait)
+    monkeypatch.setattr(orchestration, "_cancel_unstarted", cancel_then_release)
+    plan = SimpleNamespace(plan_id="p", windows=[(i, i + 1) for i in range(12)], first_pages={})
+    context = SimpleNamespace(settings=SimpleNamespace(window_concurrency=2))
+    with pytest.raises(KeyboardInterrupt):
+        orchestration.Local().run_windows(context, plan)  # type: ignore[arg-type]
+    assert sorted(started) == [0, 1], "the two running windows, and no other"
+
+
+def test_a_window_whose_client_was_closed_sends_nothing_and_is_not_run_again() -> None:
+    """Found by a review: after a second Ctrl-C the run closed its client while window threads
+    still ran; httpx's bare RuntimeError was worth a retry, and a stopping sync went on for
+    469 s, each window retried against the closed client."""
+    import httpx
+    from pydantic import SecretStr
+
+    from omnisync.client import ClientClosed, OmnitronClient
+
+    sent: list[httpx.Request] = []
+    client = OmnitronClient(
+        "https://omnitron.example",
+        token=SecretStr("t"),
+        transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200, json={})),
+    )
+    client.close()
+    with pytest.raises(ClientClosed) as raised:
+        client.send("PATCH", "/api/v1/customers/1/", json={"erp_code": "A"})
+    assert raised.value.unsent and not sent
+    assert _worth_retrying(raised.value) is False
