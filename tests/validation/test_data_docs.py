@@ -39,6 +39,13 @@ def run_names(lake: Path) -> set[str]:
     return set(re.findall(r"run-[a-z0-9-]+", text))
 
 
+def validated(lake: Path, run_name: str) -> Validator:
+    """A run's validator (each process builds its own) after it validated five customers."""
+    validator = Validator(str(lake))
+    validate_customers(validator, typed(clean_records(5)), run_name)
+    return validator
+
+
 def test_every_cdn_address_of_gx_has_a_shipped_file() -> None:
     """A GX upgrade that loads a new file from a CDN fails here, not in a reader's browser."""
     found = {
@@ -77,11 +84,9 @@ def test_every_run_stays_listed_and_old_runs_go_after_the_retention(
     """Each run builds its own context (as each process does); the site still lists the runs
     before it, a run of another suite keeps them, and results older than the retention go."""
     monkeypatch.setattr(runner, "INDEX_EVERY", dt.timedelta(0))  # every run rebuilds the index
-    first = Validator(str(tmp_path))
-    validate_customers(first, typed(clean_records(5)), "run-first")
+    first = validated(tmp_path, "run-first")
     first.publish_docs()
-    second = Validator(str(tmp_path))
-    validate_customers(second, typed(clean_records(5)), "run-second")
+    second = validated(tmp_path, "run-second")
     second.publish_docs()
     assert run_names(tmp_path) == {"run-first", "run-second"}
 
@@ -111,11 +116,9 @@ def test_an_index_build_lists_the_results_once(
     parsing every run's time (at 720 kept results: 0.33 -> 0.13 CPU-s for the build once
     listed); the site it builds is the same."""
     monkeypatch.setattr(runner, "INDEX_EVERY", dt.timedelta(0))  # every run rebuilds the index
-    first = Validator(str(tmp_path))
-    validate_customers(first, typed(clean_records(5)), "run-first")
+    first = validated(tmp_path, "run-first")
     first.publish_docs()
-    second = Validator(str(tmp_path))
-    validate_customers(second, typed(clean_records(5)), "run-second")
+    second = validated(tmp_path, "run-second")
     backend = second._context.validation_results_store.store_backend
     listings = []
     real = backend.list_keys
