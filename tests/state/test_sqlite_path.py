@@ -50,13 +50,21 @@ def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> No
     assert result.returncode == 0 and "no omnisync state in" in result.stdout, result.stderr
     assert empty.stat().st_size == 0
     older = f"sqlite:///{tmp_path}/older.db"
-    store = StateStore(older)
-    store.migrate()
-    with store.engine.begin() as connection:
-        connection.exec_driver_sql("update alembic_version set version_num = '0006'")
+    store = _at_revision(older, "0006")
     result = run_cli(_env(older, tmp_path), "status")
     assert result.returncode == 0 and "at revision 0006" in result.stdout, result.stderr
     assert store.revisions() == {"0006"}
+
+
+def _at_revision(url: str, revision: str) -> StateStore:
+    """A state database migrated, then marked as written at ``revision``."""
+    store = StateStore(url)
+    store.migrate()
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "update alembic_version set version_num = :revision", {"revision": revision}
+        )
+    return store
 
 
 def test_status_on_a_database_it_cannot_read_is_an_error_not_an_empty_state(
@@ -76,10 +84,7 @@ def test_status_on_a_database_it_cannot_read_is_an_error_not_an_empty_state(
 
 def test_status_on_a_database_of_a_newer_omnisync_says_so(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/newer.db"
-    store = StateStore(url)
-    store.migrate()
-    with store.engine.begin() as connection:
-        connection.exec_driver_sql("update alembic_version set version_num = '0099'")
+    _at_revision(url, "0099")
     result = run_cli(_env(url, tmp_path), "status")
     assert result.returncode == 0 and "written by a newer omnisync" in result.stdout, result.stdout
     assert "upgrades" not in result.stdout
