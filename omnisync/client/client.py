@@ -212,10 +212,7 @@ class OmnitronClient:
         headers: dict[str, str] | None,
     ) -> httpx.Response:
         if self._http.is_closed:  # httpx would raise a bare RuntimeError, worth a retry
-            raise ClientClosed(
-                f"{method} {path} not sent: the run is stopping (its client is closed)",
-                unsent=True,
-            )
+            raise ClientClosed.unsent_request(method, path)
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -285,12 +282,10 @@ class OmnitronClient:
         return body
 
     def server_time(self) -> dt.datetime:
-        """The server's clock, to fix a run's upper bound by the server's time rather than ours.
-
-        It is read from the ``Date`` header of the latest answer (a request is made only when
-        there was none in the last minute), plus the time since that answer came: never later
-        than the server's clock, since the header is rounded down to the second and was
-        stamped before it travelled. Without a ``Date`` header, the local clock is used."""
+        """The server's clock (a run's upper bound is the server's time, not ours): the latest
+        answer's ``Date`` (a request only when none came in the last minute) plus the time since,
+        never later than the server's clock (the header is rounded down and stamped before it
+        travelled). Without a ``Date`` header, the local clock."""
         seen = self._last_date
         if seen is None or time.monotonic() - seen[1] > CLOCK_REUSE_SECONDS:
             self.send("GET", CUSTOMERS_PATH, params={"limit": "1"})

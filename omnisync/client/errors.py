@@ -52,6 +52,12 @@ class ClientClosed(OmnitronError):
     """The run closed its client (it is stopping: Ctrl-C, or an error on another thread): a
     window thread still running sends nothing more, and its window is not run again."""
 
+    @classmethod
+    def unsent_request(cls, method: str, path: str) -> ClientClosed:
+        return cls(
+            f"{method} {path} not sent: the run is stopping (its client is closed)", unsent=True
+        )
+
 
 class RetriesExhausted(OmnitronError):
     pass
