@@ -73,7 +73,7 @@ class StateStore:
 
     def migrate(self) -> None:
         """Create or upgrade the schema (Alembic). Raises StateError if the DB is unreachable."""
-        if self.revisions() == {SCHEMA_REVISION}:
+        if self.recorded_revisions() == {SCHEMA_REVISION}:
             return
         from alembic import command
         from alembic.config import Config
@@ -89,16 +89,25 @@ class StateStore:
 
     def recorded_revisions(self) -> set[str]:
         """The revisions Alembic recorded, empty when the database has no omnisync schema yet;
-        changes nothing. Raises StateError when the database cannot be reached or read."""
+        changes nothing. Raises StateError when the database cannot be reached or read.
+
+        One query when the schema is there (every run asks); only when it fails is the table
+        looked for, on a connection of its own (PostgreSQL refuses anything more in a
+        transaction where a statement failed)."""
+        try:
+            with self.engine.connect() as connection:
+                return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
+        except SQLAlchemyError as exc:
+            failed = exc
         from sqlalchemy import inspect
 
         try:
             with self.engine.connect() as connection:
                 if not inspect(connection).has_table(_ALEMBIC_VERSION.name):
                     return set()
-                return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
         except SQLAlchemyError as exc:
             raise self._unreachable(exc) from None
+        raise self._unreachable(failed) from None
 
     def _unreachable(self, exc: SQLAlchemyError) -> StateError:
         orig = getattr(exc, "orig", None)
@@ -107,15 +116,6 @@ class StateStore:
         return StateError(
             f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
         )
-
-    def revisions(self) -> set[str] | None:
-        """The revisions Alembic recorded, or None when it cannot be read (no schema yet, or no
-        database: ``migrate`` then says which)."""
-        try:
-            with self.engine.connect() as connection:
-                return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
-        except SQLAlchemyError:
-            return None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -53,7 +53,7 @@ def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> No
     store = _at_revision(older, "0006")
     result = run_cli(_env(older, tmp_path), "status")
     assert result.returncode == 0 and "at revision 0006" in result.stdout, result.stderr
-    assert store.revisions() == {"0006"}
+    assert store.recorded_revisions() == {"0006"}
 
 
 def _at_revision(url: str, revision: str) -> StateStore:
