@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +103,14 @@ def test_the_column_wise_check_agrees_on_numbers_that_look_valid(
     numbers = [f"{prefix}{first}{rest}", f"{prefix}{first} {rest[:3]} {rest[3:]}"]
     got = phones_are_valid(pa.array(numbers, pa.string())).to_pylist()
     assert got == [phonenumbers_says_valid(raw) for raw in numbers]
+
+
+def test_metadata_re2_cannot_take_is_checked_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phonenumbers release whose pattern RE2 refuses (a lookahead, say) costs speed, never an
+    answer: every number goes to the Python check."""
+    from transforms import phones
+
+    monkeypatch.setattr(phones, "_re2_descriptions", lambda region: (("^(?=5)\\d+$", ()),))
+    numbers = ["+90 532 123 45 67", "12", None, "0532 123 45 67"]
+    got = phones_are_valid(pa.array(numbers, pa.string())).to_pylist()
+    assert got == [phone_is_valid(raw) for raw in numbers] == [True, False, None, True]
