@@ -78,6 +78,8 @@ class Fence:
     acquired_us: int
     renewed: float | None = None
     lost: threading.Event = field(default_factory=threading.Event)
+    #: set when this run leaves the lock: a thread still running changes nothing afterwards
+    released: threading.Event = field(default_factory=threading.Event)
     #: one renewal at a time: threads that find the lease short wait for it, then see its result
     renewing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -154,6 +156,11 @@ class Fence:
             )
 
     def _lost(self) -> LockLost:
+        if self.released.is_set():
+            return LockLost(
+                f"this run released the lock of stream {self.stream!r} (it is ending); it "
+                "changes nothing more"
+            )
         return LockLost(
             f"this run lost the lock of stream {self.stream!r} (it stalled past its lease of "
             f"{self.lease.seconds:.0f} s and another run took over); it changed nothing more"

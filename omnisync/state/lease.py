@@ -146,6 +146,11 @@ class Lease:
         return found
 
     def release(self, fence: Fence) -> None:
+        """Leave the lock. The fence refuses every change from now on, first: its check
+        answers from this process's clock, and a window or merge thread may still be running
+        (Ctrl-C) while the next run takes the lock."""
+        fence.released.set()
+        fence.lost.set()
         with self.engine.begin() as connection:
             connection.execute(
                 delete(locks).where(

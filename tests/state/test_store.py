@@ -199,6 +199,26 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
     assert "s3cr3t" not in str(caught.value)
 
 
+def test_a_run_that_released_its_lock_changes_nothing_more(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """Found by a review: leaving the lock deleted its row, but the fence still answered from
+    this process's clock, so a window thread still running after Ctrl-C (or a merge) could write
+    to the lake after the release, while a new run may already hold the lock."""
+    from omnisync.lake import LakeStorage
+
+    name = stream()
+    with store.lease.locked(name, run_id="ending-run") as fence:
+        fence.check()
+    lake = LakeStorage(str(tmp_path / "lake"), guard=fence.check)
+    with pytest.raises(LockLost, match="released"):
+        lake.write_bytes("x/after-release.txt", b"late")
+    assert not (tmp_path / "lake" / "x" / "after-release.txt").exists()
+    with pytest.raises(LockLost, match="released"):
+        store.watermarks.set(name, T, "ending-run", fence=fence)
+    assert store.watermarks.get(name) is None
+
+
 def test_a_run_that_lost_its_lock_can_change_nothing(store: StateStore) -> None:
     """G5 fencing: a holder that stalled past its lease and was taken over is refused at every
     state change, in the same statement that would have made it."""
