@@ -2,6 +2,7 @@
 
     OmnitronError                  root: anything the client raises
     ├── ConfigurationError         the client cannot be built as configured: fix the setting named
+    ├── ClientClosed               the run closed its client (it is stopping): nothing was sent
     ├── RetriesExhausted           transient failures outlasted the retry budget: try the run later
     ├── AnswerLost                 a write may have been applied, its answer never came: re-read
     │                              the object, then decide; never send it again blindly
