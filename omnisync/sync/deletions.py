@@ -5,15 +5,15 @@ them. The list endpoint never shows a customer that is gone, so a sync that only
 never learns of one. Each run therefore ends with a check, using only the documented ``pk`` and
 ``modified_date`` filters and the ``count`` of a list answer:
 
-* **The cheap check: two requests when nothing was deleted** (none when planning's page held
+* **The cheap check: two requests when nothing was deleted** (none when planning's answer held
   them). Let ``L`` be the pks in ``customers/`` (read from the files), ``S`` the customers Omnitron
   holds (its ``count``), and ``M`` those modified at or after the run's upper bound (a listing).
   Every customer whose current version is older than the upper bound is in ``L`` (G1), so ``S``
   is that set plus ``M``, and ``|L| - |S| + |M - L|`` customers of ``L`` are deleted. ``S`` is
   counted before ``M`` is listed, so a customer created in between makes the estimate larger (a
-  wasted narrowing), never smaller. A complete first page of planning (all modified since the
-  window's start) holds ``M``, ``S`` counted just before it (``Plan.seen``): a customer deleted
-  later in that run is found by the next.
+  wasted narrowing), never smaller. A complete answer of planning (all modified since the
+  window's start, one page or a few read in whole pk ranges) holds ``M``, ``S`` counted just
+  before it (``Plan.seen``): a customer deleted later in that run is found by the next.
 * **Quarantined customers count on the lake's side.** A customer Omnitron holds whose only
   versions were quarantined (no row in ``customers/``) is in ``S``: left out of ``L`` it would
   cancel a deleted customer in that sum, for as long as it stays in quarantine. So ``L`` is the
@@ -217,7 +217,8 @@ def check_deletions(
 ) -> DeletionCheck:
     """Apply deletions an interrupted run recorded, then find and apply this run's (see the
     module's docstring). Call it under the stream's lock, after the run's plans finished.
-    ``seen``: ``S`` and ``M`` (sorted pks) when planning's one page held them (``Plan.seen``)."""
+    ``seen``: ``S`` and ``M`` (sorted pks) when planning's one complete answer held them
+    (``Plan.seen``)."""
     assert fence is not None, "the deletion check changes the lake: hold the lock"
     apply_pending(
         settings=settings,

@@ -13,7 +13,10 @@ open above: what changed in the window, and what changed after its upper bound (
 check's ``M``). When that page is complete (no ``next``, a ``count`` no greater than its rows)
 and the plan is its one window, extraction reads the window from it and the deletion check takes
 ``M`` from it, with ``S`` counted just before it: a run whose changes fit one page asks Omnitron
-two things (:func:`new_plan`).
+two things (:func:`new_plan`). When the page is not complete but its ``count`` is no more than a
+window's chunk holds (``chunk_rows``), the rest of that open query is read at once, in the
+paginator's whole pk ranges, and held as one complete answer: the window and ``M`` again come
+from it, and a run of a few pages of changes reads each of them once.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ class Plan:
     rebuild: bool = False
     #: answers planning already has for a window's first range (not kept across runs)
     first_pages: dict[Window, Page] = field(default_factory=dict)
-    #: the deletion check's ``S`` and ``M`` when planning's one complete page holds them
+    #: the deletion check's ``S`` and ``M`` when planning's one complete answer holds them
     #: (``omnisync/sync/deletions.py``): the customers Omnitron held, counted just before that
     #: page, and the sorted pks it showed modified at or after ``upper`` (or with no readable
     #: ``modified_date``)
@@ -200,10 +203,13 @@ def new_plan(
         uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
     )
     page = first_pages.get((lower, upper))
-    if page is not None:
+    if page is not None and lower is not None:
+        if not page.complete and page.count <= settings.chunk_rows:
+            page = _read_since(client, lower, upper, datetimes, settings.page_size, page)
+            first_pages[(lower, upper)] = page
         # Built here, before any window thread starts: the window reads this same view.
         records = page.records
-        if lower is not None and not page.has_next and page.count <= len(records):
+        if page.complete:
             plan.seen = (counted, _changed_since(records, upper))
     if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
         mark_rebuild(storage, plan.plan_id)
@@ -214,6 +220,26 @@ def new_plan(
         fence=fence,
     )
     return plan
+
+
+def _read_since(
+    client: OmnitronClient,
+    lower: dt.datetime,
+    upper: dt.datetime,
+    datetimes: bool,
+    page_size: int,
+    first: Page,
+) -> Page:
+    """Everything modified since ``lower``, open above, read in whole pk ranges (the
+    paginator's, sized by ``first``) and held as one complete answer: the window's records and
+    the deletion check's ``M`` at once. Only for what one chunk of the window holds anyway."""
+    query = Paginator.since_query(lower, upper, datetimes)
+    records = [
+        record
+        for part in Paginator(client, page_size).pages(query, first, typed=True)
+        for record in part
+    ]
+    return Page(first.number, len(records), records, False)
 
 
 def _changed_since(records: list[Any], upper: dt.datetime) -> np.ndarray:

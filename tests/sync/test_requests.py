@@ -74,6 +74,46 @@ def test_an_incremental_whose_changes_fit_one_page_makes_at_most_three_requests(
     assert_lake_matches_truth(server, str(tmp_path / "lake"))
 
 
+@pytest.mark.parametrize("modes", SERVERS.values(), ids=SERVERS.keys())
+def test_an_incremental_of_a_few_pages_reads_its_changes_once(
+    make_sandbox: Make, tmp_path: Path, modes: dict[str, Any]
+) -> None:
+    """1,000 changes on pages of 300: planning's page is not the whole answer, so the rest of
+    what changed since the watermark is read in pk ranges, once. The window reads nothing
+    again, and the deletion check asks nothing: ``S`` is the run's first count, ``M`` is in
+    those answers. Every request is the login, that one count, or a list open above."""
+    server = make_sandbox(customers=3000, max_limit=300, **modes)
+    settings = settings_for(
+        server, tmp_path, lag_seconds=0, page_size=300, window_rows=5000, chunk_rows=2000
+    )
+    run_sync(settings, False, Local())
+    server.admin.post("modify", json={"count": 1000})
+    wait_for_server_clock(server, 0)
+    counting = Counting()
+    outcome = _incremental(settings, counting)
+    print(dict(counting.kinds), *counting.sent, sep="\n")
+    assert outcome["read"] >= 1000 and outcome["windows"] == 1 and outcome["deleted"] == 0
+    assert counting.kinds["count"] == 1, counting.sent
+    assert set(counting.kinds) == {"login", "count", "list"}, counting.sent
+    lists = [
+        line
+        for line in counting.sent
+        if line.startswith("GET /api/v1/customers/?") and not line.endswith("?limit=1")
+    ]
+    assert len(lists) == counting.kinds["list"], counting.sent
+    # each open above (what changed since the watermark), none the window's bounded query
+    assert all("modified_date__gte" in line for line in lists), counting.sent
+    assert not [line for line in lists if "modified_date__lt" in line], counting.sent
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+    # Deletions are still found from those answers.
+    server.admin.post("modify", json={"count": 1000})
+    assert server.admin.post("delete", json={"pks": [7, 1200, 2999]}).json()["pks"]
+    wait_for_server_clock(server, 0)
+    again = _incremental(settings, Counting())
+    assert again["deleted"] == 3
+    assert_lake_matches_truth(server, str(tmp_path / "lake"))
+
+
 def _incremental(settings: Any, counting: Counting) -> dict[str, Any]:
     with open_run(settings, uuid.uuid4().hex, validate=False, transport=counting) as context:
         outcome = run_sync(settings, False, Local(), context=context)
