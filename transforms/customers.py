@@ -48,6 +48,23 @@ _API_VALUES = operator.itemgetter(*API_FIELDS)
 _LOOSE_SCHEMA = pa.schema([f.with_nullable(True) for f in CUSTOMER_SCHEMA])
 _ZONED = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 _ISO_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# Python's datetime and date, and so many readers of the lake (and the state database's
+# watermark), hold years 1 to 9999 only. Arrow parses year 0, and a UTC offset moves
+# ``0001-01-01T00:00+05:00`` into year 0: such a value is refused like an unparseable one.
+_CALENDAR = {
+    TIMESTAMP: (
+        pa.scalar(dt.datetime(1, 1, 1, tzinfo=dt.UTC), TIMESTAMP),
+        pa.scalar(dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC), TIMESTAMP),
+    ),
+    pa.date32(): (pa.scalar(dt.date(1, 1, 1)), pa.scalar(dt.date(9999, 12, 31))),
+}
+
+
+def _in_calendar(values: pa.Array) -> bool:
+    """Whether every value (nulls aside) is in years 1 to 9999."""
+    lowest, highest = _CALENDAR[values.type]
+    inside = pc.and_(pc.greater_equal(values, lowest), pc.less_equal(values, highest))
+    return pc.all(inside).as_py() is not False
 
 
 class SchemaDrift(Exception):
@@ -108,9 +125,11 @@ def _check_value(name: str, value: Any) -> str | None:
         if name in TIMESTAMP_FIELDS and _ISO_NAIVE.match(value) and not _ZONED.search(value):
             return f"{name}: no timezone: {value!r:.60}"
         try:
-            pc.cast(pa.array([value]), target)
+            cast = pc.cast(pa.array([value]), target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return f"{name}: unparseable: {value!r:.60}"
+        if not _in_calendar(cast):
+            return f"{name}: outside years 1 to 9999 (in UTC): {value!r:.60}"
     return None
 
 
@@ -134,7 +153,10 @@ def _convert_column(name: str, values: list[Any], reasons: Reasons) -> pa.Array:
                 ).as_py()
             ):
                 raise pa.ArrowInvalid("naive datetimes")
-            return pc.cast(raw, target)
+            cast = pc.cast(raw, target)
+            if not _in_calendar(cast):
+                raise pa.ArrowInvalid("outside the calendar")
+            return cast
         if name in INT_FIELDS and any(isinstance(v, bool) for v in values):
             raise pa.ArrowInvalid("booleans in an integer column")
         return pa.array(prepared, target)

@@ -78,9 +78,13 @@ def _month_name(month: int) -> str:
 
 
 def _month_end(month: str) -> dt.date:
-    """The first day after ``month`` (``YYYY-MM``)."""
+    """The first day after ``month`` (``YYYY-MM``). A month of year 0 or 10000 (in UTC), which
+    the sync refuses now but an older one may have logged, ends before or after every date."""
     year, number = (int(part) for part in month.split("-"))
-    return dt.date(year + number // 12, number % 12 + 1, 1)
+    year, number = year + number // 12, number % 12 + 1
+    if year < dt.MINYEAR:
+        return dt.date.min
+    return dt.date(year, number, 1) if year <= dt.MAXYEAR else dt.date.max
 
 
 #: said in every file's schema metadata, for readers who find a file without docs/lake.md

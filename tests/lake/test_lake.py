@@ -180,6 +180,29 @@ def test_closed_months_are_compacted_into_one_file_and_the_open_month_kept_small
     assert log.compact(before=in_april) == 0
 
 
+def test_months_outside_python_s_calendar_do_not_stop_compaction(storage: LakeStorage) -> None:
+    """Arrow holds years 0 and 10000 (in UTC), which a lake written before the sync refused
+    them may hold: compaction treats such a month as long closed, or never closed."""
+    log = ChangeLog(storage)
+    second = 1_000_000
+    for i, seconds in enumerate([-62_167_219_200, -62_162_035_200, 253_402_300_800]):
+        for part in range(2):
+            table = versions([(10 * i + part, 0)])
+            stamp = pa.array([seconds * second], pa.int64()).cast(
+                table.schema.field("modified_date").type
+            )
+            table = table.set_column(
+                table.schema.get_field_index("modified_date"), "modified_date", stamp
+            )
+            log.write_window(table, f"w{i}-{part}")
+    assert log.months() == ["0000-01", "0000-03", "10000-01"]
+    assert log.compact(before=dt.date(2026, 4, 20)) == 2, "year 0's months are closed"
+    assert len(storage.files("customer_changes")) == 4
+    assert duckdb.sql(
+        f"select count(*) from read_parquet('{storage.root}/customer_changes/**/*.parquet')"
+    ).fetchall() == [(6,)]
+
+
 def test_an_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")

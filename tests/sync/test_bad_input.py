@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -248,3 +249,41 @@ def test_an_unexpected_answer_keeps_its_traceback_in_the_flow_runs_log(
         )
     text = "\n".join(log.message for log in logs)
     assert "Traceback" in text and "UnexpectedResponse" in text, text
+
+
+def test_a_modified_date_before_year_one_in_utc_is_quarantined_and_runs_go_on(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """``0001-01-01T00:00:00+05:00`` is a valid ISO datetime whose UTC moment is in year 0,
+    which Arrow holds but Python's datetime (and so many readers) cannot: the record is
+    quarantined with its reason, and the change log (partitioned by UTC month) never gets a
+    month that later runs cannot compact."""
+    from omnisync.orchestration import Local
+    from omnisync.sync.run import run_sync
+
+    server = make_sandbox(customers=100)
+    store = server.state.store
+    ancient = {
+        5: "0001-01-01T00:00:00+05:00",
+        6: "0001-01-01T04:59:59.999999+05:00",
+        7: "0000-01-01T00:00:00Z",  # which Python cannot parse, and Arrow can
+        8: "0000-06-15T12:00:00+00:00",
+    }
+    for pk, stamp in ancient.items():
+        version = store.by_pk[pk].replaced({"first_name": "Ancient"}, now_us() - 5_000_000)
+        version.data["modified_date"] = stamp
+        version.blob = bytes(orjson.dumps(version.data))
+        store.put(version)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    for _ in range(2):  # the second run compacts what the first logged
+        outcome = run_sync(settings, False, Local())
+        assert isinstance(outcome, dict), outcome
+    quarantine = pq.read_table(f"{settings.lake}/quarantine/customers").to_pylist()
+    reasons = {q["pk"]: q["reasons"] for q in quarantine}
+    assert set(reasons) == set(ancient), reasons
+    assert all("modified_date" in " ".join(r) for r in reasons.values()), reasons
+    lake = pq.read_table(f"{settings.lake}/customers")
+    assert set(lake.column("pk").to_pylist()) == set(range(1, 101)) - set(ancient)
+    lake.column("modified_date").to_pylist()  # every value a Python datetime
+    changes = pq.read_table(f"{settings.lake}/customer_changes")
+    assert set(changes.column("pk").to_pylist()) == set(range(1, 101)) - set(ancient)

@@ -52,6 +52,10 @@ def test_json_objects_keep_the_servers_text_and_null_is_null() -> None:
         ("extra_field", [1, 2], "extra_field: not a JSON object: [1, 2]"),
         ("attributes", "{}", "attributes: not a JSON object: '{}'"),
         ("channel", 2**70, "channel: out of the 64-bit range"),
+        ("modified_date", "0001-01-01T00:00:00+05:00", "modified_date: outside years 1 to 9999"),
+        ("modified_date", "9999-12-31T23:30:00-02:00", "modified_date: outside years 1 to 9999"),
+        ("date_joined", "0000-03-01T00:00:00Z", "date_joined: outside years 1 to 9999"),
+        ("date_of_birth", "0000-01-01", "date_of_birth: outside years 1 to 9999"),
     ],
 )
 def test_a_typed_row_the_schema_refuses_is_quarantined_with_its_reason_and_text(
