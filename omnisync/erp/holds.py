@@ -204,9 +204,19 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
         return None  # exactly as when the PATCH went out: it was not applied, nobody edited
     if code == (hold.erp_code or None):
         return None  # that PATCH landed after all, and nobody edited since: a new change
+    # The customer changed since that PATCH: whether it landed (and a person put another code
+    # over it) cannot be told, so the lost code is held back from now on. When the ERP wants
+    # another code now, the conflict is recorded under the lost one: that new change is not
+    # held by it, and goes on its normal path from the next run.
+    attempt.erp_code = hold.erp_code
     attempt.outcome = CONFLICT
     attempt.seen_modified, attempt.seen_erp_code = moment, code
-    attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is"
+    attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is" + (
+        ""
+        if target == (hold.erp_code or None)
+        else f"; {hold.erp_code!r} is held back, and {str(change['erp_code'])!r} is planned "
+        "again by the next run"
+    )
     return attempt
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from pydantic import SecretStr
 
@@ -208,6 +209,65 @@ def test_an_unconfirmed_patch_followed_by_a_person_s_edit_is_held_until_a_sync(
     third = run(server, store, [synced], "third", concurrency=1)
     assert third[pk].outcome == HELD, "the person's code stands after a sync too"
     assert stats(server)["patches"][str(pk)] == patched
+
+
+def wanting(code: str, rows: list[dict[str, Any]]) -> Any:
+    """The plan of ``rows`` with the ERP wanting ``code`` for each."""
+    plan = plan_for(rows)
+    return plan.set_column(
+        plan.schema.get_field_index("erp_code"), "erp_code", pa.array([code] * len(rows))
+    )
+
+
+def run_plan(server: SandboxServer, store: StateStore, plan: Any, run_id: str) -> Attempt:
+    with client_for(server) as client:
+        (attempt,) = write_back(client, store, plan, run_id, 1)
+    return attempt
+
+
+def _unconfirmed(make_sandbox: Make, tmp_path: Path) -> tuple[Any, Any, int, StateStore]:
+    """One customer whose PATCH of ``ERP-<pk>`` is unconfirmed: answered 500 from in front of
+    the API (not applied), then no re-read could be had."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED and stats(server)["patches"] == {}
+    return server, rows, pk, store
+
+
+def test_after_an_unconfirmed_patch_and_an_edit_the_erp_s_next_code_still_lands(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """After the unconfirmed PATCH, someone edits another field. The re-read cannot tell
+    whether that PATCH landed (and a person put the old code back) or not: its code is held
+    back. The ERP wants another code now: a new change, which lands (it was held for good)."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"first_name": "Edited"})
+    second = run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert second.outcome == CONFLICT and second.erp_code == f"ERP-{pk}", second
+    third = run_plan(server, store, wanting("ERP-NEXT", truth(server)[:1]), "third")
+    assert third.outcome == "ok", third
+    assert truth(server)[0]["erp_code"] == "ERP-NEXT"
+    assert stats(server)["patches"] == {str(pk): 2}, "the person's edit, then ERP-NEXT once"
+
+
+def test_after_an_unconfirmed_patch_and_a_person_s_code_the_lost_code_is_never_sent(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """After the unconfirmed PATCH, a person sets their own code. The ERP wants another code,
+    then the lost one again, planned from a lake a sync brought up to date: the lost code is
+    the one held back, so it never goes over the person's."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "PERSON"})
+    second = run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert second.outcome == CONFLICT, second
+    again = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "third")
+    assert again.outcome == HELD, again
+    assert truth(server)[0]["erp_code"] == "PERSON"
+    assert stats(server)["patches"] == {str(pk): 1}, "only the person's"
 
 
 def one_customer(
