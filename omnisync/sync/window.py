@@ -114,6 +114,7 @@ def sync_window(
     rejected: list[pa.Table] = []
     rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
+    converted: Converted | None = None
     pages = Paginator(context.client, settings.page_size).changed(
         lo, hi, context.datetimes, first_page=first_page, typed=True
     )
@@ -132,6 +133,9 @@ def sync_window(
         typed.append(converted.table)
         rejected.append(converted.rejected)
         rejected_modified.append(converted.rejected_modified)
+    # The last chunk's records and tables are in the lists now: not held a second time through
+    # the validation and the writes.
+    chunk, converted = [], None
     rows: pa.Table | None = None
     if typed:
         assert context.validator is not None, "a sync run opens its validator"
