@@ -135,7 +135,7 @@ class PrefectRun:
                         "lo": lo,
                         "hi": hi,
                         "fence": fence,
-                        "first_page": plan.first_pages.get((lo, hi)),
+                        "first_page": plan.first_pages.pop((lo, hi), None),
                         "datetimes": context.datetimes,
                     },
                 )

@@ -142,7 +142,9 @@ class Local:
         workers = max(1, min(context.settings.window_concurrency, len(plan.windows)))
         if workers == 1:  # the common incremental (one window): no thread at all
             for lo, hi in plan.windows:
-                sync_window_retrying(context, plan.plan_id, lo, hi, plan.first_pages.get((lo, hi)))
+                sync_window_retrying(
+                    context, plan.plan_id, lo, hi, plan.first_pages.pop((lo, hi), None)
+                )
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window") as pool:
             futures = [
@@ -152,7 +154,7 @@ class Local:
                     plan.plan_id,
                     lo,
                     hi,
-                    plan.first_pages.get((lo, hi)),
+                    plan.first_pages.pop((lo, hi), None),
                 )
                 for lo, hi in plan.windows
             ]

@@ -132,7 +132,8 @@ class Plan:
     resumed: bool = False
     #: a full refresh: its finish rebuilds ``customers/`` from what it read (``rebuild.py``)
     rebuild: bool = False
-    #: answers planning already has for a window's first range (not kept across runs)
+    #: answers planning already has for a window's first range (not kept across runs; the
+    #: orchestration hands each to its window and lets go of it)
     first_pages: dict[Window, Page] = field(default_factory=dict)
     #: the deletion check's ``S`` and ``M`` when planning's one complete answer holds them
     #: (``omnisync/sync/deletions.py``): the customers Omnitron held, counted just before that
@@ -203,13 +204,15 @@ def new_plan(
         uuid.uuid4().hex, upper, watermark, bounds, first_pages=first_pages, rebuild=full_refresh
     )
     page = first_pages.get((lower, upper))
-    if page is not None and lower is not None:
-        if not page.complete and page.count <= settings.chunk_rows:
+    if page is not None:
+        # Built here, before any window thread starts: the window reads this same view. First:
+        # ``complete`` counts the view decoded, and would otherwise decode the exact dicts too.
+        records = page.records
+        if lower is not None and not page.complete and page.count <= settings.chunk_rows:
             page = _read_since(client, lower, upper, datetimes, settings.page_size, page)
             first_pages[(lower, upper)] = page
-        # Built here, before any window thread starts: the window reads this same view.
-        records = page.records
-        if page.complete:
+            records = page.records
+        if lower is not None and page.complete:
             plan.seen = (counted, _changed_since(records, upper))
     if full_refresh:  # before the plan exists: a run that resumes it must rebuild too
         mark_rebuild(storage, plan.plan_id)

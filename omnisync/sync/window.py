@@ -223,7 +223,9 @@ def sync_window_retrying(
     """:func:`sync_window`, run again (up to three attempts in all, 5 s then 10 s apart, with
     jitter) when it failed for a reason that may pass: a window is the unit of retry above the
     client's per-request retries, whatever orchestrates the run. A retried window replaces its
-    own files, so running it again is always safe (and asks its first page afresh)."""
+    own files, so running it again is always safe. A retry reads planning's answer again, when
+    there is one (``first_page``), not the server: the deletion check takes ``S`` and ``M`` from
+    that answer, and a window that read its range afresh could miss a customer it showed."""
     for attempt in stamina.retry_context(
         on=_worth_retrying,
         attempts=WINDOW_ATTEMPTS,
@@ -234,8 +236,7 @@ def sync_window_retrying(
         wait_jitter=2.5,
     ):
         with attempt:
-            page, first_page = first_page, None
-            return sync_window(context, plan_id, lo, hi, first_page=page)
+            return sync_window(context, plan_id, lo, hi, first_page=first_page)
     raise AssertionError("unreachable: stamina either returns or raises")
 
 
