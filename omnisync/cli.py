@@ -44,14 +44,23 @@ def _root() -> None:
 
 
 def _note_misspelled_settings() -> None:
-    """A mistyped setting is ignored by the settings (another tool may share the prefix): say
-    so, naming the setting meant, rather than run with its default in silence."""
+    """A mistyped setting is ignored by the settings: a name taken for one whose setting is not
+    set stops the command (it would run on that setting's default: a lake written under ./lake,
+    say, and exit 0); any other unknown name is noted, naming the setting meant."""
     from pathlib import Path
 
-    from omnisync.commands.terminal import console
-    from omnisync.settings_checks import misspelled_settings
+    from omnisync.commands.terminal import console, fail
+    from omnisync.settings_checks import misspelled_settings, names_set
 
-    for name, meant in misspelled_settings(os.environ.keys(), Path(".env")):
+    dotenv = Path(".env")
+    given = names_set(os.environ.keys(), dotenv)
+    for name, meant in misspelled_settings(os.environ.keys(), dotenv):
+        if meant and not given & set(meant.split(" or ")):
+            raise fail(
+                f"{name} is not a setting (did you mean {meant}?), and {meant} is not set: "
+                "rename it, or remove it to run on the default",
+                2,
+            )
         hint = f"did you mean {meant}?" if meant else "the settings are in docs/settings.md"
         console.print(
             f"[yellow]note:[/yellow] {name} is not a setting and is ignored ({hint})",

@@ -241,12 +241,7 @@ def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[st
         str(field.validation_alias.choices[0])  # type: ignore[union-attr]
         for field in Settings.model_fields.values()
     }
-    names = set(environ)
-    if dotenv.is_file():
-        for line in dotenv.read_text(encoding="utf-8", errors="replace").splitlines():
-            found = _DOTENV_NAME.match(line)
-            if found:
-                names.add(found.group(1))
+    names = names_set(environ, dotenv)
     found_names: list[tuple[str, str | None]] = []
     for name in sorted(names):
         if not name.startswith(("OMNISYNC_", "OMNITRON_")) or name in known | NOT_SETTINGS:
@@ -263,6 +258,17 @@ def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[st
         elif name.startswith("OMNISYNC_"):
             found_names.append((name, None))
     return found_names
+
+
+def names_set(environ: Collection[str], dotenv: Path) -> set[str]:
+    """The names given a value in ``environ`` or in the ``dotenv`` file."""
+    names = set(environ)
+    if dotenv.is_file():
+        for line in dotenv.read_text(encoding="utf-8", errors="replace").splitlines():
+            found = _DOTENV_NAME.match(line)
+            if found:
+                names.add(found.group(1))
+    return names
 
 
 _DOTENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
