@@ -39,7 +39,9 @@ def reconcile(
         if match_on not in MATCH_KEYS:
             raise fail(f"--match-on must be pk, channel_code, email or phone, got {match_on!r}", 2)
         key = cast("MatchKey", match_on)
-        if (erp_file is None) == (erp_query is None):
+        if erp_file is not None and erp_query is not None:
+            raise fail("give one ERP input, not both: --erp-file, or --erp-query with --erp-url", 2)
+        if erp_file is None and erp_query is None:
             raise fail("give --erp-file, or --erp-query with --erp-url (or OMNISYNC_ERP_URL)", 2)
         mapping = {}
         for item in column:

@@ -49,9 +49,31 @@ def _select(
         source = columns.get(field, field)
         if source not in names:
             hint = f" (mapped from {field})" if source != field else ""
-            raise ErpInputError(f"{where}: column {source!r}{hint} is missing; columns are {names}")
+            raise ErpInputError(
+                f"{where}: column {source!r}{hint} is missing; columns are {names}"
+                + _missing_hint(names, match_on, columns)
+            )
         picked[field] = table.column(source)
+    if table.num_rows == 0:
+        raise ErpInputError(f"{where} has no rows: there is nothing to reconcile")
     return _as_strings(pa.table(picked))
+
+
+def _missing_hint(names: list[str], match_on: MatchKey, columns: Mapping[str, str]) -> str:
+    """What the common shapes of a header that lacks a column mean: another separator (a
+    spreadsheet's ``;``), or the columns in other letters (``ERP_CODE``)."""
+    if len(names) == 1:
+        for separator in (";", "\t", "|"):
+            if separator in names[0]:
+                shown = "tab" if separator == "\t" else repr(separator)
+                return f": the file seems separated by {shown}; save it as CSV with commas"
+    by_letters = {name.lower(): name for name in names}
+    mapped = [
+        f"--column {field}={by_letters[field.lower()]}"
+        for field in _needed(match_on)
+        if field not in columns and field not in names and field.lower() in by_letters
+    ]
+    return f": map them with {' '.join(sorted(mapped))}" if mapped else ""
 
 
 def read_file(path: Path, match_on: MatchKey, columns: Mapping[str, str] | None = None) -> pa.Table:

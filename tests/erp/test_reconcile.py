@@ -308,6 +308,10 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     ("content", "message"),
     [
         ("pk,code\n1,A\n", "column 'erp_code' is missing"),
+        # found by a new user: an internal expectation name, and no hint for common shapes
+        ("pk,erp_code\n", "has no rows"),
+        ("PK,ERP_CODE\n1,A\n", "missing.*--column erp_code=ERP_CODE --column pk=PK"),
+        ("pk;erp_code\n1;A\n", "missing.*separated by ';'"),
         ("pk,erp_code,erp_code\n1,A,B\n", "duplicate column header"),
         (None, "cannot be read"),
         (b"SQLite format 3\x00" + bytes(range(256)) * 8, "is a SQLite database"),
@@ -329,6 +333,20 @@ def test_bad_erp_files_are_one_line_and_patch_nothing(
     )
     assert result.exit_code == 2 and "nothing was patched" in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_both_erp_inputs_are_refused_naming_both(tmp_path: Path) -> None:
+    """Found by a new user: giving a file and a query was answered "give --erp-file, or
+    --erp-query with --erp-url", which is what they had done."""
+    path = tmp_path / "erp.csv"
+    path.write_text("pk,erp_code\n1,A\n")
+    result = runner.invoke(
+        app,
+        ["reconcile", "--erp-file", str(path), "--erp-query", "select 1", "--erp-url", "x://"],
+        env={"OMNISYNC_LAKE": str(tmp_path / "lake")},
+    )
+    assert result.exit_code == 2
+    assert "give one ERP input, not both" in " ".join(result.output.split())
 
 
 def test_column_mapping_and_sql_errors(tmp_path: Path) -> None:
