@@ -22,6 +22,7 @@ the ERP is always a new change. Anything that cannot be told means "do not patch
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,12 +77,16 @@ class LedgerView:
     holds: dict[int, Hold]
     ours: dict[int, set[str | None]]
     applied: dict[int, Applied]
+    #: every conflict still standing, by pk and held code: a later row of another code (the
+    #: ERP's next one, skipped over the same person's code) takes ``holds``, not these
+    conflicts: dict[int, dict[str, Hold]]
 
 
 def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
     holds: dict[int, Hold] = {}
     ours: dict[int, set[str | None]] = {}
     applied: dict[int, Applied] = {}
+    conflicts: dict[int, dict[str, Hold]] = {}
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         code = str(row["erp_code"] or "")
@@ -91,19 +96,28 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
             holds[pk] = Hold(SET, code, seen, code or None, run_id)
             ours[pk] = {code or None}
             applied[pk] = Applied(code or None, seen, row.get("based_on_modified_iso"))
+            conflicts.pop(pk, None)  # this product's code is current: nobody's edit stands
         elif outcome in (CONFLICT, UNCONFIRMED):
             holds[pk] = Hold(outcome, code, seen, row.get("seen_erp_code") or None, run_id)
             ours.setdefault(pk, set()).add(code or None)
+            if outcome == CONFLICT:
+                conflicts.setdefault(pk, {})[code] = holds[pk]
         elif outcome == DELETED:
             holds.pop(pk, None)
             ours.pop(pk, None)
             applied.pop(pk, None)
+            conflicts.pop(pk, None)
         elif outcome == SETTLED:
             if pk in holds and _ends(holds[pk], row):
                 del holds[pk]
+            # the ERP took the code a person set over these lost PATCHes: they hold no more
+            taken = row.get("erp_code") or None
+            for lost, hold in list(conflicts.get(pk, {}).items()):
+                if _ends(hold, row) or hold.seen_erp_code == taken:
+                    del conflicts[pk][lost]
         elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, set())):
             holds[pk] = Hold(CHANGED, code, seen, row.get("seen_erp_code") or None, run_id)
-    return LedgerView(holds, ours, applied)
+    return LedgerView(holds, ours, applied, conflicts)
 
 
 def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:
@@ -141,7 +155,12 @@ def expected(last: Applied | None, change: dict[str, Any]) -> dict[str, Any]:
     return {**change, "previous_erp_code": last.erp_code} if older else change
 
 
-def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> Attempt | None:
+def check_hold(
+    client: OmnitronClient,
+    hold: Hold,
+    change: dict[str, Any],
+    note: Callable[[Attempt], None] | None = None,
+) -> Attempt | None:
     """None when the change may go ahead on the normal path; otherwise the attempt that ends it
     (``skipped_person_edit``, ``skipped_after_lost_answer``, ``conflict``, ``ok_answer_lost``
     or ``deleted``).
@@ -150,7 +169,9 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
     customer (a different code from the ERP is a new change, planned as usual); settle it in the
     ERP or in Omnitron. After ``unconfirmed``, the customer is read again: the code is ours
     (applied), or it is exactly as when the PATCH went out (not applied: go ahead), or it
-    changed (now a ``conflict``)."""
+    changed (now a ``conflict``). When the ERP wants another code than that PATCH's by then,
+    the re-read decides that PATCH on a row of its own (``note``, :func:`_lost_code_seen`) and
+    the change goes on as a new one."""
     pk, target = int(change["pk"]), str(change["erp_code"]) or None
     based_on: dt.datetime = change["based_on_modified"]
     seen = hold.seen_modified
@@ -195,6 +216,9 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
         attempt.detail = f"{why}; the re-read's modified_date cannot be read: not patched"
         return attempt
     code = now.get("erp_code") or None
+    if target != (hold.erp_code or None):
+        _lost_code_seen(hold, change, moment, code, note)
+        return None
     if code == target:
         attempt.outcome = OK_ANSWER_LOST
         attempt.seen_modified, attempt.seen_erp_code = moment, code
@@ -204,20 +228,50 @@ def check_hold(client: OmnitronClient, hold: Hold, change: dict[str, Any]) -> At
         return None  # exactly as when the PATCH went out: it was not applied, nobody edited
     if code == (hold.erp_code or None):
         return None  # that PATCH landed after all, and nobody edited since: a new change
-    # The customer changed since that PATCH: whether it landed (and a person put another code
-    # over it) cannot be told, so the lost code is held back from now on. When the ERP wants
-    # another code now, the conflict is recorded under the lost one: that new change is not
-    # held by it, and goes on its normal path from the next run.
-    attempt.erp_code = hold.erp_code
     attempt.outcome = CONFLICT
     attempt.seen_modified, attempt.seen_erp_code = moment, code
-    attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is" + (
-        ""
-        if target == (hold.erp_code or None)
-        else f"; {hold.erp_code!r} is held back, and {str(change['erp_code'])!r} is planned "
-        "again by the next run"
-    )
+    attempt.detail = f"{why}; the customer changed since (erp_code {code!r}): left as it is"
     return attempt
+
+
+def _lost_code_seen(
+    hold: Hold,
+    change: dict[str, Any],
+    moment: dt.datetime,
+    code: str | None,
+    note: Callable[[Attempt], None] | None,
+) -> None:
+    """An unconfirmed PATCH re-read while the ERP wants another code: that code is a new change
+    (the normal path keeps a person's code as it does for any plan), and what the re-read says
+    of the lost PATCH goes on its own row. Exactly as when it went out: not applied, nothing to
+    say. Its code: it landed, and nobody edited since. Otherwise the customer changed since, so
+    whether it landed cannot be told: its code is held back (``conflict``), whatever the ERP
+    wants next; were it the code held under the person's edit, it would go over it later."""
+    if hold.seen_modified is not None and (moment, code) == (
+        hold.seen_modified,
+        hold.seen_erp_code,
+    ):
+        return
+    landed = code == (hold.erp_code or None)
+    lost = Attempt(
+        int(change["pk"]),
+        hold.erp_code,
+        change["previous_erp_code"],
+        change["based_on_modified"],
+        OK_ANSWER_LOST if landed else CONFLICT,
+    )
+    lost.seen_modified, lost.seen_erp_code = moment, code
+    lost.detail = (
+        f"run {hold.run_id} lost the answer of this PATCH (unconfirmed); "
+        + (
+            "the re-read shows it applied"
+            if landed
+            else f"the customer changed since (erp_code {code!r}): not sent again"
+        )
+        + f"; the ERP's {str(change['erp_code'])!r} goes on as a new change"
+    )
+    if note is not None:
+        note(lost)
 
 
 def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:

@@ -229,8 +229,32 @@ def write_back(
     collected: list[Attempt] = [] if attempts is None else attempts
     stop = threading.Event()
 
+    def keep(attempt: Attempt) -> None:
+        store.ledger.record(
+            run_id=run_id,
+            pk=attempt.pk,
+            erp_code=attempt.erp_code,
+            previous_erp_code=attempt.previous_erp_code,
+            based_on_modified_iso=iso(attempt.based_on_modified),
+            outcome=attempt.outcome,
+            status_code=attempt.status_code,
+            detail=(attempt.detail or "")[:2000],
+            lost_answers=attempt.lost_answers,
+            seen_modified_iso=iso(attempt.seen_modified) if attempt.seen_modified else None,
+            seen_erp_code=attempt.seen_erp_code,
+        )
+
+    def lost_code(attempt: Attempt) -> None:
+        # a row of its own for an earlier PATCH, not one of the plan's changes
+        log.warning("customer %s: erp_code %r: %s", attempt.pk, attempt.erp_code, attempt.detail)
+        keep(attempt)
+
     def run(change: dict[str, Any]) -> Attempt:
         key = (int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"]))
+        hold = holds.get(key[0])
+        if hold is None or (hold.erp_code or None) != (key[1] or None):
+            # a conflict over this very code stands, whatever row came after it
+            hold = view.conflicts.get(key[0], {}).get(key[1], hold)
         if stop.is_set():
             attempt = Attempt(
                 key[0],
@@ -250,26 +274,14 @@ def write_back(
                 "skipped_already_patched",
                 detail="the ledger holds a successful PATCH of this change",
             )
-        elif key[0] in holds and (ended := check_hold(client, holds[key[0]], change)):
+        elif hold is not None and (ended := check_hold(client, hold, change, lost_code)):
             attempt = ended
         else:
             change = expected(view.applied.get(key[0]), change)
             attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()
-        store.ledger.record(
-            run_id=run_id,
-            pk=attempt.pk,
-            erp_code=attempt.erp_code,
-            previous_erp_code=attempt.previous_erp_code,
-            based_on_modified_iso=iso(attempt.based_on_modified),
-            outcome=attempt.outcome,
-            status_code=attempt.status_code,
-            detail=(attempt.detail or "")[:2000],
-            lost_answers=attempt.lost_answers,
-            seen_modified_iso=iso(attempt.seen_modified) if attempt.seen_modified else None,
-            seen_erp_code=attempt.seen_erp_code,
-        )
+        keep(attempt)
         collected.append(attempt)
         if progress is not None:
             progress(attempt)

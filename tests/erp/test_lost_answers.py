@@ -22,6 +22,7 @@ from omnisync.client import OmnitronClient, Throttle
 from omnisync.erp.outcomes import (
     CONFLICT,
     DELETED,
+    EDITED,
     HELD,
     OK_ANSWER_LOST,
     UNCONFIRMED,
@@ -236,38 +237,91 @@ def _unconfirmed(make_sandbox: Make, tmp_path: Path) -> tuple[Any, Any, int, Sta
     return server, rows, pk, store
 
 
-def test_after_an_unconfirmed_patch_and_an_edit_the_erp_s_next_code_still_lands(
+def lost_rows(store: StateStore, run_id: str, code: str) -> list[str]:
+    return [r["outcome"] for r in store.ledger.rows(run_id=run_id) if r["erp_code"] == code]
+
+
+def test_after_an_unconfirmed_patch_and_an_edit_the_erp_s_next_code_lands(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
     """After the unconfirmed PATCH, someone edits another field. The re-read cannot tell
     whether that PATCH landed (and a person put the old code back) or not: its code is held
-    back. The ERP wants another code now: a new change, which lands (it was held for good)."""
+    back, on a row of its own. The ERP wants another code now: a new change, which lands in
+    the same run (it used to be held for good, under the lost PATCH's conflict)."""
     server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
     with client_for(server) as person:
         person.patch_customer(pk, {"first_name": "Edited"})
     second = run_plan(server, store, wanting("ERP-NEXT", rows), "second")
-    assert second.outcome == CONFLICT and second.erp_code == f"ERP-{pk}", second
-    third = run_plan(server, store, wanting("ERP-NEXT", truth(server)[:1]), "third")
-    assert third.outcome == "ok", third
+    assert second.outcome == "ok" and second.erp_code == "ERP-NEXT", second
+    assert lost_rows(store, "second", f"ERP-{pk}") == [CONFLICT]
     assert truth(server)[0]["erp_code"] == "ERP-NEXT"
     assert stats(server)["patches"] == {str(pk): 2}, "the person's edit, then ERP-NEXT once"
+    back = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "third")
+    assert back.outcome == "ok", "ERP-NEXT is this product's: the ERP going back is a change"
 
 
-def test_after_an_unconfirmed_patch_and_a_person_s_code_the_lost_code_is_never_sent(
+def test_after_an_unconfirmed_patch_and_a_person_s_code_no_code_goes_over_it(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    """After the unconfirmed PATCH, a person sets their own code. The ERP wants another code,
-    then the lost one again, planned from a lake a sync brought up to date: the lost code is
-    the one held back, so it never goes over the person's."""
+    """After the unconfirmed PATCH, a person sets their own code. The ERP then wants another
+    code (planned from the older lake: skipped, the person's code stands), then, after a sync,
+    that code again, and then the lost one: neither is ever sent over the person's (the lost
+    one used to be, once a row of the other code came after its conflict)."""
     server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
     with client_for(server) as person:
         person.patch_customer(pk, {"erp_code": "PERSON"})
     second = run_plan(server, store, wanting("ERP-NEXT", rows), "second")
-    assert second.outcome == CONFLICT, second
-    again = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "third")
-    assert again.outcome == HELD, again
+    assert second.outcome == "skipped_changed_since_plan", second
+    assert lost_rows(store, "second", f"ERP-{pk}") == [CONFLICT]
+    synced = truth(server)[:1]
+    third = run_plan(server, store, wanting("ERP-NEXT", synced), "third")
+    assert third.outcome == EDITED, third
+    fourth = run_plan(server, store, wanting(f"ERP-{pk}", synced), "fourth")
+    assert fourth.outcome == HELD, fourth
     assert truth(server)[0]["erp_code"] == "PERSON"
     assert stats(server)["patches"] == {str(pk): 1}, "only the person's"
+
+
+def test_after_an_unconfirmed_patch_a_person_setting_the_erp_s_next_code_is_no_landing(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Found by a review: a person sets the code the ERP wants next; the re-read was taken for
+    the lost PATCH applied, its hold ended, and the ERP going back to the lost code sent it
+    over the person's. The lost code is held (a conflict); the person's code is right."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "ERP-NEXT"})
+    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert lost_rows(store, "second", f"ERP-{pk}") == [CONFLICT]
+    back = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "third")
+    assert back.outcome == HELD, back
+    assert truth(server)[0]["erp_code"] == "ERP-NEXT"
+
+
+def test_a_lost_code_s_conflict_ends_when_the_erp_takes_the_person_s_code(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    from omnisync.erp.holds import read_ledger, record_settled
+    from omnisync.erp.outcomes import parse_moment
+
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "PERSON"})
+    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert read_ledger(store.ledger.rows()).conflicts[pk]
+    now = truth(server)[0]
+    agreed = pa.table(
+        {
+            "pk": pa.array([pk], pa.int64()),
+            "erp_code": ["PERSON"],
+            "modified_date": [parse_moment(now["modified_date"])],
+        }
+    )
+    assert record_settled(store, "settle", agreed) == 1
+    view = read_ledger(store.ledger.rows())
+    assert pk not in view.holds and not view.conflicts.get(pk)
+    again = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "later")
+    assert again.outcome == "ok", "after the ERP agreed, its next code is a new decision"
 
 
 def one_customer(
