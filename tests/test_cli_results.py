@@ -30,11 +30,15 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     synced = run_cli(env, "sync")
     assert synced.returncode == 0, synced.stderr
     said = synced.stdout.splitlines()
-    assert said[0].startswith("ok 30 read, 30 written, 0 deleted"), said
+    assert said[0].startswith("ok 30 read, 30 new or changed, 0 deleted"), said
     assert "watermark none -> " in said[0], "a first run has no watermark yet: not Python's None"
     assert all(line.startswith(("ok ", "Data Docs: ")) for line in said), said
     assert " INFO " in synced.stderr and " INFO " not in synced.stdout
 
+    # Found by a new user: the lookback's re-reads were counted as "written", so a run that
+    # found nothing new said "ok 30 read, 30 written"
+    again = run_cli({**env, "OMNISYNC_LOOKBACK_SECONDS": str(10**9)}, "sync")
+    assert again.stdout.startswith("ok 30 read, 0 new or changed, 0 deleted"), again.stdout
     checked = run_cli(env, "verify")
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("equal: the lake's 30 customers match Omnitron")

@@ -53,7 +53,9 @@ def sync(
             with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
                 result = _sync_run(settings, full_refresh, context, api)
     out.print(
-        f"[green]ok[/green] {result['read']:,} read, {result['written']:,} written, "
+        f"[green]ok[/green] {result['read']:,} read, "
+        # the versions not seen before: the lookback's re-reads are read, and change nothing
+        f"{result.get('changes_logged', result['written']):,} new or changed, "
         f"{result.get('deleted', 0):,} deleted, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
         f"{result['windows']} window(s); watermark {result['watermark_before'] or 'none'} -> "
