@@ -356,3 +356,17 @@ def test_a_setting_with_a_word_added_or_left_out_and_any_unknown_omnisync_name_a
     env = {"OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "OMNISYNC_COLOUR": "red"}
     said = " ".join(run_cli(env, "status").stderr.split())
     assert "OMNISYNC_COLOUR is not a setting and is ignored (the settings are in" in said, said
+
+
+def test_verify_refuses_full_and_audit_together(tmp_path: Path) -> None:
+    """Found by a new user: ``verify --full --audit`` ran as ``--full`` without a word, though
+    the docs give them as one or the other."""
+    from tests.cli_runner import run_cli
+
+    done = run_cli(
+        {"OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db"}, "verify", "--full", "--audit"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--full compares every customer already: give --full or --audit" in " ".join(
+        done.stderr.split()
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from omnisync.commands.terminal import console, results, run_log
+from omnisync.commands.terminal import console, fail, results, run_log
 from omnisync.commands.user_errors import user_errors
 
 
@@ -27,6 +27,8 @@ def verify(
     """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
     out = results()  # the verdicts; progress and log lines go to stderr
     with user_errors():
+        if full and audit:
+            raise fail("--full compares every customer already: give --full or --audit", 2)
         from omnisync.settings import load_settings
 
         settings = load_settings()
