@@ -40,7 +40,31 @@ def _root() -> None:
     # The client logs each retry itself, naming the host and the reason; stamina's own lines
     # (``stamina.retry_scheduled``) would only repeat them without that context.
     stamina.instrumentation.set_on_retry_hooks([])
+    _refuse_unreadable_dotenv()
     _note_misspelled_settings()
+
+
+def _refuse_unreadable_dotenv() -> None:
+    """A ``.env`` line that is not ``NAME=value`` sets nothing (python-dotenv warns without
+    naming the file, and the command then fails on what the line was meant to set): name it."""
+    from pathlib import Path
+
+    from dotenv.parser import parse_stream
+
+    from omnisync.commands.terminal import fail
+
+    dotenv = Path(".env")
+    if not dotenv.is_file():
+        return
+    with dotenv.open(encoding="utf-8", errors="replace") as lines:
+        for binding in parse_stream(lines):
+            if binding.error:
+                text = binding.original.string.strip()
+                raise fail(
+                    f".env line {binding.original.line} is not NAME=value: {text!r:.80} "
+                    f"(in {dotenv.resolve().parent})",
+                    2,
+                )
 
 
 def _note_misspelled_settings() -> None:

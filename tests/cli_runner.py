@@ -22,13 +22,13 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``omnisync ARGS`` with environment ``env``, in this process."""
+def run_cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``omnisync ARGS`` with environment ``env``, in this process, in folder ``cwd``."""
     from omnisync.cli import app
 
     before = Path.cwd()
     with mock.patch.dict(os.environ, env, clear=True):
-        os.chdir(ROOT)
+        os.chdir(cwd)
         try:
             result = CliRunner().invoke(app, list(args), prog_name="omnisync")
         finally:

@@ -370,3 +370,16 @@ def test_verify_refuses_full_and_audit_together(tmp_path: Path) -> None:
     assert "--full compares every customer already: give --full or --audit" in " ".join(
         done.stderr.split()
     )
+
+
+def test_a_dotenv_line_that_cannot_be_read_stops_the_command_naming_it(tmp_path: Path) -> None:
+    """Found by a new user: python-dotenv warned "could not parse statement starting at line 1"
+    (no file named), and the command then failed on what that line was meant to set."""
+    from tests.cli_runner import run_cli
+
+    (tmp_path / ".env").write_text("# settings\nOMNITRON_URL http://omnitron.example\n")
+    done = run_cli({"OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db"}, "status", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert ".env line 2 is not NAME=value: 'OMNITRON_URL http://omnitron.example'" in said, said
+    assert "python-dotenv" not in said
