@@ -15,8 +15,9 @@ for each planned change:
 - ``conflict`` and ``unconfirmed`` (a lost answer): see :mod:`omnisync.erp.lost_answers`.
 
 A hold ends with an applied change, a ``deleted`` customer, or a ``settled`` row: a
-reconciliation whose ERP took the other code (:func:`record_settled`). A different code from
-the ERP is always a new change. Anything that cannot be told means "do not patch".
+reconciliation whose ERP took the other code (:mod:`omnisync.erp.settling`). A different code
+from the ERP is always a new change. Anything that cannot be told means "do not patch". A lost
+PATCH's ``conflict`` holds its code back whatever rows of other codes follow (``conflicts``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import pyarrow as pa
 
 from omnisync.client import NotFound, OmnitronClient, OmnitronError
 from omnisync.erp.outcomes import (
@@ -44,7 +43,6 @@ from omnisync.erp.outcomes import (
     iso,
     parse_moment,
 )
-from omnisync.state import StateStore
 
 
 @dataclass(frozen=True)
@@ -110,10 +108,8 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
         elif outcome == SETTLED:
             if pk in holds and _ends(holds[pk], row):
                 del holds[pk]
-            # the ERP took the code a person set over these lost PATCHes: they hold no more
-            taken = row.get("erp_code") or None
             for lost, hold in list(conflicts.get(pk, {}).items()):
-                if _ends(hold, row) or hold.seen_erp_code == taken:
+                if _ends(hold, row):  # each settled row names the conflict it ends
                     del conflicts[pk][lost]
         elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, set())):
             holds[pk] = Hold(CHANGED, code, seen, row.get("seen_erp_code") or None, run_id)
@@ -253,11 +249,11 @@ def _lost_code_seen(
     ):
         return
     landed = code == (hold.erp_code or None)
-    lost = Attempt(
+    lost = Attempt(  # that PATCH: the code it sent, over the version and code it was sent against
         int(change["pk"]),
         hold.erp_code,
-        change["previous_erp_code"],
-        change["based_on_modified"],
+        hold.seen_erp_code,
+        hold.seen_modified or change["based_on_modified"],
         OK_ANSWER_LOST if landed else CONFLICT,
     )
     lost.seen_modified, lost.seen_erp_code = moment, code
@@ -272,49 +268,3 @@ def _lost_code_seen(
     )
     if note is not None:
         note(lost)
-
-
-def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
-    """End the holds of the customers whose other code the ERP has taken (``agreed``: ``pk``,
-    ``erp_code`` and ``modified_date`` of the customers the lake shows already right): the
-    code someone set over a plan or after a lost answer; after this product set a code, any
-    other code the lake shows in a later version than that PATCH made. A later change of the
-    ERP's is then a new one. Each ``settled`` row names the hold it ends (:func:`_ends`), so a
-    write-back running beside it loses nothing. Returns how many ended."""
-    if agreed.num_rows == 0:
-        return 0
-    holds = open_holds(store.ledger.rows())
-    if not holds:
-        return 0
-    import pyarrow.compute as pc
-
-    mine = agreed.filter(pc.is_in(agreed.column("pk"), pa.array(list(holds), pa.int64())))
-    ended: set[int] = set()
-    for row in mine.to_pylist():
-        pk, code, moment = row["pk"], row["erp_code"] or None, row["modified_date"]
-        hold = holds[pk]
-        if pk in ended or not _taken_over(hold, code, moment):
-            continue
-        ended.add(pk)
-        store.ledger.record(
-            run_id=run_id,
-            pk=pk,
-            erp_code=code,
-            previous_erp_code=hold.erp_code,
-            based_on_modified_iso=iso(moment),
-            outcome=SETTLED,
-            detail=f"the ERP took {code!r}: the hold of run {hold.run_id} ends",
-            seen_modified_iso=iso(hold.seen_modified) if hold.seen_modified else None,
-            seen_erp_code=hold.seen_erp_code,
-        )
-    return len(ended)
-
-
-def _taken_over(hold: Hold, code: str | None, moment: dt.datetime) -> bool:
-    if hold.outcome == UNCONFIRMED:
-        return False  # settled by reading the customer again (check_hold)
-    if hold.outcome != SET:
-        return code == hold.seen_erp_code  # the person's code, and no other
-    if code == (hold.erp_code or None):
-        return False  # our own code stands: nothing was overridden
-    return hold.seen_modified is None or moment > hold.seen_modified  # not the lake's old code

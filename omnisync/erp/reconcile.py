@@ -26,10 +26,10 @@ import pyarrow.compute as pc
 
 from omnisync.connection import naming_omnitron_url, reach
 from omnisync.erp.apply import apply_plan
-from omnisync.erp.holds import record_settled
 from omnisync.erp.refusal import PlanRejected, PlanTooLarge, plan_refusal, would_stop
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult, WriteBackFailed
+from omnisync.erp.settling import record_settled
 from omnisync.erp.source import ErpInputError, ErpSource
 from omnisync.lake import LakeStorage
 from omnisync.lake.quarantine import DATASET as QUARANTINE_DATASET
@@ -172,7 +172,7 @@ def _plan(
         )
         result = plan_changes(erp, customers, match_on, clear_unknown=clear_unknown)
         right = result.erp_rows.filter(pc.equal(result.erp_rows.column("outcome"), "already_right"))
-        # what the ERP and the lake agree on, with the lake's version (holds.record_settled)
+        # what the ERP and the lake agree on, with the lake's version (settling.record_settled)
         agreed = right.select(["pk", "erp_code"]).join(
             customers.select(["pk", "modified_date"]), "pk", join_type="inner"
         )

@@ -50,12 +50,13 @@ from omnisync.client import (
     RetriesExhausted,
     ValidationFailed,
 )
-from omnisync.erp.holds import check_hold, expected, read_ledger
+from omnisync.erp.holds import Applied, check_hold, expected, read_ledger
 from omnisync.erp.lost_answers import patch_checked
 from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
     DELETED,
+    OK_ANSWER_LOST,
     UNCONFIRMED,
     Attempt,
     iso,
@@ -244,17 +245,26 @@ def write_back(
             seen_erp_code=attempt.seen_erp_code,
         )
 
-    def lost_code(attempt: Attempt) -> None:
-        # a row of its own for an earlier PATCH, not one of the plan's changes
-        log.warning("customer %s: erp_code %r: %s", attempt.pk, attempt.erp_code, attempt.detail)
-        keep(attempt)
+    def held(change: dict[str, Any], noted: list[Attempt]) -> Attempt | None:
+        """What ends ``change`` before it is sent: the customer's latest hold (an unconfirmed
+        PATCH of another code is re-read, its outcome noted on a row of its own), then a
+        conflict over this very code, which stands whatever rows of other codes came after."""
+
+        def note(lost: Attempt) -> None:
+            log.warning("customer %s: erp_code %r: %s", lost.pk, lost.erp_code, lost.detail)
+            keep(lost)  # a row of its own for that earlier PATCH, not one of the plan's changes
+            noted.append(lost)
+
+        pk = int(change["pk"])
+        latest, standing = holds.get(pk), view.conflicts.get(pk, {}).get(str(change["erp_code"]))
+        for hold in (latest, standing if standing is not latest else None):
+            if hold is not None and (ended := check_hold(client, hold, change, note)):
+                return ended
+        return None
 
     def run(change: dict[str, Any]) -> Attempt:
         key = (int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"]))
-        hold = holds.get(key[0])
-        if hold is None or (hold.erp_code or None) != (key[1] or None):
-            # a conflict over this very code stands, whatever row came after it
-            hold = view.conflicts.get(key[0], {}).get(key[1], hold)
+        noted: list[Attempt] = []
         if stop.is_set():
             attempt = Attempt(
                 key[0],
@@ -274,13 +284,21 @@ def write_back(
                 "skipped_already_patched",
                 detail="the ledger holds a successful PATCH of this change",
             )
-        elif hold is not None and (ended := check_hold(client, hold, change, lost_code)):
+        elif ended := held(change, noted):
             attempt = ended
         else:
-            change = expected(view.applied.get(key[0]), change)
+            last = view.applied.get(key[0])
+            for lost in noted:  # a lost PATCH the re-read just showed applied is the last one
+                if lost.outcome == OK_ANSWER_LOST:
+                    last = Applied(lost.erp_code or None, lost.seen_modified, None)
+            change = expected(last, change)
             attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()
+        for lost in noted:  # said in the change's own row too: reports list the plan's changes
+            attempt.detail = f"the lost PATCH of {lost.erp_code!r}: {lost.outcome}; " + (
+                attempt.detail or ""
+            )
         keep(attempt)
         collected.append(attempt)
         if progress is not None:

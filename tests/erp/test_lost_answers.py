@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
+from omnisync.erp.holds import read_ledger
 from omnisync.erp.outcomes import (
     CONFLICT,
     DELETED,
@@ -28,7 +29,9 @@ from omnisync.erp.outcomes import (
     UNCONFIRMED,
     Attempt,
     is_failure,
+    parse_moment,
 )
+from omnisync.erp.settling import record_settled
 from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
@@ -301,8 +304,9 @@ def test_after_an_unconfirmed_patch_a_person_setting_the_erp_s_next_code_is_no_l
 def test_a_lost_code_s_conflict_ends_when_the_erp_takes_the_person_s_code(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    from omnisync.erp.holds import read_ledger, record_settled
+    from omnisync.erp.holds import read_ledger
     from omnisync.erp.outcomes import parse_moment
+    from omnisync.erp.settling import record_settled
 
     server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
     with client_for(server) as person:
@@ -322,6 +326,117 @@ def test_a_lost_code_s_conflict_ends_when_the_erp_takes_the_person_s_code(
     assert pk not in view.holds and not view.conflicts.get(pk)
     again = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "later")
     assert again.outcome == "ok", "after the ERP agreed, its next code is a new decision"
+
+
+# Found by a review of the lost code's conflict, each failing before: sequences over several
+# runs, their docstrings telling what used to happen.
+
+
+def agree(store: StateStore, server: Any, pk: int, run_id: str) -> int:
+    """The ERP takes the code Omnitron holds now (a reconcile's already_right row)."""
+    now = truth(server)[0]
+    agreed = pa.table(
+        {
+            "pk": pa.array([pk], pa.int64()),
+            "erp_code": [now["erp_code"]],
+            "modified_date": [parse_moment(now["modified_date"])],
+        }
+    )
+    return record_settled(store, run_id, agreed)
+
+
+def test_a_lost_code_s_conflict_ends_with_a_settle_of_a_later_hold(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X unconfirmed; a person sets P1; the ERP wants Y (conflict X seen P1, Y skipped); the
+    person sets P2; the ERP wants W (skipped, hold W seen P2); the ERP then takes P2: the
+    latest hold is settled, the conflict of X (seen P1, a code gone from Omnitron) is not, and
+    record_settled never looks at the pk again. The doc says a conflict ends when "the ERP
+    takes the code Omnitron holds"; test_a_lost_code_s_conflict_ends_when_the_erp_takes_the_
+    person_s_code says the ERP's next code after that is "a new decision"."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P1"})
+    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert lost_rows(store, "second", f"ERP-{pk}") == ["conflict"]
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P2"})
+    third = run_plan(server, store, wanting("ERP-W", rows), "third")
+    assert third.outcome == "skipped_changed_since_plan", third
+    assert agree(store, server, pk, "settle") == 1
+    view = read_ledger(store.ledger.rows())
+    assert pk not in view.holds
+    x = run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), "x").outcome
+    assert not view.conflicts.get(pk), f"conflict outlives the settle: {view.conflicts}; X: {x}"
+
+
+def test_a_lost_code_s_conflict_never_hides_a_later_unconfirmed_patch(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X unconfirmed; a person sets P; ERP wants Y (conflict X). After a sync the ERP decides Z
+    over P: sent, applied, answer lost, re-read unreadable (unconfirmed Z). Omnitron holds Z,
+    P is gone. The ERP agrees on Z: record_settled ends nothing (latest hold unconfirmed). The
+    ERP then wants X: the conflict hold is chosen, so Z's PATCH is never re-read and X is held
+    run after run, though nobody edited since Z landed."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    synced = truth(server)[:1]
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
+    assert z.outcome == UNCONFIRMED, z
+    assert truth(server)[0]["erp_code"] == "ERP-Z", "Z landed; the ERP's own decision"
+    agree(store, server, pk, "settle")
+    synced = truth(server)[:1]
+    outcomes = [
+        run_plan(server, store, wanting(f"ERP-{pk}", synced), f"x{i}").outcome for i in range(3)
+    ]
+    assert outcomes != [HELD] * 3, "X held for good; Z's lost PATCH never re-read"
+
+
+def test_a_lost_patch_the_re_read_shows_applied_lets_the_next_code_land_at_once(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X sent, applied, answer lost, unreadable re-read. The ERP wants Y next: the re-read
+    shows X (an ok_answer_lost row), and Y is checked against X: it lands in that run (it was
+    skipped as changed in Omnitron, though nobody edited, and landed a run later)."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED
+    second = run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    assert lost_rows(store, "second", f"ERP-{pk}") == ["ok_answer_lost"]
+    assert second.outcome == "ok", second
+
+
+def test_a_conflict_ends_when_the_erp_takes_the_person_s_code_over_an_unconfirmed_hold(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X unconfirmed; a person sets P; the ERP wants Y (conflict X seen P). After a sync the
+    ERP tries Z (previous P): a 500 from in front of the API (not applied), re-read unreadable:
+    unconfirmed Z, Omnitron still P. The ERP then takes P: record_settled writes nothing (the
+    latest hold is unconfirmed), so the conflict of X stands, and when the ERP wants X it is
+    held run after run: the conflict is chosen over Z's hold, whose re-read would settle it."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
+    synced = truth(server)[:1]
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
+    assert z.outcome == UNCONFIRMED, z
+    assert truth(server)[0]["erp_code"] == "P"
+    settled = agree(store, server, pk, "settle")  # the ERP takes the person's code
+    view = read_ledger(store.ledger.rows())
+    outcomes = [
+        run_plan(server, store, wanting(f"ERP-{pk}", truth(server)[:1]), f"x{i}").outcome
+        for i in range(3)
+    ]
+    assert settled == 1 and not view.conflicts.get(pk), (settled, view.conflicts, outcomes)
 
 
 def one_customer(

@@ -362,7 +362,8 @@ def test_a_hold_ends_when_the_erp_takes_the_person_s_code_and_ours_is_no_person_
     found in Omnitron later, is no person's edit either."""
     import httpx
 
-    from omnisync.erp.holds import Hold, check_hold, open_holds, record_settled
+    from omnisync.erp.holds import Hold, check_hold, open_holds
+    from omnisync.erp.settling import record_settled
 
     store = store_in(tmp_path)
 
@@ -426,7 +427,7 @@ def test_a_code_a_person_changed_after_this_product_set_it_is_not_sent_again(
         assert "HAND" in held["detail"] and "run r1 set" in held["detail"], held
         assert client.get_customer(row["pk"])["erp_code"] == "HAND"
         assert _write_one(client, store, synced, "ERP-B", "r3") == ["ok"]
-    from omnisync.erp.holds import record_settled
+    from omnisync.erp.settling import record_settled
 
     assert record_settled(store, "r4", _agreed([row["pk"]], ["ERP-B"])) == 0
     old = _agreed([row["pk"]], ["HAND-2"], dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
@@ -451,7 +452,8 @@ def test_an_erp_that_goes_back_to_a_code_before_a_sync_gets_it_sent_again(
 def test_holds_by_ledger_sequences(tmp_path: Path) -> None:
     """Sequences a review found (each held or let go wrongly before): an older code of ours put
     back, a clear after we once cleared, a stale lake's agreement, a plan older than our PATCH."""
-    from omnisync.erp.holds import check_hold, open_holds, record_settled
+    from omnisync.erp.holds import check_hold, open_holds
+    from omnisync.erp.settling import record_settled
 
     store = store_in(tmp_path)
 
