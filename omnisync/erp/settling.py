@@ -37,9 +37,14 @@ def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
     for row in mine.to_pylist():
         pk, code, moment = row["pk"], row["erp_code"] or None, row["modified_date"]
         latest = holds.get(pk)
-        # A lost PATCH's conflict ends with any code the ERP and Omnitron agree on: the ERP
-        # wanting that code again later is a new decision.
-        ending = list(conflicts.get(pk, {}).values())
+        # A lost PATCH's conflict ends with the code the ERP and Omnitron agree on in a version
+        # at least as new as the re-read that found it (the ERP wanting the lost code again
+        # after that is a new decision); the lake's older version, with its old code, ends none.
+        ending = [
+            hold
+            for hold in conflicts.get(pk, {}).values()
+            if hold.seen_modified is not None and moment >= hold.seen_modified
+        ]
         if latest is not None and latest not in ending and _taken_over(latest, code, moment):
             ending.append(latest)
         if pk in ended or not ending:

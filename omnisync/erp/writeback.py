@@ -257,9 +257,12 @@ def write_back(
 
         pk = int(change["pk"])
         latest, standing = holds.get(pk), view.conflicts.get(pk, {}).get(str(change["erp_code"]))
-        for hold in (latest, standing if standing is not latest else None):
-            if hold is not None and (ended := check_hold(client, hold, change, note)):
-                return ended
+        if latest is not None and (ended := check_hold(client, latest, change, note)):
+            return ended
+        if any(lost.outcome == OK_ANSWER_LOST for lost in noted):
+            return None  # a PATCH of ours is current after the conflict: it ended it
+        if standing is not None and standing is not latest:
+            return check_hold(client, standing, change, note)
         return None
 
     def run(change: dict[str, Any]) -> Attempt:

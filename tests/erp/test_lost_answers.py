@@ -36,7 +36,7 @@ from omnisync.erp.writeback import ChangeGuard, write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
-from tests.erp.test_writeback_guard import plan_for, store_in
+from tests.erp.test_writeback_guard import _ledger_row, plan_for, store_in
 
 Make = Callable[..., SandboxServer]
 
@@ -437,6 +437,142 @@ def test_a_conflict_ends_when_the_erp_takes_the_person_s_code_over_an_unconfirme
         for i in range(3)
     ]
     assert settled == 1 and not view.conflicts.get(pk), (settled, view.conflicts, outcomes)
+
+
+# Found by a third review, each failing before.
+
+
+def agreed_at(pk: int, code: str | None, when: str) -> pa.Table:
+    """A reconcile's already_right row: the ERP and the LAKE agree on ``code`` at version
+    ``when`` (the lake may be older than Omnitron)."""
+    return pa.table(
+        {
+            "pk": pa.array([pk], pa.int64()),
+            "erp_code": [code],
+            "modified_date": pa.array([parse_moment(when)], pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def test_a_stale_lake_agreeing_on_the_lost_code_does_not_release_it_over_a_person_s_code(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X sent, applied, answer lost, re-read unreadable (unconfirmed). A sync brings X (t1).
+    A person sets P (t2). The ERP wants Y (planned from the t1 lake): the re-read notes the
+    conflict of X (seen P at t2); Y is skipped. The ERP goes back to X before any sync: the lake
+    (t1, older than the conflict's re-read) shows X, already_right, and record_settled ends the
+    conflict (any code ends it, at any version). After the sync, X is sent over P."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    x = f"ERP-{pk}"
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED
+    lake_t1 = truth(server)[:1]
+    assert lake_t1[0]["erp_code"] == x
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    second = run_plan(server, store, wanting("ERP-Y", lake_t1), "second")
+    assert second.outcome == "skipped_changed_since_plan", second
+    assert lost_rows(store, "second", x) == [CONFLICT]
+    # the ERP wants X again; the lake (t1) still shows X: Omnitron has held P since t2
+    ended = record_settled(store, "settle", agreed_at(pk, x, lake_t1[0]["modified_date"]))
+    synced = truth(server)[:1]
+    again = run_plan(server, store, wanting(x, synced), "third")
+    assert truth(server)[0]["erp_code"] == "P", (
+        f"X sent over the person's P (settled={ended}, outcome={again.outcome})"
+    )
+
+
+def test_a_same_code_conflict_is_not_ended_by_the_lake_s_old_code(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X unconfirmed (not applied). A person sets P. The ERP still wants X (same lake): the
+    re-read records a conflict of X (the change's own row). The ERP then takes the lake's OLD
+    code C0 (t0, before P): e073a31 required the person's code (C0 != P, nothing ended);
+    cf35ab7 ends every standing conflict with any agreed code. After a sync, X goes over P."""
+    server = make_sandbox(customers=50)
+    row = next(r for r in truth(server) if r["erp_code"] is not None)
+    rows, pk, store = [row], int(row["pk"]), store_in(tmp_path)
+    x = f"ERP-{pk}"
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    first = run(server, store, rows, "first", concurrency=1, transport=ReadsFailAfterAPatch())
+    assert first[pk].outcome == UNCONFIRMED
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    second = run_plan(server, store, wanting(x, rows), "second")
+    assert second.outcome == CONFLICT, second
+    assert x in read_ledger(store.ledger.rows()).conflicts[pk], "the same-code conflict lands"
+    ended = record_settled(store, "settle", agreed_at(pk, row["erp_code"], row["modified_date"]))
+    synced = [r for r in truth(server) if r["pk"] == pk]
+    again = run_plan(server, store, wanting(x, synced), "third")
+    now = next(r for r in truth(server) if r["pk"] == pk)["erp_code"]
+    assert now == "P", f"X sent over P (settled={ended}, outcome={again.outcome})"
+
+
+def test_a_landed_patch_of_ours_releases_the_conflict_in_the_run_that_sees_it(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """X unconfirmed; a person sets P; the ERP wants Y (conflict X, Y skipped). After a sync the
+    ERP sends Z over P: applied, answer lost, unreadable (unconfirmed Z). The ERP wants X: the
+    re-read notes Z applied (ok_answer_lost, which ends every conflict in read_ledger), yet
+    held() then checks the conflict of X from the view read before: X is held for a run,
+    though nobody edited since Z landed (and the HELD row blames P, gone from Omnitron)."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    x = f"ERP-{pk}"
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    run_plan(server, store, wanting("ERP-Y", rows), "second")
+    synced = truth(server)[:1]
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
+    assert z.outcome == UNCONFIRMED and truth(server)[0]["erp_code"] == "ERP-Z"
+    outcomes = [run_plan(server, store, wanting(x, synced), f"x{i}").outcome for i in range(2)]
+    assert lost_rows(store, "x0", "ERP-Z") == ["ok_answer_lost"]
+    assert outcomes[0] == "ok", outcomes
+
+
+class CountingClient(OmnitronClient):
+    reads = 0
+
+    def get_customer(self, pk: int) -> Any:  # type: ignore[override]
+        type(self).reads += 1
+        return {"pk": pk, "erp_code": "P2", "modified_date": "2026-01-05T00:00:00Z"}
+
+    def patch_customer(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        raise AssertionError("nothing may be sent")
+
+
+def test_held_re_reads_once_and_notes_one_row_then_the_standing_conflict_holds(
+    tmp_path: Path,
+) -> None:
+    """conflict X (seen P), then unconfirmed Y (a later run): the ERP wants X. One re-read,
+    one noted row (conflict Y), and X is held by the standing conflict."""
+    store = store_in(tmp_path)
+    _ledger_row(store, "r1", 1, "X", "conflict", "C0", "P")
+    _ledger_row(store, "r2", 1, "Y", "unconfirmed", "P", "P", "2026-01-03T00:00:00Z")
+    plan = pa.Table.from_pylist(
+        [
+            {
+                "pk": 1,
+                "erp_code": "X",
+                "previous_erp_code": "P",
+                "action": "correct",
+                "based_on_modified": dt.datetime(2026, 1, 3, tzinfo=dt.UTC),
+                "match_key": "pk",
+                "match_value": "1",
+            }
+        ]
+    )
+    from transforms.erp.tables import PLAN_SCHEMA
+
+    client = CountingClient("https://omnitron.test", token=SecretStr("t0ken"))
+    (attempt,) = write_back(client, store, plan.cast(PLAN_SCHEMA), "r3", 1)
+    rows = store.ledger.rows(run_id="r3")
+    assert CountingClient.reads == 1
+    assert [(r["erp_code"], r["outcome"]) for r in rows] == [("Y", CONFLICT), ("X", HELD)]
+    assert attempt.outcome == HELD
 
 
 def one_customer(
