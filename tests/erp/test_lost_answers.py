@@ -328,6 +328,25 @@ def test_a_lost_code_s_conflict_ends_when_the_erp_takes_the_person_s_code(
     assert again.outcome == "ok", "after the ERP agreed, its next code is a new decision"
 
 
+def _then_ours_landed_unconfirmed(
+    make_sandbox: Make, tmp_path: Path, wanted: str
+) -> tuple[SandboxServer, StateStore, int, list[dict[str, Any]]]:
+    """X unconfirmed; a person sets P; the ERP wants ``wanted`` (a conflict of X); after a sync
+    the ERP's ERP-Z goes over P: applied, its answer lost, the re-read unreadable (unconfirmed).
+    Returns the server, the store, the pk and the synced record (Z not in it yet)."""
+    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "P"})
+    run_plan(server, store, wanting(wanted, rows), "second")
+    synced = truth(server)[:1]
+    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
+    assert z.outcome == UNCONFIRMED, z
+    assert truth(server)[0]["erp_code"] == "ERP-Z", "Z landed; the ERP's own decision"
+    return server, store, pk, synced
+
+
 # Found by a review of the lost code's conflict, each failing before: sequences over several
 # runs, their docstrings telling what used to happen.
 
@@ -378,16 +397,7 @@ def test_a_lost_code_s_conflict_never_hides_a_later_unconfirmed_patch(
     P is gone. The ERP agrees on Z: record_settled ends nothing (latest hold unconfirmed). The
     ERP then wants X: the conflict hold is chosen, so Z's PATCH is never re-read and X is held
     run after run, though nobody edited since Z landed."""
-    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
-    with client_for(server) as person:
-        person.patch_customer(pk, {"erp_code": "P"})
-    run_plan(server, store, wanting("ERP-NEXT", rows), "second")
-    synced = truth(server)[:1]
-    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
-    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
-        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
-    assert z.outcome == UNCONFIRMED, z
-    assert truth(server)[0]["erp_code"] == "ERP-Z", "Z landed; the ERP's own decision"
+    server, store, pk, _ = _then_ours_landed_unconfirmed(make_sandbox, tmp_path, "ERP-NEXT")
     agree(store, server, pk, "settle")
     synced = truth(server)[:1]
     outcomes = [
@@ -518,16 +528,8 @@ def test_a_landed_patch_of_ours_releases_the_conflict_in_the_run_that_sees_it(
     re-read notes Z applied (ok_answer_lost, which ends every conflict in read_ledger), yet
     held() then checks the conflict of X from the view read before: X is held for a run,
     though nobody edited since Z landed (and the HELD row blames P, gone from Omnitron)."""
-    server, rows, pk, store = _unconfirmed(make_sandbox, tmp_path)
+    server, store, pk, synced = _then_ours_landed_unconfirmed(make_sandbox, tmp_path, "ERP-Y")
     x = f"ERP-{pk}"
-    with client_for(server) as person:
-        person.patch_customer(pk, {"erp_code": "P"})
-    run_plan(server, store, wanting("ERP-Y", rows), "second")
-    synced = truth(server)[:1]
-    server.admin.post("lost_answers/next", json={"answers": [{"kind": "502"}]}).raise_for_status()
-    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
-        (z,) = write_back(client, store, wanting("ERP-Z", synced), "z", 1)
-    assert z.outcome == UNCONFIRMED and truth(server)[0]["erp_code"] == "ERP-Z"
     outcomes = [run_plan(server, store, wanting(x, synced), f"x{i}").outcome for i in range(2)]
     assert lost_rows(store, "x0", "ERP-Z") == ["ok_answer_lost"]
     assert outcomes[0] == "ok", outcomes
