@@ -213,8 +213,7 @@ def check_hold(
         return attempt
     code = now.get("erp_code") or None
     if target != (hold.erp_code or None):
-        _lost_code_seen(hold, change, moment, code, note)
-        return None
+        return _lost_code_seen(hold, change, moment, code, note)
     if code == target:
         attempt.outcome = OK_ANSWER_LOST
         attempt.seen_modified, attempt.seen_erp_code = moment, code
@@ -236,18 +235,20 @@ def _lost_code_seen(
     moment: dt.datetime,
     code: str | None,
     note: Callable[[Attempt], None] | None,
-) -> None:
+) -> Attempt | None:
     """An unconfirmed PATCH re-read while the ERP wants another code: that code is a new change
     (the normal path keeps a person's code as it does for any plan), and what the re-read says
     of the lost PATCH goes on its own row. Exactly as when it went out: not applied, nothing to
-    say. Its code: it landed, and nobody edited since. Otherwise the customer changed since, so
-    whether it landed cannot be told: its code is held back (``conflict``), whatever the ERP
-    wants next; were it the code held under the person's edit, it would go over it later."""
+    say. Its code: it landed. Otherwise the customer changed since, so whether it landed cannot
+    be told: its code is held back (``conflict``), whatever the ERP wants next; were it the code
+    held under the person's edit, it would go over it later. When the ERP wants the code that
+    PATCH was sent over, someone changed that code since, or our PATCH did and someone after
+    it: that cannot be told either, and the change ends a ``conflict`` too (returned)."""
     if hold.seen_modified is not None and (moment, code) == (
         hold.seen_modified,
         hold.seen_erp_code,
     ):
-        return
+        return None
     landed = code == (hold.erp_code or None)
     lost = Attempt(  # that PATCH: the code it sent, over the version and code it was sent against
         int(change["pk"]),
@@ -268,3 +269,20 @@ def _lost_code_seen(
     )
     if note is not None:
         note(lost)
+    target = str(change["erp_code"]) or None
+    if landed or target != (hold.seen_erp_code or None) or code == target:
+        return None
+    over = Attempt(
+        lost.pk,
+        str(change["erp_code"]),
+        change["previous_erp_code"],
+        change["based_on_modified"],
+        CONFLICT,
+    )
+    over.seen_modified, over.seen_erp_code = moment, code
+    over.detail = (
+        f"run {hold.run_id}'s lost PATCH of {hold.erp_code!r} was sent over {target!r}, and "
+        f"erp_code {code!r} was set since: {target!r} is not sent again; settle it in the ERP "
+        "or in Omnitron"
+    )
+    return over

@@ -577,6 +577,31 @@ def test_held_re_reads_once_and_notes_one_row_then_the_standing_conflict_holds(
     assert attempt.outcome == HELD
 
 
+def test_a_person_s_code_over_our_code_is_kept_after_an_unconfirmed_patch_of_another(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Found by a fourth review (it failed before): E1 lands; the ERP wants E2, whose PATCH is
+    not applied and gets no readable re-read (unconfirmed); a person overrides E1; after a sync
+    the ERP goes back to E1. The re-read cannot tell whether E2 landed before the person's
+    code, so E1 is not sent over it (the lost E2 is noted a conflict too)."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    assert run_plan(server, store, wanting("E1", rows), "first").outcome == "ok"
+    lake = truth(server)[:1]
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (second,) = write_back(client, store, wanting("E2", lake), "second", 1)
+    assert second.outcome == UNCONFIRMED and truth(server)[0]["erp_code"] == "E1"
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "PERSON"})
+    synced = truth(server)[:1]
+    third = run_plan(server, store, wanting("E1", synced), "third")
+    assert third.outcome == CONFLICT and lost_rows(store, "third", "E2") == [CONFLICT], third
+    fourth = run_plan(server, store, wanting("E1", synced), "fourth")
+    assert fourth.outcome == HELD, fourth
+    assert truth(server)[0]["erp_code"] == "PERSON"
+
+
 def one_customer(
     make_sandbox: Make, tmp_path: Path
 ) -> tuple[SandboxServer, list[dict[str, Any]], int, StateStore]:
