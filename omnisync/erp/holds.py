@@ -78,6 +78,9 @@ class LedgerView:
     #: every conflict still standing, by pk and held code: a later row of another code (the
     #: ERP's next one, skipped over the same person's code) takes ``holds``, not these
     conflicts: dict[int, dict[str, Hold]]
+    #: this product's last set code, kept when a lost PATCH's row took the latest hold's place
+    #: while that code was still there: a person's later edit of it stands as it would have
+    kept: dict[int, Hold]
 
 
 def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
@@ -85,6 +88,7 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
     ours: dict[int, set[str | None]] = {}
     applied: dict[int, Applied] = {}
     conflicts: dict[int, dict[str, Hold]] = {}
+    kept: dict[int, Hold] = {}
     for row in ledger:  # in attempt order: the latest row decides
         pk, outcome = int(row["pk"]), str(row["outcome"])
         code = str(row["erp_code"] or "")
@@ -95,7 +99,12 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
             ours[pk] = {code or None}
             applied[pk] = Applied(code or None, seen, row.get("based_on_modified_iso"))
             conflicts.pop(pk, None)  # this product's code is current: nobody's edit stands
+            kept.pop(pk, None)
         elif outcome in (CONFLICT, UNCONFIRMED):
+            before = holds.get(pk)
+            sent_over = row.get("seen_erp_code") or ""
+            if before is not None and before.outcome == SET and sent_over == before.erp_code:
+                kept[pk] = before  # a PATCH went out over our code: it may still be there
             holds[pk] = Hold(outcome, code, seen, row.get("seen_erp_code") or None, run_id)
             ours.setdefault(pk, set()).add(code or None)
             if outcome == CONFLICT:
@@ -105,15 +114,18 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
             ours.pop(pk, None)
             applied.pop(pk, None)
             conflicts.pop(pk, None)
+            kept.pop(pk, None)
         elif outcome == SETTLED:
             if pk in holds and _ends(holds[pk], row):
                 del holds[pk]
             for lost, hold in list(conflicts.get(pk, {}).items()):
                 if _ends(hold, row):  # each settled row names the conflict it ends
                     del conflicts[pk][lost]
+            if pk in kept and _ends(kept[pk], row):
+                del kept[pk]
         elif outcome == CHANGED and _set_over_plan(row, ours.get(pk, set())):
             holds[pk] = Hold(CHANGED, code, seen, row.get("seen_erp_code") or None, run_id)
-    return LedgerView(holds, ours, applied, conflicts)
+    return LedgerView(holds, ours, applied, conflicts, kept)
 
 
 def open_holds(ledger: list[dict[str, Any]]) -> dict[int, Hold]:

@@ -27,7 +27,7 @@ def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
         return 0
     view = read_ledger(store.ledger.rows())
     holds, conflicts = view.holds, view.conflicts
-    held = set(holds) | {pk for pk, lost in conflicts.items() if lost}
+    held = set(holds) | set(view.kept) | {pk for pk, lost in conflicts.items() if lost}
     if not held:
         return 0
     import pyarrow.compute as pc
@@ -45,8 +45,9 @@ def record_settled(store: StateStore, run_id: str, agreed: pa.Table) -> int:
             for hold in conflicts.get(pk, {}).values()
             if hold.seen_modified is not None and moment >= hold.seen_modified
         ]
-        if latest is not None and latest not in ending and _taken_over(latest, code, moment):
-            ending.append(latest)
+        for hold in (latest, view.kept.get(pk)):
+            if hold is not None and hold not in ending and _taken_over(hold, code, moment):
+                ending.append(hold)
         if pk in ended or not ending:
             continue
         ended.add(pk)

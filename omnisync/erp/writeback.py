@@ -248,7 +248,8 @@ def write_back(
     def held(change: dict[str, Any], noted: list[Attempt]) -> Attempt | None:
         """What ends ``change`` before it is sent: the customer's latest hold (an unconfirmed
         PATCH of another code is re-read, its outcome noted on a row of its own), then a
-        conflict over this very code, which stands whatever rows of other codes came after."""
+        conflict over this very code, which stands whatever rows of other codes came after,
+        then this product's own code of it when a lost PATCH's row took that hold's place."""
 
         def note(lost: Attempt) -> None:
             log.warning("customer %s: erp_code %r: %s", lost.pk, lost.erp_code, lost.detail)
@@ -263,6 +264,9 @@ def write_back(
             return None  # a PATCH of ours is current after the conflict: it ended it
         if standing is not None and standing is not latest:
             return check_hold(client, standing, change, note)
+        ours = view.kept.get(pk)
+        if ours is not None and (ours.erp_code or None) == (str(change["erp_code"]) or None):
+            return check_hold(client, ours, change, note)  # our code, a person's edit since
         return None
 
     def run(change: dict[str, Any]) -> Attempt:

@@ -602,6 +602,43 @@ def test_a_person_s_code_over_our_code_is_kept_after_an_unconfirmed_patch_of_ano
     assert truth(server)[0]["erp_code"] == "PERSON"
 
 
+def _e1_then_unconfirmed_e2(make_sandbox: Make, tmp_path: Path) -> tuple[Any, int, Any]:
+    """E1 lands (answered); a sync; the ERP wants E2: a 500 from in front of the API (not
+    applied), and no re-read: unconfirmed. Omnitron still holds this product's E1."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    assert run_plan(server, store, wanting("E1", rows), "first").outcome == "ok"
+    lake = truth(server)[:1]
+    server.admin.post(
+        "faults/next", json={"kinds": ["500"], "methods": ["PATCH"]}
+    ).raise_for_status()
+    with client_for(server, transport=ReadsFailAfterAPatch()) as client:
+        (second,) = write_back(client, store, wanting("E2", lake), "second", 1)
+    assert second.outcome == UNCONFIRMED, second
+    assert truth(server)[0]["erp_code"] == "E1"
+    return server, pk, store
+
+
+def test_a_person_s_code_over_our_code_is_kept_after_a_lost_patch_s_conflict(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Found by a fourth review (it failed before, and at e073a31): E2's lost PATCH (never
+    applied) becomes a conflict after an edit of another field; its conflict row took the
+    place of E1's hold, though E1 was still current. The person then overrides E1 and the ERP
+    goes back to E1: it was sent over the person's code. Our code's hold is kept now."""
+    server, pk, store = _e1_then_unconfirmed_e2(make_sandbox, tmp_path)
+    with client_for(server) as person:
+        person.patch_customer(pk, {"first_name": "Edited"})
+    lake = truth(server)[:1]
+    again = run_plan(server, store, wanting("E2", lake), "again")
+    assert again.outcome == CONFLICT, again
+    with client_for(server) as person:
+        person.patch_customer(pk, {"erp_code": "PERSON"})
+    synced = truth(server)[:1]
+    third = run_plan(server, store, wanting("E1", synced), "third")
+    assert truth(server)[0]["erp_code"] == "PERSON", f"E1 sent over the person's: {third}"
+    assert stats(server)["patches"]
+
+
 def one_customer(
     make_sandbox: Make, tmp_path: Path
 ) -> tuple[SandboxServer, list[dict[str, Any]], int, StateStore]:
