@@ -102,8 +102,10 @@ def read_ledger(ledger: list[dict[str, Any]]) -> LedgerView:
             kept.pop(pk, None)
         elif outcome in (CONFLICT, UNCONFIRMED):
             before = holds.get(pk)
-            sent_over = row.get("seen_erp_code") or ""
-            if before is not None and before.outcome == SET and sent_over == before.erp_code:
+            # the code the PATCH was sent over: the plan's (a conflict's row saw the re-read's),
+            # or what the PATCH saw (an unconfirmed row)
+            sent_over = {row.get("previous_erp_code") or "", row.get("seen_erp_code") or ""}
+            if before is not None and before.outcome == SET and before.erp_code in sent_over:
                 kept[pk] = before  # a PATCH went out over our code: it may still be there
             holds[pk] = Hold(outcome, code, seen, row.get("seen_erp_code") or None, run_id)
             ours.setdefault(pk, set()).add(code or None)

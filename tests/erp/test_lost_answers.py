@@ -639,6 +639,45 @@ def test_a_person_s_code_over_our_code_is_kept_after_a_lost_patch_s_conflict(
     assert stats(server)["patches"]
 
 
+class EditBeforeTheReRead(httpx.HTTPTransport):
+    """Real HTTP; once a PATCH went out, a person sets ``code`` just before the first read of
+    one customer (the write-back's re-read after a lost answer)."""
+
+    def __init__(self, server: SandboxServer, pk: int, code: str) -> None:
+        super().__init__()
+        self.server, self.pk, self.code, self.patched = server, pk, code, False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":
+            self.patched = True
+        elif self.patched and request.method == "GET" and request.url.path.count("/") == 5:
+            self.patched = False
+            with client_for(self.server) as person:
+                person.patch_customer(self.pk, {"erp_code": self.code})
+        return super().handle_request(request)
+
+
+def test_our_code_stays_held_when_a_person_edits_it_while_a_patch_s_answer_is_lost(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    """Found by a random simulation of write-back sequences (it failed before, and at e073a31):
+    E1 lands; the ERP wants E2, whose PATCH is not applied and loses its answer; a person sets
+    C1 before the re-read (a conflict of E2, having seen C1); after a sync the ERP goes back
+    to E1: it was sent over the person's C1, the row having named C1, not E1, as what it saw."""
+    server, rows, pk, store = one_customer(make_sandbox, tmp_path)
+    assert run_plan(server, store, wanting("E1", rows), "first").outcome == "ok"
+    lake = truth(server)[:1]
+    faults = {"kinds": ["500"], "methods": ["PATCH"]}
+    server.admin.post("faults/next", json=faults).raise_for_status()
+    with client_for(server, transport=EditBeforeTheReRead(server, pk, "C1")) as client:
+        (second,) = write_back(client, store, wanting("E2", lake), "second", 1)
+    assert second.outcome == CONFLICT and truth(server)[0]["erp_code"] == "C1", second
+    synced = truth(server)[:1]
+    third = run_plan(server, store, wanting("E1", synced), "third")
+    assert truth(server)[0]["erp_code"] == "C1", third
+    assert third.outcome == EDITED, third
+
+
 def one_customer(
     make_sandbox: Make, tmp_path: Path
 ) -> tuple[SandboxServer, list[dict[str, Any]], int, StateStore]:
