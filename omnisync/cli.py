@@ -52,6 +52,7 @@ def _refuse_unreadable_dotenv() -> None:
     from dotenv.parser import parse_stream
 
     from omnisync.commands.terminal import fail
+    from omnisync.settings_checks import setting_names
 
     dotenv = Path(".env")
     if not dotenv.is_file():
@@ -59,9 +60,11 @@ def _refuse_unreadable_dotenv() -> None:
     with dotenv.open(encoding="utf-8", errors="replace") as lines:
         for binding in parse_stream(lines):
             if binding.error:
-                text = binding.original.string.strip()
+                # The line is not shown: it may hold a secret. Only a setting's name is.
+                first = (binding.original.string.split() or [""])[0]
+                named = f" (it starts with {first})" if first in setting_names() else ""
                 raise fail(
-                    f".env line {binding.original.line} is not NAME=value: {text!r:.80} "
+                    f".env line {binding.original.line} is not NAME=value{named} "
                     f"(in {dotenv.resolve().parent})",
                     2,
                 )

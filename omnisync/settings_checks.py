@@ -235,12 +235,7 @@ def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[st
     tool uses that prefix. Another ``OMNITRON_*`` name (another tool's) is left alone."""
     import difflib
 
-    from omnisync.settings import Settings
-
-    known = {
-        str(field.validation_alias.choices[0])  # type: ignore[union-attr]
-        for field in Settings.model_fields.values()
-    }
+    known = setting_names()
     names = names_set(environ, dotenv)
     found_names: list[tuple[str, str | None]] = []
     for name in sorted(names):
@@ -258,6 +253,16 @@ def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[st
         elif name.startswith("OMNISYNC_"):
             found_names.append((name, None))
     return found_names
+
+
+def setting_names() -> set[str]:
+    """Every setting's variable name."""
+    from omnisync.settings import Settings
+
+    return {
+        str(field.validation_alias.choices[0])  # type: ignore[union-attr]
+        for field in Settings.model_fields.values()
+    }
 
 
 def names_set(environ: Collection[str], dotenv: Path) -> set[str]:
