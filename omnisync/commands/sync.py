@@ -55,7 +55,7 @@ def sync(
     out.print(
         f"[green]ok[/green] {result['read']:,} read, "
         # the versions not seen before: the lookback's re-reads are read, and change nothing
-        f"{result.get('changes_logged', result['written']):,} new or changed, "
+        f"{result['changes_logged']:,} new or changed, "
         f"{result.get('deleted', 0):,} deleted, "
         f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
         f"{result['windows']} window(s); watermark {result['watermark_before'] or 'none'} -> "

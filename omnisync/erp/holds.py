@@ -264,6 +264,8 @@ def _lost_code_seen(
     ):
         return None
     landed = code == (hold.erp_code or None)
+    target = str(change["erp_code"]) or None
+    held_too = not landed and target == (hold.seen_erp_code or None) and code != target
     lost = Attempt(  # that PATCH: the code it sent, over the version and code it was sent against
         int(change["pk"]),
         hold.erp_code,
@@ -279,12 +281,15 @@ def _lost_code_seen(
             if landed
             else f"the customer changed since (erp_code {code!r}): not sent again"
         )
-        + f"; the ERP's {str(change['erp_code'])!r} goes on as a new change"
+        + (
+            f"; the ERP's {target!r}, which it was sent over, is held too"
+            if held_too
+            else f"; the ERP's {target!r} goes on as a new change"
+        )
     )
     if note is not None:
         note(lost)
-    target = str(change["erp_code"]) or None
-    if landed or target != (hold.seen_erp_code or None) or code == target:
+    if not held_too:
         return None
     over = Attempt(
         lost.pk,
