@@ -82,10 +82,11 @@ def _note_misspelled_settings() -> None:
     dotenv = Path(".env")
     given = names_set(os.environ.keys(), dotenv)
     for name, meant in misspelled_settings(os.environ.keys(), dotenv):
-        if meant and not given & set(meant.split(" or ")):
+        # omnisync's own prefix only: an OMNITRON_* name may be another tool's
+        if meant and name.startswith("OMNISYNC_") and not given & set(meant.split(" or ")):
             raise fail(
                 f"{name} is not a setting (did you mean {meant}?), and {meant} is not set: "
-                "rename it, or remove it to run on the default",
+                "rename it, or remove it",
                 2,
             )
         hint = f"did you mean {meant}?" if meant else "the settings are in docs/settings.md"

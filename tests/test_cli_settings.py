@@ -390,3 +390,21 @@ def test_a_dotenv_line_that_cannot_be_read_stops_the_command_naming_it(tmp_path:
     assert ".env line 1 is not NAME=value (it starts with OMNITRON_PASSWORD)" in " ".join(
         done.stderr.split()
     )
+
+
+def test_another_tool_s_omnitron_variable_close_to_a_setting_is_only_noted(tmp_path: Path) -> None:
+    """Found by a review: ``OMNITRON_TOKEN_FILE`` (another tool's) stopped every command of a
+    password login, "OMNITRON_TOKEN is not set: rename it". Only omnisync's own prefix stops a
+    command; a close ``OMNITRON_*`` name is noted."""
+    from tests.cli_runner import run_cli
+
+    env = {
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "OMNITRON_USERNAME": "u",
+        "OMNITRON_PASSWORD": "p" * 12,
+        "OMNITRON_TOKEN_FILE": "/run/other-tool/token",
+    }
+    done = run_cli(env, "status")
+    assert done.returncode == 0, done.stderr
+    assert "OMNITRON_TOKEN_FILE is not a setting and is ignored" in " ".join(done.stderr.split())

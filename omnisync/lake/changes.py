@@ -78,9 +78,10 @@ def _month_name(month: int) -> str:
 
 
 def _month_end(month: str) -> dt.date:
-    """The first day after ``month`` (``YYYY-MM``). A month of year 0 or 10000 (in UTC), which
-    the sync refuses now but an older one may have logged, ends before or after every date."""
-    year, number = (int(part) for part in month.split("-"))
+    """The first day after ``month`` (``YYYY-MM``). A month before year 1 or after 9999 (in
+    UTC), which the sync refuses now but an older one may have logged, ends before or after
+    every date."""
+    year, number = (int(part) for part in month.rsplit("-", 1))  # an older lake's "-001-12"
     year, number = year + number // 12, number % 12 + 1
     if year < dt.MINYEAR:
         return dt.date.min
