@@ -25,14 +25,35 @@ def import_gx() -> ModuleType:
     :func:`_fields_copied_shallowly`. Callers hold one lock around it: both change state shared
     by every thread for the length of the import.
 
-    Made under :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
+    Made on a thread of its own (the caller's waits for it) under
+    :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
     long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
     then (its client, its engine) out of the cycle collector's passes, and nothing after."""
     if "great_expectations" in sys.modules:
         return sys.modules["great_expectations"]
     defer_unused_imports()
-    with lasting_imports(), _fields_copied_shallowly():
-        return importlib.import_module("great_expectations")
+    imported: list[ModuleType] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with lasting_imports(), _fields_copied_shallowly():
+                imported.append(importlib.import_module("great_expectations"))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            failed.append(exc)
+
+    # On a thread of its own, so that its frames start at the same depth whoever calls it: the
+    # command line, a Prefect task or a Dask worker. Python 3.11 keeps frames in 16 KiB chunks
+    # and maps and unmaps a chunk each time the stack crosses into it and back; the import's
+    # hundreds of nested class definitions crossed a boundary about 27,000 times under the
+    # command line's frames, against about 6,000 on a fresh thread: 0.15 CPU-s of a run
+    # (docs/performance.md).
+    thread = threading.Thread(target=run, name="omnisync-gx-import", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return imported[0]
 
 
 @contextmanager

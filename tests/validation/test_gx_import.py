@@ -219,3 +219,45 @@ def test_a_model_another_thread_defines_meanwhile_is_built_by_pydantic_itself() 
         other.start()
         other.join()
     assert shared == {"default": False}
+
+
+#: where GX's modules are imported, and what reaches the caller when the import fails
+WHERE = r"""
+import sys, threading
+from omnisync.validation import gx_import
+
+
+class Watch:
+    '''Notes the thread that looks for GX's package, then lets the usual finders find it.'''
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "great_expectations":
+            seen.append(threading.current_thread().name)
+            if sys.argv[1] == "broken":
+                raise ImportError("GX broken for the test")
+        return None
+
+
+seen = []
+sys.meta_path.insert(0, Watch())
+try:
+    gx = gx_import.import_gx()
+except ImportError as error:
+    print(seen, "raised:", error)
+else:
+    print(seen, gx.__name__, gx_import.import_gx() is gx, threading.active_count())
+"""
+
+
+def where(how: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", WHERE, how], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_gx_is_imported_on_a_thread_of_its_own_and_its_failure_reaches_the_caller() -> None:
+    # Its frames then start at one depth whoever calls it (Python 3.11 maps and unmaps a frame
+    # chunk each time the stack crosses one's edge: docs/performance.md).
+    assert where("works") == "['omnisync-gx-import'] great_expectations True 1"
+    assert where("broken") == "['omnisync-gx-import'] raised: GX broken for the test"
