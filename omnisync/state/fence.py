@@ -77,6 +77,10 @@ class Fence:
     owner: str
     acquired_us: int
     renewed: float | None = None
+    #: rebuilt from the lock's identity away from the run that holds it (a Dask worker): the
+    #: holder's release and its lost lease reach this fence only through the database, so each
+    #: check asks it
+    asks_database: bool = False
     lost: threading.Event = field(default_factory=threading.Event)
     #: set when this run leaves the lock: a thread still running changes nothing afterwards
     released: threading.Event = field(default_factory=threading.Event)
@@ -127,11 +131,13 @@ class Fence:
         lease still ahead; raise LockLost otherwise.
 
         Counted on the monotonic clock from the last successful renewal; when less than half
-        the lease remains (or when forced), it renews synchronously first. A renewal that fails
+        the lease remains (or when forced, or for a fence that :attr:`asks_database`), it renews
+        synchronously first. A renewal that fails
         (taken over, or the database unreachable) raises LockLost, and so does one that
         answered so late that less than half the lease remains."""
         if self.lost.is_set():
             raise self._lost()
+        force = force or self.asks_database
         margin = self.lease.seconds * CHECK_MARGIN
         if not force and self.remaining() >= margin:
             return

@@ -190,7 +190,13 @@ class _WorkerRuns:
                 # the flow's run recorded the server's filters: a worker asks Omnitron nothing
                 context = closing.enter_context(open_run(settings, run_id, ask=False))
                 if fence is not None:
-                    context = context.holding(Fence(context.store.lease, STREAM, *fence))
+                    # The flow's release does not reach this process: its fence asks the
+                    # database before each lake write (a few a window), not its own clock.
+                    owner, acquired = fence
+                    rebuilt = Fence(
+                        context.store.lease, STREAM, owner, acquired, asks_database=True
+                    )
+                    context = context.holding(rebuilt)
                 self._open[run_id] = (context, closing)
             return self._open[run_id][0]
 

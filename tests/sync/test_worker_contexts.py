@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from omnisync.state import LockLost, StateStore
 from omnisync.sync import context as context_module
-from omnisync.sync.context import _WorkerRuns, worker_context
+from omnisync.sync.context import STREAM, _WorkerRuns, worker_context
 from sandbox import SandboxServer
 from tests.sync.sandbox_runs import settings_for
 
@@ -45,3 +46,25 @@ def test_a_worker_asks_with_dates_once_the_flow_knows_the_server_refuses_datetim
     again = worker_context(settings, "run-a", None, datetimes=False)
     assert again is opened and opened.datetimes is False
     assert opened.client.datetime_filters_supported is False
+
+
+def test_a_worker_writes_nothing_to_the_lake_once_the_flow_released_its_lock(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """Found by a review: a worker rebuilt the flow's fence from its identity and, once its
+    first check had passed, answered from its own clock for half a lease. The flow's release
+    (a failed window, Ctrl-C) deletes the lock row, so the next run could take the lock while a
+    window still running on a worker wrote to the lake: a change-log part that the next run's
+    compaction had already merged would be logged twice."""
+    server = make_sandbox(customers=50)
+    settings = settings_for(server, tmp_path, lag_seconds=0)
+    store = StateStore(settings.state_url.get_secret_value())
+    store.migrate()
+    worker = _WorkerRuns()
+    with store.lease.locked(STREAM, run_id="run-a") as fence:
+        context = worker.context(settings, "run-a", (fence.owner, fence.acquired_us))
+        context.storage.write_bytes("x/while-held.txt", b"ok")
+    with pytest.raises(LockLost):
+        context.storage.write_bytes("x/after-release.txt", b"late")
+    assert not (Path(settings.lake) / "x" / "after-release.txt").exists()
+    assert (Path(settings.lake) / "x" / "while-held.txt").exists()
