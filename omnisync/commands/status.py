@@ -14,22 +14,12 @@ def status() -> None:
     with user_errors():
         from omnisync.settings import load_settings
         from omnisync.state import StateStore
-        from omnisync.state.store import (
-            OWN_DIRECTORY,
-            SCHEMA_REVISION,
-            known_revisions,
-            sqlite_file,
-        )
+        from omnisync.state.store import SCHEMA_REVISION, known_revisions, not_made_yet
 
         settings = load_settings()
         url = settings.state_url.get_secret_value()
-        missing = sqlite_file(url)
-        if (
-            missing is not None
-            and not missing.exists()
-            and (missing.parent.is_dir() or missing.parent == OWN_DIRECTORY)
-        ):  # a folder that does not exist is refused by the store, naming it
-            # Not made here: a status is read-only, and a mistyped path would leave a file.
+        missing = not_made_yet(url)
+        if missing is not None:  # a status is read-only: the first sync makes it
             Console(highlight=False, soft_wrap=True).print(
                 f"no state database at {str(missing)!r} yet: no run has used this "
                 "OMNISYNC_STATE_URL (the first sync makes it)"

@@ -143,6 +143,17 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path)
 
 
+def not_made_yet(url: str) -> Path | None:
+    """The SQLite file of ``url`` when no run has made it yet (in a folder that exists, or in
+    omnisync's own), else None. A command that only reads the state (status, verify) stops
+    there instead of making an empty database: a mistyped path would leave a file behind. A
+    folder that does not exist is left to the store, which refuses it by name."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return None
+    return path if path.parent.is_dir() or path.parent == OWN_DIRECTORY else None
+
+
 def _sqlite_directory(url: str, shown: str) -> None:
     """A SQLite database file is created on first use, but only in a folder that exists: a
     mistyped folder would otherwise start a new, empty state (a full history read, and every

@@ -45,6 +45,7 @@ from omnisync.lake.quarantine import quarantined_versions
 from omnisync.lake.record import check_format, check_lake_for_state
 from omnisync.settings import Settings
 from omnisync.state import RunRecord, StateError, StateStore
+from omnisync.state.store import not_made_yet
 from omnisync.state.times import from_us, to_us
 from omnisync.sync.context import STREAM
 from omnisync.verify.counts import Cut, LakeSide, ServerSide, Versions, choose_cut
@@ -62,12 +63,23 @@ class NothingToVerify(StateError):
     """The stream has no watermark yet: there is no lake to judge (run a sync first)."""
 
 
+def _state_made(settings: Settings) -> None:
+    """Raise NothingToVerify when no run has made the state database yet: a verification only
+    reads it, and made here it would be an empty one (a mistyped path would leave a file)."""
+    missing = not_made_yet(settings.state_url.get_secret_value())
+    if missing is not None:
+        raise NothingToVerify(
+            f"no state database at {str(missing)!r} yet: run `omnisync sync` first"
+        )
+
+
 def run_verify(settings: Settings, full: bool = False, audit: bool = False) -> Outcome:
     """Verify the lake once, record it in the run log and write its report; returns the
     outcome. Raises NothingToVerify, StateError, LakeError or an OmnitronError (the caller
     turns them into one line)."""
     storage = LakeStorage(settings.lake)
     check_format(storage)  # an older lake: one line saying to rebuild it, not a wrong verdict
+    _state_made(settings)
     store = StateStore(
         settings.state_url.get_secret_value(), lease_seconds=settings.lock_lease_seconds
     )
@@ -113,6 +125,7 @@ def last_findings(settings: Settings) -> Outcome | None:
     watermark as it was, yet its deletion check may have applied what the report calls
     deleted. The repair verifies afresh afterwards in any case, so findings that went out of
     date meanwhile cannot make it report a lake equal that is not."""
+    _state_made(settings)
     store = StateStore(settings.state_url.get_secret_value())
     try:
         store.migrate()

@@ -41,6 +41,24 @@ def test_a_missing_file_in_an_existing_folder_is_created_by_a_run_not_by_status(
     assert (tmp_path / "state.db").is_file()
 
 
+@pytest.mark.parametrize("flags", [[], ["--full"], ["--repair"]])
+def test_a_verify_before_any_run_says_so_and_makes_no_state_database(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    """Found by a new user: a verify in a fresh folder made the state database (its folder too,
+    for the default), then refused for want of a watermark."""
+    env = {
+        **_env(f"sqlite:///{tmp_path}/state.db", tmp_path),
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "OMNITRON_TOKEN": "t",
+    }
+    result = run_cli(env, "verify", *flags)
+    told = result.stdout + result.stderr
+    assert result.returncode == 2, told
+    assert "no state database at" in told and "run `omnisync sync` first" in told, told
+    assert not (tmp_path / "state.db").exists()
+
+
 def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> None:
     """A status against a database without omnisync's tables, or at an older revision, says so
     and changes nothing: an upgrade would change a production database under older workers."""
