@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -211,12 +211,14 @@ class OmnitronClient:
         content: bytes | None,
         headers: dict[str, str] | None,
     ) -> httpx.Response:
-        if self._http.is_closed:  # httpx would raise a bare RuntimeError, worth a retry
-            raise ClientClosed.unsent_request(method, path)
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise transport_failure(exc, f"{method} {path} on {self._host}") from None
+        except RuntimeError:  # closed (Ctrl-C, another thread): httpx refuses before sending
+            if self._http.is_closed:  # not a bare RuntimeError, which would be worth a retry
+                raise ClientClosed.unsent_request(method, path) from None
+            raise
 
     def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         return self._decode(self.send("GET", path, params=params))
@@ -246,14 +248,11 @@ class OmnitronClient:
             yield from page.results
 
     def count_customers(self, query: CustomerQuery | None = None) -> int:
-        body = self.get_json(
-            CUSTOMERS_PATH, params={**(query or CustomerQuery()).to_params(), "limit": "1"}
-        )
-        return int(body["count"])
+        params = {**(query or CustomerQuery()).to_params(), "limit": "1"}
+        return int(self.get_json(CUSTOMERS_PATH, params=params)["count"])
 
     def get_customer(self, pk: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.get_json(f"{CUSTOMERS_PATH}{int(pk)}/")
-        return result
+        return cast(dict[str, Any], self.get_json(f"{CUSTOMERS_PATH}{int(pk)}/"))
 
     def patch_customer(
         self, pk: int, changes: dict[str, Any], before_send: Callable[[], None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -115,6 +116,34 @@ def test_a_window_whose_client_was_closed_sends_nothing_and_is_not_run_again() -
         transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200, json={})),
     )
     client.close()
+    with pytest.raises(ClientClosed) as raised:
+        client.send("PATCH", "/api/v1/customers/1/", json={"erp_code": "A"})
+    assert raised.value.unsent and not sent
+    assert _worth_retrying(raised.value) is False
+
+
+def test_a_client_closed_while_a_request_starts_is_stopping_not_a_bare_runtime_error() -> None:
+    """The closed-client check and the request are two steps: a ``close()`` from another thread
+    between them made httpx raise a bare RuntimeError (retried, then unclassified: an ERP
+    write-back's row said nothing of why). It is the same refusal, nothing sent."""
+    import httpx
+    from pydantic import SecretStr
+
+    from omnisync.client import ClientClosed, OmnitronClient
+
+    sent: list[httpx.Request] = []
+    client = OmnitronClient(
+        "https://omnitron.example",
+        token=SecretStr("t"),
+        transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200, json={})),
+    )
+    request = client._http.request
+
+    def closed_meanwhile(*args: Any, **kwargs: Any) -> httpx.Response:
+        client._http.close()  # another thread's close, just after the check
+        return request(*args, **kwargs)
+
+    client._http.request = closed_meanwhile  # type: ignore[method-assign]
     with pytest.raises(ClientClosed) as raised:
         client.send("PATCH", "/api/v1/customers/1/", json={"erp_code": "A"})
     assert raised.value.unsent and not sent
