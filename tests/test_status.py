@@ -130,3 +130,48 @@ def test_a_dask_address_the_terminal_run_does_not_use_is_named_in_one_line(
         "note: OMNISYNC_DASK_ADDRESS applies to Prefect runs (with PREFECT_API_URL set); this "
         "run extracts its windows on threads (OMNISYNC_WINDOW_CONCURRENCY)"
     ]
+
+
+def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() -> None:
+    """Found by a new user: the first sync was listed ``incremental``, and its line showed the
+    run's internal counters (``changes_logged``, ``read_after_watermark``, ...), where the sync
+    itself had said "N read, N new or changed, N deleted, N quarantined, N flagged"."""
+    import json
+
+    from omnisync.commands.status import _run_lines
+
+    counts = {
+        "windows": 3,
+        "read": 100_000,
+        "written": 100_000,
+        "changes_logged": 99_000,
+        "quarantined": 2,
+        "flagged": 1_271,
+        "quarantined_marked": 0,
+        "read_after_watermark": 100_000,
+        "quarantined_after_watermark": 0,
+        "deleted": 5,
+        "deletion_check_requests": 2,
+        "deletion_ranges_carried": 0,
+        "watermark_before": None,
+        "unknown_fields": {},
+    }
+    run = {
+        "counts": json.dumps(counts),
+        "started_us": 1_800_000_000_000_000,
+        "ended_us": 1_800_000_003_400_000,
+        "status": "succeeded",
+        "error": None,
+        "stream": "customers",
+        "kind": "incremental",
+        "run_id": "a" * 32,
+    }
+    (first,) = _run_lines(run)
+    assert " first " in first and "incremental" not in first, first
+    said = first.split("run aaaaaaaa  ")[1]
+    assert said == "100,000 read, 99,000 new or changed, 5 deleted, 2 quarantined, 1,271 flagged"
+    counts["watermark_before"] = "2026-12-01T00:00:00+00:00"
+    (later,) = _run_lines({**run, "counts": json.dumps(counts)})
+    assert " incremental " in later, later
+    (full,) = _run_lines({**run, "counts": json.dumps(counts), "kind": "full"})
+    assert " full " in full, full

@@ -92,6 +92,8 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         if run["ended_us"]
         else "-"
     )
+    from omnisync.commands.terminal import sync_counts
+    from omnisync.state.quarantine_history import SYNC_KINDS
     from omnisync.state.record import outcome_now
 
     outcome = outcome_now(run)
@@ -101,15 +103,25 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         # the finding, not a success (it exited 1).
         outcome = "different"
     style = _OUTCOME_STYLE.get(outcome, "white")
-    shown = [
-        f"{n:,} {name}"
-        for name, n in counts.items()
-        if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
-    ]
+    kind = str(run["kind"])
+    if kind in SYNC_KINDS:
+        shown = [sync_counts(counts)] if counts.get("read") is not None else []
+        if (
+            kind == "incremental"
+            and "watermark_before" in counts
+            and not counts["watermark_before"]
+        ):
+            kind = "first"  # no watermark yet: it read the whole history
+    else:
+        shown = [
+            f"{n:,} {name}"
+            for name, n in counts.items()
+            if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
+        ]
     if verdict == "equal":  # a verification's finding; "different" is its outcome above
         shown.insert(0, "equal")
     lines = [
-        f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {run['kind']!s:<11} "
+        f"{started:%Y-%m-%d %H:%M:%S}  {run['stream']!s:<13} {kind:<11} "
         f"[{style}]{outcome:<11}[/{style}] {took:>8}  run {shown_run_id(str(run['run_id']))}"
         + (f"  {', '.join(shown)}" if shown else "")
     ]

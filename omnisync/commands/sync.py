@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from omnisync.commands.terminal import console, results, run_log, skip
+from omnisync.commands.terminal import console, results, run_log, skip, sync_counts
 from omnisync.commands.user_errors import user_errors
 from omnisync.lasting_imports import lasting_imports
 
@@ -53,11 +53,7 @@ def sync(
             with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
                 result = _sync_run(settings, full_refresh, context, api)
     out.print(
-        f"[green]ok[/green] {result['read']:,} read, "
-        # the versions not seen before: the lookback's re-reads are read, and change nothing
-        f"{result['changes_logged']:,} new or changed, "
-        f"{result.get('deleted', 0):,} deleted, "
-        f"{result['quarantined']:,} quarantined, {result['flagged']:,} flagged in "
+        f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s); watermark {result['watermark_before'] or 'none'} -> "
         f"{result['watermark_after']}",
         highlight=False,

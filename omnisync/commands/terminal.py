@@ -61,3 +61,14 @@ def run_log(level: str, local: bool) -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
+
+
+def sync_counts(counts: dict[str, object]) -> str:
+    """A sync's counts as its result line and ``status`` both say them. "new or changed" are
+    the versions the change log had not seen: the lookback's re-reads are read, and change
+    nothing."""
+    return (
+        f"{counts.get('read', 0):,} read, {counts.get('changes_logged', 0):,} new or changed, "
+        f"{counts.get('deleted', 0):,} deleted, {counts.get('quarantined', 0):,} quarantined, "
+        f"{counts.get('flagged', 0):,} flagged"
+    )
