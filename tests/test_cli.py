@@ -54,7 +54,10 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
         ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False
     )
     assert shown.returncode == 0 and "customers" in shown.stdout, shown.stderr
-    # So does the status hint: the demo's runs, not an empty state of this folder's own.
+    # So does the status hint: the demo's runs, not an empty state of this folder's own. The
+    # summary is the command's result, on stdout with the hints (its heading was on stderr).
+    assert "Demo done" in result.stdout and "as `omnisync status` shows them" in result.stdout
+    assert "Demo done" not in result.stderr
     hint = next(line for line in result.output.splitlines() if "bin/omnisync status" in line)
     shown = subprocess.run(
         ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from omnisync.commands.terminal import console, fail
+from omnisync.commands.terminal import console, fail, results
 from omnisync.commands.user_errors import user_errors
 
 
@@ -107,4 +107,4 @@ def demo(
         from omnisync.demo import print_summary, run_demo
 
         report = run_demo(output, customers, console)
-    print_summary(report, console)
+    print_summary(report, results())  # its results, on stdout with the hints it prints
