@@ -153,7 +153,6 @@ def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() 
         "deleted": 5,
         "deletion_check_requests": 2,
         "deletion_ranges_carried": 0,
-        "watermark_before": None,
         "unknown_fields": {},
     }
     run = {
@@ -165,13 +164,14 @@ def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() 
         "stream": "customers",
         "kind": "incremental",
         "run_id": "a" * 32,
+        "watermark_before_iso": None,
     }
     (first,) = _run_lines(run)
     assert " first " in first and "incremental" not in first, first
     said = first.split("run aaaaaaaa  ")[1]
     assert said == "100,000 read, 99,000 new or changed, 5 deleted, 2 quarantined, 1,271 flagged"
-    counts["watermark_before"] = "2026-12-01T00:00:00+00:00"
-    (later,) = _run_lines({**run, "counts": json.dumps(counts)})
-    assert " incremental " in later, later
-    (full,) = _run_lines({**run, "counts": json.dumps(counts), "kind": "full"})
-    assert " full " in full, full
+    (killed,) = _run_lines({**run, "counts": None, "ended_us": None, "status": "running"})
+    assert " first " in killed, "a first run killed before it recorded counts is still first"
+    later = {**run, "watermark_before_iso": "2026-12-01T00:00:00.000000Z"}
+    assert " incremental " in _run_lines(later)[0]
+    assert " full " in _run_lines({**later, "kind": "full"})[0]

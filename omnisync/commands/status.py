@@ -106,12 +106,8 @@ def _run_lines(run: dict[str, object]) -> list[str]:
     kind = str(run["kind"])
     if kind in SYNC_KINDS:
         shown = [sync_counts(counts)] if counts.get("read") is not None else []
-        if (
-            kind == "incremental"
-            and "watermark_before" in counts
-            and not counts["watermark_before"]
-        ):
-            kind = "first"  # no watermark yet: it read the whole history
+        if kind == "incremental" and not run.get("watermark_before_iso"):
+            kind = "first"  # no watermark when it started: it reads the whole history
     else:
         shown = [
             f"{n:,} {name}"
