@@ -20,6 +20,13 @@ from omnisync.lasting_imports import lasting_imports
 _DEFERRED = ("scipy.stats", "altair", "jsonschema", "boto3")
 
 
+#: set by the thread importing GX when it ends, while one runs: a caller stopped while it waited
+#: (Ctrl-C) leaves it running, and the next caller waits for it instead of taking GX half made.
+#: An event, not ``Thread.join``: Python 3.11 marks a thread stopped when a join is interrupted.
+_importing: threading.Event | None = None
+_failed: list[BaseException] = []
+
+
 def import_gx() -> ModuleType:
     """``great_expectations``, imported with :func:`defer_unused_imports` and
     :func:`_fields_copied_shallowly`. Callers hold one lock around it: both change state shared
@@ -28,32 +35,40 @@ def import_gx() -> ModuleType:
     Made on a thread of its own (the caller's waits for it) under
     :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
     long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
-    then (its client, its engine) out of the cycle collector's passes, and nothing after."""
-    if "great_expectations" in sys.modules:
-        return sys.modules["great_expectations"]
-    defer_unused_imports()
-    imported: list[ModuleType] = []
-    failed: list[BaseException] = []
+    then (its client, its engine) out of the cycle collector's passes, and nothing after. A
+    failed import is raised to its caller, and tried again by the next."""
+    global _importing
+    if _importing is None:
+        if "great_expectations" in sys.modules:  # imported before, by omnisync or not
+            return sys.modules["great_expectations"]
+        defer_unused_imports()
+        _failed.clear()
+        # On a thread of its own, so that its frames start at the same depth whoever calls it:
+        # the command line, a Prefect task or a Dask worker. Python 3.11 keeps frames in 16 KiB
+        # chunks and maps and unmaps a chunk each time the stack crosses into it and back; the
+        # import's hundreds of nested class definitions crossed a boundary about 27,000 times
+        # under the command line's frames, against about 4,200 on a fresh thread: 0.1-0.15
+        # CPU-s of a run (docs/performance.md).
+        _importing = threading.Event()
+        thread = threading.Thread(
+            target=_import, args=(_importing,), name="omnisync-gx-import", daemon=True
+        )
+        thread.start()
+    _importing.wait()
+    _importing = None
+    if _failed:
+        raise _failed[0]
+    return sys.modules["great_expectations"]
 
-    def run() -> None:
-        try:
-            with lasting_imports(), _fields_copied_shallowly():
-                imported.append(importlib.import_module("great_expectations"))
-        except BaseException as exc:  # handed to the caller's thread, which raises it
-            failed.append(exc)
 
-    # On a thread of its own, so that its frames start at the same depth whoever calls it: the
-    # command line, a Prefect task or a Dask worker. Python 3.11 keeps frames in 16 KiB chunks
-    # and maps and unmaps a chunk each time the stack crosses into it and back; the import's
-    # hundreds of nested class definitions crossed a boundary about 27,000 times under the
-    # command line's frames, against about 6,000 on a fresh thread: 0.15 CPU-s of a run
-    # (docs/performance.md).
-    thread = threading.Thread(target=run, name="omnisync-gx-import", daemon=True)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return imported[0]
+def _import(done: threading.Event) -> None:
+    try:
+        with lasting_imports(), _fields_copied_shallowly():
+            importlib.import_module("great_expectations")
+    except BaseException as exc:  # handed to the caller's thread, which raises it
+        _failed.append(exc)
+    finally:
+        done.set()
 
 
 @contextmanager
