@@ -24,7 +24,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 # every command compiled its hundred modules again, about 0.1 CPU-s a run.
 install: $(UV)
 	$(UV) sync --locked --quiet --compile-bytecode
-	$(UV) run --locked python -m compileall -q omnisync flows transforms sandbox >/dev/null
+	$(UV) run --locked python -m compileall -q omnisync flows transforms sandbox
 
 lint: install
 	$(UV) run --locked ruff check .

@@ -191,7 +191,7 @@ class _WorkerRuns:
                 context = closing.enter_context(open_run(settings, run_id, ask=False))
                 if fence is not None:
                     # The flow's release does not reach this process: its fence asks the
-                    # database before each lake write (a few a window), not its own clock.
+                    # database at each check (two a file written), not its own clock.
                     owner, acquired = fence
                     rebuilt = Fence(
                         context.store.lease, STREAM, owner, acquired, asks_database=True

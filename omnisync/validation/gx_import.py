@@ -36,7 +36,9 @@ def import_gx() -> ModuleType:
     :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
     long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
     then (its client, its engine) out of the cycle collector's passes, and nothing after. A
-    failed import is raised to its caller, and tried again by the next."""
+    failed import is raised to its caller, and tried again by the next. Not from a module's own
+    import of a module GX imports: its thread would wait for that module's import, which waits
+    for it (Python's import-deadlock check cannot see a thread)."""
     global _importing
     if _importing is None:
         if "great_expectations" in sys.modules:  # imported before, by omnisync or not
