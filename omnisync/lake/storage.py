@@ -91,8 +91,16 @@ class LakeStorage:
             raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is a file, not a folder: give a folder")
 
     def check_writable(self) -> None:
-        """Raise LakeError with the reason when the lake root cannot be written."""
+        """Raise LakeError with the reason when the lake root cannot be written. A local lake is
+        made on the first run, but only in a folder that exists: a mistyped path would otherwise
+        get a new lake, somewhere nobody looks (and a refused run would leave its folders)."""
         self.check_folder()
+        parent = posixpath.dirname(self.root)
+        if self.local and parent and not self.fs.exists(self.root) and not self.fs.exists(parent):
+            raise LakeError(
+                f"OMNISYNC_LAKE {self.shown!r}: the folder {parent!r} does not exist (a typo?); a "
+                "new lake is made only in an existing folder, so create it first"
+            )
         probe = self.path(f"_probe-{uuid.uuid4().hex}")
         try:
             self.fs.makedirs(self.root, exist_ok=True)

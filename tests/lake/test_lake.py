@@ -213,6 +213,31 @@ def test_an_unwritable_lake_is_a_clear_error(tmp_path: Path) -> None:
         LakeStorage(str(blocked / "lake")).check_writable()
 
 
+@pytest.mark.parametrize("command", [["sync"], ["reconcile", "--erp-file", "x.csv", "--dry-run"]])
+def test_a_lake_in_a_folder_that_does_not_exist_is_refused_and_nothing_is_made(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Found by a new user: a mistyped OMNISYNC_LAKE got a new lake in folders made for it (a
+    first sync exited 0 there; a refused run left the folders behind). As for the state
+    database: a new lake is made only in a folder that exists."""
+    from tests.cli_runner import run_cli
+
+    (tmp_path / "x.csv").write_text("email,erp_code\na@b.test,C1\n")
+    env = {
+        "OMNISYNC_LAKE": str(tmp_path / "tpyo" / "deep" / "lake"),
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "OMNITRON_TOKEN": "t",
+    }
+    done = run_cli(env, *command, cwd=tmp_path)
+    told = done.stdout + done.stderr
+    assert done.returncode == 2, told
+    assert f"the folder '{tmp_path}/tpyo/deep' does not exist" in told, told
+    assert "OMNISYNC_LAKE" in told and "Traceback" not in told
+    assert not (tmp_path / "tpyo").exists()
+    assert LakeStorage(str(tmp_path / "lake")).check_writable() is None, "one level is made"
+
+
 class Crash(Exception):
     pass
 
