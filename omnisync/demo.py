@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from omnisync.commands.terminal import sync_counts
 from omnisync.settings import Settings, load_settings
 
 STEPS = 6
@@ -117,15 +118,14 @@ def print_summary(report: dict[str, Any], console: Console) -> None:
     )
     console.print(
         f"\n[bold green]Demo done[/bold green] in {report['seconds']} s\n"
-        f"  first sync        {first['read']:,} read, {first['written']:,} written, "
-        f"{first['flagged']:,} flagged by validation, {first['quarantined']:,} quarantined\n"
-        f"  incremental sync  {second['read']:,} read (changed since the watermark, and what "
-        "the lookback reads again)\n"
+        f"  first sync        {sync_counts(first)}\n"
+        f"  incremental sync  {sync_counts(second)} (read: the changes since the watermark, "
+        "and what the lookback reads again)\n"
         f"  ERP dry run       {dry['planned']:,} changes planned, {dry['conflicts']} conflicts, "
         f"{dry['unknown_in_erp']:,} codes unknown to the ERP\n"
         f"  ERP write-back    {outcomes}\n"
-        f"  sync after it     {report['after_write_back']['read']:,} read (the codes just "
-        "written back, and what the lookback reads again)\n\n"
+        f"  sync after it     {sync_counts(report['after_write_back'])} (read: the codes "
+        "just written back, and what the lookback reads again)\n\n"
         f"  current customers   {lake}/customers/\n"
         f"  change log          {lake}/customer_changes/\n"
         f"  quarantine          {lake}/quarantine/customers/\n"

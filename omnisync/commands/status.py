@@ -110,7 +110,7 @@ def _run_lines(run: dict[str, object]) -> list[str]:
             kind = "first"  # no watermark when it started: it reads the whole history
     else:
         shown = [
-            f"{n:,} {name}"
+            f"{n:,} {name.replace('_', ' ')}"  # in words: "unknown in erp", not a column name
             for name, n in counts.items()
             if isinstance(n, int) and not isinstance(n, bool) and name != "windows"
         ]
