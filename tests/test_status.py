@@ -174,6 +174,8 @@ def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() 
     assert " first " in killed, "a first run killed before it recorded counts is still first"
     erp = {**run, "kind": "reconcile", "counts": json.dumps({"planned": 3, "unknown_in_erp": 2})}
     assert _run_lines(erp)[0].endswith("3 planned, 2 unknown in erp"), "words, not column names"
+    taken = {**run, "status": "interrupted", "error": f"taken over by run {'b' * 32}: why"}
+    assert _run_lines(taken)[1] == "[red]taken over by run bbbbbbbb: why[/red]", "as listed"
     later = {**run, "watermark_before_iso": "2026-12-01T00:00:00.000000Z"}
     assert " incremental " in _run_lines(later)[0]
     assert " full " in _run_lines({**later, "kind": "full"})[0]

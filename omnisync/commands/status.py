@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from rich.console import Console
 
@@ -130,10 +131,12 @@ def _run_lines(run: dict[str, object]) -> list[str]:
             "fields the schema does not know: "
             + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
         )
-    if run["error"] and outcome == "stopped":
-        lines.append(f"[yellow]{str(run['error'])[:300]}; nothing was patched[/yellow]")
-    elif run["error"]:
-        lines.append(f"[red]{str(run['error'])[:300]}[/red]")
+    # the runs an error names (a takeover's), as this list names them
+    error = re.sub(r"\b[0-9a-f]{32}\b", lambda m: shown_run_id(m[0]), str(run["error"] or ""))
+    if error and outcome == "stopped":
+        lines.append(f"[yellow]{error[:300]}; nothing was patched[/yellow]")
+    elif error:
+        lines.append(f"[red]{error[:300]}[/red]")
     elif outcome == "interrupted":
         lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
     return lines

@@ -117,13 +117,18 @@ class Lease:
             if row.run_id is not None and row.run_id != run_id:
                 # The dead holder's own run, whatever stream it records under (a
                 # reconciliation records under ``erp`` and locks ``erp-writeback``).
+                why = (
+                    "its process was gone (killed)"
+                    if process_gone(row.owner)
+                    else "it was killed on another host, or it stalled past its lease and "
+                    "changed nothing after that"
+                )
                 connection.execute(
                     update(runs)
                     .where(runs.c.run_id == row.run_id, runs.c.status == "running")
                     .values(
                         status="interrupted",
-                        error=f"taken over by run {run_id or self.owner}: it was killed, or it "
-                        "stalled past its lease and changed nothing after that",
+                        error=f"taken over by run {run_id or self.owner}: {why}",
                     )
                 )
             acquired = int(connection.execute(mine).scalar_one())

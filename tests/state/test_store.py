@@ -160,7 +160,7 @@ def test_a_takeover_marks_the_dead_holders_own_run_interrupted(store: StateStore
     with store.lease.locked(name + "-writeback", wait_seconds=0, run_id=successor):
         (run,) = store.runs.recent(name + "-log")
     assert run["run_id"] == killed and run["status"] == "interrupted", run
-    assert f"taken over by run {successor}" in run["error"]
+    assert run["error"] == f"taken over by run {successor}: its process was gone (killed)"
 
 
 def test_a_stale_lease_is_taken_over(store: StateStore) -> None:
