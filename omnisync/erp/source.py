@@ -123,16 +123,24 @@ def read_query(
     """Run ``query`` (given by the operator; no values are interpolated) and fetch the rows."""
     where = f"ERP query on {database_url_shown(url)}"
     options = _sqlite_read_only(url, where)
+    connected = False
     try:
         engine = create_engine(url, **options)
         with engine.connect() as connection:
+            connected = True
             result = connection.execute(text(query))
             names = list(result.keys())
             rows = result.fetchall()
         engine.dispose()
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ErpInputError(f"{where} failed: {without_url_pieces(message, url)}") from None
+        reason = without_url_pieces(message, url)
+        if not connected:  # a login, a host or a driver: the URL's to fix, not the query
+            raise ErpInputError(
+                f"cannot reach the ERP database {database_url_shown(url)} (--erp-url, "
+                f"OMNISYNC_ERP_URL): {reason}"
+            ) from None
+        raise ErpInputError(f"{where} failed: {reason}") from None
     if len(set(names)) != len(names):
         dups = sorted({n for n in names if names.count(n) > 1})
         raise ErpInputError(f"{where}: duplicate column name(s) {dups}")

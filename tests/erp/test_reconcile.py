@@ -371,6 +371,21 @@ def test_a_mistyped_sqlite_erp_path_is_named_and_no_file_is_made(tmp_path: Path)
     assert not typo.exists()
 
 
+def test_an_erp_login_refused_names_the_erp_url_not_the_query(mariadb_url: str) -> None:
+    """Found by a new user: a wrong ERP password read "ERP query on ... failed: (1045, Access
+    denied ...)", naming neither --erp-url nor OMNISYNC_ERP_URL, as if the query were wrong."""
+    from sqlalchemy.engine import make_url
+
+    wrong = make_url(mariadb_url).set(password="Wr0ngS3cret-xyz")
+    url = wrong.render_as_string(hide_password=False)
+    with pytest.raises(ErpInputError) as raised:
+        read_query(url, "select 1 as email, 2 as erp_code", "email")
+    said = str(raised.value)
+    assert said.startswith("cannot reach the ERP database "), said
+    assert "(--erp-url, OMNISYNC_ERP_URL)" in said and "1045" in said, said
+    assert "Wr0ngS3cret-xyz" not in said
+
+
 @pytest.mark.parametrize("server_name", ["postgres_url", "mariadb_url"])
 def test_erp_queries_on_postgresql_and_mariadb(
     request: pytest.FixtureRequest, server_name: str
