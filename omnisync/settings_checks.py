@@ -202,7 +202,7 @@ def one_line(
     ``user:pass@`` is hidden."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        where = ".".join(str(p) for p in error["loc"])
         name = env_names.get(where, where)
         value = error.get("input")
         hidden = (
@@ -215,7 +215,8 @@ def one_line(
             value = without_userinfo(value)
         shown = "" if hidden or isinstance(value, dict) else f" (got {value!r})"
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}{shown}")
+        # a check of several settings together names them in its message
+        lines.append(f"{name}: {message}{shown}" if name else f"{message}{shown}")
     return "; ".join(lines)
 
 

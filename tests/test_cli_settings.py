@@ -367,7 +367,7 @@ def test_verify_refuses_full_and_audit_together(tmp_path: Path) -> None:
         {"OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db"}, "verify", "--full", "--audit"
     )
     assert done.returncode == 2, done.stderr
-    assert "--full compares every customer already: give --full or --audit" in " ".join(
+    assert "--full compares every customer already: give only one of them" in " ".join(
         done.stderr.split()
     )
 

@@ -130,6 +130,8 @@ def test_an_empty_user_name_or_password_is_not_set(
     ) as refused:
         load_settings(omnitron_url="https://omnitron.example")
     assert "s3cret-pw" not in str(refused.value)
+    # the settings it names start the line: no "settings:" before them (a new user's tryout)
+    assert str(refused.value).startswith("OMNITRON_USERNAME is empty"), str(refused.value)
 
 
 def test_the_default_layout_is_the_documented_64_buckets() -> None:

@@ -31,7 +31,7 @@ def reconcile(
     clear_unknown: bool = typer.Option(False, help="clear erp_codes the ERP does not know"),
     column: list[str] = typer.Option([], help="map a column: erp_code=ACCOUNT_NO (repeatable)"),
 ) -> None:
-    """Reconcile Omnitron's erp_codes with the ERP and write the differences back (G7)."""
+    """Reconcile Omnitron's erp_codes with the ERP and write the differences back."""
     out = results()  # the outcome; progress and log lines go to stderr
     with user_errors():
         from omnisync.settings import load_settings

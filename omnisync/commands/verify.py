@@ -24,11 +24,11 @@ def verify(
         "OMNISYNC_VERIFY_AUDIT_RUNS runs); read every column of every file",
     ),
 ) -> None:
-    """Compare customers/ with Omnitron as of the watermark (G9); exit 0 equal, 1 different."""
+    """Compare customers/ with Omnitron as of the watermark; exit 0 equal, 1 different."""
     out = results()  # the verdicts; progress and log lines go to stderr
     with user_errors():
         if full and audit:
-            raise fail("--full compares every customer already: give --full or --audit", 2)
+            raise fail("--full compares every customer already: give only one of them", 2)
         from omnisync.settings import load_settings
 
         settings = load_settings()
