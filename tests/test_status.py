@@ -16,11 +16,12 @@ from tests.sync.sandbox_runs import cli_env, omnisync, start_omnisync, sync_ok
 Make = Callable[..., SandboxServer]
 
 
-def _kill_after_planning(env: dict[str, str]) -> None:
+def _kill_in_a_window(env: dict[str, str]) -> None:
+    """Killed once its plan is saved: the next run finishes that plan."""
     process = start_omnisync(env, "sync")
     assert process.stderr is not None
     for line in process.stderr:
-        if re.search(r"omnisync\.\w+ - planned", line):
+        if re.search(r"omnisync\.\w+ - typed chunk", line):
             os.killpg(process.pid, signal.SIGKILL)
             break
     process.wait(timeout=300)
@@ -41,7 +42,7 @@ def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
         OMNISYNC_WINDOW_ROWS="400",
         OMNISYNC_LOG_LEVEL="DEBUG",
     )
-    _kill_after_planning(env)
+    _kill_in_a_window(env)
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     (killed,) = store.runs.recent("customers")
     assert killed["status"] == "running"  # it could not record its end
@@ -52,8 +53,9 @@ def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
     line = next(x for x in shown.stdout.splitlines() if shown_run_id(killed["run_id"]) in x)
     assert "interrupted" in line and "running" not in shown.stdout
 
-    # The next run takes the stream over, and says so in the killed run's row.
-    sync_ok(env)
+    # The next run takes the stream over, and says so in the killed run's row; its result line
+    # says it finished the killed run's plan (its windows are in its counts).
+    assert "finishing the plan an interrupted run left;" in sync_ok(env).stdout
     later, again = store.runs.recent("customers")
     assert later["status"] == "succeeded" and again["run_id"] == killed["run_id"]
     assert again["status"] == "interrupted"

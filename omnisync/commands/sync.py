@@ -54,8 +54,10 @@ def sync(
                 result = _sync_run(settings, full_refresh, context, api)
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
-        f"{result['windows']} window(s); watermark {result['watermark_before'] or 'none'} -> "
-        f"{result['watermark_after']}",
+        f"{result['windows']} window(s)"
+        # the windows an interrupted run planned are in these counts too
+        f"{', finishing the plan an interrupted run left' if result.get('resumed_plan') else ''}"
+        f"; watermark {result['watermark_before'] or 'none'} -> {result['watermark_after']}",
         highlight=False,
         soft_wrap=True,
     )
