@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, literal_column, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from omnisync.state.errors import LockLost, StateError
+from omnisync.state.errors import LockLost, LockUnproven, StateError
 from omnisync.state.schema import locks
 
 if TYPE_CHECKING:
@@ -149,6 +149,11 @@ class Fence:
                     with self.lease.engine.begin() as connection:
                         self.touch(connection)
                 except SQLAlchemyError as exc:
+                    if self.asks_database:  # not the holder: a blip here is worth a retry
+                        raise LockUnproven(
+                            f"cannot ask the state database whether this run still holds the "
+                            f"lock of stream {self.stream!r} ({exc}); nothing was changed"
+                        ) from exc
                     raise LockLost(
                         f"this run cannot prove it still holds the lock of stream "
                         f"{self.stream!r} (renewing it failed: {exc}); it changes nothing more"

@@ -68,3 +68,23 @@ def test_a_worker_writes_nothing_to_the_lake_once_the_flow_released_its_lock(
         context.storage.write_bytes("x/after-release.txt", b"late")
     assert not (Path(settings.lake) / "x" / "after-release.txt").exists()
     assert (Path(settings.lake) / "x" / "while-held.txt").exists()
+
+
+def test_a_worker_that_cannot_ask_the_database_changes_nothing_and_its_window_is_retried(
+    tmp_path: Path,
+) -> None:
+    """From a review: a worker's fence asks the database at each check, and a database that did
+    not answer raised LockLost, which no window retries: one blip failed the run. It is refused
+    as unproven, and the window runs again (its retry asks again; its files are replaced)."""
+    from omnisync.lake import LakeStorage
+    from omnisync.state import Fence, LockUnproven
+    from omnisync.sync.window import _worth_retrying
+
+    unreachable = StateStore("postgresql+psycopg://omnisync:pw-xyz@127.0.0.1:1/x")
+    fence = Fence(unreachable.lease, STREAM, "owner", 1, asks_database=True)
+    lake = LakeStorage(str(tmp_path / "lake"), guard=fence.check)
+    with pytest.raises(LockUnproven) as raised:
+        lake.write_bytes("x/unproven.txt", b"late")
+    assert not (tmp_path / "lake" / "x" / "unproven.txt").exists()
+    assert _worth_retrying(raised.value) and "pw-xyz" not in str(raised.value)
+    assert not isinstance(raised.value, LockLost)
