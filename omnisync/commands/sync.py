@@ -29,6 +29,7 @@ def sync(
         settings = load_settings()  # before the sync's imports: a mistake answers at once
         with lasting_imports():
             from omnisync.connection import open_client
+            from omnisync.lake import LakeStorage
             from omnisync.prefect_api import configured_prefect_api
             from omnisync.sync import preflight
 
@@ -44,6 +45,8 @@ def sync(
                 highlight=False,
                 soft_wrap=True,
             )
+        # a mistyped lake path is refused before the state database is made or asked
+        LakeStorage(settings.lake).check_parent()
         if settings.lock_wait_seconds == 0:
             _refuse_if_busy(settings, "full" if full_refresh else "incremental")
         with contextlib.ExitStack() as opened:
@@ -55,8 +58,8 @@ def sync(
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
-        # the windows an interrupted run planned are in these counts too
-        f"{', finishing the plan an interrupted run left' if result.get('resumed_plan') else ''}"
+        # the windows an earlier run planned (and did not finish) are in these counts too
+        f"{', finishing the plan an earlier run left' if result.get('resumed_plan') else ''}"
         f"; watermark {result['watermark_before'] or 'none'} -> {result['watermark_after']}",
         highlight=False,
         soft_wrap=True,

@@ -49,3 +49,14 @@ def exchange_paths(first: str, second: str) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
         return False
     raise OSError(code, os.strerror(code), first)
+
+
+def missing(path: str) -> bool:
+    """Whether nothing is at ``path`` (not: it cannot be looked at, which a write then says)."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False

@@ -34,7 +34,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
 from omnisync.lake.file_options import SCRATCH_OPTIONS, lake_options
-from omnisync.lake.renames import exchange_paths, renameat2_function, temporary_path
+from omnisync.lake.renames import exchange_paths, missing, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
@@ -90,17 +90,23 @@ class LakeStorage:
         if self.fs.isfile(self.root):
             raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is a file, not a folder: give a folder")
 
+    def check_parent(self) -> None:
+        """Raise LakeError when a local lake that does not exist yet is under a folder that
+        does not exist either: a mistyped path. Anything else (a folder that cannot be entered)
+        is left to the write probe, which says why."""
+        parent = posixpath.dirname(self.root)
+        if self.local and missing(self.root) and missing(parent):
+            raise LakeError(
+                f"OMNISYNC_LAKE {self.shown!r}: the folder {parent!r} does not exist (a typo?); a "
+                "new lake is made only in an existing folder, so create it first"
+            )
+
     def check_writable(self) -> None:
         """Raise LakeError with the reason when the lake root cannot be written. A local lake is
         made on the first run, but only in a folder that exists: a mistyped path would otherwise
         get a new lake, somewhere nobody looks (and a refused run would leave its folders)."""
         self.check_folder()
-        parent = posixpath.dirname(self.root)
-        if self.local and parent and not self.fs.exists(self.root) and not self.fs.exists(parent):
-            raise LakeError(
-                f"OMNISYNC_LAKE {self.shown!r}: the folder {parent!r} does not exist (a typo?); a "
-                "new lake is made only in an existing folder, so create it first"
-            )
+        self.check_parent()
         probe = self.path(f"_probe-{uuid.uuid4().hex}")
         try:
             self.fs.makedirs(self.root, exist_ok=True)

@@ -235,7 +235,18 @@ def test_a_lake_in_a_folder_that_does_not_exist_is_refused_and_nothing_is_made(
     assert f"the folder '{tmp_path}/tpyo/deep' does not exist" in told, told
     assert "OMNISYNC_LAKE" in told and "Traceback" not in told
     assert not (tmp_path / "tpyo").exists()
+    assert not (tmp_path / "state.db").exists(), "refused before the state database is made"
     assert LakeStorage(str(tmp_path / "lake")).check_writable() is None, "one level is made"
+
+
+def test_a_lake_under_a_folder_that_cannot_be_entered_is_not_called_a_typo(tmp_path: Path) -> None:
+    """From a review: a folder above the lake that cannot be looked into (its permissions, or a
+    file where a folder should be) is not "does not exist (a typo?)": the write says why."""
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(LakeError) as raised:
+        LakeStorage(str(blocked / "a" / "lake")).check_writable()
+    assert "not writable" in str(raised.value) and "typo" not in str(raised.value)
 
 
 class Crash(Exception):
