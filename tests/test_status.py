@@ -55,7 +55,7 @@ def test_a_killed_sync_is_shown_interrupted_and_then_taken_over(
 
     # The next run takes the stream over, and says so in the killed run's row; its result line
     # says it finished the killed run's plan (its windows are in its counts).
-    assert "finishing the plan an interrupted run left;" in sync_ok(env).stdout
+    assert "finishing the plan an earlier run left;" in sync_ok(env).stdout
     later, again = store.runs.recent("customers")
     assert later["status"] == "succeeded" and again["run_id"] == killed["run_id"]
     assert again["status"] == "interrupted"
@@ -91,6 +91,25 @@ def test_a_run_stopped_by_ctrl_c_is_interrupted_not_failed(tmp_path: Path) -> No
     (run,) = store.runs.recent()
     assert run["status"] == "interrupted", run
     assert run["error"] == "stopped by Ctrl-C (SIGINT)"
+
+
+def test_a_run_ended_by_sigterm_under_prefect_is_interrupted_not_failed(tmp_path: Path) -> None:
+    """From a review: under a Prefect API, Prefect turns SIGTERM (a worker or pod stopping) into
+    TerminationSignal, and the run was recorded ``failed`` with ``TerminationSignal:``."""
+    import signal
+
+    import pytest
+    from prefect.exceptions import TerminationSignal
+
+    from omnisync.state import RunRecord
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    with pytest.raises(TerminationSignal), RunRecord(store, "c" * 32, "customers", "full"):
+        raise TerminationSignal(signal=signal.SIGTERM)
+    (run,) = store.runs.recent()
+    assert run["status"] == "interrupted", run
+    assert run["error"] == "ended by SIGTERM (its worker or container stopping)"
 
 
 def test_run_ids_are_shown_so_that_runs_can_be_told_apart() -> None:

@@ -109,6 +109,8 @@ class RunRecord:
             status = "succeeded"
         elif isinstance(exc, KeyboardInterrupt):  # not a failure of the run's own
             status, error = INTERRUPTED, "stopped by Ctrl-C (SIGINT)"
+        elif type(exc).__name__ == "TerminationSignal":  # Prefect's SIGTERM: a worker stopping
+            status, error = INTERRUPTED, "ended by SIGTERM (its worker or container stopping)"
         elif isinstance(exc, self.refused_by):
             status = REFUSED
         else:
