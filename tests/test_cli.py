@@ -58,6 +58,8 @@ def test_demo_tells_the_whole_story_and_prints_where_results_are(
     # summary is the command's result, on stdout with the hints (its heading was on stderr).
     assert "Demo done" in result.stdout and "as `omnisync status` shows them" in result.stdout
     assert "Demo done" not in result.stderr
+    # each sync's counts in the words of its own result line and of status
+    assert "first sync        600 read, 600 new or changed, 0 deleted" in result.stdout
     hint = next(line for line in result.output.splitlines() if "bin/omnisync status" in line)
     shown = subprocess.run(
         ["bash", "-c", hint.strip()], cwd=root, capture_output=True, text=True, check=False

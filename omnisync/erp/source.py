@@ -127,6 +127,8 @@ def read_query(
     try:
         engine = create_engine(url, **options)
         with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":  # SQLite opens any file: is it a database?
+                connection.exec_driver_sql("PRAGMA schema_version")
             connected = True
             result = connection.execute(text(query))
             names = list(result.keys())
@@ -137,8 +139,8 @@ def read_query(
         reason = without_url_pieces(message, url)
         if not connected:  # a login, a host or a driver: the URL's to fix, not the query
             raise ErpInputError(
-                f"cannot reach the ERP database {database_url_shown(url)} (--erp-url, "
-                f"OMNISYNC_ERP_URL): {reason}"
+                f"cannot reach the ERP database {database_url_shown(url)} (the ERP's URL: "
+                f"--erp-url, OMNISYNC_ERP_URL, or the flow's erp_url_secret): {reason}"
             ) from None
         raise ErpInputError(f"{where} failed: {reason}") from None
     if len(set(names)) != len(names):

@@ -382,8 +382,21 @@ def test_an_erp_login_refused_names_the_erp_url_not_the_query(mariadb_url: str) 
         read_query(url, "select 1 as email, 2 as erp_code", "email")
     said = str(raised.value)
     assert said.startswith("cannot reach the ERP database "), said
-    assert "(--erp-url, OMNISYNC_ERP_URL)" in said and "1045" in said, said
-    assert "Wr0ngS3cret-xyz" not in said
+    assert "--erp-url, OMNISYNC_ERP_URL, or the flow's erp_url_secret" in said, said
+    assert "1045" in said and "Wr0ngS3cret-xyz" not in said, said
+
+
+def test_a_sqlite_erp_file_that_is_not_a_database_names_the_url_not_the_query(
+    tmp_path: Path,
+) -> None:
+    """From a review: SQLite opens any file, so a file that is not a database was blamed on the
+    query ("ERP query ... failed: file is not a database")."""
+    other = tmp_path / "notes.db"
+    other.write_text("not a database, just words " * 100)
+    with pytest.raises(ErpInputError) as raised:
+        read_query(f"sqlite:///{other}", "select 1 as email, 2 as erp_code", "email")
+    said = str(raised.value)
+    assert said.startswith("cannot reach the ERP database ") and "not a database" in said, said
 
 
 @pytest.mark.parametrize("server_name", ["postgres_url", "mariadb_url"])

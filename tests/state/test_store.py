@@ -165,15 +165,23 @@ def test_a_takeover_marks_the_dead_holders_own_run_interrupted(store: StateStore
 
 def test_a_stale_lease_is_taken_over(store: StateStore) -> None:
     name = stream()
+    stalled = uuid.uuid4().hex
+    store.runs.start(stalled, name, "incremental", None)
     with store.engine.begin() as connection:
         connection.execute(
             sqlalchemy.text(
-                "insert into omnisync_locks (stream, owner, acquired_us, heartbeat_us) "
-                "values (:s, 'elsewhere:1:x', 0, 0)"
+                "insert into omnisync_locks (stream, owner, acquired_us, heartbeat_us, run_id) "
+                "values (:s, 'elsewhere:1:x', 0, 0, :r)"
             ),
-            {"s": name},
+            {"s": name, "r": stalled},
         )
-    assert store.lease.try_lock(name)
+    assert store.lease.try_lock(name, run_id="b" * 32)
+    (run,) = store.runs.recent(name)
+    assert run["status"] == "interrupted"
+    assert run["error"] == (
+        f"taken over by run {'b' * 32}: it was killed on another host, or it stalled past its "
+        "lease and changed nothing after that"
+    ), "a holder on another host cannot be known dead: its lease ran out"
 
 
 def test_run_log_and_backfill_windows_round_trip(store: StateStore) -> None:
