@@ -45,7 +45,12 @@ class LakeStorage:
     def __init__(
         self, root: str, *, guard: Callable[[], None] | None = None, **storage_options: Any
     ) -> None:
-        fs, path = fsspec.core.url_to_fs(root, **storage_options)
+        try:
+            fs, path = fsspec.core.url_to_fs(root, **storage_options)
+        except (ValueError, ImportError) as exc:  # an unknown scheme, or its package missing
+            reason, secret = str(exc).replace(root, without_userinfo(root)), userinfo(root)
+            reason = reason.replace(secret, "***") if secret else reason
+            raise LakeError(f"OMNISYNC_LAKE {without_userinfo(root)!r}: {reason}") from None
         self.fs: fsspec.AbstractFileSystem = fs
         self.root = path.rstrip("/")
         self.local = isinstance(fs, LocalFileSystem)

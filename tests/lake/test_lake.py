@@ -239,6 +239,24 @@ def test_a_lake_in_a_folder_that_does_not_exist_is_refused_and_nothing_is_made(
     assert LakeStorage(str(tmp_path / "lake")).check_writable() is None, "one level is made"
 
 
+def test_a_lake_url_of_an_unknown_scheme_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """Found reading the change again: ``OMNISYNC_LAKE=s3x://...`` (a typo of s3://) ended the
+    command with fsspec's traceback."""
+    from tests.cli_runner import run_cli
+
+    env = {
+        "OMNISYNC_LAKE": "s3x://user:pw-in-lake@bucket/lake",
+        "OMNISYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db",
+        "OMNITRON_URL": "http://127.0.0.1:9",
+        "OMNITRON_TOKEN": "t",
+    }
+    done = run_cli(env, "sync", cwd=tmp_path)
+    told = done.stdout + done.stderr
+    assert done.returncode == 2, told
+    assert "OMNISYNC_LAKE 's3x://***@bucket/lake': Protocol not known: s3x" in told, told
+    assert "Traceback" not in told and "pw-in-lake" not in told
+
+
 def test_a_lake_under_a_folder_that_cannot_be_entered_is_not_called_a_typo(tmp_path: Path) -> None:
     """From a review: a folder above the lake that cannot be looked into (its permissions, or a
     file where a folder should be) is not "does not exist (a typo?)": the write says why."""
