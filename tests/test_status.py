@@ -77,6 +77,21 @@ def test_a_running_run_of_a_live_process_stays_running(tmp_path: Path) -> None:
     assert outcome_now(run) == "succeeded"
 
 
+def test_a_sync_taking_the_lock_leaves_a_verification_running_beside_it(tmp_path: Path) -> None:
+    """From a review: a run that takes the stream's lock marks the stream's other running runs
+    taken over (they were killed, or stalled), a verification too, which holds no lock and was
+    alive: it showed ``interrupted`` until it ended."""
+    from omnisync.state import RunRecord
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    with RunRecord(store, "d" * 32, "customers", "verify"):
+        with store.lease.locked("customers", run_id="e" * 32):
+            with RunRecord(store, "e" * 32, "customers", "incremental"):
+                verify = next(r for r in store.runs.recent() if r["run_id"] == "d" * 32)
+                assert verify["status"] == "running", verify
+
+
 def test_a_run_stopped_by_ctrl_c_is_interrupted_not_failed(tmp_path: Path) -> None:
     """Found by a new user: Ctrl-C was recorded as ``failed`` with ``KeyboardInterrupt:`` and
     nothing after the colon."""

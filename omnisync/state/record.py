@@ -89,6 +89,8 @@ class RunRecord:
                         runs.c.stream == self.stream,
                         runs.c.status == "running",
                         runs.c.run_id != self.run_id,
+                        # a verification holds no lock: it may well be running beside this run
+                        runs.c.kind != "verify",
                     )
                     .values(
                         status=INTERRUPTED,
