@@ -32,6 +32,9 @@ def test_sync_and_verify_print_their_result_on_stdout_and_the_rest_on_stderr(
     said = synced.stdout.splitlines()
     assert said[0].startswith("ok 30 read, 30 new or changed, 0 deleted"), said
     assert "watermark none -> " in said[0], "a first run has no watermark yet: not Python's None"
+    # as status writes it (a new user's tryout: +00:00 here, Z there)
+    watermark = said[0].rpartition(" -> ")[2]
+    assert watermark.endswith("Z") and watermark in run_cli(env, "status").stdout, watermark
     assert all(line.startswith(("ok ", "Data Docs: ")) for line in said), said
     assert " INFO " in synced.stderr and " INFO " not in synced.stdout
 

@@ -60,7 +60,8 @@ def sync(
         f"{result['windows']} window(s)"
         # the windows an earlier run planned (and did not finish) are in these counts too
         f"{', finishing the plan an earlier run left' if result.get('resumed_plan') else ''}"
-        f"; watermark {result['watermark_before'] or 'none'} -> {result['watermark_after']}",
+        f"; watermark {_as_status(result['watermark_before'])} -> "
+        f"{_as_status(result['watermark_after'])}",
         highlight=False,
         soft_wrap=True,
     )
@@ -113,6 +114,11 @@ def _sync_run(
     if state.is_cancelled():
         raise skip(state.message or "the run was cancelled")
     return state.result()
+
+
+def _as_status(watermark: str | None) -> str:
+    """A watermark as ``status`` and ``verify`` write it (UTC as ``Z``), or ``none``."""
+    return watermark.replace("+00:00", "Z") if watermark else "none"
 
 
 def _refuse_if_busy(settings: Settings, kind: str) -> None:
