@@ -148,10 +148,30 @@ def not_made_yet(url: str) -> Path | None:
     omnisync's own), else None. A command that only reads the state (status, verify) stops
     there instead of making an empty database: a mistyped path would leave a file behind. A
     folder that does not exist is left to the store, which refuses it by name."""
-    path = sqlite_file(url)
+    path = sqlite_file(url) or _uri_file(url)
     if path is None or path.exists():
         return None
     return path if path.parent.is_dir() or path.parent == OWN_DIRECTORY else None
+
+
+def _uri_file(url: str) -> Path | None:
+    """The file of a SQLite URI filename (``sqlite:///file:/path/state.db?uri=true``), which
+    SQLite makes on connect like any other; None for anything else, or one in memory."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # unparseable: the store says so
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database.startswith("file:"):
+        return None
+    if parsed.query.get("mode") == "memory" or "mode=memory" in database:
+        return None
+    path = database.removeprefix("file:").split("?", 1)[0]
+    if path.startswith("//"):  # file://host/path: the host is empty or localhost
+        path = "/" + path[2:].partition("/")[2]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def _sqlite_directory(url: str, shown: str) -> None:

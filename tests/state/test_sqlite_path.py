@@ -59,6 +59,16 @@ def test_a_verify_before_any_run_says_so_and_makes_no_state_database(
     assert not (tmp_path / "state.db").exists()
 
 
+@pytest.mark.parametrize("form", ["file:{path}?uri=true", "file://{path}?uri=true"])
+def test_status_on_a_sqlite_uri_filename_makes_no_file(tmp_path: Path, form: str) -> None:
+    """Found by a new user: ``omnisync status`` on a URI filename (``?uri=true``) made an empty
+    database file, where on a plain path it says none is there yet."""
+    url = "sqlite:///" + form.format(path=tmp_path / "state.db")
+    result = run_cli(_env(url, tmp_path), "status")
+    assert result.returncode == 0, result.stderr
+    assert "no state database at" in result.stdout and not (tmp_path / "state.db").exists()
+
+
 def test_status_reads_and_never_makes_or_upgrades_a_schema(tmp_path: Path) -> None:
     """A status against a database without omnisync's tables, or at an older revision, says so
     and changes nothing: an upgrade would change a production database under older workers."""
