@@ -92,6 +92,46 @@ def test_a_sync_taking_the_lock_leaves_a_verification_running_beside_it(tmp_path
                 assert verify["status"] == "running", verify
 
 
+def test_a_run_taken_over_without_its_lock_says_its_process_was_gone(tmp_path: Path) -> None:
+    """From a review: a run still marked running when another takes the stream (one killed
+    before it took the lock) read "it was killed, or it stalled past its lease", where its
+    process, of this host and gone, says which."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from sqlalchemy import update
+
+    from omnisync.state import RunRecord
+    from omnisync.state.process import _IDENTITY
+    from omnisync.state.schema import runs
+
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    gone = f"{socket.gethostname()}:{ended.stdout.strip()}:{_IDENTITY}:x"
+    store.runs.start("f" * 32, "customers", "incremental", None)
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(runs)
+            .where(runs.c.run_id == "f" * 32)
+            .values(counts=json.dumps({"process": gone}))
+        )
+    with (
+        store.lease.locked("customers", run_id="a" * 32),
+        RunRecord(store, "a" * 32, "customers", "incremental"),
+    ):
+        killed = next(r for r in store.runs.recent() if r["run_id"] == "f" * 32)
+    assert killed["status"] == "interrupted"
+    assert killed["error"] == f"taken over by run {'a' * 32}: its process was gone (killed)"
+
+
 def test_a_run_stopped_by_ctrl_c_is_interrupted_not_failed(tmp_path: Path) -> None:
     """Found by a new user: Ctrl-C was recorded as ``failed`` with ``KeyboardInterrupt:`` and
     nothing after the colon."""

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from omnisync.state.errors import LockHeld, LockLost
 from omnisync.state.fence import Fence, database_now_us, lease_clock
-from omnisync.state.process import new_owner, process_gone
+from omnisync.state.process import new_owner, process_gone, why_taken_over
 from omnisync.state.schema import locks, runs
 from omnisync.state.times import from_us, iso
 
@@ -117,12 +117,7 @@ class Lease:
             if row.run_id is not None and row.run_id != run_id:
                 # The dead holder's own run, whatever stream it records under (a
                 # reconciliation records under ``erp`` and locks ``erp-writeback``).
-                why = (
-                    "its process was gone (killed)"
-                    if process_gone(row.owner)
-                    else "it was killed on another host, or it stalled past its lease and "
-                    "changed nothing after that"
-                )
+                why = why_taken_over(row.owner)
                 connection.execute(
                     update(runs)
                     .where(runs.c.run_id == row.run_id, runs.c.status == "running")

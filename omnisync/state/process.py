@@ -52,3 +52,13 @@ def process_gone(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def why_taken_over(owner: str | None) -> str:
+    """Why a run that another run took over ended, as its error says after "taken over by run
+    <id>: ": known when its process was of this host and is gone, else only by its lease."""
+    if owner and process_gone(owner):
+        return "its process was gone (killed)"
+    return (
+        "it was killed on another host, or it stalled past its lease and changed nothing after that"
+    )

@@ -10,8 +10,9 @@ A run killed outright (SIGKILL, a lost VM) cannot record its end, so its row say
 Two things tell that it is not:
 
 - A run that holds its stream's lock is the only one working on the stream: every other run of
-  the stream still marked ``running`` was killed, or stalled past its lease and can change nothing
-  any more (G5). Entering the record marks them ``interrupted``, naming the run that took over.
+  the stream still marked ``running`` (a verification, which holds no lock, aside) was killed, or
+  stalled past its lease and can change nothing any more (G5). Entering the record marks them
+  ``interrupted``, naming the run that took over and why, as far as this host can tell.
   Taking a lock from a dead holder also marks that holder's own run (the lock row names it)
   ``interrupted``, whatever stream it records under: a reconciliation records under ``erp``
   and locks ``erp-writeback``.
@@ -27,9 +28,9 @@ import json
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from omnisync.state.process import process_gone
+from omnisync.state.process import process_gone, why_taken_over
 from omnisync.state.schema import runs
 from omnisync.state.store import StateStore
 
@@ -83,21 +84,22 @@ class RunRecord:
                 .values(counts=json.dumps({"process": self.store.lease.owner}))
             )
             if holder is not None and holder.get("run_id") == self.run_id:
-                connection.execute(
-                    update(runs)
-                    .where(
+                others = connection.execute(
+                    select(runs.c.run_id, runs.c.counts).where(
                         runs.c.stream == self.stream,
                         runs.c.status == "running",
                         runs.c.run_id != self.run_id,
                         # a verification holds no lock: it may well be running beside this run
                         runs.c.kind != "verify",
                     )
-                    .values(
-                        status=INTERRUPTED,
-                        error=f"taken over by run {self.run_id}: it was killed, or it stalled "
-                        "past its lease and changed nothing after that",
+                ).all()
+                for run_id, counts in others:  # a running run's counts name its process
+                    why = why_taken_over(_process_of(counts))
+                    connection.execute(
+                        update(runs)
+                        .where(runs.c.run_id == run_id, runs.c.status == "running")
+                        .values(status=INTERRUPTED, error=f"taken over by run {self.run_id}: {why}")
                     )
-                )
         return self
 
     def __exit__(
@@ -133,10 +135,14 @@ def outcome_now(run: dict[str, Any]) -> str:
     process is gone from this host is ``interrupted`` (it could not record its end)."""
     if run["status"] != "running":
         return str(run["status"])
+    process = _process_of(run["counts"])
+    return INTERRUPTED if process is not None and process_gone(process) else "running"
+
+
+def _process_of(counts: object) -> str | None:
+    """The process a running run's row names (its counts until it ends), if any."""
     try:
-        process = json.loads(str(run["counts"] or "{}")).get("process")
+        process = json.loads(str(counts or "{}")).get("process")
     except (ValueError, AttributeError):
-        process = None
-    if isinstance(process, str) and process_gone(process):
-        return INTERRUPTED
-    return "running"
+        return None
+    return process if isinstance(process, str) else None
