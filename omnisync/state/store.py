@@ -126,9 +126,10 @@ class StateStore:
 OWN_DIRECTORY = Path(".omnisync")
 
 
-def sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str, uri_filenames: bool = False) -> Path | None:
     """The file of a SQLite database URL (the state's, or an ERP's), or None: another database,
-    in memory, a URI filename SQLite resolves itself, or a URL that does not parse."""
+    in memory, or a URL that does not parse. A URI filename (``file:...?uri=true``), which
+    SQLite resolves itself, gives its file only with ``uri_filenames``."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -138,40 +139,28 @@ def sqlite_file(url: str) -> Path | None:
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
         return None
-    if path.startswith("file:") or parsed.query.get("uri") or parsed.query.get("mode") == "memory":
+    if parsed.query.get("mode") == "memory" or "mode=memory" in path:
         return None
-    return Path(path)
+    if not (path.startswith("file:") or parsed.query.get("uri")):
+        return Path(path)
+    if not uri_filenames or not path.startswith("file:"):
+        return None
+    path = path.removeprefix("file:").split("?", 1)[0]
+    if path.startswith("//"):  # file://host/path: the host is empty or localhost
+        path = "/" + path[2:].partition("/")[2]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def not_made_yet(url: str) -> Path | None:
     """The SQLite file of ``url`` when no run has made it yet (in a folder that exists, or in
     omnisync's own), else None. A command that only reads the state (status, verify) stops
-    there instead of making an empty database: a mistyped path would leave a file behind. A
-    folder that does not exist is left to the store, which refuses it by name."""
-    path = sqlite_file(url) or _uri_file(url)
+    there instead of making an empty database (SQLite makes one on connect, from a URI
+    filename too): a mistyped path would leave a file behind. A folder that does not exist is
+    left to the store, which refuses it by name."""
+    path = sqlite_file(url, uri_filenames=True)
     if path is None or path.exists():
         return None
     return path if path.parent.is_dir() or path.parent == OWN_DIRECTORY else None
-
-
-def _uri_file(url: str) -> Path | None:
-    """The file of a SQLite URI filename (``sqlite:///file:/path/state.db?uri=true``), which
-    SQLite makes on connect like any other; None for anything else, or one in memory."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # unparseable: the store says so
-        return None
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or not database.startswith("file:"):
-        return None
-    if parsed.query.get("mode") == "memory" or "mode=memory" in database:
-        return None
-    path = database.removeprefix("file:").split("?", 1)[0]
-    if path.startswith("//"):  # file://host/path: the host is empty or localhost
-        path = "/" + path[2:].partition("/")[2]
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _sqlite_directory(url: str, shown: str) -> None:
