@@ -81,7 +81,7 @@ def _note_misspelled_settings() -> None:
 
     dotenv = Path(".env")
     given = names_set(os.environ.keys(), dotenv)
-    for name, meant in misspelled_settings(os.environ.keys(), dotenv):
+    for name, meant in misspelled_settings(given):
         # omnisync's own prefix only: an OMNITRON_* name may be another tool's
         if meant and name.startswith("OMNISYNC_") and not given & set(meant.split(" or ")):
             raise fail(

@@ -228,16 +228,16 @@ _TEST_PREFIX = "OMNISYNC_TEST_"
 _LIKE = 0.85
 
 
-def misspelled_settings(environ: Collection[str], dotenv: Path) -> list[tuple[str, str | None]]:
-    """(name, the setting or settings meant, or None) for each name in ``environ`` or in the
-    ``dotenv`` file that looks like a mistyped setting: omnisync's prefixes, not a setting, and
-    close to one, or a setting with a word added or left out (``OMNISYNC_LAKE_PATH``,
-    ``OMNISYNC_PAGE``). Any other ``OMNISYNC_*`` name is one too, with nothing meant: no other
-    tool uses that prefix. Another ``OMNITRON_*`` name (another tool's) is left alone."""
+def misspelled_settings(names: Collection[str]) -> list[tuple[str, str | None]]:
+    """(name, the setting or settings meant, or None) for each of ``names`` (:func:`names_set`:
+    the environment's and the ``.env`` file's) that looks like a mistyped setting: omnisync's
+    prefixes, not a setting, and close to one, or a setting with a word added or left out
+    (``OMNISYNC_LAKE_PATH``, ``OMNISYNC_PAGE``). Any other ``OMNISYNC_*`` name is one too, with
+    nothing meant: no other tool uses that prefix. Another ``OMNITRON_*`` name (another
+    tool's) is left alone."""
     import difflib
 
     known = setting_names()
-    names = names_set(environ, dotenv)
     found_names: list[tuple[str, str | None]] = []
     for name in sorted(names):
         if not name.startswith(("OMNISYNC_", "OMNITRON_")) or name in known | NOT_SETTINGS:

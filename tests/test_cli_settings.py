@@ -299,11 +299,11 @@ def test_a_misspelled_setting_is_named_with_the_one_meant(tmp_path: Path) -> Non
     assert "OMNISYNC_PAGESIZE is not a setting" in said and "OMNISYNC_PAGE_SIZE" in said, said
     assert "OMNISYNC_HOME" not in said and "OMNITRON_BRAND" not in said, said
 
-    from omnisync.settings_checks import misspelled_settings
+    from omnisync.settings_checks import misspelled_settings, names_set
 
     dotenv = tmp_path / ".env"
     dotenv.write_text("# a comment\nexport OMNITRON_PASWORD=x\nOMNISYNC_LAKE=/tmp/l\n")
-    found = misspelled_settings(set(), dotenv)
+    found = misspelled_settings(names_set(set(), dotenv))
     assert found == [("OMNITRON_PASWORD", "OMNITRON_PASSWORD")], found
 
 
@@ -340,12 +340,12 @@ def test_a_setting_with_a_word_added_or_left_out_and_any_unknown_omnisync_name_a
     """Found by a new user: ``OMNISYNC_LAKE_PATH`` in ``.env`` was ignored without a word and
     the sync wrote to ./lake. Names under omnisync's own prefix are no other tool's; the test
     suite's own (``OMNISYNC_TEST_*``) and another tool's ``OMNITRON_*`` are left alone."""
-    from omnisync.settings_checks import misspelled_settings
+    from omnisync.settings_checks import misspelled_settings, names_set
 
     dotenv = tmp_path / ".env"
     dotenv.write_text("OMNISYNC_LAKE_PATH=/tmp/l\nOMNISYNC_PAGE=5\n")
     environ = {"OMNISYNC_COLOUR", "OMNISYNC_TEST_POSTGRES_URL", "OMNITRON_BASE_URL"}
-    found = dict(misspelled_settings(environ, dotenv))
+    found = dict(misspelled_settings(names_set(environ, dotenv)))
     assert found == {
         "OMNISYNC_LAKE_PATH": "OMNISYNC_LAKE",
         "OMNISYNC_PAGE": "OMNISYNC_PAGE_SIZE",
