@@ -252,6 +252,9 @@ def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() 
     assert _run_lines(erp)[0].endswith("3 planned, 2 unknown in erp"), "words, not column names"
     taken = {**run, "status": "interrupted", "error": f"taken over by run {'b' * 32}: why"}
     assert _run_lines(taken)[1] == "[red]taken over by run bbbbbbbb: why[/red]", "as listed"
+    # only a run's name is cut: a plan's or a file's hex name in an error stays whole (a review)
+    probe = {**taken, "error": f"cannot write /lake/_probe-{'c' * 32}"}
+    assert _run_lines(probe)[1] == f"[red]cannot write /lake/_probe-{'c' * 32}[/red]"
     later = {**run, "watermark_before_iso": "2026-12-01T00:00:00.000000Z"}
     assert " incremental " in _run_lines(later)[0]
     assert " full " in _run_lines({**later, "kind": "full"})[0]

@@ -132,7 +132,11 @@ def _run_lines(run: dict[str, object]) -> list[str]:
             + ", ".join(f"{name} ({n:,})" for name, n in unknown.items())
         )
     # the runs an error names (a takeover's), as this list names them
-    error = re.sub(r"\b[0-9a-f]{32}\b", lambda m: shown_run_id(m[0]), str(run["error"] or ""))
+    error = re.sub(
+        r"(?<=taken over by run )[0-9a-f]{32}\b",
+        lambda m: shown_run_id(m[0]),
+        str(run["error"] or ""),
+    )
     if error and outcome == "stopped":
         lines.append(f"[yellow]{error[:300]}; nothing was patched[/yellow]")
     elif error:

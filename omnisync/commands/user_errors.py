@@ -39,8 +39,8 @@ def user_errors() -> Iterator[None]:
             raise fail(str(exc), 2) from None
         if isinstance(exc, _loaded(state, "LockHeld")):
             raise skip(str(exc)) from None
-        if isinstance(exc, _loaded(state, "LockLost")):
-            raise fail(str(exc), 1) from None
+        if isinstance(exc, (_loaded(state, "LockLost"), _loaded(state, "LockUnproven"))):
+            raise fail(str(exc), 1) from None  # at run time: not a setting to fix
         if isinstance(exc, _loaded(state, "StateError")):
             raise fail(str(exc), 2) from None
         if isinstance(exc, _loaded("omnisync.sync.mass_deletion", "MassDeletionRefused")):

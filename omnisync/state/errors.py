@@ -3,8 +3,8 @@
 StateError      the state database cannot be used as configured: fix OMNISYNC_STATE_URL
 ├── LockHeld    another run holds the stream: this run did nothing (not a failure)
 ├── LockLost    this run's lock was taken over: it must change nothing more
-└── LockUnproven  a worker could not ask whether its run holds the lock: it changed
-                  nothing, and its window may be run again
+└── LockUnproven  a worker could not ask whether its run holds the lock: that change was
+                  not made, and its window may be run again
 """
 
 from __future__ import annotations
@@ -24,5 +24,5 @@ class LockLost(StateError):
 
 class LockUnproven(StateError):
     """A window on a Dask worker could not ask the state database whether its run still holds
-    the lock (the database did not answer): it changed nothing, and running the window again
-    may pass (a window's retry asks again)."""
+    the lock (the database did not answer): the change it guarded was not made (earlier files of
+    the window may be; a run of it again replaces them), and running the window again may pass."""

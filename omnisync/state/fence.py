@@ -152,7 +152,8 @@ class Fence:
                     if self.asks_database:  # not the holder: a blip here is worth a retry
                         raise LockUnproven(
                             f"cannot ask the state database whether this run still holds the "
-                            f"lock of stream {self.stream!r} ({exc}); nothing was changed"
+                            f"lock of stream {self.stream!r} ({exc}); this change was not made, "
+                            "and the window runs again"
                         ) from exc
                     raise LockLost(
                         f"this run cannot prove it still holds the lock of stream "

@@ -88,3 +88,12 @@ def test_a_worker_that_cannot_ask_the_database_changes_nothing_and_its_window_is
     assert not (tmp_path / "lake" / "x" / "unproven.txt").exists()
     assert _worth_retrying(raised.value) and "pw-xyz" not in str(raised.value)
     assert not isinstance(raised.value, LockLost)
+    assert "this change was not made" in str(raised.value)
+    # at run time, not a setting to fix: exit 1, as a lost lock (a review: it exited 2)
+    import typer
+
+    from omnisync.commands.user_errors import user_errors
+
+    with pytest.raises(typer.Exit) as ended, user_errors():
+        raise raised.value
+    assert ended.value.exit_code == 1
