@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.lake.storage import LakeStorage
+from transforms.pk_sets import sorted_unique
 from transforms.schema import QUARANTINE_SCHEMA, TIMESTAMP
 
 DATASET = "quarantine/customers"
@@ -90,8 +91,7 @@ def quarantined_versions(storage: LakeStorage) -> dict[int, set[int | None]]:
 
 def quarantined_pks(storage: LakeStorage) -> np.ndarray:
     """Every pk in ``quarantine/customers/``, sorted, unique."""
-    arrays = [
+    return sorted_unique(
         storage.read_table(name, columns=["pk"]).column("pk").drop_null().to_numpy()
         for name in storage.files(DATASET)
-    ]
-    return np.unique(np.concatenate(arrays)) if arrays else np.array([], dtype=np.int64)
+    )

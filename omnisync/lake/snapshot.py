@@ -40,6 +40,7 @@ from omnisync.lake.record import (
 )
 from omnisync.lake.record import DATASET as DATASET  # the dataset this module keeps
 from omnisync.lake.storage import LakeStorage
+from transforms.pk_sets import sorted_unique
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.lake")
@@ -204,12 +205,11 @@ class Snapshot:
     def pks(self) -> np.ndarray:
         """Every pk in ``customers/`` as a reader of the files sees them (the files it opens:
         :func:`visible`), sorted and unique: a pk a tool wrote twice is one customer."""
-        arrays = [
+        return sorted_unique(
             self.storage.read_table(f, ["pk"]).column("pk").to_numpy()
             for f in self.storage.files(DATASET)
             if visible(f)
-        ]
-        return np.unique(np.concatenate(arrays)) if arrays else np.array([], dtype=np.int64)
+        )
 
     def remove(self, pks: list[int]) -> int:
         """Remove ``pks`` from every file a reader sees, each file replaced atomically

@@ -16,6 +16,7 @@ from omnisync.lake.quarantine import quarantined_pks
 from omnisync.state import StateStore
 from omnisync.state.deletions import recorded_deletions
 from omnisync.sync.context import STREAM
+from transforms.pk_sets import contains, sorted_unique
 
 #: how far after the upper bound ``M`` looks: every change since, whenever it was made
 AHEAD = dt.timedelta(days=3650)
@@ -25,12 +26,13 @@ def lake_side(snapshot: Snapshot, storage: LakeStorage, store: StateStore) -> np
     """``L``: the pks of ``customers/``, with the quarantined pks that have no row there (and
     no deletion recorded), sorted."""
     held = snapshot.pks()
-    only_quarantined = np.setdiff1d(quarantined_pks(storage), held)
+    quarantined = quarantined_pks(storage)
+    only_quarantined = quarantined[~contains(held, quarantined)]
     if not len(only_quarantined):
         return held
     gone = recorded_deletions(store, STREAM, [int(pk) for pk in only_quarantined])
     keep = np.array([int(pk) not in gone for pk in only_quarantined], dtype=np.bool_)
-    return np.sort(np.concatenate([held, only_quarantined[keep]]))
+    return sorted_unique([held, only_quarantined[keep]])
 
 
 class _Counting:

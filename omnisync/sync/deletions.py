@@ -80,6 +80,7 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.deletion_sides import lake_side, server_side
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import complete, cuts, proven, within
+from transforms.pk_sets import contains
 
 log = logging.getLogger("omnisync.sync")
 #: customers modified after the upper bound are listed up to this far ahead of it
@@ -238,7 +239,7 @@ def check_deletions(
     else:
         total, ahead, check.requests = server_side(client, upper, datetimes, settings.page_size)
     refuse_mass_deletion(settings, len(lake), 0, total)  # an Omnitron counting 0: see there
-    unseen = ahead[~np.isin(ahead, lake)]
+    unseen = ahead[~contains(lake, ahead)]
     check.estimate = len(lake) - total + len(unseen)
     if check.estimate <= 0 and not carried:
         if recorded:

@@ -55,6 +55,7 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import proven
 from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
+from transforms.pk_sets import sorted_unique
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -140,11 +141,10 @@ def _read_old(storage: LakeStorage) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _staged_pks(storage: LakeStorage, plan_id: str) -> np.ndarray:
-    arrays = [
+    return sorted_unique(
         storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
         for name in storage.files(staging_dir(plan_id))
-    ]
-    return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.int64)
+    )
 
 
 def _rows_of(storage: LakeStorage, files: list[str], keep: np.ndarray) -> pa.Table | None:
