@@ -27,7 +27,6 @@ The steps run in this order, each safe to repeat after a crash:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 from collections import Counter, deque
@@ -48,7 +47,7 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.planning import Plan
 from omnisync.sync.quarantined import mark_bucket, staged_marks
 from omnisync.sync.rebuild import rebuild_snapshot
-from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.staging import staged_by_bucket, staging_dir
 from omnisync.sync.window import BatchRejected
 
 log = logging.getLogger("omnisync.sync")
@@ -165,19 +164,12 @@ MERGE_THREADS = 2
 
 def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: a
-    bucket and its staged rows, one row group of each window's file, per merging thread).
-    Idempotent: a crash here is finished by the next run, whichever buckets it had merged."""
+    bucket and its staged rows per merging thread, and the metadata of one group of buckets'
+    staged files). Idempotent: a crash here is finished by the next run, whichever buckets it
+    had merged."""
     merged = untrimmed = 0
     marks = staged_marks(storage, snapshot, staging_dir(plan_id))
-    with contextlib.ExitStack() as stack:
-        staged = []
-        for name in storage.files(staging_dir(plan_id)):
-            file = stack.enter_context(storage.parquet_file(name))
-            staged.append((name, file, staged_buckets(file)))
-        # entered last, so left first: every merge has ended before the staged files close
-        pool = stack.enter_context(
-            ThreadPoolExecutor(MERGE_THREADS, thread_name_prefix="omnisync-merge")
-        )
+    with ThreadPoolExecutor(MERGE_THREADS, thread_name_prefix="omnisync-merge") as pool:
         pending: deque[Future[int | None]] = deque()
 
         def collect(future: Future[int | None]) -> None:
@@ -190,12 +182,8 @@ def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
                 give_back()
                 untrimmed = 0
 
-        for bucket in range(snapshot.buckets):
-            groups = []
-            for name, file, buckets in staged:  # one thread reads the staged files
-                if bucket in buckets:
-                    with storage.reading(name):
-                        groups.append(file.read_row_group(buckets.index(bucket)))
+        # one thread reads the staged files
+        for bucket, groups in staged_by_bucket(storage, plan_id, snapshot.buckets):
             rows = pa.concat_tables(groups, promote_options="permissive") if groups else None
             del groups
             pending.append(
@@ -221,7 +209,7 @@ def _merge_bucket(
     whose newer version was quarantined; the bytes of rows written, None when not merged."""
     written = None
     if rows is not None:
-        written = snapshot.merge_bucket(bucket, without_staging_metadata(rows))
+        written = snapshot.merge_bucket(bucket, rows)
         log.debug("merged bucket %d", bucket)
     if marks is not None:
         mark_bucket(storage, bucket, marks)

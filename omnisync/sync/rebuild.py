@@ -33,7 +33,6 @@ therefore writes each bucket afresh, and why nothing is lost or kept wrongly:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 
@@ -54,7 +53,7 @@ from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import proven
-from omnisync.sync.staging import staged_buckets, staging_dir, without_staging_metadata
+from omnisync.sync.staging import staged_by_bucket, staging_dir
 from transforms.pk_sets import sorted_unique
 from transforms.versions import latest_per_pk
 
@@ -198,30 +197,19 @@ def rebuild_snapshot(
             kept = kept if kept.num_rows else None
     kept_by_bucket = dict(snapshot.split(kept)) if kept is not None else {}
     written = 0
-    with contextlib.ExitStack() as stack:
-        staged = []
-        for name in storage.files(staging_dir(plan_id)):
-            file = stack.enter_context(storage.parquet_file(name))
-            staged.append((name, file, staged_buckets(file)))
-        for bucket in range(snapshot.buckets):
-            groups = []
-            for name, file, found in staged:
-                if bucket in found:
-                    with storage.reading(name):
-                        group = file.read_row_group(found.index(bucket))
-                    groups.append(without_staging_metadata(group))
-            if bucket in kept_by_bucket:
-                groups.append(kept_by_bucket[bucket])
-            rows = (
-                latest_per_pk(pa.concat_tables(groups, promote_options="permissive"))
-                if groups
-                else None
-            )
-            snapshot.replace_bucket(bucket, rows)
-            written += rows is not None
-            del rows, groups
-            give_back()  # see omnisync/memory.py
-            log.debug("merged bucket %d (rebuilt)", bucket)
+    for bucket, groups in staged_by_bucket(storage, plan_id, snapshot.buckets):
+        if bucket in kept_by_bucket:
+            groups.append(kept_by_bucket[bucket])
+        rows = (
+            latest_per_pk(pa.concat_tables(groups, promote_options="permissive"))
+            if groups
+            else None
+        )
+        snapshot.replace_bucket(bucket, rows)
+        written += rows is not None
+        del rows, groups
+        give_back()  # see omnisync/memory.py
+        log.debug("merged bucket %d (rebuilt)", bucket)
     # Files a reader sees that are no bucket of the layout held rows the read replaced, or kept.
     layout = {bucket_path(b) for b in range(snapshot.buckets)}
     for path in storage.files(DATASET, suffix=""):

@@ -59,3 +59,95 @@ def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback
     with pytest.raises(LakeDamaged, match="omnisync sync --full-refresh") as damaged:
         remove_staged(storage, [5])
     assert name in str(damaged.value) and "\n" not in str(damaged.value)
+
+
+def _customers(pks: range) -> pa.Table:
+    return pa.table(
+        {
+            "pk": pa.array(list(pks), pa.int64()),
+            "modified_date": pa.array(
+                [1_700_000_000_000_000] * len(pks), pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+
+
+def test_a_window_is_staged_in_a_file_per_group_of_buckets_and_a_retry_replaces_them(
+    tmp_path: Path,
+) -> None:
+    """A file for each group of buckets the window has rows in, each bucket its own row group;
+    a retry with rows in fewer groups leaves no file of the first attempt behind (its rows
+    would be merged back)."""
+    import pyarrow.parquet as pq
+
+    from omnisync.lake import Snapshot
+    from omnisync.sync.staging import GROUP_BUCKETS, stage_window, staged_buckets
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    snapshot = Snapshot(storage, buckets=64)
+    stage_window(storage, snapshot, "p1", "w", _customers(range(1, 1001)))
+    files = storage.files(staging_dir("p1"))
+    assert len(files) == 64 // GROUP_BUCKETS
+    for name in files:
+        with storage.parquet_file(name) as file:
+            buckets = staged_buckets(file)
+            assert len(buckets) == file.num_row_groups == GROUP_BUCKETS
+            for index, bucket in enumerate(buckets):
+                pks = file.read_row_group(index).column("pk").to_pylist()
+                assert pks and all(pk % 64 == bucket for pk in pks)
+    assert sum(pq.ParquetFile(tmp_path / "lake" / f).metadata.num_rows for f in files) == 1000
+
+    stage_window(storage, snapshot, "p1", "w", _customers(range(64, 6400, 64)))  # bucket 0
+    assert storage.files(staging_dir("p1")) == [f"{staging_dir('p1')}/w.g00.parquet"]
+    stage_window(storage, snapshot, "p1", "w", _customers(range(0)))
+    assert storage.files(staging_dir("p1")) == []
+
+
+def test_the_merge_opens_one_group_of_staged_files_at_a_time_and_reads_an_older_layout(
+    tmp_path: Path,
+) -> None:
+    """The merge holds the parsed metadata of one group's files, not every window's (each file
+    open costs its metadata: 1.65 MiB for a window's 64 row groups); a window an earlier
+    omnisync staged in one file of every bucket is merged all the same."""
+    import contextlib
+
+    import orjson
+
+    from omnisync.lake import Snapshot
+    from omnisync.sync.finish import merge_staged
+    from omnisync.sync.staging import BUCKETS_KEY, GROUP_BUCKETS, stage_window
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    snapshot = Snapshot(storage, buckets=64)
+    snapshot.ensure_current()
+    for window in range(5):
+        stage_window(storage, snapshot, "p1", f"w{window}", _customers(range(window, 3200, 5)))
+    old = _customers(range(10_000, 10_640))  # every bucket, as one file
+    parts = list(snapshot.split(old))
+    metadata = {BUCKETS_KEY: orjson.dumps([bucket for bucket, _ in parts])}
+    storage.write_row_groups(
+        f"{staging_dir('p1')}/old.parquet",
+        [part.replace_schema_metadata(metadata) for _, part in parts],
+        scratch=True,
+    )
+    groups_open = 0  # row groups of the staged files open: what their parsed metadata holds
+    most = 0
+    real = storage.parquet_file
+
+    @contextlib.contextmanager
+    def counted(relative: str):  # type: ignore[no-untyped-def]
+        nonlocal groups_open, most
+        with real(relative) as file:
+            groups_open += file.num_row_groups
+            most = max(most, groups_open)
+            try:
+                yield file
+            finally:
+                groups_open -= file.num_row_groups
+
+    storage.parquet_file = counted  # type: ignore[method-assign]
+    assert merge_staged(storage, snapshot, "p1") == 64
+    assert most == 5 * GROUP_BUCKETS + 64, "a group's files of each window, and the older file"
+    held = sorted(snapshot.read(["pk"]).column("pk").to_pylist())
+    assert held == [*range(3200), *range(10_000, 10_640)]
+    assert GROUP_BUCKETS < 64
