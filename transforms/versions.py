@@ -36,12 +36,17 @@ def _first_in_order(table: pa.Table, keys: list[str], group: str | None = None) 
     """The first row of each run of equal ``keys`` once the rows are in ``_ORDER`` (after the
     column ``group``, when given), in that order. Only the key columns are sorted: the whole
     table is copied once, by the final take (sorting it, then filtering it, copied it twice)."""
+    return table.take(_rows_first_in_order(table, keys, group))
+
+
+def _rows_first_in_order(table: pa.Table, keys: list[str], group: str | None) -> pa.Array:
+    """The row numbers :func:`_first_in_order` takes, in its order."""
     sort_keys = [(name, how) for name, how in _ORDER if name in table.column_names]
     if group is not None:
         sort_keys = [(group, "ascending"), *sort_keys]
     order = pc.sort_indices(table.select([name for name, _ in sort_keys]), sort_keys=sort_keys)
     keep = _first_of_runs(*(_ints(table.column(name).take(order)) for name in keys))
-    return table.take(order.filter(pa.array(keep)))
+    return order.filter(pa.array(keep))
 
 
 def latest_per_pk(table: pa.Table) -> pa.Table:
@@ -49,8 +54,19 @@ def latest_per_pk(table: pa.Table) -> pa.Table:
     return _first_in_order(table, ["pk"])
 
 
+def latest_rows(table: pa.Table) -> pa.Array:
+    """The row numbers of :func:`latest_per_pk`, in its order."""
+    return _rows_first_in_order(table, ["pk"], None)
+
+
 def unique_versions(table: pa.Table, group: str | None = None) -> pa.Table:
     """One row per (pk, modified_date), ordered by pk then newest first; by the column ``group``
     first when given (its value must be the same for every row of a version: the month of its
     ``modified_date``, say)."""
     return _first_in_order(table, ["pk", "modified_date"], group)
+
+
+def unique_version_rows(table: pa.Table, group: str | None = None) -> pa.Array:
+    """The row numbers of :func:`unique_versions`, in its order, for a caller that takes the
+    rows a part at a time instead of copying the whole table at once."""
+    return _rows_first_in_order(table, ["pk", "modified_date"], group)

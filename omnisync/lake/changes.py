@@ -32,9 +32,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from omnisync.lake.file_options import row_groups_of
 from omnisync.lake.storage import LakeStorage
 from omnisync.memory import give_back
-from transforms.versions import unique_versions
+from transforms.versions import unique_version_rows
 
 log = logging.getLogger("omnisync.lake")
 DATASET = "customer_changes"
@@ -60,16 +61,16 @@ def _month_dir(month: str) -> str:
     return f"{DATASET}/{PARTITION}={month}"
 
 
-def _by_month(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """The table's unique versions sorted by month, then as a month's file holds them (pk, newest
-    first), in one take; and each row's month as ``year * 100 + month`` (UTC). Integers, not
-    ``YYYY-MM`` text made for every row: sorting and grouping by text was a third of a window's
-    change-log time (docs/performance.md)."""
+def _by_month(table: pa.Table) -> tuple[pa.Array, np.ndarray]:
+    """The row numbers of the table's unique versions sorted by month, then as a month's file
+    holds them (pk, newest first); and each one's month as ``year * 100 + month`` (UTC).
+    Integers, not ``YYYY-MM`` text made for every row: sorting and grouping by text was a third
+    of a window's change-log time (docs/performance.md)."""
     stamps = table.column("modified_date")
     months = pc.add(pc.multiply(pc.year(stamps), 100), pc.month(stamps))
-    grouped = unique_versions(table.append_column(_MONTH, months), _MONTH)
-    month_of: np.ndarray = grouped.column(_MONTH).to_numpy()
-    return grouped.drop_columns([_MONTH]), month_of
+    rows = unique_version_rows(table.append_column(_MONTH, months), _MONTH)
+    month_of: np.ndarray = months.take(rows).to_numpy()
+    return rows, month_of
 
 
 def _month_name(month: int) -> str:
@@ -110,15 +111,19 @@ def _version_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:
 
 def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
     """Rows whose (pk, modified_date) is not in ``logged``, in their order (a row missing
-    either never matches). A hash lookup of both keys as one value: not ``Table.join``, which
-    loads Acero and ``pyarrow.dataset`` (more memory in every run that logs a version again)
-    and returns rows in no defined order."""
+    either never matches)."""
+    return rows.filter(_new(rows, logged))
+
+
+def _new(rows: pa.Table, logged: pa.Table) -> pa.Array:
+    """Whether each row's (pk, modified_date) is missing from ``logged``. A hash lookup of both
+    keys as one value: not ``Table.join``, which loads Acero and ``pyarrow.dataset`` (more
+    memory in every run that logs a version again) and returns rows in no defined order."""
     if not logged.num_rows or not rows.num_rows:
-        return rows
+        return pa.array(np.ones(rows.num_rows, dtype=np.bool_))
     keys, present = _version_keys(rows)
     known, known_present = _version_keys(logged)
-    found = pc.and_(pc.is_in(keys, value_set=known.filter(known_present)), present)
-    return rows.filter(pc.invert(found))
+    return pc.invert(pc.and_(pc.is_in(keys, value_set=known.filter(known_present)), present))
 
 
 def with_op(table: pa.Table) -> pa.Table:
@@ -165,7 +170,9 @@ class ChangeLog:
         table = with_op(table)  # a window's versions; deletions come with their own
         # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
         versions, months = (
-            _by_month(table) if table.num_rows else (table, np.array([], dtype=np.int64))
+            _by_month(table)
+            if table.num_rows
+            else (pa.array([], pa.uint64()), np.array([], dtype=np.int64))
         )
         month_values: list[str] = []
         starts: list[int] = []
@@ -181,11 +188,12 @@ class ChangeLog:
             with self._month_lock(month):
                 logged = self._logged_keys(month, except_file=name)
                 if logged is not None and logged.num_rows:
-                    rows = _not_in(rows, logged)
+                    keys = table.select(["pk", "modified_date"]).take(rows)
+                    rows = rows.filter(_new(keys, logged))
                 target = f"{_month_dir(month)}/{name}"
-                if rows.num_rows:
-                    self.storage.write_table(target, _noted(rows))
-                    written += rows.num_rows
+                if len(rows):
+                    self.storage.write_row_groups(target, row_groups_of(_noted(table), rows))
+                    written += len(rows)
                 else:
                     self.storage.delete(target)
         for month in stale_months or []:
@@ -209,17 +217,16 @@ class ChangeLog:
             closed = _month_end(month) <= before
             if len(files) <= (1 if closed else OPEN_MONTH_PARTS):
                 continue  # one file is as compact as a month gets
-            merged = unique_versions(
-                pa.concat_tables(
-                    [self.storage.read_table(f) for f in files], promote_options="permissive"
-                )
+            merged = pa.concat_tables(
+                [self.storage.read_table(f) for f in files], promote_options="permissive"
             )
             staged = f"{COMPACTING}/{PARTITION}={month}"
             self.storage.delete_tree(staged)
-            self.storage.write_table(
+            self.storage.write_row_groups(  # in pk order
                 f"{staged}/{COMPACTED}",
-                _noted(merged),  # in pk order already
+                row_groups_of(_noted(merged), unique_version_rows(merged)),
             )
+            del merged
             if self.storage.swap_directories(staged, _month_dir(month)):
                 self.storage.delete_tree(staged)  # the old generation, now out of sight
             else:

@@ -3,12 +3,17 @@ compressed, and the cheaper options of files only omnisync reads back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from transforms.schema import FEW_SHORT_VALUES, MOSTLY_DISTINCT
 
+#: rows of a row group in the lake's files. The Parquet writer holds a row group's pages until it
+#: is complete, about 2.5 times its rows' size: one row group of a 1M lake's bucket or of a dense
+#: month held 10-16 MiB of them (docs/performance.md)
+ROW_GROUP_ROWS = 8192
 #: every page carries its CRC, which every read checks: a file damaged where it still decodes
 #: (a page of dates turned into other dates) is refused instead of merged back into the lake
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -63,3 +68,12 @@ def _leaf_paths(path: str, field: pa.Field) -> list[str]:
     ):
         return _leaf_paths(f"{path}.list.element", kind.value_field)
     return [path]
+
+
+def row_groups_of(table: pa.Table, rows: pa.Array) -> Iterator[pa.Table]:
+    """``table``'s ``rows``, in their order, copied a row group at a time for
+    ``LakeStorage.write_row_groups``: copying them all at once was the peak of a window's change
+    log, a merged bucket and a compacted month (docs/performance.md). No row: one empty group,
+    so that the file is still written, with the table's columns."""
+    for start in range(0, max(len(rows), 1), ROW_GROUP_ROWS):
+        yield table.take(rows.slice(start, ROW_GROUP_ROWS))

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.lake.errors import LakeError
+from omnisync.lake.file_options import row_groups_of
 from omnisync.lake.record import (
     ASIDE,
     FORMAT,
@@ -41,7 +42,7 @@ from omnisync.lake.record import (
 from omnisync.lake.record import DATASET as DATASET  # the dataset this module keeps
 from omnisync.lake.storage import LakeStorage
 from transforms.pk_sets import sorted_unique
-from transforms.versions import latest_per_pk
+from transforms.versions import latest_per_pk, latest_rows
 
 log = logging.getLogger("omnisync.lake")
 DEFAULT_BUCKETS = 64
@@ -172,13 +173,12 @@ class Snapshot:
                 # one choice over both: the latest of the changes is the latest among them
                 # there too (the sort is stable: a tie keeps the file's row, as before)
                 current = self.storage.read_table(path)
-                merged = latest_per_pk(
-                    pa.concat_tables([current, changes], promote_options="permissive")
-                )
+                both = pa.concat_tables([current, changes], promote_options="permissive")
             else:
-                merged = latest_per_pk(changes)
-            self.storage.write_table(path, merged)
-            return int(merged.nbytes)
+                both = changes
+            rows = latest_rows(both)
+            self.storage.write_row_groups(path, row_groups_of(both, rows))
+            return int(both.nbytes * len(rows) / max(both.num_rows, 1))
 
     def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:
         """Replace the bucket file with ``rows`` (one row per pk, all of this bucket) atomically,

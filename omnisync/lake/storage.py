@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import os
 import posixpath
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import fsspec
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
-from omnisync.lake.file_options import SCRATCH_OPTIONS, lake_options
+from omnisync.lake.file_options import ROW_GROUP_ROWS, SCRATCH_OPTIONS, lake_options
 from omnisync.lake.renames import exchange_paths, missing, renameat2_function, temporary_path
 from omnisync.url_credentials import userinfo, without_userinfo
 
@@ -72,6 +73,12 @@ class LakeStorage:
     def path(self, relative: str) -> str:
         return posixpath.join(self.root, relative)
 
+    def _hidden(self, text: str) -> str:
+        """``text`` with the lake's URL as shown to people and its ``user:pass`` as ``***``."""
+        secret = userinfo(self.url)
+        text = text.replace(self.url, self.shown)
+        return text.replace(secret, "***") if secret else text
+
     @contextlib.contextmanager
     def reading(self, relative: str) -> Iterator[None]:
         """Arrow's errors of decoding one file, as :class:`LakeDamaged` naming it; any other
@@ -83,10 +90,7 @@ class LakeStorage:
             if not damage_in(exc):
                 raise
             said = " ".join(str(exc).split())  # Arrow's messages span lines; this is one line
-            reason = f"{type(exc).__name__}: {said}"[:300].replace(self.url, self.shown)
-            secret = userinfo(self.url)
-            if secret:
-                reason = reason.replace(secret, "***")
+            reason = self._hidden(f"{type(exc).__name__}: {said}"[:300])
             shown = posixpath.join(self.shown.rstrip("/"), relative)
             raise LakeDamaged(relative, shown, reason) from exc
 
@@ -119,30 +123,29 @@ class LakeStorage:
                 handle.write(b"ok")
             self.fs.rm(probe)
         except Exception as exc:  # any backend's error means the same thing to the user
-            reason = str(exc).replace(self.url, self.shown)
-            secret = userinfo(self.url)
-            if secret:
-                reason = reason.replace(secret, "***")
+            reason = self._hidden(str(exc))
             raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is not writable: {reason}") from None
 
     def write_table(self, relative: str, table: pa.Table) -> None:
         """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
-        options = lake_options(table.schema)
+        options = {**lake_options(table.schema), "row_group_size": ROW_GROUP_ROWS}
         self._write(relative, lambda sink: pq.write_table(table, sink, **options))
 
     def write_row_groups(
-        self, relative: str, groups: list[pa.Table], scratch: bool = False
+        self, relative: str, groups: Iterable[pa.Table], scratch: bool = False
     ) -> None:
-        """Write ``groups`` (one schema) as the row groups of one Parquet file, in order, so a
-        reader can take one group without the others; replaces any file atomically. ``scratch``:
+        """Write ``groups`` (one schema, taken as written: a generator holds one at a time) as
+        the row groups of one Parquet file, in order; replaces any file atomically. ``scratch``:
         a file only omnisync reads back, written with cheaper compression."""
-        if not groups:
+        parts = iter(groups)
+        first = next(parts, None)
+        if first is None:
             raise ValueError("write_row_groups needs at least one group")
-        options = SCRATCH_OPTIONS if scratch else lake_options(groups[0].schema)
+        options = SCRATCH_OPTIONS if scratch else lake_options(first.schema)
 
         def write(sink: Any) -> None:
-            with pq.ParquetWriter(sink, groups[0].schema, **options) as writer:
-                for group in groups:
+            with pq.ParquetWriter(sink, first.schema, **options) as writer:
+                for group in itertools.chain([first], parts):
                     writer.write_table(group, row_group_size=max(1, group.num_rows))
 
         self._write(relative, write)
@@ -243,8 +246,7 @@ class LakeStorage:
         return value if isinstance(value, dict) else None
 
     def write_json(self, relative: str, value: dict[str, Any]) -> None:
-        """Write ``value`` as JSON, replacing any file at ``relative`` atomically."""
-        self.write_bytes(relative, json.dumps(value).encode())
+        self.write_bytes(relative, json.dumps(value).encode())  # replaced atomically
 
     def swap_directories(self, staged: str, target: str) -> bool:
         """Put the directory ``staged`` at ``target`` in one atomic step, leaving what was at
@@ -265,12 +267,10 @@ class LakeStorage:
         return exchange_paths(source, destination)
 
     def replace_directory(self, staged: str, target: str) -> None:
-        """Make the tree built at ``staged`` the one at ``target``; what was at ``target`` goes.
-
-        One atomic exchange where the storage has it. Otherwise a marker is written in
-        ``staged``, the old tree is removed first (a reader never sees both), then the new one
-        is copied in: a reader may briefly see neither, and :meth:`finish_replace` completes a
-        switch that was interrupted."""
+        """Make the tree built at ``staged`` the one at ``target`` (what was there goes): one
+        atomic exchange where the storage has it; else a marker in ``staged``, the old tree
+        removed first (a reader never sees both, but may briefly see neither), then the new one
+        copied in, a switch :meth:`finish_replace` completes if it was interrupted."""
         if self.swap_directories(staged, target):
             self.delete_tree(staged)  # the old generation, now out of sight
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,12 @@ class CrashingStorage(LakeStorage):
     def write_table(self, relative: str, table: pa.Table) -> None:
         self._step()
         super().write_table(relative, table)
+
+    def write_row_groups(
+        self, relative: str, groups: Iterable[pa.Table], scratch: bool = False
+    ) -> None:
+        self._step()
+        super().write_row_groups(relative, groups, scratch)
 
     def write_json(self, relative: str, value: dict[str, Any]) -> None:
         self._step()
