@@ -10,6 +10,11 @@ not depend on how many customers it reads. Two allocators kept what a finished w
   allocations in mimalloc, and the peak higher.
 * glibc returns freed heap to the system only from the top of the heap; a window's millions of
   small objects leave most of it in the middle. ``malloc_trim`` gives those pages back.
+* glibc maps a large block on its own, and unmaps it when it is freed, but raises that size
+  (up to 32 MiB) each time it frees one: after a few windows, their column buffers came from the
+  heaps of the threads that made them, and a thread's heap keeps its top resident
+  (``malloc_trim`` does not shrink it). :func:`use_system_allocator` fixes the size at
+  :data:`MMAP_THRESHOLD`.
 
 Without them a sync's peak RSS grows with the number of windows (the figures are in
 docs/performance.md; ``make bench`` prints them).
@@ -27,10 +32,18 @@ import pyarrow as pa
 log = logging.getLogger("omnisync.run")
 
 
+#: blocks from this size up are mapped on their own, and unmapped when freed (see above)
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
+
+
 def use_system_allocator() -> None:
-    """pyarrow's buffers from the C allocator from now on (buffers already made keep theirs).
+    """pyarrow's buffers from the C allocator from now on (buffers already made keep theirs),
+    and glibc's threshold for mapping a block on its own fixed at :data:`MMAP_THRESHOLD`.
     When pyarrow was imported before omnisync set ``ARROW_DEFAULT_MEMORY_POOL`` (by a program
     that embeds omnisync), Arrow's C++ code keeps its own pool: that is said, once."""
+    if _MALLOPT is not None:
+        _MALLOPT(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
     pool = pa.default_memory_pool()
     if pool.backend_name != "system":
         log.info(
@@ -41,17 +54,18 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def _find_malloc_trim() -> Callable[[int], int] | None:
+def _find_libc(name: str) -> Callable[..., int] | None:
     try:
         # The process's own symbols: libc is among them, without find_library's subprocess.
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return None
-    return trim
+    return function
 
 
-# Resolved once, at import: window threads call it side by side.
-_MALLOC_TRIM = _find_malloc_trim()
+# Resolved once, at import: window threads call them side by side.
+_MALLOC_TRIM = _find_libc("malloc_trim")
+_MALLOPT = _find_libc("mallopt")
 
 
 #: a merge gives the heap back after this many bytes of merged rows (the buckets written)
