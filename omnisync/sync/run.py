@@ -26,7 +26,7 @@ from omnisync.client import DateFilterRejected
 from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
 from omnisync.lake.record import check_lake_for_state
-from omnisync.memory import peak_mib
+from omnisync.memory import map_large_blocks, peak_mib
 from omnisync.orchestration import Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
@@ -193,6 +193,7 @@ def _run_plan(run: RunContext, plan: Plan, orchestration: Orchestration) -> Plan
         orchestration.logger().debug(
             "validator ready: peak RSS %.0f MiB before any row", peak_mib()
         )
+        map_large_blocks(len(plan.windows))  # see omnisync/memory.py: a long plan's heaps
         orchestration.run_windows(run, plan)
     return finish_plan(
         plan,
