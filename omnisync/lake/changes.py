@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.lake.file_options import row_groups_of
+from omnisync.lake.file_options import TakenRows
 from omnisync.lake.storage import LakeStorage
 from omnisync.memory import give_back
 from transforms.versions import unique_version_rows
@@ -167,13 +167,14 @@ class ChangeLog:
         """
         name = f"part-{window}.parquet"
         written = 0
-        table = with_op(table)  # a window's versions; deletions come with their own
+        table = _noted(with_op(table))  # a window's versions; deletions come with their own
         # Each month is a slice of the sorted versions (filtering per month was O(months x rows)).
-        versions, months = (
+        rows_at, months = (
             _by_month(table)
             if table.num_rows
             else (pa.array([], pa.uint64()), np.array([], dtype=np.int64))
         )
+        versions = TakenRows(table, rows_at)
         month_values: list[str] = []
         starts: list[int] = []
         if len(months):
@@ -184,15 +185,19 @@ class ChangeLog:
         written_months: set[str] = set()
         for month, start, end in zip(month_values, starts, ends, strict=True):
             written_months.add(month)
-            rows = versions.slice(start, end - start)
+            rows = rows_at.slice(start, end - start)
+            groups = versions.between(start, end)
             with self._month_lock(month):
                 logged = self._logged_keys(month, except_file=name)
                 if logged is not None and logged.num_rows:
                     keys = table.select(["pk", "modified_date"]).take(rows)
-                    rows = rows.filter(_new(keys, logged))
+                    new = _new(keys, logged)
+                    if not pc.all(new).as_py():  # some logged already: the others only
+                        rows = rows.filter(new)
+                        groups = TakenRows(table, rows).all()
                 target = f"{_month_dir(month)}/{name}"
                 if len(rows):
-                    self.storage.write_row_groups(target, row_groups_of(_noted(table), rows))
+                    self.storage.write_row_groups(target, groups)
                     written += len(rows)
                 else:
                     self.storage.delete(target)
@@ -224,7 +229,7 @@ class ChangeLog:
             self.storage.delete_tree(staged)
             self.storage.write_row_groups(  # in pk order
                 f"{staged}/{COMPACTED}",
-                row_groups_of(_noted(merged), unique_version_rows(merged)),
+                TakenRows(_noted(merged), unique_version_rows(merged)).all(),
             )
             del merged
             if self.storage.swap_directories(staged, _month_dir(month)):

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.lake.errors import LakeError
-from omnisync.lake.file_options import row_groups_of
+from omnisync.lake.file_options import TakenRows
 from omnisync.lake.record import (
     ASIDE,
     FORMAT,
@@ -177,7 +177,7 @@ class Snapshot:
             else:
                 both = changes
             rows = latest_rows(both)
-            self.storage.write_row_groups(path, row_groups_of(both, rows))
+            self.storage.write_row_groups(path, TakenRows(both, rows).all())
             return int(both.nbytes * len(rows) / max(both.num_rows, 1))
 
     def replace_bucket(self, bucket: int, rows: pa.Table | None) -> None:

@@ -127,7 +127,7 @@ class LakeStorage:
             raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is not writable: {reason}") from None
 
     def write_table(self, relative: str, table: pa.Table) -> None:
-        """Write ``table`` as one Parquet file, replacing any file at ``relative`` atomically."""
+        """Write ``table`` as one Parquet file (groups of ``ROW_GROUP_ROWS`` rows), atomically."""
         options = {**lake_options(table.schema), "row_group_size": ROW_GROUP_ROWS}
         self._write(relative, lambda sink: pq.write_table(table, sink, **options))
 
