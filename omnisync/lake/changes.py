@@ -109,14 +109,9 @@ def _version_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:
     return keys, pc.and_(pk.is_valid(), micros.is_valid())
 
 
-def _not_in(rows: pa.Table, logged: pa.Table) -> pa.Table:
-    """Rows whose (pk, modified_date) is not in ``logged``, in their order (a row missing
-    either never matches)."""
-    return rows.filter(_new(rows, logged))
-
-
 def _new(rows: pa.Table, logged: pa.Table) -> pa.Array:
-    """Whether each row's (pk, modified_date) is missing from ``logged``. A hash lookup of both
+    """Whether each row's (pk, modified_date) is missing from ``logged`` (a row missing either
+    never matches, so it is new). A hash lookup of both
     keys as one value: not ``Table.join``, which loads Acero and ``pyarrow.dataset`` (more
     memory in every run that logs a version again) and returns rows in no defined order."""
     if not logged.num_rows or not rows.num_rows:

@@ -135,9 +135,9 @@ _KEY = st.tuples(st.one_of(st.none(), st.integers(-3, 3)), st.one_of(st.none(), 
 def test_the_versions_not_yet_logged_are_exactly_those_whose_keys_are_new(
     rows: list[tuple[int | None, int | None]], logged: list[tuple[int | None, int | None]]
 ) -> None:
-    """``_not_in`` against the rule in plain Python: a row stays unless its (pk, modified_date)
+    """``_new`` against the rule in plain Python: a row stays unless its (pk, modified_date)
     is among the logged ones; a row missing either stays; rows keep their order."""
-    from omnisync.lake.changes import _not_in
+    from omnisync.lake.changes import _new
 
     def table(keys: list[tuple[int | None, int | None]]) -> pa.Table:
         stamps = [None if m is None else T0 + dt.timedelta(minutes=m) for _, m in keys]
@@ -153,7 +153,8 @@ def test_the_versions_not_yet_logged_are_exactly_those_whose_keys_are_new(
     expected = [
         i for i, (pk, m) in enumerate(rows) if pk is None or m is None or (pk, m) not in known
     ]
-    assert _not_in(table(rows), table(logged)).column("order").to_pylist() == expected
+    kept = table(rows).filter(_new(table(rows), table(logged)))
+    assert kept.column("order").to_pylist() == expected
 
 
 def test_closed_months_are_compacted_into_one_file_and_the_open_month_kept_small(
