@@ -90,7 +90,7 @@ class LakeStorage:
             if not damage_in(exc):
                 raise
             said = " ".join(str(exc).split())  # Arrow's messages span lines; this is one line
-            reason = self._hidden(f"{type(exc).__name__}: {said}"[:300])
+            reason = self._hidden(f"{type(exc).__name__}: {said}")[:300]  # hidden, then cut
             shown = posixpath.join(self.shown.rstrip("/"), relative)
             raise LakeDamaged(relative, shown, reason) from exc
 

@@ -503,3 +503,18 @@ def test_each_version_is_logged_in_the_folder_of_its_month_in_utc(
         utc = moment - dt.timedelta(minutes=minutes)
         expected[pk] = f"{utc.year:04d}-{utc.month:02d}"
     assert found == expected
+
+
+def test_a_damaged_file_s_reason_is_cut_after_its_secret_is_hidden() -> None:
+    """The reason shown is cut to 300 characters: cut before the lake URL's ``user:pass`` was
+    replaced, a URL split by the cut matched neither replacement and part of the password was
+    shown."""
+    from omnisync.lake.errors import LakeDamaged
+
+    url = "memory://omni:s3cretpassw0rd@bucket/lake"
+    lake = LakeStorage(url)
+    message = "x" * (300 - len("ArrowInvalid: ") - 20) + f" in {url}/customers/part.parquet"
+    with pytest.raises(LakeDamaged) as damaged, lake.reading("customers/part.parquet"):
+        raise pa.ArrowInvalid(message)
+    shown = str(damaged.value)
+    assert "s3cret" not in shown and "omni:" not in shown, shown
