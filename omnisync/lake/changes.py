@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from omnisync.lake.file_options import TakenRows
+from omnisync.lake.file_options import TakenRows, one_chunk
 from omnisync.lake.storage import LakeStorage
 from omnisync.memory import give_back
 from transforms.versions import unique_version_rows
@@ -217,8 +217,10 @@ class ChangeLog:
             closed = _month_end(month) <= before
             if len(files) <= (1 if closed else OPEN_MONTH_PARTS):
                 continue  # one file is as compact as a month gets
-            merged = pa.concat_tables(
-                [self.storage.read_table(f) for f in files], promote_options="permissive"
+            merged = one_chunk(  # the parts' chunks go as each column is joined
+                pa.concat_tables(
+                    [self.storage.read_table(f) for f in files], promote_options="permissive"
+                )
             )
             staged = f"{COMPACTING}/{PARTITION}={month}"
             self.storage.delete_tree(staged)

@@ -70,16 +70,34 @@ def _leaf_paths(path: str, field: pa.Field) -> list[str]:
     return [path]
 
 
+def one_chunk(table: pa.Table) -> pa.Table:
+    """``table`` with every column in one chunk, joined a column at a time: each column's chunks
+    can go as soon as its joined copy replaces them (when nothing else holds them), so joining
+    costs about one column's memory, not the table's. A take from a column of many chunks joins
+    them first, every time (pyarrow 26): blocks taken one after another from a window's or a
+    month's table cost time in proportion to its size for every block."""
+    for index in range(table.num_columns):
+        column = table.column(index)
+        if column.num_chunks > 1:
+            table = table.set_column(index, table.field(index), column.combine_chunks())
+    return table
+
+
 class TakenRows:
     """A table's ``rows`` (row numbers, in the order to write them), copied out a block of
     :data:`ROW_GROUP_ROWS` at a time, for ``LakeStorage.write_row_groups``. Copying them all at
     once, then writing them as one row group, was the peak of a window's change log, a merged
     bucket and a compacted month (docs/performance.md). By blocks, not by request: a take from
     a window's table of many chunks costs about a millisecond whatever its size, and a window's
-    hundred small months each taking their own rows cost a tenth of a second more."""
+    hundred small months each taking their own rows cost a tenth of a second more. A caller
+    that can let go of its table's chunks passes it through :func:`one_chunk` first."""
 
     def __init__(self, table: pa.Table, rows: pa.Array) -> None:
-        self.table, self.rows = table, rows
+        # more than one block from a table of many chunks: joined once (see one_chunk), or
+        # every block would join them again (quadratic in the table's rows)
+        several = len(rows) > ROW_GROUP_ROWS
+        self.table = one_chunk(table) if several else table
+        self.rows = rows
         self._held: tuple[int, pa.Table] | None = None
 
     def _block(self, number: int) -> pa.Table:

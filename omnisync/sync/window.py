@@ -40,6 +40,7 @@ from omnisync.client.paginator import Paginator
 from omnisync.client.records import Customer, Record, customer_text
 from omnisync.lake import window_key, write_quarantine
 from omnisync.lake.errors import LakeError
+from omnisync.lake.file_options import one_chunk
 from omnisync.memory import give_back
 from omnisync.settings import Settings
 from omnisync.state import LockLost
@@ -142,6 +143,10 @@ def sync_window(
         rows, quarantined, refused_modified = _validate_window(
             context.validator, settings, context.run_id, typed, name, result
         )
+        # The typed chunks go, and the rows are joined a column at a time as they do: the
+        # staging's and the change log's takes then copy only the rows they take (one_chunk).
+        typed.clear()
+        rows = one_chunk(rows)
         rejected.append(quarantined)
         rejected_modified.append(refused_modified)
         # Also when no row is left: writing a retried window again replaces its earlier files.
