@@ -27,6 +27,32 @@ settings.register_profile(
 settings.load_profile("shared-machine")
 
 
+def own_generators(*modules: Any) -> None:
+    """Give each module's ``random`` a generator of its own. Hypothesis warns when the global
+    generator moves while it draws (a strategy must not use it; an error in a later Hypothesis),
+    and threads that outlive a test moved it all the same: Prefect's events client (websockets'
+    keepalive pings and reconnects), Prefect's client retries and stamina's jitter on a retried
+    window's or request's thread (found by recording every draw made off the main thread)."""
+    import random
+
+    for module in modules:
+        module.random = random.Random()
+
+
+def _libraries_off_the_global_generator() -> None:
+    import prefect.utilities.math  # its client's retries and its services' intervals
+    import stamina._core
+    import tenacity.wait
+    import websockets.asyncio.connection
+
+    own_generators(
+        prefect.utilities.math, stamina._core, tenacity.wait, websockets.asyncio.connection
+    )
+
+
+_libraries_off_the_global_generator()
+
+
 @pytest.fixture(scope="session")
 def quiet_sandbox() -> Iterator[SandboxServer]:
     """A sandbox nobody reconfigures: read-only tests share it."""
