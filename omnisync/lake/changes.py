@@ -111,9 +111,9 @@ def _version_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:
 
 def _new(rows: pa.Table, logged: pa.Table) -> pa.Array:
     """Whether each row's (pk, modified_date) is missing from ``logged`` (a row missing either
-    never matches, so it is new). A hash lookup of both
-    keys as one value: not ``Table.join``, which loads Acero and ``pyarrow.dataset`` (more
-    memory in every run that logs a version again) and returns rows in no defined order."""
+    never matches, so it is new). A hash lookup of both keys as one value: not ``Table.join``,
+    which loads Acero and ``pyarrow.dataset`` (more memory in every run that logs a version
+    again) and returns rows in no defined order."""
     if not logged.num_rows or not rows.num_rows:
         return pa.array(np.ones(rows.num_rows, dtype=np.bool_))
     keys, present = _version_keys(rows)

@@ -152,16 +152,22 @@ class Snapshot:
                 self.storage.replace_directory(folder, aside)
                 log.warning("moved %s/ of an older lake aside to %s/", folder, aside)
 
+    def bucket_runs(self, pks: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+        """The order that puts rows of these ``pks`` in bucket order (stable: rows keep their
+        order within a bucket), and each bucket's ``(bucket, start, end)`` in that order."""
+        targets = pks % self.buckets
+        order = np.argsort(targets, kind="stable")
+        buckets, starts = np.unique(targets[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(targets)] if len(starts) else []
+        return order, list(zip(buckets.tolist(), starts.tolist(), ends, strict=True))
+
     def split(self, changes: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         """``changes`` grouped by bucket (rows keep their order within a bucket)."""
         if changes.num_rows == 0:
             return
-        targets = changes.column("pk").to_numpy() % self.buckets
-        order = np.argsort(targets, kind="stable")
-        grouped, targets = changes.take(pa.array(order)), targets[order]
-        buckets, starts = np.unique(targets, return_index=True)
-        ends = [*starts[1:].tolist(), len(targets)]
-        for bucket, start, end in zip(buckets.tolist(), starts.tolist(), ends, strict=True):
+        order, runs = self.bucket_runs(changes.column("pk").to_numpy())
+        grouped = changes.take(pa.array(order))
+        for bucket, start, end in runs:
             yield bucket, grouped.slice(start, end - start)
 
     def merge_bucket(self, bucket: int, changes: pa.Table) -> int:

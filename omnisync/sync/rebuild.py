@@ -54,7 +54,7 @@ from omnisync.sync.context import STREAM
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import proven
 from omnisync.sync.staging import staged_by_bucket, staging_dir
-from transforms.pk_sets import sorted_unique
+from transforms.pk_sets import contains, sorted_unique
 from transforms.versions import latest_per_pk
 
 log = logging.getLogger("omnisync.sync")
@@ -181,14 +181,14 @@ def rebuild_snapshot(
     files, old_pks, old_stamps = _read_old(storage)
     read = _staged_pks(storage, plan_id)
     newer = old_pks[old_stamps >= to_us(upper)]
-    unread = np.unique(old_pks[~np.isin(old_pks, read)])
+    unread = np.unique(old_pks[~contains(read, old_pks)])  # read: sorted, by _staged_pks
     candidates = unread[~np.isin(unread, newer)]
     gone = confirmed_absent(client, candidates.tolist(), np.sort(old_pks), settings.page_size)
     # Read before anything is recorded: a damaged file stops the rebuild with nothing changed.
     kept = _rows_of(storage, files, unread)
     if gone:
         total = client.count_customers(CustomerQuery(sort=None))
-        refuse_mass_deletion(settings, len(np.unique(old_pks)), len(gone), total)
+        refuse_mass_deletion(settings, len(sorted_unique([old_pks])), len(gone), total)
         detected = client.server_time()
         record_deletions(store, STREAM, gone, detected, run_id, fence)
         if kept is not None:

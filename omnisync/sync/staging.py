@@ -57,27 +57,24 @@ def stage_window(
     folder = staging_dir(plan_id)
     # one file for every bucket, as an earlier omnisync staged a window: a retry replaces it
     storage.delete(f"{folder}/{name}.parquet")
-    targets = (
-        rows.column("pk").to_numpy() % snapshot.buckets if rows.num_rows else np.zeros(0, np.int64)
-    )
-    order = np.argsort(targets, kind="stable")  # rows keep their order within a bucket
-    targets = targets[order]
+    pks = rows.column("pk").to_numpy() if rows.num_rows else np.zeros(0, np.int64)
+    order, runs = snapshot.bucket_runs(pks)
     touched = 0
     for first in range(0, snapshot.buckets, GROUP_BUCKETS):
         path = f"{folder}/{name}.g{first // GROUP_BUCKETS:02d}.parquet"
-        lo, hi = np.searchsorted(targets, [first, first + GROUP_BUCKETS])
-        if lo == hi:
+        group = [run for run in runs if first <= run[0] < first + GROUP_BUCKETS]
+        if not group:
             storage.delete(path)
             continue
+        lo, hi = group[0][1], group[-1][2]
         part = rows.take(pa.array(order[lo:hi]))
-        buckets, starts = np.unique(targets[lo:hi], return_index=True)
-        ends = [*starts[1:].tolist(), hi - lo]
-        metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps(buckets.tolist())}
+        buckets = [bucket for bucket, _, _ in group]
+        metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps(buckets)}
         storage.write_row_groups(
             path,
             [
-                part.slice(start, end - start).replace_schema_metadata(metadata)
-                for start, end in zip(starts.tolist(), ends, strict=True)
+                part.slice(start - lo, end - start).replace_schema_metadata(metadata)
+                for _, start, end in group
             ],
             scratch=True,
         )
