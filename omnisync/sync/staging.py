@@ -111,12 +111,14 @@ def staged_by_bucket(
         names = [name for name, held in listed.items() if set(held) & set(group)]
         with contextlib.ExitStack() as stack:
             opened = [(name, stack.enter_context(storage.parquet_file(name))) for name in names]
+            # each file's own list: one replaced since it was listed is read as it is now
+            held_now = [(name, file, staged_buckets(file)) for name, file in opened]
             for bucket in group:
                 rows = []
-                for name, file in opened:
-                    if bucket in listed[name]:
+                for name, file, held in held_now:
+                    if bucket in held:
                         with storage.reading(name):
-                            rows.append(file.read_row_group(listed[name].index(bucket)))
+                            rows.append(file.read_row_group(held.index(bucket)))
                 yield bucket, [without_staging_metadata(part) for part in rows]
 
 

@@ -151,3 +151,29 @@ def test_the_merge_opens_one_group_of_staged_files_at_a_time_and_reads_an_older_
     held = sorted(snapshot.read(["pk"]).column("pk").to_pylist())
     assert held == [*range(3200), *range(10_000, 10_640)]
     assert GROUP_BUCKETS < 64
+
+
+def test_a_staged_file_replaced_during_a_merge_is_read_by_its_own_bucket_list(
+    tmp_path: Path,
+) -> None:
+    """Found by a review: the merge listed each staged file's buckets first and read row groups
+    by that list later, from the file opened again; a file replaced in between (a window's late
+    attempt) gave a bucket another bucket's rows, which would put a customer in two buckets.
+    Each row group is found by the bucket list of the file actually opened."""
+    from omnisync.lake import Snapshot
+    from omnisync.sync.staging import stage_window, staged_by_bucket
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    snapshot = Snapshot(storage, buckets=16)
+    stage_window(storage, snapshot, "p1", "w1", _pks([0, 8, 9]))
+    merging = staged_by_bucket(storage, "p1", snapshot.buckets)
+    first = next(merging)
+    stage_window(storage, snapshot, "p1", "w1", _pks([0, 9, 10]))  # replaced meanwhile
+    for bucket, groups in [first, *merging]:
+        for group in groups:
+            assert all(pk % 16 == bucket for pk in group.column("pk").to_pylist()), bucket
+
+
+def _pks(pks: list[int]) -> pa.Table:
+    table = _customers(range(len(pks)))
+    return table.set_column(0, "pk", pa.array(pks, pa.int64()))
