@@ -136,8 +136,7 @@ class OmnitronClient:
 
     # -- the retry layer ----------------------------------------------------------------------
     def retry_budget(self) -> RetryBudget:
-        """A budget of attempts and time with this client's backoff, for a caller that must look
-        before it sends a write again (after ``AnswerLost``)."""
+        """Attempts and time with this client's backoff, for a write looked at after AnswerLost."""
         initial, maximum, jitter = self._backoff_waits
         return RetryBudget(self.retry_attempts, self.retry_max_seconds, initial, maximum, jitter)
 
@@ -215,10 +214,12 @@ class OmnitronClient:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:
             raise transport_failure(exc, f"{method} {path} on {self._host}") from None
-        except RuntimeError:  # closed (Ctrl-C, another thread): httpx refuses before sending
-            if self._http.is_closed:  # not a bare RuntimeError, which would be worth a retry
-                raise ClientClosed.unsent_request(method, path) from None
-            raise
+        except RuntimeError as exc:  # closed (Ctrl-C, another thread) before or while answered
+            if not self._http.is_closed:  # a bare RuntimeError, worth a retry
+                raise
+            answered = isinstance(exc, httpx.StreamError)  # it left: a write may be applied
+            closed = ClientClosed.while_answered if answered else ClientClosed.unsent_request
+            raise closed(method, path) from None
 
     def get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
         return self._decode(self.send("GET", path, params=params))

@@ -59,6 +59,13 @@ class ClientClosed(OmnitronError):
             f"{method} {path} not sent: the run is stopping (its client is closed)", unsent=True
         )
 
+    @classmethod
+    def while_answered(cls, method: str, path: str) -> ClientClosed:
+        return cls(
+            f"{method} {path} sent, its answer not read: the run is stopping (its client was "
+            "closed); a change it asked for may have been made"
+        )
+
 
 class RetriesExhausted(OmnitronError):
     pass

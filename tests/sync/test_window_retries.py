@@ -148,3 +148,30 @@ def test_a_client_closed_while_a_request_starts_is_stopping_not_a_bare_runtime_e
         client.send("PATCH", "/api/v1/customers/1/", json={"erp_code": "A"})
     assert raised.value.unsent and not sent
     assert _worth_retrying(raised.value) is False
+
+
+def test_a_client_closed_while_its_answer_is_read_does_not_say_the_request_was_not_sent() -> None:
+    """Found by a review: httpx's stream errors are RuntimeErrors too, and come after the request
+    left (the answer being read when another thread closes the client). Such a write may have
+    been applied: it is the run stopping, but not "not sent"."""
+    import httpx
+    from pydantic import SecretStr
+
+    from omnisync.client import ClientClosed, OmnitronClient
+
+    client = OmnitronClient(
+        "https://omnitron.example",
+        token=SecretStr("t"),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})),
+    )
+
+    def closed_while_answered(*args: Any, **kwargs: Any) -> httpx.Response:
+        client._http.close()
+        raise httpx.StreamClosed()
+
+    client._http.request = closed_while_answered  # type: ignore[method-assign]
+    with pytest.raises(ClientClosed) as raised:
+        client.send("PATCH", "/api/v1/customers/1/", json={"erp_code": "A"})
+    assert not raised.value.unsent
+    assert "not sent" not in str(raised.value)
+    assert _worth_retrying(raised.value) is False
