@@ -191,7 +191,8 @@ class _WorkerRuns:
                 context = closing.enter_context(open_run(settings, run_id, ask=False))
                 if fence is not None:
                     # The flow's release does not reach this process: its fence asks the
-                    # database at each check (two a file written), not its own clock.
+                    # database at each check, not its own clock (two a file written, one or
+                    # two a file deleted; a window stages a file per group of 8 buckets).
                     owner, acquired = fence
                     rebuilt = Fence(
                         context.store.lease, STREAM, owner, acquired, asks_database=True
