@@ -35,13 +35,18 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # p
 @app.callback()
 def _root() -> None:
     """Sync Akinon Omnitron customers into a Parquet lake, and ERP codes back into Omnitron."""
-    import stamina.instrumentation
+    from omnisync.lasting_imports import lasting_imports
 
-    # The client logs each retry itself, naming the host and the reason; stamina's own lines
-    # (``stamina.retry_scheduled``) would only repeat them without that context.
-    stamina.instrumentation.set_on_retry_hooks([])
-    _refuse_unreadable_dotenv()
-    _note_misspelled_settings()
+    # What every command imports first (the settings and their checks: pydantic, SQLAlchemy,
+    # pyarrow) lasts as long as the process: imported without the cycle collector's passes.
+    with lasting_imports():
+        import stamina.instrumentation
+
+        # The client logs each retry itself, naming the host and the reason; stamina's own lines
+        # (``stamina.retry_scheduled``) would only repeat them without that context.
+        stamina.instrumentation.set_on_retry_hooks([])
+        _refuse_unreadable_dotenv()
+        _note_misspelled_settings()
 
 
 def _refuse_unreadable_dotenv() -> None:

@@ -26,8 +26,8 @@ def sync(
     with user_errors():
         from omnisync.settings import load_settings
 
-        settings = load_settings()  # before the sync's imports: a mistake answers at once
-        with lasting_imports():
+        with lasting_imports():  # its checks import SQLAlchemy and pyarrow
+            settings = load_settings()  # before the sync's imports: a mistake answers at once
             from omnisync.connection import open_client
             from omnisync.lake import LakeStorage
             from omnisync.prefect_api import configured_prefect_api
