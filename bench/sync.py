@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import httpx
 
+from bench.machine import speed_line
 from bench.sandbox_process import sandbox_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,7 @@ ROUNDS = {
 
 
 def main() -> None:
+    print(speed_line("before"), flush=True)
     peaks: dict[int, float] = {}
     sync = [sys.executable, "-m", "omnisync.cli", "sync"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,6 +193,7 @@ def main() -> None:
                 )
                 leftovers = list(Path(tmp).rglob("prefect/**/*.db"))
                 assert not leftovers, f"a Prefect server was started: {leftovers}"
+    print(speed_line("after"), flush=True)
     if set(peaks) != {100_000, 1_000_000}:
         return
     ratio = peaks[1_000_000] / peaks[100_000]
