@@ -175,11 +175,7 @@ class Settings(BaseSettings):
         "latest this many records",
     )
     window_rows: int = Field(
-        # Two windows are in flight, each holding its typed rows and GX's frame: they are a long
-        # sync's highest memory. At 50,000 the planner's halving and joining made a 1M plan's
-        # largest window 49,897 rows (37,103 at 100k), so the peak grew with the lake; at 40,000
-        # it is 39,176 rows at 1M, 100k's plan is unchanged, and the CPU the same
-        # (docs/performance.md).
+        # windows in flight are a sync's peak memory: 1M's largest is 100k's (docs/performance.md)
         40_000,
         ge=100,
         validation_alias=_env("OMNISYNC_WINDOW_ROWS", "window_rows"),
