@@ -222,9 +222,8 @@ class LakeStorage:
                 missing = [c for c in columns if c not in file.schema_arrow.names]
                 if missing:
                     raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
-            with self.reading(relative):
-                table = file.read(columns=columns)
-            return table
+            with self.reading(relative):  # one thread: its pool costs CPU (docs/performance.md)
+                return file.read(columns=columns, use_threads=False)
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))

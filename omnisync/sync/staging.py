@@ -117,8 +117,8 @@ def staged_by_bucket(
                 rows = []
                 for name, file, held in held_now:
                     if bucket in held:
-                        with storage.reading(name):
-                            rows.append(file.read_row_group(held.index(bucket)))
+                        with storage.reading(name):  # on one thread, as read_table
+                            rows.append(file.read_row_group(held.index(bucket), use_threads=False))
                 yield bucket, [without_staging_metadata(part) for part in rows]
 
 
