@@ -8,7 +8,7 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omnisync.sync.planning import plan_windows
+from omnisync.sync.planning import balanced, plan_windows
 from tests.client.fake_omnitron import BASE, FakeOmnitron, customers, offsets
 
 DAY = dt.timedelta(days=1)
@@ -35,3 +35,50 @@ def test_planned_windows_cover_the_span_exactly_and_stay_near_the_target(
                     or (len({s for s in rows.values() if (a is None or s >= a) and s < b}) == 1)
                 )
     assert all("sort" not in r for r in server.requests), "planning never relies on sort"
+
+
+def _parts(counts: list[int]) -> list[tuple[dt.datetime, dt.datetime, int]]:
+    return [(BASE + i * DAY, BASE + (i + 1) * DAY, count) for i, count in enumerate(counts)]
+
+
+def _fewest(counts: list[int], target: int) -> int:
+    """The fewest runs ``counts`` can be cut into, each within ``target`` or a lone part."""
+    fewest = [0] + [len(counts) + 1] * len(counts)
+    for end in range(1, len(counts) + 1):
+        for start in range(end):
+            if end - start == 1 or sum(counts[start:end]) <= target:
+                fewest[end] = min(fewest[end], fewest[start] + 1)
+    return fewest[-1]
+
+
+def _least_largest(counts: list[int], groups: int) -> int:
+    """The least largest sum of ``counts`` cut into at most ``groups`` runs (every cut tried)."""
+    if not counts:
+        return 0
+    if groups == 1:
+        return sum(counts)
+    return min(
+        max(sum(counts[:cut]), _least_largest(counts[cut:], groups - 1))
+        for cut in range(1, len(counts) + 1)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(counts=st.lists(st.integers(0, 60), min_size=1, max_size=8), target=st.integers(1, 100))
+def test_parts_are_joined_into_the_fewest_windows_with_the_least_largest(
+    counts: list[int], target: int
+) -> None:
+    """A plan's parts are joined into as few windows as fit ``target`` (a part over it alone),
+    cut where the largest of that many windows is the least: two windows are in flight, and the
+    largest is a sync's peak memory (joined as they came, a window could be nearly full beside
+    a nearly empty one)."""
+    windows = balanced(_parts(counts), target)
+    assert windows[0][0] == BASE
+    assert windows[-1][1] == BASE + len(counts) * DAY
+    assert all(x[1] == y[0] for x, y in itertools.pairwise(windows)), "contiguous, in order"
+    sizes = [count for _, _, count in windows]
+    assert sum(sizes) == sum(counts)
+    spans = [round((b - a) / DAY) for a, b, _ in windows]
+    assert all(size <= target or span == 1 for size, span in zip(sizes, spans, strict=True))
+    assert len(windows) == _fewest(counts, target)
+    assert max(sizes) == _least_largest(counts, len(windows))
