@@ -1,13 +1,13 @@
 """Planning a run's windows from the API's counts, using only documented filters.
 
 The span ``[lo, hi)`` is halved by time while a part holds more than ``target_rows`` customers
-(half of it when the span needs several windows; down to one second, or one day on date-only
-servers, finer than which their filters cannot tell), then neighbouring parts are joined again
-into the fewest windows that fit, as even as those parts allow (:func:`balanced`). A full read
-starts from a fixed floor and its first window is open below, so no customer is older than the plan;
-nothing depends on ``sort`` (docs/omnitron-api.md: it is not promised). Counting costs one
-request per part, and each window is then extracted, written and committed on its own, so a
-failed backfill resumes where it stopped.
+(a quarter of them when the span holds more than four windows; down to one second, or one day on
+date-only servers, finer than which their filters cannot tell), then neighbouring parts are
+joined again into the fewest windows that fit, as even as those parts allow (:func:`balanced`).
+A full read starts from a fixed floor and its first window is open below, so no customer is older
+than the plan; nothing depends on ``sort`` (docs/omnitron-api.md: it is not promised).
+Counting costs one request per part, and each window is then extracted, written and committed
+on its own, so a failed backfill resumes where it stopped.
 
 The first count of an incremental asks for a whole page of every customer modified since ``lo``,
 open above: what changed in the window, and what changed after its upper bound (the deletion
@@ -102,9 +102,9 @@ def plan_windows(
             count = 0 if whole is None else whole.count
         else:
             count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
-        if (a, b) == (start, hi) and count > target_rows:
-            # Several windows: parts of half a window, so that joining them can even them out.
-            # Parts of a whole window joined as they came made a 1M plan's largest window a
+        if (a, b) == (start, hi) and count > 4 * target_rows:
+            # Many windows: parts of a quarter of a window, so that joining them can even them
+            # out. Parts of a whole window joined as they came made a 1M plan's largest window a
             # third larger than its average (docs/performance.md).
             finest = max(1, target_rows // 4)
         middle = _middle(a, b, datetimes) if count > finest else None
