@@ -175,7 +175,7 @@ class Settings(BaseSettings):
         "latest this many records",
     )
     window_rows: int = Field(
-        # windows in flight are a sync's peak memory: 1M's largest is 100k's (docs/performance.md)
+        # windows in flight are a sync's peak memory: 1M's largest is about 100k's (performance.md)
         40_000,
         ge=100,
         validation_alias=_env("OMNISYNC_WINDOW_ROWS", "window_rows"),

@@ -3,7 +3,8 @@
 The span ``[lo, hi)`` is halved by time while a part holds more than ``target_rows`` customers
 (a quarter of them when the span holds more than four windows; down to one second, or one day on
 date-only servers, finer than which their filters cannot tell), then neighbouring parts are
-joined again into the fewest windows that fit, as even as those parts allow (:func:`balanced`).
+joined again into the fewest windows that fit, the largest as small as those parts allow
+(:func:`balanced`).
 A full read starts from a fixed floor and its first window is open below, so no customer is older
 than the plan; nothing depends on ``sort`` (docs/omnitron-api.md: it is not promised).
 Counting costs one request per part, and each window is then extracted, written and committed
@@ -104,8 +105,8 @@ def plan_windows(
             count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
         if (a, b) == (start, hi) and count > 4 * target_rows:
             # Many windows: parts of a quarter of a window, so that joining them can even them
-            # out. Parts of a whole window joined as they came made a 1M plan's largest window a
-            # third larger than its average (docs/performance.md).
+            # out. Parts of a whole window made a 1M plan's largest window 49,897 rows against
+            # an average of 35,700 (docs/performance.md); each part costs a count request.
             finest = max(1, target_rows // 4)
         middle = _middle(a, b, datetimes) if count > finest else None
         if middle is None:
