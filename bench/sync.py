@@ -6,6 +6,7 @@ Everything runs as a child process measured the same way (``os.wait4``: wall tim
 peak RSS): the sandbox in its own process, the floor (``bench/floor.py``: httpx + orjson + pyarrow
 in memory), and ``omnisync sync`` as a user runs it, with no Prefect API configured (so no
 Prefect server either: the CLI runs the steps in its own process, and has no child processes).
+The machine's speed is printed before and after (``bench/machine.py``): the ratios move with it.
 """
 
 from __future__ import annotations

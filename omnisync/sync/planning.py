@@ -104,8 +104,8 @@ def plan_windows(
         else:
             count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
         if (a, b) == (start, hi) and count > 4 * target_rows:
-            # Many windows: parts of a quarter of a window, so that joining them can even them
-            # out. Parts of a whole window made a 1M plan's largest window 49,897 rows against
+            # Many windows: parts of a quarter of a window, so that the join can make the largest
+            # smaller. Parts of a whole window made a 1M plan's largest window 49,897 rows against
             # an average of 35,700 (docs/performance.md); each part costs a count request.
             finest = max(1, target_rows // 4)
         middle = _middle(a, b, datetimes) if count > finest else None
