@@ -91,18 +91,27 @@ def plan_windows(
     after ``hi``, which can only halve a span more than needed), kept there under ``(lo, hi)``
     when the plan is that one window."""
     start = lo if lo is not None else min(FLOOR, hi - MIN_WINDOW)
-    pending: list[tuple[dt.datetime, dt.datetime]] = [(start, hi)]
+
+    def counted(a: dt.datetime, b: dt.datetime) -> int:
+        return _count(client, a if (a != start or lo is not None) else None, b, datetimes)
+
+    # A span, and its count when it is already known (the rest of its halved parent's).
+    pending: list[tuple[dt.datetime, dt.datetime, int | None]] = [(start, hi, None)]
     parts: list[Part] = []
     whole: Page | None = None
     finest = target_rows
     while pending:
-        a, b = pending.pop()
-        if first_pages is not None and whole is None and (a, b) == (start, hi):
+        a, b, known = pending.pop()
+        exact = True  # the count is of exactly [a, b)
+        if known is not None:
+            count = known
+        elif first_pages is not None and whole is None and (a, b) == (start, hi):
             query = Paginator.since_query(lo, hi, datetimes)
             whole = next(client.list_customers(query, page_size), None)
             count = 0 if whole is None else whole.count
+            exact = False  # open above: what changed after hi counts too
         else:
-            count = _count(client, a if (a != start or lo is not None) else None, b, datetimes)
+            count = counted(a, b)
         if (a, b) == (start, hi) and count > 4 * target_rows:
             # Many windows: parts of a quarter of a window, so that the join can make the largest
             # smaller. Parts of a whole window made a 1M plan's largest window 49,897 rows against
@@ -111,8 +120,14 @@ def plan_windows(
         middle = _middle(a, b, datetimes) if count > finest else None
         if middle is None:
             parts.append((a, b, count))
+        elif datetimes and exact:
+            # Exact bounds and disjoint halves: the upper half is the rest, one request a split
+            # (a date-only server's padded bounds overlap, so there both halves are counted).
+            # A count that moved in between sizes a window wrongly, never loses a customer.
+            lower = counted(a, middle)
+            pending.extend([(middle, b, max(0, count - lower)), (a, middle, lower)])
         else:
-            pending.extend([(middle, b), (a, middle)])
+            pending.extend([(middle, b, None), (a, middle, None)])
     parts.sort(key=lambda part: part[0])
     windows: list[Window] = [(a, b) for a, b, _ in balanced(parts, target_rows)]
     if lo is None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from omnisync.sync import planning
 from omnisync.sync.planning import balanced, plan_windows
 from tests.client.fake_omnitron import BASE, FakeOmnitron, customers, offsets
 
@@ -21,9 +23,23 @@ def test_planned_windows_cover_the_span_exactly_and_stay_near_the_target(
 ) -> None:
     server = FakeOmnitron(rows, order="newest-first", date_only=date_only, utc_offset_hours=offset)
     hi = BASE + 4 * DAY
+    middle_of = planning._middle
+    splits: list[bool] = []  # each span the planner halves
+
+    def halved(a: dt.datetime, b: dt.datetime, datetimes: bool) -> dt.datetime | None:
+        middle = middle_of(a, b, datetimes)
+        splits.append(middle is not None)
+        return middle
+
     for lo in (None, BASE + dt.timedelta(hours=7)):
-        with server.client() as client:
+        splits.clear()
+        asked = len(server.requests)
+        with server.client() as client, mock.patch.object(planning, "_middle", halved):
             windows = plan_windows(client, lo, hi, not date_only, target)
+        # exact datetime bounds: a halved span's upper half is the rest of its count, one
+        # request a split; a date-only server's padded halves overlap, so both are counted
+        per_split = 2 if date_only else 1
+        assert len(server.requests) - asked == 1 + per_split * sum(splits)
         assert windows[0][0] == lo and windows[-1][1] == hi
         assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
         if not date_only:
