@@ -109,7 +109,7 @@ def plan_windows(
             query = Paginator.since_query(lo, hi, datetimes)
             whole = next(client.list_customers(query, page_size), None)
             count = 0 if whole is None else whole.count
-            exact = False  # open above: what changed after hi counts too
+            exact = lo is None  # an incremental's is open above: what changed after hi counts
         else:
             count = counted(a, b)
         if (a, b) == (start, hi) and count > 4 * target_rows:
