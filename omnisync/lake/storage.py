@@ -221,7 +221,8 @@ class LakeStorage:
                 # relies on it
                 missing = [c for c in columns if c not in file.schema_arrow.names]
                 if missing:
-                    raise LakeError(f"{self.path(relative)} has no column(s) {missing}")
+                    shown = posixpath.join(self.shown.rstrip("/"), relative)  # no user:pass
+                    raise LakeError(f"{shown} has no column(s) {missing}")
             with self.reading(relative):  # one thread: its pool costs CPU (docs/performance.md)
                 return file.read(columns=columns, use_threads=False)
 

@@ -518,3 +518,16 @@ def test_a_damaged_file_s_reason_is_cut_after_its_secret_is_hidden() -> None:
         raise pa.ArrowInvalid(message)
     shown = str(damaged.value)
     assert "s3cret" not in shown and "omni:" not in shown, shown
+
+
+def test_a_missing_column_is_refused_without_the_lake_url_s_secret() -> None:
+    """A file without a column its reader names is refused naming the file: by the lake's URL
+    as shown to people, never with its ``user:pass``."""
+    url = "memory://omni:s3cretpassw0rd@bucket/lake"
+    lake = LakeStorage(url)
+    lake.write_table("customers/bucket=0/part.parquet", pa.table({"pk": [1]}))
+    with pytest.raises(LakeError) as refused:
+        lake.read_table("customers/bucket=0/part.parquet", columns=["pk", "email"])
+    shown = str(refused.value)
+    assert "email" in shown and "customers/bucket=0/part.parquet" in shown, shown
+    assert "s3cret" not in shown and "omni:" not in shown, shown
