@@ -72,13 +72,14 @@ def sync_window_task(
     fence: tuple[str, int] | None = None,
     first_page: Page | None = None,
     datetimes: bool | None = None,
+    windows: int = 1,
 ) -> WindowResult:
     # On threads, the flow's own context. On Dask the task runs in another process, which the
     # open context cannot reach: settings and the fence's identity cross instead, and the worker
     # opens the run's context from the same factory (once per run) and proves the same lock.
     own_lines_at(settings.log_level)
     if context is None:
-        context = worker_context(settings, run_id, fence, datetimes)
+        context = worker_context(settings, run_id, fence, datetimes, windows)
     return sync_window_retrying(context, plan_id, lo, hi, first_page)
 
 
@@ -137,6 +138,7 @@ class PrefectRun:
                         "fence": fence,
                         "first_page": plan.first_pages.pop((lo, hi), None),
                         "datetimes": context.datetimes,
+                        "windows": len(plan.windows),  # a worker's heaps, as the flow's
                     },
                 )
                 for lo, hi in plan.windows

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 
 from tests.fresh_interpreter import printed_by
 
@@ -107,3 +111,26 @@ def test_before_a_long_plan_large_blocks_stay_mapped_after_glibc_freed_a_larger_
     (long,) = printed_by(script, "1")
     assert short == "0", "glibc's own rule (the reason for the call) no longer holds"
     assert long == "1", "the 1 MiB block came from the heap"
+
+
+def test_a_dask_worker_of_a_long_plan_maps_large_blocks_as_the_flow_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A window on a Dask worker runs in another process than the flow's: the worker is told
+    the plan's number of windows and fixes glibc's threshold itself before a long plan (it was
+    fixed only in the flow's process, so a worker's heaps grew with the windows it served)."""
+    from omnisync import memory
+    from omnisync.sync import context as contexts
+
+    asked: list[tuple[int, int]] = []
+    monkeypatch.setattr(memory, "_MALLOPT", lambda option, value: asked.append((option, value)))
+
+    class Runs:  # the worker's contexts, stood in for: only the threshold is looked at here
+        def context(self, *args: object) -> Any:
+            return SimpleNamespace(datetimes=True)
+
+    monkeypatch.setattr(contexts, "_worker_runs", Runs())
+    contexts.worker_context(cast(Any, None), "run", None, True, windows=memory.LONG_PLAN_WINDOWS)
+    assert asked == [], "a short plan keeps glibc's own rule"
+    contexts.worker_context(cast(Any, None), "run", None, True, windows=28)
+    assert asked == [(memory._M_MMAP_THRESHOLD, memory.MMAP_THRESHOLD)]

@@ -36,7 +36,7 @@ from omnisync.client import CustomerQuery, OmnitronClient
 from omnisync.client.client import CLOCK_REUSE_SECONDS
 from omnisync.connection import naming_omnitron_url, open_client
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
-from omnisync.memory import use_system_allocator
+from omnisync.memory import map_large_blocks, use_system_allocator
 from omnisync.settings import Settings
 from omnisync.state import Fence, StateStore
 from omnisync.validation import Validator
@@ -210,12 +210,16 @@ def worker_context(
     run_id: str,
     fence: tuple[str, int] | None,
     datetimes: bool | None = None,
+    windows: int = 1,
 ) -> RunContext:
     """Run ``run_id``'s context in this worker process, opened by :func:`open_run` the first
     time one of its windows runs here; ``fence``: the flow's lock (owner, acquired), proved by
     this worker's changes as by the flow's. ``datetimes``: what the flow now knows of the
     server's date filters; a server found to refuse datetimes after this worker opened its
-    context is asked with dates from this window on, as the flow's own threads are."""
+    context is asked with dates from this window on, as the flow's own threads are.
+    ``windows``: the plan's, so that a worker of a long plan maps large blocks as the flow's
+    process does (:func:`~omnisync.memory.map_large_blocks`)."""
+    map_large_blocks(windows)
     context = _worker_runs.context(settings, run_id, fence)
     if datetimes is False and context.datetimes is not False:
         context.datetimes = False
