@@ -81,13 +81,16 @@ class LakeStorage:
 
     @contextlib.contextmanager
     def reading(self, relative: str) -> Iterator[None]:
-        """Arrow's errors of decoding one file, as :class:`LakeDamaged` naming it; any other
-        error passes as it is. Wrap only the reading (``read_row_group``, ``read``) of a file
-        from :meth:`parquet_file`: an error of the caller's own work keeps its own name."""
+        """Arrow's errors of decoding one file as :class:`LakeDamaged`; others pass, without the
+        URL's user:pass. Wrap only a file's opening and reading, not the caller's own work."""
         try:
             yield
         except Exception as exc:
             if not damage_in(exc):
+                if isinstance(exc, OSError) and exc.errno is None:  # fsspec's: the path alone
+                    exc.args = (self._hidden(str(exc)),)
+                elif isinstance(exc, OSError) and exc.filename is not None:
+                    exc.filename = self._hidden(str(exc.filename))
                 raise
             said = " ".join(str(exc).split())  # Arrow's messages span lines; this is one line
             reason = self._hidden(f"{type(exc).__name__}: {said}")[:300]  # hidden, then cut
@@ -100,9 +103,8 @@ class LakeStorage:
             raise LakeError(f"OMNISYNC_LAKE {self.shown!r} is a file, not a folder: give a folder")
 
     def check_parent(self) -> None:
-        """Raise LakeError when a local lake that does not exist yet is under a folder that
-        does not exist either: a mistyped path. Anything else (a folder that cannot be entered)
-        is left to the write probe, which says why."""
+        """Raise LakeError when a new local lake is under a folder that does not exist either
+        (a mistyped path); anything else is left to the write probe, which says why."""
         parent = posixpath.dirname(self.root)
         if self.local and missing(self.root) and missing(parent):
             raise LakeError(
@@ -193,14 +195,12 @@ class LakeStorage:
 
     def open(self, relative: str) -> Any:
         """A binary file object to read ``relative`` (close it, or use it as a context)."""
-        return self.fs.open(self.path(relative), "rb")
+        with self.reading(relative):
+            return self.fs.open(self.path(relative), "rb")
 
     @contextlib.contextmanager
     def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:
-        """One Parquet file, opened as a single file. Not ``pq.read_table``: it goes through
-        ``pyarrow.dataset``, whose libraries add to the memory of every process that loads
-        them (docs/performance.md). A local file is read by Arrow itself, with no Python in the
-        read path."""
+        """One file, not by ``pq.read_table``: its dataset costs memory (performance.md)."""
         if self.local:
             with self.reading(relative):
                 file = pq.ParquetFile(self.path(relative), page_checksum_verification=True)

@@ -531,3 +531,17 @@ def test_a_missing_column_is_refused_without_the_lake_url_s_secret() -> None:
     shown = str(refused.value)
     assert "email" in shown and "customers/bucket=0/part.parquet" in shown, shown
     assert "s3cret" not in shown and "omni:" not in shown, shown
+
+
+def test_a_missing_file_is_named_without_the_lake_url_s_secret() -> None:
+    """A file gone when it is read (another reader's listing, a lost lock) raises the file
+    system's own error, which names its path: with the lake's ``user:pass`` hidden."""
+    lake = LakeStorage("memory://omni:s3cretpassw0rd@bucket/lake")
+    for read in (
+        lambda: lake.read_table("customers/bucket=0/gone.parquet"),
+        lambda: lake.open("customers/bucket=0/gone.parquet"),
+    ):
+        with pytest.raises(FileNotFoundError) as missing:
+            read()
+        shown = str(missing.value)
+        assert "gone.parquet" in shown and "s3cret" not in shown and "omni:" not in shown, shown
