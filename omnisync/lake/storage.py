@@ -82,7 +82,7 @@ class LakeStorage:
     @contextlib.contextmanager
     def reading(self, relative: str) -> Iterator[None]:
         """Arrow's errors of decoding one file as :class:`LakeDamaged`; others pass, without the
-        URL's user:pass. Wrap only a file's opening and reading, not the caller's own work."""
+        URL's user:pass. Wrap only a file's reading, not the caller's own work."""
         try:
             yield
         except Exception as exc:
@@ -136,9 +136,8 @@ class LakeStorage:
     def write_row_groups(
         self, relative: str, groups: Iterable[pa.Table], scratch: bool = False
     ) -> None:
-        """Write ``groups`` (one schema, taken as written: a generator holds one at a time) as
-        the row groups of one Parquet file, in order; replaces any file atomically. ``scratch``:
-        a file only omnisync reads back, written with cheaper compression."""
+        """``groups`` (one schema; a generator holds one at a time) as one file's row groups, in
+        order, atomically; ``scratch``: read back only by omnisync, compressed cheaper."""
         parts = iter(groups)
         first = next(parts, None)
         if first is None:
@@ -195,8 +194,10 @@ class LakeStorage:
 
     def open(self, relative: str) -> Any:
         """A binary file object to read ``relative`` (close it, or use it as a context)."""
-        with self.reading(relative):
+        try:
             return self.fs.open(self.path(relative), "rb")
+        except OSError as exc:  # fsspec's names the path: not the URL's user:pass
+            raise type(exc)(self._hidden(str(exc))) from None
 
     @contextlib.contextmanager
     def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:
@@ -295,8 +296,7 @@ class LakeStorage:
         self.write_table(target, self.read_table(source))
 
     def delete_tree(self, relative: str) -> None:
-        """Delete every file under ``relative``, each removal guarded on its own (a run that
-        loses its lock half-way leaves a part, as a killed one would), then the empty folders."""
+        """Delete the files under ``relative``, each guarded on its own, then its empty folders."""
         self._changing()
         base = self.path(relative)
         if not self.fs.exists(base):
