@@ -197,7 +197,7 @@ class LakeStorage:
         try:
             return self.fs.open(self.path(relative), "rb")
         except OSError as exc:  # fsspec's names the path: not the URL's user:pass
-            raise type(exc)(self._hidden(str(exc))) from None
+            raise type(exc)(*([exc.errno] if exc.errno else []), self._hidden(str(exc))) from None
 
     @contextlib.contextmanager
     def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:
