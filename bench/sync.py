@@ -103,6 +103,7 @@ class Round(NamedTuple):
     floor_wall: float
     floor_cpu: float
     floor_rss: float
+    strict_cpu: float  # the floor with the cycle collector off (bench/floor.py)
 
 
 #: rounds per size (``BENCH_ROUNDS``): the floor and the sync side by side each round, the
@@ -126,18 +127,29 @@ def main() -> None:
                     floor_wall, floor_cpu, floor_rss, _ = measured(
                         [sys.executable, "-m", "bench.floor", url], env
                     )
+                    _, strict_cpu, _, _ = measured(
+                        [sys.executable, "-m", "bench.floor", url, "--without-collector"], env
+                    )
                     wall, cpu, rss, said = measured(sync, {**env, "OMNISYNC_LOG_LEVEL": "DEBUG"})
                     ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
                     base = float(ready.group(1)) if ready else float("nan")
                     rounds.append(
                         Round(
-                            cpu / floor_cpu, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss
+                            cpu / floor_cpu,
+                            wall,
+                            cpu,
+                            rss,
+                            base,
+                            floor_wall,
+                            floor_cpu,
+                            floor_rss,
+                            strict_cpu,
                         )
                     )
                 # the median round by ratio (the lower of two middles)
-                ratio, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss = sorted(rounds)[
-                    (len(rounds) - 1) // 2
-                ]
+                ratio, wall, cpu, rss, base, floor_wall, floor_cpu, floor_rss, strict_cpu = sorted(
+                    rounds
+                )[(len(rounds) - 1) // 2]
                 peaks[size] = max(r.rss - r.base for r in rounds)
                 spread = ", ".join(f"{r.ratio:.2f}x" for r in rounds)
                 per, floor_per = cpu / size * 1e6, floor_cpu / size * 1e6
@@ -155,6 +167,10 @@ def main() -> None:
                 )
                 goal = 1.6 if size <= 100_000 else 1.2
                 line += f" (goal <= {goal}x: {'ok' if ratio <= goal else 'OVER'})"
+                line += (
+                    f"; the floor without the cycle collector {strict_cpu:.1f} CPU-s -> "
+                    f"{cpu / strict_cpu:.2f}x it"
+                )
                 if size == 100_000:
                     # dlt was measured on another machine: its ratio to the floor measured
                     # beside it holds across machines, its seconds do not
