@@ -6,10 +6,10 @@ must spend to hold Omnitron's customers as Arrow. ``bench/sync.py`` runs it as a
 measures it exactly as it measures ``omnisync sync`` (wall, CPU of the process, peak RSS).
 
 ``python -m bench.floor URL --without-collector`` does the same with Python's cycle collector
-off. The floor holds every record as a dict until the end, and each of the collector's full
-passes walks all of them again: at 1M that is 6-10 CPU-s of its 20-24, and the share moves from
-run to run, so a ratio to the plain floor flatters a long sync by a varying amount. The sync's
-ratio to this stricter floor is printed beside the goal's (docs/performance.md).
+off from its first request (its imports are made with it on). The floor holds every record as a
+dict until the end, and each of the collector's full passes walks all of them again: at 1M that
+is 6-10 CPU-s of its 20-24, a share that moves by several CPU-seconds from run to run. The
+sync's ratio to this stricter floor is printed beside the goal's (docs/performance.md).
 """
 
 from __future__ import annotations
