@@ -107,11 +107,9 @@ class Round(NamedTuple):
 
 
 #: rounds per size (``BENCH_ROUNDS``): the floor and the sync side by side each round, the
-#: median ratio reported, since one pair on a shared machine moves by 15% from run to run
-ROUNDS = {
-    size: max(1, int(os.environ.get("BENCH_ROUNDS", "3" if size <= 100_000 else "1")))
-    for size in SIZES
-}
+#: median ratio reported, since one pair on a shared machine moves by 15% from run to run, and
+#: at 1M by a quarter (docs/performance.md): three rounds there too, about a minute each
+ROUNDS = {size: max(1, int(os.environ.get("BENCH_ROUNDS", "3"))) for size in SIZES}
 
 
 def main() -> None:
