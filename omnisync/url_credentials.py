@@ -35,6 +35,26 @@ def without_userinfo(url: str) -> str:
     return url[:start] + "***@" + authority.rsplit("@", 1)[1] + url[end:]
 
 
+def userinfo_hidden(text: str, url: str) -> str:
+    """``text`` (a message that may quote ``url``) with ``url`` as :func:`without_userinfo`
+    shows it and its ``user:pass`` wherever else it appears as ``***``."""
+    secret = userinfo(url)
+    text = text.replace(url, without_userinfo(url))
+    return text.replace(secret, "***") if secret else text
+
+
+def userinfo_hidden_in(exc: OSError, url: str) -> None:
+    """``exc`` changed in place: ``url``'s ``user:pass`` hidden wherever an OSError keeps text
+    (its args, strerror and file names), and its chained errors no longer shown (they may quote
+    it too). Not rebuilt: its class, errno and traceback stay, and a subclass's constructor may
+    take other arguments than OSError's."""
+    exc.args = tuple(userinfo_hidden(a, url) if isinstance(a, str) else a for a in exc.args)
+    for name in ("strerror", "filename", "filename2"):
+        if isinstance(getattr(exc, name), str):
+            setattr(exc, name, userinfo_hidden(getattr(exc, name), url))
+    exc.__cause__, exc.__suppress_context__ = None, True
+
+
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 

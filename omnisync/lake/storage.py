@@ -36,7 +36,7 @@ from fsspec.implementations.local import LocalFileSystem
 from omnisync.lake.errors import LakeDamaged, LakeError, damage_in
 from omnisync.lake.file_options import ROW_GROUP_ROWS, SCRATCH_OPTIONS, lake_options
 from omnisync.lake.renames import exchange_paths, missing, renameat2_function, temporary_path
-from omnisync.url_credentials import userinfo, without_userinfo
+from omnisync.url_credentials import userinfo_hidden, userinfo_hidden_in, without_userinfo
 
 #: marks a staged tree whose switch into place (without an atomic swap) has begun
 _REPLACING = "_apply.json"
@@ -49,8 +49,7 @@ class LakeStorage:
         try:
             fs, path = fsspec.core.url_to_fs(root, **storage_options)
         except (ValueError, ImportError) as exc:  # an unknown scheme, or its package missing
-            reason, secret = str(exc).replace(root, without_userinfo(root)), userinfo(root)
-            reason = reason.replace(secret, "***") if secret else reason
+            reason = userinfo_hidden(str(exc), root)
             raise LakeError(f"OMNISYNC_LAKE {without_userinfo(root)!r}: {reason}") from None
         self.fs: fsspec.AbstractFileSystem = fs
         self.root = path.rstrip("/")
@@ -75,9 +74,7 @@ class LakeStorage:
 
     def _hidden(self, text: str) -> str:
         """``text`` with the lake's URL as shown to people and its ``user:pass`` as ``***``."""
-        secret = userinfo(self.url)
-        text = text.replace(self.url, self.shown)
-        return text.replace(secret, "***") if secret else text
+        return userinfo_hidden(text, self.url)
 
     @contextlib.contextmanager
     def reading(self, relative: str) -> Iterator[None]:
@@ -87,10 +84,8 @@ class LakeStorage:
             yield
         except Exception as exc:
             if not damage_in(exc):
-                if isinstance(exc, OSError) and exc.errno is None:  # fsspec's: the path alone
-                    exc.args = (self._hidden(str(exc)),)
-                elif isinstance(exc, OSError) and exc.filename is not None:
-                    exc.filename = self._hidden(str(exc.filename))
+                if isinstance(exc, OSError):  # fsspec's name the path
+                    userinfo_hidden_in(exc, self.url)
                 raise
             said = " ".join(str(exc).split())  # Arrow's messages span lines; this is one line
             reason = self._hidden(f"{type(exc).__name__}: {said}")[:300]  # hidden, then cut
@@ -196,8 +191,9 @@ class LakeStorage:
         """A binary file object to read ``relative`` (close it, or use it as a context)."""
         try:
             return self.fs.open(self.path(relative), "rb")
-        except OSError as exc:  # fsspec's names the path: not the URL's user:pass
-            raise type(exc)(*([exc.errno] if exc.errno else []), self._hidden(str(exc))) from None
+        except OSError as exc:  # not in reading: a bare OSError there is taken for damage
+            userinfo_hidden_in(exc, self.url)
+            raise
 
     @contextlib.contextmanager
     def parquet_file(self, relative: str) -> Iterator[pq.ParquetFile]:

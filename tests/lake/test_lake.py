@@ -545,3 +545,43 @@ def test_a_missing_file_is_named_without_the_lake_url_s_secret() -> None:
             read()
         shown = str(missing.value)
         assert "gone.parquet" in shown and "s3cret" not in shown and "omni:" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda url: PermissionError(13, f"denied: {url}/customers/x.parquet"),
+        lambda url: OSError(5, "Input/output error", f"{url}/customers/x.parquet"),
+        lambda url: _OwnSignature(f"{url}/customers/x.parquet", code=7),
+    ],
+    ids=["errno-and-message", "errno-and-filename", "own-constructor"],
+)
+def test_an_error_opening_a_file_keeps_its_class_and_errno_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch, error: Any
+) -> None:
+    """Whatever class the file system raises on opening (its constructor may take other
+    arguments than OSError's) and wherever it puts the path (message, filename), the caller gets
+    that same error, once, with the lake URL's ``user:pass`` hidden."""
+    url = "memory://omni:s3cretpassw0rd@bucket/lake"
+    lake = LakeStorage(url)
+    raised = error(url)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(lake.fs, "open", failing)
+    with pytest.raises(type(raised)) as caught:
+        lake.open("customers/x.parquet")
+    assert caught.value.errno == raised.errno
+    shown = f"{caught.value} {caught.value!r} {caught.value.args}"
+    assert "x.parquet" in str(caught.value), shown
+    assert "s3cret" not in shown and "omni:" not in shown, shown
+    assert str(caught.value).count("[Errno") <= 1, shown
+
+
+class _OwnSignature(OSError):
+    """An OSError whose constructor is not OSError's (as some file systems' are)."""
+
+    def __init__(self, path: str, *, code: int) -> None:
+        super().__init__(f"cannot open {path}")
+        self.code = code
