@@ -44,14 +44,21 @@ def userinfo_hidden(text: str, url: str) -> str:
 
 
 def userinfo_hidden_in(exc: OSError, url: str) -> None:
-    """``exc`` changed in place: ``url``'s ``user:pass`` hidden wherever an OSError keeps text
-    (its args, strerror and file names), and its chained errors no longer shown (they may quote
-    it too). Not rebuilt: its class, errno and traceback stay, and a subclass's constructor may
-    take other arguments than OSError's."""
+    """``exc`` changed in place: ``url``'s ``user:pass`` hidden in the text an OSError keeps (its
+    string args, strerror, file names and notes), and its chained errors no longer shown (they
+    may quote it too). Not rebuilt: its class, errno and traceback stay, and a subclass's
+    constructor may take other arguments than OSError's. A class that builds its message in its
+    own ``__str__`` from other attributes is beyond reach; one whose attribute is read-only keeps
+    that attribute."""
     exc.args = tuple(userinfo_hidden(a, url) if isinstance(a, str) else a for a in exc.args)
     for name in ("strerror", "filename", "filename2"):
-        if isinstance(getattr(exc, name), str):
-            setattr(exc, name, userinfo_hidden(getattr(exc, name), url))
+        value = getattr(exc, name, None)
+        if isinstance(value, str):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, name, userinfo_hidden(value, url))
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        exc.__notes__ = [userinfo_hidden(n, url) if isinstance(n, str) else n for n in notes]
     exc.__cause__, exc.__suppress_context__ = None, True
 
 

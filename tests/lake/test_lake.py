@@ -553,8 +553,10 @@ def test_a_missing_file_is_named_without_the_lake_url_s_secret() -> None:
         lambda url: PermissionError(13, f"denied: {url}/customers/x.parquet"),
         lambda url: OSError(5, "Input/output error", f"{url}/customers/x.parquet"),
         lambda url: _OwnSignature(f"{url}/customers/x.parquet", code=7),
+        lambda url: _ReadOnlyStrerror(f"{url}/customers/x.parquet"),
+        lambda url: _noted(FileNotFoundError(2, "No such file", "customers/x.parquet"), url),
     ],
-    ids=["errno-and-message", "errno-and-filename", "own-constructor"],
+    ids=["errno-and-message", "errno-and-filename", "own-constructor", "read-only", "noted"],
 )
 def test_an_error_opening_a_file_keeps_its_class_and_errno_without_the_secret(
     monkeypatch: pytest.MonkeyPatch, error: Any
@@ -575,6 +577,7 @@ def test_an_error_opening_a_file_keeps_its_class_and_errno_without_the_secret(
     assert caught.value.errno == raised.errno
     shown = f"{caught.value} {caught.value!r} {caught.value.args}"
     assert "x.parquet" in str(caught.value), shown
+    shown += " ".join(getattr(caught.value, "__notes__", []))
     assert "s3cret" not in shown and "omni:" not in shown, shown
     assert str(caught.value).count("[Errno") <= 1, shown
 
@@ -585,3 +588,16 @@ class _OwnSignature(OSError):
     def __init__(self, path: str, *, code: int) -> None:
         super().__init__(f"cannot open {path}")
         self.code = code
+
+
+class _ReadOnlyStrerror(OSError):
+    """An OSError whose ``strerror`` cannot be set."""
+
+    @property  # type: ignore[override]
+    def strerror(self) -> str:
+        return "denied"
+
+
+def _noted(error: OSError, url: str) -> OSError:
+    error.add_note(f"while opening {url}/customers/x.parquet")
+    return error
