@@ -49,14 +49,16 @@ once yielded. The caller groups pages into chunks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from omnisync.client.dates import parse_modified, server_bounds
 from omnisync.client.errors import UnexpectedResponse
+from omnisync.client.in_flight import Answer, InFlight, Lister
 from omnisync.client.pages import Page
 from omnisync.client.query import CustomerQuery
 from omnisync.client.records import Record, record_modified, record_pk
@@ -184,21 +186,15 @@ def split(part: PkRange, pks: list[int], count: int, density: Density) -> list[P
     return [PkRange(a, b, share) for a, b in itertools.pairwise(bounds)]
 
 
-class Lister(Protocol):
-    """What the paginator needs of a client: the first answer to a list query."""
-
-    def list_customers(
-        self, query: CustomerQuery, page_size: int | None = None
-    ) -> Iterator[Page]: ...
-
-
 class Paginator:
     """Reads customers by pk ranges (see the module's docstring) through ``client``, asking
-    for ``page_size`` rows a request (None: the client's own). Memory: one page."""
+    for ``page_size`` rows a request (None: the client's own), ``in_flight`` requests at once
+    (``in_flight.py``). Memory: ``in_flight`` pages."""
 
-    def __init__(self, client: Lister, page_size: int | None = None) -> None:
+    def __init__(self, client: Lister, page_size: int | None = None, in_flight: int = 1) -> None:
         self.client = client
         self.page_size = page_size
+        self.in_flight = in_flight
 
     @staticmethod
     def first_query(lo: dt.datetime | None, hi: dt.datetime, datetimes: bool) -> CustomerQuery:
@@ -253,41 +249,60 @@ class Paginator:
         pending = [whole]
         density = Density()
         given = first_page
+        asking = InFlight(self.client, self.page_size, self.in_flight)
         while pending:
-            part, rest = carve(pending.pop(), density)
-            page: Page | None
-            if given is not None and part == whole:
-                page, given = given, None
-            else:
-                ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
-                page = next(self.client.list_customers(ranged, self.page_size), None)
-            results: list[Record] = []
-            if page is not None:
-                results = page.records if typed else page.results
-            count = 0 if page is None else page.count
-            if rest is not None:
-                # A piece holding more than expected leaves less for the rest. One holding less
-                # does not add to it: the rest's estimate falls by a piece each time, so the
-                # walk of a range open above ends even when the customers it expects are not
-                # there.
-                over = max(0.0, count - (part.rows or 0))
-                pending.append(replace(rest, rows=(rest.rows or 0) - over))
-            if page is None or page.complete:
-                if results:
-                    yield results
-                if part.lo is not None and part.hi is not None:
-                    density.observe(part.hi - part.lo, count, part.rows if rest else None)
-                continue
-            pks = _valid_pks(results)
-            if not pks:
-                raise UnexpectedResponse(
-                    f"GET customers answered {len(results)} record(s) without a pk and a next "
-                    "page: they cannot be read by pk ranges"
-                )
-            density.page = max(density.page, len(results))
-            if rest is not None and part.lo is not None and part.hi is not None:
-                density.observe(part.hi - part.lo, count, part.rows)
-            pending.extend(reversed(split(part, pks, count, density)))
+            # Up to in_flight pieces asked at once: a walk's next pieces (carved before the
+            # answers to the ones before them: that only sizes them), then other ranges.
+            batch: list[tuple[PkRange, bool, Answer]] = []
+            tail: PkRange | None = None
+            while len(batch) < asking.limit and (tail is not None or pending):
+                part, tail = carve(tail if tail is not None else pending.pop(), density)
+                answer: Answer
+                if given is not None and part == whole:
+                    answer, given = functools.partial(_given, given), None
+                else:
+                    ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
+                    answer = asking.ask(ranged, first=not batch)
+                batch.append((part, tail is not None, answer))
+            over = 0.0
+            parts: list[PkRange] = []
+            for part, walked, answer in batch:
+                page = answer()
+                results: list[Record] = []
+                if page is not None:
+                    results = page.records if typed else page.results
+                count = 0 if page is None else page.count
+                if walked:
+                    # A piece holding more than expected leaves less for the rest. One
+                    # holding less does not add to it: the rest's estimate falls by a piece
+                    # each time, so the walk of a range open above ends even when the
+                    # customers it expects are not there.
+                    over += max(0.0, count - (part.rows or 0))
+                bounded = part.lo is not None and part.hi is not None
+                if page is None or page.complete:
+                    if results:
+                        yield results
+                    if bounded:
+                        width = (part.hi or 0) - (part.lo or 0)
+                        density.observe(width, count, part.rows if walked else None)
+                    continue
+                pks = _valid_pks(results)
+                if not pks:
+                    raise UnexpectedResponse(
+                        f"GET customers answered {len(results)} record(s) without a pk and "
+                        "a next page: they cannot be read by pk ranges"
+                    )
+                density.page = max(density.page, len(results))
+                if walked and bounded:
+                    density.observe((part.hi or 0) - (part.lo or 0), count, part.rows)
+                parts.extend(reversed(split(part, pks, count, density)))
+            if tail is not None:
+                pending.append(replace(tail, rows=(tail.rows or 0) - over))
+            pending.extend(parts)
+
+
+def _given(page: Page) -> Page | None:
+    return page
 
 
 def _in_window(record: Any, lo: dt.datetime | None, hi: dt.datetime) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlencode
@@ -76,6 +77,7 @@ class FakeOmnitron:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
         self.history = {pk: {stamp} for pk, stamp in self.rows.items()}
 
     def _instant(self, raw: str) -> dt.datetime | None:
@@ -88,6 +90,12 @@ class FakeOmnitron:
         return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        # One request at a time, each answered as of one moment, as a database answers a
+        # query: a paginator with requests in flight sends them from several threads.
+        with self._lock:
+            return self._handle(request)
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         self.requests.append(params)
         if detail := _DETAIL.search(request.url.path):

@@ -26,9 +26,17 @@ orders = st.sampled_from(["pk", "newest-first", "pk-descending", "random"])
 
 
 def changed(
-    client: OmnitronClient, lo: dt.datetime | None, hi: dt.datetime, datetimes: bool
+    client: OmnitronClient,
+    lo: dt.datetime | None,
+    hi: dt.datetime,
+    datetimes: bool,
+    in_flight: int = 1,
 ) -> Iterator[list[dict[str, Any]]]:
-    return Paginator(client).changed(lo, hi, datetimes)
+    return Paginator(client, in_flight=in_flight).changed(lo, hi, datetimes)
+
+
+#: requests at once: one, and the next ranges asked before the answers to the ones before them
+in_flights = st.sampled_from([1, 2, 3])
 
 
 def window_of(draw: st.DrawFn) -> tuple[dt.datetime | None, dt.datetime]:
@@ -45,6 +53,7 @@ def window_of(draw: st.DrawFn) -> tuple[dt.datetime | None, dt.datetime]:
     cap=st.integers(1, 40),
     date_only=st.booleans(),
     offset=offsets,
+    in_flight=in_flights,
     data=st.data(),
 )
 def test_a_window_yields_every_customer_in_it_once_whatever_the_server_order_cap_and_zone(
@@ -53,12 +62,14 @@ def test_a_window_yields_every_customer_in_it_once_whatever_the_server_order_cap
     cap: int,
     date_only: bool,
     offset: float,
+    in_flight: int,
     data: st.DataObject,
 ) -> None:
     lo, hi = window_of(data.draw)
     server = FakeOmnitron(rows, order=order, cap=cap, date_only=date_only, utc_offset_hours=offset)  # type: ignore[arg-type]
     with server.client(page_size=50) as client:
-        got = [r["pk"] for page in changed(client, lo, hi, not date_only) for r in page]
+        pages = changed(client, lo, hi, not date_only, in_flight)
+        got = [r["pk"] for page in pages for r in page]
     want = sorted(pk for pk, stamp in rows.items() if (lo is None or stamp >= lo) and stamp < hi)
     assert sorted(got) == want
     assert len(got) == len(set(got)), "no version is yielded twice"
@@ -74,38 +85,45 @@ def test_a_server_that_ignores_sort_is_read_by_pk_ranges_cut_at_the_quantiles_of
     assert len(server.requests) < 2 * 1000 / 100, "splitting costs under two requests a page"
 
 
-def _full_read_requests(rows: dict[int, dt.datetime], order: Order, cap: int) -> int:
+def _full_read_requests(
+    rows: dict[int, dt.datetime], order: Order, cap: int, in_flight: int = 1
+) -> int:
     server = FakeOmnitron(dict(rows), order=order, cap=cap)
     with server.client(page_size=1000) as client:
-        got = [r["pk"] for page in changed(client, None, BASE + 40 * DAY, True) for r in page]
+        pages = changed(client, None, BASE + 40 * DAY, True, in_flight)
+        got = [r["pk"] for page in pages for r in page]
     assert sorted(got) == sorted(rows)
     return len(server.requests)
 
 
 @pytest.mark.parametrize(("customers", "cap"), [(3_000, 100), (12_000, 1000)])
 @pytest.mark.parametrize("order", ["newest-first", "pk-descending", "random", "heap"])
+@pytest.mark.parametrize("in_flight", [1, 2])
 def test_a_server_that_ignores_sort_costs_at_most_twice_the_requests_of_a_sorted_one(
-    customers: int, cap: int, order: Order
+    customers: int, cap: int, order: Order, in_flight: int
 ) -> None:
     """Whatever order a server answers in, a full read costs at most twice the list requests of
-    a server that honours ``sort``: pks with gaps, as a table with deleted rows has them."""
+    a server that honours ``sort`` read one request at a time: pks with gaps, as a table with
+    deleted rows has them. Asking the next ranges before the answers before them costs no
+    more."""
     rng = random.Random(customers + cap)
     pks = rng.sample(range(1, 3 * customers), customers)
     rows = {pk: BASE + dt.timedelta(seconds=rng.randint(0, 30 * 86_400)) for pk in sorted(pks)}
     sorted_cost = _full_read_requests(rows, "pk", cap)
-    assert _full_read_requests(rows, order, cap) <= 2 * sorted_cost
+    assert _full_read_requests(rows, order, cap, in_flight) <= 2 * sorted_cost
 
 
 @pytest.mark.parametrize(("page", "at_most"), [(100, 16), (1000, 1 + 12)])
+@pytest.mark.parametrize("in_flight", [1, 2])
 def test_a_server_that_honours_sort_costs_little_more_than_one_request_per_page(
-    page: int, at_most: int
+    page: int, at_most: int, in_flight: int
 ) -> None:
     """The first answer sizes the walk; each piece aims a little below a page (74 of 100, 909
     of 1,000) so that it is read whole in one request."""
     rows = dict.fromkeys(range(1, 10 * page + 1), BASE)
     server = FakeOmnitron(rows, order="pk", cap=page)
     with server.client(page_size=page) as client:
-        pages = list(changed(client, None, BASE + DAY, True))
+        pages = list(changed(client, None, BASE + DAY, True, in_flight))
     assert sum(len(p) for p in pages) == 10 * page
     assert len(server.requests) <= at_most
 
@@ -179,7 +197,10 @@ def _heap(pks: list[int], updated: list[int], stamp: dt.datetime) -> dict[int, d
     return rows
 
 
-def test_customers_created_between_page_reads_cannot_hide_a_customer_a_page_skipped() -> None:
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_customers_created_between_page_reads_cannot_hide_a_customer_a_page_skipped(
+    in_flight: int,
+) -> None:
     """A server that ignores sort answers in heap order: pk 5 was updated, so the first page
     (1-4, 6-11) looks ascending and skips it. Customers created meanwhile, inside the padded
     bounds of a date-only server, can make the rest of the range count exactly what a complete
@@ -195,7 +216,7 @@ def test_customers_created_between_page_reads_cannot_hide_a_customer_a_page_skip
         created_at=hi + dt.timedelta(hours=1),
     )
     with server.client(page_size=10) as client:
-        got = [r["pk"] for page in changed(client, None, hi, False) for r in page]
+        got = [r["pk"] for page in changed(client, None, hi, False, in_flight) for r in page]
     assert sorted(got) == list(range(1, 41))
     assert len(got) == len(set(got))
 
@@ -208,9 +229,16 @@ def test_customers_created_between_page_reads_cannot_hide_a_customer_a_page_skip
     creates=st.integers(0, 3),
     offset=offsets,
     created_low=st.booleans(),
+    in_flight=in_flights,
 )
 def test_a_window_read_while_customers_are_created_loses_no_customer(
-    pks: set[int], data: st.DataObject, cap: int, creates: int, offset: float, created_low: bool
+    pks: set[int],
+    data: st.DataObject,
+    cap: int,
+    creates: int,
+    offset: float,
+    created_low: bool,
+    in_flight: int,
 ) -> None:
     """Heap order, a date-only server in any zone, and customers created after every answer,
     with pks after the greatest or in the gaps (pk assignment order is not documented)."""
@@ -230,7 +258,7 @@ def test_a_window_read_while_customers_are_created_loses_no_customer(
         created_pks=[pk for pk in range(1, 401) if pk not in pks] if created_low else [],
     )
     with server.client(page_size=cap) as client:
-        got = [r["pk"] for page in changed(client, lo, hi, False) for r in page]
+        got = [r["pk"] for page in changed(client, lo, hi, False, in_flight) for r in page]
     assert sorted(got) == ordered
     assert len(got) == len(set(got)), "no version is yielded twice"
 
@@ -263,6 +291,7 @@ def changes(draw: st.DrawFn, rows: dict[int, dt.datetime]) -> list[Change]:
     date_only=st.booleans(),
     offset=offsets,
     per_answer=st.integers(1, 4),
+    in_flight=in_flights,
     data=st.data(),
 )
 def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_in_the_window(
@@ -273,6 +302,7 @@ def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_
     date_only: bool,
     offset: float,
     per_answer: int,
+    in_flight: int,
     data: st.DataObject,
 ) -> None:
     """Every customer there from start to end whose every version was in the window is yielded;
@@ -289,7 +319,8 @@ def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_
         changes_per_answer=per_answer,
     )
     with server.client(page_size=page_size) as client:
-        got = [record for page in changed(client, lo, hi, not date_only) for record in page]
+        pages = changed(client, lo, hi, not date_only, in_flight)
+        got = [record for page in pages for record in page]
 
     def inside(stamp: dt.datetime) -> bool:
         return (lo is None or stamp >= lo) and stamp < hi
@@ -305,7 +336,10 @@ def test_a_server_that_changes_between_page_reads_loses_no_customer_that_stayed_
     assert all("page" not in request for request in server.requests), "no page is followed"
 
 
-def test_updates_deletes_and_creates_between_reads_of_a_heap_ordered_server() -> None:
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_updates_deletes_and_creates_between_reads_of_a_heap_ordered_server(
+    in_flight: int,
+) -> None:
     """Pages of ten from a server that ignores sort and answers in heap order. After the first
     answer pk 25 moves out of the window, pk 27 is updated inside it (its new tuple goes last,
     so the next pages look ascending but skip it), pk 29 is deleted and pk 100 is created in
@@ -326,7 +360,8 @@ def test_updates_deletes_and_creates_between_reads_of_a_heap_ordered_server() ->
         changes_per_answer=4,
     )
     with server.client(page_size=10) as client:
-        got = {r["pk"]: stamp_of(r) for page in changed(client, None, hi, True) for r in page}
+        pages = changed(client, None, hi, True, in_flight)
+        got = {r["pk"]: stamp_of(r) for page in pages for r in page}
     assert set(range(1, 41)) - {25, 29} <= set(got)
     assert got[27] in (BASE, BASE + dt.timedelta(hours=2))
     assert got.get(25, BASE) == BASE, "pk 25's version after hi is the next run's"

@@ -1,0 +1,105 @@
+"""Requests in flight (omnisync/client/in_flight.py): the paginator asks for a window's next
+range before its caller has typed the page it has, an error of a request asked ahead is the
+caller's, as itself, and a caller that stops early is not held up. Driven by the server's own
+progress (a condition on the requests it received), never by sleeping."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from omnisync.client import Paginator, ValidationFailed
+from tests.client.fake_omnitron import BASE, FakeOmnitron
+
+WAIT = 30.0  # a bound on a thread's progress, not a timing: each wait ends on a condition
+HI = BASE + dt.timedelta(days=1)
+
+
+@dataclass
+class CountingOmnitron(FakeOmnitron):
+    """Tells a waiting test how many requests it has received. Requests for pks from
+    ``refuse_from`` on are answered 400 for a filter value, as Omnitron does; those from
+    ``hold_from`` on wait until ``released``. (By pks: which of two requests in flight arrives
+    first is not known.)"""
+
+    refuse_from: int | None = None
+    hold_from: int | None = None
+    received: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
+    _received: threading.Condition = field(default_factory=threading.Condition)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        with self._received:
+            self.received += 1
+            self._received.notify_all()
+        start = int(request.url.params.get("pk__gte", 0))
+        if self.hold_from is not None and start >= self.hold_from:
+            self.released.wait(WAIT)
+        if self.refuse_from is not None and start >= self.refuse_from:
+            return httpx.Response(400, json={"pk__gte": ["Enter a whole number."]})
+        return super().handle(request)
+
+    def wait_for(self, requests: int) -> bool:
+        with self._received:
+            return self._received.wait_for(lambda: self.received >= requests, WAIT)
+
+
+def sorted_server(**extra: object) -> CountingOmnitron:
+    return CountingOmnitron(dict.fromkeys(range(1, 1001), BASE), order="pk", cap=100, **extra)  # type: ignore[arg-type]
+
+
+def test_the_next_range_is_asked_for_while_the_caller_holds_the_page_before_it() -> None:
+    server = sorted_server()
+    with server.client(page_size=100) as client:
+        pages = Paginator(client, 100, in_flight=2).changed(None, HI, True)
+        with contextlib.closing(pages):
+            first = next(pages)  # the first answer sized the walk; this is its first piece
+            # nothing more is taken from the paginator: its second piece is asked all the same
+            assert server.wait_for(3), "the next range was not asked ahead"
+            rest = [record["pk"] for page in pages for record in page]
+    # the walk's pieces aim at 74 rows of 100 (sorted pks)
+    assert [record["pk"] for record in first] == list(range(1, 75))
+    assert sorted(rest) == list(range(75, 1001))
+
+
+def test_one_request_at_a_time_asks_nothing_ahead() -> None:
+    server = sorted_server()
+    with server.client(page_size=100) as client:
+        pages = Paginator(client, 100).changed(None, HI, True)
+        with contextlib.closing(pages):
+            next(pages)
+            assert server.received == 2  # the first answer and the walk's first piece
+            next(pages)
+            assert server.received == 3
+
+
+def test_an_error_of_a_request_asked_ahead_is_raised_to_the_caller_as_itself() -> None:
+    server = sorted_server(refuse_from=75)  # the walk's second piece, asked ahead, is refused
+    got: list[int] = []
+
+    def read() -> None:
+        with server.client(page_size=100) as client:
+            for page in Paginator(client, 100, in_flight=2).changed(None, HI, True):
+                got.extend(record["pk"] for record in page)
+
+    with pytest.raises(ValidationFailed, match="pk__gte"):
+        read()
+    assert got == list(range(1, 75)), "the pages answered before it come first"
+
+
+def test_a_caller_that_stops_early_does_not_wait_for_a_request_asked_ahead() -> None:
+    server = sorted_server(hold_from=75)  # the piece asked ahead is held by the server
+    try:
+        with server.client(page_size=100) as client:
+            pages = Paginator(client, 100, in_flight=2).changed(None, HI, True)
+            # reaching the first piece means the first answer's walk asked ahead
+            next(pages)
+            pages.close()  # returns while that request is still held
+            assert not server.released.is_set()
+    finally:
+        server.released.set()
