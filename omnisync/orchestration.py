@@ -140,7 +140,7 @@ class Local:
         from omnisync.sync.window import sync_window_retrying
 
         workers = max(1, min(context.settings.window_concurrency, len(plan.windows)))
-        if workers == 1:  # the common incremental (one window): no thread at all
+        if workers == 1:  # one window at a time (the default) needs no thread at all
             for lo, hi in plan.windows:
                 sync_window_retrying(
                     context, plan.plan_id, lo, hi, plan.first_pages.pop((lo, hi), None)

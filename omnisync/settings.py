@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         description="raw records typed together (bounds memory, G4)",
     )
     window_concurrency: int = Field(
-        2,
+        1,  # one window's rows held at a time (docs/performance.md, 2026-12-07)
         ge=1,
         le=32,
         validation_alias=_env("OMNISYNC_WINDOW_CONCURRENCY", "window_concurrency"),

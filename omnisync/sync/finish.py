@@ -156,10 +156,12 @@ def quality_problem(
     return None
 
 
-#: buckets merged side by side: reading, sorting and writing a bucket run in Arrow without the
-#: GIL, so two of them overlap (an incremental's merge of 64 buckets: 0.47 -> 0.34 s wall, the
-#: same CPU); each adds one bucket to the memory held (docs/performance.md)
-MERGE_THREADS = 2
+#: buckets merged at once. Two overlap (reading, sorting and writing a bucket run in Arrow
+#: without the GIL: an incremental's merge of 64 buckets took 0.34 s wall instead of 0.47), but
+#: each holds a bucket, which grows with the lake: at 1M customers the second one raised a full
+#: sync's peak by 10-13 MiB, above what its windows held, for 1.3-1.5 s of wall time saved
+#: (docs/performance.md, 2026-12-07)
+MERGE_THREADS = 1
 
 
 def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:

@@ -58,6 +58,12 @@ from transforms.typed_rows import records_to_table
 log = logging.getLogger("omnisync.sync")
 
 
+#: a window's requests at once: the next range is asked for while this one is typed, so that a
+#: distant server's latency overlaps the window's work with one window at a time (the default:
+#: OMNISYNC_WINDOW_CONCURRENCY), as two windows side by side did (docs/performance.md)
+PAGES_IN_FLIGHT = 2
+
+
 class BatchRejected(Exception):
     """Validation failed for a whole batch or run (a systemic problem): the run stops and the
     watermark stays where it was."""
@@ -116,7 +122,7 @@ def sync_window(
     rejected_modified: list[pa.Array | pa.ChunkedArray] = []
     number = 0
     converted: Converted | None = None
-    pages = Paginator(context.client, settings.page_size).changed(
+    pages = Paginator(context.client, settings.page_size, PAGES_IN_FLIGHT).changed(
         lo, hi, context.datetimes, first_page=first_page, typed=True
     )
     for page in pages:

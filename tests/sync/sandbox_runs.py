@@ -40,6 +40,8 @@ def settings_for(server: SandboxServer, root: Path, **overrides: Any) -> Setting
         "state_url": f"sqlite:///{root}/state.db",
         "max_rps": 2000,
         "concurrency": 4,
+        # two windows at once (the default is one): what window threads share is exercised here
+        "window_concurrency": 2,
         "lag_seconds": 2,
         "lookback_seconds": 30,
         "window_rows": 1500,

@@ -89,8 +89,8 @@ def test_parts_are_joined_into_the_fewest_windows_with_the_least_largest(
     counts: list[int], target: int
 ) -> None:
     """A plan's parts are joined into as few windows as fit ``target`` (a part over it alone),
-    cut where the largest of that many windows is the least: two windows are in flight, and the
-    largest sets a long sync's peak memory (joined as they came, parts [2, 13, 1] within 15 made
+    cut where the largest of that many windows is the least: the largest sets a long sync's
+    peak memory (joined as they came, parts [2, 13, 1] within 15 made
     windows of 15 and 1, not 2 and 14)."""
     windows = balanced(_parts(counts), target)
     assert windows[0][0] == BASE
