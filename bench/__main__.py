@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.lake_merge",
     "bench.validation",
     "bench.sync",
+    "bench.latency",
     "bench.erp",
     "bench.verify",
     "bench.cli_latency",
