@@ -42,8 +42,8 @@ Cost: a range that fits one page is one request. A larger one costs its first an
 yields nothing) and about one request per ``Density.target`` rows, a little less than a page, so
 that a piece rarely overflows: about 1.1 requests per page of 1,000, more for small pages.
 
-Memory: one page and the pending pk ranges, not the window: no record (nor its key) is kept
-once yielded. The caller groups pages into chunks.
+Memory: the pages in flight (``in_flight``, one by default) and the pending pk ranges, not the
+window: no record (nor its key) is kept once yielded. The caller groups pages into chunks.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ import datetime as dt
 import functools
 import itertools
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -250,55 +251,61 @@ class Paginator:
         density = Density()
         given = first_page
         asking = InFlight(self.client, self.page_size, self.in_flight)
-        while pending:
-            # Up to in_flight pieces asked at once: a walk's next pieces (carved before the
-            # answers to the ones before them: that only sizes them), then other ranges.
-            batch: list[tuple[PkRange, bool, Answer]] = []
-            tail: PkRange | None = None
-            while len(batch) < asking.limit and (tail is not None or pending):
+        # Pieces asked and not yet answered, oldest first, each with the walk it was carved
+        # from (None: asked whole); ``tail`` is the current walk's rest. As each answer is
+        # taken, the next piece is asked: a walk's next pieces are carved before the answers
+        # to the ones before them, which only sizes them.
+        flying: deque[tuple[PkRange, int | None, Answer]] = deque()
+        tail: PkRange | None = None
+        walk = 0
+        while True:
+            while len(flying) < asking.limit and (tail is not None or pending):
+                if tail is None:
+                    walk += 1
                 part, tail = carve(tail if tail is not None else pending.pop(), density)
                 answer: Answer
                 if given is not None and part == whole:
                     answer, given = functools.partial(_given, given), None
                 else:
                     ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
-                    answer = asking.ask(ranged, first=not batch)
-                batch.append((part, tail is not None, answer))
-            over = 0.0
-            parts: list[PkRange] = []
-            for part, walked, answer in batch:
-                page = answer()
-                results: list[Record] = []
-                if page is not None:
-                    results = page.records if typed else page.results
-                count = 0 if page is None else page.count
-                if walked:
-                    # A piece holding more than expected leaves less for the rest. One
-                    # holding less does not add to it: the rest's estimate falls by a piece
-                    # each time, so the walk of a range open above ends even when the
-                    # customers it expects are not there.
-                    over += max(0.0, count - (part.rows or 0))
-                bounded = part.lo is not None and part.hi is not None
-                if page is None or page.complete:
-                    if results:
-                        yield results
-                    if bounded:
-                        width = (part.hi or 0) - (part.lo or 0)
-                        density.observe(width, count, part.rows if walked else None)
-                    continue
-                pks = _valid_pks(results)
-                if not pks:
-                    raise UnexpectedResponse(
-                        f"GET customers answered {len(results)} record(s) without a pk and "
-                        "a next page: they cannot be read by pk ranges"
-                    )
-                density.page = max(density.page, len(results))
-                if walked and bounded:
-                    density.observe((part.hi or 0) - (part.lo or 0), count, part.rows)
-                parts.extend(reversed(split(part, pks, count, density)))
-            if tail is not None:
-                pending.append(replace(tail, rows=(tail.rows or 0) - over))
-            pending.extend(parts)
+                    answer = asking.ask(ranged, first=not flying)
+                flying.append((part, walk if tail is not None else None, answer))
+            if not flying:
+                return
+            part, walked, answer = flying.popleft()
+            page = answer()
+            results: list[Record] = []
+            if page is not None:
+                results = page.records if typed else page.results
+            count = 0 if page is None else page.count
+            current = walked is not None and walked == walk and tail is not None
+            if current and tail is not None:
+                # A piece holding more than expected leaves less for the rest. One holding
+                # less does not add to it: the rest's estimate falls by a piece each time, so
+                # the walk of a range open above ends even when the customers it expects are
+                # not there.
+                tail = replace(tail, rows=(tail.rows or 0) - max(0.0, count - (part.rows or 0)))
+            bounded = part.lo is not None and part.hi is not None
+            width = (part.hi or 0) - (part.lo or 0)
+            if page is None or page.complete:
+                if results:
+                    yield results
+                if bounded:
+                    density.observe(width, count, part.rows if walked is not None else None)
+                continue
+            pks = _valid_pks(results)
+            if not pks:
+                raise UnexpectedResponse(
+                    f"GET customers answered {len(results)} record(s) without a pk and a next "
+                    "page: they cannot be read by pk ranges"
+                )
+            density.page = max(density.page, len(results))
+            if walked is not None and bounded:
+                density.observe(width, count, part.rows)
+            if current and tail is not None:
+                pending.append(tail)  # the walk goes on after this piece's parts
+                tail = None
+            pending.extend(reversed(split(part, pks, count, density)))
 
 
 def _given(page: Page) -> Page | None:
