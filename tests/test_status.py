@@ -204,7 +204,7 @@ def test_a_dask_address_the_terminal_run_does_not_use_is_named_in_one_line(
     notes = [line for line in result.output.splitlines() if "OMNISYNC_DASK_ADDRESS" in line]
     assert notes == [
         "note: OMNISYNC_DASK_ADDRESS applies to Prefect runs (with PREFECT_API_URL set); this "
-        "run extracts its windows on threads (OMNISYNC_WINDOW_CONCURRENCY)"
+        "run extracts its windows in this process (OMNISYNC_WINDOW_CONCURRENCY)"
     ]
 
 

@@ -40,7 +40,7 @@ def sync(
         if settings.dask_address and api is None:
             console.print(
                 "[yellow]note:[/yellow] OMNISYNC_DASK_ADDRESS applies to Prefect runs (with "
-                "PREFECT_API_URL set); this run extracts its windows on threads "
+                "PREFECT_API_URL set); this run extracts its windows in this process "
                 "(OMNISYNC_WINDOW_CONCURRENCY)",
                 highlight=False,
                 soft_wrap=True,

@@ -159,7 +159,7 @@ def quality_problem(
 #: buckets merged at once. Two overlap (reading, sorting and writing a bucket run in Arrow
 #: without the GIL: an incremental's merge of 64 buckets took 0.34 s wall instead of 0.47), but
 #: each holds a bucket, which grows with the lake: at 1M customers the second one raised a full
-#: sync's peak by 10-13 MiB, above what its windows held, for 1.3-1.5 s of wall time saved
+#: sync's peak by 9-13 MiB, above what its windows held, for 1.3-1.5 s of wall time saved
 #: (docs/performance.md, 2026-12-07)
 MERGE_THREADS = 1
 

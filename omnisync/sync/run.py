@@ -8,8 +8,8 @@ A run that finds the stream busy waits up to ``OMNISYNC_LOCK_WAIT_SECONDS``, the
 :class:`Refused` (not failed: nothing went wrong) naming the holder's run; it is recorded as
 ``refused``. Every state change is fenced by the lock (``omnisync/state/store.py``).
 
-The windows of a plan run side by side through the orchestration (``OMNISYNC_WINDOW_CONCURRENCY``
-at once); each is retried as a whole (``sync_window_retrying``). No DataFrame crosses from a
+The windows of a plan run through the orchestration (``OMNISYNC_WINDOW_CONCURRENCY`` at once,
+one by default); each is retried as a whole (``sync_window_retrying``). No DataFrame crosses from a
 window to the run: windows write the lake themselves and return small summaries. Everything the
 windows share is opened before the first of them starts.
 """
