@@ -46,9 +46,10 @@ def main() -> None:
             above = rss - float(ready.group(1)) if ready else float("nan")
             walls.append(wall)
             print(
-                f"latency: full sync of {CUSTOMERS:,}, every request {LATENCY_MS:g} ms late, "
-                f"{label}: {wall:.1f} s wall, {cpu:.1f} CPU-s, peak RSS {above:.0f} MiB above the "
-                f"base -> {wall / floor_wall:.2f}x the floor's wall",
+                f"latency: full sync of {CUSTOMERS:,}, every request {LATENCY_MS:g} ms late "
+                f"(OMNISYNC_MAX_RPS {env['OMNISYNC_MAX_RPS']}), {label}: {wall:.1f} s wall, "
+                f"{cpu:.1f} CPU-s, peak RSS {above:.0f} MiB above the base -> "
+                f"{wall / floor_wall:.2f}x the floor's wall",
                 flush=True,
             )
         print(

@@ -4,9 +4,10 @@ thread types the answers it has.
 A run extracts one window at a time by default, so that one window's rows are held, not two
 (docs/performance.md). With one request at a time, a distant server's latency would add up
 request by request; with the next range already asked for, it overlaps the window's own work,
-as two windows side by side did. Of each batch of ranges, the first is asked on the caller's
-thread when its answer is wanted and the others at once on threads of their own (in a copy of
-the caller's context: a Prefect run's logger is found through it).
+as two windows side by side did. A range asked when nothing else is in flight is asked on the
+caller's thread when its answer is wanted (it is the next one answered); the others at once, on
+threads of their own (in a copy of the caller's context: a Prefect run's logger is found
+through it).
 
 A request started for a reader that stops early ends on its own (the client's timeout and
 retries) and its answer is dropped; nothing waits for it.
@@ -46,8 +47,9 @@ class InFlight:
         return next(self._client.list_customers(query, self._page_size), None)
 
     def ask(self, query: CustomerQuery, first: bool) -> Answer:
-        """The answer to ``query``, to be taken by calling what this returns. ``first``: the
-        first of its batch, asked on the caller's thread when its answer is taken."""
+        """The answer to ``query``, to be taken by calling what this returns. ``first``:
+        nothing else is in flight, so it is the next answer taken: asked on the caller's thread
+        then."""
         if first or self.limit == 1:
             return lambda: self.first_page(query)
         answer: Future[Page | None] = Future()

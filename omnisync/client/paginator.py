@@ -42,8 +42,9 @@ Cost: a range that fits one page is one request. A larger one costs its first an
 yields nothing) and about one request per ``Density.target`` rows, a little less than a page, so
 that a piece rarely overflows: about 1.1 requests per page of 1,000, more for small pages.
 
-Memory: the pages in flight (``in_flight``, one by default) and the pending pk ranges, not the
-window: no record (nor its key) is kept once yielded. The caller groups pages into chunks.
+Memory: the pages in flight (``in_flight``: a sync's windows keep two) and the pending pk
+ranges, not the window: no record (nor its key) is kept once yielded. The caller groups pages
+into chunks.
 """
 
 from __future__ import annotations
@@ -259,6 +260,8 @@ class Paginator:
         tail: PkRange | None = None
         walk = 0
         while True:
+            page: Page | None = None  # the page before goes before the next piece is asked
+            results: list[Record] = []
             while len(flying) < asking.limit and (tail is not None or pending):
                 if tail is None:
                     walk += 1
@@ -274,7 +277,6 @@ class Paginator:
                 return
             part, walked, answer = flying.popleft()
             page = answer()
-            results: list[Record] = []
             if page is not None:
                 results = page.records if typed else page.results
             count = 0 if page is None else page.count
