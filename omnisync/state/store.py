@@ -11,6 +11,8 @@ statement uses bound parameters.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,17 @@ from typing import Any
 # imports it in the run's thread while a refused run records itself) raised "partially
 # initialized module 'sqlalchemy.orm.exc'".
 import sqlalchemy.orm  # noqa: F401
-from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    select,
+    text,
+)
 from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from omnisync.state.errors import StateError
@@ -43,6 +55,10 @@ def known_revisions() -> set[str]:
 
 
 _ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
+#: the lock one migrating process holds: PostgreSQL's advisory key ("omni"), MariaDB's name
+_LOCK_KEY = 0x6F6D6E69
+_LOCK_NAME = "omnisync-migrate"
+_LOCK_SECONDS = 60
 
 
 class StateStore:
@@ -81,11 +97,38 @@ class StateStore:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            with self.engine.begin() as connection, self._one_migrator(connection):
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
             raise self._unreachable(exc) from None
+
+    @contextlib.contextmanager
+    def _one_migrator(self, connection: Connection) -> Iterator[None]:
+        """One process at a time migrates. Two first runs started at once both found no schema
+        and both made it: the later one failed with "table ... already exists" on MariaDB (its
+        DDL is not transactional), SQLite (pysqlite runs DDL outside a transaction) and
+        PostgreSQL alike. Holding the lock, Alembic reads the revision on this connection, so
+        the later one finds the schema made and changes nothing."""
+        dialect = connection.dialect.name
+        if dialect == "postgresql":  # released when the migration's transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        elif dialect == "sqlite":  # the database's write lock, held to the commit
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif dialect in ("mysql", "mariadb"):
+            lock = {"name": _LOCK_NAME, "seconds": _LOCK_SECONDS}
+            if connection.execute(text("SELECT GET_LOCK(:name, :seconds)"), lock).scalar() != 1:
+                raise StateError(
+                    f"another process has been migrating the state database {self.safe_url} "
+                    f"for {_LOCK_SECONDS} s (MariaDB lock {_LOCK_NAME!r}): run again when it "
+                    "has finished"
+                )
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+            return
+        yield
 
     def recorded_revisions(self) -> set[str]:
         """The revisions Alembic recorded, empty when the database has no omnisync schema yet;
@@ -93,21 +136,24 @@ class StateStore:
 
         One query when the schema is there (every run asks); only when it fails is the table
         looked for, on a connection of its own (PostgreSQL refuses anything more in a
-        transaction where a statement failed)."""
+        transaction where a statement failed), and read again when it is there: another first
+        run may have made it in between, and a table that cannot be read fails again."""
         try:
             with self.engine.connect() as connection:
                 return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
-        except SQLAlchemyError as exc:
-            failed = exc
+        except SQLAlchemyError:
+            pass  # no table yet, or one that cannot be read: which, is asked below
         from sqlalchemy import inspect
 
         try:
             with self.engine.connect() as connection:
                 if not inspect(connection).has_table(_ALEMBIC_VERSION.name):
                     return set()
+            # made since the first query failed, by a first run started beside this one
+            with self.engine.connect() as connection:
+                return set(connection.execute(select(_ALEMBIC_VERSION.c.version_num)).scalars())
         except SQLAlchemyError as exc:
             raise self._unreachable(exc) from None
-        raise self._unreachable(failed) from None
 
     def _unreachable(self, exc: SQLAlchemyError) -> StateError:
         orig = getattr(exc, "orig", None)

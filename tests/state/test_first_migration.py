@@ -1,0 +1,86 @@
+"""Several first runs started at once on a new state database: the schema is made once and every
+run goes on (on MariaDB, whose DDL is not transactional, two makers failed with "Table
+'omnisync_watermarks' already exists"; the suite saw it once)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from omnisync.state import StateStore
+from omnisync.state.store import SCHEMA_REVISION
+
+RUNS = 4
+
+# Each run imports everything first and says so; the test then starts them together, so that
+# their migrations overlap by the runs' own progress, not by luck of timing.
+SCRIPT = """
+import sys
+import alembic.command, alembic.config  # noqa: F401  (imported before the start)
+from omnisync.state import StateStore
+store = StateStore(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    store.migrate()
+    print("ok", flush=True)
+except Exception as exc:
+    print("failed", type(exc).__name__, exc, flush=True)
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    server = request.getfixturevalue(
+        "postgres_url" if request.param == "postgresql" else "mariadb_url"
+    )
+    name = f"omnisync_first_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
+def test_first_runs_started_at_once_make_the_schema_once_and_all_go_on(new_database: str) -> None:
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, new_database],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(RUNS)
+    ]
+    try:
+        for run in runs:
+            assert run.stdout is not None and run.stdout.readline().strip() == "ready"
+        for run in runs:
+            assert run.stdin is not None
+            run.stdin.write("go\n")
+            run.stdin.flush()
+        said = [run.communicate(timeout=120)[0].strip() for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait()
+    assert said == ["ok"] * RUNS
+    store = StateStore(new_database)
+    try:
+        assert store.recorded_revisions() == {SCHEMA_REVISION}
+    finally:
+        store.engine.dispose()
