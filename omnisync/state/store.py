@@ -116,17 +116,25 @@ class StateStore:
         elif dialect == "sqlite":  # the database's write lock, held to the commit
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif dialect in ("mysql", "mariadb"):
-            lock = {"name": _LOCK_NAME, "seconds": _LOCK_SECONDS}
-            if connection.execute(text("SELECT GET_LOCK(:name, :seconds)"), lock).scalar() != 1:
+            # a lock's name is the server's, not the database's: the database is in it
+            name = f"{_LOCK_NAME}-{connection.engine.url.database or ''}"[:64]
+            lock = {"name": name, "seconds": _LOCK_SECONDS}
+            got = connection.execute(text("SELECT GET_LOCK(:name, :seconds)"), lock).scalar()
+            if got != 1:
                 raise StateError(
                     f"another process has been migrating the state database {self.safe_url} "
-                    f"for {_LOCK_SECONDS} s (MariaDB lock {_LOCK_NAME!r}): run again when it "
-                    "has finished"
+                    f"for {_LOCK_SECONDS} s (MariaDB lock {name!r}): run again when it has "
+                    "finished"
+                    if got == 0
+                    else f"the state database {self.safe_url} refused its lock {name!r}"
                 )
             try:
                 yield
             finally:
-                connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+                # a session that was lost lost its locks with it; releasing would only raise
+                # in place of the error that lost it
+                if not connection.invalidated:
+                    connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
             return
         yield
 

@@ -4,6 +4,7 @@ run goes on (on MariaDB, whose DDL is not transactional, two makers failed with 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from omnisync.state import StateStore
+from omnisync.state import StateError, StateStore
 from omnisync.state.store import SCHEMA_REVISION
 
 RUNS = 4
@@ -24,7 +25,7 @@ RUNS = 4
 SCRIPT = """
 import sys
 import alembic.command, alembic.config  # noqa: F401  (imported before the start)
-from omnisync.state import StateStore
+from omnisync.state import StateError, StateStore
 store = StateStore(sys.argv[1])
 print("ready", flush=True)
 sys.stdin.readline()
@@ -36,14 +37,9 @@ except Exception as exc:
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/state.db"
-        return
-    server = request.getfixturevalue(
-        "postgres_url" if request.param == "postgresql" else "mariadb_url"
-    )
+@contextlib.contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on ``server`` (a URL), dropped afterwards."""
     name = f"omnisync_first_{uuid.uuid4().hex[:12]}"
     admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -54,6 +50,18 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as connection:
             connection.exec_driver_sql(f"DROP DATABASE {name}")
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    server = request.getfixturevalue(
+        "postgres_url" if request.param == "postgresql" else "mariadb_url"
+    )
+    with fresh_database(server) as url:
+        yield url
 
 
 def test_first_runs_started_at_once_make_the_schema_once_and_all_go_on(new_database: str) -> None:
@@ -84,3 +92,36 @@ def test_first_runs_started_at_once_make_the_schema_once_and_all_go_on(new_datab
         assert store.recorded_revisions() == {SCHEMA_REVISION}
     finally:
         store.engine.dispose()
+
+
+def test_a_mariadb_session_lost_while_migrating_is_named_not_a_traceback(mariadb_url: str) -> None:
+    """Found by a review: the lock's release, on a session the server had dropped, raised
+    SQLAlchemy's PendingRollbackError in place of the error that lost it, which the CLI shows
+    as a traceback."""
+    with fresh_database(mariadb_url) as url:
+        store = StateStore(url)
+        admin = sqlalchemy.create_engine(mariadb_url, isolation_level="AUTOCOMMIT")
+        killed: list[int] = []
+
+        def kill_own_session(connection, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("CREATE TABLE") and not killed:
+                killed.append(connection.connection.dbapi_connection.thread_id())
+                with admin.connect() as other:
+                    other.exec_driver_sql(f"KILL {killed[0]}")
+
+        sqlalchemy.event.listen(store.engine, "before_cursor_execute", kill_own_session)
+        try:
+            with pytest.raises(StateError, match="cannot reach the state database"):
+                store.migrate()
+            assert killed, "the migration's session was lost mid-way"
+            sqlalchemy.event.remove(store.engine, "before_cursor_execute", kill_own_session)
+            store.engine.dispose()
+            with admin.connect() as other:  # the lock went with the session
+                free = other.execute(
+                    sqlalchemy.text("SELECT IS_FREE_LOCK(:name)"),
+                    {"name": f"omnisync-migrate-{make_url(url).database}"},
+                ).scalar()
+            assert free == 1
+        finally:
+            store.engine.dispose()
+            admin.dispose()
