@@ -12,7 +12,6 @@ peak memory above the base. All in one invocation, on one sandbox (``BENCH_LATEN
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 
@@ -20,7 +19,7 @@ import httpx
 
 from bench.machine import speed_line
 from bench.sandbox_process import sandbox_process
-from bench.sync import environment, measured
+from bench.sync import base_mib, environment, measured
 
 CUSTOMERS = int(os.environ.get("BENCH_LATENCY_CUSTOMERS", "200000"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "40"))
@@ -42,8 +41,7 @@ def main() -> None:
                 "OMNISYNC_WINDOW_CONCURRENCY": windows,
             }
             wall, cpu, rss, said = measured(sync, env)
-            ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
-            above = rss - float(ready.group(1)) if ready else float("nan")
+            above = rss - base_mib(said)
             walls.append(wall)
             print(
                 f"latency: full sync of {CUSTOMERS:,}, every request {LATENCY_MS:g} ms late "

@@ -54,6 +54,13 @@ def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, flo
     return figures["wall"], figures["cpu"], figures["rss_mib"], said
 
 
+def base_mib(said: str) -> float:
+    """The sync's RSS once its imports and GX's context are built, from its DEBUG log (NaN when
+    it did not say): the base that a sync's peak is measured above."""
+    ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
+    return float(ready.group(1)) if ready else float("nan")
+
+
 def environment(url: str, root: str) -> dict[str, str]:
     Path(root).mkdir(parents=True, exist_ok=True)  # a state database is made only in a folder
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI", "PREFECT_API"))}
@@ -129,8 +136,7 @@ def main() -> None:
                         [sys.executable, "-m", "bench.floor", url, "--without-collector"], env
                     )
                     wall, cpu, rss, said = measured(sync, {**env, "OMNISYNC_LOG_LEVEL": "DEBUG"})
-                    ready = re.search(r"validator ready: peak RSS (\d+) MiB", said)
-                    base = float(ready.group(1)) if ready else float("nan")
+                    base = base_mib(said)
                     rounds.append(
                         Round(
                             cpu / floor_cpu,
