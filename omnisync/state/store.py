@@ -12,6 +12,7 @@ statement uses bound parameters.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,12 @@ class StateStore:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection, self._one_migrator(connection):
+            with self.engine.connect() as connection, self._one_migrator(connection):
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+                # committed while the lock is held: a run that takes it next reads the revision
+                # this one wrote (on MariaDB the version row is the one write DDL left open)
+                connection.commit()
         except OperationalError as exc:
             raise self._unreachable(exc) from None
 
@@ -112,7 +116,12 @@ class StateStore:
         the later one finds the schema made and changes nothing."""
         dialect = connection.dialect.name
         if dialect == "postgresql":  # released when the migration's transaction ends
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            waited = time.monotonic() + _LOCK_SECONDS
+            take = text("SELECT pg_try_advisory_xact_lock(:key)")
+            while not connection.execute(take, {"key": _LOCK_KEY}).scalar():
+                if time.monotonic() > waited:
+                    raise StateError(self._busy(f"PostgreSQL advisory lock {_LOCK_KEY}"))
+                time.sleep(0.2)
         elif dialect == "sqlite":  # the database's write lock, held to the commit
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         elif dialect in ("mysql", "mariadb"):
@@ -122,9 +131,7 @@ class StateStore:
             got = connection.execute(text("SELECT GET_LOCK(:name, :seconds)"), lock).scalar()
             if got != 1:
                 raise StateError(
-                    f"another process has been migrating the state database {self.safe_url} "
-                    f"for {_LOCK_SECONDS} s (MariaDB lock {name!r}): run again when it has "
-                    "finished"
+                    self._busy(f"MariaDB lock {name!r}")
                     if got == 0
                     else f"the state database {self.safe_url} refused its lock {name!r}"
                 )
@@ -137,6 +144,12 @@ class StateStore:
                     connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
             return
         yield
+
+    def _busy(self, lock: str) -> str:
+        return (
+            f"another process has been migrating the state database {self.safe_url} for "
+            f"{_LOCK_SECONDS} s ({lock}): run again when it has finished"
+        )
 
     def recorded_revisions(self) -> set[str]:
         """The revisions Alembic recorded, empty when the database has no omnisync schema yet;

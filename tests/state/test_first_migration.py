@@ -125,3 +125,57 @@ def test_a_mariadb_session_lost_while_migrating_is_named_not_a_traceback(mariadb
         finally:
             store.engine.dispose()
             admin.dispose()
+
+
+def test_a_run_that_takes_the_mariadb_lock_as_it_is_let_go_finds_the_schema_made(
+    mariadb_url: str,
+) -> None:
+    """Found by a review: the lock was let go before the migration's last write (the version
+    row) was committed, so a run taking it then read the revision before and migrated again
+    ("Table 'omnisync_servers' already exists"). The second run starts exactly there."""
+    with fresh_database(mariadb_url) as url:
+        first, second = StateStore(url), StateStore(url)
+        seen: list[set[str]] = []
+
+        def migrate_beside(connection, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+            if "RELEASE_LOCK" in statement and not seen:
+                second.migrate()  # the lock was just let go
+                seen.append(second.recorded_revisions())
+
+        sqlalchemy.event.listen(first.engine, "after_cursor_execute", migrate_beside)
+        try:
+            first.migrate()
+        finally:
+            first.engine.dispose()
+            second.engine.dispose()
+        assert seen == [{SCHEMA_REVISION}]
+
+
+@pytest.mark.parametrize("server_name", ["postgres_url", "mariadb_url"])
+def test_a_migration_held_up_by_another_ends_in_a_line_naming_it(
+    server_name: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: on PostgreSQL a run waited without end for a migrating one whose
+    transaction stayed open; both databases now give up after the same wait, saying why."""
+    import omnisync.state.store as store_module
+
+    monkeypatch.setattr(store_module, "_LOCK_SECONDS", 0.5)
+    with fresh_database(request.getfixturevalue(server_name)) as url:
+        holder = sqlalchemy.create_engine(url)
+        name = make_url(url).database
+        try:
+            with holder.connect() as held:  # another run, migrating
+                if server_name == "postgres_url":
+                    take = "SELECT pg_advisory_xact_lock(:key)"
+                    held.execute(sqlalchemy.text(take), {"key": store_module._LOCK_KEY})
+                else:
+                    take = "SELECT GET_LOCK(:name, 1)"
+                    held.execute(sqlalchemy.text(take), {"name": f"omnisync-migrate-{name}"})
+                store = StateStore(url)
+                try:
+                    with pytest.raises(StateError, match="another process has been migrating"):
+                        store.migrate()
+                finally:
+                    store.engine.dispose()
+        finally:
+            holder.dispose()
