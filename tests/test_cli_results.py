@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from sandbox import SandboxServer
 from tests.cli_runner import run_cli
 
@@ -73,3 +75,25 @@ def test_a_run_that_reads_nothing_says_when_recent_changes_will_be_read(
     assert again.stdout.startswith("ok "), again.stdout
     note = " ".join(again.stderr.split())
     assert "OMNISYNC_LAG_SECONDS=60" in note and "next run" in note, again.stderr
+
+
+def test_ctrl_c_in_verify_says_there_is_no_verdict_and_what_a_repair_left(
+    make_sandbox: Callable[..., SandboxServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer ends a command on Ctrl-C with exit 130 and not a word: a user could not tell a
+    verification stopped from one that ended. Each command says what Ctrl-C left."""
+    from omnisync.verify import checkup
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkup, "checkup", interrupted)
+    server = make_sandbox(customers=30)
+    env = _env(server, tmp_path)
+    plain = run_cli(env, "verify")
+    assert plain.returncode == 130, plain.stderr
+    assert "stopped by Ctrl-C: no verdict, and nothing was changed" in plain.stderr
+    repairing = run_cli(env, "verify", "--repair")
+    assert repairing.returncode == 130, repairing.stderr
+    assert "a repair already committed stays (run `omnisync verify` again)" in repairing.stderr
+    assert "Traceback" not in plain.stderr + repairing.stderr

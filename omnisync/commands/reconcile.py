@@ -33,7 +33,10 @@ def reconcile(
 ) -> None:
     """Reconcile Omnitron's erp_codes with the ERP and write the differences back."""
     out = results()  # the outcome; progress and log lines go to stderr
-    with user_errors():
+    with user_errors(
+        stopped="the changes being sent at that moment were finished and are in the ledger, and "
+        "no other PATCH was sent; the next `omnisync reconcile` plans again from Omnitron's records"
+    ):
         from omnisync.settings import load_settings
 
         if match_on not in MATCH_KEYS:

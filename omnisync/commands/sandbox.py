@@ -103,7 +103,9 @@ def demo(
     customers: int = typer.Option(20_000, min=1, help="customers in the sandbox"),
 ) -> None:
     """Run the story on a local sandbox: sync, incremental sync, ERP dry run and write-back."""
-    with user_errors():
+    with user_errors(
+        stopped=f"the demo did not finish; `omnisync demo` starts it over in {output}"
+    ):
         from omnisync.demo import print_summary, run_demo
 
         report = run_demo(output, customers, console)

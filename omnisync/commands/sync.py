@@ -23,7 +23,10 @@ def sync(
 ) -> None:
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
     out = results()
-    with user_errors():
+    with user_errors(
+        stopped="windows already committed stay in the lake; the next `omnisync sync` goes on "
+        "from where this run stopped"
+    ):
         from omnisync.settings import load_settings
 
         with lasting_imports():  # its checks import SQLAlchemy and pyarrow

@@ -26,7 +26,11 @@ def verify(
 ) -> None:
     """Compare customers/ with Omnitron as of the watermark; exit 0 equal, 1 different."""
     out = results()  # the verdicts; progress and log lines go to stderr
-    with user_errors():
+    with user_errors(
+        stopped="no verdict; a repair already committed stays (run `omnisync verify` again)"
+        if repair
+        else "no verdict, and nothing was changed"
+    ):
         if full and audit:
             raise fail("--full compares every customer already: give only one of them", 2)
         from omnisync.settings import load_settings

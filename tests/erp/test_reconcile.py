@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -302,6 +303,73 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     store.dispose()
     assert killed["status"] == "interrupted", killed
     assert f"taken over by run {rerun['run_id']}" in killed["error"], killed
+
+
+def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
+    synced: tuple[SandboxServer, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C from a terminal (SIGINT to the process group) while PATCHes go out: the changes
+    being sent end, no other is sent, every PATCH Omnitron got is in the ledger, one line says
+    so (exit 130, no traceback), and the next run patches each customer once."""
+    server, settings = synced
+    rows, expected = erp_rows(server)
+    env = subprocess_env(
+        server,
+        None,  # from a terminal: no Prefect API
+        OMNISYNC_LAKE=settings.lake,
+        OMNISYNC_STATE_URL=settings.state_url.get_secret_value(),
+        OMNISYNC_ERP_URL=erp_database(tmp_path / "erp.db", rows),
+        OMNISYNC_MAX_RPS="40",
+        OMNISYNC_CONCURRENCY="2",
+    )
+    command = [
+        *(sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY),
+        *("--max-changes", "none"),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+    def patched() -> int:
+        return sum(server.admin.get("stats").json()["patches"].values())
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and patched() < 20 and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    at_signal = patched()
+    _, said = process.communicate(timeout=120)
+    sent = patched()
+    assert process.returncode == 130, said[-3000:]
+    assert "Traceback" not in said
+    assert "stopped by Ctrl-C: the changes being sent at that moment were finished" in said
+    assert sent - at_signal <= 2, "no PATCH but those of the changes already being sent"
+    assert sent < len([r for r in rows if r[0] <= 300]) - 20, "stopped in the middle"
+    store = StateStore(settings.state_url.get_secret_value())
+    (run,) = store.runs.recent(stream="erp", limit=1)
+    ledger = store.ledger.rows(run_id=run["run_id"])
+    store.dispose()
+    assert run["status"] == "interrupted", run
+    in_ledger = sum(1 for row in ledger if row["outcome"] in APPLIED)
+    assert in_ledger == sent, "every PATCH Omnitron applied is in the ledger"
+    finished = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**env, "OMNISYNC_MAX_RPS": "1000"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert codes(server) == expected
+    assert set(server.admin.get("stats").json()["patches"].values()) == {1}
 
 
 @pytest.mark.parametrize(

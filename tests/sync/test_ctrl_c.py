@@ -1,0 +1,70 @@
+"""Ctrl-C in ``omnisync sync``, as a terminal sends it (SIGINT to the whole process group): one
+line saying what stays and what to do, exit 130, no traceback, the run recorded as interrupted,
+and the next run goes on to every customer. The signal comes on the run's own progress (its
+DEBUG line for a window done), never after a sleep."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from omnisync.state import StateStore
+from sandbox import SandboxServer
+from tests.sync.sandbox_runs import (
+    assert_lake_matches_truth,
+    cli_env,
+    settings_for,
+    start_omnisync,
+    sync_ok,
+    wait_for_server_clock,
+)
+
+Make = Callable[..., SandboxServer]
+WINDOW_DONE = re.compile(r"omnisync\.\w+ - window \[.*\) done")
+
+
+def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
+    make_sandbox: Make, tmp_path: Path
+) -> None:
+    server = make_sandbox(customers=1200, seed=11, max_limit=100)
+    env = cli_env(
+        server,
+        tmp_path,
+        "",  # its own process, with no Prefect API
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_WINDOW_ROWS="150",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_LOG_LEVEL="DEBUG",
+    )
+    process = start_omnisync(env, "sync")
+    assert process.stderr is not None
+    tail: list[str] = []
+    interrupted = False
+    for line in process.stderr:
+        tail = [*tail[-40:], line]
+        if WINDOW_DONE.search(line):
+            os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            interrupted = True
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=120)
+    said = "".join(tail) + rest
+    assert interrupted, said[-3000:]
+    assert process.returncode == 130, said[-3000:]
+    assert "Traceback" not in said
+    assert (
+        "stopped by Ctrl-C: windows already committed stay in the lake; the next `omnisync sync` "
+        "goes on from where this run stopped"
+    ) in said
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    (run,) = store.runs.recent()
+    store.dispose()
+    assert run["status"] == "interrupted", run
+
+    wait_for_server_clock(server, 0)
+    done = sync_ok(env)
+    assert "finishing the plan an earlier run left" in done.stdout, done.stdout
+    assert_lake_matches_truth(server, settings_for(server, tmp_path).lake)
