@@ -26,7 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, Page, RetriesExhausted
 from omnisync.lake import LakeError
-from omnisync.orchestration import Eta, Pacer
+from omnisync.orchestration import Eta, Pacer, WindowsDone
 from omnisync.settings import Settings, SettingsError
 from omnisync.state import StateError
 from omnisync.sync import Plan, RunContext, WindowResult
@@ -124,6 +124,7 @@ class PrefectRun:
         runner = _task_runner(context.settings, len(plan.windows))
         # Threads share the flow's context; Dask workers open their own (sync_window_task).
         shared = context if isinstance(runner, ThreadPoolTaskRunner) else None
+        ended = WindowsDone(self, len(plan.windows))
         with runner:
             futures = [
                 runner.submit(
@@ -143,8 +144,9 @@ class PrefectRun:
                 )
                 for lo, hi in plan.windows
             ]
-            for future in futures:
-                future.result()
+            for future in futures:  # in the plan's order: a window's end is said once the
+                future.result()  # ones before it have ended too
+                ended.one()
 
     def publish(self, key: str, markdown: str, description: str) -> None:
         create_markdown_artifact(markdown, key=key, description=description)
@@ -158,14 +160,15 @@ class PrefectRun:
         if not self._pacer.due(done, total):
             return
         share = 100.0 * done / total if total else 100.0
-        # The first line (what is ahead, and how long it should take) at the run's own level:
-        # whoever watches the run sees it without turning on INFO.
-        self.logger().log(logging.WARNING if done == 0 else logging.INFO, "%s", line)
+        # The first line of a step with a rate (what is ahead, and how long it should take) at
+        # the run's own level: whoever watches the run sees it without turning on INFO.
+        ahead = done == 0 and rate is not None
+        self.logger().log(logging.WARNING if ahead else logging.INFO, "%s", line)
         if key not in self._progress:
             # Created once, from the flow's thread (its first report, at 0), so that the
             # artifact belongs to the flow run; later reports only move it.
             self._progress[key] = create_progress_artifact(
-                share, key=key, description=f"share of the changes done ({line})"
+                share, key=key, description=f"share done ({line})"
             )
         else:
             update_progress_artifact(self._progress[key], share)

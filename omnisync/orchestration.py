@@ -1,11 +1,12 @@
 """What a run needs from whatever orchestrates it, and the orchestration of a terminal run.
 
 A run's steps (``omnisync.sync.run``, ``omnisync.erp.run``) are written once. They ask their
-orchestration for three things: a logger, a way to run a plan's windows side by side, and a place
-to publish a summary. The Prefect flows (``flows/``) answer with Prefect's task runner, run logger
-and artifacts. :class:`Local` answers with a bounded thread pool, the ``omnisync`` loggers and
-nothing to publish to: it is what ``omnisync sync`` and ``omnisync reconcile`` use when no Prefect
-API is configured, so that a run from a terminal or cron does not start a Prefect server (seconds
+orchestration for four things: a logger, a way to run a plan's windows side by side, a place to
+publish a summary, and a way to say how far a long step is. The Prefect flows (``flows/``)
+answer with Prefect's task runner, run logger and artifacts. :class:`Local` answers with a
+bounded thread pool, the ``omnisync`` loggers, nothing to publish to, and a status line when its
+caller gives one: it is what ``omnisync sync`` and ``omnisync reconcile`` use when no Prefect API
+is configured, so that a run from a terminal or cron does not start a Prefect server (seconds
 and hundreds of MiB per run, and a start-up timeout on a loaded host: docs/performance.md).
 """
 
@@ -113,6 +114,33 @@ class Eta:
         return progress_line(key, done, total, rate, elapsed)
 
 
+#: the progress key of a run's windows: ``sync-windows: 3 of 25 (12%), about 2 minutes left``
+WINDOWS = "sync-windows"
+
+
+class WindowsDone:
+    """Counts a plan's windows as each ends, for the orchestration's progress (:data:`WINDOWS`):
+    a backfill of many windows says where it is, and how long is left at the pace so far."""
+
+    def __init__(self, orchestration: Orchestration, total: int) -> None:
+        self._orchestration = orchestration
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()  # windows on threads end at once
+        orchestration.progress(WINDOWS, 0, total)  # the pace is counted from here
+
+    def one(self) -> None:
+        with self._lock:
+            self._done += 1
+            done = self._done
+        self._orchestration.progress(WINDOWS, done, self._total)
+
+    def one_if_done(self, future: Future[Any]) -> None:
+        """A window's future ended: counted when its window was done, not failed or cancelled."""
+        if not future.cancelled() and future.exception() is None:
+            self.one()
+
+
 def _cancel_unstarted(futures: list[Future[Any]]) -> None:
     """Windows not started yet are not started at all; running ones end on their own."""
     for future in futures:
@@ -140,11 +168,13 @@ class Local:
         from omnisync.sync.window import sync_window_retrying
 
         workers = max(1, min(context.settings.window_concurrency, len(plan.windows)))
+        ended = WindowsDone(self, len(plan.windows))
         if workers == 1:  # one window at a time (the default) needs no thread at all
             for lo, hi in plan.windows:
                 sync_window_retrying(
                     context, plan.plan_id, lo, hi, plan.first_pages.pop((lo, hi), None)
                 )
+                ended.one()
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window") as pool:
             futures = [
@@ -158,6 +188,8 @@ class Local:
                 )
                 for lo, hi in plan.windows
             ]
+            for future in futures:
+                future.add_done_callback(ended.one_if_done)
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 if any(future.exception() is not None for future in done):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from omnisync.orchestration import Pacer, duration, progress_line
 
 
@@ -40,3 +44,78 @@ def test_one_change_and_a_second_are_said_in_the_singular() -> None:
         "erp-write-back: 1 change at 10/s: about 1 second"
     )
     assert duration(0.3) == "1 second"
+
+
+@pytest.mark.parametrize("window_concurrency", [1, 2])
+def test_a_sync_of_several_windows_says_how_many_are_done_as_each_ends(
+    tmp_path: Path, window_concurrency: int
+) -> None:
+    """Found by a new user: a backfill showed "syncing ..." and nothing more for minutes. The
+    terminal's status line now moves as each window ends, one window at a time or several."""
+    from omnisync.orchestration import WINDOWS, Local
+    from omnisync.sync.run import run_sync
+    from sandbox import SandboxServer
+    from tests.sync.sandbox_runs import settings_for
+
+    lines: list[str] = []
+    with SandboxServer(customers=600, seed=5) as server:
+        settings = settings_for(
+            server,
+            tmp_path,
+            lag_seconds=0,
+            window_rows=100,
+            window_concurrency=window_concurrency,
+        )
+        outcome = run_sync(
+            settings, False, Local(on_progress=lambda line, done: lines.append(line))
+        )
+    assert isinstance(outcome, dict)
+    windows = outcome["windows"]
+    assert windows >= 4, outcome
+    said = [line for line in lines if line.startswith(f"{WINDOWS}: ")]
+    assert said[0] == f"{WINDOWS}: 0 of {windows} (0%)"
+    assert said[-1] == f"{WINDOWS}: {windows} of {windows} (100%)"
+    counts = [int(line.split(": ")[1].split(" of ")[0]) for line in said]
+    assert sorted(counts) == list(range(windows + 1)), "each window said once"
+    assert any("left" in line for line in said), "the time left at the pace so far"
+
+
+def test_a_window_that_failed_or_never_started_is_not_counted_as_done() -> None:
+    from concurrent.futures import Future
+
+    from omnisync.orchestration import WINDOWS, WindowsDone
+
+    reports: list[tuple[str, int, int]] = []
+
+    class Recording:
+        def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+            reports.append((key, done, total))
+
+    ended = WindowsDone(Recording(), 3)  # type: ignore[arg-type]
+    failed: Future[None] = Future()
+    failed.set_exception(RuntimeError("window failed"))
+    cancelled: Future[None] = Future()
+    cancelled.cancel()
+    done: Future[None] = Future()
+    done.set_result(None)
+    for future in (failed, cancelled, done):
+        ended.one_if_done(future)
+    assert reports == [(WINDOWS, 0, 3), (WINDOWS, 1, 3)]
+
+
+def test_a_sync_flow_run_shows_its_windows_progress_as_an_artifact(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    from omnisync.orchestration import WINDOWS
+    from sandbox import SandboxServer
+    from tests.erp.test_reconcile import artifacts
+    from tests.flows import sync_customers
+    from tests.sync.sandbox_runs import settings_for
+
+    with SandboxServer(customers=300, seed=5) as server:
+        settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=100)
+        state = sync_customers(settings=settings, return_state=True)
+    assert state.is_completed(), state
+    assert state.result()["windows"] >= 2
+    (progress,) = artifacts(WINDOWS, state)
+    assert progress.data == 100.0, progress

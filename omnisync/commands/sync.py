@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
@@ -56,8 +57,12 @@ def sync(
             with console.status("checking the lake, the state database and Omnitron ..."):
                 context = opened.enter_context(preflight(settings))
             # After the preflight: its mistakes are one line each, without the retries before.
-            with run_log(settings.log_level, local=api is None), console.status("syncing ..."):
-                result = _sync_run(settings, full_refresh, context, api)
+            with (
+                run_log(settings.log_level, local=api is None),
+                console.status("syncing ...") as status,
+            ):
+                # each window's end moves the status line: where a backfill is, and its pace
+                result = _sync_run(settings, full_refresh, context, api, status.update)
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
@@ -95,15 +100,18 @@ def _sync_run(
     full_refresh: bool,
     context: RunContext,
     api: str | None,
+    show: Callable[[str], None],
 ) -> Any:
     """The run's steps: in this process when no Prefect API is configured; otherwise as a flow
     run that the Prefect server records (the same steps, orchestrated by Prefect), which takes
-    the preflight's context (the command closes it when the run ends)."""
+    the preflight's context (the command closes it when the run ends). ``show``: a line
+    saying how far the run is, as it moves (a terminal run's)."""
     if api is None:
         from omnisync.orchestration import Local
         from omnisync.sync.run import Refused, run_sync
 
-        outcome = run_sync(settings, full_refresh, Local(), context=context)
+        local = Local(on_progress=lambda line, done: show(f"syncing: {line}"))
+        outcome = run_sync(settings, full_refresh, local, context=context)
         if isinstance(outcome, Refused):
             raise skip(outcome.message)
         return outcome
