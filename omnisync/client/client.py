@@ -110,12 +110,8 @@ class OmnitronClient:
         )
         self._host = urlsplit(self.base_url).netloc.rpartition("@")[2]  # never credentials
         self._datetime_filters: bool | None = None
-        # The Date header of the latest answer and when it came (monotonic): the server's clock
-        # without a request of its own.
+        # the latest answer's Date and when it came (monotonic): the server's clock, unasked
         self._last_date: tuple[str | None, float] | None = None
-        # Whether the server orders lists by ``sort=pk``, which the API does not promise: None
-        # until a page says otherwise, then False for good (client/paginator.py).
-        self.sort_honoured: bool | None = None
 
     def __repr__(self) -> str:
         return f"OmnitronClient({self.base_url!r}, auth={self._auth!r})"
@@ -237,11 +233,15 @@ class OmnitronClient:
 
     # -- customers ----------------------------------------------------------------------------
     def list_customers(
-        self, query: CustomerQuery | None = None, page_size: int | None = None
+        self,
+        query: CustomerQuery | None = None,
+        page_size: int | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> PageIterator:
-        """Pages of customers matching ``query``, fetched lazily (memory: one page)."""
+        """Pages of customers matching ``query``, fetched lazily (memory: one page);
+        ``before_send`` as :meth:`send`'s, before every attempt of every page."""
         return PageIterator(
-            self, (query or CustomerQuery()).to_params(), page_size or self.page_size
+            self, (query or CustomerQuery()).to_params(), page_size or self.page_size, before_send
         )
 
     def iter_customers(self, query: CustomerQuery | None = None) -> Iterator[dict[str, Any]]:

@@ -9,8 +9,10 @@ caller's thread when its answer is wanted (it is the next one answered); the oth
 threads of their own (in a copy of the caller's context: a Prefect run's logger is found
 through it).
 
-A request started for a reader that stops early ends on its own (the client's timeout and
-retries) and its answer is dropped; nothing waits for it.
+A request started for a reader that stops early (:meth:`InFlight.close`) is not tried again:
+its next attempt, a retry or one still waiting for the throttle, raises :class:`Abandoned`
+instead of going out. An attempt already sent ends on its own (the client's timeout) and its
+answer is dropped; nothing waits for it.
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ Answer = Callable[[], Page | None]
 
 
 class Lister(Protocol):
-    """What the paginator needs of a client: the first answer to a list query."""
+    """What the paginator needs of a client: the first answer to a list query, with a check
+    run before each of its attempts (``OmnitronClient.send``'s ``before_send``)."""
 
     def list_customers(
-        self, query: CustomerQuery, page_size: int | None = None
+        self,
+        query: CustomerQuery,
+        page_size: int | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Iterator[Page]: ...
+
+
+class Abandoned(Exception):
+    """A request asked ahead whose reader stopped: not sent (again), since nobody reads it."""
 
 
 class InFlight:
@@ -42,9 +52,28 @@ class InFlight:
         self._client = client
         self._page_size = page_size
         self.limit = max(1, limit)
+        self._closed = threading.Event()
 
-    def first_page(self, query: CustomerQuery) -> Page | None:
-        return next(self._client.list_customers(query, self._page_size), None)
+    def first_page(
+        self, query: CustomerQuery, before_send: Callable[[], None] | None = None
+    ) -> Page | None:
+        return next(self._client.list_customers(query, self._page_size, before_send), None)
+
+    def close(self) -> None:
+        """The reader stopped (it ended, failed or let go): requests asked ahead go no further.
+        Without this, one meeting a failing server retried for minutes after its window had
+        failed, beside the window's own retry."""
+        self._closed.set()
+
+    def __enter__(self) -> InFlight:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _still_read(self) -> None:
+        if self._closed.is_set():
+            raise Abandoned("its reader stopped")
 
     def ask(self, query: CustomerQuery, first: bool) -> Answer:
         """The answer to ``query``, to be taken by calling what this returns. ``first``:
@@ -56,7 +85,7 @@ class InFlight:
 
         def run() -> None:
             try:
-                answer.set_result(self.first_page(query))
+                answer.set_result(self.first_page(query, self._still_read))
             except BaseException as exc:  # raised where the answer is taken
                 answer.set_exception(exc)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -70,8 +70,15 @@ class PageIterator(Iterator[Page]):
     instead of failing; callers that need every row re-query (the sync does).
     """
 
-    def __init__(self, client: OmnitronClient, params: dict[str, str], page_size: int) -> None:
+    def __init__(
+        self,
+        client: OmnitronClient,
+        params: dict[str, str],
+        page_size: int,
+        before_send: Callable[[], None] | None = None,
+    ) -> None:
         self._client = client
+        self._before_send = before_send
         self._params: dict[str, str] | None = {**params, "limit": str(page_size)}
         self.shrunk = False
         self.count: int | None = None
@@ -81,7 +88,9 @@ class PageIterator(Iterator[Page]):
         if self._params is None:
             raise StopIteration
         try:
-            response = self._client.send("GET", CUSTOMERS_PATH, params=self._params)
+            response = self._client.send(
+                "GET", CUSTOMERS_PATH, params=self._params, before_send=self._before_send
+            )
         except NotFound as exc:
             if exc.invalid_page and self.pages > 0:
                 self.shrunk, self._params = True, None

@@ -54,7 +54,7 @@ import functools
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -220,7 +220,7 @@ class Paginator:
         datetimes: bool,
         first_page: Page | None = None,
         typed: bool = False,
-    ) -> Iterator[list[Any]]:
+    ) -> Generator[list[Any], None, None]:
         """Pages of the customers with ``lo <= modified_date < hi`` (records whose modified_date
         cannot be read are passed through, so that the transform quarantines them).
 
@@ -241,7 +241,7 @@ class Paginator:
 
     def pages(
         self, query: CustomerQuery, first_page: Page | None = None, typed: bool = False
-    ) -> Iterator[list[Any]]:
+    ) -> Generator[list[Any], None, None]:
         """Every customer matching ``query``, as the records of complete answers, by pk ranges
         within the query's own pk bounds (``pk_gte``, ``pk_lt``). ``first_page``: an answer
         already received to ``query``, or to a wider query of the same pk bounds (complete, it
@@ -251,63 +251,64 @@ class Paginator:
         pending = [whole]
         density = Density()
         given = first_page
-        asking = InFlight(self.client, self.page_size, self.in_flight)
-        # Pieces asked and not yet answered, oldest first, each with the walk it was carved
-        # from (None: asked whole); ``tail`` is the current walk's rest. As each answer is
-        # taken, the next piece is asked: a walk's next pieces are carved before the answers
-        # to the ones before them, which only sizes them.
-        flying: deque[tuple[PkRange, int | None, Answer]] = deque()
-        tail: PkRange | None = None
-        walk = 0
-        while True:
-            page: Page | None = None  # the page before goes before the next piece is asked
-            results: list[Record] = []
-            while len(flying) < asking.limit and (tail is not None or pending):
-                if tail is None:
-                    walk += 1
-                part, tail = carve(tail if tail is not None else pending.pop(), density)
-                answer: Answer
-                if given is not None and part == whole:
-                    answer, given = functools.partial(_given, given), None
-                else:
-                    ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
-                    answer = asking.ask(ranged, first=not flying)
-                flying.append((part, walk if tail is not None else None, answer))
-            if not flying:
-                return
-            part, walked, answer = flying.popleft()
-            page = answer()
-            if page is not None:
-                results = page.records if typed else page.results
-            count = 0 if page is None else page.count
-            current = walked is not None and walked == walk and tail is not None
-            if current and tail is not None:
-                # A piece holding more than expected leaves less for the rest. One holding
-                # less does not add to it: the rest's estimate falls by a piece each time, so
-                # the walk of a range open above ends even when the customers it expects are
-                # not there.
-                tail = replace(tail, rows=(tail.rows or 0) - max(0.0, count - (part.rows or 0)))
-            bounded = part.lo is not None and part.hi is not None
-            width = (part.hi or 0) - (part.lo or 0)
-            if page is None or page.complete:
-                if results:
-                    yield results
-                if bounded:
-                    density.observe(width, count, part.rows if walked is not None else None)
-                continue
-            pks = _valid_pks(results)
-            if not pks:
-                raise UnexpectedResponse(
-                    f"GET customers answered {len(results)} record(s) without a pk and a next "
-                    "page: they cannot be read by pk ranges"
-                )
-            density.page = max(density.page, len(results))
-            if walked is not None and bounded:
-                density.observe(width, count, part.rows)
-            if current and tail is not None:
-                pending.append(tail)  # the walk goes on after this piece's parts
-                tail = None
-            pending.extend(reversed(split(part, pks, count, density)))
+        # closed however the reader ends: requests it asked ahead go no further
+        with InFlight(self.client, self.page_size, self.in_flight) as asking:
+            # Pieces asked and not yet answered, oldest first, each with the walk it was carved
+            # from (None: asked whole); ``tail`` is the current walk's rest. As each answer is
+            # taken, the next piece is asked: a walk's next pieces are carved before the answers
+            # to the ones before them, which only sizes them.
+            flying: deque[tuple[PkRange, int | None, Answer]] = deque()
+            tail: PkRange | None = None
+            walk = 0
+            while True:
+                page: Page | None = None  # the page before goes before the next piece is asked
+                results: list[Record] = []
+                while len(flying) < asking.limit and (tail is not None or pending):
+                    if tail is None:
+                        walk += 1
+                    part, tail = carve(tail if tail is not None else pending.pop(), density)
+                    answer: Answer
+                    if given is not None and part == whole:
+                        answer, given = functools.partial(_given, given), None
+                    else:
+                        ranged = query.with_(pk_gte=part.lo, pk_lt=part.hi)
+                        answer = asking.ask(ranged, first=not flying)
+                    flying.append((part, walk if tail is not None else None, answer))
+                if not flying:
+                    return
+                part, walked, answer = flying.popleft()
+                page = answer()
+                if page is not None:
+                    results = page.records if typed else page.results
+                count = 0 if page is None else page.count
+                current = walked is not None and walked == walk and tail is not None
+                if current and tail is not None:
+                    # A piece holding more than expected leaves less for the rest. One holding
+                    # less does not add to it: the rest's estimate falls by a piece each time, so
+                    # the walk of a range open above ends even when the customers it expects are
+                    # not there.
+                    tail = replace(tail, rows=(tail.rows or 0) - max(0.0, count - (part.rows or 0)))
+                bounded = part.lo is not None and part.hi is not None
+                width = (part.hi or 0) - (part.lo or 0)
+                if page is None or page.complete:
+                    if results:
+                        yield results
+                    if bounded:
+                        density.observe(width, count, part.rows if walked is not None else None)
+                    continue
+                pks = _valid_pks(results)
+                if not pks:
+                    raise UnexpectedResponse(
+                        f"GET customers answered {len(results)} record(s) without a pk and a next "
+                        "page: they cannot be read by pk ranges"
+                    )
+                density.page = max(density.page, len(results))
+                if walked is not None and bounded:
+                    density.observe(width, count, part.rows)
+                if current and tail is not None:
+                    pending.append(tail)  # the walk goes on after this piece's parts
+                    tail = None
+                pending.extend(reversed(split(part, pks, count, density)))
 
 
 def _given(page: Page) -> Page | None:

@@ -5,6 +5,7 @@ upper bound."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,14 @@ class _Counting:
     def __init__(self, client: OmnitronClient) -> None:
         self._client, self.requests = client, 0
 
-    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
+    def list_customers(
+        self,
+        query: CustomerQuery,
+        page_size: int | None = None,
+        before_send: Callable[[], None] | None = None,
+    ) -> Any:
         self.requests += 1
-        return self._client.list_customers(query, page_size)
+        return self._client.list_customers(query, page_size, before_send)
 
 
 def server_side(

@@ -19,6 +19,7 @@ records, and one window's typed rows for validation, staging and the change log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections import Counter
@@ -125,15 +126,18 @@ def sync_window(
     pages = Paginator(context.client, settings.page_size, PAGES_IN_FLIGHT).changed(
         lo, hi, context.datetimes, first_page=first_page, typed=True
     )
-    for page in pages:
-        chunk.extend(page)
-        if len(chunk) >= settings.chunk_rows:
-            number += 1
-            converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
-            typed.append(converted.table)
-            rejected.append(converted.rejected)
-            rejected_modified.append(converted.rejected_modified)
-            chunk = []
+    # closed when the window fails too: its requests asked ahead are not tried again (a failed
+    # window's traceback would keep the pages alive through its retry)
+    with contextlib.closing(pages):
+        for page in pages:
+            chunk.extend(page)
+            if len(chunk) >= settings.chunk_rows:
+                number += 1
+                converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)
+                typed.append(converted.table)
+                rejected.append(converted.rejected)
+                rejected_modified.append(converted.rejected_modified)
+                chunk = []
     if chunk:
         number += 1
         converted = _type_chunk(chunk, f"{name}-{number:04d}", lineage, result)

@@ -26,7 +26,7 @@ because both parts are the server's own answers to the same date (its ``__gte`` 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,10 +180,15 @@ class ServerSide:
         self.datetimes = True
         return page
 
-    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Iterator[Page]:
+    def list_customers(
+        self,
+        query: CustomerQuery,
+        page_size: int | None = None,
+        before_send: Callable[[], None] | None = None,
+    ) -> Iterator[Page]:
         """The client's listing, each request counted (what the paginator reads through)."""
         self.requests += 1
-        return self.client.list_customers(query, page_size)
+        return self.client.list_customers(query, page_size, before_send)
 
     def read_all(self, query: CustomerQuery, first: Page | None = None) -> Versions:
         """Every customer matching ``query`` (pk -> modified_date µs; ``first``: its first

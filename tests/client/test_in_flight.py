@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from omnisync.client import Paginator, ValidationFailed
 from tests.client.fake_omnitron import BASE, FakeOmnitron
@@ -107,3 +108,58 @@ def test_a_caller_that_stops_early_does_not_wait_for_a_request_asked_ahead() -> 
             assert not server.released.is_set()
     finally:
         server.released.set()
+
+
+@dataclass
+class FailingOmnitron(CountingOmnitron):
+    """Answers 503 to every request for pks from ``fail_from`` on, counting them: a server
+    failing under the piece asked ahead, which the client retries."""
+
+    fail_from: int = 0
+    failed: int = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if int(request.url.params.get("pk__gte", 0)) >= self.fail_from:
+            with self._received:
+                self.failed += 1
+                self._received.notify_all()
+            return httpx.Response(503, json={"detail": "unavailable"})
+        return super().handle(request)
+
+    def wait_for_failures(self, failures: int) -> bool:
+        with self._received:
+            return self._received.wait_for(lambda: self.failed >= failures, WAIT)
+
+
+def test_a_request_asked_ahead_is_not_tried_again_once_its_reader_stops() -> None:
+    """Found by a review: a piece asked ahead that met a failing server went on retrying for
+    the client's whole budget after its reader had stopped (a window that failed), beside the
+    window's own retry. Its next attempt now raises instead of going out."""
+    from omnisync.client import OmnitronClient
+    from omnisync.client.throttle import Throttle
+
+    server = dict.fromkeys(range(1, 1001), BASE)
+    failing = FailingOmnitron(server, order="pk", cap=100, fail_from=75)  # type: ignore[arg-type]
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("fake"),
+        page_size=100,
+        transport=httpx.MockTransport(failing.handle),
+        throttle=Throttle(1_000_000, 8),
+        retry_attempts=40,  # about 8 s of retries: far longer than the test waits
+        retry_max_seconds=WAIT,
+        backoff_initial=0.2,
+        backoff_max=0.2,
+        backoff_jitter=0.0,
+    )
+    before = set(threading.enumerate())
+    with client:
+        pages = Paginator(client, 100, in_flight=2).changed(None, HI, True)
+        next(pages)  # the first piece; the second, asked ahead, is failing
+        (ahead,) = [t for t in threading.enumerate() if t not in before]
+        assert failing.wait_for_failures(2), "the piece asked ahead is being retried"
+        pages.close()
+        stopped_at = failing.failed
+        ahead.join(WAIT)
+        assert not ahead.is_alive(), "the request asked ahead ended"
+    assert failing.failed <= stopped_at + 1, "no attempt after the one under way"

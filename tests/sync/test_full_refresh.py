@@ -145,7 +145,9 @@ class _OddFirstAnswers:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def list_customers(self, query: CustomerQuery, page_size: int | None = None) -> Any:
+    def list_customers(
+        self, query: CustomerQuery, page_size: int | None = None, before_send: Any = None
+    ) -> Any:
         lo, hi = query.pk_gte, query.pk_lt
         if lo is not None and hi == lo + 1 and lo not in self._asked:
             self._asked.add(lo)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import stamina
 
 from omnisync.client import AuthenticationFailed, ConfigurationError, RetriesExhausted
 from omnisync.lake.errors import LakeDamaged, LakeError
@@ -175,3 +176,44 @@ def test_a_client_closed_while_its_answer_is_read_does_not_say_the_request_was_n
     assert not raised.value.unsent
     assert "not sent" not in str(raised.value)
     assert _worth_retrying(raised.value) is False
+
+
+def test_a_window_that_fails_closes_its_pages_before_it_is_run_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A failed window's pages were left to the garbage collector (its traceback held them
+    through the retry), and their requests asked ahead went on: each attempt's pages are
+    closed when it fails, before the window runs again."""
+    from omnisync.client import paginator
+    from omnisync.orchestration import Local
+    from omnisync.sync import window
+    from omnisync.sync.run import run_sync
+    from sandbox import SandboxServer
+    from tests.sync.sandbox_runs import settings_for
+
+    made: list[Any] = []
+    changed = paginator.Paginator.changed
+
+    def kept(self: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(changed(self, *args, **kwargs))
+        return made[-1]
+
+    real_type = window._type_chunk
+    failures: list[bool] = []
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(all(pages.gi_frame is not None for pages in made))
+            raise TimeoutError("read timed out")  # worth running the window again
+        return real_type(*args, **kwargs)
+
+    monkeypatch.setattr(paginator.Paginator, "changed", kept)
+    monkeypatch.setattr(window, "_type_chunk", fails_once)
+    with SandboxServer(customers=400, seed=3) as server:
+        settings = settings_for(server, tmp_path, lag_seconds=0, chunk_rows=100, page_size=100)
+        with stamina.set_testing(True, attempts=3, cap=True):  # the window's retry, at once
+            outcome = run_sync(settings, False, Local())
+    assert isinstance(outcome, dict) and outcome["read"] == 400, outcome
+    assert failures == [True], "the first attempt failed while its pages were open"
+    assert len(made) >= 2, "the window ran again"
+    assert made[0].gi_frame is None, "the failed attempt's pages were closed"
