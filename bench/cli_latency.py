@@ -19,6 +19,8 @@ from bench.sandbox_process import sandbox_process
 
 GOAL_SECONDS = 2.0
 TIMES = 3
+#: a port that refuses the connection: a mistake or a server restarting, so briefly retried
+REFUSED = "a refused connection"
 
 
 def _timed(env: dict[str, str], *args: str) -> tuple[float, int]:
@@ -57,15 +59,19 @@ def main() -> None:
         store.migrate()
         with store.lease.locked("customers", run_id="bench-holder"):
             rows.append(("a busy stream", *_median(env, "-m", "omnisync.cli", "sync")))
+        typo = {**env, "OMNITRON_URL": "http://omnitron-typo.invalid"}
+        rows.append(("a mistyped Omnitron host", *_median(typo, "-m", "omnisync.cli", "sync")))
         gone = {**env, "OMNITRON_URL": "http://127.0.0.1:9"}
-        rows.append(("an unreachable Omnitron", *_median(gone, "-m", "omnisync.cli", "sync")))
+        rows.append((REFUSED, *_median(gone, "-m", "omnisync.cli", "sync")))
     print(f"{'what':<26} {'median s':>9} {'exit':>5}  vs floor  goal <= {GOAL_SECONDS:.0f} s")
     for name, seconds, code in rows:
-        verdict = (
-            ""
-            if name.startswith(("python", "omnisync --help"))
-            else ("met" if seconds <= GOAL_SECONDS else "NOT met")
-        )
+        if name.startswith(("python", "omnisync --help")):
+            verdict = ""
+        elif name == REFUSED:
+            # a server restarting refuses connections too: retried on purpose, not a mistake's
+            verdict = "no goal (3 attempts, on purpose)"
+        else:
+            verdict = "met" if seconds <= GOAL_SECONDS else "NOT met"
         print(f"{name:<26} {seconds:>9.2f} {code:>5}  {seconds / floor:>7.1f}x  {verdict}")
 
 

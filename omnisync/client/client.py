@@ -209,7 +209,8 @@ class OmnitronClient:
         try:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise transport_failure(exc, f"{method} {path} on {self._host}") from None
+            where = f"{method} {path} on {self._host}"
+            raise transport_failure(exc, where, self.answered) from None
         except RuntimeError as exc:  # closed (Ctrl-C, another thread) before or while answered
             if not self._http.is_closed:  # a bare RuntimeError, worth a retry
                 raise
@@ -315,6 +316,5 @@ class OmnitronClient:
         return self._datetime_filters
 
     def dates_only(self) -> None:
-        """The server refused a datetime in a date filter: this client knows it from now on (a
-        later :attr:`datetime_filters_supported` must not answer from the probe it made)."""
+        """The server refused a datetime in a date filter: remembered, whatever a probe said."""
         self._datetime_filters = False

@@ -13,7 +13,12 @@ import httpx
 
 from omnisync.client.errors import ConfigurationError, Retriable
 from omnisync.client.redaction import Redactor
-from omnisync.client.tls import certificate_refused, connect_failure, speaks_plain_http
+from omnisync.client.tls import (
+    certificate_refused,
+    connect_failure,
+    speaks_plain_http,
+    unknown_host,
+)
 
 log = logging.getLogger("omnisync.client")
 
@@ -49,13 +54,16 @@ class RetryBudget:
         return True
 
 
-def transport_failure(exc: httpx.HTTPError, where: str) -> Exception:
+def transport_failure(exc: httpx.HTTPError, where: str, answered: bool = True) -> Exception:
     """What a request that got no answer raises: a certificate refused, or a server that does
-    not speak TLS, is configuration (not retried); a connection never made is retried even for
-    a write, since nothing was sent; a timeout or a broken connection once sent may have
-    reached the server."""
+    not speak TLS, is configuration (not retried); so is a host name that does not exist when
+    the server never ``answered`` (a mistyped ``OMNITRON_URL`` is said at once, not after the
+    retries); a connection never made is retried even for a write, since nothing was sent; a
+    timeout or a broken connection once sent may have reached the server."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         refused = certificate_refused(exc) or speaks_plain_http(exc)
+        if refused is None and not answered and unknown_host(exc):
+            refused = connect_failure(exc)
         if refused is not None:  # nothing was sent: a write was not applied
             return ConfigurationError(f"{where}: {refused}", unsent=True)
         return Retriable(f"{where} failed to connect: {connect_failure(exc)}", unsent=True)

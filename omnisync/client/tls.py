@@ -98,15 +98,27 @@ def speaks_plain_http(exc: BaseException) -> str | None:
 
 def connect_failure(exc: BaseException) -> str:
     """Why no connection was made, in words that say what to check: each of these may also pass
-    (a server restarting, a name server's hiccup), so they are still retried."""
+    (a server restarting, a name server's hiccup), so they are retried, except a host name that
+    does not exist before the server ever answered (:func:`unknown_host`)."""
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLError):
             return f"the TLS handshake failed ({cause.reason or cause})"
         if isinstance(cause, socket.gaierror):
+            if cause.errno == socket.EAI_NONAME:
+                return "the host name does not exist (check OMNITRON_URL)"
             return "the host name could not be resolved (check OMNITRON_URL)"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused: nothing listens on that port (check OMNITRON_URL)"
     return type(exc).__name__
+
+
+def unknown_host(exc: BaseException) -> bool:
+    """Whether the name server said the host name does not exist (``EAI_NONAME``), not that it
+    could not answer now (``EAI_AGAIN``, a hiccup that passes)."""
+    return any(
+        isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME
+        for cause in _chain(exc)
+    )
 
 
 def _advice(error: ssl.SSLCertVerificationError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,7 +232,44 @@ def test_a_failed_connection_says_why_a_wrong_scheme_a_closed_port_or_an_unknown
         closed.close()
     assert "connection refused" in refused and "OMNITRON_URL" in refused, refused
     unknown = said("http://no-such-host.invalid")
-    assert "host name could not be resolved" in unknown and "OMNITRON_URL" in unknown, unknown
+    assert "host name does not exist" in unknown and "OMNITRON_URL" in unknown, unknown
+    assert "attempts" not in unknown, "a name that does not exist is said at once"
+
+
+@pytest.mark.parametrize(
+    ("error", "answered_before", "attempts"),
+    [
+        (socket.EAI_NONAME, False, 1),  # a mistyped OMNITRON_URL: said at once
+        (socket.EAI_NONAME, True, 5),  # Omnitron answered this client before: a passing fault
+        (socket.EAI_AGAIN, False, 5),  # the name server could not answer now
+    ],
+)
+def test_a_host_name_that_does_not_exist_is_refused_at_once_only_before_any_answer(
+    error: int, answered_before: bool, attempts: int
+) -> None:
+    """A mistyped host waited out the retries (3.8 s for ``omnisync sync``) before it was named;
+    a name server's hiccup, or a name that vanished after Omnitron answered, is still retried."""
+    import httpx
+
+    from omnisync.client import ConfigurationError, OmnitronError, RetriesExhausted
+
+    tries: list[int] = []
+
+    def no_name(request: httpx.Request) -> httpx.Response:
+        tries.append(1)
+        try:
+            raise socket.gaierror(error, "name lookup failed")
+        except socket.gaierror as lookup:
+            raise httpx.ConnectError("lookup failed", request=request) from lookup
+
+    omnitron = client(
+        "https://omnitron.test", backoff_jitter=0.0, transport=httpx.MockTransport(no_name)
+    )
+    omnitron.answered = answered_before
+    expected: type[OmnitronError] = ConfigurationError if attempts == 1 else RetriesExhausted
+    with omnitron, pytest.raises(expected, match="OMNITRON_URL"):
+        omnitron.get_json("/api/v1/customers/")
+    assert len(tries) == attempts  # the client here makes 5 attempts at most
 
 
 def test_each_retrying_line_is_followed_by_another_attempt(

@@ -364,22 +364,27 @@ def test_every_run_is_recorded_once_whatever_ends_it(
 
 
 @pytest.mark.parametrize(
-    ("url", "host"),
-    [("http://127.0.0.1:9", "127.0.0.1:9"), ("http://omnitron.invalid", "omnitron.invalid")],
+    ("url", "host", "code", "said"),
+    [
+        ("http://127.0.0.1:9", "127.0.0.1:9", 1, "failed to connect: connection refused"),
+        # a name that does not exist is a mistyped OMNITRON_URL: said at once, a mistake to fix
+        ("http://omnitron.invalid", "omnitron.invalid", 2, "the host name does not exist"),
+    ],
     ids=["connection-refused", "unknown-host"],
 )
 def test_an_unreachable_omnitron_is_named_in_one_line(
-    make_sandbox: Make, tmp_path: Path, url: str, host: str
+    make_sandbox: Make, tmp_path: Path, url: str, host: str, code: int, said: str
 ) -> None:
     """With the default retry budget, the command answers in one line naming the host: the
-    preflight retries briefly, scheduled runs keep their full budget (``bench/cli_latency.py``
-    measures how fast)."""
+    preflight retries a refused connection briefly, scheduled runs keep their full budget
+    (``bench/cli_latency.py`` measures how fast)."""
     env = env_for(None, tmp_path, OMNITRON_URL=url)
     del env["OMNISYNC_RETRY_ATTEMPTS"]
     result = runner.invoke(app, ["sync"], env=env)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and host in lines[0] and "failed to connect" in lines[0], lines
+    assert len(lines) == 1 and host in lines[0] and said in lines[0], lines
+    assert ("attempts" in lines[0]) == (code == 1), "retried only when it may pass"
 
 
 @pytest.mark.parametrize("via_prefect", [False, True], ids=["terminal", "flow-run"])
