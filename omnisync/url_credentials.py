@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from urllib.parse import unquote
 
 _AUTHORITY = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|//)?(?P<authority>[^/?#]*)")
 
@@ -35,12 +36,28 @@ def without_userinfo(url: str) -> str:
     return url[:start] + "***@" + authority.rsplit("@", 1)[1] + url[end:]
 
 
+#: a password shorter than this is hidden only within ``user:pass``: hiding every "ab" of a
+#: message would leave nothing readable, and so short a one guards nothing anyway
+SHORTEST_HIDDEN = 4
+
+
 def userinfo_hidden(text: str, url: str) -> str:
     """``text`` (a message that may quote ``url``) with ``url`` as :func:`without_userinfo`
-    shows it and its ``user:pass`` wherever else it appears as ``***``."""
+    shows it, and its ``user:pass`` and its password alone wherever else they appear as ``***``,
+    as written in the URL and percent-decoded (a library's message may quote either: s3fs and
+    botocore decode the URL before they use it)."""
     secret = userinfo(url)
     text = text.replace(url, without_userinfo(url))
-    return text.replace(secret, "***") if secret else text
+    if not secret:
+        return text
+    password = secret.partition(":")[2]
+    pieces = {secret, unquote(secret)}
+    if len(unquote(password)) >= SHORTEST_HIDDEN:
+        pieces |= {password, unquote(password)}
+    for piece in sorted(pieces, key=len, reverse=True):  # the longest first: no half left
+        if piece:
+            text = text.replace(piece, "***")
+    return text
 
 
 def userinfo_hidden_in(exc: OSError, url: str) -> None:

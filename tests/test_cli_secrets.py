@@ -129,3 +129,32 @@ def test_a_password_with_an_unencoded_at_sign_is_never_shown() -> None:
         read_query("postgresql+psycopg://erp:Pa@ss:W0rd99@db.example/erp", "select 1", "pk")
     said = str(raised.value)
     assert "W0rd99" not in said and "Pa@ss" not in said, said
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        "botocore: the secret 's3cr%t!Key' was refused",  # the password alone, decoded
+        "s3fs: no access for s3cr%25t%21Key",  # as the URL writes it
+        "endpoint said user=lake-reader password=s3cr%t!Key",
+        "lake-reader:s3cr%t!Key@minio.internal:9000 refused",  # user:pass, decoded
+    ],
+)
+def test_a_lake_password_is_hidden_alone_and_decoded_not_only_as_user_colon_pass(
+    quoted: str,
+) -> None:
+    """Found by a review: only the exact ``user:pass`` of the lake's URL was hidden, so a
+    library quoting the password alone, or percent-decoded, showed it."""
+    from omnisync.url_credentials import userinfo_hidden
+
+    url = "s3://lake-reader:s3cr%25t%21Key@minio.internal:9000/lake"
+    shown = userinfo_hidden(quoted, url)
+    assert "s3cr" not in shown, shown
+    assert "***" in shown
+
+
+def test_a_short_password_is_hidden_within_user_colon_pass_and_the_message_stays_readable() -> None:
+    from omnisync.url_credentials import userinfo_hidden
+
+    shown = userinfo_hidden("reader:ab@host refused: ab is not a bucket", "s3://reader:ab@host/x")
+    assert shown == "***@host refused: ab is not a bucket", shown
