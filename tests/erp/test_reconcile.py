@@ -32,7 +32,12 @@ from omnisync.state import StateStore
 from sandbox import SandboxModes, SandboxServer
 from tests.conftest import truth
 from tests.flows import reconcile_erp_codes, sync_customers
-from tests.sync.sandbox_runs import settings_for, subprocess_env
+from tests.sync.sandbox_runs import (
+    omnisync_process,
+    settings_for,
+    start_omnisync,
+    subprocess_env,
+)
 
 Make = Callable[..., SandboxServer]
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,19 +327,8 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
         OMNISYNC_MAX_RPS="40",
         OMNISYNC_CONCURRENCY="2",
     )
-    command = [
-        *(sys.executable, "-m", "omnisync.cli", "reconcile", "--erp-query", QUERY),
-        *("--max-changes", "none"),
-    ]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    command = ("reconcile", "--erp-query", QUERY, "--max-changes", "none")
+    process = start_omnisync(env, *command)
 
     def patched() -> int:
         return sum(server.admin.get("stats").json()["patches"].values())
@@ -358,15 +352,7 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     assert run["status"] == "interrupted", run
     in_ledger = sum(1 for row in ledger if row["outcome"] in APPLIED)
     assert in_ledger == sent, "every PATCH Omnitron applied is in the ledger"
-    finished = subprocess.run(
-        command,
-        cwd=ROOT,
-        env={**env, "OMNISYNC_MAX_RPS": "1000"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    finished = omnisync_process({**env, "OMNISYNC_MAX_RPS": "1000"}, *command)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert codes(server) == expected
     assert set(server.admin.get("stats").json()["patches"].values()) == {1}
