@@ -181,3 +181,31 @@ def test_a_migration_held_up_by_another_ends_in_a_line_naming_it(
                     store.engine.dispose()
         finally:
             holder.dispose()
+
+
+def test_a_migration_cut_short_on_mariadb_runs_again_over_what_it_made(mariadb_url: str) -> None:
+    """MariaDB commits each DDL statement on its own: a migration a kill or a lost connection
+    cut short leaves its first tables, columns or indexes made under the revision before it,
+    and its next run failed on them ("Duplicate column name", "Table ... already exists") until
+    someone mended the database by hand. At worst every statement of every migration was made
+    and no revision recorded: each runs again over what exists and the schema comes out whole."""
+    with fresh_database(mariadb_url) as url:
+        store = StateStore(url)
+        try:
+            store.migrate()
+            inspector = sqlalchemy.inspect(store.engine)
+            made = {t: _shape(inspector, t) for t in sorted(inspector.get_table_names())}
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM alembic_version")  # nothing recorded
+            assert store.recorded_revisions() == set()
+            store.migrate()
+            assert store.recorded_revisions() == {SCHEMA_REVISION}
+            inspector = sqlalchemy.inspect(store.engine)
+            assert {t: _shape(inspector, t) for t in sorted(inspector.get_table_names())} == made
+        finally:
+            store.dispose()
+
+
+def _shape(inspector: sqlalchemy.Inspector, table: str) -> tuple[list[str], list[str]]:
+    columns = [column["name"] for column in inspector.get_columns(table)]
+    return columns, sorted(str(index["name"]) for index in inspector.get_indexes(table))

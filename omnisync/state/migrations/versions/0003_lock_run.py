@@ -7,6 +7,8 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
+from omnisync.state.migrations import once
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -15,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("omnisync_locks") as batch:
-        batch.add_column(sa.Column("run_id", sa.String(64)))
+        batch.add_column(sa.Column("run_id", sa.String(64)), if_not_exists=once())
 
 
 def downgrade() -> None:

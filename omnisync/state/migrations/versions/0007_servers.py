@@ -7,6 +7,8 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
+from omnisync.state.migrations import once
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -20,6 +22,7 @@ def upgrade() -> None:
         sa.Column("datetime_filters", sa.Boolean, nullable=False),
         sa.Column("seen_us", sa.BigInteger, nullable=False),
         sa.Column("seen_iso", sa.String(40), nullable=False),
+        if_not_exists=once(),
     )
 
 
