@@ -42,12 +42,14 @@ def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
     return OmnitronClient(url, **options)
 
 
-def preflight_options(settings: Settings) -> dict[str, Any]:
-    """The client options of a preflight: the short retry budget."""
-    return {
-        "retry_attempts": min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
-        "retry_max_seconds": min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
-    }
+def preflight_budget(settings: Settings) -> tuple[int, float]:
+    """A preflight's (attempts, seconds) until Omnitron first answers (the client's
+    ``first_answer_budget``): an unreachable server is named in seconds, a host that does not
+    exist at once; once it answered, the run has its whole budget."""
+    return (
+        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
+        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
+    )
 
 
 @contextlib.contextmanager
@@ -81,8 +83,5 @@ def reach(settings: Settings) -> OmnitronClient:
     answers, then within the full one: the first request of a command is its preflight, at no
     extra request. Use it with :func:`naming_omnitron_url`."""
     client = open_client(settings)
-    client.first_answer_budget = (
-        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
-        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
-    )
+    client.first_answer_budget = preflight_budget(settings)
     return client

@@ -210,7 +210,8 @@ class OmnitronClient:
             return self._http.request(method, path, params=params, content=content, headers=headers)
         except (httpx.TransportError, httpx.DecodingError) as exc:
             where = f"{method} {path} on {self._host}"
-            raise transport_failure(exc, where, self.answered) from None
+            checking = self.first_answer_budget is not None and not self.answered  # a preflight
+            raise transport_failure(exc, where, checking) from None
         except RuntimeError as exc:  # closed (Ctrl-C, another thread) before or while answered
             if not self._http.is_closed:  # a bare RuntimeError, worth a retry
                 raise
@@ -268,8 +269,7 @@ class OmnitronClient:
         return self._written(self.send("PUT", f"{CUSTOMERS_PATH}{int(pk)}/", json=body))
 
     def _written(self, response: httpx.Response) -> dict[str, Any]:
-        """A write's 2xx answer as the object written. An answer that is not one (a proxy's
-        page, an empty body) says the write arrived, not what it did: a lost answer."""
+        """A write's 2xx answer as the object written; any other (a proxy's page) is lost."""
         try:
             body = loads_exact(response.content)
         except ValueError:

@@ -54,15 +54,17 @@ class RetryBudget:
         return True
 
 
-def transport_failure(exc: httpx.HTTPError, where: str, answered: bool = True) -> Exception:
+def transport_failure(exc: httpx.HTTPError, where: str, checking: bool = False) -> Exception:
     """What a request that got no answer raises: a certificate refused, or a server that does
-    not speak TLS, is configuration (not retried); so is a host name that does not exist when
-    the server never ``answered`` (a mistyped ``OMNITRON_URL`` is said at once, not after the
-    retries); a connection never made is retried even for a write, since nothing was sent; a
-    timeout or a broken connection once sent may have reached the server."""
+    not speak TLS, is configuration (not retried); so is a host name that does not exist while
+    a command is ``checking`` the address (its preflight, before Omnitron first answered: a
+    mistyped ``OMNITRON_URL`` is said at once, not after the retries; later, as on a worker's
+    or a write-back's own client, a name server's passing fault is retried); a connection never
+    made is retried even for a write, since nothing was sent; a timeout or a broken connection
+    once sent may have reached the server."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         refused = certificate_refused(exc) or speaks_plain_http(exc)
-        if refused is None and not answered and unknown_host(exc):
+        if refused is None and checking and unknown_host(exc):
             refused = connect_failure(exc)
         if refused is not None:  # nothing was sent: a write was not applied
             return ConfigurationError(f"{where}: {refused}", unsent=True)

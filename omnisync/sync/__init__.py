@@ -13,7 +13,7 @@ record      the run's start and outcome, written in one place
 import contextlib
 from collections.abc import Iterator
 
-from omnisync.connection import preflight_options
+from omnisync.connection import preflight_budget
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
 from omnisync.sync.context import STREAM, RunContext, open_run
@@ -45,17 +45,13 @@ def preflight(settings: Settings) -> Iterator[RunContext]:
     error a user can act on (LakeError, StateError, ConfigurationError, AuthenticationFailed,
     RetriesExhausted); the open context is the run's to use until the block ends.
 
-    Opening retries briefly: a person at a terminal wants an unreachable Omnitron named in
-    seconds, not after the run's full retry budget. Once open, the client has that full budget
-    back for the run."""
+    Opening retries briefly until Omnitron first answers: a person at a terminal wants an
+    unreachable Omnitron named in seconds, not after the run's full retry budget, and a host
+    that does not exist at once. Once it answered, the client has that full budget."""
     import uuid
 
+    budget = preflight_budget(settings)
     with open_run(
-        settings,
-        uuid.uuid4().hex,
-        validate=False,
-        **preflight_options(settings),
+        settings, uuid.uuid4().hex, validate=False, first_answer_budget=budget
     ) as context:
-        context.client.retry_attempts = settings.retry_attempts
-        context.client.retry_max_seconds = settings.retry_max_seconds
         yield context

@@ -122,13 +122,15 @@ def open_run(
     has just seen it answer; otherwise what an earlier run recorded, or one request asks (and it
     is recorded). ``ask``: when the answer was recorded, count every customer (one request), so
     that a wrong URL or credential fails here and planning has ``S`` and the server's clock
-    (:meth:`RunContext.total`). ``client_options`` override the client's settings (the command
-    line's preflight retries briefly)."""
+    (:meth:`RunContext.total`). ``client_options`` override the client's settings;
+    ``first_answer_budget`` among them is the client's own (the command line's preflight)."""
     use_system_allocator()
     with contextlib.ExitStack() as opened:
         # First, as it sends nothing: a missing OMNITRON_URL is refused before a lake folder or
         # a state database is made.
+        budget = client_options.pop("first_answer_budget", None)
         client = open_client(settings, **client_options)
+        client.first_answer_budget = budget
         opened.callback(client.close)
         storage = LakeStorage(settings.lake)
         storage.check_writable()
