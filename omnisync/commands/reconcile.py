@@ -34,8 +34,9 @@ def reconcile(
     """Reconcile Omnitron's erp_codes with the ERP and write the differences back."""
     out = results()  # the outcome; progress and log lines go to stderr
     with user_errors(
-        stopped="the changes being sent at that moment were finished and are in the ledger, and "
-        "no other PATCH was sent; the next `omnisync reconcile` plans again from Omnitron's records"
+        stopped="no PATCH was sent after it but any already on its way, each recorded in the "
+        "ledger; the next `omnisync reconcile` plans again and looks at each customer's current "
+        "record before it patches"
     ):
         from omnisync.settings import load_settings
 

@@ -20,6 +20,7 @@ before the re-read makes that window as short as the client's retry policy allow
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import TYPE_CHECKING, Any
 
 from omnisync.client import AnswerLost, NotFound, OmnitronClient, OmnitronError
@@ -39,27 +40,38 @@ if TYPE_CHECKING:
     from omnisync.state.fence import Fence
 
 
+class WriteBackStopped(Exception):
+    """The write-back was stopped (Ctrl-C, or another change's stop) before this PATCH went
+    out: nothing of it was sent."""
+
+
 def patch_checked(
     client: OmnitronClient,
     attempt: Attempt,
     target: str | None,
     before: tuple[dt.datetime, str | None],
     fence: Fence | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """PATCH ``target``; after a lost answer, look before anything is sent again.
 
     ``before`` is the customer's (modified_date, erp_code) as last seen before the PATCH. Sets
-    the attempt's outcome; raises ``NotFound`` when a re-read finds the customer gone, and
-    ``LockLost`` (before sending) when ``fence`` shows the write-back's lock taken over."""
+    the attempt's outcome; raises ``NotFound`` when a re-read finds the customer gone, and,
+    before anything is sent, ``LockLost`` when ``fence`` shows the write-back's lock taken over
+    and ``WriteBackStopped`` once ``stop`` is set."""
+
+    def may_send() -> None:  # before every attempt, the client's retries included
+        if stop is not None and stop.is_set():
+            raise WriteBackStopped("the write-back stopped before this PATCH was sent")
+        if fence is not None:
+            fence.check()
+
     budget = client.retry_budget()
     while True:
         sent_before, attempt.patch_sent = attempt.patch_sent, True
         try:
-            # the lock is checked before every attempt, the client's retries included
-            result = client.patch_customer(
-                attempt.pk, {"erp_code": target}, None if fence is None else fence.check
-            )
-        except LockLost:
+            result = client.patch_customer(attempt.pk, {"erp_code": target}, may_send)
+        except (LockLost, WriteBackStopped):
             # raised before this PATCH's attempt went out; the client sends a write again only
             # after an attempt that never took effect, so this call sent nothing that counts
             attempt.patch_sent = sent_before

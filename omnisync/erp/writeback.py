@@ -51,7 +51,7 @@ from omnisync.client import (
     ValidationFailed,
 )
 from omnisync.erp.holds import Applied, check_hold, expected, read_ledger
-from omnisync.erp.lost_answers import patch_checked
+from omnisync.erp.lost_answers import WriteBackStopped, patch_checked
 from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
@@ -140,10 +140,12 @@ def apply_one(
     change: dict[str, Any],
     guard: ChangeGuard | None = None,
     fence: Fence | None = None,
+    stop: threading.Event | None = None,
 ) -> Attempt:
     """One change: its current record (from ``guard``, or read on its own without one), then
-    the PATCH, or the reason it was not sent. ``fence`` is checked before every PATCH: a run
-    whose lock was taken over (it stalled past its lease) sends nothing more."""
+    the PATCH, or the reason it was not sent. ``fence`` and ``stop`` are checked before every
+    PATCH: a run whose lock was taken over (it stalled past its lease), or that was stopped
+    (Ctrl-C), sends nothing more."""
     pk, code = int(change["pk"]), str(change["erp_code"])
     based_on = change["based_on_modified"]
     attempt = Attempt(pk, code, change["previous_erp_code"], based_on, "pending")
@@ -165,7 +167,10 @@ def apply_one(
                     attempt.seen_modified, attempt.seen_erp_code = moved, fresh.get("erp_code")
                     return attempt
             before = (moved, fresh.get("erp_code"))
-        patch_checked(client, attempt, code or None, before, fence)
+        patch_checked(client, attempt, code or None, before, fence, stop)
+    except WriteBackStopped as exc:
+        attempt.outcome = "stopped_WriteBackStopped" if attempt.patch_sent else "not_attempted"
+        attempt.detail = str(exc)
     except LockLost as exc:
         # Another run holds the write-back now: what this one read before its stall may be
         # stale, and the other would not know of this run's PATCHes.
@@ -272,25 +277,14 @@ def write_back(
     def run(change: dict[str, Any]) -> Attempt:
         key = (int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"]))
         noted: list[Attempt] = []
+        plan = (key[0], key[1], change["previous_erp_code"], change["based_on_modified"])
         if stop.is_set():
-            attempt = Attempt(
-                key[0],
-                key[1],
-                change["previous_erp_code"],
-                change["based_on_modified"],
-                "not_attempted",
-                detail="the write-back stopped before this change",
-            )
+            said = "the write-back stopped before this change"
+            attempt = Attempt(*plan, "not_attempted", detail=said)
         elif key in done and view.ours.get(key[0]) == {key[1] or None}:
             # done only while that code is surely the last this product made current
-            attempt = Attempt(
-                key[0],
-                key[1],
-                change["previous_erp_code"],
-                change["based_on_modified"],
-                "skipped_already_patched",
-                detail="the ledger holds a successful PATCH of this change",
-            )
+            said = "the ledger holds a successful PATCH of this change"
+            attempt = Attempt(*plan, "skipped_already_patched", detail=said)
         elif ended := held(change, noted):
             attempt = ended
         else:
@@ -299,7 +293,8 @@ def write_back(
                 if lost.outcome == OK_ANSWER_LOST:
                     last = Applied(lost.erp_code or None, lost.seen_modified, None)
             change = expected(last, change)
-            attempt = apply_one(client, change, None if key[0] in read_alone else guard, fence)
+            alone = key[0] in read_alone
+            attempt = apply_one(client, change, None if alone else guard, fence, stop)
             if attempt.outcome.startswith("stopped_"):
                 stop.set()
         for lost in noted:  # said in the change's own row too: reports list the plan's changes
@@ -313,4 +308,8 @@ def write_back(
         return attempt
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
-        return list(pool.map(run, changes))
+        try:
+            return list(pool.map(run, changes))
+        except BaseException:
+            stop.set()  # Ctrl-C: changes not begun are cancelled; those begun send no PATCH now
+            raise

@@ -342,7 +342,7 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     sent = patched()
     assert process.returncode == 130, said[-3000:]
     assert "Traceback" not in said
-    assert "stopped by Ctrl-C: the changes being sent at that moment were finished" in said
+    assert "stopped by Ctrl-C: no PATCH was sent after it but any already on its way" in said
     assert sent - at_signal <= 2, "no PATCH but those of the changes already being sent"
     assert sent < len([r for r in rows if r[0] <= 300]) - 20, "stopped in the middle"
     store = StateStore(settings.state_url.get_secret_value())
@@ -581,6 +581,48 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
+
+
+def test_a_change_whose_write_back_was_stopped_while_it_read_sends_no_patch() -> None:
+    """Ctrl-C stops a write-back while a change reads its customer: its PATCH is not sent after
+    that (a review: a worker that had begun a change sent its PATCH after the Ctrl-C), and its
+    outcome says nothing was sent."""
+    import datetime as dt
+    import threading
+
+    import httpx
+
+    from omnisync.client import OmnitronClient, Throttle
+    from omnisync.erp.writeback import apply_one
+
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        stop.set()  # Ctrl-C lands while the customer is read
+        modified = "2026-01-01T00:00:00+00:00"
+        return httpx.Response(200, json={"pk": 7, "erp_code": None, "modified_date": modified})
+
+    client = OmnitronClient(
+        "https://omnitron.test",
+        token=SecretStr("t"),
+        transport=httpx.MockTransport(handler),
+        throttle=Throttle(1000, 2),
+    )
+    change = {
+        "pk": 7,
+        "erp_code": "C1",
+        "previous_erp_code": None,
+        "action": "set",
+        "based_on_modified": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        "match_key": "pk",
+        "match_value": "7",
+    }
+    attempt = apply_one(client, change, stop=stop)
+    assert sent == ["GET"], "no PATCH after the stop"
+    assert attempt.outcome == "not_attempted", attempt
+    assert attempt.detail == "the write-back stopped before this PATCH was sent"
 
 
 @pytest.mark.parametrize(
