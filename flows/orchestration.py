@@ -124,7 +124,7 @@ class PrefectRun:
         runner = _task_runner(context.settings, len(plan.windows))
         # Threads share the flow's context; Dask workers open their own (sync_window_task).
         shared = context if isinstance(runner, ThreadPoolTaskRunner) else None
-        ended = WindowsDone(self, len(plan.windows))
+        ended = WindowsDone(self, len(plan.windows), plan.resumed)
         with runner:
             futures = [
                 runner.submit(

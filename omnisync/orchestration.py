@@ -114,26 +114,29 @@ class Eta:
         return progress_line(key, done, total, rate, elapsed)
 
 
-#: the progress key of a run's windows: ``sync-windows: 3 of 25 (12%), about 2 minutes left``
+#: the progress keys of a run's windows (``sync-windows: 3 of 25 (12%), about 2 minutes
+#: left``): those of the plan it makes, and of one an earlier run left, which it finishes first
 WINDOWS = "sync-windows"
+RESUMED_WINDOWS = "sync-windows-resumed"
 
 
 class WindowsDone:
-    """Counts a plan's windows as each ends, for the orchestration's progress (:data:`WINDOWS`):
-    a backfill of many windows says where it is, and how long is left at the pace so far."""
+    """Counts a plan's windows as each ends, for the orchestration's progress (:data:`WINDOWS`,
+    or :data:`RESUMED_WINDOWS` for a plan an earlier run left: its own count from 0, not the
+    other's going back): a backfill says where it is, and how long is left at its pace."""
 
-    def __init__(self, orchestration: Orchestration, total: int) -> None:
+    def __init__(self, orchestration: Orchestration, total: int, resumed: bool = False) -> None:
         self._orchestration = orchestration
+        self._key = RESUMED_WINDOWS if resumed else WINDOWS
         self._total = total
         self._done = 0
         self._lock = threading.Lock()  # windows on threads end at once
-        orchestration.progress(WINDOWS, 0, total)  # the pace is counted from here
+        orchestration.progress(self._key, 0, total)  # the pace is counted from here
 
     def one(self) -> None:
-        with self._lock:
+        with self._lock:  # reported under it: a count never follows a higher one
             self._done += 1
-            done = self._done
-        self._orchestration.progress(WINDOWS, done, self._total)
+            self._orchestration.progress(self._key, self._done, self._total)
 
     def one_if_done(self, future: Future[Any]) -> None:
         """A window's future ended: counted when its window was done, not failed or cancelled."""
@@ -168,7 +171,7 @@ class Local:
         from omnisync.sync.window import sync_window_retrying
 
         workers = max(1, min(context.settings.window_concurrency, len(plan.windows)))
-        ended = WindowsDone(self, len(plan.windows))
+        ended = WindowsDone(self, len(plan.windows), plan.resumed)
         if workers == 1:  # one window at a time (the default) needs no thread at all
             for lo, hi in plan.windows:
                 sync_window_retrying(

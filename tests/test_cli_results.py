@@ -95,5 +95,7 @@ def test_ctrl_c_in_verify_says_there_is_no_verdict_and_what_a_repair_left(
     assert "stopped by Ctrl-C: no verdict, and nothing was changed" in plain.stderr
     repairing = run_cli(env, "verify", "--repair")
     assert repairing.returncode == 130, repairing.stderr
-    assert "a repair already committed stays (run `omnisync verify` again)" in repairing.stderr
+    assert "a repair already committed stays (run `omnisync verify --repair` again)" in (
+        repairing.stderr
+    )
     assert "Traceback" not in plain.stderr + repairing.stderr

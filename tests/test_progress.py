@@ -119,3 +119,59 @@ def test_a_sync_flow_run_shows_its_windows_progress_as_an_artifact(
     assert state.result()["windows"] >= 2
     (progress,) = artifacts(WINDOWS, state)
     assert progress.data == 100.0, progress
+
+
+def test_a_plan_an_earlier_run_left_is_counted_under_its_own_name_and_said_so() -> None:
+    """Found by a review: a run finishing an earlier plan showed ``8 of 8 (100%)``, then its
+    own plan from ``0 of 25``, the same progress going back. Each plan has its own count."""
+    from omnisync.commands.sync import _said
+    from omnisync.orchestration import RESUMED_WINDOWS, WINDOWS, WindowsDone
+
+    reports: list[str] = []
+
+    class Recording:
+        def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+            reports.append(progress_line(key, done, total))
+
+    WindowsDone(Recording(), 8, resumed=True).one()  # type: ignore[arg-type]
+    WindowsDone(Recording(), 25).one()  # type: ignore[arg-type]
+    assert reports == [
+        f"{RESUMED_WINDOWS}: 0 of 8 (0%)",
+        f"{RESUMED_WINDOWS}: 1 of 8 (12%)",
+        f"{WINDOWS}: 0 of 25 (0%)",
+        f"{WINDOWS}: 1 of 25 (4%)",
+    ]
+    assert [_said(line) for line in reports[1::2]] == [
+        "finishing the plan an earlier run left: windows 1 of 8 (12%)",
+        "syncing: windows 1 of 25 (4%)",
+    ]
+
+
+def test_windows_ending_on_several_threads_never_move_the_count_back() -> None:
+    """Found by a review: two windows ending at once could report ``2 of 5`` then ``1 of 5``."""
+    import threading
+    import time
+
+    from omnisync.orchestration import WindowsDone
+
+    said: list[int] = []
+
+    class Recording:
+        def progress(self, key: str, done: int, total: int, rate: float | None = None) -> None:
+            time.sleep(0)  # lets another thread run here, as a status line's update may
+            said.append(done)
+
+    ended = WindowsDone(Recording(), 400)  # type: ignore[arg-type]
+    start = threading.Barrier(8)
+
+    def end_windows() -> None:
+        start.wait()
+        for _ in range(50):
+            ended.one()
+
+    threads = [threading.Thread(target=end_windows) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert said == list(range(401))

@@ -25,8 +25,8 @@ def sync(
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
     out = results()
     with user_errors(
-        stopped="windows already committed stay in the lake; the next `omnisync sync` goes on "
-        "from where this run stopped"
+        stopped="what it finished is kept (a window's rows are in customer_changes/ at once, in "
+        "customers/ when its plan is done); the next `omnisync sync` goes on from there"
     ):
         from omnisync.settings import load_settings
 
@@ -110,7 +110,7 @@ def _sync_run(
         from omnisync.orchestration import Local
         from omnisync.sync.run import Refused, run_sync
 
-        local = Local(on_progress=lambda line, done: show(f"syncing: {line}"))
+        local = Local(on_progress=lambda line, done: show(_said(line)))
         outcome = run_sync(settings, full_refresh, local, context=context)
         if isinstance(outcome, Refused):
             raise skip(outcome.message)
@@ -125,6 +125,18 @@ def _sync_run(
     if state.is_cancelled():
         raise skip(state.message or "the run was cancelled")
     return state.result()
+
+
+def _said(line: str) -> str:
+    """A progress line as the status line says it: ``syncing: windows 3 of 25 (12%), ...``."""
+    from omnisync.orchestration import RESUMED_WINDOWS, WINDOWS
+
+    key, _, rest = line.partition(": ")
+    label = {
+        WINDOWS: "syncing: windows",
+        RESUMED_WINDOWS: "finishing the plan an earlier run left: windows",
+    }
+    return f"{label[key]} {rest}" if key in label else f"syncing: {line}"
 
 
 def _as_status(watermark: str | None) -> str:

@@ -27,7 +27,8 @@ def verify(
     """Compare customers/ with Omnitron as of the watermark; exit 0 equal, 1 different."""
     out = results()  # the verdicts; progress and log lines go to stderr
     with user_errors(
-        stopped="no verdict; a repair already committed stays (run `omnisync verify` again)"
+        stopped="no verdict; a repair already committed stays (run `omnisync verify --repair` "
+        "again)"
         if repair
         else "no verdict, and nothing was changed"
     ):

@@ -56,8 +56,9 @@ def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
     assert process.returncode == 130, said[-3000:]
     assert "Traceback" not in said
     assert (
-        "stopped by Ctrl-C: windows already committed stay in the lake; the next `omnisync sync` "
-        "goes on from where this run stopped"
+        "stopped by Ctrl-C: what it finished is kept (a window's rows are in customer_changes/ "
+        "at once, in customers/ when its plan is done); the next `omnisync sync` goes on from "
+        "there"
     ) in said
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     (run,) = store.runs.recent()

@@ -152,7 +152,7 @@ class _OddFirstAnswers:
         if lo is not None and hi == lo + 1 and lo not in self._asked:
             self._asked.add(lo)
             return iter([Page(1, 1, [], False)])
-        return self._client.list_customers(query, page_size)
+        return self._client.list_customers(query, page_size, before_send)
 
 
 def test_a_rebuild_needs_two_answers_before_it_calls_a_customer_deleted(
