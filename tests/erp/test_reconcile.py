@@ -548,20 +548,20 @@ def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_
     assert "erp" in status.output and "write-back" in status.output and "failed" in status.output
 
 
-def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
-    """Every doubt means do not patch: a re-read with an unreadable modified_date is skipped."""
+def _one_change(answer: Callable[[], dict[str, Any]]) -> tuple[Any, dict[str, Any], list[str]]:
+    """A client whose every request is answered ``answer()``, the change of customer 7 that a
+    plan based on its version of 2026-01-01, and the methods the client sends."""
     import datetime as dt
 
     import httpx
 
     from omnisync.client import OmnitronClient, Throttle
-    from omnisync.erp.writeback import apply_one
 
     sent: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request.method)
-        return httpx.Response(200, json={"pk": 7, "erp_code": None, "modified_date": "soon"})
+        return httpx.Response(200, json=answer())
 
     client = OmnitronClient(
         "https://omnitron.test",
@@ -578,6 +578,14 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
         "match_key": "pk",
         "match_value": "7",
     }
+    return client, change, sent
+
+
+def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
+    """Every doubt means do not patch: a re-read with an unreadable modified_date is skipped."""
+    from omnisync.erp.writeback import apply_one
+
+    client, change, sent = _one_change(lambda: {"pk": 7, "erp_code": None, "modified_date": "soon"})
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
@@ -587,38 +595,17 @@ def test_a_change_whose_write_back_was_stopped_while_it_read_sends_no_patch() ->
     """Ctrl-C stops a write-back while a change reads its customer: its PATCH is not sent after
     that (a review: a worker that had begun a change sent its PATCH after the Ctrl-C), and its
     outcome says nothing was sent."""
-    import datetime as dt
     import threading
 
-    import httpx
-
-    from omnisync.client import OmnitronClient, Throttle
     from omnisync.erp.writeback import apply_one
 
-    sent: list[str] = []
     stop = threading.Event()
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(request.method)
-        stop.set()  # Ctrl-C lands while the customer is read
-        modified = "2026-01-01T00:00:00+00:00"
-        return httpx.Response(200, json={"pk": 7, "erp_code": None, "modified_date": modified})
+    def read_as_ctrl_c_lands() -> dict[str, Any]:
+        stop.set()
+        return {"pk": 7, "erp_code": None, "modified_date": "2026-01-01T00:00:00+00:00"}
 
-    client = OmnitronClient(
-        "https://omnitron.test",
-        token=SecretStr("t"),
-        transport=httpx.MockTransport(handler),
-        throttle=Throttle(1000, 2),
-    )
-    change = {
-        "pk": 7,
-        "erp_code": "C1",
-        "previous_erp_code": None,
-        "action": "set",
-        "based_on_modified": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-        "match_key": "pk",
-        "match_value": "7",
-    }
+    client, change, sent = _one_change(read_as_ctrl_c_lands)
     attempt = apply_one(client, change, stop=stop)
     assert sent == ["GET"], "no PATCH after the stop"
     assert attempt.outcome == "not_attempted", attempt
