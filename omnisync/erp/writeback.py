@@ -72,11 +72,8 @@ LOCK = "erp-writeback"
 
 def already_done(ledger: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
     """(pk, erp_code, based_on) of every change the ledger's rows show applied."""
-    return {
-        (row["pk"], row["erp_code"] or "", row["based_on_modified_iso"])
-        for row in ledger
-        if row["outcome"] in APPLIED
-    }
+    key = ("pk", "erp_code", "based_on_modified_iso")
+    return {(r[key[0]], r[key[1]] or "", r[key[2]]) for r in ledger if r["outcome"] in APPLIED}
 
 
 class ChangeGuard:
@@ -135,6 +132,12 @@ class ChangeGuard:
         return self.PER_REQUEST * requests
 
 
+STOPPED_BEFORE_RESEND = (
+    "its answer was lost and a re-read showed it not applied; the write-back stopped before it "
+    "was sent again"
+)
+
+
 def apply_one(
     client: OmnitronClient,
     change: dict[str, Any],
@@ -169,8 +172,9 @@ def apply_one(
             before = (moved, fresh.get("erp_code"))
         patch_checked(client, attempt, code or None, before, fence, stop)
     except WriteBackStopped as exc:
+        # after a lost answer whose re-read showed it unapplied, it ends unconfirmed (below)
         attempt.outcome = "stopped_WriteBackStopped" if attempt.patch_sent else "not_attempted"
-        attempt.detail = str(exc)
+        attempt.detail = str(exc) if not attempt.patch_sent else STOPPED_BEFORE_RESEND
     except LockLost as exc:
         # Another run holds the write-back now: what this one read before its stall may be
         # stale, and the other would not know of this run's PATCHes.

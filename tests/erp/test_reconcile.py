@@ -548,9 +548,12 @@ def test_a_login_refused_during_write_back_still_reports_every_change_and_fails_
     assert "erp" in status.output and "write-back" in status.output and "failed" in status.output
 
 
-def _one_change(answer: Callable[[], dict[str, Any]]) -> tuple[Any, dict[str, Any], list[str]]:
-    """A client whose every request is answered ``answer()``, the change of customer 7 that a
-    plan based on its version of 2026-01-01, and the methods the client sends."""
+def _one_change(
+    answer: Callable[[str], dict[str, Any] | int],
+) -> tuple[Any, dict[str, Any], list[str]]:
+    """A client whose every request is answered ``answer(method)`` (a body, or a status alone),
+    the change of customer 7 that a plan based on its version of 2026-01-01, and the methods
+    the client sends."""
     import datetime as dt
 
     import httpx
@@ -561,13 +564,17 @@ def _one_change(answer: Callable[[], dict[str, Any]]) -> tuple[Any, dict[str, An
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request.method)
-        return httpx.Response(200, json=answer())
+        said = answer(request.method)
+        return httpx.Response(said) if isinstance(said, int) else httpx.Response(200, json=said)
 
     client = OmnitronClient(
         "https://omnitron.test",
         token=SecretStr("t"),
         transport=httpx.MockTransport(handler),
         throttle=Throttle(1000, 2),
+        backoff_initial=0.01,
+        backoff_max=0.01,
+        backoff_jitter=0.0,
     )
     change = {
         "pk": 7,
@@ -585,7 +592,9 @@ def test_a_reread_whose_modified_date_cannot_be_read_is_not_patched() -> None:
     """Every doubt means do not patch: a re-read with an unreadable modified_date is skipped."""
     from omnisync.erp.writeback import apply_one
 
-    client, change, sent = _one_change(lambda: {"pk": 7, "erp_code": None, "modified_date": "soon"})
+    client, change, sent = _one_change(
+        lambda method: {"pk": 7, "erp_code": None, "modified_date": "soon"}
+    )
     attempt = apply_one(client, change)
     assert attempt.outcome == "skipped_unreadable_reread" and "soon" in (attempt.detail or "")
     assert sent == ["GET"], "nothing was patched"
@@ -601,7 +610,7 @@ def test_a_change_whose_write_back_was_stopped_while_it_read_sends_no_patch() ->
 
     stop = threading.Event()
 
-    def read_as_ctrl_c_lands() -> dict[str, Any]:
+    def read_as_ctrl_c_lands(method: str) -> dict[str, Any]:
         stop.set()
         return {"pk": 7, "erp_code": None, "modified_date": "2026-01-01T00:00:00+00:00"}
 
@@ -610,6 +619,44 @@ def test_a_change_whose_write_back_was_stopped_while_it_read_sends_no_patch() ->
     assert sent == ["GET"], "no PATCH after the stop"
     assert attempt.outcome == "not_attempted", attempt
     assert attempt.detail == "the write-back stopped before this PATCH was sent"
+
+
+def test_a_write_back_stopped_before_a_lost_patch_is_sent_again_leaves_it_unconfirmed() -> None:
+    """A PATCH's answer is lost (502), and Ctrl-C lands while the customer is read again: the
+    re-read shows it not applied, but it is not sent again, and the change is ``unconfirmed``
+    (a later run reads it again before anything), not ``not_attempted`` (planned again blindly,
+    though that PATCH may still land). Found by a review of the stop."""
+    import threading
+
+    from omnisync.erp.holds import read_ledger
+    from omnisync.erp.outcomes import UNCONFIRMED, iso
+    from omnisync.erp.writeback import apply_one
+
+    stop = threading.Event()
+
+    def lost_then_stopped(method: str) -> dict[str, Any] | int:
+        if method == "PATCH":
+            return 502
+        if sent.count("GET") > 1:  # the re-read after the lost answer
+            stop.set()
+        return {"pk": 7, "erp_code": None, "modified_date": "2026-01-01T00:00:00+00:00"}
+
+    client, change, sent = _one_change(lost_then_stopped)
+    attempt = apply_one(client, change, stop=stop)
+    assert sent == ["GET", "PATCH", "GET"], "not sent again after the stop"
+    assert attempt.outcome == UNCONFIRMED and attempt.lost_answers == 1, attempt
+    assert "stopped before it was sent again" in (attempt.detail or ""), attempt.detail
+    row = {
+        "pk": 7,
+        "outcome": attempt.outcome,
+        "erp_code": "C1",
+        "previous_erp_code": None,
+        "seen_modified_iso": iso(attempt.seen_modified),
+        "seen_erp_code": attempt.seen_erp_code,
+        "run_id": "r",
+        "based_on_modified_iso": iso(attempt.based_on_modified),
+    }
+    assert 7 in read_ledger([row]).holds, "a later run looks before it patches customer 7"
 
 
 @pytest.mark.parametrize(

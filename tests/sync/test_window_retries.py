@@ -94,7 +94,8 @@ def test_ctrl_c_while_windows_run_on_threads_starts_no_further_window(
     monkeypatch.setattr(window, "sync_window_retrying", one_window)
     monkeypatch.setattr(orchestration, "wait", interrupted_wait)
     monkeypatch.setattr(orchestration, "_cancel_unstarted", cancel_then_release)
-    plan = SimpleNamespace(plan_id="p", windows=[(i, i + 1) for i in range(12)], first_pages={})
+    windows = [(i, i + 1) for i in range(12)]
+    plan = SimpleNamespace(plan_id="p", windows=windows, first_pages={}, resumed=False)
     context = SimpleNamespace(settings=SimpleNamespace(window_concurrency=2))
     with pytest.raises(KeyboardInterrupt):
         orchestration.Local().run_windows(context, plan)  # type: ignore[arg-type]
