@@ -27,6 +27,7 @@ DELETED = "deleted"  # Omnitron no longer has the customer (404)
 HELD = "skipped_after_lost_answer"  # a later run: what the lost answer left is not settled yet
 CHANGED = "skipped_changed_since_plan"  # the customer changed in Omnitron after the plan
 EDITED = "skipped_person_edit"  # a later run: a code set in Omnitron over an earlier plan stands
+DONE_BEFORE = "skipped_already_patched"  # the ledger holds this change applied by this product
 SETTLED = "settled"  # not an attempt: the ERP and Omnitron agree on the code; a hold ends
 SET = "set"  # not an outcome: a hold's kind, this product set the code (holds.read_ledger)
 FAILED = frozenset({"400", "406", "retries_exhausted", "not_attempted", UNCONFIRMED})
@@ -52,6 +53,21 @@ class Attempt:
     seen_modified: dt.datetime | None = None
     seen_erp_code: str | None = None
     patch_sent: bool = False  # a PATCH left this process (not recorded: it decides outcomes)
+
+    def ledger_row(self) -> dict[str, Any]:
+        """The attempt as the ledger keeps it (``StateStore.ledger.record``, with the run)."""
+        return {
+            "pk": self.pk,
+            "erp_code": self.erp_code,
+            "previous_erp_code": self.previous_erp_code,
+            "based_on_modified_iso": iso(self.based_on_modified),
+            "outcome": self.outcome,
+            "status_code": self.status_code,
+            "detail": (self.detail or "")[:2000],
+            "lost_answers": self.lost_answers,
+            "seen_modified_iso": iso(self.seen_modified) if self.seen_modified else None,
+            "seen_erp_code": self.seen_erp_code,
+        }
 
 
 def iso(moment: dt.datetime) -> str:

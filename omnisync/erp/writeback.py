@@ -56,6 +56,7 @@ from omnisync.erp.outcomes import (
     APPLIED,
     CHANGED,
     DELETED,
+    DONE_BEFORE,
     OK_ANSWER_LOST,
     UNCONFIRMED,
     Attempt,
@@ -223,8 +224,10 @@ def write_back(
     guard: ChangeGuard | None = None,
     read_alone: set[int] | frozenset[int] = frozenset(),
     fence: Fence | None = None,
+    ahead: Callable[[int], None] | None = None,
 ) -> list[Attempt]:
-    """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger).
+    """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger);
+    ``ahead`` is told first how many of them it will try (not those the ledger holds done).
     ``attempts``, when given, receives each attempt as it ends, so a caller can report them
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
@@ -240,19 +243,15 @@ def write_back(
     stop = threading.Event()
 
     def keep(attempt: Attempt) -> None:
-        store.ledger.record(
-            run_id=run_id,
-            pk=attempt.pk,
-            erp_code=attempt.erp_code,
-            previous_erp_code=attempt.previous_erp_code,
-            based_on_modified_iso=iso(attempt.based_on_modified),
-            outcome=attempt.outcome,
-            status_code=attempt.status_code,
-            detail=(attempt.detail or "")[:2000],
-            lost_answers=attempt.lost_answers,
-            seen_modified_iso=iso(attempt.seen_modified) if attempt.seen_modified else None,
-            seen_erp_code=attempt.seen_erp_code,
-        )
+        store.ledger.record(run_id=run_id, **attempt.ledger_row())
+
+    def done_before(key: tuple[int, str, str]) -> bool:
+        # done only while that code is surely the last this product made current
+        return key in done and view.ours.get(key[0]) == {key[1] or None}
+
+    if ahead is not None:  # what is ahead: the plan but what the ledger holds done
+        keys = [(int(c["pk"]), str(c["erp_code"]), iso(c["based_on_modified"])) for c in changes]
+        ahead(sum(not done_before(key) for key in keys))
 
     def held(change: dict[str, Any], noted: list[Attempt]) -> Attempt | None:
         """What ends ``change`` before it is sent: the customer's latest hold (an unconfirmed
@@ -285,10 +284,9 @@ def write_back(
         if stop.is_set():
             said = "the write-back stopped before this change"
             attempt = Attempt(*plan, "not_attempted", detail=said)
-        elif key in done and view.ours.get(key[0]) == {key[1] or None}:
-            # done only while that code is surely the last this product made current
+        elif done_before(key):
             said = "the ledger holds a successful PATCH of this change"
-            attempt = Attempt(*plan, "skipped_already_patched", detail=said)
+            attempt = Attempt(*plan, DONE_BEFORE, detail=said)
         elif ended := held(change, noted):
             attempt = ended
         else:

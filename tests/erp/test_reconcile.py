@@ -356,6 +356,12 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert codes(server) == expected
     assert set(server.admin.get("stats").json()["patches"].values()) == {1}
+    # What is ahead is what is left: the changes the ledger holds done are not in the estimate
+    # (a new user's tryout: "1,000 changes ... about 2 minutes" with 691 left).
+    planned = re.search(r"erp-write-back: ([\d,]+) changes at 40/s", said)
+    assert planned is not None, said[-2000:]
+    left = int(planned.group(1).replace(",", "")) - in_ledger
+    assert f"erp-write-back: {left:,} changes at 1000/s" in finished.stderr, finished.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
