@@ -91,6 +91,8 @@ def progress_line(
     if done == 0 and rate and total:
         noun = "change" if total == 1 else "changes"
         return f"{key}: {total:,} {noun} at {rate:g}/s: about {duration(total / rate)}"
+    if total == 0:
+        return f"{key}: nothing left to do"
     share = done / total if total else 1.0
     line = f"{key}: {done:,} of {total:,} ({share:.0%})"
     if elapsed is not None and 0 < done < total:

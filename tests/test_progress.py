@@ -175,3 +175,8 @@ def test_windows_ending_on_several_threads_never_move_the_count_back() -> None:
     for thread in threads:
         thread.join()
     assert said == list(range(401))
+
+
+def test_a_step_with_nothing_left_says_so() -> None:
+    """A write-back whose changes the ledger all holds done said ``0 of 0 (100%)``."""
+    assert progress_line("erp-write-back", 0, 0, rate=10) == "erp-write-back: nothing left to do"

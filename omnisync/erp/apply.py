@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from omnisync.connection import open_client
-from omnisync.erp.outcomes import DONE_BEFORE, Attempt, outcomes_table
+from omnisync.erp.outcomes import Attempt, outcomes_table
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult
 from omnisync.erp.writeback import LOCK, ChangeGuard, write_back
@@ -42,8 +42,8 @@ def apply_plan(
         if progress is not None:
             progress(0, changes)
 
-    def step(attempt: Attempt) -> None:
-        if progress is None or attempt.outcome == DONE_BEFORE:
+    def step(_: Attempt) -> None:
+        if progress is None:
             return
         with counting:
             tried[0] += 1

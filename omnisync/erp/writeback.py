@@ -227,7 +227,8 @@ def write_back(
     ahead: Callable[[int], None] | None = None,
 ) -> list[Attempt]:
     """Apply ``plan``; returns one Attempt per planned change (also recorded in the ledger);
-    ``ahead`` is told first how many of them it will try (not those the ledger holds done).
+    ``ahead`` is told first how many of them it will try (not those the ledger holds done),
+    and ``progress`` gets each of those as it ends, whatever its outcome.
     ``attempts``, when given, receives each attempt as it ends, so a caller can report them
     whatever interrupts the run. Current records come from ``guard``, except for the pks in
     ``read_alone`` (and for every pk without a guard), which are read one by one. A customer
@@ -245,13 +246,15 @@ def write_back(
     def keep(attempt: Attempt) -> None:
         store.ledger.record(run_id=run_id, **attempt.ledger_row())
 
+    def key_of(change: dict[str, Any]) -> tuple[int, str, str]:
+        return int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"])
+
     def done_before(key: tuple[int, str, str]) -> bool:
         # done only while that code is surely the last this product made current
         return key in done and view.ours.get(key[0]) == {key[1] or None}
 
-    if ahead is not None:  # what is ahead: the plan but what the ledger holds done
-        keys = [(int(c["pk"]), str(c["erp_code"]), iso(c["based_on_modified"])) for c in changes]
-        ahead(sum(not done_before(key) for key in keys))
+    if ahead is not None:  # what is ahead, and what progress counts: all but those done before
+        ahead(sum(not done_before(key_of(change)) for change in changes))
 
     def held(change: dict[str, Any], noted: list[Attempt]) -> Attempt | None:
         """What ends ``change`` before it is sent: the customer's latest hold (an unconfirmed
@@ -278,7 +281,7 @@ def write_back(
         return None
 
     def run(change: dict[str, Any]) -> Attempt:
-        key = (int(change["pk"]), str(change["erp_code"]), iso(change["based_on_modified"]))
+        key = key_of(change)
         noted: list[Attempt] = []
         plan = (key[0], key[1], change["previous_erp_code"], change["based_on_modified"])
         if stop.is_set():
@@ -305,7 +308,7 @@ def write_back(
             )
         keep(attempt)
         collected.append(attempt)
-        if progress is not None:
+        if progress is not None and not done_before(key):  # by the rule ``ahead`` counted
             progress(attempt)
         return attempt
 

@@ -556,3 +556,47 @@ def test_an_older_ledger_s_patch_is_expected_from_the_version_it_was_planned_fro
     later = _change({"pk": 1, "erp_code": "Y", "modified_date": "2026-02-01T00:00:00+00:00"}, "B")
     assert expected(last, same)["previous_erp_code"] == "A"
     assert expected(last, later)["previous_erp_code"] == "Y"
+
+
+def test_the_progress_of_a_write_back_that_stops_never_passes_what_it_said_was_ahead(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """A review: changes the ledger held done were left out of what was ahead but counted once
+    a stop turned them into ``not_attempted``: "5 of 2 (250%)". What is ahead and what is
+    counted follow one rule."""
+    from omnisync.erp import writeback
+
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    plan = pa.Table.from_pylist(
+        [
+            {"pk": pk, "erp_code": f"C{pk}", "previous_erp_code": None, "based_on_modified": at}
+            for pk in range(1, 6)
+        ]
+    )
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    store.migrate()
+    for pk in (2, 3, 4):  # done by an earlier run
+        store.ledger.record(
+            run_id="earlier",
+            **Attempt(pk, f"C{pk}", None, at, "ok", status_code=200).ledger_row(),
+        )
+
+    def stopped(*args: Any) -> Attempt:  # the first change stops the write-back
+        return Attempt(int(args[1]["pk"]), args[1]["erp_code"], None, at, "stopped_Boom")
+
+    monkeypatch.setattr(writeback, "apply_one", stopped)
+    reports: list[tuple[int, int]] = []
+    counted: list[int] = []
+    out = write_back(
+        None,  # type: ignore[arg-type]
+        store,
+        plan,
+        "now",
+        1,
+        progress=lambda attempt: counted.append(attempt.pk),
+        ahead=lambda changes: reports.append((0, changes)),
+    )
+    store.dispose()
+    assert [a.outcome for a in out] == ["stopped_Boom", *["not_attempted"] * 4]
+    assert reports == [(0, 2)], "pk 1 and pk 5 are ahead"
+    assert sorted(counted) == [1, 5], "only those are counted, whatever their outcome"
