@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from rich.console import Console
 
@@ -45,6 +46,7 @@ def status() -> None:
         marks = store.watermarks.all()
         runs = store.runs.recent(limit=10)
         checks = [r for r in store.runs.recent("customers", limit=50) if r["kind"] == "verify"]
+        plan = store.plans.open("customers")
     out = Console(highlight=False, soft_wrap=True)
     out.print("[bold]watermarks[/bold]")
     for mark in marks:
@@ -54,6 +56,9 @@ def status() -> None:
         )
     if not marks:
         out.print("  none yet: the first run reads the whole history")
+    if plan is not None:
+        out.print("[bold]unfinished plan[/bold] (the sync's)")
+        out.print("  " + _plan_line(plan[1], runs))
     out.print("[bold]last verification[/bold] (omnisync verify)")
     out.print("  " + (_run_lines(checks[0])[0] if checks else "none yet"))
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
@@ -80,6 +85,27 @@ def shown_run_id(run_id: str) -> str:
     apart; a reconciliation's whole ID, as in its ``reconciliation/<table>/run=<id>`` folders."""
     is_hex = len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
     return run_id[:8] if is_hex else run_id
+
+
+def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
+    """Where a sync's plan stands: its windows read and what they hold, and who finishes it (a
+    stopped run's windows are kept; without this line its row says only that it stopped)."""
+    import datetime as dt
+
+    from omnisync.state.record import outcome_now
+
+    read = [w for w in windows if w.status != "pending"]
+    rows = sum(w.rows or 0 for w in read)
+    upper = dt.datetime.fromtimestamp(windows[-1].hi_us / 1e6, dt.UTC)
+    working = any(
+        r["stream"] == "customers" and r["kind"] != "verify" and outcome_now(r) == "running"
+        for r in runs
+    )
+    who = "a run is working on it" if working else "the next sync finishes it"
+    return (
+        f"{len(read)} of {len(windows)} windows read ({rows:,} customers, in customer_changes/; "
+        f"customers/ gets them when the plan is done), up to {upper:%Y-%m-%d %H:%M:%S}: {who}"
+    )
 
 
 def _run_lines(run: dict[str, object]) -> list[str]:

@@ -16,6 +16,7 @@ from sandbox import SandboxServer
 from tests.sync.sandbox_runs import (
     assert_lake_matches_truth,
     cli_env,
+    omnisync,
     settings_for,
     start_omnisync,
     sync_ok,
@@ -64,6 +65,10 @@ def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
     (run,) = store.runs.recent()
     store.dispose()
     assert run["status"] == "interrupted", run
+    shown = omnisync(env, "status").stdout
+    assert "unfinished plan" in shown, shown
+    assert re.search(r"[1-9]\d* of \d+ windows read \([\d,]+ customers", shown), shown
+    assert "the next sync finishes it" in shown, shown
 
     wait_for_server_clock(server, 0)
     done = sync_ok(env)
