@@ -98,14 +98,24 @@ class StateStore:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.connect() as connection, self._one_migrator(connection):
+            connection = self.engine.connect()
+        except OperationalError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            with connection, self._one_migrator(connection):
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 # committed while the lock is held: a run that takes it next reads the revision
                 # this one wrote (on MariaDB the version row is the one write DDL left open)
                 connection.commit()
         except OperationalError as exc:
-            raise self._unreachable(exc) from None
+            if exc.connection_invalidated:  # the connection was lost on the way
+                raise self._unreachable(exc) from None
+            # reached, and refused: a lock, a permission, a read-only database, a clash of DDL
+            raise StateError(
+                f"the state database {self.safe_url} (OMNISYNC_STATE_URL) refused omnisync's "
+                f"schema (revision {SCHEMA_REVISION}): {self._reason(exc)}"
+            ) from None
 
     @contextlib.contextmanager
     def _one_migrator(self, connection: Connection) -> Iterator[None]:
@@ -176,12 +186,15 @@ class StateStore:
         except SQLAlchemyError as exc:
             raise self._unreachable(exc) from None
 
-    def _unreachable(self, exc: SQLAlchemyError) -> StateError:
+    def _reason(self, exc: SQLAlchemyError) -> str:
         orig = getattr(exc, "orig", None)
         reason = str(orig).strip().splitlines()[0] if orig else str(exc).splitlines()[0]
-        reason = without_url_pieces(reason, self.url)
+        return without_url_pieces(reason, self.url)
+
+    def _unreachable(self, exc: SQLAlchemyError) -> StateError:
         return StateError(
-            f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): {reason}"
+            f"cannot reach the state database {self.safe_url} (OMNISYNC_STATE_URL): "
+            f"{self._reason(exc)}"
         )
 
     def dispose(self) -> None:

@@ -209,3 +209,20 @@ def test_a_migration_cut_short_on_mariadb_runs_again_over_what_it_made(mariadb_u
 def _shape(inspector: sqlalchemy.Inspector, table: str) -> tuple[list[str], list[str]]:
     columns = [column["name"] for column in inspector.get_columns(table)]
     return columns, sorted(str(index["name"]) for index in inspector.get_indexes(table))
+
+
+def test_a_database_that_refuses_the_migration_is_not_called_unreachable(tmp_path: Path) -> None:
+    """A database reached that refused the schema (read-only here; a permission, a clash of
+    DDL elsewhere) was named "cannot reach the state database": a person then looked at the
+    network, not at the database's rights."""
+    made = tmp_path / "state.db"
+    made.touch()
+    store = StateStore(f"sqlite:///file:{made}?mode=ro&uri=true")
+    try:
+        with pytest.raises(StateError) as refused:
+            store.migrate()
+    finally:
+        store.dispose()
+    said = str(refused.value)
+    assert "refused omnisync's schema" in said and "readonly" in said, said
+    assert "cannot reach" not in said, said
