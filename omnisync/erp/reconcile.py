@@ -111,8 +111,10 @@ def reconcile(
             if not dry_run and outcome.agreed is not None:
                 record_settled(store, run_id, outcome.agreed)
             if not dry_run and outcome.planned:
-                apply_plan(settings, storage, store, outcome, run_id, progress)
-                record.counts = outcome.summary()
+                try:
+                    apply_plan(settings, storage, store, outcome, run_id, progress)
+                finally:  # Ctrl-C too: the run's row says what was patched before it
+                    record.counts = outcome.summary()
                 if outcome.failed:
                     raise WriteBackFailed(
                         f"{outcome.failed} of {outcome.planned} change(s) were not made "

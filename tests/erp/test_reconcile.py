@@ -352,6 +352,9 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     assert run["status"] == "interrupted", run
     in_ledger = sum(1 for row in ledger if row["outcome"] in APPLIED)
     assert in_ledger == sent, "every PATCH Omnitron applied is in the ledger"
+    # and the interrupted run's row says so (a new user's tryout: it showed only "0 failed")
+    outcomes = json.loads(run["counts"])["outcomes"]
+    assert sum(n for outcome, n in outcomes.items() if outcome in APPLIED) == in_ledger, outcomes
     finished = omnisync_process({**env, "OMNISYNC_MAX_RPS": "1000"}, *command)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert codes(server) == expected
