@@ -42,16 +42,6 @@ def open_client(settings: Settings, **overrides: Any) -> OmnitronClient:
     return OmnitronClient(url, **options)
 
 
-def preflight_budget(settings: Settings) -> tuple[int, float]:
-    """A preflight's (attempts, seconds) until Omnitron first answers (the client's
-    ``first_answer_budget``): an unreachable server is named in seconds, a host that does not
-    exist at once; once it answered, the run has its whole budget."""
-    return (
-        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
-        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
-    )
-
-
 @contextlib.contextmanager
 def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[None]:
     """A failure before Omnitron first answered said as a wrong or unreachable OMNITRON_URL: a
@@ -78,10 +68,14 @@ def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[
         raise RetriesExhausted(f"OMNITRON_URL {shown} {said}: {exc}", status=exc.status) from None
 
 
-def reach(settings: Settings) -> OmnitronClient:
+def reach(settings: Settings, **overrides: Any) -> OmnitronClient:
     """A client whose requests retry within the preflight's short budget until Omnitron first
-    answers, then within the full one: the first request of a command is its preflight, at no
-    extra request. Use it with :func:`naming_omnitron_url`."""
-    client = open_client(settings)
-    client.first_answer_budget = preflight_budget(settings)
+    answers (an unreachable server is named in seconds, a host that does not exist at once),
+    then within the full one: the first request of a command is its preflight, at no extra
+    request. Use it with :func:`naming_omnitron_url`; ``overrides`` as :func:`open_client`'s."""
+    client = open_client(settings, **overrides)
+    client.first_answer_budget = (
+        min(settings.retry_attempts, PREFLIGHT_ATTEMPTS),
+        min(settings.retry_max_seconds, PREFLIGHT_SECONDS),
+    )
     return client

@@ -13,7 +13,6 @@ record      the run's start and outcome, written in one place
 import contextlib
 from collections.abc import Iterator
 
-from omnisync.connection import preflight_budget
 from omnisync.settings import Settings
 from omnisync.state import RunRecord
 from omnisync.sync.context import STREAM, RunContext, open_run
@@ -50,8 +49,5 @@ def preflight(settings: Settings) -> Iterator[RunContext]:
     that does not exist at once. Once it answered, the client has that full budget."""
     import uuid
 
-    budget = preflight_budget(settings)
-    with open_run(
-        settings, uuid.uuid4().hex, validate=False, first_answer_budget=budget
-    ) as context:
+    with open_run(settings, uuid.uuid4().hex, validate=False, preflight=True) as context:
         yield context

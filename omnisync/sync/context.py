@@ -34,7 +34,7 @@ from typing import Any
 
 from omnisync.client import CustomerQuery, OmnitronClient
 from omnisync.client.client import CLOCK_REUSE_SECONDS
-from omnisync.connection import naming_omnitron_url, open_client
+from omnisync.connection import naming_omnitron_url, open_client, reach
 from omnisync.lake import ChangeLog, LakeStorage, Snapshot
 from omnisync.memory import map_large_blocks, use_system_allocator
 from omnisync.settings import Settings
@@ -114,6 +114,7 @@ def open_run(
     validate: bool = True,
     datetimes: bool | None = None,
     ask: bool = True,
+    preflight: bool = False,
     **client_options: Any,
 ) -> Iterator[RunContext]:
     """Open everything run ``run_id`` needs, and close it when the block ends; raises the error
@@ -122,15 +123,14 @@ def open_run(
     has just seen it answer; otherwise what an earlier run recorded, or one request asks (and it
     is recorded). ``ask``: when the answer was recorded, count every customer (one request), so
     that a wrong URL or credential fails here and planning has ``S`` and the server's clock
-    (:meth:`RunContext.total`). ``client_options`` override the client's settings;
-    ``first_answer_budget`` among them is the client's own (the command line's preflight)."""
+    (:meth:`RunContext.total`). ``preflight``: the client retries briefly until Omnitron first
+    answers (:func:`~omnisync.connection.reach`, the command line's). ``client_options``
+    override the client's settings."""
     use_system_allocator()
     with contextlib.ExitStack() as opened:
         # First, as it sends nothing: a missing OMNITRON_URL is refused before a lake folder or
         # a state database is made.
-        budget = client_options.pop("first_answer_budget", None)
-        client = open_client(settings, **client_options)
-        client.first_answer_budget = budget
+        client = (reach if preflight else open_client)(settings, **client_options)
         opened.callback(client.close)
         storage = LakeStorage(settings.lake)
         storage.check_writable()
