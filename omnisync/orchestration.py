@@ -122,23 +122,32 @@ WINDOWS = "sync-windows"
 RESUMED_WINDOWS = "sync-windows-resumed"
 
 
-class WindowsDone:
-    """Counts a plan's windows as each ends, for the orchestration's progress (:data:`WINDOWS`,
-    or :data:`RESUMED_WINDOWS` for a plan an earlier run left: its own count from 0, not the
+class Tally:
+    """A long step's items counted as each ends, on any thread, for its progress (``report(done,
+    total)``, from 0 at once: the pace is counted from there). Each count is reported under the
+    lock that made it, so a count never follows a higher one on a status line."""
+
+    def __init__(self, report: Callable[[int, int], None], total: int) -> None:
+        self._report = report
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()
+        report(0, total)
+
+    def one(self) -> None:
+        with self._lock:
+            self._done += 1
+            self._report(self._done, self._total)
+
+
+class WindowsDone(Tally):
+    """A plan's windows as each ends, for the orchestration's progress (:data:`WINDOWS`, or
+    :data:`RESUMED_WINDOWS` for a plan an earlier run left: its own count from 0, not the
     other's going back): a backfill says where it is, and how long is left at its pace."""
 
     def __init__(self, orchestration: Orchestration, total: int, resumed: bool = False) -> None:
-        self._orchestration = orchestration
-        self._key = RESUMED_WINDOWS if resumed else WINDOWS
-        self._total = total
-        self._done = 0
-        self._lock = threading.Lock()  # windows on threads end at once
-        orchestration.progress(self._key, 0, total)  # the pace is counted from here
-
-    def one(self) -> None:
-        with self._lock:  # reported under it: a count never follows a higher one
-            self._done += 1
-            self._orchestration.progress(self._key, self._done, self._total)
+        key = RESUMED_WINDOWS if resumed else WINDOWS
+        super().__init__(lambda done, of: orchestration.progress(key, done, of), total)
 
     def one_if_done(self, future: Future[Any]) -> None:
         """A window's future ended: counted when its window was done, not failed or cancelled."""

@@ -4,7 +4,6 @@ outcomes written whatever ends it (``reconciliation/outcomes/`` and the human re
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 
 from omnisync.connection import open_client
@@ -14,6 +13,7 @@ from omnisync.erp.result import ReconcileResult
 from omnisync.erp.writeback import LOCK, ChangeGuard, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.reconciliation import write_run_table
+from omnisync.orchestration import Tally
 from omnisync.settings import Settings
 from omnisync.state import StateStore
 
@@ -29,25 +29,18 @@ def apply_plan(
     """Apply the plan under the write-back lock; outcomes.parquet is written whatever happens."""
     attempts: list[Attempt] = []
     assert outcome.plan is not None
-    # What is ahead: the plan less what the ledger holds done (a run after an interrupted one
-    # skips those at once: counted, they made "1,000 changes ... about 2 minutes" of 691 left,
-    # and the pace after them "about 1 second left"). Counted under a lock: changes end on
-    # threads, and a status line must not go back.
-    ahead = [outcome.plan.num_rows]
-    tried = [0]
-    counting = threading.Lock()
+    # What is ahead: the plan less what the ledger holds done, as the write-back tells it (a
+    # run after an interrupted one skips those at once: counted, they made "1,000 changes ...
+    # about 2 minutes" of 691 left, and the pace after them "about 1 second left").
+    tally: list[Tally] = []
 
     def start(changes: int) -> None:
-        ahead[0] = changes
         if progress is not None:
-            progress(0, changes)
+            tally.append(Tally(progress, changes))
 
     def step(_: Attempt) -> None:
-        if progress is None:
-            return
-        with counting:
-            tried[0] += 1
-            progress(tried[0], ahead[0])
+        if tally:
+            tally[0].one()
 
     try:
         with (
