@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,46 +155,32 @@ def quality_problem(
     return None
 
 
-#: buckets merged at once. Two overlap (reading, sorting and writing a bucket run in Arrow
-#: without the GIL: an incremental's merge of 64 buckets took 0.34 s wall instead of 0.47), but
-#: each holds a bucket, which grows with the lake: at 1M customers the second one raised a full
-#: sync's peak by 9-13 MiB, above what its windows held, for 1.3-1.5 s of wall time saved
-#: (docs/performance.md, 2026-12-07)
+#: buckets merged at once: one, on the run's own thread. Two on threads overlapped (reading,
+#: sorting and writing a bucket run in Arrow without the GIL: an incremental's merge of 64
+#: buckets took 0.34 s wall instead of 0.47), but each holds a bucket, which grows with the
+#: lake: at 1M customers the second one raised a full sync's peak by 9-13 MiB, above what its
+#: windows held, for 1.3-1.5 s of wall time saved (docs/performance.md, 2026-12-07)
 MERGE_THREADS = 1
 
 
 def merge_staged(storage: LakeStorage, snapshot: Snapshot, plan_id: str) -> int:
     """Merge every staged row of the plan into ``customers/``, bucket by bucket (memory: a
-    bucket and its staged rows per merging thread, and the metadata of one group of buckets'
+    bucket and its staged rows, and the metadata of one group of buckets'
     staged files). Idempotent: a crash here is finished by the next run, whichever buckets it
     had merged."""
     merged = untrimmed = 0
     marks = staged_marks(storage, snapshot, staging_dir(plan_id))
-    with ThreadPoolExecutor(MERGE_THREADS, thread_name_prefix="omnisync-merge") as pool:
-        pending: deque[Future[int | None]] = deque()
-
-        def collect(future: Future[int | None]) -> None:
-            nonlocal merged, untrimmed
-            written = future.result()
-            if written is not None:
-                merged += 1
-                untrimmed += written
-            if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
-                give_back()
-                untrimmed = 0
-
-        # one thread reads the staged files
-        for bucket, groups in staged_by_bucket(storage, plan_id, snapshot.buckets):
-            rows = pa.concat_tables(groups, promote_options="permissive") if groups else None
-            del groups
-            pending.append(
-                pool.submit(_merge_bucket, storage, snapshot, bucket, rows, marks.get(bucket))
-            )
-            del rows
-            while len(pending) >= MERGE_THREADS:
-                collect(pending.popleft())
-        while pending:
-            collect(pending.popleft())
+    for bucket, groups in staged_by_bucket(storage, plan_id, snapshot.buckets):
+        rows = pa.concat_tables(groups, promote_options="permissive") if groups else None
+        del groups
+        written = _merge_bucket(storage, snapshot, bucket, rows, marks.get(bucket))
+        del rows
+        if written is not None:
+            merged += 1
+            untrimmed += written
+        if untrimmed >= TRIM_AFTER_BYTES:  # see omnisync/memory.py: as after a window
+            give_back()
+            untrimmed = 0
     give_back()
     return merged
 
