@@ -110,7 +110,8 @@ def writeback_benchmark() -> None:
     import httpx
 
     from omnisync.client import OmnitronClient, Throttle
-    from omnisync.erp.writeback import ChangeGuard, write_back
+    from omnisync.erp.change_guard import ChangeGuard
+    from omnisync.erp.writeback import write_back
     from omnisync.state import StateStore
 
     changes = 1000

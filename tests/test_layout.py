@@ -154,7 +154,7 @@ def test_pk_ranges_are_read_through_the_clients_paginator_alone() -> None:
     }
     assert {
         "omnisync/sync/window.py",
-        "omnisync/erp/writeback.py",
+        "omnisync/erp/change_guard.py",  # the write-back's listing of what changed
         "omnisync/verify/counts.py",
     } <= readers
 

@@ -7,10 +7,11 @@ import datetime as dt
 from collections.abc import Callable
 
 from omnisync.connection import open_client
+from omnisync.erp.change_guard import ChangeGuard
 from omnisync.erp.outcomes import Attempt, outcomes_table
 from omnisync.erp.report import write_report
 from omnisync.erp.result import ReconcileResult
-from omnisync.erp.writeback import LOCK, ChangeGuard, write_back
+from omnisync.erp.writeback import LOCK, write_back
 from omnisync.lake import LakeStorage
 from omnisync.lake.reconciliation import write_run_table
 from omnisync.orchestration import Tally

@@ -7,26 +7,22 @@ fresh record, so a change made in Omnitron meanwhile (its erp_code, or the key i
 by) is never overwritten; then PATCH ``{"erp_code": ...}``. Every doubt means "do not patch": a
 record whose ``modified_date`` cannot be read is skipped and reported.
 
-The current records come from a :class:`ChangeGuard`: just before every batch of changes (12,
-or more when a listing needs several pages), it lists what changed in Omnitron since its
-previous listing, with the documented ``modified_date`` filter (read by pk ranges, trusting
-neither sort nor limit). A customer that the listing does not show has not changed since the
-snapshot, because the snapshot holds every version older than the sync's watermark, and the
-guard's first listing starts a lookback before that watermark. Customers the sync quarantined
-(the snapshot may lack their newest version) are read one by one, as is everything when no
-watermark is known. So the write-back costs about 1.1 requests per change instead of 2, and a
-change is checked against a listing at most one batch old (about a second at 10 requests/s),
-as close as a re-read was behind the throttle.
+The current records come from a :class:`~omnisync.erp.change_guard.ChangeGuard`, which lists
+what changed in Omnitron before every batch of changes: a customer it does not show has not
+changed since the snapshot.
+Customers the sync quarantined are read one by one, as is everything when no watermark is
+known. So the write-back costs about 1.1 requests per change instead of 2, and a change is
+checked against a listing at most one batch old (about a second at 10 requests/s).
 
 A PATCH whose answer was lost is never sent again blindly: :mod:`omnisync.erp.lost_answers`
 reads the customer again and decides. What a person did in Omnitron (over a plan, after this
 product's PATCH, after a lost answer) keeps later runs from sending the same code over it
 (:mod:`omnisync.erp.holds`). A customer Omnitron no longer has ends ``deleted``.
 
-Every attempt and its outcome (:mod:`omnisync.erp.outcomes`) goes to the ledger, whatever ends
-the run: an error that stops the write-back (a login refused) leaves the changes not yet tried
-as ``not_attempted``. Requests run with bounded concurrency inside the client's throttle; the
-client does the retrying.
+Every planned change's outcome (:mod:`omnisync.erp.outcomes`) goes to the ledger, whatever ends
+the run: an error that stops the write-back (a login refused), or Ctrl-C, leaves the changes
+not yet tried as ``not_attempted``. Requests run with bounded concurrency inside the
+client's throttle; the client does the retrying.
 """
 
 from __future__ import annotations
@@ -46,10 +42,10 @@ from omnisync.client import (
     NotFound,
     OmnitronClient,
     OmnitronError,
-    Paginator,
     RetriesExhausted,
     ValidationFailed,
 )
+from omnisync.erp.change_guard import ChangeGuard
 from omnisync.erp.holds import Applied, check_hold, expected, read_ledger
 from omnisync.erp.lost_answers import WriteBackStopped, patch_checked
 from omnisync.erp.outcomes import (
@@ -73,64 +69,11 @@ LOCK = "erp-writeback"
 
 def already_done(ledger: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
     """(pk, erp_code, based_on) of every change the ledger's rows show applied."""
-    key = ("pk", "erp_code", "based_on_modified_iso")
-    return {(r[key[0]], r[key[1]] or "", r[key[2]]) for r in ledger if r["outcome"] in APPLIED}
-
-
-class ChangeGuard:
-    """The customers that changed in Omnitron since ``since``, listed again before each batch.
-
-    ``fresh(pk)`` is the customer's newest listed record, or None when no listing showed it
-    (it has not changed since the snapshot). Listings overlap by ``margin`` (the sync's lag: a
-    commit may become visible that late), and a batch holds twelve changes per request the last
-    listing cost, so listing stays under a tenth of a request per change.
-    """
-
-    #: changes per listing request: 12 keeps the write-back under 1.1 requests per change with
-    #: its login and filter probe; a batch of 12 takes about a second at 10 requests/s
-    PER_REQUEST = 12
-
-    def __init__(
-        self,
-        client: OmnitronClient,
-        since: dt.datetime,
-        margin: dt.timedelta,
-        page_size: int,
-    ) -> None:
-        self._client = client
-        self._next = since
-        self._margin = margin
-        self._page_size = page_size
-        self._seen: dict[int, dict[str, Any]] = {}
-        self._left = 0
-        self._lock = threading.Lock()
-        self.listings = 0
-
-    def fresh(self, pk: int) -> dict[str, Any] | None:
-        with self._lock:
-            if self._left <= 0:
-                self._left = self._list()
-            self._left -= 1
-            return self._seen.get(pk)
-
-    def _list(self) -> int:
-        """List the changes since the last listing (less the margin); the next batch's size."""
-        # Asked here, not when built: a refused login is then one change's outcome, like any.
-        datetimes = self._client.datetime_filters_supported
-        now = self._client.server_time()
-        rows = 0
-        # Until a day ahead: a record stamped a little in the future is still a change.
-        paginator = Paginator(self._client, self._page_size)
-        for page in paginator.changed(self._next, now + dt.timedelta(days=1), datetimes):
-            for record in page:
-                pk = record.get("pk") if isinstance(record, dict) else None
-                if isinstance(pk, int):
-                    self._seen[pk] = record
-            rows += len(page)
-        self._next = now - self._margin
-        self.listings += 1
-        requests = max(1, -(-rows // self._page_size))
-        return self.PER_REQUEST * requests
+    return {
+        (row["pk"], row["erp_code"] or "", row["based_on_modified_iso"])
+        for row in ledger
+        if row["outcome"] in APPLIED
+    }
 
 
 STOPPED_BEFORE_RESEND = (
@@ -280,7 +223,10 @@ def write_back(
             return check_hold(client, ours, change, note)  # our code, a person's edit since
         return None
 
+    begun: set[int] = set()  # the changes run took (by id): Ctrl-C cancels the rest in map
+
     def run(change: dict[str, Any]) -> Attempt:
+        begun.add(id(change))
         key = key_of(change)
         noted: list[Attempt] = []
         plan = (key[0], key[1], change["previous_erp_code"], change["based_on_modified"])
@@ -312,9 +258,14 @@ def write_back(
             progress(attempt)
         return attempt
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
-        try:
-            return list(pool.map(run, changes))
-        except BaseException:
-            stop.set()  # Ctrl-C: changes not begun are cancelled; those begun send no PATCH now
-            raise
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
+            try:
+                return list(pool.map(run, changes))
+            except BaseException:
+                stop.set()  # Ctrl-C: the changes begun send no PATCH from now on
+                raise
+    finally:  # and those map cancelled never ran: each ends not_attempted, in the ledger too
+        for change in changes:
+            if id(change) not in begun:
+                run(change)

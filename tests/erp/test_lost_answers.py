@@ -19,6 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
+from omnisync.erp.change_guard import ChangeGuard
 from omnisync.erp.holds import read_ledger
 from omnisync.erp.outcomes import (
     CONFLICT,
@@ -32,7 +33,7 @@ from omnisync.erp.outcomes import (
     parse_moment,
 )
 from omnisync.erp.settling import record_settled
-from omnisync.erp.writeback import ChangeGuard, write_back
+from omnisync.erp.writeback import write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth

@@ -355,14 +355,18 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     # and the interrupted run's row says so (a new user's tryout: it showed only "0 failed")
     outcomes = json.loads(run["counts"])["outcomes"]
     assert sum(n for outcome, n in outcomes.items() if outcome in APPLIED) == in_ledger, outcomes
+    # every planned change has its row, those Ctrl-C kept from starting too (a review: they
+    # were in no report, and the run's counts said nothing had failed)
+    planned = re.search(r"erp-write-back: ([\d,]+) changes at 40/s", said)
+    assert planned is not None, said[-2000:]
+    assert len(ledger) == sum(outcomes.values()) == int(planned.group(1).replace(",", ""))
+    assert outcomes.get("not_attempted", 0) > 0, outcomes
     finished = omnisync_process({**env, "OMNISYNC_MAX_RPS": "1000"}, *command)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert codes(server) == expected
     assert set(server.admin.get("stats").json()["patches"].values()) == {1}
     # What is ahead is what is left: the changes the ledger holds done are not in the estimate
     # (a new user's tryout: "1,000 changes ... about 2 minutes" with 691 left).
-    planned = re.search(r"erp-write-back: ([\d,]+) changes at 40/s", said)
-    assert planned is not None, said[-2000:]
     left = int(planned.group(1).replace(",", "")) - in_ledger
     assert f"erp-write-back: {left:,} changes at 1000/s" in finished.stderr, finished.stderr[-2000:]
 

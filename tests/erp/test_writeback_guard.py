@@ -12,7 +12,8 @@ import pyarrow as pa
 from pydantic import SecretStr
 
 from omnisync.client import OmnitronClient, Throttle
-from omnisync.erp.writeback import Attempt, ChangeGuard, write_back
+from omnisync.erp.change_guard import ChangeGuard
+from omnisync.erp.writeback import Attempt, write_back
 from omnisync.state import StateStore
 from sandbox import SandboxServer
 from tests.conftest import truth
