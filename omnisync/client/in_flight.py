@@ -79,7 +79,7 @@ class InFlight:
         """The answer to ``query``, to be taken by calling what this returns. ``first``:
         nothing else is in flight, so it is the next answer taken: asked on the caller's thread
         then."""
-        if first or self.limit == 1:
+        if first:  # (always, with a limit of one: nothing else is ever in flight)
             return lambda: self.first_page(query)
         answer: Future[Page | None] = Future()
 
