@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from omnisync.url_credentials import without_userinfo
+from omnisync.validation import configurations
 from omnisync.validation.docs_site import (
     DATA_DOCS,
     DOCS,
@@ -85,6 +86,7 @@ class Validator(DocsSite):
     ) -> None:
         with _GX_LOCK:  # what import_gx changes is shared by every thread while it imports
             gx = import_gx()  # a slow import: only runs that validate pay it
+            configurations.install(gx.expectations.Expectation)
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         from omnisync.validation.offline_docs import site_config
@@ -199,11 +201,12 @@ class Validator(DocsSite):
         with self._lock:  # one GX context is not meant for concurrent checkpoint runs
             checkpoint = self._checkpoint(suite_name)
             frame = only_checked(frame, self._checked_columns[suite_name])
-            outcome = checkpoint.run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=params,
-                run_id=RunIdentifier(run_name=run_name),
-            )
+            with configurations.held():
+                outcome = checkpoint.run(
+                    batch_parameters={"dataframe": frame},
+                    expectation_parameters=params,
+                    run_id=RunIdentifier(run_name=run_name),
+                )
             # Under the lock: window threads validate side by side, and a failure noted by one
             # must not be overwritten by another's success.
             self._validated.extend(outcome.run_results)
