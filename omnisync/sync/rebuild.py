@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -53,7 +54,7 @@ from omnisync.sync.applying import apply_pending
 from omnisync.sync.context import STREAM
 from omnisync.sync.mass_deletion import refuse_mass_deletion
 from omnisync.sync.pk_spans import proven
-from omnisync.sync.staging import staged_by_bucket, staging_dir
+from omnisync.sync.staging import open_staged, staged_by_bucket, staged_files, staging_dir
 from transforms.pk_sets import contains, sorted_unique
 from transforms.versions import latest_per_pk
 
@@ -140,9 +141,13 @@ def _read_old(storage: LakeStorage) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def _staged_pks(storage: LakeStorage, plan_id: str) -> np.ndarray:
+    def pks(name: str) -> Iterator[np.ndarray]:
+        with open_staged(storage, name) as file:
+            for index in range(len(file.buckets)):
+                yield file.read(index).column("pk").cast(pa.int64()).to_numpy()
+
     return sorted_unique(
-        storage.read_table(name, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
-        for name in storage.files(staging_dir(plan_id))
+        part for name in staged_files(storage, staging_dir(plan_id)) for part in pks(name)
     )
 
 

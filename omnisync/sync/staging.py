@@ -2,10 +2,15 @@
 
 Each window of a plan writes its rows here, beside the datasets and never inside one (readers
 never see it): a file for each group of :data:`GROUP_BUCKETS` snapshot buckets, with one row group
-per bucket and the buckets listed in the file's metadata. The plan's finish (``finish.py``, or
-``rebuild.py`` for a full refresh) reads each bucket's groups from every window's files
-(:func:`staged_by_bucket`), so a backfill rewrites each bucket once. A retried window replaces its
-files.
+(or record batch) per bucket and the buckets listed in the file's metadata. A local lake stages
+Arrow IPC files (``.arrow``), each batch with the CRC of its bytes: written and read back without
+Parquet's encoding (a 40,000-row window 79 -> 17 ms CPU, for three times the bytes; see
+docs/performance.md). A remote lake stages Parquet (``.parquet``, a CRC on every page), where the
+bytes cost more than the CPU; either is read, whichever an earlier run wrote.
+
+The plan's finish (``finish.py``, or ``rebuild.py`` for a full refresh) reads each bucket's
+groups from every window's files (:func:`staged_by_bucket`), so a backfill rewrites each bucket
+once. A retried window replaces its files.
 
 Staging is per plan. Files of a plan the state store records as merged or abandoned belong to
 no run and are removed; those of a plan that is still open, or that the store does not know,
@@ -21,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
-from collections.abc import Collection, Iterator
+import zlib
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +44,9 @@ log = logging.getLogger("omnisync.sync")
 
 STAGING = "_staging/customers"  # beside the datasets, never inside one: readers never see it
 BUCKETS_KEY = b"omnisync.buckets"
+CRC_KEY = b"omnisync.crc32"  # of each record batch of a staged Arrow IPC file
+IPC = ".arrow"
+PARQUET = ".parquet"
 #: buckets per staged file. The merge holds open the files of one group of buckets at a time: a
 #: window's one file of all 64 buckets kept about 1.65 MiB of parsed Parquet metadata in memory
 #: while every window's file was open, 38 MiB through a 1M sync's merge (docs/performance.md).
@@ -51,36 +61,101 @@ def stage_window(
     storage: LakeStorage, snapshot: Snapshot, plan_id: str, name: str, rows: pa.Table
 ) -> None:
     """Stage a window's rows for the merge: a file per group of :data:`GROUP_BUCKETS` buckets
-    (``<window>.g<group>.parquet``), one row group per bucket, the buckets listed in the file's
-    metadata. Each group's rows are copied in bucket order on their own, not the whole window at
-    once. A group the window has no row in loses the file an earlier attempt may have left."""
+    (``<window>.g<group>.arrow``, or ``.parquet`` on a remote lake), one row group or batch per
+    bucket, the buckets listed in the file's metadata. Each group's rows are copied in bucket
+    order on their own, not the whole window at once. A group the window has no row in loses the
+    file an earlier attempt may have left, in either format."""
     folder = staging_dir(plan_id)
     # one file for every bucket, as an earlier omnisync staged a window: a retry replaces it
     storage.delete(f"{folder}/{name}.parquet")
+    suffix = IPC if storage.local else PARQUET
     pks = rows.column("pk").to_numpy() if rows.num_rows else np.zeros(0, np.int64)
     order, runs = snapshot.bucket_runs(pks)
     touched = 0
     for first in range(0, snapshot.buckets, GROUP_BUCKETS):
-        path = f"{folder}/{name}.g{first // GROUP_BUCKETS:02d}.parquet"
+        stem = f"{folder}/{name}.g{first // GROUP_BUCKETS:02d}"
+        storage.delete(stem + (PARQUET if suffix == IPC else IPC))  # an earlier omnisync's
         group = [run for run in runs if first <= run[0] < first + GROUP_BUCKETS]
         if not group:
-            storage.delete(path)
+            storage.delete(stem + suffix)
             continue
         lo, hi = group[0][1], group[-1][2]
         part = rows.take(pa.array(order[lo:hi]))
         buckets = [bucket for bucket, _, _ in group]
-        metadata = {**(rows.schema.metadata or {}), BUCKETS_KEY: orjson.dumps(buckets)}
-        storage.write_row_groups(
-            path,
-            [
-                part.slice(start - lo, end - start).replace_schema_metadata(metadata)
-                for _, start, end in group
-            ],
-            scratch=True,
+        write_staged(
+            storage,
+            stem + suffix,
+            buckets,
+            [part.slice(start - lo, end - start) for _, start, end in group],
         )
         touched += len(buckets)
         del part
     log.debug("staged window %s: %d rows in %d bucket(s)", name, rows.num_rows, touched)
+
+
+def write_staged(
+    storage: LakeStorage, path: str, buckets: list[int], parts: list[pa.Table]
+) -> None:
+    """One staged file of ``parts`` (one for each of ``buckets``, none empty), atomically, as
+    Arrow IPC or Parquet by ``path``'s suffix."""
+    metadata = {**(parts[0].schema.metadata or {}), BUCKETS_KEY: orjson.dumps(buckets)}
+    if not path.endswith(IPC):
+        groups = [part.replace_schema_metadata(metadata) for part in parts]
+        storage.write_row_groups(path, groups, scratch=True)
+        return
+    schema = parts[0].schema.with_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema) as writer:
+        for part in parts:
+            (batch,) = part.replace_schema_metadata(metadata).combine_chunks().to_batches()
+            writer.write_batch(batch, custom_metadata={CRC_KEY: _crc(batch)})
+    storage.write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def _crc(batch: pa.RecordBatch) -> bytes:
+    """The CRC-32 of a record batch's IPC bytes (the same for the batch read back)."""
+    return str(zlib.crc32(batch.serialize())).encode()
+
+
+@dataclass
+class StagedFile:
+    """One staged window file, open: the bucket of each of its row groups (or batches), and
+    each one's rows (checked against its CRC; a mismatch is :class:`LakeDamaged`)."""
+
+    buckets: list[int]
+    read: Callable[[int], pa.Table]
+
+
+@contextlib.contextmanager
+def open_staged(storage: LakeStorage, name: str) -> Iterator[StagedFile]:
+    """A staged file of either format, open for the length of the ``with``."""
+    if not name.endswith(IPC):
+        with storage.parquet_file(name) as file:
+
+            def read_group(index: int) -> pa.Table:
+                with storage.reading(name):  # on one thread, as read_table
+                    return file.read_row_group(index, use_threads=False)
+
+            yield StagedFile(staged_buckets(file), read_group)
+        return
+    with pa.OSFile(storage.path(name)) if storage.local else storage.open(name) as source:
+        with storage.reading(name):
+            reader = pa.ipc.open_file(source)
+            buckets: list[int] = orjson.loads(reader.schema.metadata[BUCKETS_KEY])
+
+        def read_batch(index: int) -> pa.Table:
+            with storage.reading(name):
+                batch, custom = reader.get_batch_with_custom_metadata(index)
+                if custom is None or custom.get(CRC_KEY) != _crc(batch):
+                    raise OSError(f"record batch {index} does not match its CRC-32")
+            return pa.Table.from_batches([batch])
+
+        yield StagedFile(buckets, read_batch)
+
+
+def staged_files(storage: LakeStorage, folder: str) -> list[str]:
+    """The staged window files under ``folder`` (one plan's, or every plan's), of both formats."""
+    return [name for name in storage.files(folder, suffix="") if name.endswith((IPC, PARQUET))]
 
 
 def staged_buckets(file: Any) -> list[int]:
@@ -103,22 +178,21 @@ def staged_by_bucket(
     its metadata lists (a window staged by an earlier omnisync in one file is opened for each
     group)."""
     listed: dict[str, list[int]] = {}
-    for name in storage.files(staging_dir(plan_id)):
-        with storage.parquet_file(name) as file:
-            listed[name] = staged_buckets(file)
+    for name in staged_files(storage, staging_dir(plan_id)):
+        with open_staged(storage, name) as file:
+            listed[name] = file.buckets
     for first in range(0, buckets, GROUP_BUCKETS):
         group = range(first, min(first + GROUP_BUCKETS, buckets))
         names = [name for name, held in listed.items() if set(held) & set(group)]
         with contextlib.ExitStack() as stack:
-            opened = [(name, stack.enter_context(storage.parquet_file(name))) for name in names]
             # each file's own list: one replaced since it was listed is read as it is now
-            held_now = [(name, file, staged_buckets(file)) for name, file in opened]
+            opened = [stack.enter_context(open_staged(storage, name)) for name in names]
             for bucket in group:
-                rows = []
-                for name, file, held in held_now:
-                    if bucket in held:
-                        with storage.reading(name):  # on one thread, as read_table
-                            rows.append(file.read_row_group(held.index(bucket), use_threads=False))
+                rows = [
+                    file.read(file.buckets.index(bucket))
+                    for file in opened
+                    if bucket in file.buckets
+                ]
                 yield bucket, [without_staging_metadata(part) for part in rows]
 
 
@@ -138,21 +212,21 @@ def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
 
 def remove_staged(storage: LakeStorage, pks: Collection[int]) -> int:
     """Take the rows of ``pks`` out of every staged window file, keeping its layout (a row
-    group per bucket, the buckets in its metadata); a file left with no row goes. Each file is
-    replaced atomically; one without such a row is not rewritten. Returns the files changed."""
+    group or batch per bucket, the buckets in its metadata, its format); a file left with no row
+    goes. Each file is replaced atomically; one without such a row is not rewritten. Returns the
+    files changed."""
     wanted = pa.array(sorted({int(pk) for pk in pks}), pa.int64())
     changed = 0
-    for path in storage.files(STAGING):
-        with storage.parquet_file(path) as file:
-            if "pk" not in file.schema_arrow.names:
-                continue
-            with storage.reading(path):
-                held = file.read(columns=["pk"]).column("pk")
-            if not pc.any(pc.is_in(held, value_set=wanted)).as_py():
-                continue
-            buckets = staged_buckets(file)
-            with storage.reading(path):
-                groups = [file.read_row_group(index) for index in range(file.num_row_groups)]
+    for path in staged_files(storage, STAGING):
+        with open_staged(storage, path) as file:
+            groups = [file.read(index) for index in range(len(file.buckets))]
+            buckets = file.buckets
+        if not groups or "pk" not in groups[0].column_names:
+            continue
+        if not any(
+            pc.any(pc.is_in(group.column("pk"), value_set=wanted)).as_py() for group in groups
+        ):
+            continue
         kept = [
             (bucket, group.filter(pc.invert(pc.is_in(group.column("pk"), value_set=wanted))))
             for bucket, group in zip(buckets, groups, strict=True)
@@ -162,11 +236,10 @@ def remove_staged(storage: LakeStorage, pks: Collection[int]) -> int:
         if not kept:
             storage.delete(path)
             continue
-        metadata = {
-            **(groups[0].schema.metadata or {}),
-            BUCKETS_KEY: orjson.dumps([bucket for bucket, _ in kept]),
-        }
-        storage.write_row_groups(
-            path, [group.replace_schema_metadata(metadata) for _, group in kept], scratch=True
+        write_staged(
+            storage,
+            path,
+            [bucket for bucket, _ in kept],
+            [without_staging_metadata(group) for _, group in kept],
         )
     return changed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
@@ -39,18 +40,20 @@ def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Pa
 def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback(
     tmp_path: Path,
 ) -> None:
-    """Staged windows carry page CRCs like the lake's files: a changed byte that still decodes
-    is refused as damage (one line, naming the file and a full refresh), not a raw OSError."""
+    """Staged windows carry CRCs like the lake's files (Parquet's on every page, Arrow IPC's on
+    every batch): a changed byte that still decodes is refused as damage (one line, naming the
+    file and a full refresh), not a raw OSError, in either format."""
+    import orjson
     import pyarrow.parquet as pq
-    import pytest
 
     from omnisync.lake.errors import LakeDamaged
-    from omnisync.sync.staging import remove_staged
+    from omnisync.sync.staging import BUCKETS_KEY, remove_staged, write_staged
 
     storage = LakeStorage(str(tmp_path / "lake"))
-    name = f"{staging_dir('p1')}/window.parquet"
     table = pa.table({"pk": pa.array(range(1, 2001), pa.int64())})
-    storage.write_row_groups(name, [table], scratch=True)
+    name = f"{staging_dir('p1')}/window.parquet"
+    metadata = {BUCKETS_KEY: orjson.dumps([0])}
+    storage.write_row_groups(name, [table.replace_schema_metadata(metadata)], scratch=True)
     path = tmp_path / "lake" / name
     column = pq.ParquetFile(path).metadata.row_group(0).column(0)
     data = bytearray(path.read_bytes())
@@ -59,6 +62,49 @@ def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback
     with pytest.raises(LakeDamaged, match="omnisync sync --full-refresh") as damaged:
         remove_staged(storage, [5])
     assert name in str(damaged.value) and "\n" not in str(damaged.value)
+
+    path.unlink()
+    name = f"{staging_dir('p1')}/window.g00.arrow"
+    write_staged(storage, name, [0], [table])
+    path = tmp_path / "lake" / name
+    data = bytearray(path.read_bytes())
+    at = data.index((1000).to_bytes(8, "little"))  # a pk among the batch's values
+    data[at] ^= 0x01  # 1000 -> 1001: still decodes
+    path.write_bytes(bytes(data))
+    with pytest.raises(LakeDamaged, match="CRC") as damaged:
+        remove_staged(storage, [5])
+    assert name in str(damaged.value) and "\n" not in str(damaged.value)
+
+
+def test_staged_rows_come_back_exactly_in_either_format(tmp_path: Path) -> None:
+    """Every type a window stages (nested lists, timestamps, nulls, text) is read back equal
+    from Arrow IPC and from Parquet, and a batch's CRC holds for the batch read back."""
+    import datetime as dt
+
+    from omnisync.sync.staging import open_staged, write_staged
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    rows = pa.table(
+        {
+            "pk": pa.array([3, 1, 2], pa.int64()),
+            "email": ["a@b.c", None, "ğüşıöç@örnek.com.tr"],
+            "flags": pa.array([["x"], [], None], pa.list_(pa.string())),
+            "at": pa.array(
+                [dt.datetime(2026, 1, 1), None, dt.datetime(1999, 12, 31)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "extra": ['{"n": 1.10}', "{}", None],
+        }
+    )
+    for suffix in (".arrow", ".parquet"):
+        name = f"{staging_dir('p1')}/w.g00{suffix}"
+        write_staged(storage, name, [4, 9], [rows.slice(1, 2), rows.slice(0, 1)])
+        with open_staged(storage, name) as file:
+            assert file.buckets == [4, 9]
+            back = [file.read(0), file.read(1)]
+        for got, want in zip(back, [rows.slice(1, 2), rows.slice(0, 1)], strict=True):
+            assert got.select(rows.column_names).to_pylist() == want.to_pylist(), suffix
+            assert got.schema.remove_metadata().equals(rows.schema), suffix
 
 
 def _customers(pks: range) -> pa.Table:
@@ -75,82 +121,91 @@ def _customers(pks: range) -> pa.Table:
 def test_a_window_is_staged_in_a_file_per_group_of_buckets_and_a_retry_replaces_them(
     tmp_path: Path,
 ) -> None:
-    """A file for each group of buckets the window has rows in, each bucket its own row group;
-    a retry with rows in fewer groups leaves no file of the first attempt behind (its rows
-    would be merged back)."""
-    import pyarrow.parquet as pq
-
+    """A file for each group of buckets the window has rows in, each bucket its own batch (Arrow
+    IPC on a local lake); a retry with rows in fewer groups leaves no file of the first attempt
+    behind (its rows would be merged back), nor one an earlier omnisync staged as Parquet."""
     from omnisync.lake import Snapshot
-    from omnisync.sync.staging import GROUP_BUCKETS, stage_window, staged_buckets
+    from omnisync.sync.staging import GROUP_BUCKETS, open_staged, stage_window, write_staged
 
     storage = LakeStorage(str(tmp_path / "lake"))
     snapshot = Snapshot(storage, buckets=64)
     stage_window(storage, snapshot, "p1", "w", _customers(range(1, 1001)))
-    files = storage.files(staging_dir("p1"))
-    assert len(files) == 64 // GROUP_BUCKETS
+    files = storage.files(staging_dir("p1"), suffix="")
+    assert len(files) == 64 // GROUP_BUCKETS and all(f.endswith(".arrow") for f in files)
+    total = 0
     for name in files:
-        with storage.parquet_file(name) as file:
-            buckets = staged_buckets(file)
-            assert len(buckets) == file.num_row_groups == GROUP_BUCKETS
-            for index, bucket in enumerate(buckets):
-                pks = file.read_row_group(index).column("pk").to_pylist()
+        with open_staged(storage, name) as file:
+            assert len(file.buckets) == GROUP_BUCKETS
+            for index, bucket in enumerate(file.buckets):
+                pks = file.read(index).column("pk").to_pylist()
                 assert pks and all(pk % 64 == bucket for pk in pks)
-    assert sum(pq.ParquetFile(tmp_path / "lake" / f).metadata.num_rows for f in files) == 1000
+                total += len(pks)
+    assert total == 1000
 
+    older = f"{staging_dir('p1')}/w.g01.parquet"  # as an earlier omnisync staged group 1
+    write_staged(storage, older, [8], [_customers(range(8, 9))])
     stage_window(storage, snapshot, "p1", "w", _customers(range(64, 6400, 64)))  # bucket 0
-    assert storage.files(staging_dir("p1")) == [f"{staging_dir('p1')}/w.g00.parquet"]
+    assert storage.files(staging_dir("p1"), suffix="") == [f"{staging_dir('p1')}/w.g00.arrow"]
     stage_window(storage, snapshot, "p1", "w", _customers(range(0)))
-    assert storage.files(staging_dir("p1")) == []
+    assert storage.files(staging_dir("p1"), suffix="") == []
 
 
-def test_the_merge_opens_one_group_of_staged_files_at_a_time_and_reads_an_older_layout(
-    tmp_path: Path,
+def test_the_merge_opens_one_group_of_staged_files_at_a_time_and_reads_older_layouts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The merge holds the parsed metadata of one group's files, not every window's (each file
-    open costs its metadata: 1.65 MiB for a window's 64 row groups); a window an earlier
-    omnisync staged in one file of every bucket is merged all the same."""
+    """The merge holds one group's files open, not every window's (each open Parquet file costs
+    its metadata: 1.65 MiB for a window's 64 row groups); windows an earlier omnisync staged in
+    one Parquet file of every bucket, or in a Parquet file per group, are merged all the same."""
     import contextlib
 
-    import orjson
-
     from omnisync.lake import Snapshot
+    from omnisync.sync import staging
     from omnisync.sync.finish import merge_staged
-    from omnisync.sync.staging import BUCKETS_KEY, GROUP_BUCKETS, stage_window
 
     storage = LakeStorage(str(tmp_path / "lake"))
     snapshot = Snapshot(storage, buckets=64)
     snapshot.ensure_current()
     for window in range(5):
-        stage_window(storage, snapshot, "p1", f"w{window}", _customers(range(window, 3200, 5)))
+        staging.stage_window(
+            storage, snapshot, "p1", f"w{window}", _customers(range(window, 3200, 5))
+        )
     old = _customers(range(10_000, 10_640))  # every bucket, as one file
     parts = list(snapshot.split(old))
-    metadata = {BUCKETS_KEY: orjson.dumps([bucket for bucket, _ in parts])}
-    storage.write_row_groups(
+    staging.write_staged(
+        storage,
         f"{staging_dir('p1')}/old.parquet",
-        [part.replace_schema_metadata(metadata) for _, part in parts],
-        scratch=True,
+        [bucket for bucket, _ in parts],
+        [part for _, part in parts],
     )
-    groups_open = 0  # row groups of the staged files open: what their parsed metadata holds
+    group = [(b, p) for b, p in snapshot.split(_customers(range(20_000, 20_100))) if b < 8]
+    staging.write_staged(
+        storage,
+        f"{staging_dir('p1')}/older.g00.parquet",
+        [bucket for bucket, _ in group],
+        [part for _, part in group],
+    )
+    groups_open = 0  # row groups or batches of the staged files open
     most = 0
-    real = storage.parquet_file
+    real = staging.open_staged
 
     @contextlib.contextmanager
-    def counted(relative: str):  # type: ignore[no-untyped-def]
+    def counted(storage: LakeStorage, relative: str):  # type: ignore[no-untyped-def]
         nonlocal groups_open, most
-        with real(relative) as file:
-            groups_open += file.num_row_groups
+        with real(storage, relative) as file:
+            groups_open += len(file.buckets)
             most = max(most, groups_open)
             try:
                 yield file
             finally:
-                groups_open -= file.num_row_groups
+                groups_open -= len(file.buckets)
 
-    storage.parquet_file = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(staging, "open_staged", counted)
     assert merge_staged(storage, snapshot, "p1") == 64
-    assert most == 5 * GROUP_BUCKETS + 64, "a group's files of each window, and the older file"
+    assert most == 5 * staging.GROUP_BUCKETS + 64 + len(group), "a group's files, older ones"
     held = sorted(snapshot.read(["pk"]).column("pk").to_pylist())
-    assert held == [*range(3200), *range(10_000, 10_640)]
-    assert GROUP_BUCKETS < 64
+    kept = sorted(pk for _, part in group for pk in part.column("pk").to_pylist())
+    assert held == [*range(3200), *range(10_000, 10_640), *kept]
+    assert staging.GROUP_BUCKETS < 64
 
 
 def test_a_staged_file_replaced_during_a_merge_is_read_by_its_own_bucket_list(
