@@ -144,7 +144,7 @@ def _staged_pks(storage: LakeStorage, plan_id: str) -> np.ndarray:
     def pks(name: str) -> Iterator[np.ndarray]:
         with open_staged(storage, name) as file:
             for index in range(len(file.buckets)):
-                yield file.read(index).column("pk").cast(pa.int64()).to_numpy()
+                yield file.read(index, ["pk"]).column("pk").cast(pa.int64()).to_numpy()
 
     return sorted_unique(
         part for name in staged_files(storage, staging_dir(plan_id)) for part in pks(name)

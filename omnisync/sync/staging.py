@@ -3,7 +3,8 @@
 Each window of a plan writes its rows here, beside the datasets and never inside one (readers
 never see it): a file for each group of :data:`GROUP_BUCKETS` snapshot buckets, with one row group
 (or record batch) per bucket and the buckets listed in the file's metadata. A local lake stages
-Arrow IPC files (``.arrow``), each batch with the CRC of its bytes: written and read back without
+Arrow IPC files (``.arrow``), each batch with the CRC of its bytes and of the file's schema (its
+bucket list included), checked after the batch is validated whole: written and read back without
 Parquet's encoding (a 40,000-row window 79 -> 17 ms CPU, for three times the bytes; see
 docs/performance.md). A remote lake stages Parquet (``.parquet``, a CRC on every page), where the
 bytes cost more than the CPU; either is read, whichever an earlier run wrote.
@@ -28,8 +29,6 @@ import logging
 import posixpath
 import zlib
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import orjson
@@ -106,24 +105,45 @@ def write_staged(
     schema = parts[0].schema.with_metadata(metadata)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, schema) as writer:
+        of_schema = zlib.crc32(schema.serialize())
         for part in parts:
             (batch,) = part.replace_schema_metadata(metadata).combine_chunks().to_batches()
-            writer.write_batch(batch, custom_metadata={CRC_KEY: _crc(batch)})
+            writer.write_batch(batch, custom_metadata={CRC_KEY: _crc(batch, of_schema)})
     storage.write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def _crc(batch: pa.RecordBatch) -> bytes:
-    """The CRC-32 of a record batch's IPC bytes (the same for the batch read back)."""
-    return str(zlib.crc32(batch.serialize())).encode()
+def _crc(batch: pa.RecordBatch, of_schema: int) -> bytes:
+    """The CRC-32 of the file's schema (its bucket list included) and of a record batch's IPC
+    bytes, the same for both read back: a batch, its types or its bucket changed is refused."""
+    return str(zlib.crc32(batch.serialize(), of_schema)).encode()
 
 
-@dataclass
 class StagedFile:
     """One staged window file, open: the bucket of each of its row groups (or batches), and
-    each one's rows (checked against its CRC; a mismatch is :class:`LakeDamaged`)."""
+    each one's rows (checked against its CRC; a mismatch, or a file that does not decode, is
+    :class:`LakeDamaged`)."""
 
-    buckets: list[int]
-    read: Callable[[int], pa.Table]
+    def __init__(
+        self, buckets: list[int], read: Callable[[int, list[str] | None], pa.Table]
+    ) -> None:
+        self.buckets = buckets
+        self._read = read
+
+    def read(self, index: int, columns: list[str] | None = None) -> pa.Table:
+        """The rows of row group (or batch) ``index``; ``columns``: only those."""
+        return self._read(index, columns)
+
+
+def _buckets(metadata: dict[bytes, bytes] | None) -> list[int]:
+    """The bucket list of a staged file's metadata; a file without a readable one is damaged
+    (raised inside ``LakeStorage.reading``, as Arrow's own errors are)."""
+    try:
+        buckets = orjson.loads((metadata or {})[BUCKETS_KEY])
+    except (KeyError, orjson.JSONDecodeError):
+        buckets = None
+    if not isinstance(buckets, list) or not all(type(b) is int for b in buckets):
+        raise OSError("its list of buckets is missing or unreadable")
+    return buckets
 
 
 @contextlib.contextmanager
@@ -131,24 +151,33 @@ def open_staged(storage: LakeStorage, name: str) -> Iterator[StagedFile]:
     """A staged file of either format, open for the length of the ``with``."""
     if not name.endswith(IPC):
         with storage.parquet_file(name) as file:
+            with storage.reading(name):
+                buckets = _buckets(file.schema_arrow.metadata)
 
-            def read_group(index: int) -> pa.Table:
+            def read_group(index: int, columns: list[str] | None = None) -> pa.Table:
                 with storage.reading(name):  # on one thread, as read_table
-                    return file.read_row_group(index, use_threads=False)
+                    return file.read_row_group(index, columns=columns, use_threads=False)
 
-            yield StagedFile(staged_buckets(file), read_group)
+            yield StagedFile(buckets, read_group)
         return
     with pa.OSFile(storage.path(name)) if storage.local else storage.open(name) as source:
         with storage.reading(name):
             reader = pa.ipc.open_file(source)
-            buckets: list[int] = orjson.loads(reader.schema.metadata[BUCKETS_KEY])
+            buckets = _buckets(reader.schema.metadata)
+            if reader.num_record_batches != len(buckets):
+                raise OSError(f"{reader.num_record_batches} batches for {len(buckets)} buckets")
+            of_schema = zlib.crc32(reader.schema.serialize())
 
-        def read_batch(index: int) -> pa.Table:
+        def read_batch(index: int, columns: list[str] | None = None) -> pa.Table:
             with storage.reading(name):
                 batch, custom = reader.get_batch_with_custom_metadata(index)
-                if custom is None or custom.get(CRC_KEY) != _crc(batch):
+                # Checked whole first: serialising a batch whose offsets are damaged would stop
+                # the process in Arrow's C++ (found by a review), not raise
+                batch.validate(full=True)
+                if custom is None or custom.get(CRC_KEY) != _crc(batch, of_schema):
                     raise OSError(f"record batch {index} does not match its CRC-32")
-            return pa.Table.from_batches([batch])
+            rows = pa.Table.from_batches([batch])
+            return rows if columns is None else rows.select(columns)
 
         yield StagedFile(buckets, read_batch)
 
@@ -156,12 +185,6 @@ def open_staged(storage: LakeStorage, name: str) -> Iterator[StagedFile]:
 def staged_files(storage: LakeStorage, folder: str) -> list[str]:
     """The staged window files under ``folder`` (one plan's, or every plan's), of both formats."""
     return [name for name in storage.files(folder, suffix="") if name.endswith((IPC, PARQUET))]
-
-
-def staged_buckets(file: Any) -> list[int]:
-    """The bucket of each row group of a staged window file (``stage_window``)."""
-    buckets: list[int] = orjson.loads(file.schema_arrow.metadata[BUCKETS_KEY])
-    return buckets
 
 
 def without_staging_metadata(rows: pa.Table) -> pa.Table:
@@ -219,14 +242,11 @@ def remove_staged(storage: LakeStorage, pks: Collection[int]) -> int:
     changed = 0
     for path in staged_files(storage, STAGING):
         with open_staged(storage, path) as file:
-            groups = [file.read(index) for index in range(len(file.buckets))]
             buckets = file.buckets
-        if not groups or "pk" not in groups[0].column_names:
-            continue
-        if not any(
-            pc.any(pc.is_in(group.column("pk"), value_set=wanted)).as_py() for group in groups
-        ):
-            continue
+            held = [file.read(index, ["pk"]).column("pk") for index in range(len(buckets))]
+            if not any(pc.any(pc.is_in(column, value_set=wanted)).as_py() for column in held):
+                continue
+            groups = [file.read(index) for index in range(len(buckets))]
         kept = [
             (bucket, group.filter(pc.invert(pc.is_in(group.column("pk"), value_set=wanted))))
             for bucket, group in zip(buckets, groups, strict=True)

@@ -78,10 +78,16 @@ FRAMES: dict[str, list[Any]] = {
 CASES = [(suite, index) for suite, frames in FRAMES.items() for index in range(len(frames))]
 
 
-def results(validator: Validator, suite: str, frame: pd.DataFrame, memo: bool) -> list[Any]:
+def results(
+    validator: Validator,
+    suite: str,
+    frame: pd.DataFrame,
+    memo: bool,
+    today: dt.date = dt.date(2026, 12, 7),
+) -> list[Any]:
     """Every expectation's result of one checkpoint run, as GX serialises it, by name."""
     checkpoint = validator._checkpoint(suite)
-    params = {"today": pd.Timestamp(dt.date(2026, 12, 7))}
+    params = {"today": pd.Timestamp(today)}
 
     def run() -> Any:
         return checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=params)
@@ -127,6 +133,23 @@ def test_the_cases_fail_and_pass_every_expectation(validator: Validator) -> None
         }
         assert failed == names, (suite, names - failed)
         assert passed == names, (suite, names - passed)
+
+
+def test_nothing_is_kept_from_one_validation_to_the_next(validator: Validator) -> None:
+    """A review found the test above blind to a memo kept across validations (every case there
+    passes the same ``today``): one kept forever held the suite's ``$today`` of the first run.
+    Runs with other parameters, one after another, each equal GX's own."""
+    frame = validation_frame(breached_customers())
+    for today in (dt.date(2026, 12, 7), dt.date(1990, 1, 1), dt.date(2099, 1, 1)):
+        held = results(validator, "customers", frame, memo=True, today=today)
+        assert held == results(validator, "customers", frame, memo=False, today=today), today
+    births = [
+        item["success"]
+        for today in (dt.date(1990, 1, 1), dt.date(2099, 1, 1))
+        for item in results(validator, "customers", frame, memo=True, today=today)
+        if item["expectation_config"]["meta"]["name"] == "birth_date_not_in_future"
+    ]
+    assert births == [False, True], "the parameter reached the expectation each time"
 
 
 def test_the_memo_is_only_the_validating_threads(validator: Validator) -> None:
