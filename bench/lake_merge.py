@@ -1,5 +1,6 @@
 """Lake writer figures: merging 1,000 changes into snapshots of 100k and 1M customers,
-and writing 1M customers in full, each against a bare pyarrow floor.
+and writing 1M customers in full, each against a bare pyarrow floor; and a window's staging as
+Arrow IPC (a local lake's) against Parquet (a remote lake's).
 
 Each measured step runs in a fresh process, so its peak RSS is its own (interpreter and imports
 included, the same for the floor).
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
+import os
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -95,8 +98,58 @@ def in_child(target: Any, *args: str) -> tuple[float, float, int]:
     return result
 
 
+def _staging(table: pa.Table, root: str) -> None:
+    """A 40,000-row window staged and read back, as Arrow IPC (a local lake's) and as Parquet
+    (a remote lake's), alternating: CPU medians of five each, and the bytes on disk."""
+    from omnisync.lake import LakeStorage, Snapshot
+    from omnisync.sync.staging import GROUP_BUCKETS, IPC, PARQUET, open_staged, write_staged
+
+    window = table.slice(0, 40_000)
+    storage = LakeStorage(root)
+    snapshot = Snapshot(storage, buckets=BUCKETS)
+    order, runs = snapshot.bucket_runs(window.column("pk").to_numpy())
+    groups = [
+        [run for run in runs if first <= run[0] < first + GROUP_BUCKETS]
+        for first in range(0, BUCKETS, GROUP_BUCKETS)
+    ]
+    figures: dict[str, list[tuple[float, float]]] = {IPC: [], PARQUET: []}
+    for run in range(10):
+        suffix = IPC if run % 2 == 0 else PARQUET
+        names = [f"staged/{run}/g{number}{suffix}" for number in range(len(groups))]
+        started = time.process_time()
+        for name, group in zip(names, groups, strict=True):
+            lo, hi = group[0][1], group[-1][2]
+            part = window.take(pa.array(order[lo:hi]))
+            parts = [part.slice(start - lo, end - start) for _, start, end in group]
+            write_staged(storage, name, [bucket for bucket, _, _ in group], parts)
+        wrote = time.process_time() - started
+        started = time.process_time()
+        for name in names:
+            with open_staged(storage, name) as file:
+                for index in range(len(file.buckets)):
+                    file.read(index)
+        figures[suffix].append((wrote, time.process_time() - started))
+    sizes = {
+        suffix: sum(
+            os.path.getsize(f"{root}/staged/{run}/{n}") for n in os.listdir(f"{root}/staged/{run}")
+        )
+        for suffix, run in ((IPC, 0), (PARQUET, 1))
+    }
+    (aw, ar), (pw, pr) = (
+        (statistics.median(w for w, _ in figures[k]), statistics.median(r for _, r in figures[k]))
+        for k in (IPC, PARQUET)
+    )
+    print(
+        f"lake: a 40,000-row window staged and read back: Arrow IPC {aw * 1000:.0f} + "
+        f"{ar * 1000:.0f} ms CPU, {sizes[IPC] / 2**20:.1f} MiB; Parquet {pw * 1000:.0f} + "
+        f"{pr * 1000:.0f} ms CPU, {sizes[PARQUET] / 2**20:.1f} MiB -> Arrow IPC "
+        f"{(aw + ar) / (pw + pr):.2f}x the CPU, {sizes[IPC] / sizes[PARQUET]:.1f}x the bytes"
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        _staging(customers_table(40_000), f"{tmp}/staging")
         for size in (100_000, 1_000_000):
             table = customers_table(size)
             source = f"{tmp}/source-{size}.parquet"

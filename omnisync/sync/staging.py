@@ -5,9 +5,10 @@ never see it): a file for each group of :data:`GROUP_BUCKETS` snapshot buckets, 
 (or record batch) per bucket and the buckets listed in the file's metadata. A local lake stages
 Arrow IPC files (``.arrow``), each batch with the CRC of its bytes and of the file's schema (its
 bucket list included), checked after the batch is validated whole: written and read back without
-Parquet's encoding (a 40,000-row window 79 -> 17 ms CPU, for three times the bytes; see
-docs/performance.md). A remote lake stages Parquet (``.parquet``, a CRC on every page), where the
-bytes cost more than the CPU; either is read, whichever an earlier run wrote.
+Parquet's encoding (a 40,000-row window 120 -> 60 ms CPU, its copy in bucket order included, for
+2.8 times the bytes; ``python -m bench.lake_merge``, docs/performance.md). A remote lake stages
+Parquet (``.parquet``, a CRC on every page), where the bytes cost more than the CPU; either is
+read, whichever an earlier run wrote.
 
 The plan's finish (``finish.py``, or ``rebuild.py`` for a full refresh) reads each bucket's
 groups from every window's files (:func:`staged_by_bucket`), so a backfill rewrites each bucket
