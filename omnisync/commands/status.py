@@ -69,6 +69,9 @@ def status() -> None:
         out.print("  none yet")
 
 
+#: characters of a run's error shown: its advice comes last, so the whole of one line (a new
+#: user's was cut at 300 in the middle of the command it gave)
+ERROR_SHOWN = 1000
 _OUTCOME_STYLE = {
     "succeeded": "green",
     "failed": "red",
@@ -164,9 +167,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         str(run["error"] or ""),
     )
     if error and outcome == "stopped":
-        lines.append(f"[yellow]{error[:300]}; nothing was patched[/yellow]")
+        lines.append(f"[yellow]{error[:ERROR_SHOWN]}; nothing was patched[/yellow]")
     elif error:
-        lines.append(f"[red]{error[:300]}[/red]")
+        lines.append(f"[red]{error[:ERROR_SHOWN]}[/red]")
     elif outcome == "interrupted":
         lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
     return lines

@@ -34,6 +34,7 @@ from omnisync.sync.context import STREAM, RunContext, open_run, take_handed
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, new_plan, open_plan
+from omnisync.sync.staging import check_staged
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
 from transforms.pii import apply_pii_policy
@@ -127,6 +128,7 @@ def _steps(
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(run.store, run.storage)
     if unfinished is not None:
+        check_staged(run.storage, unfinished.plan_id, run.snapshot.buckets)
         totals.add(_run_plan(run, unfinished, orchestration))
     if full_refresh:
         # A full refresh asks again what the server's date filters take: a server that learned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -234,12 +235,29 @@ def _pks(pks: list[int]) -> pa.Table:
     return table.set_column(0, "pk", pa.array(pks, pa.int64()))
 
 
+def test_a_bucket_list_the_merge_would_never_read_is_damage(tmp_path: Path) -> None:
+    """Found by a review: a staged file of one bucket whose list read [70] for [60] (one flipped
+    bit; a Parquet footer has no CRC) was never read by a merge of 64 buckets, which would have
+    finished the plan without its rows. A list outside the layout, or naming a bucket twice,
+    is refused as damage."""
+    import pytest
+
+    from omnisync.lake.errors import LakeDamaged
+    from omnisync.sync.staging import staged_by_bucket, write_staged
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    for buckets, message in (([70], r"\[70\] of a layout of 64"), ([3, 3], r"\[3, 3\]")):
+        name = f"{staging_dir('p1')}/w.g00.parquet"
+        write_staged(storage, name, buckets, [_customers(range(n, n + 1)) for n in buckets])
+        with pytest.raises(LakeDamaged, match=message):
+            list(staged_by_bucket(storage, "p1", 64))
+
+
 def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_path: Path) -> None:
     """A review found one flipped bit in a list's offsets stopping the whole process in Arrow's
-    C++ (exit 134) while the CRC was computed, and flips in the schema or the bucket list read
-    back silently. Every single-bit flip (two masks at every byte) now either reads back exactly
-    the rows and buckets written (padding, the unused first copy of the schema) or is refused
-    as LakeDamaged, never anything else."""
+    C++ (exit 134) while a batch's CRC was computed, and flips in the schema or the bucket list
+    read back silently. The CRC is now of the file's bytes as stored, checked before Arrow
+    reads any: every single-bit flip (two masks at every byte) is refused as LakeDamaged."""
     import datetime as dt
 
     import pytest
@@ -283,7 +301,49 @@ def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_pat
                 refused += 1
                 continue
             assert got == expected, (at, mask)
-    assert refused > len(written)  # most flips are refused; the rest changed nothing read
+    assert refused == 2 * len(written), "every byte is covered by the CRC, or is the CRC"
     path.write_bytes(written[: len(written) // 2])
     with pytest.raises(LakeDamaged):  # and a file cut short is refused too
         read()
+
+
+def test_a_resumed_plan_with_a_damaged_staged_file_stops_before_reading_any_window(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """Found by a new user: a staged file damaged in an open plan was found only at its merge,
+    after the run had read every window left (23 s of a 200k plan for nothing). A resumed plan
+    now opens its staged files first: the run stops at once with one line saying what to do,
+    no window more is read, and `omnisync status` shows that line whole (it was cut at 300
+    characters, in the middle of the command)."""
+    from omnisync.sync import sync_window
+    from omnisync.sync.context import open_run
+    from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
+    from tests.sync.steps import plan_for
+
+    server = make_sandbox(customers=600, seed=41)
+    settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=150)
+    with open_run(settings, "interrupted") as parts:
+        with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="interrupted") as fence:
+            parts = parts.holding(fence)
+            parts.snapshot.ensure_current()  # as a run's first step
+            plan = plan_for(parts)
+            assert len(plan.windows) >= 3
+            sync_window(parts, plan.plan_id, *plan.windows[0])
+            # the run dies here: one window staged, the others left
+    staged = sorted((tmp_path / "lake" / staging_dir(plan.plan_id)).glob("*.arrow"))
+    assert staged
+    data = bytearray(staged[0].read_bytes())
+    data[len(data) // 2] ^= 0x10
+    staged[0].write_bytes(bytes(data))
+
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_WINDOW_ROWS="150")
+    done = omnisync(env, "sync")
+    assert done.returncode == 2, done.stderr[-2000:]
+    said = done.stdout + done.stderr
+    assert "cannot be read" in said and staged[0].name in said and "Traceback" not in said
+    store = StateStore(settings.state_url.get_secret_value())
+    left = store.plans.open(STREAM)
+    assert left is not None and left[0] == plan.plan_id
+    assert sum(w.status == "done" for w in left[1]) == 1, "no window more was read"
+    shown = omnisync(env, "status")
+    assert "omnisync sync --full-refresh" in " ".join(shown.stdout.split()), shown.stdout
