@@ -174,8 +174,10 @@ def _checked_size(source: Any) -> int:
 
 
 @contextlib.contextmanager
-def open_staged(storage: LakeStorage, name: str) -> Iterator[StagedFile]:
-    """A staged file of either format, open for the length of the ``with``."""
+def open_staged(storage: LakeStorage, name: str, checked: bool = True) -> Iterator[StagedFile]:
+    """A staged file of either format, open for the length of the ``with``; ``checked=False``:
+    an Arrow IPC file's CRC is not read (only for its bucket list, by a caller that reads every
+    bucket listed through a checked opening later)."""
     if not name.endswith(IPC):
         with storage.parquet_file(name) as file:
             with storage.reading(name):
@@ -189,7 +191,8 @@ def open_staged(storage: LakeStorage, name: str) -> Iterator[StagedFile]:
         return
     with pa.OSFile(storage.path(name)) if storage.local else storage.open(name) as source:
         with storage.reading(name):
-            reader = pa.ipc.open_file(source, footer_offset=_checked_size(source))
+            size = _checked_size(source) if checked else source.seek(0, 2) - _TRAILER.size
+            reader = pa.ipc.open_file(source, footer_offset=size)
             buckets = _buckets(reader.schema.metadata)
             if reader.num_record_batches != len(buckets):
                 raise OSError(f"{reader.num_record_batches} batches for {len(buckets)} buckets")
@@ -214,14 +217,17 @@ def without_staging_metadata(rows: pa.Table) -> pa.Table:
     return rows.replace_schema_metadata(metadata or None)
 
 
-def check_staged(storage: LakeStorage, plan_id: str, buckets: int) -> dict[str, list[int]]:
-    """Every file the plan staged, opened (an Arrow IPC file's CRC-32 checked, a Parquet file's
-    footer read): the buckets of each. A resumed plan calls it before it reads any window, so a
-    damaged file stops the run at once, not after the windows left (found by a new user: 23 s
-    of a 200k plan read for nothing). Raises :class:`LakeDamaged`."""
+def check_staged(
+    storage: LakeStorage, plan_id: str, buckets: int, checked: bool = True
+) -> dict[str, list[int]]:
+    """Every file the plan staged, opened (an Arrow IPC file's CRC-32 checked, unless not
+    ``checked``; a Parquet file's footer read): the buckets of each. A resumed plan calls it
+    before it reads any window, so a damaged file stops the run at once, not after the windows
+    left (found by a new user: 23 s of a 200k plan read for nothing). Raises
+    :class:`LakeDamaged`."""
     listed: dict[str, list[int]] = {}
     for name in staged_files(storage, staging_dir(plan_id)):
-        with open_staged(storage, name) as file:
+        with open_staged(storage, name, checked) as file:
             listed[name] = file.buckets
         # A bucket the merge never asks for would leave its rows out without a word (found by
         # a review: a Parquet footer's bucket list has no CRC).
@@ -240,7 +246,9 @@ def staged_by_bucket(
     metadata held is a group's, not every window's; a file of any layout is read by the buckets
     its metadata lists (a window staged by an earlier omnisync in one file is opened for each
     group)."""
-    listed = check_staged(storage, plan_id, buckets)
+    # Listed without reading the CRCs: every bucket listed within the layout is read below,
+    # through an opening that checks it (a list damaged within the layout fails there)
+    listed = check_staged(storage, plan_id, buckets, checked=False)
     for first in range(0, buckets, GROUP_BUCKETS):
         group = range(first, min(first + GROUP_BUCKETS, buckets))
         names = [name for name, held in listed.items() if set(held) & set(group)]

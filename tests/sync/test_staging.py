@@ -190,9 +190,9 @@ def test_the_merge_opens_one_group_of_staged_files_at_a_time_and_reads_older_lay
     real = staging.open_staged
 
     @contextlib.contextmanager
-    def counted(storage: LakeStorage, relative: str):  # type: ignore[no-untyped-def]
+    def counted(storage: LakeStorage, relative: str, checked: bool = True):  # type: ignore[no-untyped-def]
         nonlocal groups_open, most
-        with real(storage, relative) as file:
+        with real(storage, relative, checked) as file:
             groups_open += len(file.buckets)
             most = max(most, groups_open)
             try:
@@ -347,3 +347,29 @@ def test_a_resumed_plan_with_a_damaged_staged_file_stops_before_reading_any_wind
     assert sum(w.status == "done" for w in left[1]) == 1, "no window more was read"
     shown = omnisync(env, "status")
     assert "omnisync sync --full-refresh" in " ".join(shown.stdout.split()), shown.stdout
+
+
+def test_every_bit_flipped_in_a_staged_file_stops_the_merge_whatever_bucket_it_then_names(
+    tmp_path: Path,
+) -> None:
+    """The merge lists staged files' buckets without reading their CRCs, then reads each bucket
+    through an opening that checks them. A single-bucket file whose list a flip turns into
+    another bucket, in its group or another, or out of the layout, is refused all the same:
+    every single-bit flip stops the merge as LakeDamaged."""
+    import pytest
+
+    from omnisync.lake.errors import LakeDamaged
+    from omnisync.sync.staging import staged_by_bucket, write_staged
+
+    storage = LakeStorage(str(tmp_path / "lake"))
+    name = f"{staging_dir('p1')}/w.g07.arrow"
+    write_staged(storage, name, [60], [_customers(range(60, 6400, 64))])
+    path = tmp_path / "lake" / name
+    written = path.read_bytes()
+    assert sum(len(g) for _, g in staged_by_bucket(storage, "p1", 64)) == 1
+    for at in range(len(written)):
+        damaged = bytearray(written)
+        damaged[at] ^= 0x01
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(LakeDamaged):
+            list(staged_by_bucket(storage, "p1", 64))
