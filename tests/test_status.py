@@ -258,3 +258,30 @@ def test_a_sync_s_line_says_first_and_shows_its_result_line_s_counts_in_words() 
     later = {**run, "watermark_before_iso": "2026-12-01T00:00:00.000000Z"}
     assert " incremental " in _run_lines(later)[0]
     assert " full " in _run_lines({**later, "kind": "full"})[0]
+
+
+def test_a_run_error_is_shown_whole_and_as_written(tmp_path: Path) -> None:
+    """A review found a run's error printed inside Rich markup: a path in brackets (`[/tmp/x]`)
+    stopped `omnisync status` with a MarkupError, `[type=missing, ...]` vanished, and an error
+    was cut at 300 characters, in the middle of the advice that ends it."""
+    from tests.cli_runner import run_cli
+
+    url = f"sqlite:///{tmp_path}/state.db"
+    store = StateStore(url)
+    store.migrate()
+    error = (
+        "LakeDamaged: the lake's file [/tmp/x] cannot be read ([type=missing, input=None]) "
+        + "x" * 400
+        + " run `omnisync sync --full-refresh`\\"
+    )
+    store.runs.start("a" * 32, "customers", "incremental", None)
+    store.runs.finish("a" * 32, "failed", error=error)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNITRON_", "OMNISYNC_"))}
+    env.update(
+        OMNISYNC_STATE_URL=url, OMNITRON_URL="http://127.0.0.1:9", OMNISYNC_LAKE=str(tmp_path)
+    )
+    shown = run_cli(env, "status")
+    assert shown.returncode == 0, shown.stderr
+    said = "".join(shown.stdout.split())
+    assert "".join(error.split()) in said, shown.stdout
+    assert "[/red]" not in shown.stdout

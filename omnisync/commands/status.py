@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from omnisync.commands.user_errors import user_errors
 
@@ -69,9 +70,9 @@ def status() -> None:
         out.print("  none yet")
 
 
-#: characters of a run's error shown: its advice comes last, so the whole of one line (a new
+#: characters of a run's error shown: all the run log keeps (its advice comes last: a new
 #: user's was cut at 300 in the middle of the command it gave)
-ERROR_SHOWN = 1000
+ERROR_SHOWN = 2000
 _OUTCOME_STYLE = {
     "succeeded": "green",
     "failed": "red",
@@ -167,9 +168,9 @@ def _run_lines(run: dict[str, object]) -> list[str]:
         str(run["error"] or ""),
     )
     if error and outcome == "stopped":
-        lines.append(f"[yellow]{error[:ERROR_SHOWN]}; nothing was patched[/yellow]")
+        lines.append(f"[yellow]{escape(error[:ERROR_SHOWN])}; nothing was patched[/yellow]")
     elif error:
-        lines.append(f"[red]{error[:ERROR_SHOWN]}[/red]")
+        lines.append(f"[red]{escape(error[:ERROR_SHOWN])}[/red]")
     elif outcome == "interrupted":
         lines.append("[red]its process is gone: it was killed before it could record an end[/red]")
     return lines
