@@ -180,3 +180,27 @@ def test_windows_ending_on_several_threads_never_move_the_count_back() -> None:
 def test_a_step_with_nothing_left_says_so() -> None:
     """A write-back whose changes the ledger all holds done said ``0 of 0 (100%)``."""
     assert progress_line("erp-write-back", 0, 0, rate=10) == "erp-write-back: nothing left to do"
+
+
+def test_a_sync_writing_to_a_log_says_its_progress_in_lines_now_and_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: with its output going to a log or a pipe (no status line there),
+    a sync said nothing until its end. It now writes a progress line at most every
+    LINE_EVERY seconds; a run shorter than that writes only its result."""
+    from omnisync.commands import sync as command
+    from sandbox import SandboxServer
+    from tests.sync.sandbox_runs import cli_env, omnisync
+
+    with SandboxServer(customers=600, seed=5) as server:
+        env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_WINDOW_ROWS="100")
+        quiet = omnisync(env, "sync")
+        assert quiet.returncode == 0, quiet.stderr[-2000:]
+        assert "syncing:" not in quiet.stderr, "a short run says only its result"
+        monkeypatch.setattr(command, "LINE_EVERY", 0.0)
+        env["OMNISYNC_LAKE"] = str(tmp_path / "lake2")
+        env["OMNISYNC_STATE_URL"] = f"sqlite:///{tmp_path}/state2.db"
+        done = omnisync(env, "sync")
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if line.startswith("syncing: windows")]
+    assert len(said) >= 4 and said[-1].endswith("(100%)"), done.stderr

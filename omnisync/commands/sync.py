@@ -62,7 +62,8 @@ def sync(
                 console.status("syncing ...") as status,
             ):
                 # each window's end moves the status line: where a backfill is, and its pace
-                result = _sync_run(settings, full_refresh, context, api, status.update)
+                show = status.update if console.is_terminal else _lines_now_and_then()
+                result = _sync_run(settings, full_refresh, context, api, show)
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
@@ -125,6 +126,27 @@ def _sync_run(
     if state.is_cancelled():
         raise skip(state.message or "the run was cancelled")
     return state.result()
+
+
+#: seconds between two progress lines written where no status line can be (a log, a pipe)
+LINE_EVERY = 10.0
+
+
+def _lines_now_and_then() -> Callable[[str], None]:
+    """Progress as plain lines on standard error, at most one each :data:`LINE_EVERY` seconds:
+    a sync whose output goes to a log or a pipe said nothing until its end (a new user waited
+    25 s), and a short run still says nothing more than its result."""
+    import time
+
+    said = [time.monotonic()]
+
+    def show(line: str) -> None:
+        now = time.monotonic()
+        if now - said[0] >= LINE_EVERY:
+            said[0] = now
+            console.print(line, highlight=False, soft_wrap=True)
+
+    return show
 
 
 def _said(line: str) -> str:
