@@ -49,4 +49,11 @@ def verify(
         out.print(outcome.line(), style="green")
         return
     out.print(outcome.line(), style="red")
+    if not repair:  # what to do about it (a new user looked for it)
+        out.print(
+            "to read what differs from Omnitron again and commit it: omnisync verify --repair"
+            + (" --full" if outcome.unreadable and not full else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     raise typer.Exit(1)
