@@ -49,8 +49,8 @@ def verify(
         out.print(outcome.line(), style="green")
         return
     out.print(outcome.line(), style="red")
-    if not repair:  # what to do about it (a new user looked for it)
-        out.print(
+    if not repair:  # what to do about it (a new user looked for it); stdout keeps the verdict
+        console.print(
             "to read what differs from Omnitron again and commit it: omnisync verify --repair"
             + (" --full" if outcome.unreadable and not full else ""),
             highlight=False,
