@@ -96,6 +96,7 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
     stopped run's windows are kept; without this line its row says only that it stopped)."""
     import datetime as dt
 
+    from omnisync.lake.errors import STAGED_DAMAGE
     from omnisync.state.record import outcome_now
 
     read = [w for w in windows if w.status != "pending"]
@@ -105,7 +106,15 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
         r["stream"] == "customers" and r["kind"] != "verify" and outcome_now(r) == "running"
         for r in runs
     )
-    who = "a run is working on it" if working else "the next sync finishes it"
+    last = next((r for r in runs if r["stream"] == "customers" and r["kind"] != "verify"), None)
+    if working:
+        who = "a run is working on it"
+    elif last is not None and STAGED_DAMAGE in str(last["error"] or ""):
+        # a new user read "the next sync finishes it" above the error saying it would not
+        who = "the last sync could not read a file it staged (its error below): only `omnisync "
+        who += "sync --full-refresh` goes on from here"
+    else:
+        who = "the next sync finishes it"
     return (
         f"{len(read)} of {len(windows)} windows read ({rows:,} customers, in customer_changes/; "
         f"customers/ gets them when the plan is done), up to {upper:%Y-%m-%d %H:%M:%S}: {who}"

@@ -11,6 +11,13 @@ class LakeError(Exception):
     """The lake cannot be written or read as configured (OMNISYNC_LAKE): fix the path or access."""
 
 
+#: what a damaged staged file's error advises (``omnisync status`` finds it there too)
+STAGED_DAMAGE = (
+    "it is a window an open plan staged: run `omnisync sync --full-refresh`, which reads every "
+    "customer again and leaves that plan"
+)
+
+
 class LakeDamaged(LakeError):
     """A file of the lake whose bytes Arrow cannot decode (a broken footer, a damaged page). In
     ``customers/``, ``omnisync verify --full --repair`` removes it and reads its customers from
@@ -18,10 +25,7 @@ class LakeDamaged(LakeError):
 
     def __init__(self, relative: str, shown: str, reason: str) -> None:
         if relative.startswith("_staging/"):
-            advice = (
-                "it is a window an open plan staged: run `omnisync sync --full-refresh`, which "
-                "reads every customer again and leaves that plan"
-            )
+            advice = STAGED_DAMAGE
         elif relative.startswith("customers/"):
             advice = (
                 "run `omnisync verify --full --repair` to remove it and read its customers from "

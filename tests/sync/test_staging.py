@@ -346,7 +346,11 @@ def test_a_resumed_plan_with_a_damaged_staged_file_stops_before_reading_any_wind
     assert left is not None and left[0] == plan.plan_id
     assert sum(w.status == "done" for w in left[1]) == 1, "no window more was read"
     shown = omnisync(env, "status")
-    assert "omnisync sync --full-refresh" in " ".join(shown.stdout.split()), shown.stdout
+    words = " ".join(shown.stdout.split())
+    assert "omnisync sync --full-refresh" in words, shown.stdout
+    # the plan's line no longer says the next sync finishes it (a new user read both at once)
+    assert "the next sync finishes it" not in words, shown.stdout
+    assert "the last sync could not read a file it staged" in words, shown.stdout
 
 
 def test_every_bit_flipped_in_a_staged_file_stops_the_merge_whatever_bucket_it_then_names(
