@@ -230,12 +230,12 @@ def write_back(
         key = key_of(change)
         noted: list[Attempt] = []
         plan = (key[0], key[1], change["previous_erp_code"], change["based_on_modified"])
-        if stop.is_set():
-            said = "the write-back stopped before this change"
-            attempt = Attempt(*plan, "not_attempted", detail=said)
-        elif done_before(key):
+        if done_before(key):  # first: a stopped write-back's earlier PATCHes are no failures
             said = "the ledger holds a successful PATCH of this change"
             attempt = Attempt(*plan, DONE_BEFORE, detail=said)
+        elif stop.is_set():
+            said = "the write-back stopped before this change"
+            attempt = Attempt(*plan, "not_attempted", detail=said)
         elif ended := held(change, noted):
             attempt = ended
         else:
