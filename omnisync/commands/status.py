@@ -59,7 +59,7 @@ def status() -> None:
         out.print("  none yet: the first run reads the whole history")
     if plan is not None:
         out.print("[bold]unfinished plan[/bold] (the sync's)")
-        out.print("  " + _plan_line(plan[1], runs))
+        out.print("  " + _plan_line(plan[1], store.runs.recent("customers", limit=50)))
     out.print("[bold]last verification[/bold] (omnisync verify)")
     out.print("  " + (_run_lines(checks[0])[0] if checks else "none yet"))
     out.print("[bold]last runs[/bold] (newest first, times in UTC)")
@@ -97,6 +97,7 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
     import datetime as dt
 
     from omnisync.lake.errors import STAGED_DAMAGE
+    from omnisync.state.quarantine_history import SYNC_KINDS
     from omnisync.state.record import outcome_now
 
     read = [w for w in windows if w.status != "pending"]
@@ -106,7 +107,8 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
         r["stream"] == "customers" and r["kind"] != "verify" and outcome_now(r) == "running"
         for r in runs
     )
-    last = next((r for r in runs if r["stream"] == "customers" and r["kind"] != "verify"), None)
+    # the newest sync's (a repair or a reconcile after it does not read the plan's staging)
+    last = next((r for r in runs if r["stream"] == "customers" and r["kind"] in SYNC_KINDS), None)
     if working:
         who = "a run is working on it"
     elif last is not None and STAGED_DAMAGE in str(last["error"] or ""):
