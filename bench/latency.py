@@ -5,8 +5,10 @@ requests with the window's own work, which two windows side by side gave. The pa
 two requests of a window in flight (``omnisync/client/in_flight.py``) to keep it. Printed: the
 sync's wall time with the defaults, with two windows (``OMNISYNC_WINDOW_CONCURRENCY=2``), and the
 bare floor's (one request at a time, by ``next`` links), each with its CPU and, for the sync, the
-peak memory above the base. All in one invocation, on one sandbox (``BENCH_LATENCY_CUSTOMERS``,
-200,000 by default; ``BENCH_LATENCY_MS``, 40).
+peak memory above the base. Then an incremental of 1,000 changes on the first lake: its wall time
+against its CPU, the difference being the waits on the server that nothing overlapped (GX's
+import overlaps planning's requests, ``RunContext.prepare_validator``). All in one invocation, on
+one sandbox (``BENCH_LATENCY_CUSTOMERS``, 200,000 by default; ``BENCH_LATENCY_MS``, 40).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 
 from bench.machine import speed_line
 from bench.sandbox_process import sandbox_process
-from bench.sync import base_mib, environment, measured
+from bench.sync import base_mib, environment, incremental_run, measured
 
 CUSTOMERS = int(os.environ.get("BENCH_LATENCY_CUSTOMERS", "200000"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "40"))
@@ -50,6 +52,13 @@ def main() -> None:
                 f"{wall / floor_wall:.2f}x the floor's wall",
                 flush=True,
             )
+        wall, cpu, _, read, spent = incremental_run(url, sync, environment(url, f"{tmp}/1"))
+        print(
+            f"latency: incremental, 1,000 changes, every request {LATENCY_MS:g} ms late: "
+            f"{wall:.2f} s wall, {cpu:.2f} CPU-s: {wall - cpu:.2f} s waiting on the server "
+            f"beyond the CPU ({read:,} read in {spent} requests)",
+            flush=True,
+        )
         print(
             f"latency: the bare floor (one request at a time): {floor_wall:.1f} s wall, "
             f"{floor_cpu:.1f} CPU-s; one window took {walls[0] / walls[1]:.2f}x the wall of two",

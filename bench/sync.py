@@ -79,7 +79,7 @@ def environment(url: str, root: str) -> dict[str, str]:
     return env
 
 
-def _incremental(
+def incremental_run(
     url: str, sync: list[str], env: dict[str, str]
 ) -> tuple[float, float, float, int, int]:
     """1,000 customers changed, then one incremental run: wall, CPU, peak RSS, records read
@@ -194,7 +194,7 @@ def main() -> None:
                 print(line, flush=True)
                 # One incremental: a second would also re-read the first one's changes (they are
                 # within the lookback), so it would not be the same measurement.
-                wall, cpu, rss, read, spent = _incremental(url, sync, env)
+                wall, cpu, rss, read, spent = incremental_run(url, sync, env)
                 one_page = 0 <= read <= 1000
                 requests_goal = "ok" if spent <= 3 else "OVER" if one_page else "n/a"
                 goal_text = (

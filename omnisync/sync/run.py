@@ -27,7 +27,7 @@ from omnisync.counts import counts_markdown
 from omnisync.lake.presence import write_missing_datasets
 from omnisync.lake.record import check_lake_for_state
 from omnisync.memory import map_large_blocks, peak_mib
-from omnisync.orchestration import Orchestration
+from omnisync.orchestration import Local, Orchestration
 from omnisync.settings import Settings
 from omnisync.state import LockHeld, RunRecord
 from omnisync.sync.context import STREAM, RunContext, open_run, take_handed
@@ -63,7 +63,8 @@ def run_sync(
     logger = orchestration.logger()
     with contextlib.ExitStack() as stack:
         # The validator (GX: seconds to start) is built just before the first window runs, in
-        # this thread: a refused run ends at once, and GX's import overlaps the planning's requests.
+        # this thread; GX's import starts before planning (``_steps``): a refused run ends at
+        # once, and the import overlaps planning's requests.
         if context is None:  # the command line's preflight's, when it started this flow run
             context = take_handed(settings) or stack.enter_context(
                 open_run(settings, uuid.uuid4().hex, validate=False)
@@ -135,7 +136,12 @@ def _steps(
         # datetimes since is seen by no other answer (dates are understood by every server).
         run.datetimes = run.client.datetime_filters_supported
         run.store.servers.remember(run.client.base_url, run.datetimes)
-    # Always plan again: finishing an old plan does not make the lake current.
+    # Always plan again: finishing an old plan does not make the lake current. GX's import
+    # starts first, on its own thread, so that planning's requests wait on Omnitron while it
+    # runs; only in a process of this run's threads alone (a Prefect flow's own threads load
+    # modules whenever they need them).
+    if isinstance(orchestration, Local):
+        run.prepare_validator()
     plan = new_plan(
         full_refresh,
         settings=run.settings,

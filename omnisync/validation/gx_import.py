@@ -20,6 +20,8 @@ from omnisync.lasting_imports import lasting_imports
 _DEFERRED = ("scipy.stats", "altair", "jsonschema", "boto3")
 
 
+#: the name of the thread importing GX
+IMPORT_THREAD = "omnisync-gx-import"
 #: set by the thread importing GX when it ends, while one runs: a caller stopped while it waited
 #: (Ctrl-C) leaves it running, and the next caller waits for it instead of taking GX half made.
 #: An event, not ``Thread.join``: Python 3.11 marks a thread stopped when a join is interrupted.
@@ -29,38 +31,49 @@ _failed: list[BaseException] = []
 
 def import_gx() -> ModuleType:
     """``great_expectations``, imported with :func:`defer_unused_imports` and
-    :func:`_fields_copied_shallowly`. Callers hold one lock around it: both change state shared
-    by every thread for the length of the import.
-
-    Made on a thread of its own (the caller's waits for it) under
-    :func:`~omnisync.lasting_imports.lasting_imports`, once per process: a
-    long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
-    then (its client, its engine) out of the cycle collector's passes, and nothing after. A
-    failed import is raised to its caller, and tried again by the next. Not from a module's own
-    import of a module GX imports: its thread would wait for that module's import, which waits
-    for it (Python's import-deadlock check cannot see a thread)."""
+    :func:`_fields_copied_shallowly` (by :func:`start_import`, or now), once it is. Callers hold
+    one lock around it: both change state shared by every thread for the length of the import.
+    A failed import is raised to its caller, and tried again by the next."""
+    importing = start_import()
+    if importing is None:
+        return sys.modules["great_expectations"]
+    importing.wait()
     global _importing
-    if _importing is None:
-        if "great_expectations" in sys.modules:  # imported before, by omnisync or not
-            return sys.modules["great_expectations"]
-        defer_unused_imports()
-        _failed.clear()
-        # On a thread of its own, so that its frames start at the same depth whoever calls it:
-        # the command line, a Prefect task or a Dask worker. Python 3.11 keeps frames in 16 KiB
-        # chunks and maps and unmaps a chunk each time the stack crosses into it and back; the
-        # import's hundreds of nested class definitions crossed a boundary about 27,000 times
-        # under the command line's frames, against about 4,200 on a fresh thread: 0.1-0.15
-        # CPU-s of a run (docs/performance.md).
-        _importing = threading.Event()
-        thread = threading.Thread(
-            target=_import, args=(_importing,), name="omnisync-gx-import", daemon=True
-        )
-        thread.start()
-    _importing.wait()
     _importing = None
     if _failed:
         raise _failed[0]
     return sys.modules["great_expectations"]
+
+
+def start_import() -> threading.Event | None:
+    """Start importing GX on a thread of its own, unless it is imported or being imported, and
+    return at once: the event set when it ends (None: GX was imported already). The caller holds
+    :func:`import_gx`'s lock, and its thread must import nothing GX imports until the event is
+    set: two threads importing one package's modules can each wait for the other's, and Python
+    then hands one of them the module half made (tests/validation/test_gx_overlap.py).
+
+    The import runs under :func:`~omnisync.lasting_imports.lasting_imports`, once per process:
+    a long-lived one (a Prefect or Dask worker) freezes once, keeping what its first run had alive
+    then (its client, its engine) out of the cycle collector's passes, and nothing after. Not from
+    a module's own import of a module GX imports: its thread would wait for that module's import,
+    which waits for it (Python's import-deadlock check cannot see a thread)."""
+    global _importing
+    if _importing is not None:
+        return _importing
+    if "great_expectations" in sys.modules:  # imported before, by omnisync or not
+        return None
+    defer_unused_imports()
+    _failed.clear()
+    # On a thread of its own, so that its frames start at the same depth whoever calls it:
+    # the command line, a Prefect task or a Dask worker. Python 3.11 keeps frames in 16 KiB
+    # chunks and maps and unmaps a chunk each time the stack crosses into it and back; the
+    # import's hundreds of nested class definitions crossed a boundary about 27,000 times
+    # under the command line's frames, against about 4,200 on a fresh thread: 0.1-0.15
+    # CPU-s of a run (docs/performance.md).
+    _importing = threading.Event()
+    thread = threading.Thread(target=_import, args=(_importing,), name=IMPORT_THREAD, daemon=True)
+    thread.start()
+    return _importing
 
 
 def _import(done: threading.Event) -> None:

@@ -30,7 +30,7 @@ from omnisync.validation.docs_site import (
     keys_listed_once,
     store_without_row_lists,
 )
-from omnisync.validation.gx_import import import_gx
+from omnisync.validation.gx_import import import_gx, start_import
 from omnisync.validation.suites import (
     DEFAULT_SUITES,
     SuiteError,
@@ -77,6 +77,14 @@ class Validator(DocsSite):
     ``docs_root`` is the lake root: Data Docs go to ``<lake>/_reports/data_docs/``. A remote lake
     gets them built locally first, then copied with fsspec.
     """
+
+    @staticmethod
+    def start_import() -> None:
+        """Start GX's import on its own thread and return at once (``gx_import.start_import``):
+        the validator built later waits only for what is left of it. The calling thread must
+        import nothing GX imports before the validator is built."""
+        with _GX_LOCK:
+            start_import()
 
     def __init__(
         self,
