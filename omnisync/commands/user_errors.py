@@ -1,6 +1,7 @@
 """The errors a user can act on, each mapped to one line and an exit code: 2 for a mistake to
 fix (a setting, an input, a refused plan), 1 for a run that failed, 3 for a run skipped because
-another is working, 4 for a plan above ``--max-changes``, 130 for Ctrl-C; never a traceback.
+another is working, 4 for a plan above ``--max-changes``, 130 for Ctrl-C and 143 for SIGTERM
+(which takes Ctrl-C's path: ``omnisync/stopping.py``); never a traceback.
 
 Each error class is looked up only if its module is loaded, so a command that fails on a
 setting does not import the sync's or the lake's code to name it.
@@ -16,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from omnisync.commands.terminal import console, fail, skip
+from omnisync.stopping import Terminated, sigterm_stops
 
 #: what Ctrl-C leaves, for a command that changes nothing
 NOTHING_CHANGED = "nothing was changed"
@@ -25,19 +27,21 @@ NOTHING_CHANGED = "nothing was changed"
 def user_errors(stopped: str = NOTHING_CHANGED) -> Iterator[None]:
     """Turn the errors a user can act on into one line and an exit code; never a traceback.
     ``stopped``: what Ctrl-C leaves behind and what to do next, said when it stops the command
-    (exit 130, as a shell reports SIGINT): without a word, a user at a terminal could not tell
-    an interrupted run from one that ended."""
+    (exit 130, as a shell reports SIGINT; SIGTERM the same, exit 143): without a word, a user
+    at a terminal could not tell an interrupted run from one that ended."""
     from omnisync.settings import SettingsError
 
     try:
-        yield
-    except KeyboardInterrupt:
+        with sigterm_stops():
+            yield
+    except KeyboardInterrupt as exc:
+        by, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
         console.print(
-            f"[yellow]stopped[/yellow] by Ctrl-C: {escape(stopped)}",
+            f"[yellow]stopped[/yellow] by {by}: {escape(stopped)}",
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(code) from None
     except SettingsError as exc:
         raise fail(str(exc), 2) from None
     except Exception as exc:

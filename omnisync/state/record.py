@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 from omnisync.state.process import process_gone, why_taken_over
 from omnisync.state.schema import runs
 from omnisync.state.store import StateStore
+from omnisync.stopping import Terminated
 
 INTERRUPTED = "interrupted"
 STOPPED = "stopped"
@@ -111,6 +112,8 @@ class RunRecord:
         error = None if exc is None else f"{type(exc).__name__}: {exc}"[:2000]
         if exc is None:
             status = "succeeded"
+        elif isinstance(exc, Terminated):  # the command line's SIGTERM: omnisync/stopping.py
+            status, error = INTERRUPTED, "ended by SIGTERM (a scheduler or container stopping it)"
         elif isinstance(exc, KeyboardInterrupt):  # not a failure of the run's own
             status, error = INTERRUPTED, "stopped by Ctrl-C (SIGINT)"
         elif type(exc).__name__ == "TerminationSignal":  # Prefect's SIGTERM: a worker stopping

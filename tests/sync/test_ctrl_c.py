@@ -74,3 +74,43 @@ def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
     done = sync_ok(env)
     assert "finishing the plan an earlier run left" in done.stdout, done.stdout
     assert_lake_matches_truth(server, settings_for(server, tmp_path).lake)
+
+
+def test_sigterm_in_a_sync_stops_it_as_ctrl_c_does(make_sandbox: Make, tmp_path: Path) -> None:
+    """SIGTERM, as a scheduler, systemd or a container runtime sends it to the command alone:
+    Ctrl-C's path (omnisync/stopping.py), said as SIGTERM, exit 143, the run recorded as ended
+    by it; not a process gone at once with its run left 'running'."""
+    server = make_sandbox(customers=1200, seed=12, max_limit=100)
+    env = cli_env(
+        server,
+        tmp_path,
+        "",
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_WINDOW_ROWS="150",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_LOG_LEVEL="DEBUG",
+    )
+    process = start_omnisync(env, "sync")
+    assert process.stderr is not None
+    tail: list[str] = []
+    for line in process.stderr:
+        tail = [*tail[-40:], line]
+        if WINDOW_DONE.search(line):
+            process.terminate()  # SIGTERM to the process alone
+            break
+    said = "".join(tail) + process.stderr.read()
+    process.wait(timeout=120)
+    assert process.returncode == 143, said[-3000:]
+    assert "Traceback" not in said
+    assert "stopped by SIGTERM: what it finished is kept" in said, said[-3000:]
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    (run,) = store.runs.recent()
+    store.dispose()
+    assert (run["status"], run["error"]) == (
+        "interrupted",
+        "ended by SIGTERM (a scheduler or container stopping it)",
+    ), run
+    wait_for_server_clock(server, 0)
+    done = sync_ok(env)
+    assert "finishing the plan an earlier run left" in done.stdout, done.stdout
+    assert_lake_matches_truth(server, settings_for(server, tmp_path).lake)
