@@ -310,12 +310,16 @@ def test_a_kill_during_write_back_then_a_rerun_patches_each_customer_once(
     assert f"taken over by run {rerun['run_id']}" in killed["error"], killed
 
 
+@pytest.mark.parametrize(
+    ("stop", "code", "by"), [("ctrl_c", 130, "Ctrl-C"), ("sigterm", 143, "SIGTERM")]
+)
 def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
-    synced: tuple[SandboxServer, Any], tmp_path: Path
+    synced: tuple[SandboxServer, Any], tmp_path: Path, stop: str, code: int, by: str
 ) -> None:
-    """Ctrl-C from a terminal (SIGINT to the process group) while PATCHes go out: the changes
-    being sent end, no other is sent, every PATCH Omnitron got is in the ledger, one line says
-    so (exit 130, no traceback), and the next run patches each customer once."""
+    """Ctrl-C from a terminal (SIGINT to the process group), or SIGTERM from a scheduler (to the
+    process alone), while PATCHes go out: the changes being sent end, no other is sent, every
+    PATCH Omnitron got is in the ledger, one line says so (exit 130 or 143, no traceback), and
+    the next run patches each customer once."""
     server, settings = synced
     rows, expected = erp_rows(server)
     env = subprocess_env(
@@ -336,13 +340,16 @@ def test_ctrl_c_during_write_back_sends_no_more_and_says_what_was_sent(
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and patched() < 20 and process.poll() is None:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == "ctrl_c":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.terminate()
     at_signal = patched()
     _, said = process.communicate(timeout=120)
     sent = patched()
-    assert process.returncode == 130, said[-3000:]
+    assert process.returncode == code, said[-3000:]
     assert "Traceback" not in said
-    assert "stopped by Ctrl-C: no PATCH was sent after it but any already on its way" in said
+    assert f"stopped by {by}: no PATCH was sent after it but any already on its way" in said
     assert sent - at_signal <= 2, "no PATCH but those of the changes already being sent"
     assert sent < len([r for r in rows if r[0] <= 300]) - 20, "stopped in the middle"
     store = StateStore(settings.state_url.get_secret_value())
