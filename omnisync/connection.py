@@ -65,7 +65,18 @@ def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[
         # an HTTP status is an answer, though an error each time (a server down for maintenance,
         # or a web server that is not Omnitron and refuses the login's POST with 501)
         said = "did not answer" if exc.status is None else "answered only errors"
-        raise RetriesExhausted(f"OMNITRON_URL {shown} {said}: {exc}", status=exc.status) from None
+        budget = client.first_answer_budget
+        # beside OMNISYNC_RETRY_ATTEMPTS=8, "gave up after 3 attempts" read as a setting ignored
+        why = (
+            ""
+            if budget is None
+            else f" (a command's first request is tried {budget[0]} times within {budget[1]:g} s; "
+            "OMNISYNC_RETRY_ATTEMPTS and OMNISYNC_RETRY_MAX_SECONDS apply once Omnitron has "
+            "answered)"
+        )
+        raise RetriesExhausted(
+            f"OMNITRON_URL {shown} {said}: {exc}{why}", status=exc.status
+        ) from None
 
 
 def reach(settings: Settings, **overrides: Any) -> OmnitronClient:

@@ -91,6 +91,11 @@ def test_an_unreachable_omnitron_is_named_after_the_preflights_few_attempts(
     assert len(error) == 1 and "OMNITRON_URL http://127.0.0.1:9 did not answer" in error[0]
     assert "gave up after 3 attempts" in error[0], error
     assert result.stderr.count("retrying") <= 3, result.stderr  # not the 8 attempts set
+    # and why not the 8 set (a new user read "gave up after 3 attempts" as the setting ignored)
+    assert (
+        "(a command's first request is tried 3 times within 10 s; OMNISYNC_RETRY_ATTEMPTS and "
+        "OMNISYNC_RETRY_MAX_SECONDS apply once Omnitron has answered)"
+    ) in error[0], error
 
 
 def test_a_server_that_answers_only_errors_is_not_said_to_be_silent(tmp_path: Path) -> None:
