@@ -67,8 +67,7 @@ def sync(
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
-        # the windows an earlier run planned (and did not finish) are in these counts too
-        f"{', finishing the plan an earlier run left' if result.get('resumed_plan') else ''}"
+        f"{_resumed(result)}"
         f"; watermark {_as_status(result['watermark_before'])} -> "
         f"{_as_status(result['watermark_after'])}",
         highlight=False,
@@ -94,6 +93,20 @@ def sync(
         )
     if result.get("data_docs"):
         out.print(f"Data Docs: {result['data_docs']}")
+
+
+def _resumed(result: dict[str, Any]) -> str:
+    """What the summary's counts hold of an earlier run's: a plan this run finished counts the
+    windows an earlier run read of it too (a new user took the whole plan's for this run's)."""
+    if not result.get("resumed_plan"):
+        return ""
+    windows, read = result.get("windows_before", 0), result.get("read_before", 0)
+    if not windows:
+        return ", finishing the plan an earlier run left"
+    return (
+        f", finishing the plan an earlier run left (with its {windows} window(s) and "
+        f"{read:,} read before this run)"
+    )
 
 
 def _sync_run(

@@ -128,8 +128,12 @@ def _steps(
     write_missing_datasets(run.storage, analyst.schema, dt.datetime.now(dt.UTC))
     totals = PlanTotals()
     unfinished = None if full_refresh else open_plan(run.store, run.storage)
+    # what an earlier run read of the plan this one finishes: in the plan's totals, said apart
+    earlier = PlanTotals()
     if unfinished is not None:
         check_staged(run.storage, unfinished.plan_id, run.snapshot.buckets)
+        done = run.store.plans.windows(STREAM, unfinished.plan_id)
+        earlier = PlanTotals.of([window for window in done if window.status == "done"])
         totals.add(_run_plan(run, unfinished, orchestration))
     if full_refresh:
         # A full refresh asks again what the server's date filters take: a server that learned
@@ -175,6 +179,8 @@ def _steps(
         **deletions.counts(),
         "deleted": deletions.counts()["deleted"] + totals.rebuild_deleted,
         "resumed_plan": unfinished is not None,
+        "windows_before": earlier.windows,
+        "read_before": earlier.rows,
         "upper_bound": plan.upper.isoformat(),
         "watermark_before": None
         if record.watermark_before is None

@@ -63,8 +63,11 @@ def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
     ) in said
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     (run,) = store.runs.recent()
+    opened = store.plans.open("customers")
     store.dispose()
     assert run["status"] == "interrupted", run
+    assert opened is not None
+    done_before = [window for window in opened[1] if window.status == "done"]
     shown = omnisync(env, "status").stdout
     assert "unfinished plan" in shown, shown
     assert re.search(r"[1-9]\d* of \d+ windows read \([\d,]+ customers", shown), shown
@@ -72,7 +75,12 @@ def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
 
     wait_for_server_clock(server, 0)
     done = sync_ok(env)
-    assert "finishing the plan an earlier run left" in done.stdout, done.stdout
+    # the summary's counts hold the earlier run's windows of the plan too: it says how many
+    read_before = sum(window.rows or 0 for window in done_before)
+    assert (
+        f"finishing the plan an earlier run left (with its {len(done_before)} window(s) and "
+        f"{read_before:,} read before this run)"
+    ) in done.stdout, done.stdout
     assert_lake_matches_truth(server, settings_for(server, tmp_path).lake)
 
 
