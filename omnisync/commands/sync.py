@@ -67,6 +67,8 @@ def sync(
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
+        # "0 new or changed" alone read as nothing done (a new user's full refresh after damage)
+        f"{'; customers/ rebuilt from what they read' if full_refresh else ''}"
         f"{_resumed(result)}"
         f"; watermark {_as_status(result['watermark_before'])} -> "
         f"{_as_status(result['watermark_after'])}",

@@ -160,8 +160,11 @@ def test_a_full_refresh_keeps_no_deleted_customer(
     sync_ok(env)  # a budget of 4 requests: some ranges are left for later
     store = StateStore(f"sqlite:///{tmp_path}/state.db")
     assert carried_ranges(store, "customers")
-    sync_ok(env, "--full-refresh")
+    refreshed = sync_ok(env, "--full-refresh")
     assert carried_ranges(store, "customers") == [], "a full refresh leaves nothing to narrow"
+    # every version was in the change log already: the line says the rebuild beside "0 new"
+    assert " 0 new or changed, " in refreshed.stdout, refreshed.stdout
+    assert "; customers/ rebuilt from what they read;" in refreshed.stdout, refreshed.stdout
     store.dispose()
     assert_lake_matches_truth(server, lake)
     assert sorted(deletion_rows(lake)) == sorted(gone)
