@@ -204,3 +204,16 @@ def test_a_sync_writing_to_a_log_says_its_progress_in_lines_now_and_then(
     assert done.returncode == 0, done.stderr[-2000:]
     said = [line for line in done.stderr.splitlines() if line.startswith("syncing: windows")]
     assert len(said) >= 4 and said[-1].endswith("(100%)"), done.stderr
+    # With the run's log at INFO, its own lines say the progress: not twice (a review)
+    env.update(
+        OMNISYNC_LAKE=str(tmp_path / "lake3"),
+        OMNISYNC_STATE_URL=f"sqlite:///{tmp_path}/state3.db",
+        OMNISYNC_LOG_LEVEL="INFO",
+    )
+    with SandboxServer(customers=600, seed=5) as server:
+        env["OMNITRON_URL"] = server.url
+        logged = omnisync(env, "sync")
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    lines = logged.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("syncing: windows")], logged.stderr
+    assert [line for line in lines if "sync-windows: " in line], logged.stderr

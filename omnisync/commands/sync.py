@@ -62,7 +62,11 @@ def sync(
                 console.status("syncing ...") as status,
             ):
                 # each window's end moves the status line: where a backfill is, and its pace
-                show = status.update if console.is_terminal else _lines_now_and_then()
+                show = (
+                    status.update
+                    if console.is_terminal
+                    else _lines_now_and_then(settings.log_level in ("DEBUG", "INFO"))
+                )
                 result = _sync_run(settings, full_refresh, context, api, show)
     out.print(
         f"[green]ok[/green] {sync_counts(result)} in "
@@ -147,17 +151,18 @@ def _sync_run(
 LINE_EVERY = 10.0
 
 
-def _lines_now_and_then() -> Callable[[str], None]:
+def _lines_now_and_then(logged: bool = False) -> Callable[[str], None]:
     """Progress as plain lines on standard error, at most one each :data:`LINE_EVERY` seconds:
     a sync whose output goes to a log or a pipe said nothing until its end (a new user waited
-    25 s), and a short run still says nothing more than its result."""
+    25 s), and a short run still says nothing more than its result. None when the run's log
+    lines say it (``logged``: ``OMNISYNC_LOG_LEVEL`` INFO or DEBUG), which would double them."""
     import time
 
     said = [time.monotonic()]
 
     def show(line: str) -> None:
         now = time.monotonic()
-        if now - said[0] >= LINE_EVERY:
+        if not logged and now - said[0] >= LINE_EVERY:
             said[0] = now
             console.print(line, highlight=False, soft_wrap=True)
 
