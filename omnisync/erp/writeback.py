@@ -223,10 +223,22 @@ def write_back(
             return check_hold(client, ours, change, note)  # our code, a person's edit since
         return None
 
-    begun: set[int] = set()  # the changes run took (by id): Ctrl-C cancels the rest in map
+    begun: set[int] = set()  # the changes taken (by id): Ctrl-C cancels the rest in map
+    taking = threading.Lock()
 
-    def run(change: dict[str, Any]) -> Attempt:
-        begun.add(id(change))
+    def taken(change: dict[str, Any]) -> bool:
+        """Whether this thread takes ``change`` (no other did): after a second Ctrl-C stopped
+        the pool's shutdown, its workers and the ``finally`` below take changes at once."""
+        with taking:
+            if id(change) in begun:
+                return False
+            begun.add(id(change))
+            return True
+
+    def run(change: dict[str, Any]) -> Attempt | None:
+        return attempted(change) if taken(change) else None
+
+    def attempted(change: dict[str, Any]) -> Attempt:
         key = key_of(change)
         noted: list[Attempt] = []
         plan = (key[0], key[1], change["previous_erp_code"], change["based_on_modified"])
@@ -261,11 +273,11 @@ def write_back(
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="writeback") as pool:
             try:
-                return list(pool.map(run, changes))
+                # every change is taken by map's workers while nothing stops them
+                return [attempt for attempt in pool.map(run, changes) if attempt is not None]
             except BaseException:
                 stop.set()  # Ctrl-C: the changes begun send no PATCH from now on
                 raise
     finally:  # and those map cancelled never ran: each ends not_attempted, in the ledger too
         for change in changes:
-            if id(change) not in begun:
-                run(change)
+            run(change)
