@@ -109,14 +109,10 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
     )
     # the newest sync's (a repair or a reconcile after it does not read the plan's staging)
     last = next((r for r in runs if r["stream"] == "customers" and r["kind"] in SYNC_KINDS), None)
-    if working:
-        who = "a run is working on it"
-    elif last is not None and STAGED_DAMAGE in str(last["error"] or ""):
-        # a new user read "the next sync finishes it" above the error saying it would not
-        who = "the last sync could not read a file it staged (its error below): only `omnisync "
-        who += "sync --full-refresh` goes on from here"
-    else:
-        who = "the next sync finishes it"
+    who = "a run is working on it" if working else "the next sync finishes it"
+    if not working and last is not None and STAGED_DAMAGE in str(last["error"] or ""):
+        # said beside the error below, which names the file: the sync reads its window again
+        who += ", reading again the window whose staged file could not be read"
     return (
         f"{len(read)} of {len(windows)} windows read ({rows:,} customers, in customer_changes/; "
         f"customers/ gets them when the plan is done), up to {upper:%Y-%m-%d %H:%M:%S}: {who}"

@@ -13,31 +13,38 @@ class LakeError(Exception):
 
 #: what a damaged staged file's error advises (``omnisync status`` finds it there too)
 STAGED_DAMAGE = (
-    "it is a window an open plan staged: run `omnisync sync --full-refresh`, which reads every "
-    "customer again and leaves that plan"
+    "it is a window an open plan staged: the next `omnisync sync` reads that window from "
+    "Omnitron again"
 )
 
 
 class LakeDamaged(LakeError):
     """A file of the lake whose bytes Arrow cannot decode (a broken footer, a damaged page). In
     ``customers/``, ``omnisync verify --full --repair`` removes it and reads its customers from
-    Omnitron again; elsewhere nothing can read its rows again, so it is named for a person."""
+    Omnitron again; a window's staged file, the next sync reads its window again
+    (``sync/staging_upkeep.py``); elsewhere nothing can read its rows again, so it is named for a
+    person."""
 
-    def __init__(self, relative: str, shown: str, reason: str) -> None:
-        if relative.startswith("_staging/"):
-            advice = STAGED_DAMAGE
-        elif relative.startswith("customers/"):
-            advice = (
-                "run `omnisync verify --full --repair` to remove it and read its customers from "
-                "Omnitron again"
-            )
-        else:
-            advice = (
-                "restore it from a backup, or move it out of the lake (its rows are then gone "
-                "from that dataset); `omnisync verify --full --repair` mends customers/ only"
-            )
+    def __init__(self, relative: str, shown: str, reason: str, advice: str | None = None) -> None:
+        """``advice``: what to do, when not the default of the file's dataset."""
+        if advice is None:
+            advice = _advice(relative)
         super().__init__(f"the lake's file {shown} cannot be read ({reason}): {advice}")
-        self.relative = relative
+        self.relative, self.shown, self.reason = relative, shown, reason
+
+
+def _advice(relative: str) -> str:
+    if relative.startswith("_staging/"):
+        return STAGED_DAMAGE
+    if relative.startswith("customers/"):
+        return (
+            "run `omnisync verify --full --repair` to remove it and read its customers from "
+            "Omnitron again"
+        )
+    return (
+        "restore it from a backup, or move it out of the lake (its rows are then gone from that "
+        "dataset); `omnisync verify --full --repair` mends customers/ only"
+    )
 
 
 def damage_in(exc: BaseException) -> bool:

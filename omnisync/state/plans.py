@@ -134,6 +134,25 @@ class Plans:
                 )
             )
 
+    def reopen_window(
+        self, stream: str, plan_id: str, lo_us: int, fence: Fence | None = None
+    ) -> None:
+        """A window read before is to be read again (its staged rows cannot be read): pending,
+        with nothing counted, as it was planned."""
+        with fenced(self.engine, fence) as connection:
+            connection.execute(
+                update(windows)
+                .where(
+                    windows.c.stream == stream,
+                    windows.c.plan_id == plan_id,
+                    windows.c.lo_us == lo_us,
+                    windows.c.status.in_(("pending", "done")),
+                )
+                .values(
+                    status="pending", rows=None, max_modified_us=None, quarantined=None, counts=None
+                )
+            )
+
     def abandon(self, stream: str, plan_id: str | None = None, fence: Fence | None = None) -> None:
         """Give up the open plan(s) of ``stream`` (a full refresh, or a plan judged systemic-
         ally bad): the next run plans again from the watermark, which never moved for them."""

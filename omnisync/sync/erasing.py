@@ -13,7 +13,8 @@ from omnisync.lake.erasure import Erased, erase_customers
 from omnisync.state import StateStore
 from omnisync.state.deletions import recorded_deletions
 from omnisync.sync.context import STREAM
-from omnisync.sync.staging import remove_finished_staging, remove_staged
+from omnisync.sync.staging import remove_staged
+from omnisync.sync.staging_upkeep import remove_finished_staging
 
 
 def erase_deleted(

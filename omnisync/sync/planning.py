@@ -43,7 +43,7 @@ from omnisync.state.times import from_us, to_us
 from omnisync.sync.context import STREAM
 from omnisync.sync.deletions import Seen
 from omnisync.sync.rebuild import is_rebuild, mark_rebuild
-from omnisync.sync.staging import remove_finished_staging
+from omnisync.sync.staging_upkeep import remove_finished_staging
 
 log = logging.getLogger("omnisync.sync")
 MIN_WINDOW = dt.timedelta(seconds=1)

@@ -35,6 +35,7 @@ from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, new_plan, open_plan
 from omnisync.sync.staging import check_staged
+from omnisync.sync.staging_upkeep import read_damaged_again
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
 from transforms.pii import apply_pii_policy
@@ -131,7 +132,11 @@ def _steps(
     # what an earlier run read of the plan this one finishes: in the plan's totals, said apart
     earlier = PlanTotals()
     if unfinished is not None:
-        check_staged(run.storage, unfinished.plan_id, run.snapshot.buckets)
+        buckets = run.snapshot.buckets
+        if read_damaged_again(run.storage, run.store, unfinished.plan_id, buckets, run.fence):
+            unfinished = open_plan(run.store, run.storage)  # with those windows pending again
+            assert unfinished is not None, "a plan with pending windows is open"
+        check_staged(run.storage, unfinished.plan_id, buckets)
         done = run.store.plans.windows(STREAM, unfinished.plan_id)
         earlier = PlanTotals.of([window for window in done if window.status == "done"])
         totals.add(_run_plan(run, unfinished, orchestration))

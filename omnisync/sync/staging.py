@@ -9,15 +9,16 @@ ms CPU, its copy in bucket order included, for 2.8 times the bytes; ``python -m
 bench.lake_merge``, docs/performance.md). A remote lake stages Parquet (``.parquet``, a CRC on
 every page, none on its footer), where the bytes cost more than the CPU; either is read,
 whichever an earlier run wrote. A resumed plan opens its staged files before it reads any window
-(:func:`check_staged`).
+(:func:`check_staged`); one it cannot read, it reads again (``staging_upkeep.py``).
 
 The plan's finish (``finish.py``, or ``rebuild.py`` for a full refresh) reads each bucket's
 groups from every window's files (:func:`staged_by_bucket`), so a backfill rewrites each bucket
 once. A retried window replaces its files.
 
 Staging is per plan. Files of a plan the state store records as merged or abandoned belong to
-no run and are removed; those of a plan that is still open, or that the store does not know,
-are never removed, so no run deletes the staged rows of a plan another run may resume.
+no run and are removed (``staging_upkeep.py``); those of a plan that is still open, or that the
+store does not know, are never removed, so no run deletes the staged rows of a plan another run
+may resume.
 
 A deleted customer's staged rows are taken out of every plan's files, open ones included, when
 its deletion is erased (:func:`remove_staged`): a plan finished later must not merge the
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import posixpath
 import struct
 import zlib
 from collections.abc import Callable, Collection, Iterator
@@ -40,8 +40,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from omnisync.lake import LakeStorage, Snapshot
-from omnisync.state import StateStore
-from omnisync.sync.context import STREAM
 
 log = logging.getLogger("omnisync.sync")
 
@@ -235,17 +233,22 @@ def check_staged(storage: LakeStorage, plan_id: str, buckets: int) -> dict[str, 
     damaged file stops the run at once, not after the windows left (found by a new user: 23 s
     of a 200k plan read for nothing); a merge, before it writes any bucket. Raises
     :class:`LakeDamaged`."""
-    listed: dict[str, list[int]] = {}
-    for name in staged_files(storage, staging_dir(plan_id)):
-        with open_staged(storage, name) as file:
-            listed[name] = file.buckets
-        # A bucket the merge never asks for would leave its rows out without a word (found by
-        # a review: a Parquet footer's bucket list has no CRC).
-        held = listed[name]
-        if not held or len(set(held)) != len(held) or not set(held) <= set(range(buckets)):
-            with storage.reading(name):
-                raise OSError(f"it lists buckets {held} of a layout of {buckets}")
-    return listed
+    return {
+        name: checked_buckets(storage, name, buckets)
+        for name in staged_files(storage, staging_dir(plan_id))
+    }
+
+
+def checked_buckets(storage: LakeStorage, name: str, buckets: int) -> list[int]:
+    """The buckets of staged file ``name``, once it is opened (see :func:`check_staged`)."""
+    with open_staged(storage, name) as file:
+        held = file.buckets
+    # A bucket the merge never asks for would leave its rows out without a word (found by a
+    # review: a Parquet footer's bucket list has no CRC).
+    if not held or len(set(held)) != len(held) or not set(held) <= set(range(buckets)):
+        with storage.reading(name):
+            raise OSError(f"it lists buckets {held} of a layout of {buckets}")
+    return held
 
 
 def staged_by_bucket(
@@ -272,20 +275,6 @@ def staged_by_bucket(
                     if bucket in file.buckets
                 ]
                 yield bucket, [without_staging_metadata(part) for part in rows]
-
-
-def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
-    """Remove the staged files of plans the state store records as merged or abandoned (a run
-    that stopped before removing its own, or the plan a full refresh just abandoned). A plan
-    that is over belongs to no run: one that lost its lock and still works on it is refused at
-    its next change to the lake, whatever is left of its staging."""
-    plans = {
-        posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
-        for path in storage.files(STAGING, suffix="")
-        if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
-    }
-    for plan_id in sorted(store.plans.finished(STREAM, sorted(plans))):
-        storage.delete_tree(staging_dir(plan_id))
 
 
 def remove_staged(storage: LakeStorage, pks: Collection[int]) -> int:

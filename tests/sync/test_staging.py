@@ -11,7 +11,8 @@ import pytest
 from omnisync.lake import LakeStorage
 from omnisync.state import StateStore
 from omnisync.sync.context import STREAM
-from omnisync.sync.staging import remove_finished_staging, staging_dir
+from omnisync.sync.staging import staging_dir
+from omnisync.sync.staging_upkeep import remove_finished_staging
 
 
 def test_a_new_plan_removes_only_the_staging_of_plans_that_are_over(tmp_path: Path) -> None:
@@ -43,7 +44,7 @@ def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback
 ) -> None:
     """Staged windows carry CRCs like the lake's files (Parquet's on every page, Arrow IPC's on
     every batch): a changed byte that still decodes is refused as damage (one line, naming the
-    file and a full refresh), not a raw OSError, in either format."""
+    file and what the next sync does), not a raw OSError, in either format."""
     import orjson
     import pyarrow.parquet as pq
 
@@ -60,7 +61,7 @@ def test_a_staged_window_damaged_where_it_still_decodes_is_named_not_a_traceback
     data = bytearray(path.read_bytes())
     data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
     path.write_bytes(bytes(data))
-    with pytest.raises(LakeDamaged, match="omnisync sync --full-refresh") as damaged:
+    with pytest.raises(LakeDamaged, match="the next `omnisync sync` reads that window") as damaged:
         remove_staged(storage, [5])
     assert name in str(damaged.value) and "\n" not in str(damaged.value)
 
@@ -307,17 +308,26 @@ def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_pat
         read()
 
 
-def test_a_resumed_plan_with_a_damaged_staged_file_stops_before_reading_any_window(
-    make_sandbox: Any, tmp_path: Path
+@pytest.mark.parametrize("read_before", ["one window", "every window"])
+def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
+    make_sandbox: Any, tmp_path: Path, read_before: str
 ) -> None:
-    """Found by a new user: a staged file damaged in an open plan was found only at its merge,
-    after the run had read every window left (23 s of a 200k plan for nothing). A resumed plan
-    now opens its staged files first: the run stops at once with one line saying what to do,
-    no window more is read, and `omnisync status` shows that line whole (it was cut at 300
-    characters, in the middle of the command)."""
+    """A staged file damaged in an open plan (one window read, or every window read and the run
+    killed before its merge) is found when the plan resumes, before any window: its window is
+    read from Omnitron again, one line says so, and the plan finishes with every customer; the
+    other windows are not read again. Before, the run stopped, and only a full refresh (every
+    customer read again) went on; a new user found the damage only at the merge, after 23 s of
+    reading the plan's other windows."""
     from omnisync.sync import sync_window
     from omnisync.sync.context import open_run
-    from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
+    from tests.sync.sandbox_runs import (
+        assert_lake_matches_truth,
+        cli_env,
+        omnisync,
+        settings_for,
+        sync_ok,
+        wait_for_server_clock,
+    )
     from tests.sync.steps import plan_for
 
     server = make_sandbox(customers=600, seed=41)
@@ -328,35 +338,74 @@ def test_a_resumed_plan_with_a_damaged_staged_file_stops_before_reading_any_wind
             parts.snapshot.ensure_current()  # as a run's first step
             plan = plan_for(parts)
             assert len(plan.windows) >= 3
-            sync_window(parts, plan.plan_id, *plan.windows[0])
-            # the run dies here: one window staged, the others left
+            for window in plan.windows[: 1 if read_before == "one window" else None]:
+                sync_window(parts, plan.plan_id, *window)
+            # the run dies here
     staged = sorted((tmp_path / "lake" / staging_dir(plan.plan_id)).glob("*.arrow"))
     assert staged
     data = bytearray(staged[0].read_bytes())
     data[len(data) // 2] ^= 0x10
     staged[0].write_bytes(bytes(data))
+    damaged_window = staged[0].name.split(".")[0]
+    # the windows read before, but the damaged one's: not read again
+    kept = (1 if read_before == "one window" else len(plan.windows)) - 1
 
+    env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_WINDOW_ROWS="150")
+    shown = " ".join(omnisync(env, "status").stdout.split())
+    assert "the next sync finishes it" in shown, shown
+    wait_for_server_clock(server, 0)
+    done = sync_ok(env)
+    said = done.stdout + done.stderr
+    assert "Traceback" not in said
+    assert "cannot be read" in said and staged[0].name in said, said[-3000:]
+    assert f"its window {damaged_window} is read from Omnitron again now" in said, said[-3000:]
+    resumed = "finishing the plan an earlier run left"
+    if kept:
+        assert f"{resumed} (with its {kept} window(s) and " in done.stdout, done.stdout
+    else:
+        assert f"{resumed};" in done.stdout, done.stdout
+    assert_lake_matches_truth(server, settings.lake)
+    store = StateStore(settings.state_url.get_secret_value())
+    assert store.plans.open(STREAM) is None
+    (run, *_) = store.runs.recent()
+    store.dispose()
+    assert run["status"] == "succeeded", run
+    assert not list((tmp_path / "lake" / staging_dir(plan.plan_id)).glob("*")), "merged, gone"
+
+
+def test_a_damaged_staged_file_of_no_window_of_the_plan_stops_the_run(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """A staged file whose name is of no window of the plan cannot be read again: the run stops
+    with one line naming it, and `omnisync status` shows that line whole."""
+    from omnisync.sync import sync_window
+    from omnisync.sync.context import open_run
+    from omnisync.sync.staging import write_staged
+    from tests.sync.sandbox_runs import cli_env, omnisync, settings_for
+    from tests.sync.steps import plan_for
+
+    server = make_sandbox(customers=300, seed=42)
+    settings = settings_for(server, tmp_path, lag_seconds=0, window_rows=150)
+    with open_run(settings, "interrupted") as parts:
+        with parts.store.lease.locked(STREAM, wait_seconds=0, run_id="interrupted") as fence:
+            parts = parts.holding(fence)
+            parts.snapshot.ensure_current()
+            plan = plan_for(parts)
+            sync_window(parts, plan.plan_id, *plan.windows[0])
+    name = f"{staging_dir(plan.plan_id)}/stranger.g00.arrow"
+    storage = LakeStorage(settings.lake)
+    write_staged(storage, name, [0], [pa.table({"pk": pa.array([1], pa.int64())})])
+    path = tmp_path / "lake" / name
+    path.write_bytes(path.read_bytes()[:-3])
     env = cli_env(server, tmp_path, "", OMNISYNC_LAG_SECONDS="0", OMNISYNC_WINDOW_ROWS="150")
     done = omnisync(env, "sync")
     assert done.returncode == 2, done.stderr[-2000:]
     said = done.stdout + done.stderr
-    assert "cannot be read" in said and staged[0].name in said and "Traceback" not in said
-    store = StateStore(settings.state_url.get_secret_value())
-    left = store.plans.open(STREAM)
-    assert left is not None and left[0] == plan.plan_id
-    assert sum(w.status == "done" for w in left[1]) == 1, "no window more was read"
-    # a review: a repair after the failed sync, or ten runs of another stream, hid the advice
-    store.runs.start("r" * 32, STREAM, "repair", None)
-    store.runs.finish("r" * 32, "succeeded")
-    for number in range(11):
-        store.runs.start(f"{number:032d}", "erp", "reconcile", None)
-        store.runs.finish(f"{number:032d}", "succeeded")
-    shown = omnisync(env, "status")
-    words = " ".join(shown.stdout.split())
-    assert "omnisync sync --full-refresh" in words, shown.stdout
-    # the plan's line no longer says the next sync finishes it (a new user read both at once)
-    assert "the next sync finishes it" not in words, shown.stdout
-    assert "the last sync could not read a file it staged" in words, shown.stdout
+    assert "stranger.g00.arrow" in said and "cannot be read" in said, said[-2000:]
+    assert "it is of no window of the open plan: move it out of the lake" in said, said[-2000:]
+    assert "Traceback" not in said
+    shown = " ".join(omnisync(env, "status").stdout.split())
+    assert "stranger.g00.arrow" in "".join(shown.split()), shown
 
 
 def test_every_bit_flipped_in_a_staged_file_stops_the_merge_whatever_bucket_it_then_names(

@@ -1,0 +1,87 @@
+"""Staged files beyond a plan's own reading of them: those of plans that are over are removed,
+and a resumed plan's file that cannot be read is not a dead end: its window is read again.
+
+A window's staged rows are a copy of what Omnitron answered for ``[lo, hi)``; its versions are
+in ``customer_changes/`` already (a window written again replaces its own files there). Reading
+the window again when its staged file is damaged is what a window left pending gets: the
+customers now in ``[lo, hi)`` at their current versions, and those modified since (now after
+the plan's upper bound) from the next run. Before, the only way on was a full refresh, every
+customer read again for one file.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+
+from omnisync.lake import LakeStorage
+from omnisync.lake.changes import window_key
+from omnisync.lake.errors import LakeDamaged
+from omnisync.state import Fence, StateStore
+from omnisync.state.times import from_us
+from omnisync.sync.context import STREAM
+from omnisync.sync.staging import STAGING, checked_buckets, staged_files, staging_dir
+
+log = logging.getLogger("omnisync.sync")
+_GROUP = re.compile(r"\.g\d+$")
+
+
+def remove_finished_staging(storage: LakeStorage, store: StateStore) -> None:
+    """Remove the staged files of plans the state store records as merged or abandoned (a run
+    that stopped before removing its own, or the plan a full refresh just abandoned). A plan
+    that is over belongs to no run: one that lost its lock and still works on it is refused at
+    its next change to the lake, whatever is left of its staging."""
+    plans = {
+        posixpath.basename(posixpath.dirname(path)).removeprefix("plan=")
+        for path in storage.files(STAGING, suffix="")
+        if posixpath.basename(posixpath.dirname(path)).startswith("plan=")
+    }
+    for plan_id in sorted(store.plans.finished(STREAM, sorted(plans))):
+        storage.delete_tree(staging_dir(plan_id))
+
+
+def window_of(name: str) -> str:
+    """The window a staged file is of (``window_key``): its name without group and suffix."""
+    return _GROUP.sub("", posixpath.basename(name).rsplit(".", 1)[0])
+
+
+def read_damaged_again(
+    storage: LakeStorage,
+    store: StateStore,
+    plan_id: str,
+    buckets: int,
+    fence: Fence | None,
+) -> int:
+    """Open every file plan ``plan_id`` staged; the windows of those that cannot be read lose
+    all their staged files and are pending again, to be read by this run. Returns how many.
+    Raises :class:`LakeDamaged` for a file of no window of the plan (nothing reads it again)."""
+    damaged: dict[str, LakeDamaged] = {}
+    for name in staged_files(storage, staging_dir(plan_id)):
+        try:
+            checked_buckets(storage, name, buckets)
+        except LakeDamaged as exc:
+            damaged.setdefault(window_of(name), exc)
+    if not damaged:
+        return 0
+    planned = {
+        window_key(None if w.lo_us == 0 else from_us(w.lo_us), from_us(w.hi_us)): w
+        for w in store.plans.windows(STREAM, plan_id)
+    }
+    for key, error in damaged.items():
+        window = planned.get(key)
+        if window is None or window.status not in ("pending", "done"):
+            raise LakeDamaged(
+                error.relative,
+                error.shown,
+                error.reason,
+                "it is of no window of the open plan: move it out of the lake, or run `omnisync "
+                "sync --full-refresh`, which reads every customer again and leaves that plan",
+            )
+    for key, error in sorted(damaged.items()):
+        for name in staged_files(storage, staging_dir(plan_id)):
+            if window_of(name) == key:
+                storage.delete(name)
+        store.plans.reopen_window(STREAM, plan_id, planned[key].lo_us, fence=fence)
+        log.warning("%s; its window %s is read from Omnitron again now", error, key)
+    return len(damaged)
