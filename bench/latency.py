@@ -55,8 +55,9 @@ def main() -> None:
         wall, cpu, _, read, spent = incremental_run(url, sync, environment(url, f"{tmp}/1"))
         print(
             f"latency: incremental, 1,000 changes, every request {LATENCY_MS:g} ms late: "
-            f"{wall:.2f} s wall, {cpu:.2f} CPU-s: {wall - cpu:.2f} s waiting on the server "
-            f"beyond the CPU ({read:,} read in {spent} requests)",
+            f"{wall:.2f} s wall, {cpu:.2f} CPU-s: {wall - cpu:.2f} s of wall above the process's "
+            f"CPU, its threads' together: the waits nothing overlapped ({read:,} read in {spent} "
+            "requests)",
             flush=True,
         )
         print(

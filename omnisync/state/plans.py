@@ -117,28 +117,38 @@ class Plans:
         counts: dict[str, Any] | None = None,
         fence: Fence | None = None,
     ) -> None:
-        with fenced(self.engine, fence) as connection:
-            connection.execute(
-                update(windows)
-                .where(
-                    windows.c.stream == stream,
-                    windows.c.plan_id == plan_id,
-                    windows.c.lo_us == lo_us,
-                )
-                .values(
-                    status="done",
-                    rows=rows,
-                    max_modified_us=max_modified_us,
-                    quarantined=quarantined,
-                    counts=json.dumps(counts or {}, sort_keys=True),
-                )
-            )
+        self._set_window(
+            stream,
+            plan_id,
+            lo_us,
+            fence,
+            status="done",
+            rows=rows,
+            max_modified_us=max_modified_us,
+            quarantined=quarantined,
+            counts=json.dumps(counts or {}, sort_keys=True),
+        )
 
     def reopen_window(
         self, stream: str, plan_id: str, lo_us: int, fence: Fence | None = None
     ) -> None:
         """A window read before is to be read again (its staged rows cannot be read): pending,
         with nothing counted, as it was planned."""
+        self._set_window(
+            stream,
+            plan_id,
+            lo_us,
+            fence,
+            status="pending",
+            rows=None,
+            max_modified_us=None,
+            quarantined=None,
+            counts=None,
+        )
+
+    def _set_window(
+        self, stream: str, plan_id: str, lo_us: int, fence: Fence | None, **values: Any
+    ) -> None:
         with fenced(self.engine, fence) as connection:
             connection.execute(
                 update(windows)
@@ -146,11 +156,8 @@ class Plans:
                     windows.c.stream == stream,
                     windows.c.plan_id == plan_id,
                     windows.c.lo_us == lo_us,
-                    windows.c.status.in_(("pending", "done")),
                 )
-                .values(
-                    status="pending", rows=None, max_modified_us=None, quarantined=None, counts=None
-                )
+                .values(**values)
             )
 
     def abandon(self, stream: str, plan_id: str | None = None, fence: Fence | None = None) -> None:

@@ -101,9 +101,10 @@ class RunContext:
     def prepare_validator(self) -> None:
         """Start importing GX (seconds of a run's start) on its own thread, when the run's
         validator is not built: the requests that follow (planning's) wait on Omnitron meanwhile
-        instead of before it. This thread must import nothing GX imports until the validator is
-        built: it has loaded what it uses by then (it opened the state database and the lake and
-        asked Omnitron; ``tests/validation/test_gx_overlap.py`` holds it to that). Not for a
+        instead of before it. No other thread may import anything GX imports until the validator
+        is built: this one has loaded what it uses by then (it opened the state database and the
+        lake and asked Omnitron; ``tests/validation/test_gx_overlap.py`` holds every thread to
+        that). Not for a
         remote lake: its file system's client (botocore, which GX imports too) may load modules
         on a later call."""
         if self.validator is None and self.storage.local:

@@ -64,8 +64,8 @@ def run_sync(
     logger = orchestration.logger()
     with contextlib.ExitStack() as stack:
         # The validator (GX: seconds to start) is built just before the first window runs, in
-        # this thread; GX's import starts before planning (``_steps``): a refused run ends at
-        # once, and the import overlaps planning's requests.
+        # this thread; for a command-line run on a local lake, GX's import starts before planning
+        # (``_steps``): a refused run ends at once, and the import overlaps planning's requests.
         if context is None:  # the command line's preflight's, when it started this flow run
             context = take_handed(settings) or stack.enter_context(
                 open_run(settings, uuid.uuid4().hex, validate=False)
@@ -147,8 +147,9 @@ def _steps(
         run.store.servers.remember(run.client.base_url, run.datetimes)
     # Always plan again: finishing an old plan does not make the lake current. GX's import
     # starts first, on its own thread, so that planning's requests wait on Omnitron while it
-    # runs; only in a process of this run's threads alone (a Prefect flow's own threads load
-    # modules whenever they need them).
+    # runs; not in a Prefect flow run, whose own threads load modules whenever they need them
+    # (the command line's other threads, a lock's heartbeat or a status line's refresh, load
+    # none meanwhile: tests/validation/test_gx_overlap.py).
     if isinstance(orchestration, Local):
         run.prepare_validator()
     plan = new_plan(

@@ -48,8 +48,8 @@ def import_gx() -> ModuleType:
 def start_import() -> threading.Event | None:
     """Start importing GX on a thread of its own, unless it is imported or being imported, and
     return at once: the event set when it ends (None: GX was imported already). The caller holds
-    :func:`import_gx`'s lock, and its thread must import nothing GX imports until the event is
-    set: two threads importing one package's modules can each wait for the other's, and Python
+    :func:`import_gx`'s lock, and no other thread may import anything GX imports until the event
+    is set: two threads importing one package's modules can each wait for the other's, and Python
     then hands one of them the module half made (tests/validation/test_gx_overlap.py).
 
     The import runs under :func:`~omnisync.lasting_imports.lasting_imports`, once per process:
@@ -58,8 +58,10 @@ def start_import() -> threading.Event | None:
     a module's own import of a module GX imports: its thread would wait for that module's import,
     which waits for it (Python's import-deadlock check cannot see a thread)."""
     global _importing
-    if _importing is not None:
+    if _importing is not None and not (_importing.is_set() and _failed):
         return _importing
+    # (an import that failed, its failure raised to nobody, is tried again, not raised again)
+    _importing = None
     if "great_expectations" in sys.modules:  # imported before, by omnisync or not
         return None
     defer_unused_imports()

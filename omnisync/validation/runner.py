@@ -81,8 +81,8 @@ class Validator(DocsSite):
     @staticmethod
     def start_import() -> None:
         """Start GX's import on its own thread and return at once (``gx_import.start_import``):
-        the validator built later waits only for what is left of it. The calling thread must
-        import nothing GX imports before the validator is built."""
+        the validator built later waits only for what is left of it. No other thread may import
+        anything GX imports before the validator is built."""
         with _GX_LOCK:
             start_import()
 
@@ -93,7 +93,7 @@ class Validator(DocsSite):
         retention_days: int = 30,
     ) -> None:
         with _GX_LOCK:  # what import_gx changes is shared by every thread while it imports
-            gx = import_gx()  # a slow import: only runs that validate pay it
+            gx = import_gx()  # a slow import, started earlier (start_import) or now
             configurations.install(gx.expectations.Expectation)
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,30 +31,7 @@ WINDOW_DONE = re.compile(r"omnisync\.\w+ - window \[.*\) done")
 def test_ctrl_c_in_a_sync_says_what_stays_and_the_next_run_goes_on(
     make_sandbox: Make, tmp_path: Path
 ) -> None:
-    server = make_sandbox(customers=1200, seed=11, max_limit=100)
-    env = cli_env(
-        server,
-        tmp_path,
-        "",  # its own process, with no Prefect API
-        OMNISYNC_LAG_SECONDS="0",
-        OMNISYNC_WINDOW_ROWS="150",
-        OMNISYNC_PAGE_SIZE="100",
-        OMNISYNC_LOG_LEVEL="DEBUG",
-    )
-    process = start_omnisync(env, "sync")
-    assert process.stderr is not None
-    tail: list[str] = []
-    interrupted = False
-    for line in process.stderr:
-        tail = [*tail[-40:], line]
-        if WINDOW_DONE.search(line):
-            os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-            interrupted = True
-            break
-    rest = process.stderr.read()
-    process.wait(timeout=120)
-    said = "".join(tail) + rest
-    assert interrupted, said[-3000:]
+    server, env, process, said = _stopped_after_a_window(make_sandbox, tmp_path, 11, "SIGINT")
     assert process.returncode == 130, said[-3000:]
     assert "Traceback" not in said
     assert (
@@ -88,26 +66,7 @@ def test_sigterm_in_a_sync_stops_it_as_ctrl_c_does(make_sandbox: Make, tmp_path:
     """SIGTERM, as a scheduler, systemd or a container runtime sends it to the command alone:
     Ctrl-C's path (omnisync/stopping.py), said as SIGTERM, exit 143, the run recorded as ended
     by it; not a process gone at once with its run left 'running'."""
-    server = make_sandbox(customers=1200, seed=12, max_limit=100)
-    env = cli_env(
-        server,
-        tmp_path,
-        "",
-        OMNISYNC_LAG_SECONDS="0",
-        OMNISYNC_WINDOW_ROWS="150",
-        OMNISYNC_PAGE_SIZE="100",
-        OMNISYNC_LOG_LEVEL="DEBUG",
-    )
-    process = start_omnisync(env, "sync")
-    assert process.stderr is not None
-    tail: list[str] = []
-    for line in process.stderr:
-        tail = [*tail[-40:], line]
-        if WINDOW_DONE.search(line):
-            process.terminate()  # SIGTERM to the process alone
-            break
-    said = "".join(tail) + process.stderr.read()
-    process.wait(timeout=120)
+    server, env, process, said = _stopped_after_a_window(make_sandbox, tmp_path, 12, "SIGTERM")
     assert process.returncode == 143, said[-3000:]
     assert "Traceback" not in said
     assert "stopped by SIGTERM: what it finished is kept" in said, said[-3000:]
@@ -122,3 +81,38 @@ def test_sigterm_in_a_sync_stops_it_as_ctrl_c_does(make_sandbox: Make, tmp_path:
     done = sync_ok(env)
     assert "finishing the plan an earlier run left" in done.stdout, done.stdout
     assert_lake_matches_truth(server, settings_for(server, tmp_path).lake)
+
+
+def _stopped_after_a_window(
+    make_sandbox: Make, tmp_path: Path, seed: int, how: str
+) -> tuple[SandboxServer, dict[str, str], subprocess.Popen[str], str]:
+    """``omnisync sync`` in its own process (no Prefect API), sent ``how`` once a window is
+    done: SIGINT to its process group (a terminal's Ctrl-C), or SIGTERM to it alone (a
+    scheduler's, a container's). Returns what it said, once it ended."""
+    server = make_sandbox(customers=1200, seed=seed, max_limit=100)
+    env = cli_env(
+        server,
+        tmp_path,
+        "",
+        OMNISYNC_LAG_SECONDS="0",
+        OMNISYNC_WINDOW_ROWS="150",
+        OMNISYNC_PAGE_SIZE="100",
+        OMNISYNC_LOG_LEVEL="DEBUG",
+    )
+    process = start_omnisync(env, "sync")
+    assert process.stderr is not None
+    tail: list[str] = []
+    sent = False
+    for line in process.stderr:
+        tail = [*tail[-40:], line]
+        if WINDOW_DONE.search(line):
+            if how == "SIGINT":
+                os.killpg(process.pid, signal.SIGINT)
+            else:
+                process.terminate()
+            sent = True
+            break
+    said = "".join(tail) + process.stderr.read()
+    process.wait(timeout=120)
+    assert sent, said[-3000:]
+    return server, env, process, said

@@ -6,8 +6,9 @@ thread imports anything: two threads importing modules of one package can each h
 the other needs, and Python then hands one of them a module half made (an ImportError or an
 AttributeError, at random). Each sync here runs in a fresh process with a finder at the head of
 ``sys.meta_path`` that writes down every module another thread looks for while GX's import thread
-lives; the lists must be empty. The test also proves that the overlap happened: planning started
-while GX was being imported.
+lives, and that thread starts importing only once planning is over, so that the watch spans all
+of planning whatever the machine's speed; the lists must be empty. The test also proves that the
+overlap happened: planning started while GX was being imported.
 """
 
 from __future__ import annotations
@@ -34,9 +35,20 @@ from tests.sync.sandbox_runs import (
 WATCHED_SYNC = r"""
 import json, sys, threading
 
+import omnisync.validation.gx_import as gx_import
 from omnisync.validation.gx_import import IMPORT_THREAD
 
 found, planning = [], []
+planned = threading.Event()
+importing = gx_import._import
+
+
+def after_planning(done):
+    planned.wait(120)
+    importing(done)
+
+
+gx_import._import = after_planning
 
 
 def importing_gx():
@@ -56,12 +68,15 @@ sys.meta_path.insert(0, Watch)
 
 import omnisync.sync.run as run
 
-planned = run.new_plan
+plan = run.new_plan
 
 
 def new_plan(*args, **kwargs):
     planning.append(importing_gx())
-    return planned(*args, **kwargs)
+    try:
+        return plan(*args, **kwargs)
+    finally:
+        planned.set()
 
 
 run.new_plan = new_plan
