@@ -70,7 +70,8 @@ def naming_omnitron_url(settings: Settings, client: OmnitronClient) -> Iterator[
         why = (
             ""
             if budget is None
-            else f" (a command's first request is tried {budget[0]} times within {budget[1]:g} s; "
+            else f" (a command's first request is tried up to {budget[0]} time(s) within "
+            f"{budget[1]:g} s; "
             "OMNISYNC_RETRY_ATTEMPTS and OMNISYNC_RETRY_MAX_SECONDS apply once Omnitron has "
             "answered)"
         )

@@ -38,4 +38,5 @@ def sigterm_stops() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        # None: a handler set outside Python, which cannot be set again from here
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)

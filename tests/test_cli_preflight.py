@@ -93,7 +93,7 @@ def test_an_unreachable_omnitron_is_named_after_the_preflights_few_attempts(
     assert result.stderr.count("retrying") <= 3, result.stderr  # not the 8 attempts set
     # and why not the 8 set (a new user read "gave up after 3 attempts" as the setting ignored)
     assert (
-        "(a command's first request is tried 3 times within 10 s; OMNISYNC_RETRY_ATTEMPTS and "
+        "(a command's first request is tried up to 3 time(s) within 10 s; OMNISYNC_RETRY_ATTEMPTS and "
         "OMNISYNC_RETRY_MAX_SECONDS apply once Omnitron has answered)"
     ) in error[0], error
 

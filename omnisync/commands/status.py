@@ -96,7 +96,7 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
     stopped run's windows are kept; without this line its row says only that it stopped)."""
     import datetime as dt
 
-    from omnisync.lake.errors import STAGED_DAMAGE
+    from omnisync.lake.errors import NO_WINDOW, STAGED_DAMAGE
     from omnisync.state.quarantine_history import SYNC_KINDS
     from omnisync.state.record import outcome_now
 
@@ -110,12 +110,16 @@ def _plan_line(windows: list[Any], runs: list[dict[str, Any]]) -> str:
     # the newest sync's (a repair or a reconcile after it does not read the plan's staging)
     last = next((r for r in runs if r["stream"] == "customers" and r["kind"] in SYNC_KINDS), None)
     who = "a run is working on it" if working else "the next sync finishes it"
-    if not working and last is not None and STAGED_DAMAGE in str(last["error"] or ""):
+    said = "" if working or last is None else str(last["error"] or "")
+    if NO_WINDOW in said:  # a review: "finishes it" above an error saying it would not
+        who = "the last sync could not read a staged file of no window of it (its error below)"
+    elif STAGED_DAMAGE in said:
         # said beside the error below, which names the file: the sync reads its window again
         who += ", reading again the window whose staged file could not be read"
     return (
-        f"{len(read)} of {len(windows)} windows read ({rows:,} customers, in customer_changes/; "
-        f"customers/ gets them when the plan is done), up to {upper:%Y-%m-%d %H:%M:%S}: {who}"
+        f"{len(read)} of {len(windows)} windows read ({rows:,} customers: their new versions in "
+        "customer_changes/, and customers/ gets them when the plan is done), up to "
+        f"{upper:%Y-%m-%d %H:%M:%S}: {who}"
     )
 
 

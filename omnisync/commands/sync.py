@@ -25,8 +25,9 @@ def sync(
     """Run the customer sync once: incremental from the watermark, or a full refresh."""
     out = results()
     with user_errors(
-        stopped="what it finished is kept (a window's rows are in customer_changes/ at once, in "
-        "customers/ when its plan is done); the next `omnisync sync` goes on from there"
+        stopped="what it finished is kept (a window's new versions are in customer_changes/ at "
+        "once, its rows in customers/ when its plan is done); the next `omnisync sync` goes on "
+        "from there"
     ):
         from omnisync.settings import load_settings
 
@@ -72,7 +73,7 @@ def sync(
         f"[green]ok[/green] {sync_counts(result)} in "
         f"{result['windows']} window(s)"
         # "0 new or changed" alone read as nothing done (a new user's full refresh after damage)
-        f"{'; customers/ rebuilt from what they read' if full_refresh else ''}"
+        f"{'; customers/ rebuilt from what they read' if result.get('rebuilt') else ''}"
         f"{_resumed(result)}"
         f"; watermark {_as_status(result['watermark_before'])} -> "
         f"{_as_status(result['watermark_after'])}",

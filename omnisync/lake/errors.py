@@ -13,8 +13,15 @@ class LakeError(Exception):
 
 #: what a damaged staged file's error advises (``omnisync status`` finds it there too)
 STAGED_DAMAGE = (
-    "it is a window an open plan staged: the next `omnisync sync` reads that window from "
+    "it holds a window of a plan not finished: the next `omnisync sync` reads that window from "
     "Omnitron again"
+)
+
+
+#: what a damaged staged file of no window of the open plan advises (``omnisync status`` too)
+NO_WINDOW = (
+    "it is of no window of the open plan: move it out of the lake, or run `omnisync sync "
+    "--full-refresh`, which reads every customer again and leaves that plan"
 )
 
 

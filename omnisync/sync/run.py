@@ -34,7 +34,6 @@ from omnisync.sync.context import STREAM, RunContext, open_run, take_handed
 from omnisync.sync.deletions import check_deletions
 from omnisync.sync.finish import PlanTotals, finish_plan
 from omnisync.sync.planning import Plan, new_plan, open_plan
-from omnisync.sync.staging import check_staged
 from omnisync.sync.staging_upkeep import read_damaged_again
 from omnisync.validation.runner import ValidationPage
 from omnisync.validation.summary import validation_markdown
@@ -82,8 +81,9 @@ def run_sync(
             return Refused(str(busy))
         run = context.holding(fence)
         record = stack.enter_context(RunRecord(run.store, run.run_id, STREAM, kind))
+        before: dict[str, PlanTotals] = {}  # by plan: what runs before this one read of it
         try:
-            counts, docs = _steps(run, record, full_refresh, orchestration)
+            counts, docs = _steps(run, record, full_refresh, orchestration, before)
         except DateFilterRejected:
             if not run.datetimes:
                 raise
@@ -91,7 +91,7 @@ def run_sync(
             # resumed plan's window, or by planning): the steps again, with dates. Each is
             # idempotent.
             run.filters_rejected()
-            counts, docs = _steps(run, record, full_refresh, orchestration)
+            counts, docs = _steps(run, record, full_refresh, orchestration, before)
         orchestration.publish(
             "sync-customers",
             summary_markdown(
@@ -111,8 +111,11 @@ def _steps(
     record: RunRecord,
     full_refresh: bool,
     orchestration: Orchestration,
+    before: dict[str, PlanTotals],
 ) -> tuple[dict[str, Any], Any]:
-    """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs."""
+    """The run's steps under the lock: recover, finish an open plan, plan anew, publish docs.
+    ``before``: what runs before this one read of a plan it finishes, noted at its first steps
+    (the steps again after a refused date filter must not count this run's windows)."""
     # A lake of an older format is refused before anything is written; a full refresh rebuilds it.
     if not full_refresh:  # a mistyped lake path would get only what changed since the watermark
         check_lake_for_state(run.storage, run.store.watermarks.get(STREAM))
@@ -132,15 +135,26 @@ def _steps(
     # what an earlier run read of the plan this one finishes: in the plan's totals, said apart
     earlier = PlanTotals()
     if unfinished is not None:
+        # every staged file opened (check_staged's checks, and more), before any window
         buckets = run.snapshot.buckets
         if read_damaged_again(run.storage, run.store, unfinished.plan_id, buckets, run.fence):
             unfinished = open_plan(run.store, run.storage)  # with those windows pending again
             assert unfinished is not None, "a plan with pending windows is open"
-        check_staged(run.storage, unfinished.plan_id, buckets)
-        done = run.store.plans.windows(STREAM, unfinished.plan_id)
-        earlier = PlanTotals.of([window for window in done if window.status == "done"])
+        if unfinished.plan_id not in before:
+            done = run.store.plans.windows(STREAM, unfinished.plan_id)
+            before[unfinished.plan_id] = PlanTotals.of([w for w in done if w.status == "done"])
+        earlier = before[unfinished.plan_id]
         totals.add(_run_plan(run, unfinished, orchestration))
     if full_refresh:
+        left = run.store.plans.open(STREAM)
+        if left is not None:  # given up by new_plan: said, not done in silence (a new user)
+            read = sum(window.status == "done" for window in left[1])
+            orchestration.logger().warning(
+                "a full refresh gives up the plan an earlier run left unfinished (%d of %d "
+                "windows read): it reads every customer again",
+                read,
+                len(left[1]),
+            )
         # A full refresh asks again what the server's date filters take: a server that learned
         # datetimes since is seen by no other answer (dates are understood by every server).
         run.datetimes = run.client.datetime_filters_supported
@@ -185,6 +199,8 @@ def _steps(
         **deletions.counts(),
         "deleted": deletions.counts()["deleted"] + totals.rebuild_deleted,
         "resumed_plan": unfinished is not None,
+        # customers/ rebuilt: by a full refresh, or by finishing the plan of one
+        "rebuilt": full_refresh or (unfinished is not None and unfinished.rebuild),
         "windows_before": earlier.windows,
         "read_before": earlier.rows,
         "upper_bound": plan.upper.isoformat(),

@@ -239,10 +239,16 @@ def check_staged(storage: LakeStorage, plan_id: str, buckets: int) -> dict[str, 
     }
 
 
-def checked_buckets(storage: LakeStorage, name: str, buckets: int) -> list[int]:
-    """The buckets of staged file ``name``, once it is opened (see :func:`check_staged`)."""
+def checked_buckets(
+    storage: LakeStorage, name: str, buckets: int, whole: bool = False
+) -> list[int]:
+    """The buckets of staged file ``name``, once it is opened (see :func:`check_staged`);
+    ``whole``: a Parquet file's every page read too (its CRCs are checked only then)."""
     with open_staged(storage, name) as file:
         held = file.buckets
+        if whole and not name.endswith(IPC):
+            for index in range(len(held)):
+                file.read(index)
     # A bucket the merge never asks for would leave its rows out without a word (found by a
     # review: a Parquet footer's bucket list has no CRC).
     if not held or len(set(held)) != len(held) or not set(held) <= set(range(buckets)):

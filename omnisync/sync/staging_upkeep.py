@@ -17,10 +17,11 @@ import re
 
 from omnisync.lake import LakeStorage
 from omnisync.lake.changes import window_key
-from omnisync.lake.errors import LakeDamaged
+from omnisync.lake.errors import NO_WINDOW, LakeDamaged
 from omnisync.state import Fence, StateStore
 from omnisync.state.times import from_us
 from omnisync.sync.context import STREAM
+from omnisync.sync.quarantined import MARKS_SUFFIX
 from omnisync.sync.staging import STAGING, checked_buckets, staged_files, staging_dir
 
 log = logging.getLogger("omnisync.sync")
@@ -53,13 +54,22 @@ def read_damaged_again(
     buckets: int,
     fence: Fence | None,
 ) -> int:
-    """Open every file plan ``plan_id`` staged; the windows of those that cannot be read lose
-    all their staged files and are pending again, to be read by this run. Returns how many.
-    Raises :class:`LakeDamaged` for a file of no window of the plan (nothing reads it again)."""
+    """Read every file plan ``plan_id`` staged, its quarantine marks too (a Parquet file's
+    every page, whose CRCs only a read checks); the windows of those that cannot be read are
+    pending again, to be read by this run, and lose all their staged files. Returns how many.
+    Raises :class:`LakeDamaged` for a file of no window of the plan (nothing reads it again).
+    Stopped anywhere, it leaves each such window pending or its files as they were: the window
+    is reopened before its files go (a review: the other order, stopped in between, left a
+    window done with no rows to merge, and the next run finished the plan without them)."""
+    folder = staging_dir(plan_id)
     damaged: dict[str, LakeDamaged] = {}
-    for name in staged_files(storage, staging_dir(plan_id)):
+    marks = storage.files(folder, suffix=MARKS_SUFFIX)
+    for name in [*staged_files(storage, folder), *marks]:
         try:
-            checked_buckets(storage, name, buckets)
+            if name.endswith(MARKS_SUFFIX):
+                storage.read_table(name)
+            else:
+                checked_buckets(storage, name, buckets, whole=True)
         except LakeDamaged as exc:
             damaged.setdefault(window_of(name), exc)
     if not damaged:
@@ -71,17 +81,17 @@ def read_damaged_again(
     for key, error in damaged.items():
         window = planned.get(key)
         if window is None or window.status not in ("pending", "done"):
-            raise LakeDamaged(
-                error.relative,
-                error.shown,
-                error.reason,
-                "it is of no window of the open plan: move it out of the lake, or run `omnisync "
-                "sync --full-refresh`, which reads every customer again and leaves that plan",
-            )
+            raise LakeDamaged(error.relative, error.shown, error.reason, NO_WINDOW)
     for key, error in sorted(damaged.items()):
-        for name in staged_files(storage, staging_dir(plan_id)):
+        store.plans.reopen_window(STREAM, plan_id, planned[key].lo_us, fence=fence)
+        for name in [*staged_files(storage, folder), *storage.files(folder, suffix=MARKS_SUFFIX)]:
             if window_of(name) == key:
                 storage.delete(name)
-        store.plans.reopen_window(STREAM, plan_id, planned[key].lo_us, fence=fence)
-        log.warning("%s; its window %s is read from Omnitron again now", error, key)
+        log.warning(
+            "the lake's file %s cannot be read (%s): this run reads its window %s from Omnitron "
+            "again",
+            error.shown,
+            error.reason,
+            key,
+        )
     return len(damaged)

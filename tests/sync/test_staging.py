@@ -308,16 +308,29 @@ def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_pat
         read()
 
 
-@pytest.mark.parametrize("read_before", ["one window", "every window"])
+@pytest.mark.parametrize(
+    ("read_before", "damage"),
+    [
+        ("one window", "arrow"),
+        ("every window", "arrow"),
+        # found by a review: a Parquet file's pages are checked only when read
+        ("one window", "parquet page"),
+        # found by a review: a window's quarantine marks, staged beside its rows
+        ("one window", "marks"),
+        # found by a review: files deleted, then stopped before the window was pending again
+        ("every window", "arrow, stopped while mending"),
+    ],
+)
 def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
-    make_sandbox: Any, tmp_path: Path, read_before: str
+    make_sandbox: Any, tmp_path: Path, read_before: str, damage: str, monkeypatch: Any
 ) -> None:
     """A staged file damaged in an open plan (one window read, or every window read and the run
     killed before its merge) is found when the plan resumes, before any window: its window is
     read from Omnitron again, one line says so, and the plan finishes with every customer; the
     other windows are not read again. Before, the run stopped, and only a full refresh (every
     customer read again) went on; a new user found the damage only at the merge, after 23 s of
-    reading the plan's other windows."""
+    reading the plan's other windows. A run stopped while it mends leaves the window to the
+    next, never done without its rows."""
     from omnisync.sync import sync_window
     from omnisync.sync.context import open_run
     from tests.sync.sandbox_runs import (
@@ -343,8 +356,28 @@ def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
             # the run dies here
     staged = sorted((tmp_path / "lake" / staging_dir(plan.plan_id)).glob("*.arrow"))
     assert staged
-    data = bytearray(staged[0].read_bytes())
-    data[len(data) // 2] ^= 0x10
+    if damage == "parquet page":  # staged as a remote lake (or an earlier omnisync) does
+        import pyarrow.parquet as pq
+
+        from omnisync.sync.staging import open_staged, write_staged
+
+        storage = LakeStorage(settings.lake)
+        relative = f"{staging_dir(plan.plan_id)}/{staged[0].name}"
+        with open_staged(storage, relative) as file:
+            held, parts = file.buckets, [file.read(i) for i in range(len(file.buckets))]
+        parquet = relative.removesuffix(".arrow") + ".parquet"
+        write_staged(storage, parquet, held, parts)
+        staged[0].unlink()
+        staged[0] = tmp_path / "lake" / parquet
+        column = pq.ParquetFile(staged[0]).metadata.row_group(0).column(0)
+        data = bytearray(staged[0].read_bytes())
+        data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
+    elif damage == "marks":
+        staged[0] = staged[0].with_name(staged[0].name.split(".")[0] + ".quarantined")
+        data = bytearray(b"not the marks a window staged")
+    else:
+        data = bytearray(staged[0].read_bytes())
+        data[len(data) // 2] ^= 0x10
     staged[0].write_bytes(bytes(data))
     damaged_window = staged[0].name.split(".")[0]
     # the windows read before, but the damaged one's: not read again
@@ -354,11 +387,28 @@ def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
     shown = " ".join(omnisync(env, "status").stdout.split())
     assert "the next sync finishes it" in shown, shown
     wait_for_server_clock(server, 0)
+    if damage.endswith("stopped while mending"):
+        delete = LakeStorage.delete
+
+        def stopped(self: Any, relative: str) -> None:
+            if "_staging/" in relative and damaged_window in relative:
+                monkeypatch.setattr(LakeStorage, "delete", delete)
+                delete(self, relative)
+                raise KeyboardInterrupt  # Ctrl-C after the first of the window's files went
+            delete(self, relative)
+
+        monkeypatch.setattr(LakeStorage, "delete", stopped)
+        assert omnisync(env, "sync").returncode == 130
+        assert "the next sync finishes it" in " ".join(omnisync(env, "status").stdout.split())
     done = sync_ok(env)
     said = done.stdout + done.stderr
     assert "Traceback" not in said
-    assert "cannot be read" in said and staged[0].name in said, said[-3000:]
-    assert f"its window {damaged_window} is read from Omnitron again now" in said, said[-3000:]
+    if not damage.endswith("stopped while mending"):  # the stopped run said it
+        assert "cannot be read" in said and staged[0].name in said, said[-3000:]
+        assert f"this run reads its window {damaged_window} from Omnitron again" in said, said
+    else:  # the other files of that window, left by the stopped run, are read again too
+        assert "the next `omnisync sync`" not in said
+    assert "the next `omnisync sync`" not in said, "said as done by this run, not the next"
     resumed = "finishing the plan an earlier run left"
     if kept:
         assert f"{resumed} (with its {kept} window(s) and " in done.stdout, done.stdout
