@@ -64,4 +64,6 @@ def damage_in(exc: BaseException) -> bool:
         return False
     if isinstance(exc, pa.ArrowException) and not isinstance(exc, OSError):
         return True
+    if isinstance(exc, UnicodeDecodeError):  # a footer's name or metadata bytes (a review's fuzz)
+        return True
     return type(exc) is OSError and exc.errno is None

@@ -317,6 +317,8 @@ def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_pat
         ("one window", "parquet page"),
         # found by a review: a window's quarantine marks, staged beside its rows
         ("one window", "marks"),
+        # found by a review's fuzz: marks whose footer decodes, with columns the merge refuses
+        ("one window", "marks of other columns"),
         # found by a review: files deleted, then stopped before the window was pending again
         ("every window", "arrow, stopped while mending"),
     ],
@@ -372,9 +374,14 @@ def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
         column = pq.ParquetFile(staged[0]).metadata.row_group(0).column(0)
         data = bytearray(staged[0].read_bytes())
         data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
-    elif damage == "marks":
+    elif damage.startswith("marks"):
         staged[0] = staged[0].with_name(staged[0].name.split(".")[0] + ".quarantined")
         data = bytearray(b"not the marks a window staged")
+        if damage == "marks of other columns":
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({"qk": pa.array([1], pa.int64())}), staged[0])
+            data = bytearray(staged[0].read_bytes())
     else:
         data = bytearray(staged[0].read_bytes())
         data[len(data) // 2] ^= 0x10
@@ -456,6 +463,9 @@ def test_a_damaged_staged_file_of_no_window_of_the_plan_stops_the_run(
     assert "Traceback" not in said
     shown = " ".join(omnisync(env, "status").stdout.split())
     assert "stranger.g00.arrow" in "".join(shown.split()), shown
+    # not "the next sync finishes it" above that error (a review)
+    assert "the last sync could not read a staged file of no window of it" in shown, shown
+    assert "the next sync finishes it" not in shown, shown
 
 
 def test_every_bit_flipped_in_a_staged_file_stops_the_merge_whatever_bucket_it_then_names(
