@@ -137,7 +137,9 @@ def _steps(
     if unfinished is not None:
         # every staged file opened (check_staged's checks, and more), before any window
         buckets = run.snapshot.buckets
-        if read_damaged_again(run.storage, run.store, unfinished.plan_id, buckets, run.fence):
+        if read_damaged_again(
+            run.storage, run.store, unfinished.plan_id, buckets, run.fence, analyst.schema
+        ):
             unfinished = open_plan(run.store, run.storage)  # with those windows pending again
             assert unfinished is not None, "a plan with pending windows is open"
         if unfinished.plan_id not in before:

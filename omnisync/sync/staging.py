@@ -240,15 +240,19 @@ def check_staged(storage: LakeStorage, plan_id: str, buckets: int) -> dict[str, 
 
 
 def checked_buckets(
-    storage: LakeStorage, name: str, buckets: int, whole: bool = False
+    storage: LakeStorage, name: str, buckets: int, schema: pa.Schema | None = None
 ) -> list[int]:
-    """The buckets of staged file ``name``, once it is opened (see :func:`check_staged`);
-    ``whole``: a Parquet file's every page read too (its CRCs are checked only then)."""
+    """The buckets of staged file ``name``, once it is opened (see :func:`check_staged`); with
+    ``schema``, its every row group read too (a Parquet file's page CRCs are checked only then)
+    and found of that schema (a flipped bit in a footer, which no CRC covers, renamed a column
+    that the merge then left empty: a review's fuzz)."""
     with open_staged(storage, name) as file:
         held = file.buckets
-        if whole and not name.endswith(IPC):
-            for index in range(len(held)):
-                file.read(index)
+        for index in range(len(held) if schema is not None else 0):
+            found = without_staging_metadata(file.read(index)).schema.remove_metadata()
+            if schema is not None and not found.equals(schema.remove_metadata()):
+                with storage.reading(name):
+                    raise OSError(f"its columns are not the lake's: {found.names}")
     # A bucket the merge never asks for would leave its rows out without a word (found by a
     # review: a Parquet footer's bucket list has no CRC).
     if not held or len(set(held)) != len(held) or not set(held) <= set(range(buckets)):

@@ -56,10 +56,12 @@ def read_damaged_again(
     plan_id: str,
     buckets: int,
     fence: Fence | None,
+    schema: pa.Schema,
 ) -> int:
     """Read every file plan ``plan_id`` staged, its quarantine marks too (a Parquet file's
-    every page, whose CRCs only a read checks); the windows of those that cannot be read are
-    pending again, to be read by this run, and lose all their staged files. Returns how many.
+    every page, whose CRCs only a read checks; the rows of ``schema``, the lake's); the windows
+    of those that cannot be read are pending again, to be read by this run, and lose all their
+    staged files. Returns how many.
     Raises :class:`LakeDamaged` for a file of no window of the plan (nothing reads it again).
     Stopped anywhere, it leaves each such window pending or its files as they were: the window
     is reopened before its files go (a review: the other order, stopped in between, left a
@@ -72,7 +74,7 @@ def read_damaged_again(
             if name.endswith(MARKS_SUFFIX):
                 _checked_marks(storage, name)
             else:
-                checked_buckets(storage, name, buckets, whole=True)
+                checked_buckets(storage, name, buckets, schema)
         except LakeDamaged as exc:
             damaged.setdefault(window_of(name), exc)
     if not damaged:

@@ -315,6 +315,8 @@ def test_every_bit_flipped_in_a_staged_arrow_file_is_refused_or_harmless(tmp_pat
         ("every window", "arrow"),
         # found by a review: a Parquet file's pages are checked only when read
         ("one window", "parquet page"),
+        # found by a review's fuzz: a footer's flipped bit renames a column, CRCs all good
+        ("one window", "parquet renamed column"),
         # found by a review: a window's quarantine marks, staged beside its rows
         ("one window", "marks"),
         # found by a review's fuzz: marks whose footer decodes, with columns the merge refuses
@@ -358,7 +360,7 @@ def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
             # the run dies here
     staged = sorted((tmp_path / "lake" / staging_dir(plan.plan_id)).glob("*.arrow"))
     assert staged
-    if damage == "parquet page":  # staged as a remote lake (or an earlier omnisync) does
+    if damage.startswith("parquet"):  # staged as a remote lake (or an earlier omnisync) does
         import pyarrow.parquet as pq
 
         from omnisync.sync.staging import open_staged, write_staged
@@ -368,12 +370,18 @@ def test_a_resumed_plan_reads_again_the_window_whose_staged_file_is_damaged(
         with open_staged(storage, relative) as file:
             held, parts = file.buckets, [file.read(i) for i in range(len(file.buckets))]
         parquet = relative.removesuffix(".arrow") + ".parquet"
+        if damage == "parquet renamed column":
+            parts = [
+                p.rename_columns(["emaim" if n == "email" else n for n in p.column_names])
+                for p in parts
+            ]
         write_staged(storage, parquet, held, parts)
         staged[0].unlink()
         staged[0] = tmp_path / "lake" / parquet
         column = pq.ParquetFile(staged[0]).metadata.row_group(0).column(0)
         data = bytearray(staged[0].read_bytes())
-        data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
+        if damage == "parquet page":
+            data[column.data_page_offset + column.total_compressed_size - 8] ^= 0x01
     elif damage.startswith("marks"):
         staged[0] = staged[0].with_name(staged[0].name.split(".")[0] + ".quarantined")
         data = bytearray(b"not the marks a window staged")
