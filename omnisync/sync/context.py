@@ -104,9 +104,8 @@ class RunContext:
         instead of before it. No other thread may import anything GX imports until the validator
         is built: this one has loaded what it uses by then (it opened the state database and the
         lake and asked Omnitron; ``tests/validation/test_gx_overlap.py`` holds every thread to
-        that). Not for a
-        remote lake: its file system's client (botocore, which GX imports too) may load modules
-        on a later call."""
+        that). Not for a remote lake: its file system's client (botocore, which GX imports too)
+        may load modules on a later call."""
         if self.validator is None and self.storage.local:
             Validator.start_import()
 

@@ -8,8 +8,9 @@ Arrow reads any: written and read back without Parquet's encoding (a 40,000-row 
 ms CPU, its copy in bucket order included, for 2.8 times the bytes; ``python -m
 bench.lake_merge``, docs/performance.md). A remote lake stages Parquet (``.parquet``, a CRC on
 every page, none on its footer), where the bytes cost more than the CPU; either is read,
-whichever an earlier run wrote. A resumed plan opens its staged files before it reads any window
-(:func:`check_staged`); one it cannot read, it reads again (``staging_upkeep.py``).
+whichever an earlier run wrote. A resumed plan reads its staged files before it reads any window,
+and reads again from Omnitron the window of one it cannot read (``staging_upkeep.py``); a merge
+opens them all (:func:`check_staged`) before it writes any bucket.
 
 The plan's finish (``finish.py``, or ``rebuild.py`` for a full refresh) reads each bucket's
 groups from every window's files (:func:`staged_by_bucket`), so a backfill rewrites each bucket
@@ -229,9 +230,8 @@ def without_staging_metadata(rows: pa.Table) -> pa.Table:
 
 def check_staged(storage: LakeStorage, plan_id: str, buckets: int) -> dict[str, list[int]]:
     """Every file the plan staged, opened (an Arrow IPC file's CRC-32 checked, a Parquet file's
-    footer read): the buckets of each. A resumed plan calls it before it reads any window, so a
-    damaged file stops the run at once, not after the windows left (found by a new user: 23 s
-    of a 200k plan read for nothing); a merge, before it writes any bucket. Raises
+    footer read): the buckets of each. A merge calls it before it writes any bucket (a resumed
+    plan reads them more thoroughly first: ``staging_upkeep.read_damaged_again``). Raises
     :class:`LakeDamaged`."""
     return {
         name: checked_buckets(storage, name, buckets)
